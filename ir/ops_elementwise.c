@@ -369,9 +369,9 @@ static kiln_status params_none(const kiln_node *n, uparams *p)
     return KILN_OK;
 }
 
-/* One op = its infer (accepted dtypes) and eval (f32 fast loop with the scalar function
- * inlined, everything else through unary_generic). */
-#define DEF_UNARY(Op, fn, ifn, allowed, params)                                              \
+/* One op = its infer (accepted dtypes) and eval: an f32 fast loop evaluating F32EXPR (in
+ * terms of float x and uparams p), everything else through unary_generic. */
+#define DEF_UNARY_X(Op, fn, ifn, allowed, params, F32EXPR)                                   \
     kiln_status kiln_infer_##Op(kiln_infer_ctx *c)                                           \
     {                                                                                        \
         uparams p;                                                                           \
@@ -390,12 +390,19 @@ static kiln_status params_none(const kiln_node *n, uparams *p)
         if (in[0]->dtype == KILN_F32 && out[0]->dtype == KILN_F32) {                         \
             const float *xs = in[0]->data;                                                   \
             float *ys = out[0]->data;                                                        \
-            for (int64_t i = 0; i < in[0]->numel; i++) ys[i] = dbl_to_flt(fn(xs[i], &p));   \
+            for (int64_t i = 0; i < in[0]->numel; i++) {                                     \
+                float x = xs[i];                                                             \
+                ys[i] = (F32EXPR);                                                           \
+            }                                                                                \
             return KILN_OK;                                                                  \
         }                                                                                    \
         unary_generic(in[0], out[0], fn, ifn, &p);                                           \
         return KILN_OK;                                                                      \
     }
+
+/* Most ops: f32 computes in double and rounds once. */
+#define DEF_UNARY(Op, fn, ifn, allowed, params) \
+    DEF_UNARY_X(Op, fn, ifn, allowed, params, dbl_to_flt(fn((double)x, &p)))
 
 /* ---- scalar functions ---- */
 static inline double f_abs(double x, const uparams *p) { (void)p; return fabs(x); }
@@ -549,31 +556,32 @@ static kiln_status params_gelu(const kiln_node *n, uparams *p)
     return KILN_OK;
 }
 
+/* ops exact (or correctly rounded) in float use native f32 expressions so loops vectorise */
 #define M_RELU (M_F | M_SI)
 
-DEF_UNARY(Abs, f_abs, i_abs, M_NUM, params_none)
+DEF_UNARY_X(Abs, f_abs, i_abs, M_NUM, params_none, fabsf(x))
 DEF_UNARY(Acos, f_acos, NULL, M_F, params_none)
 DEF_UNARY(Acosh, f_acosh, NULL, M_F, params_none)
 DEF_UNARY(Asin, f_asin, NULL, M_F, params_none)
 DEF_UNARY(Asinh, f_asinh, NULL, M_F, params_none)
 DEF_UNARY(Atan, f_atan, NULL, M_F, params_none)
 DEF_UNARY(Atanh, f_atanh, NULL, M_F, params_none)
-DEF_UNARY(Ceil, f_ceil, NULL, M_F, params_none)
+DEF_UNARY_X(Ceil, f_ceil, NULL, M_F, params_none, ceilf(x))
 DEF_UNARY(Cos, f_cos, NULL, M_F, params_none)
 DEF_UNARY(Cosh, f_cosh, NULL, M_F, params_none)
 DEF_UNARY(Erf, f_erf, NULL, M_NUM, params_none)
 DEF_UNARY(Exp, f_exp, NULL, M_F, params_none)
-DEF_UNARY(Floor, f_floor, NULL, M_F, params_none)
+DEF_UNARY_X(Floor, f_floor, NULL, M_F, params_none, floorf(x))
 DEF_UNARY(Log, f_log, NULL, M_F, params_none)
-DEF_UNARY(Neg, f_neg, i_neg, M_F | M_SI, params_none)
+DEF_UNARY_X(Neg, f_neg, i_neg, M_F | M_SI, params_none, -x)
 DEF_UNARY(Reciprocal, f_recip, NULL, M_F, params_none)
-DEF_UNARY(Round, f_round, NULL, M_F, params_none)
+DEF_UNARY_X(Round, f_round, NULL, M_F, params_none, nearbyintf(x))
 DEF_UNARY(Sign, f_sign, i_sign, M_NUM, params_none)
 DEF_UNARY(Sin, f_sin, NULL, M_F, params_none)
 DEF_UNARY(Sinh, f_sinh, NULL, M_F, params_none)
-DEF_UNARY(Sqrt, f_sqrt, NULL, M_F, params_none)
+DEF_UNARY_X(Sqrt, f_sqrt, NULL, M_F, params_none, sqrtf(x))
 DEF_UNARY(Tan, f_tan, NULL, M_F, params_none)
-DEF_UNARY(Relu, f_relu, i_relu, M_RELU, params_none)
+DEF_UNARY_X(Relu, f_relu, i_relu, M_RELU, params_none, x < 0 ? 0.0f : x)
 DEF_UNARY(Sigmoid, f_sigmoid, NULL, M_F, params_none)
 DEF_UNARY(Tanh, f_tanh, NULL, M_F, params_none)
 DEF_UNARY(Softplus, f_softplus, NULL, M_F, params_none)
@@ -581,7 +589,7 @@ DEF_UNARY(Softsign, f_softsign, NULL, M_F, params_none)
 DEF_UNARY(Celu, f_celu, NULL, M_F, params_celu)
 DEF_UNARY(Elu, f_elu, NULL, M_F, params_elu)
 DEF_UNARY(Selu, f_selu, NULL, M_F, params_selu)
-DEF_UNARY(LeakyRelu, f_leaky, NULL, M_F, params_leaky)
+DEF_UNARY_X(LeakyRelu, f_leaky, NULL, M_F, params_leaky, x < 0 ? (float)p.alpha * x : x)
 DEF_UNARY(ThresholdedRelu, f_threlu, NULL, M_F, params_threlu)
 DEF_UNARY(HardSigmoid, f_hsigmoid, NULL, M_F, params_hsigmoid)
 DEF_UNARY(HardSwish, f_hswish, NULL, M_F, params_none)
