@@ -980,7 +980,7 @@ static kiln_status lastaxes_infer(kiln_infer_ctx *c, int n_params, int64_t *axis
     if (!x || !y) return kiln_node_errorf(n, KILN_ERR_SHAPE, "needs X and Y");
     kiln_status st = check_dtype(n, x, "X", DT_FLOAT);
     if (st) return st;
-    kiln_dtype sdt;
+    kiln_dtype sdt = KILN_F32;
     if ((st = stash_dtype(n, &sdt))) return st;
     static const char *const names[3] = {"X", "Scale", "B"};
     for (int i = 1; i <= n_params; i++) {
@@ -1008,7 +1008,7 @@ kiln_status kiln_infer_LayerNormalization(kiln_infer_ctx *c)
     int64_t a;
     kiln_status st = lastaxes_infer(c, 2, &a);
     if (st) return st;
-    kiln_dtype sdt;
+    kiln_dtype sdt = KILN_F32;
     if ((st = stash_dtype(c->node, &sdt))) return st;
     const kiln_value *x = in_at(c, 0);
     for (int i = 1; i <= 2; i++) {
@@ -1103,7 +1103,7 @@ kiln_status kiln_infer_GroupNormalization(kiln_infer_ctx *c)
     int64_t C;
     kiln_status st = nc_input(n, x, 2, &C);
     if (st) return st;
-    kiln_dtype sdt;
+    kiln_dtype sdt = KILN_F32;
     if ((st = stash_dtype(n, &sdt))) return st;
     const kiln_attr *ga = kiln_attr_find(n, "num_groups");
     if (!ga) return kiln_node_errorf(n, KILN_ERR_SHAPE, "attribute num_groups is required");
