@@ -886,9 +886,16 @@ kiln_status kiln_eval_Split(const kiln_node *n, kiln_tensor *const *in, int n_in
 
 /* -------------------------------------------------------------- Slice -- */
 
-/* First index and element count of one sliced axis (ONNX Slice clamping rules). */
+/* First index and element count of one sliced axis, by the ONNX spec's clamping rules (as
+ * onnxruntime does). Note a negative-step start below -dim clamps to 0 and so takes element 0,
+ * where numpy slicing would be empty; the spec text is followed. */
 static void slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first, int64_t *count)
 {
+    if (dim == 0) { /* the clamp ranges below are empty for an empty axis */
+        *first = 0;
+        *count = 0;
+        return;
+    }
     if (start < 0)
         start += dim; /* no overflow: start < 0 <= dim */
     if (end < 0)
