@@ -24,6 +24,7 @@
 /* Fetch required input i, or fail cleanly when the model omitted it. */
 static kiln_status get_in(const kiln_infer_ctx *c, int i, const char *what, const kiln_value **v)
 {
+    *v = NULL; /* every out-parameter is set on all paths (keeps -Wmaybe-uninitialized quiet) */
     if (i >= c->n_in || !c->in[i])
         return kiln_node_errorf(c->node, KILN_ERR_SHAPE, "required input %d (%s) is missing", i, what);
     *v = c->in[i];
@@ -38,6 +39,7 @@ static const kiln_value *opt_in(const kiln_infer_ctx *c, int i)
 
 static kiln_status get_out(const kiln_infer_ctx *c, int i, kiln_value **v)
 {
+    *v = NULL;
     if (i >= c->n_out || !c->out[i])
         return kiln_node_errorf(c->node, KILN_ERR_SHAPE, "required output %d is missing", i);
     *v = c->out[i];
@@ -77,6 +79,7 @@ static int64_t vec_len(const kiln_value *v)
 static kiln_status read_ints(const kiln_node *n, const kiln_value *v, const char *what, int64_t *buf,
                              int max, int *count)
 {
+    *count = -1;
     int k = kiln_value_const_ints(v, buf, max);
     if (k == -2)
         return kiln_node_errorf(n, KILN_ERR_UNSUPPORTED, "%s has more than %d entries", what, max);
@@ -110,6 +113,8 @@ static kiln_status check_rank(const kiln_node *n, int64_t rank)
 static kiln_status dim_product(const kiln_node *n, const kiln_value *v, int lo, int hi, int64_t *d,
                                int32_t *s)
 {
+    *d = -1;
+    *s = 0;
     int64_t prod = 1;
     int n_dyn = 0, dyn_at = -1;
     bool zero = false;
@@ -140,6 +145,7 @@ static kiln_status dim_product(const kiln_node *n, const kiln_value *v, int lo, 
 static kiln_status tensor_ints(const kiln_node *n, const kiln_tensor *t, const char *what, int64_t *buf,
                                int64_t max, int64_t *count)
 {
+    *count = 0;
     if (!kiln_dtype_is_int(t->dtype))
         return kiln_node_errorf(n, KILN_ERR_SHAPE, "%s must be an integer tensor, got %s", what,
                                 kiln_dtype_name(t->dtype));
@@ -1316,6 +1322,7 @@ kiln_status kiln_eval_Tile(const kiln_node *n, kiln_tensor *const *in, int n_in,
 /* The attribute holding the constant; errors when there is none, several, or an unsupported one. */
 static kiln_status constant_attr(const kiln_node *n, const kiln_attr **out)
 {
+    *out = NULL;
     static const char *const unsupported[] = {"value_string", "value_strings", "sparse_value"};
     static const char *const supported[] = {"value", "value_float", "value_floats", "value_int", "value_ints"};
     for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
@@ -1482,6 +1489,7 @@ static kiln_status range_check_scalar(const kiln_node *n, const kiln_value *v, c
 static kiln_status range_count(const kiln_node *n, const kiln_tensor *ts, const kiln_tensor *tl,
                                const kiln_tensor *td, int64_t *count)
 {
+    *count = 0;
     kiln_dtype dt = ts->dtype;
     if (kiln_dtype_is_int(dt)) {
         int64_t s = kiln_tensor_get_i64(ts, 0), l = kiln_tensor_get_i64(tl, 0), d = kiln_tensor_get_i64(td, 0);
@@ -1597,6 +1605,8 @@ kiln_status kiln_eval_Range(const kiln_node *n, kiln_tensor *const *in, int n_in
 
 static kiln_status block_params(const kiln_node *n, int64_t *b, bool *crd)
 {
+    *b = 1;
+    *crd = false;
     if (!kiln_attr_find(n, "blocksize"))
         return kiln_node_errorf(n, KILN_ERR_SHAPE, "missing required attribute 'blocksize'");
     *b = kiln_attr_int(n, "blocksize", 0);
@@ -1785,6 +1795,7 @@ kiln_status kiln_eval_Trilu(const kiln_node *n, kiln_tensor *const *in, int n_in
 
 static kiln_status eyelike_dtype(const kiln_node *n, kiln_dtype in_dt, kiln_dtype *dt)
 {
+    *dt = in_dt;
     if (!kiln_attr_find(n, "dtype")) {
         *dt = in_dt;
     } else {
