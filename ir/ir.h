@@ -166,6 +166,9 @@ const kiln_tensor *kiln_attr_tensor(const kiln_node *n, const char *name);
 kiln_status kiln_graph_verify(const kiln_graph *g);
 /* Infer dtypes and shapes of every node output, in order. */
 kiln_status kiln_graph_infer(kiln_graph *g);
+/* Infer one node from value pointers (in[i]/out[i] NULL when omitted). */
+kiln_status kiln_infer_node_values(kiln_graph *g, const kiln_node *n, const kiln_value *const *in,
+                                   kiln_value *const *out);
 
 /* ------------------------------------------------------------- printing -- */
 #include <stdio.h>

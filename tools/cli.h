@@ -1,0 +1,16 @@
+/* cli.h — shared pieces of the kiln command-line tool. */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include "frontend.h"
+
+int kiln_cmd_conformance(int argc, char **argv);
+
+/* Compare got against expected: dtype and shape must match; floats within
+ * |a-e| <= atol + rtol*|e| (NaN matches NaN), ints and bool exactly. On mismatch writes a
+ * description of the worst element into msg and returns false. */
+bool kiln_tensor_compare(const kiln_tensor *got, const kiln_tensor *exp, double rtol, double atol, char *msg,
+                         size_t len);
+void kiln_format_dims(const kiln_tensor *t, char *buf, size_t len);
+
+#endif

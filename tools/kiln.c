@@ -1,0 +1,293 @@
+/* kiln.c — the `kiln` command-line tool. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage_main(FILE *f) {
+    fprintf(f,
+            "kiln %s — an open GPU graph compiler for ONNX models\n"
+            "usage: kiln <command> [options]\n"
+            "commands:\n"
+            "  run --cpu MODEL.onnx   evaluate a model on the CPU reference evaluator\n"
+            "  inspect MODEL.onnx     inputs/outputs, op histogram, parameters, unsupported ops\n"
+            "  conformance --cpu DIR  run ONNX backend test cases\n"
+            "  version                print the version\n"
+            "Every command has --help.\n",
+            KILN_VERSION_STRING);
+}
+
+static int fail(const char *cmd, const char *what) {
+    fprintf(stderr, "kiln %s: %s\n", cmd, what);
+    return 1;
+}
+
+/* --------------------------------------------------------------- run -- */
+static void usage_run(FILE *f) {
+    fprintf(f,
+            "usage: kiln run --cpu MODEL.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [--seed N]\n"
+            "Evaluates the model on the CPU reference evaluator. Inputs come from .npy files; any\n"
+            "input not given gets seeded random values (floats uniform in [-1, 1), integers in [0, 10),\n"
+            "bool coin flips; unknown dims are 1). Prints one line per output with shape, dtype and\n"
+            "min/max/mean, and with --output-dir writes each output as NAME.npy (characters other\n"
+            "than letters, digits, '-', '_' and '.' in NAME become '_').\n");
+}
+
+static uint64_t rng_next(uint64_t *s) { /* splitmix64: reproducible across platforms */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static kiln_tensor *random_input(const kiln_graph *g, int i, uint64_t *seed) {
+    kiln_dtype dt;
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    if (kiln_graph_input_info(g, i, &dt, &rank, dims)) return NULL;
+    if (rank < 0) rank = 0;
+    for (int d = 0; d < rank; d++)
+        if (dims[d] < 0) dims[d] = 1;
+    kiln_tensor *t = kiln_tensor_new(dt, rank, dims);
+    if (!t) return NULL;
+    for (int64_t k = 0; k < t->numel; k++) {
+        double u = (double)(rng_next(seed) >> 11) / 9007199254740992.0; /* [0, 1) */
+        if (kiln_dtype_is_float(dt)) kiln_tensor_set(t, k, 2.0 * u - 1.0);
+        else if (dt == KILN_BOOL) kiln_tensor_set(t, k, u < 0.5);
+        else kiln_tensor_set(t, k, floor(u * 10.0));
+    }
+    return t;
+}
+
+static void safe_name(const char *in, char *out, size_t len) {
+    size_t o = 0;
+    for (; *in && o + 1 < len; in++) {
+        char c = *in;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                  c == '_' || (c == '.' && o > 0);
+        out[o++] = ok ? c : '_';
+    }
+    if (o == 0) out[o++] = '_';
+    out[o] = 0;
+}
+
+static void print_stats(const char *name, const kiln_tensor *t) {
+    char dims[160];
+    kiln_format_dims(t, dims, sizeof dims);
+    double mn = INFINITY, mx = -INFINITY, sum = 0;
+    for (int64_t k = 0; k < t->numel; k++) {
+        double v = kiln_tensor_get(t, k);
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+        sum += v;
+    }
+    if (t->numel)
+        printf("%s: %s %s min %.6g max %.6g mean %.6g\n", name, kiln_dtype_name(t->dtype), dims, mn, mx,
+               sum / (double)t->numel);
+    else
+        printf("%s: %s %s (empty)\n", name, kiln_dtype_name(t->dtype), dims);
+}
+
+static int cmd_run(int argc, char **argv) {
+    const char *model = NULL, *out_dir = NULL;
+    bool cpu = false;
+    uint64_t seed = 0;
+    const char *in_names[64];
+    const char *in_files[64];
+    int n_given = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage_run(stdout);
+            return 0;
+        } else if (!strcmp(a, "--cpu")) {
+            cpu = true;
+        } else if (!strcmp(a, "--input") && i + 1 < argc) {
+            char *spec = argv[++i], *eq = strchr(spec, '=');
+            if (!eq || eq == spec || !eq[1]) return fail("run", "--input takes NAME=FILE.npy");
+            if (n_given == 64) return fail("run", "too many --input options");
+            *eq = 0;
+            in_names[n_given] = spec;
+            in_files[n_given++] = eq + 1;
+        } else if (!strcmp(a, "--output-dir") && i + 1 < argc) {
+            out_dir = argv[++i];
+        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            seed = strtoull(argv[++i], &end, 10);
+            if (*end || errno) return fail("run", "--seed takes a non-negative integer");
+        } else if (a[0] == '-') {
+            fprintf(stderr, "kiln run: unknown option or missing value: '%s'\n", a);
+            usage_run(stderr);
+            return 2;
+        } else if (!model) {
+            model = a;
+        } else {
+            return fail("run", "more than one model given");
+        }
+    }
+    if (!model) {
+        usage_run(stderr);
+        return 2;
+    }
+    if (!cpu) return fail("run", "only --cpu is available so far (bundles come with the GPU stage)");
+    kiln_graph *g = NULL;
+    if (kiln_model_load(model, &g)) return fail("run", kiln_last_error());
+    int n_in = kiln_graph_num_inputs(g), n_out = kiln_graph_num_outputs(g), rc = 0;
+    kiln_tensor **ins = calloc((size_t)n_in + 1, sizeof *ins);
+    kiln_tensor **outs = calloc((size_t)n_out + 1, sizeof *outs);
+    if (!ins || !outs) {
+        rc = fail("run", "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < n_given; k++) {
+        int slot = -1;
+        for (int i = 0; i < n_in; i++)
+            if (!strcmp(kiln_graph_input_name(g, i), in_names[k])) slot = i;
+        if (slot < 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "the model has no input named '%s'", in_names[k]);
+            rc = fail("run", msg);
+            goto done;
+        }
+        kiln_tensor_free(ins[slot]);
+        if (kiln_npy_read(in_files[k], &ins[slot])) {
+            rc = fail("run", kiln_last_error());
+            goto done;
+        }
+    }
+    uint64_t state = seed;
+    for (int i = 0; i < n_in; i++) {
+        if (ins[i]) continue;
+        if (!(ins[i] = random_input(g, i, &state))) {
+            rc = fail("run", kiln_last_error());
+            goto done;
+        }
+    }
+    if (kiln_graph_run_cpu(g, ins, n_in, outs, n_out)) {
+        rc = fail("run", kiln_last_error());
+        goto done;
+    }
+    if (out_dir) {
+        struct stat sb;
+        if (stat(out_dir, &sb) != 0 && mkdir(out_dir, 0777) != 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "cannot create output folder '%s': %s", out_dir, strerror(errno));
+            rc = fail("run", msg);
+            goto done;
+        }
+    }
+    for (int i = 0; i < n_out; i++) {
+        print_stats(kiln_graph_output_name(g, i), outs[i]);
+        if (out_dir) {
+            char fname[256], path[4096];
+            safe_name(kiln_graph_output_name(g, i), fname, sizeof fname);
+            snprintf(path, sizeof path, "%s/%s.npy", out_dir, fname);
+            if (kiln_npy_write(path, outs[i])) {
+                rc = fail("run", kiln_last_error());
+                goto done;
+            }
+        }
+    }
+done:
+    for (int i = 0; ins && i < n_in; i++) kiln_tensor_free(ins[i]);
+    for (int i = 0; outs && i < n_out; i++) kiln_tensor_free(outs[i]);
+    free(ins);
+    free(outs);
+    kiln_graph_free(g);
+    return rc;
+}
+
+/* ----------------------------------------------------------- inspect -- */
+static void usage_inspect(FILE *f) {
+    fprintf(f,
+            "usage: kiln inspect MODEL.onnx [--dot FILE] [--print]\n"
+            "Prints inputs and outputs with shapes, an op histogram, the parameter count and bytes,\n"
+            "and lists unsupported ops. --dot writes a Graphviz graph; --print prints kiln's IR.\n");
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    const char *model = NULL, *dot = NULL;
+    bool print = false;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage_inspect(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--dot") && i + 1 < argc) {
+            dot = argv[++i];
+        } else if (!strcmp(argv[i], "--print")) {
+            print = true;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "kiln inspect: unknown option '%s'\n", argv[i]);
+            usage_inspect(stderr);
+            return 2;
+        } else if (!model) {
+            model = argv[i];
+        } else {
+            return fail("inspect", "more than one model given");
+        }
+    }
+    if (!model) {
+        usage_inspect(stderr);
+        return 2;
+    }
+    kiln_graph *g = NULL;
+    if (kiln_model_load(model, &g)) return fail("inspect", kiln_last_error());
+    char buf[256];
+    printf("model %s: graph '%s', opset %lld, %d nodes\n", model, g->name, (long long)g->opset, g->n_nodes);
+    for (int i = 0; i < g->n_inputs; i++) {
+        kiln_value_format_type(g, &g->values[g->inputs[i]], buf, sizeof buf);
+        printf("  input  %s: %s\n", g->values[g->inputs[i]].name, buf);
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        kiln_value_format_type(g, &g->values[g->outputs[i]], buf, sizeof buf);
+        printf("  output %s: %s\n", g->values[g->outputs[i]].name, buf);
+    }
+    int64_t params = 0, bytes = 0;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].data && (g->values[v].flags & KILN_VALUE_INITIALIZER)) {
+            params += g->values[v].data->numel;
+            bytes += (int64_t)g->values[v].data->nbytes;
+        }
+    printf("parameters: %lld (%.2f MB)\n", (long long)params, (double)bytes / 1e6);
+    int hist[KILN_OP_COUNT] = {0};
+    for (int ni = 0; ni < g->n_nodes; ni++) hist[g->nodes[ni].op]++;
+    printf("ops:\n");
+    for (int op = 0; op < KILN_OP_COUNT; op++)
+        if (hist[op]) printf("  %-24s %d\n", kiln_op_table[op].onnx_type, hist[op]);
+    printf("unsupported ops: none\n");
+    int rc = 0;
+    if (print) kiln_graph_print(g, stdout);
+    if (dot) {
+        FILE *f = fopen(dot, "w");
+        if (!f || kiln_graph_write_dot(g, f) || fclose(f)) rc = fail("inspect", "writing the dot file failed");
+    }
+    kiln_graph_free(g);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage_main(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage_main(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("kiln %s\n", KILN_VERSION_STRING);
+        return 0;
+    }
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "conformance")) return kiln_cmd_conformance(argc - 2, argv + 2);
+    fprintf(stderr, "kiln: unknown command '%s'\n", cmd);
+    usage_main(stderr);
+    return 2;
+}
