@@ -1024,8 +1024,9 @@ kiln_status kiln_infer_Slice(kiln_infer_ctx *c)
         } else if (x->dims[d] >= 0) {
             int64_t first;
             slice_axis(x->dims[d], sp.starts[i], sp.ends[i], sp.steps[i], &first, &od[d]);
-        } else if (sp.starts[i] == 0 && sp.steps[i] == 1 && sp.ends[i] >= SLICE_HUGE_END) {
-            os[d] = x->sym[d]; /* the whole axis: the dim, symbol included, passes through */
+        } else if ((sp.starts[i] == 0 && sp.steps[i] == 1 && sp.ends[i] >= SLICE_HUGE_END) ||
+                   (sp.starts[i] == -1 && sp.steps[i] == -1 && sp.ends[i] <= -SLICE_HUGE_END)) {
+            os[d] = x->sym[d]; /* the whole axis (forward or reversed): the dim, symbol included, passes through */
         } else {
             od[d] = -1;
         }

@@ -694,7 +694,26 @@ START_TEST(test_slice_errors_and_infer)
     ck_assert_int_eq(y.dims[1], 10);
     free_all(&vs.data, 1);
     free_all(&ve.data, 1);
+    /* A reversed full axis keeps the symbol; a partial one cannot. */
+    int64_t sm1 = -1, emin = INT64_MIN, e3 = 3;
+    kiln_value vt;
+    vinit(&vt, KILN_I64, 1, &one, NULL);
+    vt.data = ti64(1, &sm1);
+    vs.data = ti64(1, &sm1);
+    ve.data = ti64(1, &emin);
+    vin[4] = &vt;
+    ck_assert_int_eq(infer(id, vin, 5, vout, 1), KILN_OK);
+    ck_assert_int_eq(y.dims[0], -1);
+    ck_assert_int_eq(y.sym[0], n);
+    free_all(&ve.data, 1);
+    ve.data = ti64(1, &e3);
+    ck_assert_int_eq(infer(id, vin, 5, vout, 1), KILN_OK);
+    ck_assert_int_eq(y.dims[0], -1);
+    ck_assert_int_eq(y.sym[0], 0);
+    free_all(&vs.data, 1);
+    free_all(&ve.data, 1);
     free_all(&va.data, 1);
+    free_all(&vt.data, 1);
 }
 END_TEST
 
@@ -1112,6 +1131,142 @@ START_TEST(test_eyelike)
 }
 END_TEST
 
+/* --------------------------------------------------------------- fuzz -- */
+
+static int64_t fuzz_int(int64_t lo, int64_t hi)
+{
+    /* Mostly small values, sometimes the int64 extremes. */
+    uint64_t r = rnd() % 16;
+    if (r == 0)
+        return INT64_MAX;
+    if (r == 1)
+        return INT64_MIN;
+    return rnd_range(lo, hi);
+}
+
+static kiln_tensor *fuzz_ints(int n, int64_t lo, int64_t hi, bool extremes)
+{
+    int64_t v[8];
+    for (int i = 0; i < n; i++)
+        v[i] = extremes ? fuzz_int(lo, hi) : rnd_range(lo, hi);
+    return ti64(n, v);
+}
+
+static kiln_tensor *fuzz_data(void)
+{
+    static const kiln_dtype dts[5] = {KILN_F32, KILN_U8, KILN_F16, KILN_I64, KILN_BOOL};
+    int rank = (int)rnd_range(0, 4);
+    int64_t d[4];
+    for (int i = 0; i < rank; i++)
+        d[i] = rnd_range(0, 4);
+    return trand(dts[rnd() % 5], rank, d);
+}
+
+/* Random, often invalid, inputs and attributes: every op must return a status (ASan/UBSan
+ * catch any bad access), and on success produce every output. */
+START_TEST(test_fuzz_eval)
+{
+    static const kiln_op ops[] = {KILN_OP_Reshape, KILN_OP_Flatten, KILN_OP_Squeeze, KILN_OP_Unsqueeze,
+                                  KILN_OP_Shape, KILN_OP_Size, KILN_OP_Concat, KILN_OP_Split, KILN_OP_Slice,
+                                  KILN_OP_Transpose, KILN_OP_Expand, KILN_OP_Tile, KILN_OP_ConstantOfShape,
+                                  KILN_OP_Range, KILN_OP_DepthToSpace, KILN_OP_SpaceToDepth, KILN_OP_Trilu,
+                                  KILN_OP_EyeLike};
+    const int n_ops = (int)(sizeof ops / sizeof *ops);
+    for (int trial = 0; trial < 1500; trial++) {
+        kiln_op op = ops[trial % n_ops];
+        kiln_tensor *in[5] = {NULL}, *out[4] = {NULL};
+        int n_in = 1, n_out = 1;
+        in[0] = fuzz_data();
+        int64_t rank = in[0]->rank;
+        switch (op) {
+        case KILN_OP_Reshape:
+        case KILN_OP_Expand:
+        case KILN_OP_Tile:
+            n_in = 2;
+            in[1] = fuzz_ints((int)rnd_range(0, 4), -2, 4, false);
+            break;
+        case KILN_OP_Squeeze:
+        case KILN_OP_Unsqueeze:
+            n_in = op == KILN_OP_Unsqueeze || rnd() % 2 ? 2 : 1;
+            if (n_in == 2)
+                in[1] = fuzz_ints((int)rnd_range(0, 3), -6, 6, true);
+            break;
+        case KILN_OP_Concat:
+            n_in = (int)rnd_range(1, 3);
+            for (int i = 1; i < n_in; i++)
+                in[i] = rnd() % 2 ? kiln_tensor_clone(in[0]) : fuzz_data();
+            break;
+        case KILN_OP_Split:
+            n_in = (int)rnd_range(1, 2);
+            n_out = (int)rnd_range(1, 4);
+            if (n_in == 2)
+                in[1] = fuzz_ints((int)rnd_range(0, 4), -1, 4, false);
+            break;
+        case KILN_OP_Slice: {
+            n_in = (int)rnd_range(3, 5);
+            int len = (int)rnd_range(0, 4);
+            for (int i = 1; i < n_in; i++)
+                in[i] = fuzz_ints(i == 3 && rnd() % 8 == 0 ? len + 1 : len, -6, 6, true);
+            break;
+        }
+        case KILN_OP_ConstantOfShape:
+            kiln_tensor_free(in[0]);
+            in[0] = fuzz_ints((int)rnd_range(0, 4), -1, 4, false);
+            break;
+        case KILN_OP_Range: {
+            static const kiln_dtype rdt[4] = {KILN_F32, KILN_I32, KILN_I64, KILN_F16};
+            kiln_tensor_free(in[0]);
+            n_in = 3;
+            for (int i = 0; i < 3; i++)
+                in[i] = tscalar(rdt[(trial / n_ops + (rnd() % 8 == 0 ? i : 0)) % 4], (double)rnd_range(-20, 20));
+            break;
+        }
+        case KILN_OP_Trilu:
+            n_in = (int)rnd_range(1, 2);
+            if (n_in == 2) {
+                int64_t k = fuzz_int(-6, 6);
+                in[1] = tnew(KILN_I64, 0, NULL);
+                memcpy(in[1]->data, &k, sizeof k);
+            }
+            break;
+        default:
+            break;
+        }
+        int id = mk(op, n_in, n_out);
+        kiln_node *n = NODE(id);
+        kiln_node_set_int(n, "axis", rnd_range(-5, 5));
+        kiln_node_set_int(n, "start", fuzz_int(-6, 6));
+        if (rnd() % 2)
+            kiln_node_set_int(n, "end", fuzz_int(-6, 6));
+        kiln_node_set_int(n, "allowzero", rnd() % 2);
+        kiln_node_set_int(n, "blocksize", rnd_range(-1, 3));
+        kiln_node_set_str(n, "mode", rnd() % 4 ? "DCR" : (rnd() % 2 ? "CRD" : "bad"));
+        kiln_node_set_int(n, "k", fuzz_int(-6, 6));
+        kiln_node_set_int(n, "upper", rnd_range(0, 1));
+        if (op == KILN_OP_Split && rnd() % 2)
+            kiln_node_set_int(n, "num_outputs", rnd() % 4 ? n_out : rnd_range(-1, 5));
+        if (op == KILN_OP_EyeLike && rnd() % 2)
+            kiln_node_set_int(n, "dtype", rnd_range(0, 17));
+        if (op == KILN_OP_Transpose && rnd() % 4) {
+            int64_t perm[5];
+            int plen = rnd() % 8 ? (int)rank : (int)rnd_range(0, 5);
+            for (int i = 0; i < plen; i++)
+                perm[i] = rnd() % 8 ? (plen - 1 - i) : rnd_range(-2, 5);
+            kiln_node_set_ints(n, "perm", perm, plen);
+        }
+        kiln_status st = run(id, in, n_in, out, n_out);
+        for (int i = 0; i < n_out; i++) {
+            if (st == KILN_OK)
+                ck_assert_ptr_nonnull(out[i]);
+            else
+                ck_assert_ptr_null(out[i]);
+        }
+        free_all(out, n_out);
+        free_all(in, n_in);
+    }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- main -- */
 
 static Suite *shape_suite(void)
@@ -1137,6 +1292,7 @@ static Suite *shape_suite(void)
     tcase_add_test(tc, test_depth_space);
     tcase_add_test(tc, test_trilu);
     tcase_add_test(tc, test_eyelike);
+    tcase_add_test(tc, test_fuzz_eval);
     suite_add_tcase(s, tc);
     return s;
 }
