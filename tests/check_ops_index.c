@@ -699,6 +699,22 @@ START_TEST(resize_crop_aspect_int) {
         free_all(&t, in, 4, y);
     }
 
+    /* not_larger can scale an axis below 1/L (here 12 -> 1 at scale 1/16): the wide
+     * antialias kernel must still work; a constant input stays constant */
+    {
+        int64_t xd2[2] = {16, 12}, s2[2] = {1, 12}, yd2[2] = {1, 1};
+        t = mk(KILN_OP_Resize, 4, 3u << 1);
+        kiln_node_set_str(t.n, "mode", "cubic");
+        kiln_node_set_int(t.n, "antialias", 1);
+        kiln_node_set_str(t.n, "keep_aspect_ratio_policy", "not_larger");
+        in[0] = tnew(KILN_F32, 2, xd2), in[1] = in[2] = NULL, in[3] = t_i64(1, two, s2);
+        for (int i = 0; i < 16 * 12; i++) ((float *)in[0]->data)[i] = 0.5f;
+        ck_assert_int_eq(run(&t, in, 4, &y), KILN_OK);
+        check_dims(y, 2, yd2);
+        ck_assert_float_eq_tol(((float *)y->data)[0], 0.5f, 1e-6f);
+        free_all(&t, in, 4, y);
+    }
+
     /* u8 linear: results round to nearest and saturate */
     int64_t ud[1] = {2}, one[1] = {1}, n3 = 3;
     t = mk(KILN_OP_Resize, 4, 3u << 1);
@@ -930,6 +946,17 @@ START_TEST(infer_symbolic) {
     ck_assert_int_eq(outv.rank, 2);
     ck_assert_int_eq(outv.dims[0], 3);
     ck_assert_int_eq(outv.dims[1], -1);
+    kiln_graph_free(t.g);
+
+    t = mk(KILN_OP_GatherElements, 2, 0); /* unknown indices rank: rank from data */
+    kiln_value unk;
+    memset(&unk, 0, sizeof unk);
+    kiln_value_set(&unk, KILN_I64, 0, NULL);
+    unk.rank = -1;
+    in[1] = &unk;
+    ck_assert_int_eq(kiln_infer_node_values(g, t.n, in, out), KILN_OK);
+    ck_assert_int_eq(outv.rank, 3);
+    ck_assert_int_eq(outv.dims[0], -1);
     kiln_graph_free(t.g);
 
     t = mk(KILN_OP_GatherElements, 2, 0); /* rank mismatch caught at inference */
