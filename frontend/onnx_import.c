@@ -254,6 +254,29 @@ static kiln_status imp_legacy_binary(kiln_import_ctx *ctx, const Onnx__NodeProto
     return finish(ctx, ni);
 }
 
+/* PRelu before opset 7 applied a 1-D slope of C values along axis 1 (the channels); the IR
+ * form broadcasts numpy-style, so align the slope like a legacy broadcast=1, axis=1 binary. */
+static kiln_status imp_prelu(kiln_import_ctx *ctx, const Onnx__NodeProto *np, int index, kiln_op op) {
+    if (ctx->opset >= 7 || np->n_input < 2) return kiln_import_generic(ctx, np, index, op);
+    int ids[2];
+    kiln_status st = resolve(ctx, np, index, ids, 2);
+    if (st) return st;
+    const kiln_value *x = &ctx->g->values[ids[0]], *slope = &ctx->g->values[ids[1]];
+    if (slope->rank != 1 || slope->dims[0] == 1 || x->rank < 3) return kiln_import_generic(ctx, np, index, op);
+    Onnx__AttributeProto bc = ONNX__ATTRIBUTE_PROTO__INIT, ax = ONNX__ATTRIBUTE_PROTO__INIT;
+    bc.name = "broadcast";
+    ax.name = "axis";
+    bc.has_i = ax.has_i = 1;
+    bc.i = ax.i = 1;
+    bc.has_type = ax.has_type = 1;
+    bc.type = ax.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    Onnx__AttributeProto *attrs[2] = {&bc, &ax};
+    Onnx__NodeProto legacy = *np;
+    legacy.attribute = attrs;
+    legacy.n_attribute = 2;
+    return imp_legacy_binary(ctx, &legacy, index, op);
+}
+
 /* Gemm before opset 7 had a broadcast flag; Concat before 4 defaulted axis to 1. */
 static kiln_status imp_drop_broadcast(kiln_import_ctx *ctx, const Onnx__NodeProto *np, int index, kiln_op op) {
     int ids[16], ni;
@@ -365,6 +388,7 @@ static const kiln_importer special_rows[] = {
     {"Equal", KILN_OP_Equal, imp_legacy_binary},
     {"Greater", KILN_OP_Greater, imp_legacy_binary},
     {"Less", KILN_OP_Less, imp_legacy_binary},
+    {"PRelu", KILN_OP_PRelu, imp_prelu},
     {"Gemm", KILN_OP_Gemm, imp_drop_broadcast},
     {"Concat", KILN_OP_Concat, imp_drop_broadcast},
     {"Upsample", KILN_OP_Resize, imp_upsample},
