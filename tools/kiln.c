@@ -210,6 +210,45 @@ static void usage_inspect(FILE *f) {
             "and lists unsupported ops. --dot writes a Graphviz graph; --print prints kiln's IR.\n");
 }
 
+/* For a model kiln cannot import: what the protobuf says, with unsupported ops marked. */
+static int inspect_raw(const char *model) {
+    char why[1024];
+    snprintf(why, sizeof why, "%s", kiln_last_error());
+    uint8_t *buf;
+    size_t len;
+    if (kiln_read_file(model, KILN_MAX_MODEL_BYTES, &buf, &len)) return fail("inspect", kiln_last_error());
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+    free(buf);
+    if (!mp || !mp->graph) {
+        if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+        return fail("inspect", why);
+    }
+    const Onnx__GraphProto *gp = mp->graph;
+    printf("model %s: graph '%s', %zu nodes (kiln cannot import it; listing what the file declares)\n", model,
+           gp->name ? gp->name : "", gp->n_node);
+    for (size_t i = 0; i < gp->n_input; i++) printf("  input  %s\n", gp->input[i]->name ? gp->input[i]->name : "");
+    for (size_t i = 0; i < gp->n_output; i++)
+        printf("  output %s\n", gp->output[i]->name ? gp->output[i]->name : "");
+    printf("ops:\n");
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const char *ot = gp->node[i]->op_type ? gp->node[i]->op_type : "";
+        const char *dom = gp->node[i]->domain ? gp->node[i]->domain : "";
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = gp->node[j]->op_type && !strcmp(gp->node[j]->op_type, ot) && gp->node[j]->domain &&
+                   !strcmp(gp->node[j]->domain, dom);
+        if (seen) continue;
+        int count = 0;
+        for (size_t j = i; j < gp->n_node; j++)
+            count += gp->node[j]->op_type && !strcmp(gp->node[j]->op_type, ot);
+        bool known = (!*dom || !strcmp(dom, "ai.onnx")) && kiln_importer_find(ot);
+        printf("  %-24s %d%s\n", ot, count, known ? "" : "   (unsupported)");
+    }
+    onnx__model_proto__free_unpacked(mp, NULL);
+    fprintf(stderr, "kiln inspect: %s\n", why);
+    return 1;
+}
+
 static int cmd_inspect(int argc, char **argv) {
     const char *model = NULL, *dot = NULL;
     bool print = false;
@@ -236,7 +275,9 @@ static int cmd_inspect(int argc, char **argv) {
         return 2;
     }
     kiln_graph *g = NULL;
-    if (kiln_model_load(model, &g)) return fail("inspect", kiln_last_error());
+    kiln_status st = kiln_model_load(model, &g);
+    if (st == KILN_ERR_UNSUPPORTED) return inspect_raw(model);
+    if (st) return fail("inspect", kiln_last_error());
     char buf[256];
     printf("model %s: graph '%s', opset %lld, %d nodes\n", model, g->name, (long long)g->opset, g->n_nodes);
     for (int i = 0; i < g->n_inputs; i++) {
