@@ -45,19 +45,11 @@ static uint64_t rng_next(uint64_t *s) { /* splitmix64: reproducible across platf
 }
 
 static kiln_tensor *random_input(const kiln_graph *g, int i, uint64_t *seed) {
-    kiln_dtype dt;
-    int rank;
-    int64_t dims[KILN_MAX_RANK];
-    if (kiln_graph_input_info(g, i, &dt, &rank, dims)) return NULL;
-    if (rank < 0) rank = 0;
-    for (int d = 0; d < rank; d++)
-        if (dims[d] < 0) dims[d] = 1;
-    kiln_tensor *t = kiln_tensor_new(dt, rank, dims);
-    if (!t) return NULL;
-    for (int64_t k = 0; k < t->numel; k++) {
+    kiln_tensor *t = kiln_cli_input_tensor(g, i);
+    for (int64_t k = 0; t && k < t->numel; k++) {
         double u = (double)(rng_next(seed) >> 11) / 9007199254740992.0; /* [0, 1) */
-        if (kiln_dtype_is_float(dt)) kiln_tensor_set(t, k, 2.0 * u - 1.0);
-        else if (dt == KILN_BOOL) kiln_tensor_set(t, k, u < 0.5);
+        if (kiln_dtype_is_float(t->dtype)) kiln_tensor_set(t, k, 2.0 * u - 1.0);
+        else if (t->dtype == KILN_BOOL) kiln_tensor_set(t, k, u < 0.5);
         else kiln_tensor_set(t, k, floor(u * 10.0));
     }
     return t;
