@@ -47,6 +47,7 @@ kiln_status kiln_pass_fold_constants(kiln_graph *g, const kiln_pass_ctx *ctx, bo
 kiln_status kiln_pass_simplify_shapes(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_fold_batchnorm(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_fuse_epilogue(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
+kiln_status kiln_pass_recognize_patterns(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_fuse_elementwise(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_select_layout(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_plan_memory(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);

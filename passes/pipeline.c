@@ -17,6 +17,8 @@ static const kiln_pass_info pipeline[] = {
      "BatchNormalization and per-channel Mul/Add by constants into Conv/ConvTranspose/Gemm weights"},
     {"fuse-epilogue", kiln_pass_fuse_epilogue, 2, 0,
      "Conv/ConvTranspose/Gemm/MatMul + bias + activation + residual Add (+ activation) as one kernel"},
+    {"recognize-patterns", kiln_pass_recognize_patterns, 2, 0,
+     "Softmax, LayerNormalization and GELU written out as primitive ops become that one op"},
     {"fuse-elementwise", kiln_pass_fuse_elementwise, 2, 0,
      "connected elementwise/broadcast DAGs, reductions with their prologue/epilogue, Softmax/LayerNorm/GELU"},
     {"select-layout", kiln_pass_select_layout, 2, 0,
