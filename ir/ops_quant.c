@@ -85,7 +85,7 @@ static int64_t round_sat(double v, double lo, double hi)
 }
 
 /* ONNX element types kiln recognises but does not support (float8, int4, float4, int2). */
-static bool exotic_dtype(int64_t dt) { return dt >= 17 && dt <= 27 && dt != 16; }
+static bool exotic_dtype(int64_t dt) { return dt >= 17 && dt <= 27; }
 
 static bool float_dt(kiln_dtype dt) { return kiln_dtype_is_float(dt); }
 
@@ -434,7 +434,7 @@ static void mm_view_make(const kiln_tensor *a, const kiln_tensor *b, mm_view *v)
     for (int i = v->nb - 1; i >= 0; i--) {
         int ia = i - (v->nb - na), ib = i - (v->nb - nbb);
         int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
-        v->bdims[i] = da > db ? da : db;
+        v->bdims[i] = da == 1 ? db : da; /* numpy: 1 broadcasts, including against 0 */
         v->astr[i] = da == 1 ? 0 : ma * sa;
         v->bstr[i] = db == 1 ? 0 : mb * sb;
         ma *= da;
@@ -1089,15 +1089,14 @@ kiln_status kiln_eval_MelWeightMatrix(const kiln_node *n, kiln_tensor *const *in
     }
     for (int64_t i = 0; i < bins; i++) {
         int64_t l = fb[i], ce = fb[i + 1], r = fb[i + 2];
+        /* only rows inside the matrix are written (loops clamped to them) */
         if (ce - l == 0) {
             if (ce >= 0 && ce < nspec) w[ce * bins + i] = 1.0;
         } else {
-            for (int64_t j = l; j <= ce; j++)
-                if (j >= 0 && j < nspec) w[j * bins + i] = (double)(j - l) / (double)(ce - l);
+            for (int64_t j = l > 0 ? l : 0; j <= ce && j < nspec; j++) w[j * bins + i] = (double)(j - l) / (double)(ce - l);
         }
         if (r - ce > 0)
-            for (int64_t j = ce; j < r; j++)
-                if (j >= 0 && j < nspec) w[j * bins + i] = (double)(r - j) / (double)(r - ce);
+            for (int64_t j = ce > 0 ? ce : 0; j < r && j < nspec; j++) w[j * bins + i] = (double)(r - j) / (double)(r - ce);
     }
     for (int64_t i = 0; i < y->numel; i++) kiln_tensor_set(y, i, w[i]);
     free(fb);

@@ -375,6 +375,12 @@ START_TEST(matmul_integer_cases)
         double v = clampd(rhe((double)want[i] * mult - 5.0), -128, 127);
         ck_assert_int_eq(kiln_tensor_get_i64(qy, i), (int64_t)v);
     }
+    /* a zero-sized batch dim broadcasts against 1 to zero */
+    kiln_tensor *ea = rand_int(KILN_I8, 3, (int64_t[]){0, 2, 3}, 0, 1), *eb = rand_int(KILN_I8, 3, (int64_t[]){1, 3, 2}, 0, 1);
+    kiln_tensor *ein[4] = {ea, eb, NULL, NULL};
+    kiln_tensor *ey = run1(&o, ein);
+    expect_dims(ey, 3, (int64_t[]){0, 2, 2});
+    kiln_tensor_free(ea), kiln_tensor_free(eb), kiln_tensor_free(ey);
     kiln_tensor *all[12] = {a, b, az, bz, y, as, a0, bs, b0, ys, y0, qy};
     kiln_graph_free(q.g);
     free_all(&o, all, 12);
