@@ -294,6 +294,12 @@ kiln_status kiln_infer_GatherElements(kiln_infer_ctx *c) {
         st = check_const_indices(c->node, ind, x->dims[ax]);
         if (st) return st;
     }
+    if (ind->rank < 0 && r > 0) { /* rank known from data, extents from indices unknown */
+        int64_t d[KILN_MAX_RANK];
+        for (int i = 0; i < r; i++) d[i] = -1;
+        set_out(c->out[0], x->dtype, r, d, NULL);
+        return KILN_OK;
+    }
     set_out(c->out[0], x->dtype, ind->rank, ind->dims, ind->sym);
     return KILN_OK;
 }
@@ -1131,7 +1137,8 @@ static kiln_status resize_axis_taps(const kiln_node *n, const resize_cfg *p, int
         ss = p->antialias ? fmin(s, 1.0) : 1.0;
         first = floor(-support / ss) + 1.0;
         double cnt = 2.0 - 2.0 * first;
-        if (!(cnt <= 4.0 * (double)L + 8.0))
+        /* M >= 1 implies s >= 0.5 / L, so a sane kernel never needs more than ~8L taps */
+        if (!(cnt <= 16.0 * (double)L + 16.0))
             return kiln_node_errorf(n, KILN_ERR_LIMIT, "antialias kernel too wide (scale %g)", s);
         ntap = (int)cnt;
     }

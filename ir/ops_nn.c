@@ -721,7 +721,10 @@ static kiln_status convt_geom_make(const kiln_node *n, int rank, const int64_t *
             continue;
         }
         /* natural size without pads: s*(in-1) + output_padding + extent */
-        int64_t full = (in > 0 ? s * (in - 1) : 0) + opad[i] + (k - 1) * d + 1;
+        int64_t span = 0;
+        if (in > 0 && (!kiln_mul_dims(s, in - 1, &span) || span > NN_DIM_MAX))
+            return kiln_node_errorf(n, KILN_ERR_LIMIT, "spatial dim %d: output would be too large", i);
+        int64_t full = span + opad[i] + (k - 1) * d + 1;
         if (want >= 0) {
             int64_t total = full - want;
             /* SAME_UPPER puts the odd pad at the end; NOTSET/SAME_LOWER at the beginning */
@@ -939,7 +942,8 @@ static kiln_status pool_eval(const kiln_node *n, pool_kind kind, const kiln_tens
         for (int64_t p = 0; p < osz; p++) {
             /* per-dim range [lo, hi] of kernel taps inside the input, and the pad-inclusive count */
             int64_t lo[KILN_MAX_RANK], span[KILN_MAX_RANK], start[KILN_MAX_RANK];
-            int64_t valid = 1, padded = 1;
+            int64_t valid = 1;  /* at most the input size */
+            double padded = 1; /* kernel volume can exceed int64 for absurd attributes */
             for (int i = 0; i < nsp; i++) {
                 int64_t st0 = o[i] * g->s[i] - g->pb[i], d = g->d[i];
                 int64_t l = st0 >= 0 ? 0 : (-st0 + d - 1) / d;
@@ -949,7 +953,7 @@ static kiln_status pool_eval(const kiln_node *n, pool_kind kind, const kiln_tens
                 lo[i] = l;
                 span[i] = h >= l ? h - l + 1 : 0;
                 valid *= span[i];
-                padded *= hp + 1 > 0 ? hp + 1 : 0;
+                padded *= hp + 1 > 0 ? (double)(hp + 1) : 0.0;
             }
             double acc = kind == POOL_MAX ? -INFINITY : 0.0;
             int64_t best = -1;
@@ -976,7 +980,7 @@ static kiln_status pool_eval(const kiln_node *n, pool_kind kind, const kiln_tens
                 } while (kiln_index_next(nsp, span, t));
             }
             double r = acc;
-            if (kind == POOL_AVG) r = acc / (double)(pc.count_include_pad ? padded : valid);
+            if (kind == POOL_AVG) r = acc / (pc.count_include_pad ? padded : (double)valid);
             else if (kind == POOL_LP) r = pow(acc, 1.0 / pc.p);
             yb[nc * osz + p] = r;
             if (ib) ib[nc * osz + p] = best >= 0 ? nc * isz + best : -1;

@@ -283,6 +283,80 @@ START_TEST(npy_roundtrip_and_bad_files) {
 }
 END_TEST
 
+
+/* Typed payload fields: int32_data carries f16/bf16 bits, bool, int8, uint8 and int16 values. */
+START_TEST(typed_payload_fields) {
+    Onnx__TensorProto tp;
+    int64_t dims[1] = {3};
+    kiln_tensor *t = NULL;
+    struct {
+        kiln_dtype dt;
+        int32_t vals[3];
+        double want[3];
+    } cases[] = {
+        {KILN_F16, {0x3c00, 0xc000, 0x3800}, {1.0, -2.0, 0.5}},
+        {KILN_BF16, {0x3f80, 0x4040, 0xbf00}, {1.0, 3.0, -0.5}},
+        {KILN_BOOL, {1, 0, 1}, {1, 0, 1}},
+        {KILN_I8, {-128, 5, 127}, {-128, 5, 127}},
+        {KILN_U8, {255, 0, 7}, {255, 0, 7}},
+        {KILN_I16, {-300, 0, 300}, {-300, 0, 300}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        onnx__tensor_proto__init(&tp);
+        tp.name = "t";
+        tp.has_data_type = 1;
+        tp.data_type = (int32_t)cases[c].dt;
+        tp.n_dims = 1;
+        tp.dims = dims;
+        tp.n_int32_data = 3;
+        tp.int32_data = cases[c].vals;
+        ck_assert_msg(kiln_onnx_tensor_convert(&tp, NULL, &t) == KILN_OK, "%s", kiln_last_error());
+        for (int i = 0; i < 3; i++) ck_assert_double_eq(kiln_tensor_get(t, i), cases[c].want[i]);
+        kiln_tensor_free(t);
+    }
+    int64_t i64[3] = {INT64_MIN, -1, INT64_MAX};
+    double f64[3] = {1e300, -0.0, 3.25};
+    float f32[3] = {1.5f, -2.25f, 1e-30f};
+    uint64_t u64[3] = {UINT64_MAX, 0, 42};
+    onnx__tensor_proto__init(&tp);
+    tp.name = "t";
+    tp.has_data_type = 1;
+    tp.n_dims = 1;
+    tp.dims = dims;
+    tp.data_type = KILN_I64;
+    tp.n_int64_data = 3;
+    tp.int64_data = i64;
+    ck_assert_int_eq(kiln_onnx_tensor_convert(&tp, NULL, &t), KILN_OK);
+    ck_assert_int_eq(memcmp(t->data, i64, 24), 0);
+    kiln_tensor_free(t);
+    tp.n_int64_data = 0;
+    tp.data_type = KILN_F64;
+    tp.n_double_data = 3;
+    tp.double_data = f64;
+    ck_assert_int_eq(kiln_onnx_tensor_convert(&tp, NULL, &t), KILN_OK);
+    ck_assert_int_eq(memcmp(t->data, f64, 24), 0);
+    kiln_tensor_free(t);
+    tp.n_double_data = 0;
+    tp.data_type = KILN_F32;
+    tp.n_float_data = 3;
+    tp.float_data = f32;
+    ck_assert_int_eq(kiln_onnx_tensor_convert(&tp, NULL, &t), KILN_OK);
+    ck_assert_int_eq(memcmp(t->data, f32, 12), 0);
+    kiln_tensor_free(t);
+    tp.n_float_data = 2; /* count disagrees with the shape */
+    expect_error(kiln_onnx_tensor_convert(&tp, NULL, &t), KILN_ERR_MODEL, "float_data has 2 values");
+    tp.n_float_data = 0;
+    tp.data_type = KILN_U64;
+    tp.n_uint64_data = 3;
+    tp.uint64_data = u64;
+    ck_assert_int_eq(kiln_onnx_tensor_convert(&tp, NULL, &t), KILN_OK);
+    ck_assert_int_eq(memcmp(t->data, u64, 24), 0);
+    kiln_tensor_free(t);
+    tp.data_type = 8; /* string */
+    expect_error(kiln_onnx_tensor_convert(&tp, NULL, &t), KILN_ERR_UNSUPPORTED, "data type 8");
+}
+END_TEST
+
 START_TEST(importer_table_covers_op_table) {
     for (int op = 0; op < KILN_OP_COUNT; op++) {
         const kiln_importer *imp = kiln_importer_find(kiln_op_table[op].onnx_type);
@@ -307,6 +381,7 @@ int main(void) {
     tcase_add_test(tc, unsupported_ops_listed_together);
     tcase_add_test(tc, npy_roundtrip_and_bad_files);
     tcase_add_test(tc, importer_table_covers_op_table);
+    tcase_add_test(tc, typed_payload_fields);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -699,6 +699,22 @@ START_TEST(resize_crop_aspect_int) {
         free_all(&t, in, 4, y);
     }
 
+    /* not_larger can scale an axis below 1/L (here 12 -> 1 at scale 1/16): the wide
+     * antialias kernel must still work; a constant input stays constant */
+    {
+        int64_t xd2[2] = {16, 12}, s2[2] = {1, 12}, yd2[2] = {1, 1};
+        t = mk(KILN_OP_Resize, 4, 3u << 1);
+        kiln_node_set_str(t.n, "mode", "cubic");
+        kiln_node_set_int(t.n, "antialias", 1);
+        kiln_node_set_str(t.n, "keep_aspect_ratio_policy", "not_larger");
+        in[0] = tnew(KILN_F32, 2, xd2), in[1] = in[2] = NULL, in[3] = t_i64(1, two, s2);
+        for (int i = 0; i < 16 * 12; i++) ((float *)in[0]->data)[i] = 0.5f;
+        ck_assert_int_eq(run(&t, in, 4, &y), KILN_OK);
+        check_dims(y, 2, yd2);
+        ck_assert_float_eq_tol(((float *)y->data)[0], 0.5f, 1e-6f);
+        free_all(&t, in, 4, y);
+    }
+
     /* u8 linear: results round to nearest and saturate */
     int64_t ud[1] = {2}, one[1] = {1}, n3 = 3;
     t = mk(KILN_OP_Resize, 4, 3u << 1);
@@ -932,11 +948,178 @@ START_TEST(infer_symbolic) {
     ck_assert_int_eq(outv.dims[1], -1);
     kiln_graph_free(t.g);
 
+    t = mk(KILN_OP_GatherElements, 2, 0); /* unknown indices rank: rank from data */
+    kiln_value unk;
+    memset(&unk, 0, sizeof unk);
+    kiln_value_set(&unk, KILN_I64, 0, NULL);
+    unk.rank = -1;
+    in[1] = &unk;
+    ck_assert_int_eq(kiln_infer_node_values(g, t.n, in, out), KILN_OK);
+    ck_assert_int_eq(outv.rank, 3);
+    ck_assert_int_eq(outv.dims[0], -1);
+    kiln_graph_free(t.g);
+
     t = mk(KILN_OP_GatherElements, 2, 0); /* rank mismatch caught at inference */
     in[1] = &idx;
     ck_assert_int_eq(kiln_infer_node_values(g, t.n, in, out), KILN_ERR_SHAPE);
     kiln_graph_free(t.g);
     kiln_graph_free(g);
+}
+END_TEST
+
+/* --------------------------------------------------------------- fuzzing -- */
+
+/* Random small tensor: rank 0..3, dims 0..3, values in [-4, 4] (ints) or [-1, 1]. */
+static kiln_tensor *fuzz_tensor(void) {
+    static const kiln_dtype dts[] = {KILN_F32, KILN_I64, KILN_I64, KILN_I32, KILN_BOOL, KILN_F16, KILN_U8};
+    int64_t d[3];
+    int rank = (int)rng_int(0, 3);
+    for (int i = 0; i < rank; i++) d[i] = rng_int(0, 3);
+    kiln_tensor *t = tnew(dts[rng_int(0, 6)], rank, d);
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (t->dtype == KILN_F32 || t->dtype == KILN_F16) kiln_tensor_set(t, i, rng_f() * 4.0);
+        else kiln_tensor_set_i64(t, i, t->dtype == KILN_BOOL ? rng_int(0, 1) : rng_int(-4, 4));
+    }
+    return t;
+}
+
+static kiln_tensor *fuzz_ints(kiln_dtype dt, int rank, const int64_t *d, int lo, int hi) {
+    kiln_tensor *t = tnew(dt, rank, d);
+    for (int64_t i = 0; i < t->numel; i++) kiln_tensor_set_i64(t, i, rng_int(lo, hi));
+    return t;
+}
+
+/* Inputs 1.. shaped to fit data x for op (mostly valid, values sometimes out of range). */
+static kiln_tensor *fuzz_plausible(kiln_op op, int i, const kiln_tensor *x) {
+    int r = x->rank;
+    int64_t d[KILN_MAX_RANK], one = 1;
+    switch (op) {
+    case KILN_OP_Gather: {
+        int q = (int)rng_int(0, 2);
+        for (int k = 0; k < q; k++) d[k] = rng_int(0, 3);
+        return fuzz_ints(KILN_I64, q, d, -4, 3);
+    }
+    case KILN_OP_GatherElements:
+    case KILN_OP_ScatterElements:
+        if (i == 1 || op == KILN_OP_GatherElements) {
+            for (int k = 0; k < r; k++) d[k] = rng_int(0, x->dims[k] + 1);
+            return fuzz_ints(KILN_I64, r, d, -3, 3);
+        }
+        return NULL; /* updates: built by the caller from indices */
+    case KILN_OP_GatherND:
+    case KILN_OP_ScatterND:
+        if (i == 1) {
+            d[0] = rng_int(0, 3);
+            d[1] = rng_int(0, r > 0 ? r : 1);
+            return fuzz_ints(KILN_I64, 2, d, -3, 3);
+        }
+        return NULL;
+    case KILN_OP_OneHot:
+        if (i == 1) {
+            kiln_tensor *t = tnew(KILN_F32, 0, NULL);
+            kiln_tensor_set(t, 0, (double)rng_int(0, 4));
+            return t;
+        }
+        d[0] = 2;
+        return fuzz_ints(KILN_I32, 1, d, -5, 5);
+    case KILN_OP_Pad:
+        if (i == 1) {
+            d[0] = 2 * r;
+            return fuzz_ints(KILN_I64, 1, d, -2, 3);
+        }
+        if (i == 2) return fuzz_ints(x->dtype, 0, NULL, 0, 1);
+        d[0] = r;
+        {
+            kiln_tensor *t = tnew(KILN_I64, 1, d);
+            for (int k = 0; k < r; k++) ((int64_t *)t->data)[k] = k - (rng_int(0, 1) ? r : 0);
+            return t;
+        }
+    case KILN_OP_Resize:
+        d[0] = i == 1 ? 2 * r : r;
+        if (i == 3) return fuzz_ints(KILN_I64, 1, d, 0, 5);
+        {
+            static const float vals[] = {0.5f, 1.0f, 1.5f, 2.0f, 0.3f, 0.0f, 1.2f};
+            kiln_tensor *t = tnew(KILN_F32, 1, d);
+            for (int k = 0; k < d[0]; k++) ((float *)t->data)[k] = vals[rng_int(0, 6)];
+            return t;
+        }
+    case KILN_OP_Compress:
+        d[0] = rng_int(0, 4);
+        return fuzz_ints(KILN_BOOL, 1, d, 0, 1);
+    case KILN_OP_ReverseSequence:
+        return fuzz_ints(KILN_I64, 1, r >= 2 ? &x->dims[1] : &one, 0, 4);
+    default: return NULL;
+    }
+}
+
+/* Random shapes, dtypes, attributes and omitted inputs: every op must return a status
+ * (OK or an error) without crashing; run under ASan+UBSan this checks memory safety. */
+START_TEST(fuzz_no_crash) {
+    static const kiln_op ops[] = {KILN_OP_Gather, KILN_OP_GatherElements, KILN_OP_GatherND,
+                                  KILN_OP_ScatterElements, KILN_OP_ScatterND, KILN_OP_OneHot,
+                                  KILN_OP_Pad, KILN_OP_Resize, KILN_OP_Compress,
+                                  KILN_OP_NonZero, KILN_OP_ReverseSequence};
+    static const char *strs[] = {"nearest", "linear", "cubic", "constant", "reflect", "edge", "wrap",
+                                 "add", "max", "tf_crop_and_resize", "align_corners", "bogus"};
+    rng_seed(99);
+    int ok = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        kiln_op op = ops[iter % 11];
+        const kiln_op_info *oi = &kiln_op_table[op];
+        int n_in = (int)rng_int(oi->min_in, oi->max_in);
+        unsigned omit = 0;
+        for (int i = oi->min_in; i < n_in; i++)
+            if (rng_int(0, 2) == 0) omit |= 1u << i;
+        tnode t = mk(op, n_in, omit);
+        kiln_node_set_int(t.n, "axis", rng_int(-3, 3));
+        if (rng_int(0, 1)) kiln_node_set_int(t.n, "batch_dims", rng_int(-1, 2));
+        if (rng_int(0, 1)) kiln_node_set_int(t.n, "time_axis", rng_int(-1, 2));
+        if (rng_int(0, 1)) kiln_node_set_int(t.n, "antialias", 1);
+        if (rng_int(0, 1)) kiln_node_set_int(t.n, "exclude_outside", 1);
+        kiln_node_set_str(t.n, "mode", strs[rng_int(0, 11)]);
+        kiln_node_set_str(t.n, "reduction", strs[rng_int(6, 11)]);
+        if (rng_int(0, 2) == 0) kiln_node_set_str(t.n, "coordinate_transformation_mode", strs[rng_int(9, 11)]);
+        if (rng_int(0, 3) == 0) {
+            int64_t ax[2] = {rng_int(-3, 3), rng_int(-3, 3)};
+            kiln_node_set_ints(t.n, "axes", ax, (int)rng_int(1, 2));
+        }
+        kiln_tensor *in[4] = {NULL, NULL, NULL, NULL}, *y = NULL;
+        bool plausible = rng_int(0, 3) != 0;
+        for (int i = 0; i < n_in; i++) {
+            if ((omit >> i) & 1u) continue;
+            if (plausible && i > 0) in[i] = fuzz_plausible(op, i, in[0]);
+            if (plausible && i == 2 && !in[2] && in[1]) {
+                /* updates: indices shape (ScatterElements) or indices[:-1] + data[k:] */
+                int64_t d[KILN_MAX_RANK];
+                int ur = 0;
+                if (op == KILN_OP_ScatterElements) {
+                    ur = in[1]->rank;
+                    for (int k = 0; k < ur; k++) d[k] = in[1]->dims[k];
+                } else {
+                    int64_t k = in[1]->dims[1];
+                    d[ur++] = in[1]->dims[0];
+                    for (int64_t a = k; a < in[0]->rank; a++) d[ur++] = in[0]->dims[a];
+                }
+                in[2] = tnew(in[0]->dtype, ur, d);
+            }
+            if (!in[i]) in[i] = fuzz_tensor();
+        }
+        if (plausible && op == KILN_OP_Resize) {
+            /* a usable mode, and scales or sizes (the other one empty, meaning absent) */
+            kiln_node_set_str(t.n, "mode", strs[rng_int(0, 2)]);
+            int drop = rng_int(0, 1) ? 2 : 3;
+            if (in[2] && n_in > 3 && in[3]) {
+                int64_t zero = 0;
+                kiln_tensor_free(in[drop]);
+                in[drop] = tnew(drop == 2 ? KILN_F32 : KILN_I64, 1, &zero);
+            }
+        }
+        kiln_status st = run(&t, in, n_in, &y);
+        if (st == KILN_OK) ok++;
+        else ck_assert_str_ne(kiln_last_error(), ""); /* failures carry a message */
+        free_all(&t, in, n_in, y);
+    }
+    ck_assert_int_gt(ok, 0);
 }
 END_TEST
 
@@ -962,6 +1145,7 @@ static Suite *index_suite(void) {
     tcase_add_test(tc, nonzero_random);
     tcase_add_test(tc, reversesequence_random);
     tcase_add_test(tc, infer_symbolic);
+    tcase_add_test(tc, fuzz_no_crash);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -777,6 +777,36 @@ START_TEST(infer_symbolic_dims)
 }
 END_TEST
 
+/* Absurd but legal attributes must not overflow (UBSan build) or crash. */
+START_TEST(huge_attributes)
+{
+    const int64_t big = INT32_MAX;
+    int64_t xd[5] = {1, 1, 1, 1, 1}, k[3] = {big, big, big}, pads[6] = {big, big, big, big, big, big};
+    kiln_tensor *x = rand_tensor(KILN_F32, 5, xd);
+    one_node o = make_node(KILN_OP_AveragePool, 1, 1);
+    set_ints(&o, "kernel_shape", 3, k);
+    set_ints(&o, "strides", 3, k);
+    set_ints(&o, "pads", 6, pads);
+    kiln_node_set_int(o.n, "count_include_pad", 1);
+    kiln_tensor *y = run1(&o, &x, 1);
+    ck_assert_int_eq(y->numel, 8);
+    for (int i = 0; i < 8; i++) ck_assert(isfinite(kiln_tensor_get(y, i)));
+    kiln_tensor_free(y);
+    free_all(&o, &x, 1);
+    /* ConvTranspose whose output size would overflow: shape inference reports a limit */
+    kiln_graph *g = kiln_graph_new();
+    int xv = kiln_graph_add_value(g, "x"), wv = kiln_graph_add_value(g, "w"), yv = kiln_graph_add_value(g, "y");
+    int ins[2] = {xv, wv}, outs[1] = {yv};
+    int id = kiln_graph_add_node(g, KILN_OP_ConvTranspose, "ct", ins, 2, outs, 1);
+    int64_t xdims[3] = {1, 1, (int64_t)1 << 40}, wdims[3] = {1, 1, 3}, st[1] = {big};
+    kiln_value_set(&g->values[xv], KILN_F32, 3, xdims);
+    kiln_value_set(&g->values[wv], KILN_F32, 3, wdims);
+    ck_assert_int_eq(kiln_node_set_ints(&g->nodes[id], "strides", st, 1), KILN_OK);
+    ck_assert_int_eq(kiln_graph_infer(g), KILN_ERR_LIMIT);
+    kiln_graph_free(g);
+}
+END_TEST
+
 static Suite *nn_suite(void)
 {
     Suite *s = suite_create("ops_nn");
@@ -796,6 +826,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, matmul_gemm_bad_inputs);
     tcase_add_test(tc, einsum_cases);
     tcase_add_test(tc, infer_symbolic_dims);
+    tcase_add_test(tc, huge_attributes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,6 +11,8 @@ int kiln_cmd_conformance(int argc, char **argv);
  * description of the worst element into msg and returns false. */
 bool kiln_tensor_compare(const kiln_tensor *got, const kiln_tensor *exp, double rtol, double atol, char *msg,
                          size_t len);
+/* A zeroed tensor shaped like graph input i, unknown dims set to 1 (as the onnx runner does). */
+kiln_tensor *kiln_cli_input_tensor(const kiln_graph *g, int i);
 void kiln_format_dims(const kiln_tensor *t, char *buf, size_t len);
 
 #endif

@@ -158,8 +158,7 @@ static const char *base_name(const char *p) {
     return s && s[1] ? s + 1 : p;
 }
 
-/* The onnx runner's dummy input for light models: arange(n)/n as float32, unknown dims 1. */
-static kiln_tensor *light_input(const kiln_graph *g, int i) {
+kiln_tensor *kiln_cli_input_tensor(const kiln_graph *g, int i) {
     kiln_dtype dt;
     int rank;
     int64_t dims[KILN_MAX_RANK];
@@ -167,9 +166,13 @@ static kiln_tensor *light_input(const kiln_graph *g, int i) {
     if (rank < 0) rank = 0;
     for (int d = 0; d < rank; d++)
         if (dims[d] < 0) dims[d] = 1;
-    kiln_tensor *t = kiln_tensor_new(dt, rank, dims);
-    if (!t) return NULL;
-    for (int64_t k = 0; k < t->numel; k++) kiln_tensor_set(t, k, (double)k / (double)t->numel);
+    return kiln_tensor_new(dt, rank, dims);
+}
+
+/* The onnx runner's dummy input for light models: arange(n)/n as float32, unknown dims 1. */
+static kiln_tensor *light_input(const kiln_graph *g, int i) {
+    kiln_tensor *t = kiln_cli_input_tensor(g, i);
+    for (int64_t k = 0; t && k < t->numel; k++) kiln_tensor_set(t, k, (double)k / (double)t->numel);
     return t;
 }
 

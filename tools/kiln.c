@@ -45,19 +45,11 @@ static uint64_t rng_next(uint64_t *s) { /* splitmix64: reproducible across platf
 }
 
 static kiln_tensor *random_input(const kiln_graph *g, int i, uint64_t *seed) {
-    kiln_dtype dt;
-    int rank;
-    int64_t dims[KILN_MAX_RANK];
-    if (kiln_graph_input_info(g, i, &dt, &rank, dims)) return NULL;
-    if (rank < 0) rank = 0;
-    for (int d = 0; d < rank; d++)
-        if (dims[d] < 0) dims[d] = 1;
-    kiln_tensor *t = kiln_tensor_new(dt, rank, dims);
-    if (!t) return NULL;
-    for (int64_t k = 0; k < t->numel; k++) {
+    kiln_tensor *t = kiln_cli_input_tensor(g, i);
+    for (int64_t k = 0; t && k < t->numel; k++) {
         double u = (double)(rng_next(seed) >> 11) / 9007199254740992.0; /* [0, 1) */
-        if (kiln_dtype_is_float(dt)) kiln_tensor_set(t, k, 2.0 * u - 1.0);
-        else if (dt == KILN_BOOL) kiln_tensor_set(t, k, u < 0.5);
+        if (kiln_dtype_is_float(t->dtype)) kiln_tensor_set(t, k, 2.0 * u - 1.0);
+        else if (t->dtype == KILN_BOOL) kiln_tensor_set(t, k, u < 0.5);
         else kiln_tensor_set(t, k, floor(u * 10.0));
     }
     return t;
@@ -210,6 +202,45 @@ static void usage_inspect(FILE *f) {
             "and lists unsupported ops. --dot writes a Graphviz graph; --print prints kiln's IR.\n");
 }
 
+/* For a model kiln cannot import: what the protobuf says, with unsupported ops marked. */
+static int inspect_raw(const char *model) {
+    char why[1024];
+    snprintf(why, sizeof why, "%s", kiln_last_error());
+    uint8_t *buf;
+    size_t len;
+    if (kiln_read_file(model, KILN_MAX_MODEL_BYTES, &buf, &len)) return fail("inspect", kiln_last_error());
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+    free(buf);
+    if (!mp || !mp->graph) {
+        if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+        return fail("inspect", why);
+    }
+    const Onnx__GraphProto *gp = mp->graph;
+    printf("model %s: graph '%s', %zu nodes (kiln cannot import it; listing what the file declares)\n", model,
+           gp->name ? gp->name : "", gp->n_node);
+    for (size_t i = 0; i < gp->n_input; i++) printf("  input  %s\n", gp->input[i]->name ? gp->input[i]->name : "");
+    for (size_t i = 0; i < gp->n_output; i++)
+        printf("  output %s\n", gp->output[i]->name ? gp->output[i]->name : "");
+    printf("ops:\n");
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const char *ot = gp->node[i]->op_type ? gp->node[i]->op_type : "";
+        const char *dom = gp->node[i]->domain ? gp->node[i]->domain : "";
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = gp->node[j]->op_type && !strcmp(gp->node[j]->op_type, ot) && gp->node[j]->domain &&
+                   !strcmp(gp->node[j]->domain, dom);
+        if (seen) continue;
+        int count = 0;
+        for (size_t j = i; j < gp->n_node; j++)
+            count += gp->node[j]->op_type && !strcmp(gp->node[j]->op_type, ot);
+        bool known = (!*dom || !strcmp(dom, "ai.onnx")) && kiln_importer_find(ot);
+        printf("  %-24s %d%s\n", ot, count, known ? "" : "   (unsupported)");
+    }
+    onnx__model_proto__free_unpacked(mp, NULL);
+    fprintf(stderr, "kiln inspect: %s\n", why);
+    return 1;
+}
+
 static int cmd_inspect(int argc, char **argv) {
     const char *model = NULL, *dot = NULL;
     bool print = false;
@@ -236,7 +267,9 @@ static int cmd_inspect(int argc, char **argv) {
         return 2;
     }
     kiln_graph *g = NULL;
-    if (kiln_model_load(model, &g)) return fail("inspect", kiln_last_error());
+    kiln_status st = kiln_model_load(model, &g);
+    if (st == KILN_ERR_UNSUPPORTED) return inspect_raw(model);
+    if (st) return fail("inspect", kiln_last_error());
     char buf[256];
     printf("model %s: graph '%s', opset %lld, %d nodes\n", model, g->name, (long long)g->opset, g->n_nodes);
     for (int i = 0; i < g->n_inputs; i++) {
