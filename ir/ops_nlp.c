@@ -754,7 +754,8 @@ kiln_status kiln_eval_Attention(const kiln_node *n, kiln_tensor *const *in, int 
             int64_t hk = h / group;
             for (int64_t i = 0; i < D.Sq; i++) {
                 int64_t qo = b * qv.sb + h * qv.sh + i * qv.ss;
-                int64_t qk_row = ((b * D.Hq + h) * D.Sq + i) * D.T;
+                /* only formed when the output exists, so its product is a real tensor offset */
+                int64_t qk_row = qko ? ((b * D.Hq + h) * D.Sq + i) * D.T : 0;
                 double mx = -INFINITY;
                 for (int64_t j = 0; j < D.T; j++) {
                     const kiln_tensor *kt = j < D.P ? pk : k;
