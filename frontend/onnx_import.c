@@ -416,7 +416,9 @@ const kiln_importer *kiln_importer_at(int i) {
 
 const kiln_importer *kiln_importer_find(const char *onnx_type) {
     if (!onnx_type) return NULL;
-    for (int i = 0; i < kiln_importer_count(); i++)
-        if (!strcmp(kiln_importer_at(i)->onnx_type, onnx_type)) return kiln_importer_at(i);
+    for (int i = 0; i < kiln_importer_count(); i++) {
+        const kiln_importer *imp = kiln_importer_at(i);
+        if (imp->op != KILN_OP_Fused && !strcmp(imp->onnx_type, onnx_type)) return imp; /* Fused is kiln's own */
+    }
     return NULL;
 }

@@ -59,6 +59,7 @@ void kiln_graph_free(kiln_graph *g) {
         free(n->outputs);
         for (int a = 0; a < n->n_attrs; a++) kiln_attr_free(&n->attrs[a]);
         free(n->attrs);
+        kiln_graph_free(n->body);
     }
     for (int i = 0; i < g->n_symbols; i++) free(g->symbols[i]);
     free(g->symbols);
@@ -91,6 +92,8 @@ int kiln_graph_add_value(kiln_graph *g, const char *name) {
     }
     v->rank = -1;
     v->producer = -1;
+    v->arena_offset = -1;
+    v->alias_of = -1;
     return g->n_values++;
 }
 

@@ -102,7 +102,17 @@ typedef struct kiln_value {
     int *users;                    /* node indices (a node appears once per use) */
     int n_users, cap_users;
     unsigned flags;
+    /* Set by passes (see passes/pass.h); meaningless before them. */
+    int64_t arena_offset;          /* byte offset in the activation arena, -1 = not planned */
+    int alias_of;                  /* value id whose storage this one shares (views, in-place), -1 none */
+    uint8_t layout;                /* kiln_layout: physical layout chosen for 4-D activations */
 } kiln_value;
+
+typedef enum kiln_layout {
+    KILN_LAYOUT_ANY = 0, /* not chosen / layout-free (rank != 4, weights handled separately) */
+    KILN_LAYOUT_NCHW = 1,
+    KILN_LAYOUT_NHWC = 2
+} kiln_layout;
 
 typedef struct kiln_node {
     char *name;                    /* ONNX node name ("" if none) */
@@ -111,6 +121,10 @@ typedef struct kiln_node {
     int *inputs;  int n_inputs;    /* value ids; -1 = omitted optional input */
     int *outputs; int n_outputs;   /* value ids; -1 = omitted optional output */
     kiln_attr *attrs; int n_attrs;
+    /* KILN_OP_Fused only: the group's sub-graph, owned. Its inputs and outputs correspond
+     * one to one, in order, to the node's; attribute "kind" names the fusion pattern. */
+    struct kiln_graph *body;
+    bool dead;                     /* removed by a pass; dropped by kiln_graph_compact */
 } kiln_node;
 
 struct kiln_graph {
@@ -121,6 +135,7 @@ struct kiln_graph {
     int *inputs;  int n_inputs;    /* runtime inputs (initializers excluded) */
     int *outputs; int n_outputs;
     char **symbols; int n_symbols; /* names of symbolic dims */
+    int64_t arena_bytes;           /* activation arena size from the memory plan, 0 = none */
 };
 
 /* ---------------------------------------------------------- graph build -- */
@@ -159,6 +174,35 @@ const char *kiln_attr_str(const kiln_node *n, const char *name, const char *def)
 int kiln_attr_ints(const kiln_node *n, const char *name, const int64_t **v);
 int kiln_attr_floats(const kiln_node *n, const char *name, const float **v);
 const kiln_tensor *kiln_attr_tensor(const kiln_node *n, const char *name);
+
+/* -------------------------------------------------------------- rewriting -- */
+/* Passes edit graphs with these; the pass manager then calls kiln_graph_normalize. */
+/* Deep copy (bodies of fused nodes included). NULL on OOM. */
+kiln_graph *kiln_graph_clone(const kiln_graph *g);
+/* Make every use of value old_v (node inputs, graph outputs) use new_v instead. When old_v
+ * is a graph output, the output keeps its name: new_v takes old_v's name if new_v is produced
+ * by a node and is not itself a graph input or output; otherwise nothing changes and false
+ * is returned (keep the producer of old_v then). */
+bool kiln_graph_replace_uses(kiln_graph *g, int old_v, int new_v);
+/* Mark a node dead (kiln_graph_compact drops it and its use-list entries). */
+void kiln_graph_remove_node(kiln_graph *g, int node);
+/* Drop dead nodes and values that nothing defines or uses (ids of values and nodes change),
+ * put nodes in topological order (stable), rebuild use lists. */
+kiln_status kiln_graph_compact(kiln_graph *g);
+/* compact + infer + verify: what the pass manager runs after a pass changed the graph. */
+kiln_status kiln_graph_normalize(kiln_graph *g);
+/* Value that holds a new constant (takes t; name made unique from hint). -1 on OOM. */
+int kiln_graph_add_const(kiln_graph *g, kiln_tensor *t, const char *hint);
+/* Does the node set form a convex sub-graph (no path leaves the set and comes back)? */
+bool kiln_graph_is_convex(const kiln_graph *g, const int *nodes, int n);
+/* Replace a convex set of live nodes by one KILN_OP_Fused node owning them as its body.
+ * The body's inputs are the values the set reads from outside (in first-use order), its
+ * outputs the values it defines that are used outside or are graph outputs (in definition
+ * order); the outer value ids of those outputs are kept. kind names the pattern. On success
+ * *fused is the new node's index; the old nodes are marked dead. */
+kiln_status kiln_graph_fuse(kiln_graph *g, const int *nodes, int n, const char *kind, int *fused);
+/* Number of live users of value v (dead nodes excluded) plus 1 if it is a graph output. */
+int kiln_value_live_uses(const kiln_graph *g, int v);
 
 /* ------------------------------------------------------------- checking -- */
 /* Single definition, defined-before-use (acyclic, topologically ordered), arities

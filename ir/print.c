@@ -46,21 +46,11 @@ static void print_attr(const kiln_attr *a, FILE *f) {
     }
 }
 
-void kiln_graph_print(const kiln_graph *g, FILE *f) {
+static void print_nodes(const kiln_graph *g, FILE *f, int indent) {
     char buf[256];
-    fprintf(f, "graph %s (opset %lld) {\n", g->name && *g->name ? g->name : "main", (long long)g->opset);
-    for (int i = 0; i < g->n_inputs; i++) {
-        const kiln_value *v = &g->values[g->inputs[i]];
-        kiln_value_format_type(g, v, buf, sizeof buf);
-        fprintf(f, "  input %%%s: %s\n", v->name, buf);
-    }
-    int n_const = 0;
-    for (int v = 0; v < g->n_values; v++)
-        if (g->values[v].data && g->values[v].producer < 0) n_const++;
-    fprintf(f, "  ; %d constants\n", n_const);
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const kiln_node *n = &g->nodes[ni];
-        fprintf(f, "  ");
+        fprintf(f, "%*s", indent, "");
         for (int i = 0; i < n->n_outputs; i++) {
             if (n->outputs[i] < 0) {
                 fprintf(f, "%s_", i ? ", " : "");
@@ -76,8 +66,28 @@ void kiln_graph_print(const kiln_graph *g, FILE *f) {
                     n->inputs[i] >= 0 ? g->values[n->inputs[i]].name : "");
         fputc(')', f);
         for (int a = 0; a < n->n_attrs; a++) print_attr(&n->attrs[a], f);
+        if (n->body) {
+            fprintf(f, " {\n");
+            print_nodes(n->body, f, indent + 4);
+            fprintf(f, "%*s}", indent, "");
+        }
         fputc('\n', f);
     }
+}
+
+void kiln_graph_print(const kiln_graph *g, FILE *f) {
+    char buf[256];
+    fprintf(f, "graph %s (opset %lld) {\n", g->name && *g->name ? g->name : "main", (long long)g->opset);
+    for (int i = 0; i < g->n_inputs; i++) {
+        const kiln_value *v = &g->values[g->inputs[i]];
+        kiln_value_format_type(g, v, buf, sizeof buf);
+        fprintf(f, "  input %%%s: %s\n", v->name, buf);
+    }
+    int n_const = 0;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].data && g->values[v].producer < 0) n_const++;
+    fprintf(f, "  ; %d constants\n", n_const);
+    print_nodes(g, f, 2);
     for (int i = 0; i < g->n_outputs; i++) fprintf(f, "  output %%%s\n", g->values[g->outputs[i]].name);
     fprintf(f, "}\n");
 }
@@ -101,7 +111,9 @@ kiln_status kiln_graph_write_dot(const kiln_graph *g, FILE *f) {
     }
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const kiln_node *n = &g->nodes[ni];
-        fprintf(f, "  n%d [label=\"%s\\n", ni, kiln_op_table[n->op].onnx_type);
+        const char *kind = n->body ? kiln_attr_str(n, "kind", "fused") : NULL;
+        fprintf(f, "  n%d [%slabel=\"%s%s%s\\n", ni, n->body ? "style=filled, fillcolor=lightyellow, " : "",
+                kiln_op_table[n->op].onnx_type, kind ? ":" : "", kind ? kind : "");
         dot_escape(n->name ? n->name : "", f);
         fprintf(f, "\"];\n");
         for (int i = 0; i < n->n_inputs; i++) {

@@ -31,9 +31,24 @@ kiln_status kiln_graph_verify(const kiln_graph *g) {
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const kiln_node *n = &g->nodes[ni];
         const kiln_op_info *oi = &kiln_op_table[n->op];
-        if ((unsigned)n->op >= KILN_OP_COUNT) {
-            st = kiln_errorf(KILN_ERR_INTERNAL, "node %d has an invalid op", ni);
+        if ((unsigned)n->op >= KILN_OP_COUNT || n->dead) {
+            st = kiln_errorf(KILN_ERR_INTERNAL, "node %d has an invalid op or is dead (compact first)", ni);
             goto done;
+        }
+        if ((n->op == KILN_OP_Fused) != (n->body != NULL)) {
+            st = kiln_node_errorf(n, KILN_ERR_INTERNAL, "only fused nodes own a body");
+            goto done;
+        }
+        if (n->body) {
+            if (n->body->n_inputs != n->n_inputs || n->body->n_outputs != n->n_outputs) {
+                st = kiln_node_errorf(n, KILN_ERR_INTERNAL, "body I/O (%d->%d) differs from the node's (%d->%d)",
+                                      n->body->n_inputs, n->body->n_outputs, n->n_inputs, n->n_outputs);
+                goto done;
+            }
+            if ((st = kiln_graph_verify(n->body))) {
+                kiln_error_prefix(st, "in the body of fused node '%s'", n->name);
+                goto done;
+            }
         }
         if (n->n_inputs < oi->min_in || (oi->max_in >= 0 && n->n_inputs > oi->max_in) ||
             n->n_outputs < oi->min_out || (oi->max_out >= 0 && n->n_outputs > oi->max_out)) {

@@ -23,7 +23,7 @@ FLOATS = "f16 bf16 f32 f64"
 NUMERIC = "f16 bf16 f32 f64 i8-i64 u8-u64"
 ALL = "all (bool, ints, floats)"
 family_dtypes = {"elementwise": FLOATS, "reduce": FLOATS, "nn": FLOATS, "shape": ALL, "index": ALL,
-                 "nlp": FLOATS, "quant": "see notes"}
+                 "nlp": FLOATS, "quant": "see notes", "fused": "those of its body"}
 dtype_override = {
     "Abs": NUMERIC, "Neg": "signed ints, floats", "Sign": NUMERIC, "Ceil": FLOATS, "Not": "bool",
     "And": "bool", "Or": "bool", "Xor": "bool", "BitwiseNot": "ints", "BitwiseAnd": "ints",
@@ -49,6 +49,7 @@ notes = {
     "Conv": "1-D/2-D/3-D, groups, dilations, auto_pad; fast f32 path",
     "Einsum": "any equation incl. ellipsis", "Pad": "constant/reflect/edge/wrap, axes input",
     "ScatterElements": "also imports the deprecated Scatter", "Split": "split input or num_outputs",
+    "Fused": "kiln's own: a fusion group owning its sub-graph (made by passes, never imported)",
     "Add": "opset < 7 broadcast/axis rewritten", "PRelu": "opset < 7 slope along axis 1 rewritten",
 }
 out = [

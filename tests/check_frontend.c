@@ -359,6 +359,10 @@ END_TEST
 
 START_TEST(importer_table_covers_op_table) {
     for (int op = 0; op < KILN_OP_COUNT; op++) {
+        if (op == KILN_OP_Fused) { /* kiln's own op: never imported */
+            ck_assert_ptr_null(kiln_importer_find("Fused"));
+            continue;
+        }
         const kiln_importer *imp = kiln_importer_find(kiln_op_table[op].onnx_type);
         ck_assert_msg(imp != NULL, "no importer row for %s", kiln_op_table[op].onnx_type);
         ck_assert_int_eq(imp->op, op);

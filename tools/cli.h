@@ -3,8 +3,14 @@
 #define KILN_CLI_H
 
 #include "frontend.h"
+#include "pass.h"
 
 int kiln_cmd_conformance(int argc, char **argv);
+int kiln_cmd_optimize(int argc, char **argv);
+/* Parses a pass-pipeline option at argv[*i] (-O<n>, --passes, --disable-pass, --dump-ir-after,
+ * --precision), advancing *i past its value. 1: consumed, 0: not a pass option, -1: bad
+ * (with *err). */
+int kiln_cli_pass_option(int argc, char **argv, int *i, kiln_pipeline_opts *o, const char **err);
 
 /* Compare got against expected: dtype and shape must match; floats within
  * |a-e| <= atol + rtol*|e| (NaN matches NaN), ints and bool exactly. On mismatch writes a

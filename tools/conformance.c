@@ -176,6 +176,23 @@ static kiln_tensor *light_input(const kiln_graph *g, int i) {
     return t;
 }
 
+/* When set, every case also runs through the pass pipeline: the optimized graph must match
+ * the expected outputs and the unoptimized graph (relative L2 <= opt_rel_l2 per output). */
+static const kiln_pipeline_opts *opt_pipeline;
+static double opt_rel_l2 = 1e-5;
+
+static double rel_l2(const kiln_tensor *a, const kiln_tensor *e) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < e->numel; i++) {
+        double x = kiln_tensor_get(a, i), y = kiln_tensor_get(e, i);
+        if (isnan(x) && isnan(y)) continue;
+        if (isinf(y) && x == y) continue;
+        num += (x - y) * (x - y);
+        den += y * y;
+    }
+    return num == 0 ? 0 : (den == 0 ? INFINITY : sqrt(num / den));
+}
+
 /* Runs one case in this process; writes a one-line reason into msg. */
 static case_result run_case(const test_case *tc, double rtol, double atol, char *msg, size_t len) {
     char path[4096];
@@ -189,6 +206,16 @@ static case_result run_case(const test_case *tc, double rtol, double atol, char 
         if (!strncmp(e, path, pl) && e[pl] == ':') e += pl + 2;
         snprintf(msg, len, "%s", e);
         return st == KILN_ERR_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
+    }
+    kiln_graph *og = NULL; /* the optimized copy */
+    if (opt_pipeline) {
+        og = kiln_graph_clone(g);
+        if (!og || kiln_pipeline_run(og, opt_pipeline, NULL, 0, NULL)) {
+            snprintf(msg, len, "optimizing: %s", kiln_last_error());
+            kiln_graph_free(og);
+            kiln_graph_free(g);
+            return CASE_FAIL;
+        }
     }
     int n_in = kiln_graph_num_inputs(g), n_out = kiln_graph_num_outputs(g);
     case_result res = CASE_PASS;
@@ -275,15 +302,41 @@ static case_result run_case(const test_case *tc, double rtol, double atol, char 
             res = st == KILN_ERR_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
             break;
         }
+        kiln_tensor **oouts = NULL;
+        if (og) {
+            oouts = calloc((size_t)n_out + 1, sizeof *oouts);
+            if (!oouts || kiln_graph_run_cpu(og, ins, n_in, oouts, n_out)) {
+                snprintf(msg, len, "optimized graph: %s", oouts ? kiln_last_error() : "out of memory");
+                res = CASE_FAIL;
+            }
+        }
         for (int i = 0; i < n_out; i++) {
             char why[512];
             if (res == CASE_PASS && !kiln_tensor_compare(outs[i], exps[i], rtol, atol, why, sizeof why)) {
                 snprintf(msg, len, "set %d output '%s': %s", set, kiln_graph_output_name(g, i), why);
                 res = CASE_FAIL;
             }
+            if (res == CASE_PASS && oouts) {
+                if (!kiln_tensor_compare(oouts[i], exps[i], rtol, atol, why, sizeof why)) {
+                    snprintf(msg, len, "set %d output '%s' after optimization: %s", set, kiln_graph_output_name(g, i),
+                             why);
+                    res = CASE_FAIL;
+                } else if (kiln_dtype_is_float(outs[i]->dtype) && rel_l2(oouts[i], outs[i]) > opt_rel_l2) {
+                    snprintf(msg, len, "set %d output '%s': optimized differs from unoptimized, relative L2 %.3g > %.g",
+                             set, kiln_graph_output_name(g, i), rel_l2(oouts[i], outs[i]), opt_rel_l2);
+                    res = CASE_FAIL;
+                } else if (!kiln_dtype_is_float(outs[i]->dtype) &&
+                           !kiln_tensor_compare(oouts[i], outs[i], 0, 0, why, sizeof why)) {
+                    snprintf(msg, len, "set %d output '%s': optimized differs from unoptimized: %s", set,
+                             kiln_graph_output_name(g, i), why);
+                    res = CASE_FAIL;
+                }
+            }
             kiln_tensor_free(outs[i]);
             outs[i] = NULL;
+            if (oouts) kiln_tensor_free(oouts[i]);
         }
+        free(oouts);
     }
     if (res == CASE_PASS && sets == 0) {
         snprintf(msg, len, "no test_data_set_* folder");
@@ -298,6 +351,7 @@ static case_result run_case(const test_case *tc, double rtol, double atol, char 
     free(outs);
     free(exps);
     kiln_graph_free(g);
+    kiln_graph_free(og);
     return res;
 }
 
@@ -409,6 +463,9 @@ static void usage(FILE *f) {
             "  --no-fork        run cases in this process (for debugging)\n"
             "  --quiet          print only FAIL lines and the summary\n"
             "  --no-summary     skip the per-op summary\n"
+            "  --optimize       also run each case through the pass pipeline (pass options such as\n"
+            "                   -O<n>, --passes, --disable-pass apply); the optimized graph must match\n"
+            "                   the expected outputs and the unoptimized graph (relative L2 <= 1e-5)\n"
             "The last line is `conformance: P passed, F failed, U unsupported`; the exit status is\n"
             "nonzero when F > 0.\n");
 }
@@ -418,9 +475,20 @@ int kiln_cmd_conformance(int argc, char **argv) {
     int timeout_s = 600;
     bool cpu = false, fork_cases = true, quiet = false, summary = true;
     case_list cases = {0};
+    kiln_pipeline_opts popts;
+    kiln_pipeline_opts_init(&popts);
+    bool optimize = false;
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        const char *a = argv[i], *perr;
+        int pr = kiln_cli_pass_option(argc, argv, &i, &popts, &perr);
+        if (pr < 0) {
+            fprintf(stderr, "kiln conformance: %s: %s\n", a, perr);
+            return 2;
+        }
+        if (pr > 0) continue;
+        if (!strcmp(a, "--optimize")) {
+            optimize = true;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--cpu")) {
@@ -467,6 +535,7 @@ int kiln_cmd_conformance(int argc, char **argv) {
         fprintf(stderr, "kiln conformance: no test cases found\n");
         return 2;
     }
+    if (optimize) opt_pipeline = &popts;
     int n_pass = 0, n_fail = 0, n_unsup = 0, nt = 0;
     op_tally *tally = calloc(1024, sizeof *tally);
     for (size_t i = 0; i < cases.n; i++) {

@@ -15,6 +15,7 @@ static void usage_main(FILE *f) {
             "commands:\n"
             "  run --cpu MODEL.onnx   evaluate a model on the CPU reference evaluator\n"
             "  inspect MODEL.onnx     inputs/outputs, op histogram, parameters, unsupported ops\n"
+            "  optimize MODEL.onnx    run the graph passes and report what each did\n"
             "  conformance --cpu DIR  run ONNX backend test cases\n"
             "  version                print the version\n"
             "Every command has --help.\n",
@@ -320,6 +321,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "conformance")) return kiln_cmd_conformance(argc - 2, argv + 2);
+    if (!strcmp(cmd, "optimize")) return kiln_cmd_optimize(argc - 2, argv + 2);
     fprintf(stderr, "kiln: unknown command '%s'\n", cmd);
     usage_main(stderr);
     return 2;

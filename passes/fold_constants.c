@@ -1,0 +1,9 @@
+/* fold_constants.c — (not written yet: the pass changes nothing). */
+#include "pass.h"
+
+kiln_status kiln_pass_fold_constants(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed) {
+    (void)g;
+    (void)ctx;
+    *changed = false;
+    return KILN_OK;
+}
