@@ -53,6 +53,9 @@ typedef struct fuser {
     int *head;      /* group -> first member */
     int *size;      /* group -> member count */
     int *kind;      /* group -> G_EW / G_RED */
+    int *gmin, *gmax; /* group -> first and last member index */
+    int *red;       /* reduction groups */
+    int n_red;
     int n_groups;
     int *stamp;     /* node -> visit mark of the current check */
     int *gmark;     /* group -> candidate mark of the current check */
@@ -107,22 +110,38 @@ static bool in_cand(const fuser *f, int ni, int extra) {
     return ni == extra || (f->group[ni] >= 0 && f->gmark[f->group[ni]] == f->cur);
 }
 
-/* Would contracting the candidate set (marked groups + node extra) keep the contracted graph
- * acyclic, and keep every Expand's shape input outside it? */
-static bool convex(fuser *f, int extra) {
+/* Would contracting the candidate set (groups cands[0..nc) + node extra) keep the contracted
+ * graph acyclic, and keep every Expand's shape input outside it?
+ * Pruning: a path that returns to the set must end at index <= hi (the set's last node). From
+ * a node past bound it can only come back by jumping through a group that spans hi, so
+ * nodes past bound = max(hi, last node of every reduction group starting before hi) are
+ * never visited. (Elementwise groups only hold nodes placed so far, all before hi.) */
+static bool convex(fuser *f, const int *cands, int nc, int extra) {
     const kiln_graph *g = f->g;
-    int nw = 0;
-    for (int ni = 0; ni < f->n; ni++) {
-        if (!in_cand(f, ni, extra)) continue;
-        const kiln_node *nd = &g->nodes[ni];
+    f->cur++;
+    for (int k = 0; k < nc; k++) f->gmark[cands[k]] = f->cur;
+    int nw = 0, hi = extra;
+    f->stamp[extra] = f->cur;
+    f->work[nw++] = extra;
+    for (int k = 0; k < nc; k++)
+        for (int m = f->head[cands[k]]; m >= 0; m = f->next[m]) {
+            f->stamp[m] = f->cur;
+            f->work[nw++] = m;
+            if (m > hi) hi = m;
+        }
+    int bound = hi;
+    for (int k = 0; k < f->n_red; k++) {
+        int gi = f->red[k];
+        if (f->gmark[gi] != f->cur && f->gmin[gi] < hi && f->gmax[gi] > bound) bound = f->gmax[gi];
+    }
+    for (int w = 0; w < nw; w++) { /* Expand's shape is data the body's inference must know */
+        const kiln_node *nd = &g->nodes[f->work[w]];
         if (nd->op == KILN_OP_Expand && nd->n_inputs > 1 && nd->inputs[1] >= 0) {
             int p = g->values[nd->inputs[1]].producer;
             if (p >= 0 && p < f->n && in_cand(f, p, extra)) return false;
         }
-        f->stamp[ni] = f->cur;
-        f->work[nw++] = ni;
     }
-    /* forward walk from the set; the set's own nodes are seeds, outside nodes get visited */
+    /* forward walk: the set's nodes are the seeds, outside nodes get visited */
     int seeds = nw;
     for (int w = 0; w < nw; w++) {
         int u = f->work[w];
@@ -139,14 +158,14 @@ static bool convex(fuser *f, int extra) {
                     if (outside) return false; /* left the set and came back */
                     continue;
                 }
-                if (f->stamp[c] == f->cur) continue;
+                if (c > bound || f->stamp[c] == f->cur) continue;
                 f->stamp[c] = f->cur;
                 f->work[nw++] = c;
                 /* a group is one node once contracted: all its members are reached */
                 int gc = f->group[c];
                 if (gc >= 0)
                     for (int m = f->head[gc]; m >= 0; m = f->next[m])
-                        if (f->stamp[m] != f->cur) {
+                        if (m <= bound && f->stamp[m] != f->cur) {
                             f->stamp[m] = f->cur;
                             f->work[nw++] = m;
                         }
@@ -161,6 +180,8 @@ static int new_group(fuser *f, int ni, int kind) {
     f->head[gi] = ni;
     f->size[gi] = 1;
     f->kind[gi] = kind;
+    f->gmin[gi] = f->gmax[gi] = ni;
+    if (kind == G_RED) f->red[f->n_red++] = gi;
     f->group[ni] = gi;
     f->next[ni] = -1;
     return gi;
@@ -168,6 +189,8 @@ static int new_group(fuser *f, int ni, int kind) {
 
 static void add_to_group(fuser *f, int gi, int ni) {
     f->group[ni] = gi;
+    if (ni < f->gmin[gi]) f->gmin[gi] = ni;
+    if (ni > f->gmax[gi]) f->gmax[gi] = ni;
     f->next[ni] = f->head[gi];
     f->head[gi] = ni;
     f->size[gi]++;
@@ -185,16 +208,14 @@ static void merge_groups(fuser *f, int into, int from) {
         f->head[into] = f->head[from];
     }
     f->size[into] += f->size[from];
+    if (f->gmin[from] < f->gmin[into]) f->gmin[into] = f->gmin[from];
+    if (f->gmax[from] > f->gmax[into]) f->gmax[into] = f->gmax[from];
     f->head[from] = -1;
     f->size[from] = 0;
 }
 
 /* Check whether node ni may join group gi (alone). */
-static bool can_join(fuser *f, int gi, int ni) {
-    f->cur++;
-    f->gmark[gi] = f->cur;
-    return convex(f, ni);
-}
+static bool can_join(fuser *f, int gi, int ni) { return convex(f, &gi, 1, ni); }
 
 /* Reduction r with its prologue and epilogue. */
 static void grow_reduction(fuser *f, int r) {
@@ -259,9 +280,7 @@ static void place_elementwise(fuser *f, int ni) {
         if (!seen && nc < 64) cands[nc++] = f->group[p];
     }
     if (nc > 1) { /* all producer groups at once */
-        f->cur++;
-        for (int k = 0; k < nc; k++) f->gmark[cands[k]] = f->cur;
-        if (convex(f, ni)) {
+        if (convex(f, cands, nc, ni)) {
             for (int k = 1; k < nc; k++) merge_groups(f, cands[0], cands[k]);
             add_to_group(f, cands[0], ni);
             return;
@@ -286,11 +305,14 @@ kiln_status kiln_pass_fuse_elementwise(kiln_graph *g, const kiln_pass_ctx *ctx, 
     f.head = malloc(sizeof(int) * n1);
     f.size = malloc(sizeof(int) * n1);
     f.kind = malloc(sizeof(int) * n1);
+    f.gmin = malloc(sizeof(int) * n1);
+    f.gmax = malloc(sizeof(int) * n1);
+    f.red = malloc(sizeof(int) * n1);
     f.stamp = calloc(n1, sizeof(int));
     f.gmark = calloc(n1, sizeof(int));
     f.work = malloc(sizeof(int) * n1 * 2);
     int *members = malloc(sizeof(int) * n1);
-    if (!f.group || !f.next || !f.head || !f.size || !f.kind || !f.stamp || !f.gmark || !f.work || !members) {
+    if (!f.group || !f.next || !f.head || !f.size || !f.kind || !f.gmin || !f.gmax || !f.red || !f.stamp || !f.gmark || !f.work || !members) {
         st = kiln_errorf(KILN_ERR_OOM, "out of memory grouping elementwise ops");
         goto done;
     }
@@ -315,6 +337,9 @@ done:
     free(f.head);
     free(f.size);
     free(f.kind);
+    free(f.gmin);
+    free(f.gmax);
+    free(f.red);
     free(f.stamp);
     free(f.gmark);
     free(f.work);

@@ -188,6 +188,23 @@ START_TEST(reduction_prologue_used_twice_stays_out) {
 }
 END_TEST
 
+START_TEST(reduction_with_symbolic_batch) {
+    /* log-sum-exp over the last axis of x[N,4]: one reduction kernel */
+    kiln_graph *g = kiln_graph_new();
+    gb_input(g, "x", KILN_F32, 2, (int64_t[]){-1, 4}, "N");
+    axes(g, "ax", 1);
+    gb_node(g, KILN_OP_Exp, "exp", "x", "e");
+    gb_node(g, KILN_OP_ReduceSum, "rs", "e,ax", "s");
+    gb_node(g, KILN_OP_Log, "log", "s", "y");
+    gb_output(g, "y");
+    check_pass(g, "fuse-elementwise", true, "Fused:reduction[Exp+ReduceSum+Log]");
+    char buf[64];
+    kiln_value_format_type(g, &g->values[g->outputs[0]], buf, sizeof buf);
+    ck_assert_str_eq(buf, "f32[N,1]");
+    kiln_graph_free(g);
+}
+END_TEST
+
 /* ----------------------------------------------------------- Softmax -- */
 static kiln_graph *softmax_graph(int64_t max_axis, int64_t sum_axis) {
     kiln_graph *g = with_input(D234, 3);
@@ -406,6 +423,50 @@ START_TEST(gelu_then_group) {
 }
 END_TEST
 
+static int count_op(const kiln_graph *g, kiln_op op) {
+    int k = 0;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        k += g->nodes[ni].op == op;
+        if (g->nodes[ni].body) k += count_op(g->nodes[ni].body, op);
+    }
+    return k;
+}
+
+START_TEST(whole_pipeline_on_a_transformer_block) {
+    /* LayerNorm and GELU written out around a MatMul, then a residual Add: the default
+     * pipeline recognizes both and computes the same */
+    kiln_graph *g = layernorm_graph((ln_opts){.ax1 = -1, .ax2 = -1, .pow_exp = 2, .gamma = true, .beta = true});
+    gb_const(g, "w", KILN_F32, 2, (int64_t[]){4, 4}, -0.5, 0.5);
+    gb_node(g, KILN_OP_MatMul, "mm", "y,w", "h");
+    scalar(g, "half", 0.5);
+    scalar(g, "one", 1.0);
+    scalar(g, "r2", 1.4142135);
+    gb_node(g, KILN_OP_Div, "gdiv", "h,r2", "gt");
+    gb_node(g, KILN_OP_Erf, "gerf", "gt", "ge");
+    gb_node(g, KILN_OP_Add, "gadd", "ge,one", "gp");
+    gb_node(g, KILN_OP_Mul, "gmx", "h,gp", "gxp");
+    gb_node(g, KILN_OP_Mul, "gout", "gxp,half", "gel");
+    gb_node(g, KILN_OP_Add, "res", "gel,x", "z");
+    g->values[g->outputs[0]].flags &= ~(unsigned)KILN_VALUE_OUTPUT;
+    g->outputs[0] = kiln_graph_find_value(g, "z");
+    g->values[g->outputs[0]].flags |= KILN_VALUE_OUTPUT;
+    gb_finish(g);
+    kiln_graph *ref = kiln_graph_clone(g);
+    int before = kiln_graph_kernel_count(g);
+    kiln_pipeline_opts o;
+    kiln_pipeline_opts_init(&o);
+    ck_assert_msg(kiln_pipeline_run(g, &o, NULL, 0, NULL) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(count_op(g, KILN_OP_LayerNormalization), 1);
+    ck_assert_int_eq(count_op(g, KILN_OP_Gelu), 1);
+    ck_assert_int_eq(count_op(g, KILN_OP_ReduceMean) + count_op(g, KILN_OP_Erf), 0);
+    ck_assert_int_le(kiln_graph_kernel_count(g), 4); /* LayerNorm, MatMul, Gelu, Add at most */
+    ck_assert_int_lt(kiln_graph_kernel_count(g), before);
+    gb_assert_same(ref, g, 3, 1e-5);
+    kiln_graph_free(ref);
+    kiln_graph_free(g);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("fuse_elementwise");
     TCase *t = tcase_create("group");
@@ -419,6 +480,7 @@ static Suite *suite(void) {
     tcase_add_test(t, expand_shape_stays_outside);
     tcase_add_test(t, reduction_with_prologue_and_epilogue);
     tcase_add_test(t, reduction_prologue_used_twice_stays_out);
+    tcase_add_test(t, reduction_with_symbolic_batch);
     suite_add_tcase(s, t);
     t = tcase_create("recognize");
     tcase_add_test(t, softmax_recognized);
@@ -434,6 +496,7 @@ static Suite *suite(void) {
     tcase_add_test(t, gelu_tanh_recognized);
     tcase_add_test(t, gelu_wrong_constants_not_recognized);
     tcase_add_test(t, gelu_then_group);
+    tcase_add_test(t, whole_pipeline_on_a_transformer_block);
     suite_add_tcase(s, t);
     return s;
 }
