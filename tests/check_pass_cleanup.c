@@ -75,6 +75,7 @@ START_TEST(reshape_chain_keeps_the_last) {
     kiln_graph *c = cleaned(g, "Reshape,Relu", true);
     ck_assert_int_eq(c->nodes[0].inputs[0], c->inputs[0]);
     kiln_graph_free(c);
+    kiln_graph_free(g);
     /* a 0 in the last shape copies a dim of the middle tensor: rewritten to static dims */
     kiln_graph *h = kiln_graph_new();
     gb_input(h, "x", KILN_F32, 3, D234, NULL);
