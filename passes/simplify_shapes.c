@@ -180,11 +180,17 @@ static void eval_node(const kiln_graph *g, pvec *pv, const kiln_node *n) {
         if (st[0] > 0) {
             b = b < 0 ? 0 : b > len ? len : b;
             en = en < 0 ? 0 : en > len ? len : en;
-            for (int64_t i = b; i < en; i += st[0]) r.e[r.n++] = a->e[i];
+            for (int64_t i = b; i < en; i += st[0]) { /* no i + step past en: steps may be huge */
+                r.e[r.n++] = a->e[i];
+                if (en - i <= st[0]) break;
+            }
         } else {
             b = b < -1 ? -1 : b > len - 1 ? len - 1 : b;
             en = en < -1 ? -1 : en > len - 1 ? len - 1 : en;
-            for (int64_t i = b; i > en; i += st[0]) r.e[r.n++] = a->e[i];
+            for (int64_t i = b; i > en; i += st[0]) {
+                r.e[r.n++] = a->e[i];
+                if (st[0] == INT64_MIN || i - en <= -st[0]) break;
+            }
         }
         break;
     }

@@ -146,6 +146,45 @@ START_TEST(in_place_dims_copy) {
 }
 END_TEST
 
+START_TEST(slice_of_shape) {
+    /* x.view(*x.shape[:2], -1) as Slice(Shape(x), 0, 2) and, reversed twice with a huge
+     * step, Slice(Slice(Shape(x), -1, -inf, -1), 2, 0, -2^63) picks dim 1 */
+    kiln_graph *g = kiln_graph_new();
+    int64_t d[4] = {-1, 8, 2, 2};
+    gb_input(g, "x", KILN_F32, 4, d, "N");
+    gb_node(g, KILN_OP_Shape, "shape", "x", "s");
+    gb_const_i64(g, "st", 1, (int64_t[]){0});
+    gb_const_i64(g, "en", 1, (int64_t[]){2});
+    gb_node(g, KILN_OP_Slice, "head", "s,st,en", "head");
+    gb_const_i64(g, "m1", 1, (int64_t[]){-1});
+    gb_const_i64(g, "ninf", 1, (int64_t[]){INT64_MIN});
+    gb_const_i64(g, "ax", 1, (int64_t[]){0});
+    gb_node(g, KILN_OP_Slice, "rev", "s,m1,ninf,ax,m1", "rev");
+    gb_const_i64(g, "two", 1, (int64_t[]){2});
+    gb_const_i64(g, "zero", 1, (int64_t[]){0});
+    gb_const_i64(g, "huge", 1, (int64_t[]){INT64_MIN});
+    gb_node(g, KILN_OP_Slice, "pick", "rev,two,zero,ax,huge", "c");
+    gb_node(g, KILN_OP_Concat, "concat", "head,m1", "shp");
+    kiln_node_set_int(&g->nodes[g->n_nodes - 1], "axis", 0);
+    gb_node(g, KILN_OP_Reshape, "reshape", "x,shp", "r");
+    gb_node(g, KILN_OP_Cast, "cast", "c", "cf");
+    kiln_node_set_int(&g->nodes[g->n_nodes - 1], "to", KILN_F32);
+    gb_node(g, KILN_OP_Add, "add", "r,cf", "y");
+    gb_output(g, "y");
+    gb_finish(g);
+    kiln_graph *c = kiln_graph_clone(g);
+    ck_assert(gb_run_pass(c, GROUP, KILN_PREC_FP32));
+    ck_assert_str_eq(gb_ops(c), "Reshape,Add");
+    int64_t v[4];
+    ck_assert_int_eq(kiln_value_const_ints(&c->values[c->nodes[0].inputs[1]], v, 4), 3);
+    ck_assert(v[0] == 0 && v[1] == 8 && v[2] == -1);
+    ck_assert_float_eq(kiln_tensor_get(c->values[c->nodes[1].inputs[1]].data, 0), 8.0);
+    gb_assert_same(g, c, 2, 0);
+    kiln_graph_free(c);
+    kiln_graph_free(g);
+}
+END_TEST
+
 START_TEST(shape_as_graph_output_stays) {
     kiln_graph *g = kiln_graph_new();
     int64_t d[2] = {2, 3};
@@ -167,6 +206,7 @@ int main(void) {
     tcase_add_test(tc, static_dim_of_a_dynamic_tensor);
     tcase_add_test(tc, swapped_dynamic_dims_stay);
     tcase_add_test(tc, in_place_dims_copy);
+    tcase_add_test(tc, slice_of_shape);
     tcase_add_test(tc, shape_as_graph_output_stays);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
