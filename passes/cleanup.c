@@ -6,6 +6,7 @@
  *   Dropout in inference           y := x; a used mask becomes a constant all-true tensor
  *   Cast / CastLike to x's dtype   y := x
  *   Transpose with perm 0..n-1     y := x
+ *   Expand / Tile, output type = x y := x
  *   step-1 Slice, output type = x  y := x (a step-1 slice of full length covers everything)
  *   view whose output has the type of x or of a view ancestor of x  (static dims, or the
  *                                  same symbols)  y := that value (views keep element order)
@@ -247,6 +248,10 @@ static kiln_status rewrite_node(kiln_graph *g, int ni, bool *changed) {
         break;
     case KILN_OP_Transpose:
         return rewrite_transpose(g, ni, changed);
+    case KILN_OP_Expand: /* broadcasting to x's own shape (Tile: every repeat 1) */
+    case KILN_OP_Tile:
+        if (same_type(x, y)) forward(g, ni, true, changed);
+        break;
     case KILN_OP_Slice: {
         /* every step 1 and nothing cut off: the output has the input's exact type */
         int steps = input_at(n, 4);

@@ -36,7 +36,7 @@ START_TEST(identity_dropout_and_dead_code) {
 }
 END_TEST
 
-START_TEST(no_op_cast_reshape_transpose_slice) {
+START_TEST(no_op_cast_reshape_transpose_slice_expand_tile) {
     kiln_graph *g = kiln_graph_new();
     int64_t d[3] = {-1, 4, 6};
     gb_input(g, "x", KILN_F32, 3, d, "N");
@@ -50,9 +50,14 @@ START_TEST(no_op_cast_reshape_transpose_slice) {
     gb_const_i64(g, "ends", 1, (int64_t[]){INT64_MAX});
     gb_const_i64(g, "axes", 1, (int64_t[]){2});
     gb_node(g, KILN_OP_Slice, "slice", "c,starts,ends,axes", "e");
-    gb_node(g, KILN_OP_Relu, "relu", "e", "y");
+    gb_const_i64(g, "ones", 2, (int64_t[]){1, 1});
+    gb_node(g, KILN_OP_Expand, "expand", "e,ones", "f");
+    gb_const_i64(g, "reps", 3, (int64_t[]){1, 1, 1});
+    gb_node(g, KILN_OP_Tile, "tile", "f,reps", "h");
+    gb_node(g, KILN_OP_Relu, "relu", "h", "y");
     gb_output(g, "y");
     gb_finish(g);
+    ck_assert_str_eq(gb_ops(g), "Cast,Reshape,Transpose,Slice,Expand,Tile,Relu");
     kiln_graph *c = cleaned(g, "Relu", true);
     ck_assert_int_eq(c->nodes[0].inputs[0], c->inputs[0]);
     kiln_graph_free(c);
@@ -161,12 +166,14 @@ START_TEST(leaves_real_work_alone) {
     gb_node(g, KILN_OP_Slice, "slice", "b,starts,ends,axes", "c");
     gb_node(g, KILN_OP_Cast, "back", "c", "d");
     kiln_node_set_int(&g->nodes[g->n_nodes - 1], "to", KILN_F32);
-    gb_node(g, KILN_OP_Dropout, "drop", "d,,train", "y"); /* training mode unknown */
+    gb_const_i64(g, "to3", 3, (int64_t[]){3, 1, 1});
+    gb_node(g, KILN_OP_Expand, "expand", "d,to3", "e"); /* [1,4,3] -> [3,4,3] */
+    gb_node(g, KILN_OP_Dropout, "drop", "e,,train", "y"); /* training mode unknown */
     gb_node(g, KILN_OP_Identity, "id", "x", "z");        /* input -> output: must stay */
     gb_output(g, "y");
     gb_output(g, "z");
     gb_finish(g);
-    const char *want = "Cast,Transpose,Slice,Cast,Dropout,Identity";
+    const char *want = "Cast,Transpose,Slice,Cast,Expand,Dropout,Identity";
     ck_assert_str_eq(gb_ops(g), want);
     kiln_graph *c = kiln_graph_clone(g);
     ck_assert(!gb_run_pass(c, "cleanup", KILN_PREC_FP32));
@@ -195,7 +202,7 @@ int main(void) {
     Suite *s = suite_create("pass_cleanup");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, identity_dropout_and_dead_code);
-    tcase_add_test(tc, no_op_cast_reshape_transpose_slice);
+    tcase_add_test(tc, no_op_cast_reshape_transpose_slice_expand_tile);
     tcase_add_test(tc, reshape_chain_keeps_the_last);
     tcase_add_test(tc, transpose_pairs_cancel_or_compose);
     tcase_add_test(tc, squeeze_unsqueeze_cancel);
