@@ -2,25 +2,25 @@
  * cleanup.c — removes nodes that compute nothing new.
  *
  * Matches, in one forward sweep per round (use lists rebuilt after every rewrite):
- *   Identity                       y := x
- *   Dropout in inference           y := x; a used mask becomes a constant all-true tensor
- *   Cast / CastLike to x's dtype   y := x
- *   Transpose with perm 0..n-1     y := x
- *   Expand / Tile, output type = x y := x
- *   step-1 Slice, output type = x  y := x (a step-1 slice of full length covers everything)
- *   view whose output has the type of x or of a view ancestor of x  (static dims, or the
- *                                  same symbols)  y := that value (views keep element order)
- *   view chains                    Reshape(view(x), s) -> Reshape(x, s) when s has no 0
- *                                  (0 would copy a dim of the middle tensor) or the output is
- *                                  static (s is then rewritten to the output's dims)
- *                                  a view chain whose end has x's type   -> x
- *   Transpose(Transpose(x, p), q)  -> Transpose(x, p∘q), or x when that is the identity
- *   Squeeze(Unsqueeze(x, a), a), Unsqueeze(Squeeze(x, a), a)   -> x
- * then removes dead nodes (no output used, none a graph output) from the back.
+ *   Identity                          y := x
+ *   Dropout in inference              y := x; a used mask becomes a constant all-true tensor
+ *   Cast / CastLike to x's own dtype  y := x
+ *   Transpose with perm 0..n-1        y := x
+ *   Expand / Tile to x's own type     y := x
+ *   step-1 Slice to x's own type      y := x (step 1 and full length cover everything)
+ *   a view (Reshape, Flatten, Squeeze, Unsqueeze) whose output has the type of x or of a
+ *   view ancestor a of x              y := a (views keep element order)
+ *   Reshape(view(x), s)               Reshape(x, s) when s has no 0 (a 0 would copy a dim of
+ *                                     the middle tensor); with a 0, only when the output is
+ *                                     static, and s becomes the output's dims
+ *   Transpose(Transpose(x, p), q)     Transpose(x, p[q[i]]), or x when that is the identity
+ *   Squeeze(Unsqueeze(x, a), a), Unsqueeze(Squeeze(x, a), a)   y := x
+ * ("type": dtype and dims, each static or carrying the same symbol). Then dead nodes (no
+ * output used, none a graph output) go, from the back.
  *
  * "y := x" is kiln_graph_replace_uses. When y is a graph output that x cannot become (x is a
- * graph input, a constant or an output itself) the node stays; a Dropout, Cast, Slice or
- * Transpose that is a no-op then turns into an Identity, which codegen treats as a view.
+ * graph input, a constant or an output itself) the node stays; a no-op Dropout, Cast,
+ * Slice, Transpose, Expand or Tile then turns into an Identity, which codegen treats as a view.
  */
 #include "pass.h"
 
