@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ctest driver for the optimization targets of issue #3 ("done when").
 # usage: optimize_targets.sh KILN light_resnet50|resnet50_torchvision|mobilenetv2 [MODELS_DIR]
+#        optimize_targets.sh KILN report MODEL.onnx   (only the report's own consistency)
 #   light_resnet50        onnx 1.22.0's light/light_resnet50.onnx
 #   resnet50_torchvision  MODELS_DIR/resnet50_torchvision/model.onnx (tests/models/generate.py)
 #   mobilenetv2           MODELS_DIR/mobilenetv2/model.onnx
@@ -20,6 +21,7 @@ case "$which" in
     model=$data/light/light_resnet50.onnx profile=resnet ;;
   resnet50_torchvision) model=$models/resnet50_torchvision/model.onnx profile=resnet ;;
   mobilenetv2) model=$models/mobilenetv2/model.onnx profile=mobilenet ;;
+  report) model=$models profile=report ;;
   *) echo "unknown model $which"; exit 2 ;;
 esac
 if [ ! -f "$model" ]; then
@@ -39,5 +41,10 @@ if ! [[ "$last" =~ ^optimize:\ ([0-9]+)\ nodes\ -\>\ ([0-9]+)\ kernels$ ]]; then
   echo "FAIL: kiln optimize did not end with 'optimize: N nodes -> K kernels'"
   exit 1
 fi
+kernels=${BASH_REMATCH[2]}
+# the report must be consistent before its numbers mean anything
+echo "report of $(basename "$model"):"
+python3 "$here/models/check_targets.py" report "$model" "$tmp/report.json" "$kernels" || exit 1
+[ "$profile" = report ] && exit 0
 echo "targets for $which ($profile):"
-python3 "$here/models/check_targets.py" "$profile" "$model" "$tmp/report.json" "${BASH_REMATCH[2]}"
+python3 "$here/models/check_targets.py" "$profile" "$model" "$tmp/report.json" "$kernels"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the optimization targets of issue #3 against a `kiln optimize --report` JSON.
 
-usage: check_targets.py resnet|mobilenet MODEL.onnx REPORT.json KERNELS
+usage: check_targets.py resnet|mobilenet|report MODEL.onnx REPORT.json KERNELS
 
   KERNELS: K from the last line `optimize: N nodes -> K kernels` that kiln optimize printed.
 
@@ -18,6 +18,9 @@ mobilenet (the generated MobileNetV2):
   - no standalone Clip; every Clip inside a group that holds a Conv
   - no standalone elementwise kernels (top-level elementwise/broadcast ops, or fused groups of
     elementwise/broadcast ops only)
+
+report (any model): the report is consistent (histograms add up to the node and kernel
+  counts, fused entries match the Fused nodes, body edges point backwards).
 
 The expected counts come from the original model, so every failure line says how far off
 the optimized graph is ("12 BatchNormalization nodes left", "kernels 161 > 60", ...).
@@ -201,26 +204,60 @@ def check_mobilenet(model, report, kernels):
     return res, f"({kernels} kernels)"
 
 
+def check_report(model, report, kernels):
+    """The report is internally consistent (what the other profiles rely on)."""
+    res = []
+
+    def total(h):
+        return sum(h.values())
+
+    res.append((report["kernels"] == kernels, f"report kernels {report['kernels']}, optimize: line {kernels}"))
+    res.append((total(report["ops"]) == report["nodes_after"],
+                f"ops histogram sums to {total(report['ops'])}, nodes_after {report['nodes_after']}"))
+    res.append((total(report["ops_before"]) == report["nodes_before"],
+                f"ops_before histogram sums to {total(report['ops_before'])}, nodes_before {report['nodes_before']}"))
+    res.append((total(report["kernel_kinds"]) == kernels,
+                f"kernel_kinds sum to {total(report['kernel_kinds'])}, kernels {kernels}"))
+    nf = report["ops"].get("Fused", 0)
+    res.append((nf == len(report["fused"]) == report["kernel_kinds"].get("fused", 0),
+                f"{nf} Fused nodes, {len(report['fused'])} fused entries, {report['kernel_kinds'].get('fused', 0)} "
+                "fused kernels"))
+    bad = []
+    for grp in groups(report):
+        body = grp["body"]
+        if grp["body_ops"] != [b["op"] for b in body]:
+            bad.append(f"{grp['name']}: body_ops disagree with body")
+        for i, b in enumerate(body):
+            if any(f >= i or f < OMITTED for f in b["from"]):
+                bad.append(f"{grp['name']}: body node {i} ({b['op']}) has an edge from {b['from']}")
+        if not body:
+            bad.append(f"{grp['name']}: empty body")
+    res.append((not bad, "; ".join(bad[:5]) if bad else f"{len(groups(report))} fused groups well-formed"))
+    return res, f"({report['nodes_before']} nodes -> {kernels} kernels, {len(report['fused'])} fused groups)"
+
+
 def main(argv):
-    if len(argv) != 5 or argv[1] not in ("resnet", "mobilenet"):
+    profiles = {"resnet": check_resnet, "mobilenet": check_mobilenet, "report": check_report}
+    if len(argv) != 5 or argv[1] not in profiles:
         print(__doc__.strip())
         return 2
     profile, model, report_file, kernels = argv[1], argv[2], argv[3], int(argv[4])
     with open(report_file) as f:
         report = json.load(f)
-    for key in ("ops", "kernel_kinds", "fused"):
+    for key in ("ops", "ops_before", "kernel_kinds", "fused", "kernels", "nodes_before", "nodes_after"):
         if key not in report:
             print(f"FAIL: the report {report_file} has no '{key}' (kiln optimize --report too old?)")
             return 2
-    results, info = (check_resnet if profile == "resnet" else check_mobilenet)(model, report, kernels)
+    results, info = profiles[profile](model, report, kernels)
     missed = [msg for ok, msg in results if not ok]
     for ok, msg in results:
         print(f"  {'ok  ' if ok else 'MISS'}  {msg}")
     print(f"  {info}")
     if missed:
-        print(f"FAIL: {len(missed)} of {len(results)} targets missed: " + "; ".join(missed))
+        what = "checks failed" if profile == "report" else "targets missed"
+        print(f"FAIL: {len(missed)} of {len(results)} {what}: " + "; ".join(missed))
         return 1
-    print(f"OK: all {len(results)} targets met")
+    print(f"OK: all {len(results)} {'checks passed' if profile == 'report' else 'targets met'}")
     return 0
 
 
