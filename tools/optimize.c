@@ -51,7 +51,8 @@ static void usage(FILE *f) {
             "  --dump-ir-after P  print the IR after pass P to stdout\n"
             "  --precision P      target precision; drives the layout cost model (default fp32)\n"
             "  --dot FILE         write the optimized graph as Graphviz\n"
-            "  --report FILE      write the per-pass report as JSON\n"
+            "  --report FILE      write the report as JSON: per-pass stats, op histograms before and\n"
+            "                     after, kernels by op kind, every fused group with its kind and body\n"
             "passes (pipeline order, minimum -O level):\n");
     for (int i = 0; i < kiln_pass_count(); i++)
         fprintf(f, "  %-18s O%d  %s\n", kiln_pass_at(i)->name, kiln_pass_at(i)->min_level, kiln_pass_at(i)->summary);
@@ -69,8 +70,16 @@ static void json_str(FILE *f, const char *s) {
 
 /* ---------------------------------------------------------------- report -- */
 /* `--report FILE.json`: the pipeline summary and per-pass stats, plus what the optimization
- * targets are checked against (tests/optimize_targets.sh): histograms of the top-level ops
- * before and after, kernels by op kind, and every fused group with its kind and body. */
+ * targets are checked against (tests/optimize_targets.sh):
+ *   model, opt_level, nodes_before, nodes_after, kernels, bytes_moved_before/after, arena_bytes
+ *   passes        [{name, runs, changed, ms, nodes_before, nodes_after, fused_groups, bytes_moved}]
+ *   ops_before    {"Conv": 53, ...}  top-level ops as imported (ONNX op types; "Fused" for groups)
+ *   ops           the same after the pipeline
+ *   kernel_kinds  kernels by op kind (elementwise, broadcast, injective, reduction, conv-like,
+ *                 opaque; fused groups as "fused"); they add up to "kernels"
+ *   fused         [{name, kind, inputs, outputs, body_ops: ["Conv", "Relu"],
+ *                   body: [{op, op_kind, from: [...]}, ...]}]  (see json_fused; a nested group
+ *                 appears in its body entry as "fused": {...}) */
 
 static void op_histogram(const kiln_graph *g, int *count) {
     memset(count, 0, sizeof(int) * KILN_OP_COUNT);

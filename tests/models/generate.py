@@ -39,6 +39,7 @@ def main(argv):
     if missing:
         print(f"SKIP: test-model generation needs {', '.join(missing)} (pip install onnx==1.22.0 numpy onnxruntime)")
         return 77
+    sys.dont_write_bytecode = True  # keep the source tree clean
     sys.path.insert(0, HERE)
     import common
     import mobilenetv2
