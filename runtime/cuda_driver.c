@@ -139,30 +139,10 @@ kiln_status kiln_cuda_driver_load(const char *path, bool init, kiln_cuda_driver 
         return no_driver(drv, "%s could not be loaded: %s", path, why ? why : "unknown reason");
     }
 
-    /* The version first: it decides whether the ABIs below exist at all. */
-    CUresult (*get_version)(int *) = NULL;
-    load_sym(drv->lib, "cuDriverGetVersion", &get_version, sizeof get_version);
+    /* Resolve the whole table first: it needs no working driver, so a stub library shows
+     * whether every symbol kiln uses exists. */
     load_sym(drv->lib, "cuGetErrorName", &drv->get_error_name, sizeof drv->get_error_name);
     load_sym(drv->lib, "cuGetErrorString", &drv->get_error_string, sizeof drv->get_error_string);
-    if (!get_version) return no_driver(drv, "%s has no cuDriverGetVersion%s", path, "");
-    int version = 0;
-    CUresult r = get_version(&version);
-    if (r == CUDA_ERROR_STUB_LIBRARY)
-        return no_driver(drv, "%s is the CUDA toolkit's stub library, not a driver%s", path, "");
-    if (r != CUDA_SUCCESS) {
-        kiln_status st = kiln_cuda_check(drv, r, "cuDriverGetVersion");
-        kiln_error_prefix(st, "no CUDA driver on this machine (%s)", path);
-        kiln_cuda_driver_unload(drv);
-        return KILN_ERR_UNSUPPORTED;
-    }
-    drv->driver_version = version;
-    if (version < KILN_CUDA_ABI_VERSION) {
-        kiln_cuda_driver_unload(drv);
-        return kiln_errorf(KILN_ERR_UNSUPPORTED,
-                           "the CUDA driver at %s supports CUDA %d.%d; kiln needs CUDA 12.0 or newer",
-                           path, version / 1000, version % 1000 / 10);
-    }
-
     get_proc_address_fn gpa = NULL;
     load_sym(drv->lib, "cuGetProcAddress_v2", &gpa, sizeof gpa);
     int n_proc = 0;
@@ -187,8 +167,29 @@ kiln_status kiln_cuda_driver_load(const char *path, bool init, kiln_cuda_driver 
         memcpy((char *)drv + e->offset, &fn, sizeof fn);
     }
     drv->via_proc_address = n_proc == (int)(sizeof kiln_cuda_syms / sizeof kiln_cuda_syms[0]);
+    if (!init) return KILN_OK;
 
-    if (init) {
+    /* Entries that cuGetProcAddress returned at KILN_CUDA_ABI_VERSION are only right if the
+     * driver is at least that new. */
+    int version = 0;
+    CUresult r = drv->driver_get_version(&version);
+    if (r == CUDA_ERROR_STUB_LIBRARY)
+        return no_driver(drv, "%s is the CUDA toolkit's stub library, not a driver%s", path, "");
+    if (r != CUDA_SUCCESS) {
+        kiln_status st = kiln_cuda_check(drv, r, "cuDriverGetVersion");
+        kiln_error_prefix(st, "no CUDA driver on this machine (%s)", path);
+        kiln_cuda_driver_unload(drv);
+        return KILN_ERR_UNSUPPORTED;
+    }
+    drv->driver_version = version;
+    if (version < KILN_CUDA_ABI_VERSION) {
+        kiln_cuda_driver_unload(drv);
+        return kiln_errorf(KILN_ERR_UNSUPPORTED,
+                           "the CUDA driver at %s supports CUDA %d.%d; kiln needs CUDA 12.0 or newer",
+                           path, version / 1000, version % 1000 / 10);
+    }
+
+    {
         r = drv->init(0);
         if (r == CUDA_ERROR_STUB_LIBRARY)
             return no_driver(drv, "%s is the CUDA toolkit's stub library, not a driver%s", path, "");

@@ -117,8 +117,10 @@ typedef struct kiln_cuda_driver {
  * missing or is the toolkit's stub, "... no CUDA device ..." when the driver sees no GPU. */
 kiln_status kiln_cuda_driver_get(const kiln_cuda_driver **out);
 
-/* Load a driver library from `path` into *drv and, if `init`, call cuInit(0). Not cached:
- * for tests and tools. On failure *drv is left unloaded. */
+/* Load a driver library from `path` into *drv and resolve the table. With `init`, also check
+ * the driver's version and call cuInit(0); without, nothing is called (the table of the
+ * toolkit's stub library resolves, but every call answers CUDA_ERROR_STUB_LIBRARY). Not
+ * cached: for tests and tools. On failure *drv is left unloaded. */
 kiln_status kiln_cuda_driver_load(const char *path, bool init, kiln_cuda_driver *drv);
 void kiln_cuda_driver_unload(kiln_cuda_driver *drv);
 
