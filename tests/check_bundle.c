@@ -94,7 +94,7 @@ static void assert_same(const kiln_bundle *a, const kiln_bundle *b) {
         ck_assert_uint_eq(a->weights[i].nbytes, b->weights[i].nbytes);
     }
     ck_assert_uint_eq(a->weight_bytes, b->weight_bytes);
-    ck_assert_mem_eq(a->weight_data, b->weight_data, (size_t)a->weight_bytes);
+    if (a->weight_bytes) ck_assert_mem_eq(a->weight_data, b->weight_data, (size_t)a->weight_bytes);
     ck_assert_int_eq(a->n_images, b->n_images);
     for (int i = 0; i < a->n_images; i++) {
         ck_assert_int_eq(a->images[i].kind, b->images[i].kind);
@@ -125,7 +125,7 @@ static void assert_same(const kiln_bundle *a, const kiln_bundle *b) {
         }
     }
     ck_assert_uint_eq(a->const_pool_bytes, b->const_pool_bytes);
-    ck_assert_mem_eq(a->const_pool, b->const_pool, (size_t)a->const_pool_bytes);
+    if (a->const_pool_bytes) ck_assert_mem_eq(a->const_pool, b->const_pool, (size_t)a->const_pool_bytes);
     ck_assert_uint_eq(a->arena_bytes, b->arena_bytes);
     ck_assert_uint_eq(a->arena_align, b->arena_align);
     ck_assert_int_eq(a->n_buffers, b->n_buffers);
@@ -324,7 +324,8 @@ START_TEST(every_flipped_byte_is_refused) {
     char want[96];
     int per_section_checksum = 0;
     for (size_t pos = 0; pos < n; pos++) {
-        for (int bit = 0; bit < 8; bit += 7) { /* lowest and highest bit */
+        { /* one bit per byte, every bit position in turn */
+            int bit = (int)(pos % 8);
             memcpy(g, f, n);
             g[pos] ^= (uint8_t)(1u << bit);
             kiln_bundle *r = NULL;
