@@ -114,7 +114,7 @@ int main(void) {
 
 #else
 int main(void) {
-    ck_assert(!kiln_cuda_available());
+    if (kiln_cuda_available()) return 1; /* the build and the library disagree */
     printf("SKIP: check_cuda_driver: kiln was built without CUDA (KILN_CUDA=OFF)\n");
     return 77;
 }
