@@ -151,7 +151,7 @@ kiln_status kiln_cuda_driver_load(const char *path, bool init, kiln_cuda_driver 
         void *fn = NULL;
         if (gpa) {
             CUdriverProcAddressQueryResult qs = CU_GET_PROC_ADDRESS_SUCCESS;
-            if (gpa(e->plain, &fn, KILN_CUDA_ABI_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &qs) !=
+            if (gpa(e->plain, &fn, KILN_CUDA_ABI_VERSION, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &qs) !=
                     CUDA_SUCCESS ||
                 qs != CU_GET_PROC_ADDRESS_SUCCESS)
                 fn = NULL;

@@ -23,8 +23,9 @@
  * cuMemAlloc_v2, ...). The table holds the ABIs that cuda.h maps the plain names to for
  * CUDA 12.0 (KILN_CUDA_ABI_VERSION), which are the ones declared below. With a driver that has
  * cuGetProcAddress_v2 (CUDA >= 12.0) each entry is asked for by its plain name at that
- * version, as the CUDA runtime does; otherwise (or if that fails) the versioned export name is
- * looked up with dlsym. Drivers older than CUDA 12.0 are refused.
+ * version (legacy default-stream variants: kiln passes explicit streams), as the CUDA runtime
+ * does; otherwise (or if that fails) the versioned export name is looked up with dlsym. Drivers
+ * older than CUDA 12.0 are refused.
  *
  * Thread safety: kiln_cuda_driver_get() is safe to call from any thread (pthread_once); the
  * table is immutable afterwards. The driver calls themselves follow CUDA's rules.
