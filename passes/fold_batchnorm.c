@@ -125,17 +125,25 @@ static kiln_status fold_into(kiln_graph *g, int pi, int M, const double *s, cons
         kiln_tensor_free(nw);
         return KILN_OK; /* inconsistent; leave it to the verifier */
     }
-    for (int64_t i = 0; i < w->numel; i++) {
-        int64_t m;
-        if (op == KILN_OP_Conv) {
-            m = i / (w->numel / w->dims[0]);
-        } else if (op == KILN_OP_ConvTranspose) {
-            int64_t c = i / (w->dims[1] * inner), j = (i / inner) % w->dims[1];
-            m = (c / (w->dims[0] / group)) * w->dims[1] + j;
-        } else {
-            m = tb ? i / w->dims[1] : i % w->dims[1];
+    if (op == KILN_OP_Conv && w->dtype == KILN_F32) { /* the common case, without divisions */
+        int64_t per = w->numel / w->dims[0];
+        const float *src = w->data;
+        float *dst = nw->data;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t j = 0; j < per; j++) dst[m * per + j] = (float)((double)src[m * per + j] * s[m]);
+    } else {
+        for (int64_t i = 0; i < w->numel; i++) {
+            int64_t m;
+            if (op == KILN_OP_Conv) {
+                m = i / (w->numel / w->dims[0]);
+            } else if (op == KILN_OP_ConvTranspose) {
+                int64_t c = i / (w->dims[1] * inner), j = (i / inner) % w->dims[1];
+                m = (c / (w->dims[0] / group)) * w->dims[1] + j;
+            } else {
+                m = tb ? i / w->dims[1] : i % w->dims[1];
+            }
+            kiln_tensor_set(nw, i, kiln_tensor_get(w, i) * s[m]);
         }
-        kiln_tensor_set(nw, i, kiln_tensor_get(w, i) * s[m]);
     }
 
     /* bias */
