@@ -13,7 +13,8 @@
  *     [Add c]             bias: c constant, broadcast along the channel axis (Conv: 1,
  *         |                     Gemm/MatMul: last); only when the anchor has no bias input
  *     [act]               Relu, Clip (constant bounds), LeakyRelu, Sigmoid, Tanh, HardSigmoid,
- *         |               HardSwish, Gelu, Elu, or SiLU written as x * Sigmoid(x)
+ *         |               HardSwish, Gelu, Elu, SiLU written as x * Sigmoid(x), or HardSwish
+ *         |               written as x * HardSigmoid(x) (alpha 1/6, beta 1/2)
  *     [Add r] <-- r       residual: Add or 2-input Sum; r has the output's exact shape
  *         |
  *     [act]               activation after the residual
@@ -42,6 +43,7 @@
 #include "pass.h"
 
 #include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,15 +146,17 @@ static bool match_activation(const kiln_graph *g, int cur, act_match *m) {
         m->out = n->outputs[0];
         return true;
     }
-    /* SiLU: cur feeds exactly a Sigmoid and a Mul(cur, sigmoid(cur)) */
+    /* SiLU: cur feeds exactly a Sigmoid and a Mul(cur, sigmoid(cur)); likewise HardSwish
+     * written as x * HardSigmoid(x) with HardSwish's alpha = 1/6, beta = 1/2 */
     if (kiln_value_live_uses(g, cur) != 2) return false;
     const kiln_value *cv = &g->values[cur];
     int sig = -1, mul = -1;
     for (int u = 0; u < cv->n_users; u++) {
         int ui = cv->users[u];
         if (g->nodes[ui].dead) continue;
-        if (g->nodes[ui].op == KILN_OP_Sigmoid && sig < 0) sig = ui;
-        else if (g->nodes[ui].op == KILN_OP_Mul && mul < 0) mul = ui;
+        kiln_op op = g->nodes[ui].op;
+        if ((op == KILN_OP_Sigmoid || op == KILN_OP_HardSigmoid) && sig < 0) sig = ui;
+        else if (op == KILN_OP_Mul && mul < 0) mul = ui;
         else return false;
     }
     if (sig < 0 || mul < 0) return false;
@@ -163,7 +167,10 @@ static bool match_activation(const kiln_graph *g, int cur, act_match *m) {
     if (!((mn->inputs[0] == cur && mn->inputs[1] == so) || (mn->inputs[1] == cur && mn->inputs[0] == so)))
         return false;
     if (sole_user(g, so) != mul) return false;
-    m->name = "silu";
+    if (s->op == KILN_OP_HardSigmoid && (fabsf(kiln_attr_float(s, "alpha", 0.2f) - 1.0f / 6) > 1e-6f ||
+                                         kiln_attr_float(s, "beta", 0.5f) != 0.5f))
+        return false;
+    m->name = s->op == KILN_OP_Sigmoid ? "silu" : "hard_swish";
     m->nodes[0] = sig;
     m->nodes[1] = mul;
     m->n_nodes = 2;
@@ -261,8 +268,10 @@ kiln_status kiln_pass_fuse_epilogue(kiln_graph *g, const kiln_pass_ctx *ctx, boo
     (void)ctx;
     *changed = false;
     kiln_status st = KILN_OK;
-    int n_nodes = g->n_nodes;
-    chain *chains = calloc((size_t)n_nodes + 1, sizeof *chains);
+    int n_nodes = g->n_nodes, n_anchors = 0;
+    for (int ni = 0; ni < n_nodes; ni++) n_anchors += !g->nodes[ni].dead && is_anchor(g->nodes[ni].op);
+    if (!n_anchors) return KILN_OK;
+    chain *chains = calloc((size_t)n_anchors, sizeof *chains);
     int *claim = malloc(sizeof(int) * (size_t)(n_nodes + 1)); /* node -> chain index, -1 */
     if (!chains || !claim) {
         st = kiln_errorf(KILN_ERR_OOM, "out of memory");

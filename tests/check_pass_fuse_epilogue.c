@@ -89,6 +89,21 @@ START_TEST(conv_silu) {
     check_fuse(g, true, "Conv,Sigmoid,Mul", "Fused:conv_epilogue[Conv+Sigmoid+Mul]");
     ck_assert_str_eq(kiln_attr_str(fused(g, 0), "activation", ""), "silu");
     kiln_graph_free(g);
+    /* x * HardSigmoid(x) with alpha 1/6 is HardSwish; with the default alpha it is not */
+    for (int k = 0; k < 2; k++) {
+        g = conv_graph(true);
+        kiln_node *h = gb_node(g, KILN_OP_HardSigmoid, "hsig", "c", "s");
+        if (k == 0) kiln_node_set_float(h, "alpha", 1.0f / 6);
+        gb_node(g, KILN_OP_Mul, "mul", "c,s", "y");
+        gb_output(g, "y");
+        if (k == 0) {
+            check_fuse(g, true, "Conv,HardSigmoid,Mul", "Fused:conv_epilogue[Conv+HardSigmoid+Mul]");
+            ck_assert_str_eq(kiln_attr_str(fused(g, 0), "activation", ""), "hard_swish");
+        } else {
+            check_fuse(g, false, "Conv,HardSigmoid,Mul", "Conv,HardSigmoid,Mul");
+        }
+        kiln_graph_free(g);
+    }
 }
 END_TEST
 
