@@ -350,6 +350,31 @@ static kiln_status imp_constant(kiln_import_ctx *ctx, const Onnx__NodeProto *np,
     return KILN_OK;
 }
 
+/* DFT before opset 20 took axis as an attribute (default 1); the IR form has it as input 2. */
+static kiln_status imp_dft(kiln_import_ctx *ctx, const Onnx__NodeProto *np, int index, kiln_op op) {
+    if (ctx->opset >= 20) return kiln_import_generic(ctx, np, index, op);
+    const Onnx__AttributeProto *a = find_attr(np, "axis");
+    int64_t axis = a ? a->i : 1;
+    int ids[3], ni;
+    kiln_status st = resolve(ctx, np, index, ids, 2);
+    if (st) return st;
+    if ((ids[2] = kiln_import_const_i64(ctx, &axis, 1, "axis")) < 0) return KILN_ERR_OOM;
+    if ((st = kiln_import_node(ctx, np, index, op, ids, 3, &ni))) return st;
+    kiln_node_remove_attr(&ctx->g->nodes[ni], "axis");
+    return finish(ctx, ni);
+}
+
+/* RoiAlign-10 had no coordinate_transformation_mode and behaved as output_half_pixel. */
+static kiln_status imp_roialign(kiln_import_ctx *ctx, const Onnx__NodeProto *np, int index, kiln_op op) {
+    if (ctx->opset >= 16 || find_attr(np, "coordinate_transformation_mode"))
+        return kiln_import_generic(ctx, np, index, op);
+    int ids[3], ni;
+    kiln_status st = resolve(ctx, np, index, ids, 3);
+    if (!st) st = kiln_import_node(ctx, np, index, op, ids, 3, &ni);
+    if (!st) st = kiln_node_set_str(&ctx->g->nodes[ni], "coordinate_transformation_mode", "output_half_pixel");
+    return st ? st : finish(ctx, ni);
+}
+
 /* Rows for ops whose ONNX form differs from the IR form in some opset, and ONNX op types
  * that map onto another IR op. Every other op-table row imports generically. */
 static const kiln_importer special_rows[] = {
@@ -395,6 +420,8 @@ static const kiln_importer special_rows[] = {
     {"Resize", KILN_OP_Resize, imp_upsample},
     {"Constant", KILN_OP_Constant, imp_constant},
     {"Scatter", KILN_OP_ScatterElements, NULL}, /* deprecated alias with the same form */
+    {"DFT", KILN_OP_DFT, imp_dft},
+    {"RoiAlign", KILN_OP_RoiAlign, imp_roialign},
 };
 #define N_SPECIAL ((int)(sizeof special_rows / sizeof special_rows[0]))
 

@@ -92,4 +92,16 @@ int kiln_graph_kernel_count(const kiln_graph *g);
 bool kiln_node_is_view(const kiln_node *n);
 int kiln_graph_fused_count(const kiln_graph *g);
 
+/* Verifies the memory plan that plan-memory left in g (value->arena_offset, alias_of,
+ * g->arena_bytes): every intermediate planned, offsets aligned and inside the arena, no two
+ * storage classes that are live at the same time share bytes, aliases read by their producer,
+ * in-place writes only over storage nothing reads later. KILN_OK or an error naming the values. */
+kiln_status kiln_memory_plan_check(const kiln_graph *g);
+/* Bytes of the intermediates plan-memory placed, each counted as if it had its own buffer
+ * (views excluded: they never had storage): what the arena is compared with. */
+int64_t kiln_memory_plan_intermediate_bytes(const kiln_graph *g);
+/* Layout conversions select-layout recorded (distinct values marked by kiln_convert_input /
+ * kiln_convert_output); *nhwc_values (may be NULL) receives the number of NHWC values. */
+int kiln_graph_layout_conversions(const kiln_graph *g, int *nhwc_values);
+
 #endif

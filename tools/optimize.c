@@ -125,19 +125,11 @@ int kiln_cmd_optimize(int argc, char **argv) {
         printf("%-18s %5d %9.2f %15s %7d %14lld%s\n", stats[s].name, stats[s].runs, stats[s].ms, nodes,
                stats[s].fused_groups, (long long)stats[s].bytes_after, stats[s].changed ? "" : "  (no change)");
     }
-    if (g->arena_bytes) {
-        int64_t sum = 0;
-        for (int v = 0; v < g->n_values; v++) {
-            const kiln_value *val = &g->values[v];
-            if (val->producer >= 0 && val->arena_offset >= 0) {
-                int64_t n = (int64_t)kiln_dtype_size(val->dtype);
-                for (int d = 0; d < val->rank; d++) n *= val->dims[d] < 0 ? 1 : val->dims[d];
-                sum += n;
-            }
-        }
+    int nhwc = 0, conversions = kiln_graph_layout_conversions(g, &nhwc);
+    if (nhwc || conversions) printf("layout: %d values NHWC, %d layout conversions\n", nhwc, conversions);
+    if (g->arena_bytes)
         printf("memory plan: arena %lld bytes (sum of planned intermediates %lld bytes)\n", (long long)g->arena_bytes,
-               (long long)sum);
-    }
+               (long long)kiln_memory_plan_intermediate_bytes(g));
     int rc = 0;
     if (dot) {
         FILE *f = fopen(dot, "w");
