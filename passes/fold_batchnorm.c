@@ -22,11 +22,13 @@
  * dtype (f32/f64 only: folding f16 weights would round more than the unfused graph does).
  * Original weight tensors are never modified (another node may share them).
  *
- * A BatchNormalization that cannot fold (its producer is no such op, feeds other nodes, or
- * has non-constant weights) but has constant parameters becomes Mul(x, s) -> Add(., t)
+ * A BatchNormalization that cannot fold (its producer is no such op or feeds other nodes)
+ * but has constant parameters becomes Mul(x, s) -> Add(., t)
  * with precomputed [C,1,...,1] constants: codegen then never sees BatchNormalization, the
- * elementwise fusion merges the pair with its neighbours, and if the producer's weights
- * become constant later (fixpoint with constant folding) the Mul and Add still fold here.
+ * elementwise fusion merges the pair with its neighbours. A BN after a sole-use Conv whose
+ * weights are computed by nodes (not yet folded to constants) is left for a later fixpoint
+ * iteration (BN stays BN if they never do); after weights that are graph inputs, which
+ * never become constant, it converts.
  */
 #include "pass.h"
 
@@ -68,6 +70,16 @@ static bool foldable_producer(const kiln_graph *g, int pi, int64_t *M, int *axis
     if (kiln_value_live_uses(g, p->outputs[0]) != 1) return false;
     if (!anchor_channels(g, p, M, axis)) return false;
     return g->values[p->outputs[0]].dtype == w->dtype;
+}
+
+/* Would producer pi take a fold once its weights are constant (folding may make them so in
+ * a later fixpoint iteration)? Then a BN after it waits instead of becoming Mul+Add. */
+static bool awaits_constants(const kiln_graph *g, int pi) {
+    if (pi < 0) return false;
+    const kiln_node *p = &g->nodes[pi];
+    if (p->op != KILN_OP_Conv && p->op != KILN_OP_ConvTranspose && p->op != KILN_OP_Gemm) return false;
+    if (p->n_outputs != 1 || p->outputs[0] < 0 || p->n_inputs < 2 || p->inputs[1] < 0) return false;
+    return kiln_value_live_uses(g, p->outputs[0]) == 1 && g->values[p->inputs[1]].producer >= 0;
 }
 
 /* Values of constant c per channel when c, broadcast against y (rank r), only varies along
@@ -315,6 +327,7 @@ kiln_status kiln_pass_fold_batchnorm(kiln_graph *g, const kiln_pass_ctx *ctx, bo
             const kiln_value *xv = &g->values[n->inputs[0]];
             if (pi < 0) { /* standalone: Mul + Add when the channel count is known */
                 if (xv->rank < 2 || xv->dims[1] <= 0 || (xv->dtype != KILN_F32 && xv->dtype != KILN_F64)) continue;
+                if (awaits_constants(g, xv->producer)) continue;
                 M = xv->dims[1];
             }
             if ((st = reserve(&s, &t, &cap, M))) break;

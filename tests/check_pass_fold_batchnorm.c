@@ -224,6 +224,28 @@ START_TEST(non_constant_bn_params_do_not_fold) {
 }
 END_TEST
 
+START_TEST(bn_after_computed_weights_waits) {
+    /* weights computed by a node may become constant in a later fixpoint iteration: the BN
+     * waits (unchanged); with weights fed at run time it becomes Mul+Add */
+    for (int k = 0; k < 2; k++) {
+        kiln_graph *g = kiln_graph_new();
+        int64_t wd[4] = {4, 3, 1, 1};
+        gb_input(g, "x", KILN_F32, 4, X4, "N");
+        gb_input(g, k == 0 ? "w0" : "w", KILN_F32, 4, wd, NULL);
+        bn_params(g, "bn", 4);
+        if (k == 0) gb_node(g, KILN_OP_Neg, "neg", "w0", "w");
+        gb_node(g, KILN_OP_Conv, "conv", "x,w", "c");
+        bn(g, "bn", "c", "y");
+        gb_output(g, "y");
+        if (k == 0)
+            check_fold(g, false, "Neg,Conv,BatchNormalization", "Neg,Conv,BatchNormalization");
+        else
+            check_fold(g, true, "Conv,BatchNormalization", "Conv,Mul,Add");
+        kiln_graph_free(g);
+    }
+}
+END_TEST
+
 START_TEST(non_channel_constants_and_weights_do_not_fold) {
     /* Mul by a [1,1,8,8] constant varies spatially; Add after a conv with runtime weights */
     kiln_graph *g = kiln_graph_new();
@@ -259,6 +281,7 @@ int main(void) {
     tcase_add_test(tc, shared_conv_output_does_not_fold);
     tcase_add_test(tc, conv_output_as_graph_output_does_not_fold);
     tcase_add_test(tc, non_constant_bn_params_do_not_fold);
+    tcase_add_test(tc, bn_after_computed_weights_waits);
     tcase_add_test(tc, non_channel_constants_and_weights_do_not_fold);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
