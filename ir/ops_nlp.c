@@ -102,7 +102,7 @@ static kiln_status loss_infer(kiln_infer_ctx *c, kiln_value *log_prob)
     kiln_value *y = out_at(c, 0);
     if (!x || !t || !y) return kiln_node_errorf(n, KILN_ERR_SHAPE, "needs input scores, target and a loss output");
     kiln_status st;
-    reduction_kind red;
+    reduction_kind red = RED_MEAN;
     if ((st = loss_reduction(n, &red))) return st;
     if ((st = need_float(n, x, "input"))) return st;
     if ((st = need_int_index(n, t, "target"))) return st;
@@ -155,7 +155,7 @@ static kiln_status loss_infer(kiln_infer_ctx *c, kiln_value *log_prob)
 static kiln_status loss_core(const kiln_node *n, const kiln_tensor *x, const double *lp, const kiln_tensor *target,
                              const kiln_tensor *weight, kiln_tensor *y)
 {
-    reduction_kind red;
+    reduction_kind red = RED_MEAN;
     kiln_status st = loss_reduction(n, &red);
     if (st) return st;
     bool has_ii = kiln_attr_find(n, "ignore_index") != NULL;

@@ -57,7 +57,7 @@ static kiln_tensor *trand(int rank, const int64_t *dims)
 static kiln_tensor *ti64(int64_t n, const int64_t *v)
 {
     kiln_tensor *t = tnew(KILN_I64, 1, &n);
-    if (n) memcpy(t->data, v, (size_t)n * 8);
+    if (n && v) memcpy(t->data, v, (size_t)n * 8);
     return t;
 }
 

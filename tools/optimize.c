@@ -51,7 +51,8 @@ static void usage(FILE *f) {
             "  --dump-ir-after P  print the IR after pass P to stdout\n"
             "  --precision P      target precision; drives the layout cost model (default fp32)\n"
             "  --dot FILE         write the optimized graph as Graphviz\n"
-            "  --report FILE      write the per-pass report as JSON\n"
+            "  --report FILE      write the report as JSON: per-pass stats, op histograms before and\n"
+            "                     after, kernels by op kind, every fused group with its kind and body\n"
             "passes (pipeline order, minimum -O level):\n");
     for (int i = 0; i < kiln_pass_count(); i++)
         fprintf(f, "  %-18s O%d  %s\n", kiln_pass_at(i)->name, kiln_pass_at(i)->min_level, kiln_pass_at(i)->summary);
@@ -65,6 +66,122 @@ static void json_str(FILE *f, const char *s) {
         else fputc(*s, f);
     }
     fputc('"', f);
+}
+
+/* ---------------------------------------------------------------- report -- */
+/* `--report FILE.json`: the pipeline summary and per-pass stats, plus what the optimization
+ * targets are checked against (tests/optimize_targets.sh):
+ *   model, opt_level, nodes_before, nodes_after, kernels, bytes_moved_before/after, arena_bytes
+ *   passes        [{name, runs, changed, ms, nodes_before, nodes_after, fused_groups, bytes_moved}]
+ *   ops_before    {"Conv": 53, ...}  top-level ops as imported (ONNX op types; "Fused" for groups)
+ *   ops           the same after the pipeline
+ *   kernel_kinds  kernels by op kind (elementwise, broadcast, injective, reduction, conv-like,
+ *                 opaque; fused groups as "fused"); they add up to "kernels"
+ *   fused         [{name, kind, inputs, outputs, body_ops: ["Conv", "Relu"],
+ *                   body: [{op, op_kind, from: [...]}, ...]}]  (see json_fused; a nested group
+ *                 appears in its body entry as "fused": {...}) */
+
+static void op_histogram(const kiln_graph *g, int *count) {
+    memset(count, 0, sizeof(int) * KILN_OP_COUNT);
+    for (int ni = 0; ni < g->n_nodes; ni++)
+        if (!g->nodes[ni].dead) count[g->nodes[ni].op]++;
+}
+
+static void json_op_histogram(FILE *f, const int *count) {
+    fputc('{', f);
+    bool first = true;
+    for (int op = 0; op < KILN_OP_COUNT; op++) {
+        if (!count[op]) continue;
+        fprintf(f, "%s", first ? "" : ", ");
+        json_str(f, kiln_op_table[op].onnx_type);
+        fprintf(f, ": %d", count[op]);
+        first = false;
+    }
+    fputc('}', f);
+}
+
+/* One fused group: kind, boundary, body ops in order and the body's edges. For each input of
+ * a body node, "from" gives the body node (index into "body") that produces it, -1 for a
+ * run-time tensor from outside the group, -2 for a constant (weights: the group's constant
+ * inputs or constants of the body), -3 for an omitted optional. outer is the graph that
+ * holds n. */
+static void json_fused(FILE *f, const kiln_graph *outer, const kiln_node *n, int indent) {
+    const kiln_graph *b = n->body;
+    fprintf(f, "%*s{\"name\": ", indent, "");
+    json_str(f, n->name ? n->name : "");
+    fprintf(f, ", \"kind\": ");
+    json_str(f, kiln_attr_str(n, "kind", ""));
+    fprintf(f, ", \"inputs\": %d, \"outputs\": %d,\n%*s \"body_ops\": [", n->n_inputs, n->n_outputs, indent, "");
+    for (int bi = 0; b && bi < b->n_nodes; bi++) {
+        if (bi) fprintf(f, ", ");
+        json_str(f, kiln_op_table[b->nodes[bi].op].onnx_type);
+    }
+    fprintf(f, "],\n%*s \"body\": [", indent, "");
+    for (int bi = 0; b && bi < b->n_nodes; bi++) {
+        const kiln_node *bn = &b->nodes[bi];
+        fprintf(f, "%s{\"op\": ", bi ? ", " : "");
+        json_str(f, kiln_op_table[bn->op].onnx_type);
+        fprintf(f, ", \"op_kind\": \"%s\", \"from\": [", kiln_op_kind_name(kiln_op_table[bn->op].kind));
+        for (int i = 0; i < bn->n_inputs; i++) {
+            int v = bn->inputs[i], from = -3;
+            if (v >= 0) {
+                int p = b->values[v].producer;
+                from = p >= 0 ? p : b->values[v].data ? -2 : -1;
+                for (int k = 0; p < 0 && k < b->n_inputs && k < n->n_inputs; k++)
+                    if (b->inputs[k] == v && n->inputs[k] >= 0 && outer->values[n->inputs[k]].data) from = -2;
+            }
+            fprintf(f, "%s%d", i ? ", " : "", from);
+        }
+        fputc(']', f);
+        if (bn->op == KILN_OP_Fused) {
+            fprintf(f, ", \"fused\":\n");
+            json_fused(f, b, bn, indent + 4);
+        }
+        fputc('}', f);
+    }
+    fprintf(f, "]}");
+}
+
+static void write_report(FILE *f, const char *model, const kiln_pipeline_opts *o, const kiln_graph *g, int n0,
+                         int64_t bytes0, const int *ops0, const kiln_pass_stat *stats, int ns) {
+    fprintf(f, "{\n  \"model\": ");
+    json_str(f, model);
+    fprintf(f, ",\n  \"opt_level\": %d,\n  \"nodes_before\": %d,\n  \"nodes_after\": %d,\n  \"kernels\": %d,\n",
+            o->ctx.opt_level, n0, g->n_nodes, kiln_graph_kernel_count(g));
+    fprintf(f, "  \"bytes_moved_before\": %lld,\n  \"bytes_moved_after\": %lld,\n  \"arena_bytes\": %lld,\n",
+            (long long)bytes0, (long long)kiln_graph_bytes_moved(g), (long long)g->arena_bytes);
+    fprintf(f, "  \"passes\": [\n");
+    for (int s = 0; s < ns; s++)
+        fprintf(f,
+                "    {\"name\": \"%s\", \"runs\": %d, \"changed\": %s, \"ms\": %.3f, \"nodes_before\": %d, "
+                "\"nodes_after\": %d, \"fused_groups\": %d, \"bytes_moved\": %lld}%s\n",
+                stats[s].name, stats[s].runs, stats[s].changed ? "true" : "false", stats[s].ms, stats[s].nodes_before,
+                stats[s].nodes_after, stats[s].fused_groups, (long long)stats[s].bytes_after, s + 1 < ns ? "," : "");
+    fprintf(f, "  ],\n  \"ops_before\": ");
+    json_op_histogram(f, ops0);
+    int ops[KILN_OP_COUNT];
+    op_histogram(g, ops);
+    fprintf(f, ",\n  \"ops\": ");
+    json_op_histogram(f, ops);
+    /* kernels by what they are: a fused group counts as "fused", views are not kernels */
+    int kinds[KILN_KIND_OPAQUE + 2] = {0};
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const kiln_node *n = &g->nodes[ni];
+        if (n->dead || kiln_node_is_view(n)) continue;
+        kinds[n->op == KILN_OP_Fused ? KILN_KIND_OPAQUE + 1 : (int)kiln_op_table[n->op].kind]++;
+    }
+    fprintf(f, ",\n  \"kernel_kinds\": {");
+    for (int k = 0; k <= KILN_KIND_OPAQUE + 1; k++)
+        fprintf(f, "%s\"%s\": %d", k ? ", " : "", k <= KILN_KIND_OPAQUE ? kiln_op_kind_name((kiln_op_kind)k) : "fused",
+                kinds[k]);
+    fprintf(f, "},\n  \"fused\": [");
+    int nf = 0;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        if (g->nodes[ni].dead || g->nodes[ni].op != KILN_OP_Fused) continue;
+        fprintf(f, "%s\n", nf++ ? "," : "");
+        json_fused(f, g, &g->nodes[ni], 4);
+    }
+    fprintf(f, "%s]\n}\n", nf ? "\n  " : "");
 }
 
 int kiln_cmd_optimize(int argc, char **argv) {
@@ -109,6 +226,8 @@ int kiln_cmd_optimize(int argc, char **argv) {
     }
     int n0 = g->n_nodes;
     int64_t bytes0 = kiln_graph_bytes_moved(g);
+    int ops0[KILN_OP_COUNT];
+    op_histogram(g, ops0);
     kiln_pass_stat stats[64];
     int ns = 0;
     if (kiln_pipeline_run(g, &o, stats, 64, &ns)) {
@@ -144,22 +263,11 @@ int kiln_cmd_optimize(int argc, char **argv) {
             fprintf(stderr, "kiln optimize: cannot write '%s'\n", report);
             rc = 1;
         } else {
-            fprintf(f, "{\n  \"model\": ");
-            json_str(f, model);
-            fprintf(f, ",\n  \"opt_level\": %d,\n  \"nodes_before\": %d,\n  \"nodes_after\": %d,\n  \"kernels\": %d,\n",
-                    o.ctx.opt_level, n0, g->n_nodes, kernels);
-            fprintf(f, "  \"bytes_moved_before\": %lld,\n  \"bytes_moved_after\": %lld,\n  \"arena_bytes\": %lld,\n",
-                    (long long)bytes0, (long long)kiln_graph_bytes_moved(g), (long long)g->arena_bytes);
-            fprintf(f, "  \"passes\": [\n");
-            for (int s = 0; s < ns; s++)
-                fprintf(f,
-                        "    {\"name\": \"%s\", \"runs\": %d, \"changed\": %s, \"ms\": %.3f, \"nodes_before\": %d, "
-                        "\"nodes_after\": %d, \"fused_groups\": %d, \"bytes_moved\": %lld}%s\n",
-                        stats[s].name, stats[s].runs, stats[s].changed ? "true" : "false", stats[s].ms,
-                        stats[s].nodes_before, stats[s].nodes_after, stats[s].fused_groups,
-                        (long long)stats[s].bytes_after, s + 1 < ns ? "," : "");
-            fprintf(f, "  ]\n}\n");
-            if (fclose(f)) rc = 1;
+            write_report(f, model, &o, g, n0, bytes0, ops0, stats, ns);
+            if (ferror(f) | fclose(f)) {
+                fprintf(stderr, "kiln optimize: cannot write '%s'\n", report);
+                rc = 1;
+            }
         }
     }
     printf("optimize: %d nodes -> %d kernels\n", n0, kernels);
