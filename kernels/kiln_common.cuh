@@ -42,6 +42,9 @@ template <typename T> __device__ __forceinline__ void store_f32(void *base, i64 
     static_cast<T *>(base)[i] = from_f32<T>(v);
 }
 
+// -inf without math.h (NVRTC has no INFINITY macro): the identity of max.
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
 // ---------------------------------------------------------------------- index --
 __host__ __device__ constexpr i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 

@@ -7,6 +7,7 @@
 
 int kiln_cmd_conformance(int argc, char **argv);
 int kiln_cmd_optimize(int argc, char **argv);
+int kiln_cmd_build(int argc, char **argv); /* tools/build.c */
 /* Parses a pass-pipeline option at argv[*i] (-O<n>, --passes, --disable-pass, --dump-ir-after,
  * --precision), advancing *i past its value. 1: consumed, 0: not a pass option, -1: bad
  * (with *err). */

@@ -16,6 +16,7 @@ static void usage_main(FILE *f) {
             "  run --cpu MODEL.onnx   evaluate a model on the CPU reference evaluator\n"
             "  inspect MODEL.onnx     inputs/outputs, op histogram, parameters, unsupported ops\n"
             "  optimize MODEL.onnx    run the graph passes and report what each did\n"
+            "  build MODEL.onnx       compile the model for the GPU into a .kiln bundle\n"
             "  conformance --cpu DIR  run ONNX backend test cases\n"
             "  version                print the version\n"
             "Every command has --help.\n",
@@ -322,6 +323,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "conformance")) return kiln_cmd_conformance(argc - 2, argv + 2);
     if (!strcmp(cmd, "optimize")) return kiln_cmd_optimize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "build")) return kiln_cmd_build(argc - 2, argv + 2);
     fprintf(stderr, "kiln: unknown command '%s'\n", cmd);
     usage_main(stderr);
     return 2;

@@ -1,0 +1,67 @@
+/*
+ * codegen.h — from an optimized, memory-planned graph to a bundle: CUDA C for every kernel,
+ * compiled with NVRTC, plus the launch plan, the weights, the I/O signature and the arena.
+ *
+ * How to use
+ * ----------
+ *     kiln_graph *g = ...;               // loaded, every dim static (kiln_codegen_fix_shape)
+ *     kiln_pipeline_run(g, &opts, ...);  // passes, including plan-memory
+ *     const char *archs[] = {"sm_80", "sm_90"};
+ *     kiln_codegen_opts o;
+ *     kiln_codegen_opts_init(&o);        // fp32, sm_90, PTX of the newest
+ *     o.archs = archs; o.n_archs = 2;
+ *     kiln_bundle *b = kiln_bundle_new();
+ *     char *cuda = NULL;                 // the generated module, for --emit-cuda (may be NULL)
+ *     if (kiln_codegen_build(g, &o, b, &cuda) != KILN_OK) puts(kiln_last_error());
+ *     ... kiln_bundle_set_meta(b, ...); kiln_bundle_write(b, "m.kiln"); free(cuda);
+ *
+ * What it emits: one module (one .cu source) per model. For every top-level node in order:
+ * views (kiln_node_is_view) emit nothing, since plan-memory made them alias their input (a
+ * view that is a graph output gets a copy); every other node instantiates a template of
+ * kernels/ *.cuh with its tile sizes and its fused prologue/epilogue as readable code, and
+ * adds one launch (Concat: one per input). Activations are ARENA arguments at the memory
+ * plan's offsets, graph inputs and outputs INPUT / OUTPUT bindings, constants WEIGHT
+ * arguments (each constant is added to the weights blob once), shapes and strides BYTES.
+ *
+ * Supported (fp32, NCHW): conv_epilogue / gemm_epilogue fused groups (bias, every
+ * activation of passes/fuse_epilogue.c, residual, post-activation), Conv (2-D and 1-D, any
+ * stride/padding/dilation/groups; implicit GEMM, direct for depthwise), Gemm, MatMul
+ * (batched, broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Softmax,
+ * LogSoftmax, Concat, elementwise fused groups and single elementwise / broadcast ops
+ * (codegen/codegen.c's expression table). Anything else fails with KILN_ERR_UNSUPPORTED and
+ * a message listing every unsupported node (op and node name) with the reason.
+ *
+ * Thread safety: distinct graphs and bundles may be used from several threads at once.
+ */
+#ifndef KILN_CODEGEN_H
+#define KILN_CODEGEN_H
+
+#include "pass.h"
+#include "runtime/bundle.h"
+
+typedef struct kiln_codegen_opts {
+    const char *const *archs; /* "sm_80", "sm_90", ...: one cubin each */
+    int n_archs;
+    bool ptx;                 /* also PTX of the newest architecture (default true) */
+    kiln_precision precision; /* only KILN_PREC_FP32 today */
+    bool compile;             /* false: emit the source and the plan only, no NVRTC (tests) */
+} kiln_codegen_opts;
+
+/* fp32, {"sm_90"}, PTX, compile. */
+void kiln_codegen_opts_init(kiln_codegen_opts *o);
+
+/* Emits, compiles and fills b (I/O, weights, images, kernels, launches, arena, buffers).
+ * The graph must be memory-planned with every dim static. *cuda_source (may be NULL)
+ * receives the generated module (caller frees), also when compilation fails, so that it
+ * can be read. Metadata is the caller's (kiln build sets version, options, hash, ...). */
+kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, kiln_bundle *b,
+                               char **cuda_source);
+
+/* Fix the dims of graph input `name` (rank must match; a static dim must stay the same)
+ * and re-infer the graph. For `kiln build --shape NAME=DIMS`. */
+kiln_status kiln_codegen_fix_shape(kiln_graph *g, const char *name, int rank, const int64_t *dims);
+
+/* Parses "1x3x224x224" or "1,3,224,224" into dims (at most KILN_MAX_RANK). */
+kiln_status kiln_codegen_parse_dims(const char *s, int *rank, int64_t *dims);
+
+#endif /* KILN_CODEGEN_H */

@@ -1,0 +1,67 @@
+// pool.cuh — max / average pooling over 2-D windows (NCHW, fp32), and global average / max
+// pooling. Semantics follow kiln's CPU evaluator: windows may hang over the end padding
+// (ceil_mode); max pooling takes the largest tap inside the input; average pooling divides
+// by the taps inside the input, or with count_include_pad by the taps inside the padded
+// input (end padding included, nothing past it).
+#pragma once
+
+#include "kiln_common.cuh"
+
+namespace kiln {
+
+struct pool2d_shape {
+    i64 NC, H, W, P, Q;  // batch * channels, input and output spatial size
+    i64 R, S;            // window
+    i64 sh, sw, ph, pw, dh, dw;
+    i64 pe_h, pe_w;      // end padding (for count_include_pad)
+};
+
+enum pool_mode { pool_max = 0, pool_avg = 1, pool_avg_include_pad = 2 };
+
+// One thread per output element, grid-stride; a 1-D grid of any size.
+template <int MODE> __device__ __forceinline__ void pool2d(const float *x, float *y, const pool2d_shape &s) {
+    const i64 total = s.NC * s.P * s.Q;
+    for (i64 o = global_thread_index(); o < total; o += grid_thread_count()) {
+        const i64 oq = o % s.Q, op = (o / s.Q) % s.P, nc = o / (s.P * s.Q);
+        const float *xc = x + nc * s.H * s.W;
+        const i64 h0 = op * s.sh - s.ph, w0 = oq * s.sw - s.pw;
+        float acc = MODE == pool_max ? neg_inf() : 0.0f;
+        i64 valid = 0, rows = 0, cols = 0;
+        for (i64 r = 0; r < s.R; r++) {
+            const i64 h = h0 + r * s.dh;
+            if (h < s.H + s.pe_h) rows = r + 1;
+            if (h < 0 || h >= s.H) continue;
+            for (i64 q = 0; q < s.S; q++) {
+                const i64 w = w0 + q * s.dw;
+                if (w < 0 || w >= s.W) continue;
+                const float v = xc[h * s.W + w];
+                if (MODE == pool_max) acc = fmaxf(acc, v);
+                else acc += v;
+                valid++;
+            }
+        }
+        for (i64 q = 0; q < s.S; q++)
+            if (w0 + q * s.dw < s.W + s.pe_w) cols = q + 1;
+        if (MODE == pool_avg) acc = valid ? acc / (float)valid : 0.0f;
+        if (MODE == pool_avg_include_pad) acc = rows * cols ? acc / (float)(rows * cols) : 0.0f;
+        y[o] = acc;
+    }
+}
+
+// Global pooling: one warp per (n, c) row of `len` elements; block 256 threads = 8 rows.
+template <bool MAX> __device__ __forceinline__ void global_pool(const float *x, float *y, i64 rows, i64 len) {
+    const i64 row = (i64)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const float *xr = x + row * len;
+    float acc = MAX ? neg_inf() : 0.0f;
+    for (i64 i = lane; i < len; i += 32) acc = MAX ? fmaxf(acc, xr[i]) : acc + xr[i];
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+        const float o = __shfl_xor_sync(0xffffffffu, acc, off);
+        acc = MAX ? fmaxf(acc, o) : acc + o;
+    }
+    if (lane == 0) y[row] = MAX ? acc : acc / (float)len;
+}
+
+} // namespace kiln
