@@ -91,6 +91,10 @@ typedef struct cg {
     sbuf tiles;       /* "kernel=tiles;" for the tiles metadata */
     int64_t *weight;  /* per value: offset in the weights blob, -1 not added */
     int n_kernels;
+    size_t kstart;    /* where the kernel being emitted starts in src */
+    char **kkeys;     /* per emitted function: its text without the comment, name as "@K@" */
+    char **knames;    /* per emitted function: its name */
+    int n_keys, cap_keys;
     const kiln_node *node; /* the node being emitted (for names) */
     char group[256];       /* its group name */
 } cg;
@@ -153,6 +157,66 @@ static kiln_status bytes_arg(cg *c, const void *data, uint64_t size, kiln_bundle
 /* A fresh kernel name for the current node: k<N>_<what>. */
 static void kernel_name(cg *c, const char *what, char *buf, size_t len) {
     snprintf(buf, len, "k%d_%s", c->n_kernels++, what);
+    c->kstart = c->src.len;
+}
+
+/* Kernels with the same code (same template, tiles and epilogue; shapes are arguments) are
+ * emitted once: NVRTC time grows with every instantiation, and ResNet-50's 56 launches need
+ * only a handful. The text since kernel_name() is compared without its first comment line
+ * and with its name masked; a repeat is cut from the source and *fn becomes the first one's
+ * name. */
+static kiln_status dedupe_kernel(cg *c, const char **fn) {
+    if (c->src.oom || c->kstart > c->src.len) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    const char *text = c->src.s + c->kstart;
+    const char *body = strchr(text + 1, '\n'); /* after "\n// comment" */
+    body = body ? body + 1 : text;
+    size_t nl = strlen(*fn), cap = strlen(body) + 1;
+    char *key = malloc(cap);
+    if (!key) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    size_t k = 0;
+    for (const char *p = body; *p;) {
+        if (!strncmp(p, *fn, nl)) {
+            memcpy(key + k, "@K@", 3);
+            k += 3;
+            p += nl;
+        } else {
+            key[k++] = *p++;
+        }
+    }
+    key[k] = 0;
+    for (int i = 0; i < c->n_keys; i++)
+        if (!strcmp(c->kkeys[i], key)) {
+            free(key);
+            /* keep the comment line so a reader sees which group runs the shared kernel */
+            const char *eol = strchr(text + 1, '\n');
+            size_t keep = eol ? (size_t)(eol - text) : 0;
+            c->src.len = c->kstart + keep;
+            c->src.s[c->src.len] = 0;
+            sb_printf(&c->src, " -> runs %s\n", c->knames[i]);
+            *fn = c->knames[i];
+            return KILN_OK;
+        }
+    if (c->n_keys == c->cap_keys) {
+        int cap2 = c->cap_keys ? 2 * c->cap_keys : 32;
+        char **a = realloc(c->kkeys, sizeof(char *) * (size_t)cap2), **b;
+        if (a) c->kkeys = a;
+        b = a ? realloc(c->knames, sizeof(char *) * (size_t)cap2) : NULL;
+        if (b) c->knames = b;
+        if (!a || !b) {
+            free(key);
+            return kiln_errorf(KILN_ERR_OOM, "out of memory");
+        }
+        c->cap_keys = cap2;
+    }
+    char *name = strdup(*fn);
+    if (!name) {
+        free(key);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    c->kkeys[c->n_keys] = key;
+    c->knames[c->n_keys++] = name;
+    *fn = name;
+    return KILN_OK;
 }
 
 static kiln_status launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,
@@ -161,7 +225,8 @@ static kiln_status launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint6
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "grid %llux%llux%llu is too large", (unsigned long long)gx,
                            (unsigned long long)gy, (unsigned long long)gz);
     uint32_t k;
-    kiln_status st = kiln_bundle_add_kernel(c->b, fn, 0, c->group, &k);
+    kiln_status st = dedupe_kernel(c, &fn);
+    if (!st) st = kiln_bundle_add_kernel(c->b, fn, 0, c->group, &k);
     if (st) return st;
     uint32_t grid[3] = {(uint32_t)(gx ? gx : 1), (uint32_t)(gy ? gy : 1), (uint32_t)(gz ? gz : 1)};
     uint32_t block[3] = {threads, 1, 1};
@@ -389,7 +454,7 @@ static kiln_status emit_conv(cg *c, const kiln_node *n) {
                   "    kiln::conv2d_direct<%s>({x, w, bias, res, y, s});\n}\n",
                   BLOCK_1D, fn, epi);
         gx = grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
-        sb_printf(&c->tiles, "%s=direct;", fn);
+        sb_printf(&c->tiles, "%s=direct;", c->group);
     } else {
         tile_pick(sh.K / sh.groups, &bm, &bn, &tm, &tn);
         threads = (uint32_t)((bm / tm) * (bn / tn));
@@ -400,7 +465,7 @@ static kiln_status emit_conv(cg *c, const kiln_node *n) {
                   threads, fn, bm, bn, TILE_BK, tm, tn, epi);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + bn - 1) / bn), gy = (uint64_t)((M + bm - 1) / bm), gz = (uint64_t)sh.groups;
-        sb_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", fn, bm, bn, TILE_BK, tm, tn);
+        sb_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
     }
     kiln_bundle_arg args[6];
     if ((st = value_arg(c, a.x, &args[0])) || (st = value_arg(c, a.w, &args[1]))) return st;
@@ -507,7 +572,7 @@ static kiln_status emit_gemm(cg *c, const kiln_node *n) {
               "    kiln::tiled_gemm<%d, %d, %d, %d, %d, kiln::gemm_problem<%s>>({a, b, bias, res, y, s}, s.M, s.N, "
               "s.K);\n}\n",
               threads, fn, bm, bn, TILE_BK, tm, tn, epi);
-    sb_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", fn, bm, bn, TILE_BK, tm, tn);
+    sb_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
     kiln_bundle_arg args[6];
     if ((st = value_arg(c, a.x, &args[0])) || (st = value_arg(c, a.w, &args[1]))) return st;
     if (a.bias >= 0 ? (st = value_arg(c, a.bias, &args[2])) : (args[2] = null_arg, 0)) return st;
@@ -1013,6 +1078,10 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
                            : o->precision == KILN_PREC_FP16 ? "fp16"
                                                             : "int8");
     if (o->compile && o->n_archs < 1) return kiln_errorf(KILN_ERR_INVALID_ARG, "codegen: no target architecture");
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!kiln_value_is_static(&g->values[g->inputs[i]]))
+            return kiln_errorf(KILN_ERR_SHAPE, "graph input '%s' has dynamic dims: fix them with --shape %s=DIMS",
+                               g->values[g->inputs[i]].name, g->values[g->inputs[i]].name);
     for (int v = 0; v < g->n_values; v++)
         if (g->values[v].rank >= 0 && !kiln_value_is_static(&g->values[v]) && !g->values[v].data &&
             (g->values[v].producer >= 0 || io_index(g->inputs, g->n_inputs, v) >= 0))
@@ -1095,6 +1164,12 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
     }
     free(c.src.s);
     free(c.tiles.s);
+    for (int i = 0; i < c.n_keys; i++) {
+        free(c.kkeys[i]);
+        free(c.knames[i]);
+    }
+    free(c.kkeys);
+    free(c.knames);
     free(c.weight);
     return st;
 }
