@@ -1,0 +1,331 @@
+/* check_codegen.c — codegen without a GPU: bundles for the example model and small graphs
+ * that use every kernel template (odd sizes, stride 2, groups, depthwise, dilation,
+ * padding, ceil mode, broadcasting), NVRTC-compiled for sm_80 and sm_90; the launch plan
+ * validates and survives a write/read round trip; unsupported nodes are all listed.
+ * Numerics run on the GPU machine (tests/gpu_codegen.sh: kiln build + kiln compare). */
+#include "codegen/codegen.h"
+#include "frontend.h"
+#include "graph_builder.h"
+
+#include <stdio.h>
+
+static const char *const ARCHS[] = {"sm_80", "sm_90"};
+
+/* Optimizes g (fp32, -O2), runs codegen (compiling for sm_80 and sm_90 with KILN_CUDA),
+ * checks the bundle and returns the generated source (caller frees). */
+static char *build(kiln_graph *g, kiln_bundle **out) {
+    kiln_pipeline_opts po;
+    kiln_pipeline_opts_init(&po);
+    ck_assert_msg(kiln_pipeline_run(g, &po, NULL, 0, NULL) == KILN_OK, "passes: %s", kiln_last_error());
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.archs = ARCHS;
+    o.n_archs = 2;
+#ifndef KILN_HAVE_CUDA
+    o.compile = false;
+#endif
+    kiln_bundle *b = kiln_bundle_new();
+    char *src = NULL;
+    kiln_status st = kiln_codegen_build(g, &o, b, &src);
+    ck_assert_msg(st == KILN_OK, "codegen: %s\n%s", kiln_last_error(), src ? src : "");
+    ck_assert_ptr_nonnull(src);
+    ck_assert_int_ge(b->n_launches, kiln_graph_kernel_count(g));
+#ifdef KILN_HAVE_CUDA
+    ck_assert_int_eq(b->n_images, 3); /* sm_80, sm_90 cubins + compute_90 PTX */
+    ck_assert_msg(kiln_bundle_validate(b) == KILN_OK, "%s", kiln_last_error());
+    uint8_t *bytes;
+    size_t len;
+    ck_assert_msg(kiln_bundle_write_bytes(b, &bytes, &len) == KILN_OK, "%s", kiln_last_error());
+    kiln_bundle *back = NULL;
+    ck_assert_msg(kiln_bundle_read_bytes(bytes, len, "bundle", &back) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(back->n_launches, b->n_launches);
+    ck_assert_int_eq(back->n_kernels, b->n_kernels);
+    ck_assert_uint_eq(back->weight_bytes, b->weight_bytes);
+    kiln_bundle_free(back);
+    free(bytes);
+#endif
+    if (out) *out = b;
+    else kiln_bundle_free(b);
+    return src;
+}
+
+static void set_ints(kiln_node *n, const char *name, int count, int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t v[4] = {a, b, c, d};
+    ck_assert_int_eq(kiln_node_set_ints(n, name, v, count), KILN_OK);
+}
+
+static void assert_has(const char *src, const char *what) {
+    ck_assert_msg(strstr(src, what) != NULL, "the generated source has no '%s'", what);
+}
+
+START_TEST(tiny_cnn_example) {
+    kiln_graph *g = NULL;
+    ck_assert_msg(kiln_model_load(KILN_SOURCE_DIR "/examples/tiny_cnn.onnx", &g) == KILN_OK, "%s", kiln_last_error());
+    int64_t dims[4] = {2, 3, 32, 32};
+    ck_assert_msg(kiln_codegen_fix_shape(g, "image", 4, dims) == KILN_OK, "%s", kiln_last_error());
+    kiln_bundle *b;
+    char *src = build(g, &b);
+    assert_has(src, "kiln::conv2d_");
+    assert_has(src, "kiln::pool2d<kiln::pool_max>");
+    assert_has(src, "kiln::global_pool<false>");
+    assert_has(src, "kiln::softmax_rows<false>");
+    assert_has(src, "kiln::tiled_gemm<");
+    assert_has(src, "v += res[o];"); /* the residual block */
+    /* the graph input and output are bindings, not arena slots */
+    bool in = false, out = false;
+    for (int l = 0; l < b->n_launches; l++)
+        for (uint32_t a = 0; a < b->launches[l].n_args; a++) {
+            in |= b->launches[l].args[a].kind == KILN_ARG_INPUT;
+            out |= b->launches[l].args[a].kind == KILN_ARG_OUTPUT;
+        }
+    ck_assert(in && out);
+    ck_assert_int_eq(b->n_io, 2);
+    ck_assert_uint_eq(b->arena_bytes, (uint64_t)g->arena_bytes);
+    free(src);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+}
+END_TEST
+
+/* Convolutions: stride 2 with odd sizes, groups + dilation, depthwise + Clip (ReLU6),
+ * residual + post-activation, every activation of fuse-epilogue, no bias. */
+START_TEST(conv_templates) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {2, 6, 11, 13};
+    gb_input(g, "x", KILN_F32, 4, xd, NULL);
+    int64_t w1[4] = {10, 6, 3, 3}, b1 = 10;
+    gb_const(g, "w1", KILN_F32, 4, w1, -0.5, 0.5);
+    gb_const(g, "b1", KILN_F32, 1, &b1, -0.5, 0.5);
+    kiln_node *c1 = gb_node(g, KILN_OP_Conv, "c1", "x,w1,b1", "y1"); /* 10 x 6 x 7 */
+    set_ints(c1, "strides", 2, 2, 2, 0, 0);
+    set_ints(c1, "pads", 4, 1, 1, 1, 1);
+    gb_node(g, KILN_OP_Relu, "r1", "y1", "a1");
+    int64_t w2[4] = {10, 5, 3, 3};
+    gb_const(g, "w2", KILN_F32, 4, w2, -0.5, 0.5);
+    kiln_node *c2 = gb_node(g, KILN_OP_Conv, "c2", "a1,w2", "y2"); /* groups 2, dilation 2, same size */
+    kiln_node_set_int(c2, "group", 2);
+    set_ints(c2, "dilations", 2, 2, 2, 0, 0);
+    set_ints(c2, "pads", 4, 2, 2, 2, 2);
+    int64_t wd[4] = {10, 1, 3, 3}, bd = 10;
+    gb_const(g, "wd", KILN_F32, 4, wd, -0.5, 0.5);
+    gb_const(g, "bd", KILN_F32, 1, &bd, -0.5, 0.5);
+    kiln_node *c3 = gb_node(g, KILN_OP_Conv, "dw", "y2,wd,bd", "y3"); /* depthwise */
+    kiln_node_set_int(c3, "group", 10);
+    set_ints(c3, "pads", 4, 1, 1, 1, 1);
+    float lo = 0.0f, hi = 6.0f;
+    kiln_tensor *tl = kiln_tensor_new(KILN_F32, 0, NULL), *th = kiln_tensor_new(KILN_F32, 0, NULL);
+    memcpy(tl->data, &lo, 4);
+    memcpy(th->data, &hi, 4);
+    int vl = gb_value(g, "lo"), vh = gb_value(g, "hi");
+    g->values[vl].data = tl;
+    g->values[vh].data = th;
+    kiln_value_set(&g->values[vl], KILN_F32, 0, NULL);
+    kiln_value_set(&g->values[vh], KILN_F32, 0, NULL);
+    g->values[vl].flags |= KILN_VALUE_INITIALIZER;
+    g->values[vh].flags |= KILN_VALUE_INITIALIZER;
+    gb_node(g, KILN_OP_Clip, "relu6", "y3,lo,hi", "a3");
+    int64_t w4[4] = {10, 10, 1, 1};
+    gb_const(g, "w4", KILN_F32, 4, w4, -0.5, 0.5);
+    gb_node(g, KILN_OP_Conv, "pw", "a3,w4", "y4"); /* 1x1, residual + relu after */
+    gb_node(g, KILN_OP_Add, "res", "y4,a1", "s4");
+    gb_node(g, KILN_OP_Relu, "r4", "s4", "a4");
+    /* one more conv per activation kind */
+    static const kiln_op acts[] = {KILN_OP_Sigmoid, KILN_OP_Tanh, KILN_OP_LeakyRelu, KILN_OP_HardSigmoid,
+                                   KILN_OP_HardSwish, KILN_OP_Gelu, KILN_OP_Elu};
+    char prev[32] = "a4";
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+        char w[16], y[16], a[16], cn[16], an[16];
+        snprintf(w, sizeof w, "wa%zu", i);
+        snprintf(y, sizeof y, "ya%zu", i);
+        snprintf(a, sizeof a, "aa%zu", i);
+        snprintf(cn, sizeof cn, "ca%zu", i);
+        snprintf(an, sizeof an, "act%zu", i);
+        gb_const(g, w, KILN_F32, 4, w4, -0.5, 0.5);
+        char ins[64];
+        snprintf(ins, sizeof ins, "%s,%s", prev, w);
+        gb_node(g, KILN_OP_Conv, cn, ins, y);
+        gb_node(g, acts[i], an, y, a);
+        snprintf(prev, sizeof prev, "%s", a);
+    }
+    gb_node(g, KILN_OP_Flatten, "out_flat", prev, "out");
+    gb_output(g, "out");
+    gb_finish(g);
+    char *src = build(g, NULL);
+    assert_has(src, "kiln::conv2d_igemm<");
+    assert_has(src, "kiln::conv2d_direct<");
+    assert_has(src, "fminf(fmaxf(v, 0.0f), 6.0f)");
+    assert_has(src, "erff(");
+    assert_has(src, "kiln::copy_rows<"); /* a view that is a graph output is copied */
+    free(src);
+    kiln_graph_free(g);
+}
+END_TEST
+
+/* Pools, Concat, Softmax, Gemm (transB) + epilogue, batched broadcast MatMul. */
+START_TEST(pool_concat_softmax_gemm_templates) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {2, 3, 9, 10};
+    gb_input(g, "x", KILN_F32, 4, xd, NULL);
+    kiln_node *mp = gb_node(g, KILN_OP_MaxPool, "mp", "x", "m");
+    set_ints(mp, "kernel_shape", 2, 3, 3, 0, 0);
+    set_ints(mp, "strides", 2, 2, 2, 0, 0);
+    set_ints(mp, "pads", 4, 1, 1, 1, 1);
+    kiln_node_set_int(mp, "ceil_mode", 1);
+    kiln_node *ap = gb_node(g, KILN_OP_AveragePool, "ap", "x", "p");
+    set_ints(ap, "kernel_shape", 2, 3, 3, 0, 0);
+    set_ints(ap, "strides", 2, 2, 2, 0, 0);
+    set_ints(ap, "pads", 4, 1, 1, 1, 1);
+    kiln_node_set_int(ap, "ceil_mode", 1);
+    kiln_node_set_int(ap, "count_include_pad", 1);
+    kiln_node *ap2 = gb_node(g, KILN_OP_AveragePool, "ap2", "x", "p2");
+    set_ints(ap2, "kernel_shape", 2, 3, 3, 0, 0);
+    set_ints(ap2, "strides", 2, 2, 2, 0, 0);
+    set_ints(ap2, "pads", 4, 1, 1, 1, 1);
+    kiln_node_set_int(ap2, "ceil_mode", 1);
+    kiln_node *cc = gb_node(g, KILN_OP_Concat, "cat", "m,p,p2", "c"); /* [2,9,5,6] */
+    kiln_node_set_int(cc, "axis", 1);
+    gb_node(g, KILN_OP_GlobalAveragePool, "gap", "c", "gp");
+    gb_node(g, KILN_OP_GlobalMaxPool, "gmp", "c", "gm");
+    gb_node(g, KILN_OP_Flatten, "flat", "gp", "f"); /* [2,9] */
+    int64_t wd[2] = {7, 9}, bdim = 7;
+    gb_const(g, "w", KILN_F32, 2, wd, -1, 1);
+    gb_const(g, "b", KILN_F32, 1, &bdim, -1, 1);
+    kiln_node *gm = gb_node(g, KILN_OP_Gemm, "fc", "f,w,b", "z");
+    kiln_node_set_int(gm, "transB", 1);
+    kiln_node_set_float(gm, "alpha", 0.5f);
+    gb_node(g, KILN_OP_Relu, "fc_relu", "z", "zr");
+    kiln_node *sm = gb_node(g, KILN_OP_Softmax, "sm", "zr", "prob");
+    kiln_node_set_int(sm, "axis", 1);
+    gb_output(g, "prob");
+    /* batched MatMul with a broadcast operand: [3,1,4,5] x [2,5,6] -> [3,2,4,6] */
+    int64_t ad[4] = {3, 1, 4, 5}, bd2[3] = {2, 5, 6};
+    gb_input(g, "a", KILN_F32, 4, ad, NULL);
+    gb_const(g, "bm", KILN_F32, 3, bd2, -1, 1);
+    gb_node(g, KILN_OP_MatMul, "mm", "a,bm", "mmo");
+    kiln_node *ls = gb_node(g, KILN_OP_LogSoftmax, "ls", "mmo", "lsm");
+    kiln_node_set_int(ls, "axis", 2);
+    gb_output(g, "lsm");
+    gb_output(g, "gm");
+    gb_finish(g);
+    char *src = build(g, NULL);
+    assert_has(src, "kiln::pool2d<kiln::pool_max>");
+    assert_has(src, "kiln::pool2d<kiln::pool_avg_include_pad>");
+    assert_has(src, "kiln::pool2d<kiln::pool_avg>");
+    assert_has(src, "kiln::global_pool<true>");
+    assert_has(src, "kiln::copy_rows<unsigned int>");
+    assert_has(src, "kiln::softmax_rows<true>");
+    assert_has(src, "v *= 0.5f;");
+    free(src);
+    kiln_graph_free(g);
+}
+END_TEST
+
+/* A fused elementwise DAG with broadcasting and two outputs, and single elementwise ops. */
+START_TEST(elementwise_templates) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[3] = {3, 5, 7}, bd[2] = {5, 1}, cd[1] = {7};
+    gb_input(g, "x", KILN_F32, 3, xd, NULL);
+    gb_input(g, "y", KILN_F32, 2, bd, NULL);
+    gb_const(g, "c", KILN_F32, 1, cd, 0.5, 1.5);
+    gb_node(g, KILN_OP_Mul, "mul", "x,y", "t0");
+    gb_node(g, KILN_OP_Add, "add", "t0,c", "t1");
+    gb_node(g, KILN_OP_Sigmoid, "sig", "t1", "t2");
+    gb_node(g, KILN_OP_Sub, "sub", "t2,x", "t3");
+    gb_node(g, KILN_OP_Tanh, "tanh", "t1", "t4");
+    gb_output(g, "t3");
+    gb_output(g, "t4");
+    gb_node(g, KILN_OP_Div, "div", "y,c", "q"); /* [5,7] */
+    gb_node(g, KILN_OP_Abs, "abs", "q", "qa");
+    gb_node(g, KILN_OP_Sqrt, "sqrt", "qa", "qs");
+    gb_node(g, KILN_OP_Max, "max", "qs,c,y", "qm");
+    gb_output(g, "qm");
+    gb_finish(g);
+    char *src = build(g, NULL);
+    assert_has(src, "kiln::elementwise<");
+    assert_has(src, "1.0f / (1.0f + expf(-");
+    assert_has(src, "tanhf(");
+    assert_has(src, "fmaxf(fmaxf(");
+    free(src);
+    kiln_graph_free(g);
+}
+END_TEST
+
+START_TEST(unsupported_nodes_are_all_listed) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[2] = {4, 6};
+    gb_input(g, "x", KILN_F32, 2, xd, NULL);
+    kiln_node *t = gb_node(g, KILN_OP_Transpose, "my_transpose", "x", "t");
+    set_ints(t, "perm", 2, 1, 0, 0, 0);
+    gb_node(g, KILN_OP_Relu, "relu", "t", "r");
+    int64_t k = 2;
+    gb_const_i64(g, "k", 1, &k);
+    gb_node(g, KILN_OP_TopK, "my_topk", "r,k", "vals,idx");
+    gb_output(g, "vals");
+    gb_output(g, "idx");
+    gb_finish(g);
+    kiln_pipeline_opts po;
+    kiln_pipeline_opts_init(&po);
+    ck_assert_int_eq(kiln_pipeline_run(g, &po, NULL, 0, NULL), KILN_OK);
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.compile = false;
+    kiln_bundle *b = kiln_bundle_new();
+    ck_assert_int_eq(kiln_codegen_build(g, &o, b, NULL), KILN_ERR_UNSUPPORTED);
+    const char *msg = kiln_last_error();
+    ck_assert_msg(strstr(msg, "2 nodes cannot run on the GPU"), "%s", msg);
+    ck_assert_msg(strstr(msg, "Transpose (node 'my_transpose')"), "%s", msg);
+    ck_assert_msg(strstr(msg, "TopK (node 'my_topk')"), "%s", msg);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+}
+END_TEST
+
+START_TEST(precision_and_dynamic_dims_errors) {
+    kiln_graph *g = NULL;
+    ck_assert_int_eq(kiln_model_load(KILN_SOURCE_DIR "/examples/tiny_cnn.onnx", &g), KILN_OK);
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.compile = false;
+    kiln_bundle *b = kiln_bundle_new();
+    o.precision = KILN_PREC_FP16;
+    ck_assert_int_eq(kiln_codegen_build(g, &o, b, NULL), KILN_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(kiln_last_error(), "not implemented yet"), "%s", kiln_last_error());
+    o.precision = KILN_PREC_FP32;
+    ck_assert_int_eq(kiln_codegen_build(g, &o, b, NULL), KILN_ERR_SHAPE);
+    ck_assert_msg(strstr(kiln_last_error(), "--shape image=DIMS"), "%s", kiln_last_error());
+    int64_t bad[3] = {1, 3, 32};
+    ck_assert_int_eq(kiln_codegen_fix_shape(g, "image", 3, bad), KILN_ERR_SHAPE);
+    int64_t other[4] = {1, 4, 32, 32};
+    ck_assert_int_eq(kiln_codegen_fix_shape(g, "image", 4, other), KILN_ERR_SHAPE);
+    ck_assert_int_eq(kiln_codegen_fix_shape(g, "nope", 4, other), KILN_ERR_INVALID_ARG);
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    ck_assert_int_eq(kiln_codegen_parse_dims("1x3x224x224", &rank, dims), KILN_OK);
+    ck_assert_int_eq(rank, 4);
+    ck_assert_int_eq(dims[3], 224);
+    ck_assert_int_eq(kiln_codegen_parse_dims("2,5", &rank, dims), KILN_OK);
+    ck_assert_int_eq(rank, 2);
+    ck_assert_int_ne(kiln_codegen_parse_dims("1x", &rank, dims), KILN_OK);
+    ck_assert_int_ne(kiln_codegen_parse_dims("a", &rank, dims), KILN_OK);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("codegen");
+    TCase *tc = tcase_create("codegen");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, tiny_cnn_example);
+    tcase_add_test(tc, conv_templates);
+    tcase_add_test(tc, pool_concat_softmax_gemm_templates);
+    tcase_add_test(tc, elementwise_templates);
+    tcase_add_test(tc, unsupported_nodes_are_all_listed);
+    tcase_add_test(tc, precision_and_dynamic_dims_errors);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
