@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# gpu_codegen.sh KILN PROBE SOURCE_DIR MODELS_DIR WORK_DIR — codegen end to end on a GPU:
+# `kiln build` every codegen case (tests/codegen/make_cases.py: every kernel template, odd
+# sizes, stride 2, groups, depthwise, dilation, padding, ceil mode, broadcasting), the
+# example model and the generated ResNet-50 and MobileNetV2 (MODELS_DIR/*/model.onnx), then
+# `kiln compare` each bundle against the CPU evaluator on seeded random inputs (the runtime
+# poisons outputs and the arena before the run, so unwritten elements fail), fp32 tolerances
+# rtol 1e-3 atol 1e-4. Without a GPU: a SKIP line and exit 77.
+set -uo pipefail
+KILN=$1 PROBE=$2 SRC=$3 MODELS=$4 WORK=$5
+"$PROBE" gpu_codegen || exit $?
+if ! "$KILN" compare --help >/dev/null 2>&1; then
+    echo "FAIL: 'kiln compare' is missing: it comes with the GPU runtime (branch gpu-rt); merge it first"
+    exit 1
+fi
+rm -rf "$WORK" && mkdir -p "$WORK/cases" || exit 1
+fails=0 passes=0
+check() { # NAME MODEL [build options...]
+    local name=$1 model=$2
+    shift 2
+    if ! "$KILN" build "$model" -o "$WORK/$name.kiln" "$@" --emit-cuda "$WORK/cuda" >"$WORK/$name.build.log" 2>&1; then
+        echo "FAIL: $name: kiln build $model $*"
+        cat "$WORK/$name.build.log"
+        fails=$((fails + 1))
+        return
+    fi
+    if "$KILN" compare "$model" "$WORK/$name.kiln" --rtol 1e-3 --atol 1e-4 >"$WORK/$name.compare.log" 2>&1; then
+        echo "PASS: $name"
+        passes=$((passes + 1))
+    else
+        echo "FAIL: $name: kiln compare $model $WORK/$name.kiln --rtol 1e-3 --atol 1e-4"
+        fails=$((fails + 1))
+    fi
+    cat "$WORK/$name.compare.log"
+}
+if python3 "$SRC/tests/codegen/make_cases.py" "$WORK/cases"; then
+    for m in "$WORK"/cases/*.onnx; do check "$(basename "$m" .onnx)" "$m"; done
+else
+    echo "FAIL: could not generate the codegen cases (python3 with onnx and numpy needed)"
+    fails=$((fails + 1))
+fi
+check tiny_cnn "$SRC/examples/tiny_cnn.onnx" --shape image=1x3x32x32
+for model in resnet50_torchvision mobilenetv2; do
+    if [ -f "$MODELS/$model/model.onnx" ]; then
+        check "$model" "$MODELS/$model/model.onnx" --shape input=1x3x224x224
+    else
+        echo "FAIL: $MODELS/$model/model.onnx is missing (the models_generate test makes it)"
+        fails=$((fails + 1))
+    fi
+done
+echo "gpu_codegen: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]

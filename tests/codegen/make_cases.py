@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Writes small ONNX models that use every GPU kernel template of kiln's codegen (odd sizes,
+stride 2, groups, depthwise, dilation, padding, ceil mode, broadcasting, every epilogue
+activation) into DIR, one CASE.onnx each, static shapes, seeded random weights. The GPU test
+(tests/codegen/gpu_codegen.sh) builds each with `kiln build` and checks it with `kiln compare`.
+usage: make_cases.py DIR"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+rng = np.random.default_rng(20261126)
+
+
+def w(name, *shape, scale=0.5):
+    return helper.make_tensor(name, TensorProto.FLOAT, shape,
+                              (rng.uniform(-scale, scale, size=shape)).astype(np.float32).ravel().tolist())
+
+
+def scalar(name, v):
+    return helper.make_tensor(name, TensorProto.FLOAT, [], [float(v)])
+
+
+def save(d, name, nodes, inputs, outputs, inits, opset=17):
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+                          [helper.make_empty_tensor_value_info(n) for n in outputs], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="kiln-tests")
+    # output types from ONNX's own shape inference (so that the cases state them)
+    inferred = onnx.shape_inference.infer_shapes(m)
+    known = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for o in m.graph.output:
+        o.type.CopyFrom(known[o.name].type)
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(d, name + ".onnx"))
+
+
+def main(d):
+    os.makedirs(d, exist_ok=True)
+    N = helper.make_node
+    # conv: stride 2, odd sizes, bias + relu (implicit GEMM, M = 10 < 16 tiles)
+    save(d, "conv_stride2_odd",
+         [N("Conv", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1]), N("Relu", ["y"], ["out"])],
+         [("x", [2, 6, 11, 13])], ["out"], [w("w", 10, 6, 3, 3), w("b", 10)])
+    # groups + dilation, asymmetric pads, no bias
+    save(d, "conv_groups_dilation",
+         [N("Conv", ["x", "w"], ["out"], group=2, dilations=[2, 2], pads=[2, 1, 1, 2])],
+         [("x", [1, 8, 9, 10])], ["out"], [w("w", 6, 4, 3, 3)])
+    # depthwise stride 2 + ReLU6 (direct kernel), then a 1x1 conv with a residual and relu
+    save(d, "depthwise_residual",
+         [N("Conv", ["x", "wd", "bd"], ["d"], group=12, strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("Clip", ["d", "lo", "hi"], ["d6"]),
+          N("Conv", ["d6", "wp", "bp"], ["p"]),
+          N("Add", ["p", "d6"], ["s"]), N("Relu", ["s"], ["out"])],
+         [("x", [1, 12, 15, 15])], ["out"],
+         [w("wd", 12, 1, 3, 3), w("bd", 12), scalar("lo", 0), scalar("hi", 6), w("wp", 12, 12, 1, 1), w("bp", 12)])
+    # big enough for several 64x64 tiles in both GEMM dims, with a 7x7 stride-2 stem
+    save(d, "conv_large_tiles",
+         [N("Conv", ["x", "w1", "b1"], ["a"], strides=[2, 2], pads=[3, 3, 3, 3]), N("Relu", ["a"], ["r"]),
+          N("Conv", ["r", "w2", "b2"], ["out"], pads=[1, 1, 1, 1])],
+         [("x", [2, 3, 45, 47])], ["out"], [w("w1", 64, 3, 7, 7, scale=0.2), w("b1", 64),
+                                            w("w2", 130, 64, 3, 3, scale=0.1), w("b2", 130)])
+    # every epilogue activation after a conv (SiLU and HardSwish written out are fused too)
+    acts, inits, prev = [], [], "x"
+    kinds = [("Sigmoid", {}), ("Tanh", {}), ("LeakyRelu", {"alpha": 0.1}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
+             ("HardSwish", {}), ("Elu", {"alpha": 0.7}), ("SiLU", {})]
+    for i, (k, attrs) in enumerate(kinds):
+        inits += [w(f"w{i}", 8, 8, 3, 3, scale=0.3), w(f"b{i}", 8)]
+        acts.append(N("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
+        if k == "SiLU":
+            acts += [N("Sigmoid", [f"c{i}"], [f"g{i}"]), N("Mul", [f"c{i}", f"g{i}"], [f"a{i}"])]
+        else:
+            acts.append(N(k, [f"c{i}"], [f"a{i}"], **attrs))
+        prev = f"a{i}"
+    save(d, "conv_activations", acts, [("x", [1, 8, 10, 9])], [prev], inits)
+    # pools, concat, global pools
+    save(d, "pools_concat",
+         [N("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+          N("AveragePool", ["x"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+            count_include_pad=1),
+          N("AveragePool", ["x"], ["q"], kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1]),
+          N("Concat", ["m", "p"], ["c"], axis=1),
+          N("GlobalAveragePool", ["c"], ["ga"]), N("GlobalMaxPool", ["q"], ["gm"])],
+         [("x", [2, 3, 9, 10])], ["c", "q", "ga", "gm"], [])
+    # Gemm (transB, alpha, beta, C) + relu, softmax; batched broadcast MatMul + log-softmax
+    save(d, "gemm_softmax_matmul",
+         [N("Gemm", ["x", "w", "c"], ["z"], transB=1, alpha=0.5, beta=2.0), N("Relu", ["z"], ["zr"]),
+          N("Softmax", ["zr"], ["prob"], axis=1),
+          N("MatMul", ["a", "bm"], ["mm"]), N("LogSoftmax", ["mm"], ["lsm"], axis=2),
+          N("MatMul", ["x", "wt"], ["mv"])],
+         [("x", [3, 37]), ("a", [3, 1, 4, 5])], ["prob", "lsm", "mv"],
+         [w("w", 70, 37), w("c", 70), w("bm", 2, 5, 6), w("wt", 37)])
+    # elementwise: a broadcast DAG with two outputs, variadic Max, unary chain
+    save(d, "elementwise",
+         [N("Mul", ["x", "y"], ["t0"]), N("Add", ["t0", "c"], ["t1"]), N("Sigmoid", ["t1"], ["t2"]),
+          N("Sub", ["t2", "x"], ["o1"]), N("Tanh", ["t1"], ["o2"]),
+          N("Div", ["y", "c"], ["q"]), N("Abs", ["q"], ["qa"]), N("Sqrt", ["qa"], ["qs"]),
+          N("Max", ["qs", "c", "y"], ["o3"]), N("Exp", ["x"], ["e"]), N("Neg", ["e"], ["o4"])],
+         [("x", [3, 5, 7]), ("y", [5, 1])], ["o1", "o2", "o3", "o4"], [w("c", 7)])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
