@@ -995,8 +995,16 @@ static kiln_status emit_elementwise(cg *c, const kiln_node *n) {
     e.var = malloc(sizeof(int) * (size_t)(e.gr->n_values + 1));
     e.loaded = calloc((size_t)e.n_leaves + 1, sizeof *e.loaded);
     if (!e.var || !e.loaded) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
-    for (int k = 0; !st && k < n->n_outputs; k++) {
+    /* One kernel per output. plan-memory may have put an output in place over an input
+     * (it plans a group as one kernel): that output goes last, after every kernel that
+     * still reads the input; two such outputs would need one multi-output kernel. */
+    int n_inplace = 0;
+    for (int k = 0; k < n->n_outputs; k++) n_inplace += n->outputs[k] >= 0 && c->g->values[n->outputs[k]].alias_of >= 0;
+    if (n_inplace > 1 && !st) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "two outputs written in place");
+    for (int pass = 0; pass < 2 * n->n_outputs && !st; pass++) {
+        int k = pass % n->n_outputs;
         int yv = n->outputs[k];
+        if ((pass < n->n_outputs) != (yv < 0 || c->g->values[yv].alias_of < 0)) continue;
         if (yv < 0 || (k > 0 && n->op != KILN_OP_Fused)) {
             if (yv >= 0 && kiln_value_live_uses(c->g, yv) > 0)
                 st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a second output");

@@ -18,7 +18,7 @@ fails=0 passes=0
 check() { # NAME MODEL [build options...]
     local name=$1 model=$2
     shift 2
-    if ! "$KILN" build "$model" -o "$WORK/$name.kiln" "$@" --emit-cuda "$WORK/cuda" >"$WORK/$name.build.log" 2>&1; then
+    if ! "$KILN" build "$model" -o "$WORK/$name.kiln" "$@" --emit-cuda "$WORK/cuda/$name" >"$WORK/$name.build.log" 2>&1; then
         echo "FAIL: $name: kiln build $model $*"
         cat "$WORK/$name.build.log"
         fails=$((fails + 1))
