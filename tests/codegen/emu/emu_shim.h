@@ -1,0 +1,31 @@
+// emu_shim.h — just enough of CUDA to compile kiln's generated module with a host C++ compiler
+// and run it on the CPU (tests/codegen/emu_codegen.sh): force-included before the module.
+// Threads of a block are coroutines (emu_sched.cpp); __shared__ is a static, which the
+// coroutines of the running block share; __syncthreads and warp shuffles are block barriers.
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __grid_constant__
+
+struct emu_dim3 {
+    unsigned x, y, z;
+};
+extern "C" {
+extern emu_dim3 blockIdx, threadIdx, blockDim, gridDim;
+void __syncthreads(void);
+float emu_shfl_xor(float v, int off);
+}
+static inline float __shfl_xor_sync(unsigned, float v, int off) { return emu_shfl_xor(v, off); }
+static inline float __int_as_float(int i) {
+    float f;
+    memcpy(&f, &i, 4);
+    return f;
+}
