@@ -1095,6 +1095,10 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             (g->values[v].producer >= 0 || io_index(g->inputs, g->n_inputs, v) >= 0))
             return kiln_errorf(KILN_ERR_SHAPE, "value '%s' has dynamic dims: fix the graph inputs with --shape",
                                g->values[v].name);
+    for (int v = 0; v < g->n_values; v++) /* the kernels index in 32 bits */
+        if (g->values[v].rank >= 0 && kiln_value_is_static(&g->values[v]) && numel(&g->values[v]) >= (1ll << 31))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "value '%s' has 2^31 elements or more (kernels index in 32 bits)",
+                               g->values[v].name);
     cg c;
     memset(&c, 0, sizeof c);
     c.g = g;

@@ -31,22 +31,27 @@ template <class Epi> struct conv2d_problem {
         float *y;
         conv2d_shape s;
     };
+    // Index math in 32 bits (64-bit division is slow on GPUs): codegen refuses tensors of
+    // 2^31 elements or more; only the final element offsets are 64-bit.
     static __device__ __forceinline__ float load_a(const args &p, int g, i64 m, i64 k) {
-        const i64 kg = p.s.K / p.s.groups, crs = (p.s.C / p.s.groups) * p.s.R * p.s.S;
-        return p.w[(g * kg + m) * crs + k];
+        const int kg = (int)(p.s.K / p.s.groups), crs = (int)((p.s.C / p.s.groups) * p.s.R * p.s.S);
+        return p.w[(i64)(g * kg + (int)m) * crs + k];
     }
-    static __device__ __forceinline__ float load_b(const args &p, int g, i64 k, i64 n) {
-        const i64 rs = p.s.R * p.s.S, pq = p.s.P * p.s.Q;
-        const i64 c = k / rs, t = k - c * rs, r = t / p.s.S, s = t - r * p.s.S;
-        const i64 b = n / pq, o = n - b * pq, op = o / p.s.Q, oq = o - op * p.s.Q;
-        const i64 h = op * p.s.sh - p.s.ph + r * p.s.dh, w = oq * p.s.sw - p.s.pw + s * p.s.dw;
-        if (h < 0 || h >= p.s.H || w < 0 || w >= p.s.W) return 0.0f;
-        const i64 ch = g * (p.s.C / p.s.groups) + c;
-        return p.x[((b * p.s.C + ch) * p.s.H + h) * p.s.W + w];
+    static __device__ __forceinline__ float load_b(const args &p, int g, i64 k64, i64 n64) {
+        const int S = (int)p.s.S, Q = (int)p.s.Q, rs = (int)(p.s.R * p.s.S), pq = (int)(p.s.P * p.s.Q);
+        const int k = (int)k64, n = (int)n64;
+        const int c = k / rs, t = k - c * rs, r = t / S, s = t - r * S;
+        const int b = n / pq, o = n - b * pq, op = o / Q, oq = o - op * Q;
+        const int h = op * (int)p.s.sh - (int)p.s.ph + r * (int)p.s.dh;
+        const int w = oq * (int)p.s.sw - (int)p.s.pw + s * (int)p.s.dw;
+        if (h < 0 || h >= (int)p.s.H || w < 0 || w >= (int)p.s.W) return 0.0f;
+        const int ch = g * (int)(p.s.C / p.s.groups) + c;
+        return p.x[((i64)(b * (int)p.s.C + ch) * p.s.H + h) * p.s.W + w];
     }
-    static __device__ __forceinline__ void store(const args &p, int g, i64 m, i64 n, float acc) {
-        const i64 k = g * (p.s.K / p.s.groups) + m, pq = p.s.P * p.s.Q;
-        const i64 b = n / pq, o = (b * p.s.K + k) * pq + (n - b * pq);
+    static __device__ __forceinline__ void store(const args &p, int g, i64 m, i64 n64, float acc) {
+        const int k = g * (int)(p.s.K / p.s.groups) + (int)m, pq = (int)(p.s.P * p.s.Q), n = (int)n64;
+        const int b = n / pq;
+        const i64 o = (i64)(b * (int)p.s.K + k) * pq + (n - b * pq);
         p.y[o] = Epi::apply(p.bias, p.res, k, o, acc);
     }
 };
@@ -64,24 +69,26 @@ __device__ __forceinline__ void conv2d_igemm(const typename conv2d_problem<Epi>:
 template <class Epi> __device__ __forceinline__ void conv2d_direct(const typename conv2d_problem<Epi>::args &a) {
     const conv2d_shape &s = a.s;
     const i64 total = s.N * s.K * s.P * s.Q, cg = s.C / s.groups, kg = s.K / s.groups;
+    const int H = (int)s.H, W = (int)s.W, P = (int)s.P, Q = (int)s.Q, K = (int)s.K, R = (int)s.R, S = (int)s.S;
     for (i64 o = global_thread_index(); o < total; o += grid_thread_count()) {
-        i64 t = o;
-        const i64 oq = t % s.Q; t /= s.Q;
-        const i64 op = t % s.P; t /= s.P;
-        const i64 k = t % s.K;
-        const i64 b = t / s.K;
-        const i64 g = k / kg;
+        int t = (int)o; // 32-bit index math: codegen refuses tensors of 2^31 elements or more
+        const int oq = t % Q; t /= Q;
+        const int op = t % P; t /= P;
+        const int k = t % K;
+        const int b = t / K;
+        const int g = k / (int)kg;
+        const int h0 = op * (int)s.sh - (int)s.ph, w0 = oq * (int)s.sw - (int)s.pw;
         float acc = 0.0f;
-        for (i64 c = 0; c < cg; c++) {
-            const float *xc = a.x + (b * s.C + g * cg + c) * s.H * s.W;
-            const float *wc = a.w + (k * cg + c) * s.R * s.S;
-            for (i64 r = 0; r < s.R; r++) {
-                const i64 h = op * s.sh - s.ph + r * s.dh;
-                if (h < 0 || h >= s.H) continue;
-                for (i64 q = 0; q < s.S; q++) {
-                    const i64 w = oq * s.sw - s.pw + q * s.dw;
-                    if (w < 0 || w >= s.W) continue;
-                    acc = fmaf(xc[h * s.W + w], wc[r * s.S + q], acc);
+        for (int c = 0; c < (int)cg; c++) {
+            const float *xc = a.x + (i64)(b * (int)s.C + g * (int)cg + c) * H * W;
+            const float *wc = a.w + (i64)(k * (int)cg + c) * R * S;
+            for (int r = 0; r < R; r++) {
+                const int h = h0 + r * (int)s.dh;
+                if (h < 0 || h >= H) continue;
+                for (int q = 0; q < S; q++) {
+                    const int w = w0 + q * (int)s.dw;
+                    if (w < 0 || w >= W) continue;
+                    acc = fmaf(xc[h * W + w], wc[r * S + q], acc);
                 }
             }
         }

@@ -97,11 +97,12 @@ template <class Epi> struct gemm_problem {
         float *y;
         gemm_shape s;
     };
+    // batch 0 is at offset 0: Gemm and unbatched MatMul skip the (64-bit) division chain
     static __device__ __forceinline__ i64 a_base(const args &p, int z) {
-        return broadcast_offset<4>(z, p.s.batch_dims, p.s.a_batch);
+        return z == 0 ? 0 : broadcast_offset<4>(z, p.s.batch_dims, p.s.a_batch);
     }
     static __device__ __forceinline__ i64 b_base(const args &p, int z) {
-        return broadcast_offset<4>(z, p.s.batch_dims, p.s.b_batch);
+        return z == 0 ? 0 : broadcast_offset<4>(z, p.s.batch_dims, p.s.b_batch);
     }
     static __device__ __forceinline__ float load_a(const args &p, int z, i64 m, i64 k) {
         return p.a[a_base(p, z) + m * p.s.sam + k * p.s.sak];

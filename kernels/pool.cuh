@@ -22,25 +22,27 @@ enum pool_mode { pool_max = 0, pool_avg = 1, pool_avg_include_pad = 2 };
 template <int MODE> __device__ __forceinline__ void pool2d(const float *x, float *y, const pool2d_shape &s) {
     const i64 total = s.NC * s.P * s.Q;
     for (i64 o = global_thread_index(); o < total; o += grid_thread_count()) {
-        const i64 oq = o % s.Q, op = (o / s.Q) % s.P, nc = o / (s.P * s.Q);
-        const float *xc = x + nc * s.H * s.W;
-        const i64 h0 = op * s.sh - s.ph, w0 = oq * s.sw - s.pw;
+        // 32-bit index math: codegen refuses tensors of 2^31 elements or more
+        const int Q = (int)s.Q, P = (int)s.P, H = (int)s.H, W = (int)s.W, oi = (int)o;
+        const int oq = oi % Q, op = (oi / Q) % P, nc = oi / (P * Q);
+        const float *xc = x + (i64)nc * H * W;
+        const int h0 = op * (int)s.sh - (int)s.ph, w0 = oq * (int)s.sw - (int)s.pw;
         float acc = MODE == pool_max ? neg_inf() : 0.0f;
-        i64 valid = 0, rows = 0, cols = 0;
-        for (i64 r = 0; r < s.R; r++) {
-            const i64 h = h0 + r * s.dh;
-            if (h < s.H + s.pe_h) rows = r + 1;
-            if (h < 0 || h >= s.H) continue;
-            for (i64 q = 0; q < s.S; q++) {
-                const i64 w = w0 + q * s.dw;
-                if (w < 0 || w >= s.W) continue;
-                const float v = xc[h * s.W + w];
+        int valid = 0, rows = 0, cols = 0;
+        for (int r = 0; r < (int)s.R; r++) {
+            const int h = h0 + r * (int)s.dh;
+            if (h < H + (int)s.pe_h) rows = r + 1;
+            if (h < 0 || h >= H) continue;
+            for (int q = 0; q < (int)s.S; q++) {
+                const int w = w0 + q * (int)s.dw;
+                if (w < 0 || w >= W) continue;
+                const float v = xc[h * W + w];
                 if (MODE == pool_max) acc = fmaxf(acc, v);
                 else acc += v;
                 valid++;
             }
         }
-        for (i64 q = 0; q < s.S; q++)
+        for (int q = 0; q < (int)s.S; q++)
             if (w0 + q * s.dw < s.W + s.pe_w) cols = q + 1;
         if (MODE == pool_avg) acc = valid ? acc / (float)valid : 0.0f;
         if (MODE == pool_avg_include_pad) acc = rows * cols ? acc / (float)(rows * cols) : 0.0f;
