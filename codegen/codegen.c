@@ -726,6 +726,146 @@ static kiln_status emit_concat(cg *c, const kiln_node *n) {
     return KILN_OK;
 }
 
+/* y = affine gather of x (kernels/copy.cuh): per output dim, the input index start + i * step
+ * (outside [0, in_dims): pad_bits) and its element stride. */
+static kiln_status emit_gather(cg *c, int xv, int yv, const int64_t *start, const int64_t *step,
+                               const int64_t *in_dims, const int64_t *in_strides, uint64_t pad_bits,
+                               const char *what) {
+    const kiln_value *y = val(c, yv);
+    size_t es = kiln_dtype_size(y->dtype);
+    const char *T = uint_of_size(es);
+    if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "element size %zu", es);
+    int R = y->rank < 1 ? 1 : y->rank;
+    int64_t total = numel(y);
+    if (total == 0) return KILN_OK;
+    int64_t sh[1 + 5 * KILN_MAX_RANK];
+    sh[0] = total;
+    for (int d = 0; d < R; d++) {
+        bool scalar = y->rank == 0;
+        sh[1 + d] = scalar ? 1 : y->dims[d];
+        sh[1 + R + d] = scalar ? 0 : start[d];
+        sh[1 + 2 * R + d] = scalar ? 0 : step[d];
+        sh[1 + 3 * R + d] = scalar ? 1 : in_dims[d];
+        sh[1 + 4 * R + d] = scalar ? 0 : in_strides[d];
+    }
+    char fn[64];
+    kernel_name(c, what, fn, sizeof fn);
+    sb_printf(&c->src,
+              "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
+              "kiln::gather_shape<%d> s, %s pad) {\n    kiln::affine_gather<%s, %d>(x, y, s, pad);\n}\n",
+              fn, c->group, y->name, BLOCK_1D, fn, T, T, R, T, T, R);
+    kiln_bundle_arg args[4];
+    kiln_status st;
+    if ((st = value_arg(c, xv, &args[0])) || (st = value_arg(c, yv, &args[1])) ||
+        (st = bytes_arg(c, sh, sizeof(int64_t) * (size_t)(1 + 5 * R), &args[2])))
+        return st;
+    args[3] = (kiln_bundle_arg){KILN_ARG_SCALAR, (uint32_t)es, pad_bits};
+    return launch(c, fn, grid_1d(total), 1, 1, BLOCK_1D, args, 4);
+}
+
+/* Constant integer input i of n (at most KILN_MAX_RANK values), -1 when absent or not known. */
+static int const_input_ints(const cg *c, const kiln_node *n, int i, int64_t *out) {
+    if (i >= n->n_inputs || n->inputs[i] < 0) return -1;
+    return kiln_value_const_ints(val(c, n->inputs[i]), out, 2 * KILN_MAX_RANK);
+}
+
+static kiln_status emit_data_movement(cg *c, const kiln_node *n) {
+    const kiln_value *x = val(c, n->inputs[0]);
+    int64_t xs[KILN_MAX_RANK], start[KILN_MAX_RANK], step[KILN_MAX_RANK], ind[KILN_MAX_RANK], ins[KILN_MAX_RANK];
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    kiln_strides(x->rank, x->dims, xs);
+    for (int d = 0; d < x->rank; d++) start[d] = 0, step[d] = 1, ind[d] = x->dims[d], ins[d] = xs[d];
+    switch (n->op) {
+    case KILN_OP_Transpose: {
+        const int64_t *perm;
+        int np = kiln_attr_ints(n, "perm", &perm);
+        for (int k = 0; k < x->rank; k++) {
+            int64_t p = np == x->rank ? perm[k] : x->rank - 1 - k;
+            if (p < 0 || p >= x->rank) return kiln_errorf(KILN_ERR_UNSUPPORTED, "bad perm");
+            ind[k] = x->dims[p];
+            ins[k] = xs[p];
+        }
+        return emit_gather(c, n->inputs[0], n->outputs[0], start, step, ind, ins, 0, "transpose");
+    }
+    case KILN_OP_Slice: {
+        int64_t st_[2 * KILN_MAX_RANK], en[2 * KILN_MAX_RANK], ax[2 * KILN_MAX_RANK], sp[2 * KILN_MAX_RANK];
+        int ns = const_input_ints(c, n, 1, st_), ne = const_input_ints(c, n, 2, en);
+        int na = const_input_ints(c, n, 3, ax), nt = const_input_ints(c, n, 4, sp);
+        if (ns < 0 || ne != ns || (na >= 0 && na != ns) || (nt >= 0 && nt != ns))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "Slice with starts/ends/axes/steps not known at build time");
+        for (int i = 0; i < ns; i++) {
+            int64_t a = na >= 0 ? ax[i] : i, dim, s0 = st_[i], stp = nt >= 0 ? sp[i] : 1;
+            if (a < 0) a += x->rank;
+            if (a < 0 || a >= x->rank || stp == 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "bad Slice axis or step");
+            dim = x->dims[a];
+            if (s0 < 0) s0 += dim;
+            if (stp > 0) s0 = s0 < 0 ? 0 : (s0 > dim ? dim : s0);
+            else s0 = s0 < 0 ? 0 : (s0 > dim - 1 ? dim - 1 : s0);
+            start[a] = s0;
+            step[a] = stp;
+        }
+        return emit_gather(c, n->inputs[0], n->outputs[0], start, step, ind, ins, 0, "slice");
+    }
+    case KILN_OP_Pad: {
+        int64_t pads[2 * KILN_MAX_RANK], axes[KILN_MAX_RANK];
+        if (strcmp(kiln_attr_str(n, "mode", "constant"), "constant"))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "Pad mode '%s'", kiln_attr_str(n, "mode", ""));
+        int np = const_input_ints(c, n, 1, pads), na = const_input_ints(c, n, 3, axes);
+        int nax = na >= 0 ? na : x->rank;
+        if (np != 2 * nax) return kiln_errorf(KILN_ERR_UNSUPPORTED, "Pad with pads not known at build time");
+        for (int i = 0; i < nax; i++) {
+            int64_t a = na >= 0 ? axes[i] : i;
+            if (a < 0) a += x->rank;
+            if (a < 0 || a >= x->rank) return kiln_errorf(KILN_ERR_UNSUPPORTED, "bad Pad axis");
+            start[a] = -pads[i];
+        }
+        uint64_t bits = 0;
+        if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+            const kiln_value *cv = val(c, n->inputs[2]);
+            if (!cv->data || cv->data->numel != 1)
+                return kiln_errorf(KILN_ERR_UNSUPPORTED, "Pad with a constant_value not known at build time");
+            double v = kiln_tensor_get(cv->data, 0);
+            if (x->dtype == KILN_F32) {
+                float f = (float)v;
+                uint32_t u;
+                memcpy(&u, &f, 4);
+                bits = u;
+            } else if (v != 0.0) {
+                return kiln_errorf(KILN_ERR_UNSUPPORTED, "a non-zero pad value for %s", kiln_dtype_name(x->dtype));
+            }
+        }
+        return emit_gather(c, n->inputs[0], n->outputs[0], start, step, ind, ins, bits, "pad");
+    }
+    case KILN_OP_Expand: {
+        const kiln_value *y = val(c, n->outputs[0]);
+        int64_t s2[KILN_MAX_RANK], st2[KILN_MAX_RANK], d2[KILN_MAX_RANK], i2[KILN_MAX_RANK];
+        for (int k = y->rank - 1, j = x->rank - 1; k >= 0; k--, j--) {
+            bool bc = j < 0 || x->dims[j] == 1;
+            s2[k] = 0;
+            st2[k] = bc ? 0 : 1;
+            d2[k] = bc ? 1 : x->dims[j];
+            i2[k] = bc ? 0 : xs[j];
+        }
+        return emit_gather(c, n->inputs[0], n->outputs[0], s2, st2, d2, i2, 0, "expand");
+    }
+    case KILN_OP_Split: {
+        int64_t axis;
+        if (!kiln_norm_axis(kiln_attr_int(n, "axis", 0), x->rank, &axis))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+        int64_t at = 0;
+        for (int o = 0; o < n->n_outputs; o++) {
+            if (n->outputs[o] < 0) continue;
+            start[axis] = at;
+            kiln_status st = emit_gather(c, n->inputs[0], n->outputs[o], start, step, ind, ins, 0, "split");
+            if (st) return st;
+            at += val(c, n->outputs[o])->dims[axis];
+        }
+        return KILN_OK;
+    }
+    default: return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
+    }
+}
+
 /* A view whose output is a graph output: its bytes must land in the output binding. */
 static kiln_status emit_view(cg *c, const kiln_node *n) {
     int yv = n->outputs[0];
@@ -1030,6 +1170,8 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
         return emit_pool(c, n);
     case KILN_OP_Softmax: case KILN_OP_LogSoftmax: return emit_softmax(c, n);
     case KILN_OP_Concat: return emit_concat(c, n);
+    case KILN_OP_Transpose: case KILN_OP_Slice: case KILN_OP_Pad: case KILN_OP_Expand: case KILN_OP_Split:
+        return emit_data_movement(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");
         if (!strcmp(kind, "conv_epilogue")) return emit_conv(c, n);

@@ -27,7 +27,7 @@
  * activation of passes/fuse_epilogue.c, residual, post-activation), Conv (2-D and 1-D, any
  * stride/padding/dilation/groups; implicit GEMM, direct for depthwise), Gemm, MatMul
  * (batched, broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Softmax,
- * LogSoftmax, Concat, elementwise fused groups and single elementwise / broadcast ops
+ * LogSoftmax, Concat, Transpose, Slice, Pad (constant mode), Expand, Split, elementwise fused groups and single elementwise / broadcast ops
  * (codegen/codegen.c's expression table). Anything else fails with KILN_ERR_UNSUPPORTED and
  * a message listing every unsupported node (op and node name) with the reason.
  *

@@ -98,6 +98,21 @@ def main(d):
           N("Div", ["y", "c"], ["q"]), N("Abs", ["q"], ["qa"]), N("Sqrt", ["qa"], ["qs"]),
           N("Max", ["qs", "c", "y"], ["o3"]), N("Exp", ["x"], ["e"]), N("Neg", ["e"], ["o4"])],
          [("x", [3, 5, 7]), ("y", [5, 1])], ["o1", "o2", "o3", "o4"], [w("c", 7)])
+    # data movement: Transpose, Slice (steps, negative step), Pad (value, negative pad), Expand, Split
+    i64 = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)
+    save(d, "data_movement",
+         [N("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+          N("Slice", ["t", "s0", "e0", "a0", "p0"], ["sl"]),
+          N("Slice", ["x", "s1", "e1", "a1", "p1"], ["sr"]),
+          N("Pad", ["x", "pads", "pv"], ["pd"], mode="constant"),
+          N("Expand", ["y", "shape"], ["ex"]),
+          N("Split", ["x", "split"], ["sp0", "sp1"], axis=3),
+          N("Relu", ["sl"], ["out0"])],
+         [("x", [2, 3, 5, 7]), ("y", [3, 1])], ["out0", "sr", "pd", "ex", "sp0", "sp1"],
+         [i64("s0", [1, 0]), i64("e0", [4, -1]), i64("a0", [1, 3]), i64("p0", [2, 1]),
+          i64("s1", [-1, 6]), i64("e1", [-6, 0]), i64("a1", [2, 3]), i64("p1", [-2, -3]),
+          i64("pads", [0, 1, 2, -1, 1, 0, -1, 3]), scalar("pv", 0.5), i64("shape", [2, 3, 4]),
+          i64("split", [3, 4])])
 
 
 if __name__ == "__main__":
