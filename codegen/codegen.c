@@ -1270,7 +1270,13 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         if (ns == KILN_ERR_UNSUPPORTED) {
             n_bad++;
             char line[256];
-            const char *opname = n->op == KILN_OP_Fused ? kiln_attr_str(n, "kind", "Fused") : kiln_op_table[n->op].onnx_type;
+            char opname[160]; /* a fused group names its kind and body ops: reduction[CumSum+Relu] */
+            snprintf(opname, sizeof opname, "%s", n->op == KILN_OP_Fused ? kiln_attr_str(n, "kind", "Fused") : kiln_op_table[n->op].onnx_type);
+            for (int k = 0; n->body && k < n->body->n_nodes; k++) {
+                size_t l = strlen(opname);
+                snprintf(opname + l, sizeof opname - l, "%s%s%s", k ? "+" : "[",
+                         kiln_op_table[n->body->nodes[k].op].onnx_type, k + 1 == n->body->n_nodes ? "]" : "");
+            }
             int w = snprintf(line, sizeof line, "\n  %s (node '%s'): %s", opname, c.group, kiln_last_error());
             if (w > 0 && ulen + (size_t)w + 40 < sizeof unsupported) {
                 memcpy(unsupported + ulen, line, (size_t)w + 1);
