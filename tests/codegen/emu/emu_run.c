@@ -118,6 +118,8 @@ int main(int argc, char **argv) {
     free(weights);
     kiln_bundle_free(b);
     kiln_graph_free(g);
+    void (*release)(void) = (void (*)(void))(uintptr_t)dlsym(so, "emu_release");
+    if (release) release();
     dlclose(so);
     return failed;
 }

@@ -86,3 +86,11 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
             }
     return 0;
 }
+
+// Frees the scheduler's buffers (emu_run calls it before dlclose, so that leak checkers see
+// nothing left).
+extern "C" void emu_release(void) {
+    free(ctxs), free(stacks), free(state), free(slots);
+    ctxs = NULL, stacks = NULL, state = NULL, slots = NULL;
+    cap = 0;
+}
