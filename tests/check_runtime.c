@@ -1,0 +1,514 @@
+/* check_runtime.c — the GPU runtime (kiln_bundle_model, kiln_exec_context) on a hand-built
+ * bundle: two NVRTC-compiled test kernels, a 2-launch plan using every argument kind (arena,
+ * weight, input, output, scalars of 4 and 8 bytes, a params struct from the constant pool).
+ *
+ * Without arguments (ctest `check_runtime`, label unit): what works without a GPU — opening
+ * parses and validates the whole bundle and then reports "no CUDA driver" (or works, on a GPU
+ * machine), bad bundles are refused naming the fault, and the inspect description.
+ * With --gpu (ctest `check_runtime_gpu`, label gpu): runs the bundle and compares every output
+ * with a CPU computation (outputs poisoned with NaN before each run); CUDA-graph replay over
+ * repeated runs with new inputs, device-pointer bindings on a caller's stream, PTX JIT, two
+ * contexts of one model, wrong shapes refused. Without a GPU it prints SKIP and exits 77. */
+#include "codegen/nvrtc.h"
+#include "ir.h"
+#include "runtime/bundle.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/runtime.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { A = 4, B = 5, C = 1000, NUMEL = A * B * C, TMP_OFF = 256 };
+static const float ALPHA = 0.75f, BETA = -1.5f;
+
+/* The host twin of rt_params below. */
+typedef struct rt_params {
+    int32_t n, c, b;
+    float beta;
+} rt_params;
+
+static const char *source =
+    "struct rt_params { int n, c, b; float beta; };\n"
+    "// tmp = scaled = x * w[last dim] * alpha (a grid-stride loop: any grid works)\n"
+    "extern \"C\" __global__ void rt_scale(const float *x, const float *w, float *tmp, float *scaled, int n,\n"
+    "                                      float alpha, long long c) {\n"
+    "    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {\n"
+    "        float v = x[i] * w[i % c] * alpha;\n"
+    "        tmp[i] = v;\n"
+    "        scaled[i] = v;\n"
+    "    }\n"
+    "}\n"
+    "// y = relu(tmp + bias[middle dim] * beta)\n"
+    "extern \"C\" __global__ void rt_bias_relu(const float *tmp, const float *bias, float *y, rt_params p) {\n"
+    "    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < p.n; i += (long long)gridDim.x * blockDim.x)\n"
+    "        y[i] = fmaxf(tmp[i] + bias[(i / p.c) % p.b] * p.beta, 0.0f);\n"
+    "}\n";
+
+static float w_host[C], bias_host[B];
+
+static uint64_t rng_state;
+static float frand(void) { /* xorshift64*, uniform in [-1, 1) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (float)((rng_state * 0x2545F4914F6CDD1Dull) >> 40) / (float)(1 << 23) - 1.0f;
+}
+
+static void cpu_reference(const float *x, float *y, float *scaled) {
+    for (int i = 0; i < NUMEL; i++) {
+        float v = x[i] * w_host[i % C] * ALPHA;
+        scaled[i] = v;
+        y[i] = fmaxf(v + bias_host[(i / C) % B] * BETA, 0.0f);
+    }
+}
+
+/* Images: real NVRTC output when kiln has CUDA (sm_80, sm_90, the GPU's own arch `own_cc` if
+ * nonzero, PTX), else placeholder bytes (enough for everything short of a GPU). */
+static kiln_bundle *make_bundle(int own_cc) {
+    kiln_bundle *b = kiln_bundle_new();
+    ck_assert_ptr_nonnull(b);
+    int64_t dims[3] = {A, B, C}, wd[1] = {C}, bd[1] = {B};
+    ck_assert_int_eq(kiln_bundle_add_io(b, "x", KILN_F32, 3, dims, false), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_io(b, "y", KILN_F32, 3, dims, true), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_io(b, "scaled", KILN_F32, 3, dims, true), KILN_OK);
+    rng_state = 0x1234567ull;
+    for (int i = 0; i < C; i++) w_host[i] = frand() * 2.0f;
+    for (int i = 0; i < B; i++) bias_host[i] = frand();
+    uint64_t w_off, b_off;
+    ck_assert_int_eq(kiln_bundle_add_weight(b, "w", KILN_F32, 1, wd, w_host, sizeof w_host, &w_off), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_weight(b, "bias", KILN_F32, 1, bd, bias_host, sizeof bias_host, &b_off), KILN_OK);
+#ifdef KILN_HAVE_CUDA
+    char own[16];
+    snprintf(own, sizeof own, "sm_%d", own_cc);
+    const char *archs[] = {"sm_80", "sm_90", own};
+    int n_archs = (own_cc == 0 || own_cc == 80 || own_cc == 90) ? 2 : 3;
+    kiln_nvrtc_request rq = {.name = "check_runtime", .source = source, .archs = archs, .n_archs = n_archs, .ptx = true};
+    kiln_nvrtc_output co;
+    kiln_status st = kiln_nvrtc_compile(&rq, &co);
+    ck_assert_msg(st == KILN_OK, "%s", kiln_last_error());
+    for (int i = 0; i < co.n_images; i++)
+        ck_assert_int_eq(kiln_bundle_add_image(b, co.images[i].is_ptx ? KILN_IMAGE_PTX : KILN_IMAGE_CUBIN,
+                                               co.images[i].arch, 0, co.images[i].data, co.images[i].size),
+                         KILN_OK);
+    kiln_nvrtc_output_free(&co);
+#else
+    (void)own_cc;
+    uint8_t elf[8] = {0x7f, 'E', 'L', 'F'};
+    ck_assert_int_eq(kiln_bundle_add_image(b, KILN_IMAGE_CUBIN, "sm_90", 0, elf, sizeof elf), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_image(b, KILN_IMAGE_PTX, "compute_90", 0, "// ptx", sizeof "// ptx"), KILN_OK);
+#endif
+    uint32_t k_scale, k_bias;
+    ck_assert_int_eq(kiln_bundle_add_kernel(b, "rt_scale", 0, "group_scale", &k_scale), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_kernel(b, "rt_bias_relu", 0, "group_bias_relu", &k_bias), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_set_arena(b, TMP_OFF + NUMEL * sizeof(float), 256), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_buffer(b, "tmp", TMP_OFF, NUMEL * sizeof(float)), KILN_OK);
+    rt_params p = {.n = NUMEL, .c = C, .b = B, .beta = BETA};
+    uint64_t p_off;
+    ck_assert_int_eq(kiln_bundle_add_const(b, &p, sizeof p, &p_off), KILN_OK);
+    uint32_t alpha_bits;
+    memcpy(&alpha_bits, &ALPHA, 4);
+    /* small grids, so that the grid-stride loops cover the data several times */
+    uint32_t grid[3] = {7, 1, 1}, block[3] = {128, 1, 1};
+    kiln_bundle_arg a1[] = {{KILN_ARG_INPUT, 8, 0},         {KILN_ARG_WEIGHT, 8, w_off}, {KILN_ARG_ARENA, 8, TMP_OFF},
+                            {KILN_ARG_OUTPUT, 8, 1},        {KILN_ARG_SCALAR, 4, NUMEL}, {KILN_ARG_SCALAR, 4, alpha_bits},
+                            {KILN_ARG_SCALAR, 8, C}};
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k_scale, grid, block, 0, 0, a1, 7), KILN_OK);
+    uint32_t grid2[3] = {5, 1, 1}, block2[3] = {96, 1, 1};
+    kiln_bundle_arg a2[] = {{KILN_ARG_ARENA, 8, TMP_OFF}, {KILN_ARG_WEIGHT, 8, b_off}, {KILN_ARG_OUTPUT, 8, 0},
+                            {KILN_ARG_BYTES, sizeof p, p_off}};
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k_bias, grid2, block2, 0, 0, a2, 4), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_set_meta(b, "kiln_version", KILN_VERSION_STRING), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_set_meta(b, "precision", "fp32"), KILN_OK);
+    return b;
+}
+
+static char bundle_path[64];
+
+static void write_bundle(int own_cc) {
+    kiln_bundle *b = make_bundle(own_cc);
+    snprintf(bundle_path, sizeof bundle_path, "/tmp/kiln_check_runtime_XXXXXX");
+    int fd = mkstemp(bundle_path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_msg(kiln_bundle_write(b, bundle_path) == KILN_OK, "%s", kiln_last_error());
+    kiln_bundle_free(b);
+}
+
+static uint8_t *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *d = malloc((size_t)n);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(fread(d, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return d;
+}
+
+/* ---------------------------------------------------------------- without a GPU -- */
+
+/* The bundle is read and validated completely; then either the GPU path works (GPU machine) or
+ * the error says clearly that there is no driver / device, naming the file. */
+START_TEST(open_works_up_to_the_gpu) {
+    write_bundle(0);
+    kiln_bundle_model *m = (kiln_bundle_model *)1;
+    kiln_status st = kiln_bundle_model_open(bundle_path, NULL, &m);
+    if (st == KILN_OK) {
+        printf("check_runtime: a GPU is here: %s\n", kiln_bundle_model_image_info(m));
+        ck_assert_int_eq(kiln_bundle_model_num_inputs(m), 1);
+        kiln_bundle_model_free(m);
+    } else {
+        ck_assert_ptr_null(m);
+        const char *msg = kiln_last_error();
+#ifdef KILN_HAVE_CUDA
+        ck_assert_int_eq(st, KILN_ERR_UNSUPPORTED);
+        ck_assert_msg(strstr(msg, "no CUDA driver") || strstr(msg, "no CUDA device"), "%s", msg);
+#else
+        ck_assert_msg(strstr(msg, "without CUDA"), "%s", msg);
+#endif
+        ck_assert_msg(strstr(msg, bundle_path), "%s", msg);
+        printf("check_runtime: as expected without a GPU: %s\n", msg);
+        /* the same from bytes */
+        size_t len;
+        uint8_t *d = slurp(bundle_path, &len);
+        ck_assert_int_eq(kiln_bundle_model_open_bytes(d, len, NULL, &m), st);
+        ck_assert_ptr_null(m);
+        free(d);
+    }
+    unlink(bundle_path);
+}
+END_TEST
+
+/* Bad bundles are refused before the GPU is touched: truncated, one byte flipped, not a bundle. */
+START_TEST(bad_bundles_refused_before_the_gpu) {
+    write_bundle(0);
+    size_t len;
+    uint8_t *d = slurp(bundle_path, &len);
+    kiln_bundle_model *m = (kiln_bundle_model *)1;
+    size_t cuts[] = {0, 7, 63, 64, 200, len / 2, len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        kiln_status st = kiln_bundle_model_open_bytes(d, cuts[i], NULL, &m);
+        ck_assert_msg(st == KILN_ERR_PARSE || st == KILN_ERR_IO, "cut %zu: %d %s", cuts[i], st, kiln_last_error());
+        ck_assert_ptr_null(m);
+        ck_assert_msg(!strstr(kiln_last_error(), "no CUDA"), "cut %zu: %s", cuts[i], kiln_last_error());
+    }
+    for (size_t at = 0; at < len; at += len / 17 + 1) {
+        d[at] ^= 0x10;
+        kiln_status st = kiln_bundle_model_open_bytes(d, len, NULL, &m);
+        ck_assert_msg(st != KILN_OK && st != KILN_ERR_UNSUPPORTED, "flip at %zu: %d %s", at, st, kiln_last_error());
+        ck_assert_msg(strstr(kiln_last_error(), "header") || strstr(kiln_last_error(), "section"), "%s",
+                      kiln_last_error());
+        d[at] ^= 0x10;
+    }
+    ck_assert_int_ne(kiln_bundle_model_open("/nonexistent/m.kiln", NULL, &m), KILN_OK);
+    ck_assert_ptr_nonnull(strstr(kiln_last_error(), "/nonexistent/m.kiln"));
+    ck_assert_int_eq(kiln_bundle_model_open(NULL, NULL, &m), KILN_ERR_INVALID_ARG);
+    free(d);
+    unlink(bundle_path);
+}
+END_TEST
+
+START_TEST(describe_hand_built_bundle) {
+    kiln_bundle *b = make_bundle(0);
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    ck_assert_ptr_nonnull(f);
+    kiln_bundle_describe(b, "hand.kiln", 12345, f);
+    fclose(f);
+    const char *want[] = {"bundle hand.kiln: format version 1, 12345 bytes", "precision: fp32",
+                          "input  0 x: f32 [4,5,1000]", "output 0 y: f32 [4,5,1000]", "output 1 scaled: f32 [4,5,1000]",
+                          "sm_90", "compute_90", "rt_scale", "group group_scale", "group group_bias_relu",
+                          "launch plan (2 launches, constant pool 16 bytes)", "grid (7,1,1) block (128,1,1)",
+                          "input:0 weight:0 arena:256 output:1 scalar:20000", "bytes:0",
+                          "arena: 80256 bytes (align 256), 1 buffers", "weights: 2 tensors, 4052 bytes", "weight:4032 output:0"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(text, want[i]), "missing '%s' in:\n%s", want[i], text);
+    free(text);
+    kiln_bundle_free(b);
+}
+END_TEST
+
+/* API misuse gets messages, not crashes (no GPU needed). */
+START_TEST(null_arguments) {
+    kiln_bundle_model_free(NULL);
+    kiln_exec_context_free(NULL);
+    ck_assert_int_eq(kiln_bundle_model_num_inputs(NULL), 0);
+    ck_assert_int_eq(kiln_bundle_model_find_input(NULL, "x"), -1);
+    ck_assert_int_eq(kiln_exec_context_new(NULL, 0, NULL), KILN_ERR_INVALID_ARG);
+    ck_assert_int_eq(kiln_exec_context_run(NULL, NULL), KILN_ERR_INVALID_ARG);
+    ck_assert_int_eq(kiln_exec_context_bind_input(NULL, 0, NULL, KILN_F32, 0, NULL, KILN_MEM_HOST),
+                     KILN_ERR_INVALID_ARG);
+    ck_assert_int_eq(kiln_bundle_model_input_info(NULL, 0, NULL, NULL, NULL, NULL), KILN_ERR_INVALID_ARG);
+}
+END_TEST
+
+/* -------------------------------------------------------------------- on a GPU -- */
+#ifdef KILN_HAVE_CUDA
+static int gpu_cc;
+static const int64_t DIMS[3] = {A, B, C};
+
+/* |got - want| <= 1e-6 |want| + 1e-6 everywhere (the GPU may fuse the last multiply-add);
+ * NaN (a poisoned, unwritten element) always fails. Returns the number of mismatches. */
+static int compare(const char *what, const float *got, const float *want) {
+    int bad = 0;
+    double max_err = 0;
+    for (int i = 0; i < NUMEL; i++) {
+        double err = fabs((double)got[i] - want[i]);
+        if (!(err <= fabs(want[i]) * 1e-6 + 1e-6)) {
+            if (bad++ < 5) fprintf(stderr, "  %s[%d]: got %.9g want %.9g\n", what, i, got[i], want[i]);
+        } else if (err > max_err) {
+            max_err = err;
+        }
+    }
+    printf("check_runtime: %-36s max abs error %.3g, %d mismatches\n", what, max_err, bad);
+    return bad;
+}
+
+typedef struct host_io {
+    float x[NUMEL], y[NUMEL], scaled[NUMEL], ref_y[NUMEL], ref_s[NUMEL];
+} host_io;
+
+static void new_inputs(host_io *h, uint64_t seed) {
+    rng_state = seed;
+    for (int i = 0; i < NUMEL; i++) h->x[i] = frand() * 4.0f;
+    cpu_reference(h->x, h->ref_y, h->ref_s);
+    memset(h->y, 0xff, sizeof h->y); /* NaN: unwritten elements show */
+    memset(h->scaled, 0xff, sizeof h->scaled);
+}
+
+static kiln_bundle_model *open_gpu_model(bool force_ptx) {
+    write_bundle(gpu_cc);
+    kiln_bundle_model_options o = {.device = 0, .force_ptx = force_ptx};
+    kiln_bundle_model *m = NULL;
+    kiln_status st = kiln_bundle_model_open(bundle_path, &o, &m);
+    ck_assert_msg(st == KILN_OK, "%s", kiln_last_error());
+    unlink(bundle_path);
+    printf("check_runtime: %s\n", kiln_bundle_model_image_info(m));
+    ck_assert_int_eq(kiln_bundle_model_used_jit(m), force_ptx);
+    return m;
+}
+
+static void bind_host(kiln_exec_context *ctx, host_io *h) {
+    ck_assert_msg(kiln_exec_context_bind_input(ctx, 0, h->x, KILN_F32, 3, DIMS, KILN_MEM_HOST) == KILN_OK, "%s",
+                  kiln_last_error());
+    ck_assert_msg(kiln_exec_context_bind_output(ctx, 0, h->y, KILN_F32, 3, DIMS, KILN_MEM_HOST) == KILN_OK, "%s",
+                  kiln_last_error());
+    ck_assert_msg(kiln_exec_context_bind_output(ctx, 1, h->scaled, KILN_F32, 3, DIMS, KILN_MEM_HOST) == KILN_OK,
+                  "%s", kiln_last_error());
+}
+
+START_TEST(gpu_run_matches_cpu) {
+    kiln_bundle_model *m = open_gpu_model(false);
+    const char *name;
+    kiln_dtype dt;
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    ck_assert_int_eq(kiln_bundle_model_output_info(m, 1, &name, &dt, &rank, dims), KILN_OK);
+    ck_assert_str_eq(name, "scaled");
+    ck_assert_int_eq(kiln_bundle_model_find_output(m, "y"), 0);
+    kiln_exec_context *ctx;
+    ck_assert_msg(kiln_exec_context_new(m, KILN_EXEC_POISON, &ctx) == KILN_OK, "%s", kiln_last_error());
+    host_io *h = malloc(sizeof *h);
+    new_inputs(h, 42);
+    bind_host(ctx, h);
+    ck_assert_msg(kiln_exec_context_run(ctx, NULL) == KILN_OK, "%s", kiln_last_error());
+    int bad = compare("y (first run)", h->y, h->ref_y) + compare("scaled (first run)", h->scaled, h->ref_s);
+    ck_assert_int_eq(bad, 0);
+    free(h);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+}
+END_TEST
+
+/* Run 1 launches kernels, runs 2.. replay a CUDA graph; each run has new inputs and must match
+ * the CPU, and be bit-identical to a context that never uses a graph. */
+START_TEST(gpu_graph_replay_new_inputs) {
+    kiln_bundle_model *m = open_gpu_model(false);
+    kiln_exec_context *g, *ng;
+    ck_assert_int_eq(kiln_exec_context_new(m, KILN_EXEC_POISON, &g), KILN_OK);
+    ck_assert_int_eq(kiln_exec_context_new(m, KILN_EXEC_NO_GRAPH | KILN_EXEC_POISON, &ng), KILN_OK);
+    host_io *h = malloc(sizeof *h), *h2 = malloc(sizeof *h2);
+    int bad = 0;
+    for (int run = 0; run < 6; run++) {
+        new_inputs(h, 1000 + (uint64_t)run);
+        new_inputs(h2, 1000 + (uint64_t)run);
+        bind_host(g, h);
+        bind_host(ng, h2);
+        ck_assert_msg(kiln_exec_context_run(g, NULL) == KILN_OK, "%s", kiln_last_error());
+        ck_assert_msg(kiln_exec_context_run(ng, NULL) == KILN_OK, "%s", kiln_last_error());
+        char what[64];
+        snprintf(what, sizeof what, "y (run %d%s)", run, run ? ", graph" : "");
+        bad += compare(what, h->y, h->ref_y);
+        snprintf(what, sizeof what, "scaled (run %d%s)", run, run ? ", graph" : "");
+        bad += compare(what, h->scaled, h->ref_s);
+        ck_assert_msg(!memcmp(h->y, h2->y, sizeof h->y) && !memcmp(h->scaled, h2->scaled, sizeof h->scaled),
+                      "run %d: graph replay and kernel launches differ", run);
+    }
+    ck_assert_int_eq(bad, 0);
+    int64_t replays;
+    ck_assert_int_eq(kiln_exec_context_runs(g, &replays), 6);
+    ck_assert_int_eq(replays, 5);
+    ck_assert_int_eq(kiln_exec_context_runs(ng, &replays), 6);
+    ck_assert_int_eq(replays, 0);
+    free(h);
+    free(h2);
+    kiln_exec_context_free(g);
+    kiln_exec_context_free(ng);
+    kiln_bundle_model_free(m);
+}
+END_TEST
+
+/* Device-pointer bindings on a caller's stream (asynchronous), rebinding to other buffers
+ * (the graph is captured again), and two contexts of one model. */
+START_TEST(gpu_device_bindings_on_caller_stream) {
+    kiln_bundle_model *m = open_gpu_model(false);
+    const kiln_cuda_driver *cu;
+    ck_assert_int_eq(kiln_cuda_driver_get(&cu), KILN_OK);
+    kiln_exec_context *c1, *c2;
+    ck_assert_int_eq(kiln_exec_context_new(m, 0, &c1), KILN_OK);
+    ck_assert_int_eq(kiln_exec_context_new(m, 0, &c2), KILN_OK);
+    CUstream s;
+    ck_assert_int_eq(cu->stream_create(&s, CU_STREAM_NON_BLOCKING), CUDA_SUCCESS);
+    CUdeviceptr d[2][3];
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 3; j++) ck_assert_int_eq(cu->mem_alloc(&d[k][j], NUMEL * sizeof(float)), CUDA_SUCCESS);
+    host_io *h = malloc(sizeof *h);
+    int bad = 0;
+    for (int run = 0; run < 6; run++) {
+        kiln_exec_context *ctx = run % 3 == 2 ? c2 : c1;
+        int k = run / 2 % 2; /* runs 0,1 buffers 0; 2,3 buffers 1; 4,5 buffers 0 */
+        new_inputs(h, 7000 + (uint64_t)run);
+        ck_assert_int_eq(cu->memcpy_htod_async(d[k][0], h->x, sizeof h->x, s), CUDA_SUCCESS);
+        ck_assert_int_eq(cu->memset_d8_async(d[k][1], 0xff, sizeof h->y, s), CUDA_SUCCESS);
+        ck_assert_int_eq(cu->memset_d8_async(d[k][2], 0xff, sizeof h->y, s), CUDA_SUCCESS);
+        for (int j = 0; j < 3; j++) {
+            void *p = (void *)(uintptr_t)d[k][j];
+            kiln_status st = j == 0 ? kiln_exec_context_bind_input(ctx, 0, p, KILN_F32, 3, DIMS, KILN_MEM_DEVICE)
+                                    : kiln_exec_context_bind_output(ctx, j - 1, p, KILN_F32, 3, DIMS, KILN_MEM_DEVICE);
+            ck_assert_msg(st == KILN_OK, "%s", kiln_last_error());
+        }
+        ck_assert_msg(kiln_exec_context_run(ctx, s) == KILN_OK, "%s", kiln_last_error());
+        ck_assert_int_eq(cu->memcpy_dtoh_async(h->y, d[k][1], sizeof h->y, s), CUDA_SUCCESS);
+        ck_assert_int_eq(cu->memcpy_dtoh_async(h->scaled, d[k][2], sizeof h->y, s), CUDA_SUCCESS);
+        ck_assert_int_eq(cu->stream_synchronize(s), CUDA_SUCCESS);
+        char what[64];
+        snprintf(what, sizeof what, "y (device run %d, ctx %d)", run, ctx == c2 ? 2 : 1);
+        bad += compare(what, h->y, h->ref_y);
+        snprintf(what, sizeof what, "scaled (device run %d, ctx %d)", run, ctx == c2 ? 2 : 1);
+        bad += compare(what, h->scaled, h->ref_s);
+    }
+    ck_assert_int_eq(bad, 0);
+    int64_t replays;
+    ck_assert_int_eq(kiln_exec_context_runs(c1, &replays), 4);
+    ck_assert_int_ge(replays, 2);
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 3; j++) ck_assert_int_eq(cu->mem_free(d[k][j]), CUDA_SUCCESS);
+    ck_assert_int_eq(cu->stream_destroy(s), CUDA_SUCCESS);
+    free(h);
+    kiln_exec_context_free(c1);
+    kiln_exec_context_free(c2);
+    kiln_bundle_model_free(m);
+}
+END_TEST
+
+START_TEST(gpu_ptx_jit) {
+    kiln_bundle_model *m = open_gpu_model(true);
+    ck_assert_ptr_nonnull(strstr(kiln_bundle_model_image_info(m), "JIT"));
+    kiln_exec_context *ctx;
+    ck_assert_int_eq(kiln_exec_context_new(m, KILN_EXEC_POISON, &ctx), KILN_OK);
+    host_io *h = malloc(sizeof *h);
+    new_inputs(h, 99);
+    bind_host(ctx, h);
+    for (int run = 0; run < 2; run++) {
+        ck_assert_msg(kiln_exec_context_run(ctx, NULL) == KILN_OK, "%s", kiln_last_error());
+        ck_assert_int_eq(compare("y (PTX JIT)", h->y, h->ref_y) + compare("scaled (PTX JIT)", h->scaled, h->ref_s), 0);
+        memset(h->y, 0xff, sizeof h->y);
+        memset(h->scaled, 0xff, sizeof h->scaled);
+    }
+    free(h);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+}
+END_TEST
+
+START_TEST(gpu_wrong_bindings_refused) {
+    kiln_bundle_model *m = open_gpu_model(false);
+    kiln_exec_context *ctx;
+    ck_assert_int_eq(kiln_exec_context_new(m, 0, &ctx), KILN_OK);
+    host_io *h = malloc(sizeof *h);
+    new_inputs(h, 5);
+    /* running before everything is bound */
+    ck_assert_int_eq(kiln_exec_context_run(ctx, NULL), KILN_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(kiln_last_error(), "'x' is not bound"), "%s", kiln_last_error());
+    int64_t wrong[3] = {A, B, C + 1};
+    ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, h->x, KILN_F32, 3, wrong, KILN_MEM_HOST), KILN_ERR_SHAPE);
+    ck_assert_msg(strstr(kiln_last_error(), "input 'x'") && strstr(kiln_last_error(), "f32 [4,5,1000]") &&
+                      strstr(kiln_last_error(), "f32 [4,5,1001]"),
+                  "%s", kiln_last_error());
+    ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, h->x, KILN_F16, 3, DIMS, KILN_MEM_HOST), KILN_ERR_SHAPE);
+    ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, h->x, KILN_F32, 2, DIMS, KILN_MEM_HOST), KILN_ERR_SHAPE);
+    ck_assert_int_eq(kiln_exec_context_bind_output(ctx, 1, h->y, KILN_F32, 3, wrong, KILN_MEM_HOST), KILN_ERR_SHAPE);
+    ck_assert_msg(strstr(kiln_last_error(), "output 'scaled'"), "%s", kiln_last_error());
+    ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 1, h->x, KILN_F32, 3, DIMS, KILN_MEM_HOST), KILN_ERR_INVALID_ARG);
+    ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, NULL, KILN_F32, 3, DIMS, KILN_MEM_HOST), KILN_ERR_INVALID_ARG);
+    /* a refused binding leaves the context usable */
+    bind_host(ctx, h);
+    ck_assert_msg(kiln_exec_context_run(ctx, NULL) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(compare("y (after refusals)", h->y, h->ref_y), 0);
+    free(h);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+}
+END_TEST
+#endif
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    bool gpu = argc > 1 && !strcmp(argv[1], "--gpu");
+    if (gpu) { /* decide SKIP before building the suite */
+#ifndef KILN_HAVE_CUDA
+        printf("SKIP: check_runtime --gpu: kiln was built without CUDA (KILN_CUDA=OFF)\n");
+        return 77;
+#else
+        kiln_cuda_device dev;
+        if (kiln_cuda_device_open(0, &dev) != KILN_OK) {
+            printf("SKIP: check_runtime --gpu: %s\n", kiln_last_error());
+            return 77;
+        }
+        gpu_cc = dev.cc_major * 10 + dev.cc_minor;
+        printf("check_runtime: GPU %s (sm_%d)\n", dev.name, gpu_cc);
+        kiln_cuda_device_close(&dev);
+#endif
+    }
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create(gpu ? "gpu" : "core");
+    tcase_set_timeout(tc, 300);
+    if (!gpu) {
+        tcase_add_test(tc, open_works_up_to_the_gpu);
+        tcase_add_test(tc, bad_bundles_refused_before_the_gpu);
+        tcase_add_test(tc, describe_hand_built_bundle);
+        tcase_add_test(tc, null_arguments);
+    } else {
+#ifdef KILN_HAVE_CUDA
+        tcase_add_test(tc, gpu_run_matches_cpu);
+        tcase_add_test(tc, gpu_graph_replay_new_inputs);
+        tcase_add_test(tc, gpu_device_bindings_on_caller_stream);
+        tcase_add_test(tc, gpu_ptx_jit);
+        tcase_add_test(tc, gpu_wrong_bindings_refused);
+#endif
+    }
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
