@@ -8,9 +8,14 @@
  * With --gpu (ctest `check_runtime_gpu`, label gpu): runs the bundle and compares every output
  * with a CPU computation (outputs poisoned with NaN before each run); CUDA-graph replay over
  * repeated runs with new inputs, device-pointer bindings on a caller's stream, PTX JIT, two
- * contexts of one model, wrong shapes refused. Without a GPU it prints SKIP and exits 77. */
+ * contexts of one model, wrong shapes refused. Without a GPU it prints SKIP and exits 77.
+ * With --write-files DIR: writes DIR/m.kiln (this bundle), DIR/m.onnx (the same computation as
+ * an ONNX model, for `kiln compare`; m_wrong.onnx with another alpha), DIR/x.npy and DIR/x_wrong.npy (a wrong shape) for
+ * tests/cli_bundle.sh. */
 #include "codegen/nvrtc.h"
+#include "frontend.h"
 #include "ir.h"
+#include "onnx_builder.h"
 #include "runtime/bundle.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/runtime.h"
@@ -152,6 +157,29 @@ static uint8_t *slurp(const char *path, size_t *len) {
     return d;
 }
 
+/* The bundle's computation as an ONNX model: scaled = x * w * alpha, y = relu(scaled + bias * beta)
+ * (w [C], bias [B, 1], scalars alpha and beta): `kiln compare m.onnx m.kiln` must PASS. */
+static uint8_t *make_onnx(ob_arena *a, size_t *len, const float *alpha) {
+    ob_model *om = ob_model_new(a, 17);
+    int64_t dims[3] = {A, B, C}, wd[1] = {C}, bd[2] = {B, 1};
+    ob_add_input(a, om, ob_value(a, "x", 1, 3, dims, NULL));
+    ob_add_output(a, om, ob_value(a, "y", 1, 3, dims, NULL));
+    ob_add_output(a, om, ob_value(a, "scaled", 1, 3, dims, NULL));
+    ob_add_init(a, om, ob_tensor_f32(a, "w", 1, wd, w_host, C));
+    ob_add_init(a, om, ob_tensor_f32(a, "bias", 2, bd, bias_host, B));
+    ob_add_init(a, om, ob_tensor_f32(a, "alpha", 0, NULL, alpha, 1));
+    ob_add_init(a, om, ob_tensor_f32(a, "beta", 0, NULL, &BETA, 1));
+    const char *n1[] = {"x", "w"}, *o1[] = {"xw"}, *n2[] = {"xw", "alpha"}, *o2[] = {"scaled"};
+    const char *n3[] = {"bias", "beta"}, *o3[] = {"bb"}, *n4[] = {"scaled", "bb"}, *o4[] = {"pre"};
+    const char *n5[] = {"pre"}, *o5[] = {"y"};
+    ob_add_node(a, om, ob_node(a, "Mul", "mul_w", 2, n1, 1, o1));
+    ob_add_node(a, om, ob_node(a, "Mul", "mul_alpha", 2, n2, 1, o2));
+    ob_add_node(a, om, ob_node(a, "Mul", "mul_beta", 2, n3, 1, o3));
+    ob_add_node(a, om, ob_node(a, "Add", "add_bias", 2, n4, 1, o4));
+    ob_add_node(a, om, ob_node(a, "Relu", "relu", 1, n5, 1, o5));
+    return ob_pack(a, om, len);
+}
+
 /* ---------------------------------------------------------------- without a GPU -- */
 
 /* The bundle is read and validated completely; then either the GPU path works (GPU machine) or
@@ -233,6 +261,36 @@ START_TEST(describe_hand_built_bundle) {
         ck_assert_msg(strstr(text, want[i]), "missing '%s' in:\n%s", want[i], text);
     free(text);
     kiln_bundle_free(b);
+}
+END_TEST
+
+/* The ONNX twin computes what cpu_reference does (so `kiln compare` tests the GPU, not the twin). */
+START_TEST(onnx_twin_matches_reference) {
+    kiln_bundle_free(make_bundle(0)); /* sets w_host, bias_host */
+    ob_arena a = {0};
+    size_t len;
+    uint8_t *bytes = make_onnx(&a, &len, &ALPHA);
+    kiln_graph *g = NULL;
+    ck_assert_msg(kiln_model_load_bytes(bytes, len, NULL, &g) == KILN_OK, "%s", kiln_last_error());
+    int64_t dims[3] = {A, B, C};
+    kiln_tensor *x = kiln_tensor_new(KILN_F32, 3, dims), *outs[2] = {0};
+    rng_state = 77;
+    float *xf = x->data, *ry = malloc(NUMEL * sizeof *ry), *rs = malloc(NUMEL * sizeof *rs);
+    for (int i = 0; i < NUMEL; i++) xf[i] = frand() * 4.0f;
+    cpu_reference(xf, ry, rs);
+    ck_assert_msg(kiln_graph_run_cpu(g, &x, 1, outs, 2) == KILN_OK, "%s", kiln_last_error());
+    const float *gy = outs[0]->data, *gs = outs[1]->data;
+    for (int i = 0; i < NUMEL; i++) {
+        ck_assert_msg(fabsf(gy[i] - ry[i]) <= fabsf(ry[i]) * 1e-6f + 1e-6f, "y[%d] %g vs %g", i, gy[i], ry[i]);
+        ck_assert_msg(gs[i] == rs[i], "scaled[%d] %g vs %g", i, gs[i], rs[i]);
+    }
+    free(ry);
+    free(rs);
+    kiln_tensor_free(x);
+    kiln_tensor_free(outs[0]);
+    kiln_tensor_free(outs[1]);
+    kiln_graph_free(g);
+    ob_free(&a);
 }
 END_TEST
 
@@ -470,8 +528,42 @@ START_TEST(gpu_wrong_bindings_refused) {
 END_TEST
 #endif
 
+/* --write-files DIR (for tests/cli_bundle.sh); runs as a Check test, as make_bundle asserts. */
+static const char *files_dir;
+START_TEST(write_files_test) {
+    const char *dir = files_dir;
+    char path[4096];
+    kiln_bundle *b = make_bundle(0);
+    snprintf(path, sizeof path, "%s/m.kiln", dir);
+    ck_assert_msg(kiln_bundle_write(b, path) == KILN_OK, "%s", kiln_last_error());
+    kiln_bundle_free(b);
+    ob_arena a = {0};
+    size_t len;
+    static const float other_alpha = 0.8f;
+    for (int k = 0; k < 2; k++) {
+        uint8_t *bytes = make_onnx(&a, &len, k ? &other_alpha : &ALPHA);
+        snprintf(path, sizeof path, "%s/%s.onnx", dir, k ? "m_wrong" : "m");
+        FILE *f = fopen(path, "wb");
+        ck_assert_msg(f && fwrite(bytes, 1, len, f) == len && fclose(f) == 0, "cannot write %s", path);
+    }
+    ob_free(&a);
+    int64_t dims[3] = {A, B, C}, wrong[3] = {A, B, C + 1};
+    kiln_tensor *x = kiln_tensor_new(KILN_F32, 3, dims), *xw = kiln_tensor_new(KILN_F32, 3, wrong);
+    rng_state = 3;
+    for (int i = 0; i < NUMEL; i++) ((float *)x->data)[i] = frand();
+    snprintf(path, sizeof path, "%s/x.npy", dir);
+    ck_assert_msg(kiln_npy_write(path, x) == KILN_OK, "%s", kiln_last_error());
+    snprintf(path, sizeof path, "%s/x_wrong.npy", dir);
+    ck_assert_msg(kiln_npy_write(path, xw) == KILN_OK, "%s", kiln_last_error());
+    kiln_tensor_free(x);
+    kiln_tensor_free(xw);
+}
+END_TEST
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    bool write = argc > 2 && !strcmp(argv[1], "--write-files");
+    if (write) files_dir = argv[2];
     bool gpu = argc > 1 && !strcmp(argv[1], "--gpu");
     if (gpu) { /* decide SKIP before building the suite */
 #ifndef KILN_HAVE_CUDA
@@ -491,11 +583,14 @@ int main(int argc, char **argv) {
     Suite *s = suite_create("runtime");
     TCase *tc = tcase_create(gpu ? "gpu" : "core");
     tcase_set_timeout(tc, 300);
-    if (!gpu) {
+    if (write) {
+        tcase_add_test(tc, write_files_test);
+    } else if (!gpu) {
         tcase_add_test(tc, open_works_up_to_the_gpu);
         tcase_add_test(tc, bad_bundles_refused_before_the_gpu);
         tcase_add_test(tc, describe_hand_built_bundle);
         tcase_add_test(tc, null_arguments);
+        tcase_add_test(tc, onnx_twin_matches_reference);
     } else {
 #ifdef KILN_HAVE_CUDA
         tcase_add_test(tc, gpu_run_matches_cpu);
