@@ -5,6 +5,7 @@
 #include "runtime/cuda_driver.h"
 
 #include <check.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,6 +64,10 @@ START_TEST(stub_resolves_every_symbol_but_is_no_driver) {
 #ifndef KILN_CUDA_STUB
     printf("SKIP: stub_resolves_every_symbol: the toolkit's stubs/libcuda.so was not found\n");
 #else
+    if (access(KILN_CUDA_STUB, R_OK) != 0) { /* built elsewhere: a GPU machine has no toolkit stubs */
+        printf("SKIP: stub_resolves_every_symbol: %s is not on this machine\n", KILN_CUDA_STUB);
+        return;
+    }
     kiln_cuda_driver drv;
     /* resolve only: every versioned symbol kiln uses exists in the stub */
     ck_assert_msg(kiln_cuda_driver_load(KILN_CUDA_STUB, false, &drv) == KILN_OK, "%s", kiln_last_error());
