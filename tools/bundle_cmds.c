@@ -268,7 +268,12 @@ int kiln_cmd_bench(int argc, char **argv) {
     /* memory before: opening the model creates the context, so measure after a driver probe */
     {
         kiln_cuda_device probe;
-        if (kiln_cuda_device_open((int)device, &probe)) return fail("bench", kiln_last_error());
+        if (kiln_cuda_device_open((int)device, &probe)) {
+            /* opening the model says the same, after checking the file (a bad file first) */
+            if (kiln_bundle_model_open(path, &opts, &m)) return fail("bench", kiln_last_error());
+            kiln_bundle_model_free(m);
+            return fail("bench", "the GPU went away");
+        }
         probe.drv->mem_get_info(&free0, &total);
         /* keep the primary context retained until the model holds it, so it is not rebuilt */
         if (kiln_bundle_model_open(path, &opts, &m)) {
