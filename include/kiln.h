@@ -167,7 +167,10 @@ kiln_status kiln_graph_run_cpu(const kiln_graph *g, kiln_tensor *const *inputs, 
  * uses a stream of the context's own and always waits. Device-bound buffers must stay valid
  * until the work is done. After the first run the launch sequence is captured as a CUDA graph
  * and later runs replay it (binding a different device pointer captures again);
- * KILN_EXEC_NO_GRAPH launches kernel by kernel every time.
+ * KILN_EXEC_NO_GRAPH launches kernel by kernel every time. A caller that captures the run into
+ * a CUDA graph of its own (stream capture around kiln_exec_context_run) must pass
+ * KILN_EXEC_NO_GRAPH and bind inputs and outputs as device memory: kiln's own capture cannot nest
+ * in the caller's, and host copies cannot be captured.
  *
  * Thread safety. An open model is immutable: several threads may create and use contexts of
  * one model at once. One context must not be used by two threads at the same time (use one
