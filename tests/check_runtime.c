@@ -167,8 +167,9 @@ static uint8_t *make_onnx(ob_arena *a, size_t *len, const float *alpha) {
     ob_add_output(a, om, ob_value(a, "scaled", 1, 3, dims, NULL));
     ob_add_init(a, om, ob_tensor_f32(a, "w", 1, wd, w_host, C));
     ob_add_init(a, om, ob_tensor_f32(a, "bias", 2, bd, bias_host, B));
-    ob_add_init(a, om, ob_tensor_f32(a, "alpha", 0, NULL, alpha, 1));
-    ob_add_init(a, om, ob_tensor_f32(a, "beta", 0, NULL, &BETA, 1));
+    static const int64_t scalar_dims[1] = {1}; /* rank 0: not read, but memcpy wants a pointer */
+    ob_add_init(a, om, ob_tensor_f32(a, "alpha", 0, scalar_dims, alpha, 1));
+    ob_add_init(a, om, ob_tensor_f32(a, "beta", 0, scalar_dims, &BETA, 1));
     const char *n1[] = {"x", "w"}, *o1[] = {"xw"}, *n2[] = {"xw", "alpha"}, *o2[] = {"scaled"};
     const char *n3[] = {"bias", "beta"}, *o3[] = {"bb"}, *n4[] = {"scaled", "bb"}, *o4[] = {"pre"};
     const char *n5[] = {"pre"}, *o5[] = {"y"};
