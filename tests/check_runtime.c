@@ -22,6 +22,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,6 +499,146 @@ START_TEST(gpu_ptx_jit) {
 }
 END_TEST
 
+/* Several threads, each with its own context of one shared model, run at once. */
+enum { THREADS = 4, THREAD_RUNS = 8 };
+typedef struct thread_job {
+    const kiln_bundle_model *m;
+    int id, bad;
+    char err[512];
+} thread_job;
+
+static float thread_frand(uint64_t *st) {
+    *st ^= *st >> 12;
+    *st ^= *st << 25;
+    *st ^= *st >> 27;
+    return (float)((*st * 0x2545F4914F6CDD1Dull) >> 40) / (float)(1 << 23) - 1.0f;
+}
+
+static void *thread_main(void *arg) {
+    thread_job *job = arg;
+    kiln_exec_context *ctx = NULL;
+    host_io *h = malloc(sizeof *h);
+    if (!h || kiln_exec_context_new(job->m, KILN_EXEC_POISON, &ctx) != KILN_OK) {
+        snprintf(job->err, sizeof job->err, "context: %s", kiln_last_error());
+        free(h);
+        return NULL;
+    }
+    uint64_t st = 0xABCDull + (uint64_t)job->id;
+    for (int run = 0; run < THREAD_RUNS && !job->err[0]; run++) {
+        for (int i = 0; i < NUMEL; i++) h->x[i] = thread_frand(&st) * 4.0f; /* frand's state is global */
+        cpu_reference(h->x, h->ref_y, h->ref_s);
+        memset(h->y, 0xff, sizeof h->y);
+        memset(h->scaled, 0xff, sizeof h->scaled);
+        if (kiln_exec_context_bind_input(ctx, 0, h->x, KILN_F32, 3, DIMS, KILN_MEM_HOST) ||
+            kiln_exec_context_bind_output(ctx, 0, h->y, KILN_F32, 3, DIMS, KILN_MEM_HOST) ||
+            kiln_exec_context_bind_output(ctx, 1, h->scaled, KILN_F32, 3, DIMS, KILN_MEM_HOST) ||
+            kiln_exec_context_run(ctx, NULL)) {
+            snprintf(job->err, sizeof job->err, "run %d: %s", run, kiln_last_error());
+            break;
+        }
+        for (int i = 0; i < NUMEL; i++) {
+            job->bad += !(fabs((double)h->y[i] - h->ref_y[i]) <= fabs(h->ref_y[i]) * 1e-6 + 1e-6);
+            job->bad += !(fabs((double)h->scaled[i] - h->ref_s[i]) <= fabs(h->ref_s[i]) * 1e-6 + 1e-6);
+        }
+    }
+    kiln_exec_context_free(ctx);
+    free(h);
+    return NULL;
+}
+
+START_TEST(gpu_threads_share_a_model) {
+    kiln_bundle_model *m = open_gpu_model(false);
+    pthread_t th[THREADS];
+    thread_job jobs[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        jobs[t] = (thread_job){.m = m, .id = t};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, thread_main, &jobs[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+    for (int t = 0; t < THREADS; t++) {
+        ck_assert_msg(!jobs[t].err[0], "thread %d: %s", t, jobs[t].err);
+        ck_assert_msg(jobs[t].bad == 0, "thread %d: %d mismatches", t, jobs[t].bad);
+    }
+    printf("check_runtime: %d threads x %d runs, each its own context of one model: all match\n", THREADS, THREAD_RUNS);
+    kiln_bundle_model_free(m);
+}
+END_TEST
+
+/* More than 48 KiB of dynamic shared memory (the runtime must opt the kernel in) and an arena
+ * aligned to 4096 bytes (more than cuMemAlloc's 256): y0 = x reversed twice through the arena,
+ * y1 = x reversed once. The kernel writes NaN when its input pointer is not 4096-aligned. */
+enum { SMEM_N = 16384 }; /* 64 KiB of floats */
+static const char *smem_source =
+    "extern \"C\" __global__ void rt_smem_reverse(const float *x, float *y, int n, int check_align) {\n"
+    "    extern __shared__ float s[];\n"
+    "    bool bad = check_align && ((unsigned long long)x & 4095ull);\n"
+    "    for (int i = threadIdx.x; i < n; i += blockDim.x) s[i] = x[i];\n"
+    "    __syncthreads();\n"
+    "    for (int i = threadIdx.x; i < n; i += blockDim.x) y[i] = bad ? __int_as_float(0x7fc00000) : s[n - 1 - i];\n"
+    "}\n";
+
+START_TEST(gpu_big_shared_memory_and_arena_alignment) {
+    kiln_bundle *b = kiln_bundle_new();
+    int64_t dims[1] = {SMEM_N};
+    ck_assert_int_eq(kiln_bundle_add_io(b, "x", KILN_F32, 1, dims, false), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_io(b, "twice", KILN_F32, 1, dims, true), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_io(b, "once", KILN_F32, 1, dims, true), KILN_OK);
+    char own[16];
+    snprintf(own, sizeof own, "sm_%d", gpu_cc);
+    const char *archs[] = {own};
+    kiln_nvrtc_request rq = {.name = "smem", .source = smem_source, .archs = archs, .n_archs = 1, .ptx = false};
+    kiln_nvrtc_output co;
+    ck_assert_msg(kiln_nvrtc_compile(&rq, &co) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(kiln_bundle_add_image(b, KILN_IMAGE_CUBIN, co.images[0].arch, 0, co.images[0].data,
+                                           co.images[0].size), KILN_OK);
+    kiln_nvrtc_output_free(&co);
+    uint32_t k;
+    ck_assert_int_eq(kiln_bundle_add_kernel(b, "rt_smem_reverse", 0, "group_reverse", &k), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_set_arena(b, 4096 + SMEM_N * 4, 4096), KILN_OK);
+    uint32_t grid[3] = {1, 1, 1}, block[3] = {256, 1, 1}, smem = SMEM_N * 4;
+    kiln_bundle_arg l1[] = {{KILN_ARG_INPUT, 8, 0}, {KILN_ARG_ARENA, 8, 4096}, {KILN_ARG_SCALAR, 4, SMEM_N},
+                            {KILN_ARG_SCALAR, 4, 0}};
+    kiln_bundle_arg l2[] = {{KILN_ARG_ARENA, 8, 4096}, {KILN_ARG_OUTPUT, 8, 0}, {KILN_ARG_SCALAR, 4, SMEM_N},
+                            {KILN_ARG_SCALAR, 4, 1}};
+    kiln_bundle_arg l3[] = {{KILN_ARG_INPUT, 8, 0}, {KILN_ARG_OUTPUT, 8, 1}, {KILN_ARG_SCALAR, 4, SMEM_N},
+                            {KILN_ARG_SCALAR, 4, 0}};
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k, grid, block, smem, 0, l1, 4), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k, grid, block, smem, 0, l2, 4), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k, grid, block, smem, 1, l3, 4), KILN_OK); /* another stream id */
+    uint8_t *bytes;
+    size_t len;
+    ck_assert_msg(kiln_bundle_write_bytes(b, &bytes, &len) == KILN_OK, "%s", kiln_last_error());
+    kiln_bundle_free(b);
+    kiln_bundle_model *m;
+    ck_assert_msg(kiln_bundle_model_open_bytes(bytes, len, NULL, &m) == KILN_OK, "%s", kiln_last_error());
+    free(bytes);
+    ck_assert_int_eq(kiln_bundle_model_arena_bytes(m), 4096 + SMEM_N * 4);
+    kiln_exec_context *ctx;
+    ck_assert_msg(kiln_exec_context_new(m, KILN_EXEC_POISON, &ctx) == KILN_OK, "%s", kiln_last_error());
+    float *x = malloc(SMEM_N * 4), *twice = malloc(SMEM_N * 4), *once = malloc(SMEM_N * 4);
+    for (int run = 0; run < 3; run++) {
+        rng_state = 500 + (uint64_t)run;
+        for (int i = 0; i < SMEM_N; i++) x[i] = frand();
+        memset(twice, 0xff, SMEM_N * 4);
+        memset(once, 0xff, SMEM_N * 4);
+        ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, x, KILN_F32, 1, dims, KILN_MEM_HOST), KILN_OK);
+        ck_assert_int_eq(kiln_exec_context_bind_output(ctx, 0, twice, KILN_F32, 1, dims, KILN_MEM_HOST), KILN_OK);
+        ck_assert_int_eq(kiln_exec_context_bind_output(ctx, 1, once, KILN_F32, 1, dims, KILN_MEM_HOST), KILN_OK);
+        ck_assert_msg(kiln_exec_context_run(ctx, NULL) == KILN_OK, "%s", kiln_last_error());
+        for (int i = 0; i < SMEM_N; i++) {
+            ck_assert_msg(twice[i] == x[i], "run %d: twice[%d] = %g, want %g", run, i, twice[i], x[i]);
+            ck_assert_msg(once[i] == x[SMEM_N - 1 - i], "run %d: once[%d] = %g", run, i, once[i]);
+        }
+    }
+    printf("check_runtime: 64 KiB dynamic shared memory, 4096-aligned arena, stream ids 0/1: 3 runs exact\n");
+    free(x);
+    free(twice);
+    free(once);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+}
+END_TEST
+
 START_TEST(gpu_wrong_bindings_refused) {
     kiln_bundle_model *m = open_gpu_model(false);
     kiln_exec_context *ctx;
@@ -599,6 +740,8 @@ int main(int argc, char **argv) {
         tcase_add_test(tc, gpu_device_bindings_on_caller_stream);
         tcase_add_test(tc, gpu_ptx_jit);
         tcase_add_test(tc, gpu_wrong_bindings_refused);
+        tcase_add_test(tc, gpu_threads_share_a_model);
+        tcase_add_test(tc, gpu_big_shared_memory_and_arena_alignment);
 #endif
     }
     suite_add_tcase(s, tc);
