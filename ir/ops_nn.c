@@ -7,14 +7,10 @@
  * matrix is never materialized. Everything else (f64, integer dtypes, pooling,
  * ConvTranspose, Einsum) uses plain loops over double (or exact int64) buffers.
  */
+#include "conv_geom.h"
 #include "ops_common.h"
 
 #include <stdint.h>
-
-/* Kernel/stride/dilation/pad/group values above NN_ATTR_MAX and spatial dims above
- * NN_DIM_MAX are rejected, which keeps all window arithmetic far from int64 overflow. */
-#define NN_ATTR_MAX ((int64_t)INT32_MAX)
-#define NN_DIM_MAX ((int64_t)1 << 48)
 
 static int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -142,122 +138,6 @@ static void finish_f32(kiln_tensor *t, float *owned)
 
 /* f32, f16 and bf16 all run the f32 kernels (f16/bf16 computed through f32). */
 static bool f32_path(kiln_dtype dt) { return dt == KILN_F32 || dt == KILN_F16 || dt == KILN_BF16; }
-
-/* ------------------------------------------------------- window geometry -- */
-
-typedef enum nn_autopad { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } nn_autopad;
-
-/* Sliding-window geometry of the spatial dims (Conv, pools). -1 = unknown. */
-typedef struct nn_geom {
-    int nsp;
-    int64_t k[KILN_MAX_RANK], s[KILN_MAX_RANK], d[KILN_MAX_RANK];
-    int64_t pb[KILN_MAX_RANK], pe[KILN_MAX_RANK]; /* pads at begin / end */
-    int64_t in[KILN_MAX_RANK], out[KILN_MAX_RANK];
-    bool keep[KILN_MAX_RANK]; /* out dim provably equals in dim (keeps symbols) */
-} nn_geom;
-
-static kiln_status read_autopad(const kiln_node *n, nn_autopad *ap)
-{
-    const char *s = kiln_attr_str(n, "auto_pad", "NOTSET");
-    if (!strcmp(s, "NOTSET") || !*s) *ap = PAD_NOTSET;
-    else if (!strcmp(s, "SAME_UPPER")) *ap = PAD_SAME_UPPER;
-    else if (!strcmp(s, "SAME_LOWER")) *ap = PAD_SAME_LOWER;
-    else if (!strcmp(s, "VALID")) *ap = PAD_VALID;
-    else return kiln_node_errorf(n, KILN_ERR_SHAPE, "unknown auto_pad '%s'", s);
-    return KILN_OK;
-}
-
-/* Reads an INTS attribute of exactly count values in [lo, NN_ATTR_MAX], or fills def. */
-static kiln_status read_ints(const kiln_node *n, const char *name, int count, int64_t lo, int64_t def,
-                             int64_t *out)
-{
-    const int64_t *v;
-    int cnt = kiln_attr_ints(n, name, &v);
-    if (cnt < 0) {
-        for (int i = 0; i < count; i++) out[i] = def;
-        return KILN_OK;
-    }
-    if (cnt != count)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "attribute %s has %d values, expected %d", name, cnt, count);
-    for (int i = 0; i < count; i++) {
-        if (v[i] < lo || v[i] > NN_ATTR_MAX)
-            return kiln_node_errorf(n, KILN_ERR_SHAPE, "attribute %s[%d] = %lld is out of range", name, i,
-                                    (long long)v[i]);
-        out[i] = v[i];
-    }
-    return KILN_OK;
-}
-
-/* kernel_shape/strides/dilations/pads. wk: kernel dims from W (-1 unknown), NULL for
- * pools (where kernel_shape is required). */
-static kiln_status geom_attrs(const kiln_node *n, int nsp, const int64_t *wk, nn_geom *g)
-{
-    kiln_status st;
-    memset(g, 0, sizeof *g);
-    g->nsp = nsp;
-    const int64_t *v;
-    if (kiln_attr_ints(n, "kernel_shape", &v) >= 0) {
-        if ((st = read_ints(n, "kernel_shape", nsp, 1, 1, g->k))) return st;
-        for (int i = 0; wk && i < nsp; i++)
-            if (wk[i] >= 0 && wk[i] != g->k[i])
-                return kiln_node_errorf(n, KILN_ERR_SHAPE, "kernel_shape[%d] = %lld but the weight has %lld", i,
-                                        (long long)g->k[i], (long long)wk[i]);
-    } else if (wk) {
-        for (int i = 0; i < nsp; i++) {
-            if (wk[i] == 0 || wk[i] > NN_ATTR_MAX)
-                return kiln_node_errorf(n, KILN_ERR_SHAPE, "weight kernel dim %d is %lld", i, (long long)wk[i]);
-            g->k[i] = wk[i];
-        }
-    } else {
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "attribute kernel_shape is required");
-    }
-    int64_t pads[2 * KILN_MAX_RANK];
-    if ((st = read_ints(n, "strides", nsp, 1, 1, g->s))) return st;
-    if ((st = read_ints(n, "dilations", nsp, 1, 1, g->d))) return st;
-    if ((st = read_ints(n, "pads", 2 * nsp, 0, 0, pads))) return st;
-    for (int i = 0; i < nsp; i++) {
-        g->pb[i] = pads[i];
-        g->pe[i] = pads[nsp + i];
-    }
-    return KILN_OK;
-}
-
-/* Output dims of a forward window op from g->in (and pads for auto_pad SAME). */
-static kiln_status geom_forward(const kiln_node *n, nn_geom *g, nn_autopad ap, bool ceil_mode)
-{
-    for (int i = 0; i < g->nsp; i++) {
-        int64_t in = g->in[i], k = g->k[i], s = g->s[i], d = g->d[i];
-        if (ap == PAD_VALID) g->pb[i] = g->pe[i] = 0;
-        bool same = ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER;
-        g->keep[i] = s == 1 && (same || (k >= 0 && g->pb[i] + g->pe[i] == (k - 1) * d));
-        if (in > NN_DIM_MAX) return kiln_node_errorf(n, KILN_ERR_LIMIT, "spatial dim %d is too large", i);
-        if (in < 0 || k < 0) {
-            g->out[i] = -1;
-            continue;
-        }
-        int64_t eff = (k - 1) * d + 1; /* window extent with dilation */
-        if (same) {
-            int64_t out = (in + s - 1) / s;
-            int64_t total = out > 0 ? (out - 1) * s + eff - in : 0;
-            if (total < 0) total = 0;
-            /* SAME_UPPER puts the odd pad at the end, SAME_LOWER at the beginning */
-            g->pb[i] = ap == PAD_SAME_UPPER ? total / 2 : total - total / 2;
-            g->pe[i] = total - g->pb[i];
-            g->out[i] = out;
-            continue;
-        }
-        int64_t num = in + g->pb[i] + g->pe[i] - eff;
-        if (num < 0)
-            return kiln_node_errorf(n, KILN_ERR_SHAPE,
-                                    "spatial dim %d: padded input %lld is smaller than the window %lld", i,
-                                    (long long)(in + g->pb[i] + g->pe[i]), (long long)eff);
-        int64_t out = ceil_mode ? (num + s - 1) / s + 1 : num / s + 1;
-        /* ceil mode: the last window must start inside the input or its begin pad */
-        if (ceil_mode && (out - 1) * s >= in + g->pb[i]) out--;
-        g->out[i] = out;
-    }
-    return KILN_OK;
-}
 
 static int64_t prod(int r, const int64_t *d)
 {
@@ -411,42 +291,6 @@ static bool matmul_f32(int64_t M, int64_t N, int64_t K, const mat_view *a, float
 
 /* ---------------------------------------------------------------- Conv -- */
 
-typedef struct conv_geom {
-    nn_geom g;
-    int64_t N, C, M, group, Cg, Mg; /* -1 unknown */
-} conv_geom;
-
-/* xd, wd: dims of X [N, C, D...] and W [M, C/group, k...] (-1 unknown), rank >= 3. */
-static kiln_status conv_geom_make(const kiln_node *n, int rank, const int64_t *xd, const int64_t *wd, conv_geom *cg)
-{
-    kiln_status st;
-    if (rank < 3)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "input rank %d: Conv needs N x C x D1... (rank >= 3)", rank);
-    int nsp = rank - 2;
-    if ((st = geom_attrs(n, nsp, wd + 2, &cg->g))) return st;
-    cg->group = kiln_attr_int(n, "group", 1);
-    if (cg->group < 1 || cg->group > NN_ATTR_MAX)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "group %lld is out of range", (long long)cg->group);
-    cg->N = xd[0];
-    cg->C = xd[1];
-    cg->M = wd[0];
-    cg->Cg = wd[1];
-    if (cg->C >= 0 && cg->C % cg->group)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "%lld input channels are not divisible by group %lld",
-                                (long long)cg->C, (long long)cg->group);
-    if (cg->C >= 0 && cg->Cg >= 0 && cg->C / cg->group != cg->Cg)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "input has %lld channels but W expects %lld per group x %lld groups",
-                                (long long)cg->C, (long long)cg->Cg, (long long)cg->group);
-    if (cg->M >= 0 && cg->M % cg->group)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "%lld output channels are not divisible by group %lld",
-                                (long long)cg->M, (long long)cg->group);
-    cg->Mg = cg->M >= 0 ? cg->M / cg->group : -1;
-    for (int i = 0; i < nsp; i++) cg->g.in[i] = xd[2 + i];
-    nn_autopad ap;
-    if ((st = read_autopad(n, &ap))) return st;
-    return geom_forward(n, &cg->g, ap, false);
-}
-
 kiln_status kiln_infer_Conv(kiln_infer_ctx *c)
 {
     const kiln_node *n = c->node;
@@ -475,8 +319,8 @@ kiln_status kiln_infer_Conv(kiln_infer_ctx *c)
         xd[i] = vdim(x, i);
         wd[i] = vdim(w, i);
     }
-    conv_geom cg;
-    if ((st = conv_geom_make(n, rank, xd, wd, &cg))) return st;
+    kiln_conv_geom cg;
+    if ((st = kiln_conv_geom_make(n, rank, xd, wd, &cg))) return st;
     if (b && b->rank >= 0) {
         if (b->rank != 1) return kiln_node_errorf(n, KILN_ERR_SHAPE, "B must be 1-D, has rank %d", b->rank);
         if (b->dims[0] >= 0 && cg.M >= 0 && b->dims[0] != cg.M)
@@ -490,8 +334,8 @@ kiln_status kiln_infer_Conv(kiln_infer_ctx *c)
     od[1] = cg.M;
     os[1] = vsym(w, 0);
     for (int i = 0; i < rank - 2; i++) {
-        od[2 + i] = cg.g.keep[i] ? xd[2 + i] : cg.g.out[i];
-        os[2 + i] = cg.g.keep[i] ? vsym(x, 2 + i) : 0;
+        od[2 + i] = cg.keep[i] ? xd[2 + i] : cg.out[i];
+        os[2 + i] = cg.keep[i] ? vsym(x, 2 + i) : 0;
     }
     set_out(c->out[0], x->dtype, rank, od, os);
     return KILN_OK;
@@ -501,14 +345,14 @@ kiln_status kiln_infer_Conv(kiln_infer_ctx *c)
  * position) and j over output positions; written in the GEMM's strip layout. */
 typedef struct im2col_ctx {
     const float *x; /* first channel of the group in this image */
-    const nn_geom *g;
+    const kiln_conv_geom *g;
     int64_t ksize, isize; /* kernel positions, input positions per channel */
 } im2col_ctx;
 
 static void pack_b_im2col(const void *vctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *dst)
 {
     const im2col_ctx *ctx = vctx;
-    const nn_geom *g = ctx->g;
+    const kiln_conv_geom *g = ctx->g;
     int nsp = g->nsp, last = nsp - 1;
     int64_t strip = kc * GEMM_NR; /* floats per packed strip */
     int64_t ncp = (nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
@@ -556,7 +400,7 @@ static void pack_b_im2col(const void *vctx, int64_t k0, int64_t kc, int64_t j0, 
 }
 
 /* Row-major offset of the window element (o, kk) in the input, false when in padding. */
-static bool win_offset(const nn_geom *g, const int64_t *o, const int64_t *kk, int64_t *off)
+static bool win_offset(const kiln_conv_geom *g, const int64_t *o, const int64_t *kk, int64_t *off)
 {
     int64_t acc = 0;
     for (int i = 0; i < g->nsp; i++) {
@@ -569,26 +413,25 @@ static bool win_offset(const nn_geom *g, const int64_t *o, const int64_t *kk, in
 }
 
 /* f64 reference: one output element at a time. */
-static void conv_naive_f64(const conv_geom *cg, const double *x, const double *w, const double *b, double *y)
+static void conv_naive_f64(const kiln_conv_geom *g, const double *x, const double *w, const double *b, double *y)
 {
-    const nn_geom *g = &cg->g;
     int64_t osz = prod(g->nsp, g->out), isz = prod(g->nsp, g->in), ksz = prod(g->nsp, g->k);
     if (osz == 0 || ksz == 0) return;
-    for (int64_t nn = 0; nn < cg->N; nn++)
-        for (int64_t m = 0; m < cg->M; m++) {
-            int64_t gi = m / cg->Mg, o[KILN_MAX_RANK] = {0}, p = 0;
+    for (int64_t nn = 0; nn < g->N; nn++)
+        for (int64_t m = 0; m < g->M; m++) {
+            int64_t gi = m / g->Mg, o[KILN_MAX_RANK] = {0}, p = 0;
             do {
                 double acc = b ? b[m] : 0.0;
-                for (int64_t cc = 0; cc < cg->Cg; cc++) {
-                    const double *xc = x + (nn * cg->C + gi * cg->Cg + cc) * isz;
-                    const double *wc = w + (m * cg->Cg + cc) * ksz;
+                for (int64_t cc = 0; cc < g->Cg; cc++) {
+                    const double *xc = x + (nn * g->C + gi * g->Cg + cc) * isz;
+                    const double *wc = w + (m * g->Cg + cc) * ksz;
                     int64_t kk[KILN_MAX_RANK] = {0}, q = 0, off;
                     do {
                         if (win_offset(g, o, kk, &off)) acc += xc[off] * wc[q];
                         q++;
                     } while (kiln_index_next(g->nsp, g->k, kk));
                 }
-                y[(nn * cg->M + m) * osz + p++] = acc;
+                y[(nn * g->M + m) * osz + p++] = acc;
             } while (kiln_index_next(g->nsp, g->out, o));
         }
 }
@@ -599,10 +442,10 @@ kiln_status kiln_eval_Conv(const kiln_node *n, kiln_tensor *const *in, int n_in,
     const kiln_tensor *x = in[0], *w = in[1], *b = n_in > 2 ? in[2] : NULL;
     kiln_tensor *y = out[0];
     if (x->rank != w->rank) return kiln_node_errorf(n, KILN_ERR_SHAPE, "X and W ranks differ");
-    conv_geom cg;
-    kiln_status st = conv_geom_make(n, x->rank, x->dims, w->dims, &cg);
+    kiln_conv_geom cg;
+    kiln_status st = kiln_conv_geom_make(n, x->rank, x->dims, w->dims, &cg);
     if (st) return st;
-    const nn_geom *g = &cg.g;
+    const kiln_conv_geom *g = &cg;
     int64_t osz = prod(g->nsp, g->out), isz = prod(g->nsp, g->in), ksz = prod(g->nsp, g->k);
     int64_t kdim = cg.Cg * ksz;
     if (y->numel == 0) return KILN_OK;
@@ -667,80 +510,6 @@ done:
 
 /* ------------------------------------------------------- ConvTranspose -- */
 
-/* X [N, C, D...], W [C, M/group, k...] -> Y [N, M, O...]. Pads may come out negative
- * when output_shape asks for more than the natural size; the scatter handles that. */
-static kiln_status convt_geom_make(const kiln_node *n, int rank, const int64_t *xd, const int64_t *wd,
-                                   conv_geom *cg)
-{
-    kiln_status st;
-    if (rank < 3)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "input rank %d: ConvTranspose needs rank >= 3", rank);
-    int nsp = rank - 2;
-    nn_geom *g = &cg->g;
-    if ((st = geom_attrs(n, nsp, wd + 2, g))) return st;
-    int64_t opad[KILN_MAX_RANK];
-    if ((st = read_ints(n, "output_padding", nsp, 0, 0, opad))) return st;
-    cg->group = kiln_attr_int(n, "group", 1);
-    if (cg->group < 1 || cg->group > NN_ATTR_MAX)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "group %lld is out of range", (long long)cg->group);
-    cg->N = xd[0];
-    cg->C = xd[1];
-    cg->Mg = wd[1];
-    cg->M = cg->Mg >= 0 ? cg->Mg * cg->group : -1;
-    if (cg->C >= 0 && wd[0] >= 0 && cg->C != wd[0])
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "X has %lld channels but W has %lld", (long long)cg->C,
-                                (long long)wd[0]);
-    if (cg->C >= 0 && cg->C % cg->group)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "%lld input channels are not divisible by group %lld",
-                                (long long)cg->C, (long long)cg->group);
-    cg->Cg = cg->C >= 0 ? cg->C / cg->group : -1;
-    if (cg->Mg > NN_DIM_MAX) return kiln_node_errorf(n, KILN_ERR_LIMIT, "W dim 1 is too large");
-    nn_autopad ap;
-    if ((st = read_autopad(n, &ap))) return st;
-    const int64_t *os;
-    int ocnt = kiln_attr_ints(n, "output_shape", &os);
-    if (ocnt >= 0 && ocnt != nsp && ocnt != nsp + 2)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "output_shape has %d values, expected %d", ocnt, nsp);
-    for (int i = 0; i < nsp; i++) {
-        int64_t in = xd[2 + i], k = g->k[i], s = g->s[i], d = g->d[i];
-        g->in[i] = in;
-        g->keep[i] = false;
-        if (in > NN_DIM_MAX) return kiln_node_errorf(n, KILN_ERR_LIMIT, "spatial dim %d is too large", i);
-        int64_t want = -1; /* requested output size */
-        if (ocnt >= 0) {
-            want = os[ocnt - nsp + i];
-            if (want < 0 || want > NN_DIM_MAX)
-                return kiln_node_errorf(n, KILN_ERR_SHAPE, "output_shape[%d] = %lld is out of range", i,
-                                        (long long)want);
-        } else if (ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER) {
-            want = in >= 0 ? in * s : -1;
-        }
-        if (ap == PAD_VALID) g->pb[i] = g->pe[i] = 0;
-        if (in < 0 || k < 0) {
-            g->out[i] = ocnt >= 0 ? want : -1;
-            continue;
-        }
-        /* natural size without pads: s*(in-1) + output_padding + extent */
-        int64_t span = 0;
-        if (in > 0 && (!kiln_mul_dims(s, in - 1, &span) || span > NN_DIM_MAX))
-            return kiln_node_errorf(n, KILN_ERR_LIMIT, "spatial dim %d: output would be too large", i);
-        int64_t full = span + opad[i] + (k - 1) * d + 1;
-        if (want >= 0) {
-            int64_t total = full - want;
-            /* SAME_UPPER puts the odd pad at the end; NOTSET/SAME_LOWER at the beginning */
-            int64_t half = floor_div(total, 2);
-            g->pb[i] = ap == PAD_SAME_UPPER ? half : total - half;
-            g->pe[i] = total - g->pb[i];
-            g->out[i] = want;
-        } else {
-            g->out[i] = full - g->pb[i] - g->pe[i];
-            if (g->out[i] < 0)
-                return kiln_node_errorf(n, KILN_ERR_SHAPE, "spatial dim %d: pads exceed the output size", i);
-        }
-    }
-    return KILN_OK;
-}
-
 kiln_status kiln_infer_ConvTranspose(kiln_infer_ctx *c)
 {
     const kiln_node *n = c->node;
@@ -764,8 +533,8 @@ kiln_status kiln_infer_ConvTranspose(kiln_infer_ctx *c)
         xd[i] = vdim(x, i);
         wd[i] = vdim(w, i);
     }
-    conv_geom cg;
-    if ((st = convt_geom_make(n, rank, xd, wd, &cg))) return st;
+    kiln_conv_geom cg;
+    if ((st = kiln_conv_transpose_geom_make(n, rank, xd, wd, &cg))) return st;
     if (b && b->rank >= 0) {
         if (b->rank != 1) return kiln_node_errorf(n, KILN_ERR_SHAPE, "B must be 1-D, has rank %d", b->rank);
         if (b->dims[0] >= 0 && cg.M >= 0 && b->dims[0] != cg.M)
@@ -777,7 +546,7 @@ kiln_status kiln_infer_ConvTranspose(kiln_infer_ctx *c)
     od[0] = cg.N;
     os[0] = vsym(x, 0);
     od[1] = cg.M;
-    for (int i = 0; i < rank - 2; i++) od[2 + i] = cg.g.out[i];
+    for (int i = 0; i < rank - 2; i++) od[2 + i] = cg.out[i];
     set_out(c->out[0], x->dtype, rank, od, os);
     return KILN_OK;
 }
@@ -789,10 +558,10 @@ kiln_status kiln_eval_ConvTranspose(const kiln_node *n, kiln_tensor *const *in, 
     const kiln_tensor *x = in[0], *w = in[1], *b = n_in > 2 ? in[2] : NULL;
     kiln_tensor *y = out[0];
     if (x->rank != w->rank) return kiln_node_errorf(n, KILN_ERR_SHAPE, "X and W ranks differ");
-    conv_geom cg;
-    kiln_status st = convt_geom_make(n, x->rank, x->dims, w->dims, &cg);
+    kiln_conv_geom cg;
+    kiln_status st = kiln_conv_transpose_geom_make(n, x->rank, x->dims, w->dims, &cg);
     if (st) return st;
-    const nn_geom *g = &cg.g;
+    const kiln_conv_geom *g = &cg;
     int nsp = g->nsp;
     int64_t osz = prod(nsp, g->out), isz = prod(nsp, g->in), ksz = prod(nsp, g->k);
     if (y->numel == 0) return KILN_OK;
@@ -842,7 +611,7 @@ done:
 typedef enum pool_kind { POOL_AVG, POOL_MAX, POOL_LP } pool_kind;
 
 typedef struct pool_cfg {
-    nn_geom g;
+    kiln_conv_geom g;
     bool count_include_pad;
     int storage_order;
     double p; /* LpPool exponent */
@@ -853,7 +622,7 @@ static kiln_status pool_cfg_make(const kiln_node *n, pool_kind kind, int rank, c
 {
     kiln_status st;
     if (rank < 3) return kiln_node_errorf(n, KILN_ERR_SHAPE, "input rank %d: pooling needs rank >= 3", rank);
-    if ((st = geom_attrs(n, rank - 2, NULL, &pc->g))) return st;
+    if ((st = kiln_conv_window_attrs(n, rank - 2, NULL, &pc->g))) return st;
     for (int i = 0; i < rank - 2; i++) pc->g.in[i] = xd[2 + i];
     int64_t ceil_mode = kind == POOL_LP ? 0 : kiln_attr_int(n, "ceil_mode", 0);
     int64_t cip = kind == POOL_AVG ? kiln_attr_int(n, "count_include_pad", 0) : 0;
@@ -869,9 +638,9 @@ static kiln_status pool_cfg_make(const kiln_node *n, pool_kind kind, int rank, c
         if (!(pc->p >= 1.0 && pc->p <= 1e6))
             return kiln_node_errorf(n, KILN_ERR_UNSUPPORTED, "LpPool p = %g is not supported (need p >= 1)", pc->p);
     }
-    nn_autopad ap;
-    if ((st = read_autopad(n, &ap))) return st;
-    return geom_forward(n, &pc->g, ap, ceil_mode == 1);
+    kiln_auto_pad ap;
+    if ((st = kiln_conv_auto_pad(n, &ap))) return st;
+    return kiln_conv_window_out(n, &pc->g, ap, ceil_mode == 1);
 }
 
 static kiln_status pool_infer(kiln_infer_ctx *c, pool_kind kind)
@@ -914,7 +683,7 @@ static kiln_status pool_eval(const kiln_node *n, pool_kind kind, const kiln_tens
     pool_cfg pc;
     kiln_status st = pool_cfg_make(n, kind, x->rank, x->dims, &pc);
     if (st) return st;
-    const nn_geom *g = &pc.g;
+    const kiln_conv_geom *g = &pc.g;
     int nsp = g->nsp;
     if (y->numel == 0) return KILN_OK;
     double *xb = load_f64(x), *yb = alloc_n(y->numel, sizeof(double));

@@ -4,6 +4,7 @@
  * in the scales' float type, integer products accumulate exactly (int64), and requantizing
  * multipliers are formed in the scale type before being applied in double. Rounding is half
  * to even (rint under the default rounding mode) and always saturates before converting. */
+#include "conv_geom.h"
 #include "ops_common.h"
 
 #include <float.h>
@@ -642,130 +643,44 @@ kiln_status kiln_eval_QLinearMatMul(const kiln_node *n, kiln_tensor *const *in, 
 
 #define Q_ATTR_MAX ((int64_t)1 << 31)
 
-typedef struct cgeom {
-    int nsp;
-    int64_t N, C, M, Cg, group;
-    int64_t k[KILN_MAX_RANK], s[KILN_MAX_RANK], d[KILN_MAX_RANK], pb[KILN_MAX_RANK], pe[KILN_MAX_RANK];
-    int64_t in[KILN_MAX_RANK], out[KILN_MAX_RANK];
-} cgeom;
-
-/* An INTS attribute of exactly count values >= lo, or def for every value when absent. */
-static kiln_status attr_ints_n(const kiln_node *n, const char *name, int count, int64_t lo, int64_t def,
-                               int64_t *out)
+/* Convolution geometry of ConvInteger/QLinearConv from the X and W shapes (dims may be -1)
+ * and the Conv attributes (conv_geom.h). */
+static kiln_status qconv_geom(const kiln_node *n, const kiln_value *x, const kiln_value *w, kiln_conv_geom *g)
 {
-    const int64_t *v;
-    int cnt = kiln_attr_ints(n, name, &v);
-    if (cnt < 0) {
-        for (int i = 0; i < count; i++) out[i] = def;
-        return KILN_OK;
-    }
-    if (cnt != count)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "attribute %s has %d values, expected %d", name, cnt, count);
-    for (int i = 0; i < count; i++) {
-        if (v[i] < lo || v[i] > Q_ATTR_MAX)
-            return kiln_node_errorf(n, KILN_ERR_SHAPE, "attribute %s[%d] = %lld is out of range", name, i,
-                                    (long long)v[i]);
-        out[i] = v[i];
-    }
-    return KILN_OK;
-}
-
-/* Convolution geometry from X and W shapes (dims may be -1) and the Conv attributes. */
-static kiln_status cgeom_make(const kiln_node *n, const kiln_value *x, const kiln_value *w, cgeom *g)
-{
-    memset(g, 0, sizeof *g);
     if (x->rank < 3) return kiln_node_errorf(n, KILN_ERR_SHAPE, "X must be N x C x D1... (rank >= 3), got rank %d", x->rank);
     if (w->rank != x->rank) return kiln_node_errorf(n, KILN_ERR_SHAPE, "W rank %d differs from X rank %d", w->rank, x->rank);
-    int nsp = g->nsp = x->rank - 2;
-    kiln_status st;
-    if ((st = attr_ints_n(n, "kernel_shape", nsp, 1, -1, g->k))) return st;
-    for (int i = 0; i < nsp; i++) {
-        int64_t wk = w->dims[2 + i];
-        if (g->k[i] < 0) g->k[i] = wk;
-        else if (wk >= 0 && wk != g->k[i])
-            return kiln_node_errorf(n, KILN_ERR_SHAPE, "kernel_shape[%d] = %lld but W has %lld", i,
-                                    (long long)g->k[i], (long long)wk);
-    }
-    int64_t pads[2 * KILN_MAX_RANK];
-    if ((st = attr_ints_n(n, "strides", nsp, 1, 1, g->s)) || (st = attr_ints_n(n, "dilations", nsp, 1, 1, g->d)) ||
-        (st = attr_ints_n(n, "pads", 2 * nsp, 0, 0, pads)))
-        return st;
-    g->group = kiln_attr_int(n, "group", 1);
-    if (g->group < 1 || g->group > Q_ATTR_MAX)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "group %lld is out of range", (long long)g->group);
-    g->N = x->dims[0];
-    g->C = x->dims[1];
-    g->M = w->dims[0];
-    g->Cg = w->dims[1];
-    if (g->C >= 0 && g->Cg >= 0 && g->C != g->Cg * g->group)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "X has %lld channels but W expects %lld x group %lld",
-                                (long long)g->C, (long long)g->Cg, (long long)g->group);
-    if (g->M >= 0 && g->M % g->group)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "%lld output channels are not divisible by group %lld",
-                                (long long)g->M, (long long)g->group);
-    const char *ap = kiln_attr_str(n, "auto_pad", "NOTSET");
-    bool same = !strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
-    if (!same && !valid && strcmp(ap, "NOTSET") && *ap)
-        return kiln_node_errorf(n, KILN_ERR_SHAPE, "unknown auto_pad '%s'", ap);
-    for (int i = 0; i < nsp; i++) {
-        int64_t in = g->in[i] = x->dims[2 + i], k = g->k[i];
-        g->pb[i] = valid ? 0 : pads[i];
-        g->pe[i] = valid ? 0 : pads[nsp + i];
-        if (in > Q_ATTR_MAX) return kiln_node_errorf(n, KILN_ERR_LIMIT, "spatial dim %d is too large", i);
-        if (in < 0 || k < 0) {
-            g->out[i] = -1;
-            continue;
-        }
-        int64_t ext = (k - 1) * g->d[i] + 1;
-        if (same) {
-            int64_t o = (in + g->s[i] - 1) / g->s[i], total = (o - 1) * g->s[i] + ext - in;
-            if (total < 0) total = 0;
-            g->pb[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
-            g->pe[i] = total - g->pb[i];
-            g->out[i] = o;
-            continue;
-        }
-        int64_t span = in + g->pb[i] + g->pe[i] - ext;
-        if (span < 0)
-            return kiln_node_errorf(n, KILN_ERR_SHAPE, "spatial dim %d: padded input %lld is smaller than the kernel %lld",
-                                    i, (long long)(in + g->pb[i] + g->pe[i]), (long long)ext);
-        g->out[i] = span / g->s[i] + 1;
-    }
-    return KILN_OK;
+    return kiln_conv_geom_make(n, x->rank, x->dims, w->dims, g);
 }
 
-static kiln_status cgeom_out(const kiln_node *n, const kiln_value *x, const kiln_value *w, kiln_dtype dt,
-                             kiln_value *out, cgeom *g)
+static kiln_status qconv_out(const kiln_node *n, const kiln_value *x, const kiln_value *w, kiln_dtype dt,
+                             kiln_value *out)
 {
     if (x->rank < 0 || w->rank < 0) {
-        memset(g, 0, sizeof *g);
         set_unknown_rank(out, dt);
         return KILN_OK;
     }
-    kiln_status st = cgeom_make(n, x, w, g);
+    kiln_conv_geom g;
+    kiln_status st = qconv_geom(n, x, w, &g);
     if (st) return st;
     int64_t od[KILN_MAX_RANK];
     int32_t os[KILN_MAX_RANK] = {0};
-    od[0] = g->N;
+    kiln_conv_geom_out_dims(&g, od);
     os[0] = x->sym[0];
-    od[1] = g->M;
     os[1] = w->sym[0];
-    for (int i = 0; i < g->nsp; i++) od[2 + i] = g->out[i];
     set_out(out, dt, x->rank, od, os);
     return KILN_OK;
 }
 
 /* Exact integer N-d convolution; x/w are zero-point adjusted; bias (int32, may be NULL). */
-static void conv_int(const cgeom *g, const int32_t *x, const int32_t *w, const kiln_tensor *bias, int64_t *y)
+static void conv_int(const kiln_conv_geom *g, const int32_t *x, const int32_t *w, const kiln_tensor *bias, int64_t *y)
 {
     int nsp = g->nsp;
     int64_t in_sz = prod_dims(nsp, g->in), out_sz = prod_dims(nsp, g->out), k_sz = prod_dims(nsp, g->k);
     int64_t in_str[KILN_MAX_RANK];
     kiln_strides(nsp, g->in, in_str);
-    int64_t Mg = g->M / g->group;
     for (int64_t b = 0; b < g->N; b++)
         for (int64_t m = 0; m < g->M; m++) {
-            int64_t grp = m / Mg, bv = bias ? kiln_tensor_get_i64(bias, m) : 0;
+            int64_t grp = m / g->Mg, bv = bias ? kiln_tensor_get_i64(bias, m) : 0;
             int64_t op[KILN_MAX_RANK] = {0};
             for (int64_t o = 0; o < out_sz; o++) {
                 int64_t acc = bv;
@@ -805,8 +720,7 @@ kiln_status kiln_infer_ConvInteger(kiln_infer_ctx *c)
     if (xz && xz->rank >= 0 && !one_elem(xz))
         return kiln_node_errorf(n, KILN_ERR_SHAPE, "x_zero_point must be a scalar (per-tensor)");
     if ((st = check_zp(n, w, wz, "w_zero_point", 0))) return st;
-    cgeom g;
-    return cgeom_out(n, x, w, KILN_I32, c->out[0], &g);
+    return qconv_out(n, x, w, KILN_I32, c->out[0]);
 }
 
 kiln_status kiln_eval_ConvInteger(const kiln_node *n, kiln_tensor *const *in, int n_in, kiln_tensor *const *out,
@@ -817,8 +731,8 @@ kiln_status kiln_eval_ConvInteger(const kiln_node *n, kiln_tensor *const *in, in
     kiln_value vx, vw;
     view_of(&vx, x);
     view_of(&vw, w);
-    cgeom g;
-    kiln_status st = cgeom_make(n, &vx, &vw, &g);
+    kiln_conv_geom g;
+    kiln_status st = qconv_geom(n, &vx, &vw, &g);
     if (st) return st;
     int32_t *xa = zp_adjust(x, xz, -1), *wa = zp_adjust(w, wz, 0);
     int64_t *acc = alloc_n(out[0]->numel, sizeof *acc);
@@ -860,8 +774,7 @@ kiln_status kiln_infer_QLinearConv(kiln_infer_ctx *c)
         if (bias->rank >= 0 && (bias->rank != 1 || (bias->dims[0] >= 0 && M >= 0 && bias->dims[0] != M)))
             return kiln_node_errorf(n, KILN_ERR_SHAPE, "B must be 1-D with one value per output channel");
     }
-    cgeom g;
-    return cgeom_out(n, x, w, yz->dtype, c->out[0], &g);
+    return qconv_out(n, x, w, yz->dtype, c->out[0]);
 }
 
 kiln_status kiln_eval_QLinearConv(const kiln_node *n, kiln_tensor *const *in, int n_in, kiln_tensor *const *out,
@@ -873,8 +786,8 @@ kiln_status kiln_eval_QLinearConv(const kiln_node *n, kiln_tensor *const *in, in
     kiln_value vx, vw;
     view_of(&vx, x);
     view_of(&vw, w);
-    cgeom g;
-    kiln_status st = cgeom_make(n, &vx, &vw, &g);
+    kiln_conv_geom g;
+    kiln_status st = qconv_geom(n, &vx, &vw, &g);
     if (st) return st;
     int32_t *xa = zp_adjust(x, xz, -1), *wa = zp_adjust(w, wz, 0);
     int64_t *acc = alloc_n(out[0]->numel, sizeof *acc);
@@ -1215,8 +1128,8 @@ static kiln_status c2i_make(const kiln_node *n, const kiln_value *ims, const kil
     if (nd < 0) return KILN_OK;
     int64_t pads[2 * KILN_MAX_RANK];
     kiln_status st;
-    if ((st = attr_ints_n(n, "strides", g->nsp, 1, 1, g->s)) || (st = attr_ints_n(n, "dilations", g->nsp, 1, 1, g->d)) ||
-        (st = attr_ints_n(n, "pads", 2 * g->nsp, 0, 0, pads)))
+    if ((st = kiln_conv_attr_ints(n, "strides", g->nsp, 1, 1, g->s)) || (st = kiln_conv_attr_ints(n, "dilations", g->nsp, 1, 1, g->d)) ||
+        (st = kiln_conv_attr_ints(n, "pads", 2 * g->nsp, 0, 0, pads)))
         return st;
     for (int i = 0; i < g->nsp; i++) g->pb[i] = pads[i], g->pe[i] = pads[g->nsp + i];
     int ci = kiln_value_const_ints(ims, g->img, KILN_MAX_RANK), cb = kiln_value_const_ints(bls, g->blk, KILN_MAX_RANK);
@@ -1572,8 +1485,8 @@ static kiln_status unpool_shape(const kiln_node *n, const kiln_value *x, int64_t
     if (kiln_attr_ints(n, "kernel_shape", &kv) < 0)
         return kiln_node_errorf(n, KILN_ERR_SHAPE, "attribute kernel_shape is required");
     kiln_status st;
-    if ((st = attr_ints_n(n, "kernel_shape", nsp, 1, 1, k)) || (st = attr_ints_n(n, "strides", nsp, 1, 1, s)) ||
-        (st = attr_ints_n(n, "pads", 2 * nsp, 0, 0, pads)))
+    if ((st = kiln_conv_attr_ints(n, "kernel_shape", nsp, 1, 1, k)) || (st = kiln_conv_attr_ints(n, "strides", nsp, 1, 1, s)) ||
+        (st = kiln_conv_attr_ints(n, "pads", 2 * nsp, 0, 0, pads)))
         return st;
     dims[0] = x->dims[0];
     dims[1] = x->dims[1];

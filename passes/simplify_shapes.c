@@ -237,7 +237,7 @@ static kiln_status constify(kiln_graph *g, const pvec *p, const kiln_node *n, in
     if ((g->values[v].flags & KILN_VALUE_OUTPUT) || kiln_value_live_uses(g, v) == 0) return KILN_OK;
     int64_t vals[PV_MAX];
     for (int i = 0; i < p->n; i++) vals[i] = p->e[i].k;
-    int c = -1; /* set by make_const on success (gcc -O3 cannot see it) */
+    int c = -1;
     kiln_status st = make_const(g, g->values[v].dtype, p->rank, vals, p->n, g->values[v].name, &c);
     if (st) return st;
     kiln_graph_replace_uses(g, v, c); /* not an output: cannot fail */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_geom.h"
 #include "ir.h"
 
 /* ---------------------------------------------------------------- helpers -- */
@@ -807,6 +808,62 @@ START_TEST(huge_attributes)
 }
 END_TEST
 
+/* conv_geom.h used directly, as codegen does: dims (some unknown) + node attributes only. */
+START_TEST(conv_geom_api)
+{
+    one_node o = make_node(KILN_OP_Conv, 2, 1);
+    int64_t st[2] = {2, 2};
+    set_ints(&o, "strides", 2, st);
+    kiln_node_set_str(o.n, "auto_pad", "SAME_LOWER");
+    kiln_node_set_int(o.n, "group", 2);
+    int64_t xd[4] = {-1, 4, 8, -1}, wd[4] = {6, 2, 3, 3};
+    kiln_conv_geom g;
+    ck_assert_int_eq(kiln_conv_geom_make(o.n, 4, xd, wd, &g), KILN_OK);
+    ck_assert_int_eq(g.nsp, 2);
+    ck_assert_int_eq(g.auto_pad, KILN_AUTO_PAD_SAME_LOWER);
+    ck_assert(g.N == -1 && g.C == 4 && g.M == 6 && g.group == 2 && g.Cg == 2 && g.Mg == 3);
+    ck_assert(g.k[0] == 3 && g.k[1] == 3 && g.s[0] == 2 && g.d[1] == 1);
+    /* H: out 4, total pad (4-1)*2+3-8 = 1, SAME_LOWER puts it at the beginning */
+    ck_assert(g.out[0] == 4 && g.pb[0] == 1 && g.pe[0] == 0);
+    ck_assert_int_eq(g.out[1], -1);
+    int64_t od[KILN_MAX_RANK];
+    ck_assert_int_eq(kiln_conv_geom_out_dims(&g, od), 4);
+    ck_assert(od[0] == -1 && od[1] == 6 && od[2] == 4 && od[3] == -1);
+    /* errors name the node, the attribute and the value */
+    int64_t dil[2] = {1, 0};
+    set_ints(&o, "dilations", 2, dil);
+    ck_assert_int_eq(kiln_conv_geom_make(o.n, 4, xd, wd, &g), KILN_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(kiln_last_error(), "Conv"));
+    ck_assert_ptr_nonnull(strstr(kiln_last_error(), "attribute dilations[1] = 0 is out of range"));
+    kiln_node_remove_attr(o.n, "dilations");
+    int64_t wbad[4] = {6, 3, 3, 3};
+    ck_assert_int_eq(kiln_conv_geom_make(o.n, 4, xd, wbad, &g), KILN_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(kiln_last_error(), "W expects 3 per group x 2 groups"));
+    kiln_graph_free(o.g);
+    /* ConvTranspose: natural size s*(in-1) + extent = 2*2 + 3 = 7 */
+    one_node t = make_node(KILN_OP_ConvTranspose, 2, 1);
+    int64_t s1[1] = {2}, txd[3] = {1, 2, 3}, twd[3] = {2, 3, 3};
+    set_ints(&t, "strides", 1, s1);
+    ck_assert_int_eq(kiln_conv_transpose_geom_make(t.n, 3, txd, twd, &g), KILN_OK);
+    ck_assert(g.M == 3 && g.Mg == 3 && g.Cg == 2 && g.out[0] == 7 && g.pb[0] == 0 && g.pe[0] == 0);
+    kiln_graph_free(t.g);
+    /* pools: kernel_shape required; ceil_mode rounding */
+    one_node p = make_node(KILN_OP_MaxPool, 1, 1);
+    ck_assert_int_eq(kiln_conv_window_attrs(p.n, 1, NULL, &g), KILN_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(kiln_last_error(), "kernel_shape is required"));
+    int64_t k2[1] = {2};
+    set_ints(&p, "kernel_shape", 1, k2);
+    set_ints(&p, "strides", 1, k2);
+    ck_assert_int_eq(kiln_conv_window_attrs(p.n, 1, NULL, &g), KILN_OK);
+    g.in[0] = 5;
+    ck_assert_int_eq(kiln_conv_window_out(p.n, &g, KILN_AUTO_PAD_NOTSET, true), KILN_OK);
+    ck_assert_int_eq(g.out[0], 3);
+    ck_assert_int_eq(kiln_conv_window_out(p.n, &g, KILN_AUTO_PAD_NOTSET, false), KILN_OK);
+    ck_assert_int_eq(g.out[0], 2);
+    kiln_graph_free(p.g);
+}
+END_TEST
+
 static Suite *nn_suite(void)
 {
     Suite *s = suite_create("ops_nn");
@@ -827,6 +884,7 @@ static Suite *nn_suite(void)
     tcase_add_test(tc, einsum_cases);
     tcase_add_test(tc, infer_symbolic_dims);
     tcase_add_test(tc, huge_attributes);
+    tcase_add_test(tc, conv_geom_api);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -462,6 +462,19 @@ START_TEST(conv_integer_cases)
         ck_assert_int_eq(kiln_tensor_get_i64(qy, i), (int64_t)v);
     }
     free(want);
+    /* auto_pad SAME_UPPER (the shared conv geometry): H 5/2 -> 3, pads 1/1; W 6 -> 6, pads 0/1 */
+    kiln_node_remove_attr(o.n, "pads");
+    ck_assert_int_eq(kiln_node_set_str(o.n, "auto_pad", "SAME_UPPER"), KILN_OK);
+    kiln_tensor *ys2 = run1(&o, in);
+    expect_dims(ys2, 4, (int64_t[]){2, 6, 3, 6});
+    int64_t same_pads[4] = {1, 0, 1, 1};
+    want = calloc((size_t)ys2->numel, sizeof *want);
+    naive_conv_int(x, w, 77, wz, 2, st, same_pads, 3, 6, want);
+    expect_exact(ys2, want, ys2->numel);
+    free(want);
+    kiln_tensor_free(ys2);
+    kiln_node_remove_attr(o.n, "auto_pad");
+    set_ints(&o, "pads", 4, pads);
     /* bad: channels do not match W */
     kiln_tensor *w3 = rand_int(KILN_I8, 4, (int64_t[]){6, 3, 3, 2}, -1, 1);
     kiln_tensor *bad[4] = {x, w3, NULL, NULL};
