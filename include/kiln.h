@@ -165,7 +165,8 @@ kiln_status kiln_graph_run_cpu(const kiln_graph *g, kiln_tensor *const *inputs, 
  * With a non-NULL stream it returns without waiting unless an output is bound as host memory
  * (then it synchronizes the stream so that the data is there on return). With a NULL stream it
  * uses a stream of the context's own and always waits. Device-bound buffers must stay valid
- * until the work is done. After the first run the launch sequence is captured as a CUDA graph
+ * until the work is done; so must host-bound inputs when the run does not wait (pinned host
+ * memory is copied asynchronously; pageable memory is copied before the call returns). After the first run the launch sequence is captured as a CUDA graph
  * and later runs replay it (binding a different device pointer captures again);
  * KILN_EXEC_NO_GRAPH launches kernel by kernel every time. A caller that captures the run into
  * a CUDA graph of its own (stream capture around kiln_exec_context_run) must pass
@@ -174,7 +175,8 @@ kiln_status kiln_graph_run_cpu(const kiln_graph *g, kiln_tensor *const *inputs, 
  *
  * Thread safety. An open model is immutable: several threads may create and use contexts of
  * one model at once. One context must not be used by two threads at the same time (use one
- * context per thread or stream). The free functions must not race with other use.
+ * context per thread or stream). The free functions must not race with other use; free every
+ * context of a model before the model.
  */
 typedef struct kiln_bundle_model kiln_bundle_model;
 typedef struct kiln_exec_context kiln_exec_context;
