@@ -130,6 +130,115 @@ kiln_status kiln_graph_output_info(const kiln_graph *g, int i, kiln_dtype *dt, i
 kiln_status kiln_graph_run_cpu(const kiln_graph *g, kiln_tensor *const *inputs, int n_inputs,
                                kiln_tensor **outputs, int n_outputs);
 
+
+/* ====================================================================== GPU runtime ====
+ * Running a compiled bundle (`.kiln`, made by `kiln build`; format in docs/bundle.md) on an
+ * NVIDIA GPU. libcuda.so.1 is loaded with dlopen on first use: on a machine without a driver
+ * or a GPU, kiln_bundle_model_open parses and validates the whole file and then fails with
+ * KILN_ERR_UNSUPPORTED and "no CUDA driver on this machine ..." (or "no CUDA device ...").
+ *
+ *     kiln_bundle_model *m;
+ *     if (kiln_bundle_model_open("m.kiln", NULL, &m) != KILN_OK) { puts(kiln_last_error()); ... }
+ *     kiln_exec_context *ctx;
+ *     kiln_exec_context_new(m, 0, &ctx);
+ *     kiln_exec_context_bind_input(ctx, 0, host_x, KILN_F32, 4, dims, KILN_MEM_HOST);
+ *     kiln_exec_context_bind_output(ctx, 0, host_y, KILN_F32, 2, ydims, KILN_MEM_HOST);
+ *     kiln_exec_context_run(ctx, NULL);            // NULL: kiln's own stream, waits for the end
+ *     ...                                          // rebind / rerun as often as wanted
+ *     kiln_exec_context_free(ctx);
+ *     kiln_bundle_model_free(m);
+ *
+ * Device. A model uses one GPU (options->device, default 0) through its primary context, as
+ * the CUDA runtime API does, so callers' cudart streams and memory work with it. Every call
+ * below makes that context current on the calling thread.
+ *
+ * Kernels. For each module the model loads the bundle's cubin for the GPU's architecture; when
+ * there is none it JIT-compiles the newest PTX that fits (slower first load) and says so:
+ * kiln_bundle_model_used_jit() and kiln_bundle_model_image_info().
+ *
+ * Memory. The weights are uploaded once, at open, into one allocation that every context of the
+ * model shares. Each execution context owns one allocation for all activations (the bundle's
+ * arena_bytes) and one staging allocation for inputs and outputs bound as host memory.
+ *
+ * Running. kiln_exec_context_run enqueues, on the caller's stream (a CUstream / cudaStream_t
+ * passed as void*): copies of host-bound inputs, the launch plan, copies of host-bound outputs.
+ * With a non-NULL stream it returns without waiting unless an output is bound as host memory
+ * (then it synchronizes the stream so that the data is there on return). With a NULL stream it
+ * uses a stream of the context's own and always waits. Device-bound buffers must stay valid
+ * until the work is done; so must host-bound inputs when the run does not wait (pinned host
+ * memory is copied asynchronously; pageable memory is copied before the call returns). After the first run the launch sequence is captured as a CUDA graph
+ * and later runs replay it (binding a different device pointer captures again);
+ * KILN_EXEC_NO_GRAPH launches kernel by kernel every time. A caller that captures the run into
+ * a CUDA graph of its own (stream capture around kiln_exec_context_run) must pass
+ * KILN_EXEC_NO_GRAPH and bind inputs and outputs as device memory: kiln's own capture cannot nest
+ * in the caller's, and host copies cannot be captured.
+ *
+ * Thread safety. An open model is immutable: several threads may create and use contexts of
+ * one model at once. One context must not be used by two threads at the same time (use one
+ * context per thread or stream). The free functions must not race with other use; free every
+ * context of a model before the model.
+ */
+typedef struct kiln_bundle_model kiln_bundle_model;
+typedef struct kiln_exec_context kiln_exec_context;
+
+typedef struct kiln_bundle_model_options {
+    int device;             /* CUDA device ordinal (default 0) */
+    int force_ptx;          /* nonzero: ignore cubins and JIT-compile the PTX (for tests) */
+} kiln_bundle_model_options;
+
+/* Open a bundle file / bytes (copied). opts may be NULL. Parse or checksum errors name the
+ * bad section (KILN_ERR_PARSE / KILN_ERR_IO); no driver or GPU: KILN_ERR_UNSUPPORTED. */
+kiln_status kiln_bundle_model_open(const char *path, const kiln_bundle_model_options *opts,
+                                   kiln_bundle_model **out);
+kiln_status kiln_bundle_model_open_bytes(const void *data, size_t len, const kiln_bundle_model_options *opts,
+                                         kiln_bundle_model **out);
+void kiln_bundle_model_free(kiln_bundle_model *m);
+
+/* I/O signature (static shapes). Names point into the model. */
+int kiln_bundle_model_num_inputs(const kiln_bundle_model *m);
+int kiln_bundle_model_num_outputs(const kiln_bundle_model *m);
+kiln_status kiln_bundle_model_input_info(const kiln_bundle_model *m, int i, const char **name, kiln_dtype *dt,
+                                         int *rank, int64_t dims[KILN_MAX_RANK]);
+kiln_status kiln_bundle_model_output_info(const kiln_bundle_model *m, int i, const char **name, kiln_dtype *dt,
+                                          int *rank, int64_t dims[KILN_MAX_RANK]);
+/* Index of the input / output called name, or -1. */
+int kiln_bundle_model_find_input(const kiln_bundle_model *m, const char *name);
+int kiln_bundle_model_find_output(const kiln_bundle_model *m, const char *name);
+
+/* Whether any module had to be JIT-compiled from PTX, and a line saying what was loaded:
+ * "NVIDIA H100 80GB HBM3 (sm_90): 3 modules, cubin sm_90" or "... PTX compute_90 (JIT)". */
+int kiln_bundle_model_used_jit(const kiln_bundle_model *m);
+const char *kiln_bundle_model_image_info(const kiln_bundle_model *m);
+/* Bytes of the weights allocation and of each context's arena. */
+uint64_t kiln_bundle_model_weight_bytes(const kiln_bundle_model *m);
+uint64_t kiln_bundle_model_arena_bytes(const kiln_bundle_model *m);
+
+/* Execution contexts. */
+enum { KILN_EXEC_NO_GRAPH = 1 }; /* flags: never capture a CUDA graph */
+typedef enum kiln_mem_kind {
+    KILN_MEM_HOST = 0,  /* ptr is host memory: inputs are copied in, outputs copied out */
+    KILN_MEM_DEVICE = 1 /* ptr is a CUdeviceptr (cast to void*) in the model's device context */
+} kiln_mem_kind;
+
+kiln_status kiln_exec_context_new(const kiln_bundle_model *m, unsigned flags, kiln_exec_context **out);
+void kiln_exec_context_free(kiln_exec_context *ctx);
+
+/* Bind input / output i. dtype, rank and dims must equal the signature's (else KILN_ERR_SHAPE
+ * naming the input and both shapes). A binding stays until rebound; every input and output
+ * must be bound before the first run. */
+kiln_status kiln_exec_context_bind_input(kiln_exec_context *ctx, int i, const void *ptr, kiln_dtype dt, int rank,
+                                         const int64_t *dims, kiln_mem_kind mem);
+kiln_status kiln_exec_context_bind_output(kiln_exec_context *ctx, int i, void *ptr, kiln_dtype dt, int rank,
+                                          const int64_t *dims, kiln_mem_kind mem);
+/* Convenience: bind a host tensor (checked like the above). */
+kiln_status kiln_exec_context_bind_input_tensor(kiln_exec_context *ctx, int i, const kiln_tensor *t);
+kiln_status kiln_exec_context_bind_output_tensor(kiln_exec_context *ctx, int i, kiln_tensor *t);
+
+/* Run once on `stream` (see "Running" above). */
+kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream);
+/* Runs so far, and how many of them replayed a CUDA graph. */
+int64_t kiln_exec_context_runs(const kiln_exec_context *ctx, int64_t *graph_replays);
+
 #ifdef __cplusplus
 }
 #endif

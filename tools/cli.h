@@ -22,4 +22,19 @@ bool kiln_tensor_compare(const kiln_tensor *got, const kiln_tensor *exp, double 
 kiln_tensor *kiln_cli_input_tensor(const kiln_graph *g, int i);
 void kiln_format_dims(const kiln_tensor *t, char *buf, size_t len);
 
+/* Seeded random values as `kiln run` makes them (floats uniform in [-1, 1), integers in
+ * [0, 10), bool coin flips; splitmix64, so a seed gives the same data everywhere). */
+void kiln_cli_fill_random(kiln_tensor *t, uint64_t *seed);
+kiln_tensor *kiln_cli_random_input(const kiln_graph *g, int i, uint64_t *seed);
+/* NAME -> a file-name-safe NAME; one summary line (dtype, shape, min/max/mean) per tensor. */
+void kiln_cli_safe_name(const char *in, char *out, size_t len);
+void kiln_cli_print_stats(const char *name, const kiln_tensor *t);
+/* True if the file starts with the bundle magic (a .kiln file). */
+bool kiln_cli_is_bundle(const char *path);
+/* Bundle commands (tools/bundle_cmds.c). `argv` excludes the command name. */
+int kiln_cmd_run_bundle(int argc, char **argv);
+int kiln_cmd_bench(int argc, char **argv);
+int kiln_cmd_inspect_bundle(int argc, char **argv);
+int kiln_cmd_compare(int argc, char **argv);
+
 #endif

@@ -14,7 +14,11 @@ static void usage_main(FILE *f) {
             "usage: kiln <command> [options]\n"
             "commands:\n"
             "  run --cpu MODEL.onnx   evaluate a model on the CPU reference evaluator\n"
+            "  run M.kiln             run a compiled bundle on the GPU\n"
+            "  bench M.kiln           GPU latency percentiles, throughput, memory\n"
+            "  compare MODEL.onnx M.kiln  CPU evaluator vs bundle on the same seeded inputs\n"
             "  inspect MODEL.onnx     inputs/outputs, op histogram, parameters, unsupported ops\n"
+            "  inspect M.kiln         a bundle's header, archs, kernels, arena and weights\n"
             "  optimize MODEL.onnx    run the graph passes and report what each did\n"
             "  build MODEL.onnx       compile the model for the GPU into a .kiln bundle\n"
             "  conformance --cpu DIR  run ONNX backend test cases\n"
@@ -32,6 +36,7 @@ static int fail(const char *cmd, const char *what) {
 static void usage_run(FILE *f) {
     fprintf(f,
             "usage: kiln run --cpu MODEL.onnx [--input NAME=FILE.npy]... [--output-dir DIR] [--seed N]\n"
+            "       kiln run M.kiln [same options]   (on the GPU; see kiln run M.kiln --help)\n"
             "Evaluates the model on the CPU reference evaluator. Inputs come from .npy files; any\n"
             "input not given gets seeded random values (floats uniform in [-1, 1), integers in [0, 10),\n"
             "bool coin flips; unknown dims are 1). Prints one line per output with shape, dtype and\n"
@@ -46,18 +51,22 @@ static uint64_t rng_next(uint64_t *s) { /* splitmix64: reproducible across platf
     return z ^ (z >> 31);
 }
 
-static kiln_tensor *random_input(const kiln_graph *g, int i, uint64_t *seed) {
-    kiln_tensor *t = kiln_cli_input_tensor(g, i);
+void kiln_cli_fill_random(kiln_tensor *t, uint64_t *seed) {
     for (int64_t k = 0; t && k < t->numel; k++) {
         double u = (double)(rng_next(seed) >> 11) / 9007199254740992.0; /* [0, 1) */
         if (kiln_dtype_is_float(t->dtype)) kiln_tensor_set(t, k, 2.0 * u - 1.0);
         else if (t->dtype == KILN_BOOL) kiln_tensor_set(t, k, u < 0.5);
         else kiln_tensor_set(t, k, floor(u * 10.0));
     }
+}
+
+kiln_tensor *kiln_cli_random_input(const kiln_graph *g, int i, uint64_t *seed) {
+    kiln_tensor *t = kiln_cli_input_tensor(g, i);
+    kiln_cli_fill_random(t, seed);
     return t;
 }
 
-static void safe_name(const char *in, char *out, size_t len) {
+void kiln_cli_safe_name(const char *in, char *out, size_t len) {
     size_t o = 0;
     for (; *in && o + 1 < len; in++) {
         char c = *in;
@@ -69,7 +78,7 @@ static void safe_name(const char *in, char *out, size_t len) {
     out[o] = 0;
 }
 
-static void print_stats(const char *name, const kiln_tensor *t) {
+void kiln_cli_print_stats(const char *name, const kiln_tensor *t) {
     char dims[160];
     kiln_format_dims(t, dims, sizeof dims);
     double mn = INFINITY, mx = -INFINITY, sum = 0;
@@ -128,7 +137,7 @@ static int cmd_run(int argc, char **argv) {
         usage_run(stderr);
         return 2;
     }
-    if (!cpu) return fail("run", "only --cpu is available so far (bundles come with the GPU stage)");
+    if (!cpu) return fail("run", "an ONNX model runs with --cpu (on the CPU evaluator); bundles (.kiln) run on the GPU");
     kiln_graph *g = NULL;
     if (kiln_model_load(model, &g)) return fail("run", kiln_last_error());
     int n_in = kiln_graph_num_inputs(g), n_out = kiln_graph_num_outputs(g), rc = 0;
@@ -157,7 +166,7 @@ static int cmd_run(int argc, char **argv) {
     uint64_t state = seed;
     for (int i = 0; i < n_in; i++) {
         if (ins[i]) continue;
-        if (!(ins[i] = random_input(g, i, &state))) {
+        if (!(ins[i] = kiln_cli_random_input(g, i, &state))) {
             rc = fail("run", kiln_last_error());
             goto done;
         }
@@ -176,10 +185,10 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     for (int i = 0; i < n_out; i++) {
-        print_stats(kiln_graph_output_name(g, i), outs[i]);
+        kiln_cli_print_stats(kiln_graph_output_name(g, i), outs[i]);
         if (out_dir) {
             char fname[256], path[4096];
-            safe_name(kiln_graph_output_name(g, i), fname, sizeof fname);
+            kiln_cli_safe_name(kiln_graph_output_name(g, i), fname, sizeof fname);
             snprintf(path, sizeof path, "%s/%s.npy", out_dir, fname);
             if (kiln_npy_write(path, outs[i])) {
                 rc = fail("run", kiln_last_error());
@@ -319,8 +328,19 @@ int main(int argc, char **argv) {
         printf("kiln %s\n", KILN_VERSION_STRING);
         return 0;
     }
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
-    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run") || !strcmp(cmd, "inspect")) {
+        /* a bundle (by its magic) goes to the GPU runtime; --cpu or an ONNX file to the evaluator */
+        bool cpu = false, bundle = false;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--cpu")) cpu = true;
+            else if (argv[i][0] != '-' && !bundle && kiln_cli_is_bundle(argv[i])) bundle = true;
+        }
+        if (bundle && !cpu)
+            return !strcmp(cmd, "run") ? kiln_cmd_run_bundle(argc - 2, argv + 2) : kiln_cmd_inspect_bundle(argc - 2, argv + 2);
+        return !strcmp(cmd, "run") ? cmd_run(argc - 2, argv + 2) : cmd_inspect(argc - 2, argv + 2);
+    }
+    if (!strcmp(cmd, "bench")) return kiln_cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compare")) return kiln_cmd_compare(argc - 2, argv + 2);
     if (!strcmp(cmd, "conformance")) return kiln_cmd_conformance(argc - 2, argv + 2);
     if (!strcmp(cmd, "optimize")) return kiln_cmd_optimize(argc - 2, argv + 2);
     if (!strcmp(cmd, "build")) return kiln_cmd_build(argc - 2, argv + 2);

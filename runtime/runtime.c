@@ -1,0 +1,679 @@
+/* runtime.c — kiln's GPU runtime: open a bundle on a GPU, execution contexts, runs with CUDA
+ * graph capture and replay (public API: include/kiln.h; internal extras: runtime/runtime.h). */
+#include "runtime/runtime.h"
+
+#include "codegen/nvrtc.h"
+#include "ir.h"
+#include "runtime/cuda_driver.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kiln_bundle_model {
+    kiln_bundle *b;
+    int n_in, n_out;
+    int *in_io, *out_io; /* input / output number -> index in b->io */
+    bool jit;
+    char info[512];
+#ifdef KILN_HAVE_CUDA
+    kiln_cuda_device dev;
+    const kiln_cuda_driver *cu;
+    CUmodule *modules;
+    int n_modules;
+    CUfunction *funcs; /* per bundle kernel */
+    CUdeviceptr weights;
+#endif
+};
+
+/* ------------------------------------------------------------ queries (no GPU needed) -- */
+
+static uint64_t io_nbytes(const kiln_bundle_io *io) {
+    uint64_t n = kiln_dtype_size(io->dtype);
+    for (int d = 0; d < io->rank; d++) n *= (uint64_t)io->dims[d];
+    return n;
+}
+
+static void format_shape(kiln_dtype dt, int rank, const int64_t *dims, char *buf, size_t len) {
+    size_t o = (size_t)snprintf(buf, len, "%s [", kiln_dtype_name(dt));
+    for (int d = 0; d < rank && o < len; d++) o += (size_t)snprintf(buf + o, len - o, d ? ",%lld" : "%lld", (long long)dims[d]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+}
+
+int kiln_bundle_model_num_inputs(const kiln_bundle_model *m) { return m ? m->n_in : 0; }
+int kiln_bundle_model_num_outputs(const kiln_bundle_model *m) { return m ? m->n_out : 0; }
+int kiln_bundle_model_used_jit(const kiln_bundle_model *m) { return m && m->jit; }
+const char *kiln_bundle_model_image_info(const kiln_bundle_model *m) { return m ? m->info : ""; }
+uint64_t kiln_bundle_model_weight_bytes(const kiln_bundle_model *m) { return m ? m->b->weight_bytes : 0; }
+uint64_t kiln_bundle_model_arena_bytes(const kiln_bundle_model *m) { return m ? m->b->arena_bytes : 0; }
+const kiln_bundle *kiln_bundle_model_bundle(const kiln_bundle_model *m) { return m ? m->b : NULL; }
+
+static kiln_status io_info(const kiln_bundle_model *m, bool output, int i, const char **name, kiln_dtype *dt,
+                           int *rank, int64_t dims[KILN_MAX_RANK]) {
+    int n = output ? (m ? m->n_out : 0) : (m ? m->n_in : 0);
+    if (!m || i < 0 || i >= n)
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "%s %d does not exist (the model has %d)", output ? "output" : "input",
+                           i, n);
+    const kiln_bundle_io *io = &m->b->io[output ? m->out_io[i] : m->in_io[i]];
+    if (name) *name = io->name;
+    if (dt) *dt = io->dtype;
+    if (rank) *rank = io->rank;
+    if (dims) memcpy(dims, io->dims, sizeof io->dims);
+    return KILN_OK;
+}
+
+kiln_status kiln_bundle_model_input_info(const kiln_bundle_model *m, int i, const char **name, kiln_dtype *dt,
+                                         int *rank, int64_t dims[KILN_MAX_RANK]) {
+    return io_info(m, false, i, name, dt, rank, dims);
+}
+kiln_status kiln_bundle_model_output_info(const kiln_bundle_model *m, int i, const char **name, kiln_dtype *dt,
+                                          int *rank, int64_t dims[KILN_MAX_RANK]) {
+    return io_info(m, true, i, name, dt, rank, dims);
+}
+
+static int find_io(const kiln_bundle_model *m, bool output, const char *name) {
+    if (!m || !name) return -1;
+    int n = output ? m->n_out : m->n_in;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(m->b->io[output ? m->out_io[i] : m->in_io[i]].name, name)) return i;
+    return -1;
+}
+int kiln_bundle_model_find_input(const kiln_bundle_model *m, const char *name) { return find_io(m, false, name); }
+int kiln_bundle_model_find_output(const kiln_bundle_model *m, const char *name) { return find_io(m, true, name); }
+
+/* ------------------------------------------------------------------------ describe -- */
+
+static const char *arg_kind_name(kiln_arg_kind k) {
+    switch (k) {
+    case KILN_ARG_ARENA: return "arena";
+    case KILN_ARG_WEIGHT: return "weight";
+    case KILN_ARG_INPUT: return "input";
+    case KILN_ARG_OUTPUT: return "output";
+    case KILN_ARG_SCALAR: return "scalar";
+    case KILN_ARG_BYTES: return "bytes";
+    }
+    return "?";
+}
+
+void kiln_bundle_describe(const kiln_bundle *b, const char *what, uint64_t file_bytes, FILE *f) {
+    if (!b || !f) return;
+    fprintf(f, "bundle %s: format version %d", what ? what : "", KILN_BUNDLE_VERSION);
+    if (file_bytes) fprintf(f, ", %llu bytes", (unsigned long long)file_bytes);
+    fprintf(f, "\n");
+    fprintf(f, "metadata:\n");
+    for (int i = 0; i < b->n_meta; i++) fprintf(f, "  %s: %s\n", b->meta[i].key, b->meta[i].value);
+    char shape[256];
+    for (int pass = 0; pass < 2; pass++) {
+        int k = 0;
+        for (int i = 0; i < b->n_io; i++) {
+            const kiln_bundle_io *io = &b->io[i];
+            if (io->is_output != (pass == 1)) continue;
+            format_shape(io->dtype, io->rank, io->dims, shape, sizeof shape);
+            fprintf(f, "  %s %d %s: %s\n", pass ? "output" : "input ", k++, io->name, shape);
+        }
+    }
+    /* architectures: one line per arch, with how many modules it covers */
+    fprintf(f, "images (%d):\n", b->n_images);
+    for (int i = 0; i < b->n_images; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = b->images[j].kind == b->images[i].kind && !strcmp(b->images[j].arch, b->images[i].arch);
+        if (seen) continue;
+        int mods = 0;
+        uint64_t bytes = 0;
+        for (int j = i; j < b->n_images; j++)
+            if (b->images[j].kind == b->images[i].kind && !strcmp(b->images[j].arch, b->images[i].arch)) {
+                mods++;
+                bytes += b->images[j].size;
+            }
+        fprintf(f, "  %-6s %-12s %d module%s, %llu bytes\n", b->images[i].kind == KILN_IMAGE_PTX ? "ptx" : "cubin",
+                b->images[i].arch, mods, mods == 1 ? "" : "s", (unsigned long long)bytes);
+    }
+    fprintf(f, "kernels (%d):\n", b->n_kernels);
+    for (int k = 0; k < b->n_kernels; k++) {
+        int launches = 0;
+        for (int l = 0; l < b->n_launches; l++) launches += b->launches[l].kernel == (uint32_t)k;
+        fprintf(f, "  %3d %-32s module %u, group %s, %d launch%s\n", k, b->kernels[k].function, b->kernels[k].module,
+                b->kernels[k].group, launches, launches == 1 ? "" : "es");
+    }
+    fprintf(f, "launch plan (%d launches, constant pool %llu bytes):\n", b->n_launches,
+            (unsigned long long)b->const_pool_bytes);
+    for (int l = 0; l < b->n_launches; l++) {
+        const kiln_bundle_launch *la = &b->launches[l];
+        fprintf(f, "  %3d %s grid (%u,%u,%u) block (%u,%u,%u) smem %u stream %u args", l,
+                la->kernel < (uint32_t)b->n_kernels ? b->kernels[la->kernel].function : "?", la->grid[0],
+                la->grid[1], la->grid[2], la->block[0], la->block[1], la->block[2], la->shared_bytes, la->stream);
+        for (uint32_t a = 0; a < la->n_args; a++)
+            fprintf(f, " %s:%llu", arg_kind_name(la->args[a].kind), (unsigned long long)la->args[a].value);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "arena: %llu bytes (align %llu), %d buffers\n", (unsigned long long)b->arena_bytes,
+            (unsigned long long)b->arena_align, b->n_buffers);
+    fprintf(f, "weights: %d tensors, %llu bytes\n", b->n_weights, (unsigned long long)b->weight_bytes);
+}
+
+/* --------------------------------------------------------------------------- model -- */
+
+void kiln_bundle_model_free(kiln_bundle_model *m) {
+    if (!m) return;
+#ifdef KILN_HAVE_CUDA
+    if (m->cu) {
+        /* Errors while tearing down cannot be reported to anyone; the context stays usable. */
+        m->cu->ctx_set_current(m->dev.ctx);
+        if (m->weights) m->cu->mem_free(m->weights);
+        for (int i = 0; i < m->n_modules; i++)
+            if (m->modules[i]) m->cu->module_unload(m->modules[i]);
+        kiln_cuda_device_close(&m->dev);
+    }
+    free(m->modules);
+    free(m->funcs);
+#endif
+    free(m->in_io);
+    free(m->out_io);
+    kiln_bundle_free(m->b);
+    free(m);
+}
+
+#ifdef KILN_HAVE_CUDA
+/* Load every module the kernels use and look up the kernels; says in m->info what was loaded. */
+static kiln_status load_modules(kiln_bundle_model *m, const kiln_bundle_model_options *opts) {
+    const kiln_cuda_driver *cu = m->cu;
+    const kiln_bundle *b = m->b;
+    int cc = m->dev.cc_major * 10 + m->dev.cc_minor;
+    int n_mod = 0;
+    for (int k = 0; k < b->n_kernels; k++)
+        if ((int)b->kernels[k].module + 1 > n_mod) n_mod = (int)b->kernels[k].module + 1;
+    m->modules = calloc((size_t)n_mod + 1, sizeof *m->modules);
+    m->funcs = calloc((size_t)b->n_kernels + 1, sizeof *m->funcs);
+    if (!m->modules || !m->funcs) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    m->n_modules = n_mod;
+    char archs[128] = "";
+    for (int mod = 0; mod < n_mod; mod++) {
+        bool used = false;
+        for (int k = 0; k < b->n_kernels && !used; k++) used = b->kernels[k].module == (uint32_t)mod;
+        if (!used) continue;
+        bool jit = false;
+        const kiln_bundle_image *im = NULL;
+        if (opts && opts->force_ptx) {
+            bool dummy;
+            im = kiln_bundle_find_image(b, (uint32_t)mod, cc, true, &dummy);
+            if (im && im->kind == KILN_IMAGE_CUBIN) { /* find the PTX the fallback would pick */
+                im = NULL;
+                int best = -1;
+                for (int i = 0; i < b->n_images; i++) {
+                    int n;
+                    bool spec;
+                    if (b->images[i].module != (uint32_t)mod || b->images[i].kind != KILN_IMAGE_PTX) continue;
+                    if (kiln_nvrtc_parse_arch(b->images[i].arch, &n, &spec) != KILN_OK) continue;
+                    if (n <= cc && n > best) {
+                        best = n;
+                        im = &b->images[i];
+                    }
+                }
+            }
+            jit = im != NULL;
+        } else {
+            im = kiln_bundle_find_image(b, (uint32_t)mod, cc, true, &jit);
+        }
+        if (!im) {
+            char have[256] = "";
+            size_t o = 0;
+            for (int i = 0; i < b->n_images && o < sizeof have; i++)
+                if (b->images[i].module == (uint32_t)mod)
+                    o += (size_t)snprintf(have + o, sizeof have - o, "%s%s", o ? ", " : "", b->images[i].arch);
+            return kiln_errorf(KILN_ERR_UNSUPPORTED,
+                               "the bundle has no %simage of module %d that runs on %s (sm_%d); it has: %s",
+                               opts && opts->force_ptx ? "PTX " : "", mod, m->dev.name, cc, o ? have : "none");
+        }
+        kiln_status st = kiln_cuda_module_load(cu, im->data, &m->modules[mod]);
+        if (st != KILN_OK)
+            return kiln_error_prefix(st, "loading module %d (%s %s)", mod, im->kind == KILN_IMAGE_PTX ? "PTX" : "cubin",
+                                     im->arch);
+        if (jit) m->jit = true;
+        if (!strstr(archs, im->arch) && strlen(archs) + strlen(im->arch) + 16 < sizeof archs) {
+            if (archs[0]) strcat(archs, ", ");
+            strcat(archs, im->kind == KILN_IMAGE_PTX ? "PTX " : "cubin ");
+            strcat(archs, im->arch);
+        }
+    }
+    for (int k = 0; k < b->n_kernels; k++) {
+        const kiln_bundle_kernel *kn = &b->kernels[k];
+        CUresult r = cu->module_get_function(&m->funcs[k], m->modules[kn->module], kn->function);
+        if (r != CUDA_SUCCESS)
+            return kiln_error_prefix(kiln_cuda_check(cu, r, "cuModuleGetFunction"), "kernel %d '%s' (group %s)", k,
+                                     kn->function, kn->group);
+    }
+    /* Launches beyond the default 48 KiB of dynamic shared memory must opt in per function. */
+    for (int l = 0; l < b->n_launches; l++) {
+        const kiln_bundle_launch *la = &b->launches[l];
+        if (la->shared_bytes <= 48 * 1024) continue;
+        CUresult r = cu->func_set_attribute(m->funcs[la->kernel], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                            (int)la->shared_bytes);
+        if (r != CUDA_SUCCESS)
+            return kiln_error_prefix(kiln_cuda_check(cu, r, "cuFuncSetAttribute"),
+                                     "launch %d asks for %u bytes of shared memory", l, la->shared_bytes);
+    }
+    snprintf(m->info, sizeof m->info, "%s (sm_%d): %d module%s, %s%s", m->dev.name, cc, n_mod, n_mod == 1 ? "" : "s",
+             archs[0] ? archs : "no kernels", m->jit ? " (JIT-compiled from PTX)" : "");
+    return KILN_OK;
+}
+#endif
+
+static kiln_status model_from_bundle(kiln_bundle *b, const char *what, const kiln_bundle_model_options *opts,
+                                     kiln_bundle_model **out) {
+    kiln_bundle_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        kiln_bundle_free(b);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    m->b = b;
+    m->in_io = calloc((size_t)b->n_io + 1, sizeof *m->in_io);
+    m->out_io = calloc((size_t)b->n_io + 1, sizeof *m->out_io);
+    if (!m->in_io || !m->out_io) {
+        kiln_bundle_model_free(m);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    for (int i = 0; i < b->n_io; i++) {
+        if (b->io[i].is_output) m->out_io[m->n_out++] = i;
+        else m->in_io[m->n_in++] = i;
+    }
+#ifndef KILN_HAVE_CUDA
+    kiln_bundle_model_free(m);
+    return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s: cannot run a bundle: kiln was built without CUDA (KILN_CUDA=OFF)",
+                       what);
+#else
+    kiln_status st = kiln_cuda_device_open(opts ? opts->device : 0, &m->dev);
+    if (st != KILN_OK) {
+        kiln_bundle_model_free(m);
+        return kiln_error_prefix(st, "%s: cannot run the bundle", what);
+    }
+    m->cu = m->dev.drv;
+    st = load_modules(m, opts);
+    if (st == KILN_OK && b->weight_bytes) {
+        /* weights once per model, shared by every context */
+        st = kiln_cuda_check(m->cu, m->cu->mem_alloc(&m->weights, b->weight_bytes), "cuMemAlloc (weights)");
+        if (st == KILN_OK)
+            st = kiln_cuda_check(m->cu, m->cu->memcpy_htod(m->weights, b->weight_data, b->weight_bytes),
+                                 "cuMemcpyHtoD (weights)");
+    }
+    if (st != KILN_OK) {
+        kiln_status s2 = kiln_error_prefix(st, "%s", what);
+        kiln_bundle_model_free(m);
+        return s2;
+    }
+    *out = m;
+    return KILN_OK;
+#endif
+}
+
+kiln_status kiln_bundle_model_open(const char *path, const kiln_bundle_model_options *opts, kiln_bundle_model **out) {
+    if (!path || !out) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_bundle_model_open: NULL argument");
+    *out = NULL;
+    kiln_bundle *b = NULL;
+    kiln_status st = kiln_bundle_read(path, &b);
+    if (st != KILN_OK) return st;
+    return model_from_bundle(b, path, opts, out);
+}
+
+kiln_status kiln_bundle_model_open_bytes(const void *data, size_t len, const kiln_bundle_model_options *opts,
+                                         kiln_bundle_model **out) {
+    if (!data || !out) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_bundle_model_open_bytes: NULL argument");
+    *out = NULL;
+    kiln_bundle *b = NULL;
+    kiln_status st = kiln_bundle_read_bytes(data, len, "bundle", &b);
+    if (st != KILN_OK) return st;
+    return model_from_bundle(b, "bundle", opts, out);
+}
+
+/* ------------------------------------------------------------------------- context -- */
+
+typedef struct binding {
+    const void *ptr;
+    kiln_mem_kind mem;
+    bool bound;
+    uint64_t nbytes, staging_off;
+} binding;
+
+/* A launch argument whose value is only known at run time (a bound input or output). */
+typedef struct patch {
+    size_t at; /* byte offset into argbuf */
+    bool output;
+    int index;
+} patch;
+
+struct kiln_exec_context {
+    const kiln_bundle_model *m;
+    unsigned flags;
+    binding *in, *out;
+    uint8_t *argbuf;  /* every launch's argument values, 16-byte slots */
+    void **params;    /* per launch, n_args pointers into argbuf */
+    size_t *param_at; /* launch -> first entry in params */
+    patch *patches;
+    int n_patches;
+    int64_t runs, replays;
+#ifdef KILN_HAVE_CUDA
+    CUdeviceptr arena_alloc, arena, staging;
+    uint64_t arena_alloc_bytes, staging_bytes;
+    CUstream own;
+    CUgraph graph;
+    CUgraphExec exec;
+    CUdeviceptr *captured; /* the I/O pointers baked into exec */
+#endif
+};
+
+int64_t kiln_exec_context_runs(const kiln_exec_context *ctx, int64_t *graph_replays) {
+    if (graph_replays) *graph_replays = ctx ? ctx->replays : 0;
+    return ctx ? ctx->runs : 0;
+}
+
+uint64_t kiln_exec_context_device_bytes(const kiln_exec_context *ctx) {
+#ifdef KILN_HAVE_CUDA
+    return ctx ? ctx->arena_alloc_bytes + ctx->staging_bytes : 0;
+#else
+    (void)ctx;
+    return 0;
+#endif
+}
+
+void kiln_exec_context_free(kiln_exec_context *ctx) {
+    if (!ctx) return;
+#ifdef KILN_HAVE_CUDA
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    if (cu) {
+        cu->ctx_set_current(ctx->m->dev.ctx);
+        if (ctx->exec) cu->graph_exec_destroy(ctx->exec);
+        if (ctx->graph) cu->graph_destroy(ctx->graph);
+        if (ctx->own) {
+            cu->stream_synchronize(ctx->own);
+            cu->stream_destroy(ctx->own);
+        }
+        if (ctx->arena_alloc) cu->mem_free(ctx->arena_alloc);
+        if (ctx->staging) cu->mem_free(ctx->staging);
+    }
+    free(ctx->captured);
+#endif
+    free(ctx->in);
+    free(ctx->out);
+    free(ctx->argbuf);
+    free(ctx->params);
+    free(ctx->param_at);
+    free(ctx->patches);
+    free(ctx);
+}
+
+#ifdef KILN_HAVE_CUDA
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Lay out every launch's arguments once: pointers into the arena and weights are final now;
+ * input/output pointers are patched in at each run. */
+static kiln_status build_args(kiln_exec_context *ctx) {
+    const kiln_bundle *b = ctx->m->b;
+    size_t bytes = 0, n_params = 0, n_patch = 0;
+    for (int l = 0; l < b->n_launches; l++)
+        for (uint32_t a = 0; a < b->launches[l].n_args; a++) {
+            bytes += round16(b->launches[l].args[a].size);
+            n_params++;
+            kiln_arg_kind k = b->launches[l].args[a].kind;
+            n_patch += k == KILN_ARG_INPUT || k == KILN_ARG_OUTPUT;
+        }
+    ctx->argbuf = calloc(bytes + 16, 1);
+    ctx->params = calloc(n_params + 1, sizeof *ctx->params);
+    ctx->param_at = calloc((size_t)b->n_launches + 1, sizeof *ctx->param_at);
+    ctx->patches = calloc(n_patch + 1, sizeof *ctx->patches);
+    if (!ctx->argbuf || !ctx->params || !ctx->param_at || !ctx->patches)
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    size_t at = 0, p = 0;
+    for (int l = 0; l < b->n_launches; l++) {
+        const kiln_bundle_launch *la = &b->launches[l];
+        ctx->param_at[l] = p;
+        for (uint32_t a = 0; a < la->n_args; a++) {
+            const kiln_bundle_arg *arg = &la->args[a];
+            uint8_t *slot = ctx->argbuf + at;
+            uint64_t v = 0;
+            switch (arg->kind) {
+            case KILN_ARG_ARENA: v = (uint64_t)ctx->arena + arg->value; break;
+            case KILN_ARG_WEIGHT: v = (uint64_t)ctx->m->weights + arg->value; break;
+            case KILN_ARG_INPUT:
+            case KILN_ARG_OUTPUT:
+                ctx->patches[ctx->n_patches++] = (patch){at, arg->kind == KILN_ARG_OUTPUT, (int)arg->value};
+                break;
+            case KILN_ARG_SCALAR: v = arg->value; break;
+            case KILN_ARG_BYTES: memcpy(slot, b->const_pool + arg->value, arg->size); break;
+            }
+            /* little-endian: the low `size` bytes of v are the value (pointers are 8) */
+            if (arg->kind != KILN_ARG_BYTES) memcpy(slot, &v, arg->size);
+            ctx->params[p++] = slot;
+            at += round16(arg->size);
+        }
+    }
+    return KILN_OK;
+}
+#endif
+
+kiln_status kiln_exec_context_new(const kiln_bundle_model *m, unsigned flags, kiln_exec_context **out) {
+    if (!m || !out) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_exec_context_new: NULL argument");
+    *out = NULL;
+#ifndef KILN_HAVE_CUDA
+    (void)flags;
+    return kiln_errorf(KILN_ERR_UNSUPPORTED, "kiln was built without CUDA");
+#else
+    kiln_exec_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    ctx->m = m;
+    ctx->flags = flags;
+    ctx->in = calloc((size_t)m->n_in + 1, sizeof *ctx->in);
+    ctx->out = calloc((size_t)m->n_out + 1, sizeof *ctx->out);
+    ctx->captured = calloc((size_t)(m->n_in + m->n_out) + 1, sizeof *ctx->captured);
+    kiln_status st = KILN_OK;
+    if (!ctx->in || !ctx->out || !ctx->captured) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+    const kiln_cuda_driver *cu = m->cu;
+    if (st == KILN_OK) st = kiln_cuda_check(cu, cu->ctx_set_current(m->dev.ctx), "cuCtxSetCurrent");
+    /* One arena; cuMemAlloc aligns to 256 bytes, so a larger arena_align needs slack. */
+    uint64_t align = m->b->arena_align ? m->b->arena_align : 1;
+    if (st == KILN_OK && m->b->arena_bytes) {
+        ctx->arena_alloc_bytes = m->b->arena_bytes + (align > 256 ? align : 0);
+        st = kiln_cuda_check(cu, cu->mem_alloc(&ctx->arena_alloc, ctx->arena_alloc_bytes), "cuMemAlloc (arena)");
+        if (st == KILN_OK) ctx->arena = (ctx->arena_alloc + align - 1) & ~(CUdeviceptr)(align - 1);
+        else ctx->arena_alloc_bytes = 0;
+    }
+    /* Staging for host-bound I/O: every input and output at a 256-byte aligned offset. */
+    uint64_t staging = 0;
+    for (int i = 0; i < m->n_in + m->n_out; i++) {
+        binding *bd = i < m->n_in ? &ctx->in[i] : &ctx->out[i - m->n_in];
+        bd->nbytes = io_nbytes(&m->b->io[i < m->n_in ? m->in_io[i] : m->out_io[i - m->n_in]]);
+        bd->staging_off = staging;
+        staging += (bd->nbytes + 255) & ~(uint64_t)255;
+    }
+    if (st == KILN_OK && staging) {
+        st = kiln_cuda_check(cu, cu->mem_alloc(&ctx->staging, staging), "cuMemAlloc (I/O staging)");
+        if (st == KILN_OK) ctx->staging_bytes = staging;
+    }
+    if (st == KILN_OK) st = build_args(ctx);
+    if (st != KILN_OK) {
+        kiln_exec_context_free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return KILN_OK;
+#endif
+}
+
+static kiln_status bind(kiln_exec_context *ctx, bool output, int i, const void *ptr, kiln_dtype dt, int rank,
+                        const int64_t *dims, kiln_mem_kind mem) {
+    const char *what = output ? "output" : "input";
+    if (!ctx) return kiln_errorf(KILN_ERR_INVALID_ARG, "bind %s: NULL context", what);
+    const kiln_bundle_model *m = ctx->m;
+    int n = output ? m->n_out : m->n_in;
+    if (i < 0 || i >= n) return kiln_errorf(KILN_ERR_INVALID_ARG, "%s %d does not exist (the model has %d)", what, i, n);
+    const kiln_bundle_io *io = &m->b->io[output ? m->out_io[i] : m->in_io[i]];
+    if (mem != KILN_MEM_HOST && mem != KILN_MEM_DEVICE)
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "%s '%s': unknown memory kind %d", what, io->name, (int)mem);
+    bool same = dt == io->dtype && rank == io->rank && (rank == 0 || dims);
+    for (int d = 0; same && d < rank; d++) same = dims[d] == io->dims[d];
+    if (!same) {
+        char want[256], got[256];
+        format_shape(io->dtype, io->rank, io->dims, want, sizeof want);
+        if (rank < 0 || rank > KILN_MAX_RANK || (rank > 0 && !dims)) snprintf(got, sizeof got, "rank %d", rank);
+        else format_shape(dt, rank, dims, got, sizeof got);
+        return kiln_errorf(KILN_ERR_SHAPE, "%s '%s': the bundle was built for %s, got %s", what, io->name, want, got);
+    }
+    binding *bd = output ? &ctx->out[i] : &ctx->in[i];
+    if (!ptr && bd->nbytes)
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "%s '%s': NULL pointer", what, io->name);
+    bd->ptr = ptr;
+    bd->mem = mem;
+    bd->bound = true;
+    return KILN_OK;
+}
+
+kiln_status kiln_exec_context_bind_input(kiln_exec_context *ctx, int i, const void *ptr, kiln_dtype dt, int rank,
+                                         const int64_t *dims, kiln_mem_kind mem) {
+    return bind(ctx, false, i, ptr, dt, rank, dims, mem);
+}
+kiln_status kiln_exec_context_bind_output(kiln_exec_context *ctx, int i, void *ptr, kiln_dtype dt, int rank,
+                                          const int64_t *dims, kiln_mem_kind mem) {
+    return bind(ctx, true, i, ptr, dt, rank, dims, mem);
+}
+kiln_status kiln_exec_context_bind_input_tensor(kiln_exec_context *ctx, int i, const kiln_tensor *t) {
+    if (!t) return kiln_errorf(KILN_ERR_INVALID_ARG, "bind input %d: NULL tensor", i);
+    return bind(ctx, false, i, t->data, t->dtype, t->rank, t->dims, KILN_MEM_HOST);
+}
+kiln_status kiln_exec_context_bind_output_tensor(kiln_exec_context *ctx, int i, kiln_tensor *t) {
+    if (!t) return kiln_errorf(KILN_ERR_INVALID_ARG, "bind output %d: NULL tensor", i);
+    return bind(ctx, true, i, t->data, t->dtype, t->rank, t->dims, KILN_MEM_HOST);
+}
+
+#ifdef KILN_HAVE_CUDA
+static CUdeviceptr device_ptr(const kiln_exec_context *ctx, const binding *bd) {
+    return bd->mem == KILN_MEM_DEVICE ? (CUdeviceptr)(uintptr_t)bd->ptr : ctx->staging + bd->staging_off;
+}
+
+/* Every launch of the plan, in order. Streams other than 0 are reserved for running
+ * independent branches concurrently; until the plan marks its dependencies they all go on the
+ * caller's stream, which keeps the plan's order. */
+static kiln_status launch_all(kiln_exec_context *ctx, CUstream s) {
+    const kiln_bundle *b = ctx->m->b;
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    for (int l = 0; l < b->n_launches; l++) {
+        const kiln_bundle_launch *la = &b->launches[l];
+        CUresult r = cu->launch_kernel(ctx->m->funcs[la->kernel], la->grid[0], la->grid[1], la->grid[2], la->block[0],
+                                       la->block[1], la->block[2], la->shared_bytes, s, ctx->params + ctx->param_at[l],
+                                       NULL);
+        if (r != CUDA_SUCCESS)
+            return kiln_error_prefix(kiln_cuda_check(cu, r, "cuLaunchKernel"), "launch %d (kernel %s, group %s)", l,
+                                     b->kernels[la->kernel].function, b->kernels[la->kernel].group);
+    }
+    return KILN_OK;
+}
+
+static void drop_graph(kiln_exec_context *ctx) {
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    if (ctx->exec) cu->graph_exec_destroy(ctx->exec);
+    if (ctx->graph) cu->graph_destroy(ctx->graph);
+    ctx->exec = NULL;
+    ctx->graph = NULL;
+}
+
+static kiln_status capture(kiln_exec_context *ctx, CUstream s) {
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    drop_graph(ctx);
+    KILN_CU_TRY(cu, cuStreamBeginCapture, cu->stream_begin_capture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+    kiln_status st = launch_all(ctx, s);
+    CUgraph g = NULL;
+    /* always end the capture, so that the stream is usable again after a failure */
+    kiln_status st2 = kiln_cuda_check(cu, cu->stream_end_capture(s, &g), "cuStreamEndCapture");
+    if (st == KILN_OK) st = st2;
+    if (st != KILN_OK) {
+        if (g) cu->graph_destroy(g);
+        return kiln_error_prefix(st, "capturing the CUDA graph");
+    }
+    ctx->graph = g;
+    st = kiln_cuda_check(cu, cu->graph_instantiate(&ctx->exec, g, 0), "cuGraphInstantiateWithFlags");
+    if (st != KILN_OK) {
+        ctx->exec = NULL;
+        drop_graph(ctx);
+        return st;
+    }
+    return KILN_OK;
+}
+#endif
+
+kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream) {
+    if (!ctx) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_exec_context_run: NULL context");
+    const kiln_bundle_model *m = ctx->m;
+    for (int i = 0; i < m->n_in; i++)
+        if (!ctx->in[i].bound)
+            return kiln_errorf(KILN_ERR_INVALID_ARG, "input %d '%s' is not bound", i, m->b->io[m->in_io[i]].name);
+    for (int i = 0; i < m->n_out; i++)
+        if (!ctx->out[i].bound)
+            return kiln_errorf(KILN_ERR_INVALID_ARG, "output %d '%s' is not bound", i, m->b->io[m->out_io[i]].name);
+#ifndef KILN_HAVE_CUDA
+    (void)stream;
+    return kiln_errorf(KILN_ERR_UNSUPPORTED, "kiln was built without CUDA");
+#else
+    const kiln_cuda_driver *cu = m->cu;
+    KILN_CU_TRY(cu, cuCtxSetCurrent, cu->ctx_set_current(m->dev.ctx));
+    CUstream s = (CUstream)stream;
+    bool wait = false;
+    if (!s) {
+        /* the legacy default stream cannot be captured: use a stream of our own */
+        if (!ctx->own) KILN_CU_TRY(cu, cuStreamCreate, cu->stream_create(&ctx->own, CU_STREAM_NON_BLOCKING));
+        s = ctx->own;
+        wait = true;
+    }
+    /* resolve the I/O pointers and patch them into the arguments */
+    bool changed = false;
+    for (int i = 0; i < m->n_in + m->n_out; i++) {
+        const binding *bd = i < m->n_in ? &ctx->in[i] : &ctx->out[i - m->n_in];
+        CUdeviceptr p = device_ptr(ctx, bd);
+        if (p != ctx->captured[i]) changed = true;
+        ctx->captured[i] = p;
+    }
+    for (int k = 0; k < ctx->n_patches; k++) {
+        const patch *pt = &ctx->patches[k];
+        CUdeviceptr p = device_ptr(ctx, pt->output ? &ctx->out[pt->index] : &ctx->in[pt->index]);
+        uint64_t v = (uint64_t)p;
+        memcpy(ctx->argbuf + pt->at, &v, sizeof v);
+    }
+    if (ctx->flags & KILN_EXEC_POISON) {
+        if (ctx->arena_alloc)
+            KILN_CU_TRY(cu, cuMemsetD8Async, cu->memset_d8_async(ctx->arena_alloc, 0xff, ctx->arena_alloc_bytes, s));
+        for (int i = 0; i < m->n_out; i++)
+            if (ctx->out[i].mem == KILN_MEM_HOST && ctx->out[i].nbytes)
+                KILN_CU_TRY(cu, cuMemsetD8Async,
+                            cu->memset_d8_async(device_ptr(ctx, &ctx->out[i]), 0xff, ctx->out[i].nbytes, s));
+    }
+    for (int i = 0; i < m->n_in; i++) {
+        const binding *bd = &ctx->in[i];
+        if (bd->mem == KILN_MEM_HOST && bd->nbytes)
+            KILN_CU_TRY(cu, cuMemcpyHtoDAsync, cu->memcpy_htod_async(device_ptr(ctx, bd), bd->ptr, bd->nbytes, s));
+    }
+    kiln_status st;
+    bool use_graph = !(ctx->flags & KILN_EXEC_NO_GRAPH) && ctx->runs >= 1 && m->b->n_launches > 0;
+    if (use_graph) {
+        /* the graph bakes the argument values in: capture again when a pointer changed */
+        st = (!ctx->exec || changed) ? capture(ctx, s) : KILN_OK;
+        if (st == KILN_OK) st = kiln_cuda_check(cu, cu->graph_launch(ctx->exec, s), "cuGraphLaunch");
+        if (st == KILN_OK) ctx->replays++;
+    } else {
+        st = launch_all(ctx, s);
+        if (changed) drop_graph(ctx);
+    }
+    if (st != KILN_OK) return st;
+    for (int i = 0; i < m->n_out; i++) {
+        const binding *bd = &ctx->out[i];
+        if (bd->mem != KILN_MEM_HOST) continue;
+        wait = true;
+        if (bd->nbytes)
+            KILN_CU_TRY(cu, cuMemcpyDtoHAsync,
+                        cu->memcpy_dtoh_async((void *)bd->ptr, device_ptr(ctx, bd), bd->nbytes, s));
+    }
+    if (wait) {
+        st = kiln_cuda_check(cu, cu->stream_synchronize(s), "cuStreamSynchronize");
+        if (st != KILN_OK) return kiln_error_prefix(st, "running the bundle");
+    }
+    ctx->runs++;
+    return KILN_OK;
+#endif
+}

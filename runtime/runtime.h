@@ -1,0 +1,32 @@
+/*
+ * runtime.h — kiln's GPU runtime, internal side: what the CLI and the tests use beyond the
+ * public API of include/kiln.h (kiln_bundle_model, kiln_exec_context).
+ *
+ * kiln_bundle_describe prints a bundle (no GPU needed): what `kiln inspect M.kiln` shows.
+ * kiln_bundle_model_bundle gives the parsed bundle behind an open model (read-only).
+ * kiln_exec_context_device_bytes tells how much device memory a context holds.
+ */
+#ifndef KILN_RUNTIME_H
+#define KILN_RUNTIME_H
+
+#include "kiln.h"
+#include "runtime/bundle.h"
+
+#include <stdio.h>
+
+/* Extra execution-context flag (beside KILN_EXEC_NO_GRAPH): before every run fill the arena and
+ * the host-output staging buffers with 0xff bytes (NaN for floats), so that elements a kernel
+ * failed to write show up in comparisons. For tests and `kiln compare`. */
+enum { KILN_EXEC_POISON = 2 };
+
+/* Print a human-readable description of b (header facts, metadata, I/O, images per arch,
+ * kernels with their groups and launches, memory plan, weights) to f. `what` names the file
+ * and `file_bytes` is its size (0: unknown). */
+void kiln_bundle_describe(const kiln_bundle *b, const char *what, uint64_t file_bytes, FILE *f);
+
+const kiln_bundle *kiln_bundle_model_bundle(const kiln_bundle_model *m);
+
+/* Device memory this context allocated (arena + staging); the model's weights are extra. */
+uint64_t kiln_exec_context_device_bytes(const kiln_exec_context *ctx);
+
+#endif /* KILN_RUNTIME_H */

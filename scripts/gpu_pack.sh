@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Packs the GPU tests for the GPU machine, which cannot build kiln (no protobuf-c, no Check):
+# the test binaries of a plain build (and optionally an ASan build), the shared libraries they
+# need that the GPU machine lacks, the test scripts, and run_gpu_tests.sh, which runs them all
+# there and exits nonzero if any fails.
+#   usage: scripts/gpu_pack.sh BUILD_DIR [ASAN_BUILD_DIR] OUT_DIR
+#   then, on the GPU machine, from the folder above OUT_DIR: bash OUT_DIR/run_gpu_tests.sh
+# (OUT_DIR under the repository root and named build-* is git-ignored, so the device tool can
+# carry it.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -eq 2 ]; then plain=$1 asan= out=$2
+elif [ $# -eq 3 ]; then plain=$1 asan=$2 out=$3
+else echo "usage: $0 BUILD_DIR [ASAN_BUILD_DIR] OUT_DIR" >&2; exit 2; fi
+rm -rf "$out"
+mkdir -p "$out/plain"
+libs() { ldd "$@" | awk '/=> \// {print $3}' | grep -E 'protobuf-c|subunit|check|asan|ubsan' | sort -u; }
+cp "$plain/kiln" "$plain/tests/check_runtime" "$plain/tests/gpu_smoke" "$plain/tests/check_cuda_driver" "$out/plain/"
+for l in $(libs "$plain/kiln" "$plain/tests/check_runtime"); do cp -L "$l" "$out/"; done
+if [ -n "$asan" ]; then
+  mkdir -p "$out/asan"
+  cp "$asan/kiln" "$asan/tests/check_runtime" "$asan/tests/gpu_smoke" "$out/asan/"
+  for l in $(libs "$asan/kiln" "$asan/tests/check_runtime"); do cp -L "$l" "$out/"; done
+fi
+cp tests/cli_bundle.sh tests/lsan_cuda.supp "$out/"
+cat > "$out/run_gpu_tests.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs kiln's GPU tests with the packed binaries; prints one PASS/FAIL line per test.
+set -uo pipefail
+P=$(cd "$(dirname "$0")" && pwd)
+export LD_LIBRARY_PATH=$P${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} CK_FORK=no
+fails=0
+t() { # NAME CMD...
+  local name=$1; shift
+  "$@" >"$P/$name.log" 2>&1; local rc=$?
+  if [ $rc -eq 0 ]; then echo "PASS $name"
+  elif [ $rc -eq 77 ]; then echo "FAIL $name: skipped, $(grep -m1 SKIP "$P/$name.log")"; fails=$((fails + 1))
+  else echo "FAIL $name (exit $rc; log $P/$name.log)"; tail -20 "$P/$name.log"; fails=$((fails + 1)); fi
+}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
+for v in plain asan; do
+  [ -d "$P/$v" ] || continue
+  if [ $v = asan ]; then export ASAN_OPTIONS=protect_shadow_gap=0 LSAN_OPTIONS=suppressions=$P/lsan_cuda.supp; fi
+  B=$P/$v
+  t "$v-gpu_smoke" "$B/gpu_smoke"
+  t "$v-check_runtime_gpu" "$B/check_runtime" --gpu
+  t "$v-check_runtime" "$B/check_runtime"
+  t "$v-cli_bundle_gpu" bash "$P/cli_bundle.sh" "$B/kiln" "$B/check_runtime" --gpu
+  t "$v-cli_bundle" bash "$P/cli_bundle.sh" "$B/kiln" "$B/check_runtime"
+  [ -x "$B/check_cuda_driver" ] && t "$v-check_cuda_driver" "$B/check_cuda_driver"
+done
+unset ASAN_OPTIONS LSAN_OPTIONS
+if command -v compute-sanitizer >/dev/null; then
+  t memcheck-check_runtime_gpu compute-sanitizer --tool memcheck --error-exitcode 1 "$P/plain/check_runtime" --gpu
+  t racecheck-check_runtime_gpu compute-sanitizer --tool racecheck --error-exitcode 1 "$P/plain/check_runtime" --gpu
+fi
+echo "$fails failure(s)"
+exit $((fails > 0))
+RUN
+chmod +x "$out/run_gpu_tests.sh"
+du -sh "$out"

@@ -1,0 +1,553 @@
+/* bundle_cmds.c — the CLI commands that work on compiled bundles (.kiln): run, bench, inspect,
+ * compare. They use the public runtime API (include/kiln.h) plus runtime/runtime.h. */
+#include "cli.h"
+#include "runtime/bundle.h"
+#include "runtime/cuda_driver.h"
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(const char *cmd, const char *what) {
+    fprintf(stderr, "kiln %s: %s\n", cmd, what);
+    return 1;
+}
+
+bool kiln_cli_is_bundle(const char *path) {
+    size_t n = strlen(path);
+    if (n > 5 && !strcmp(path + n - 5, ".kiln")) return true;
+    static const unsigned char magic[8] = {0x89, 'K', 'I', 'L', 'N', '\r', '\n', 0x1a};
+    unsigned char head[8];
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    bool yes = fread(head, 1, 8, f) == 8 && !memcmp(head, magic, 8);
+    fclose(f);
+    return yes;
+}
+
+static bool parse_u64(const char *s, uint64_t *v) {
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-') return false;
+    *v = strtoull(s, &end, 10);
+    return !*end && !errno;
+}
+
+static bool parse_double(const char *s, double *v) {
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return *s && !*end && !errno && *v >= 0;
+}
+
+/* Host tensors for every input (from --input files, else seeded random) and output of m. */
+typedef struct io_set {
+    kiln_tensor **in, **out;
+    int n_in, n_out;
+} io_set;
+
+static void io_set_free(io_set *s) {
+    for (int i = 0; s->in && i < s->n_in; i++) kiln_tensor_free(s->in[i]);
+    for (int i = 0; s->out && i < s->n_out; i++) kiln_tensor_free(s->out[i]);
+    free(s->in);
+    free(s->out);
+}
+
+static int make_io(const char *cmd, const kiln_bundle_model *m, const char **names, const char **files, int n_given,
+                   uint64_t seed, io_set *s) {
+    s->n_in = kiln_bundle_model_num_inputs(m);
+    s->n_out = kiln_bundle_model_num_outputs(m);
+    s->in = calloc((size_t)s->n_in + 1, sizeof *s->in);
+    s->out = calloc((size_t)s->n_out + 1, sizeof *s->out);
+    if (!s->in || !s->out) return fail(cmd, "out of memory");
+    char msg[1024];
+    for (int k = 0; k < n_given; k++) {
+        int slot = kiln_bundle_model_find_input(m, names[k]);
+        if (slot < 0) {
+            snprintf(msg, sizeof msg, "the bundle has no input named '%s'", names[k]);
+            return fail(cmd, msg);
+        }
+        kiln_tensor_free(s->in[slot]);
+        s->in[slot] = NULL;
+        if (kiln_npy_read(files[k], &s->in[slot])) return fail(cmd, kiln_last_error());
+    }
+    uint64_t state = seed;
+    for (int i = 0; i < s->n_in + s->n_out; i++) {
+        bool out = i >= s->n_in;
+        kiln_tensor **t = out ? &s->out[i - s->n_in] : &s->in[i];
+        if (*t) continue;
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        if (out) kiln_bundle_model_output_info(m, i - s->n_in, NULL, &dt, &rank, dims);
+        else kiln_bundle_model_input_info(m, i, NULL, &dt, &rank, dims);
+        if (!(*t = kiln_tensor_new(dt, rank, dims))) return fail(cmd, kiln_last_error());
+        if (!out) kiln_cli_fill_random(*t, &state);
+    }
+    return 0;
+}
+
+/* Write every output as DIR/NAME.npy, all or nothing: temporary files first, then renames; on
+ * any failure the temporary files are removed and no output file is left. */
+static int write_outputs(const char *cmd, const kiln_bundle_model *m, const io_set *s, const char *dir) {
+    struct stat sb;
+    char msg[4200];
+    if (stat(dir, &sb) != 0 && mkdir(dir, 0777) != 0) {
+        snprintf(msg, sizeof msg, "cannot create output folder '%s': %s", dir, strerror(errno));
+        return fail(cmd, msg);
+    }
+    int rc = 0, written = 0;
+    char(*tmp)[4096] = calloc((size_t)s->n_out + 1, sizeof *tmp);
+    char(*fin)[4096] = calloc((size_t)s->n_out + 1, sizeof *fin);
+    if (!tmp || !fin) rc = fail(cmd, "out of memory");
+    for (int i = 0; !rc && i < s->n_out; i++) {
+        const char *name;
+        char fname[256];
+        kiln_bundle_model_output_info(m, i, &name, NULL, NULL, NULL);
+        kiln_cli_safe_name(name, fname, sizeof fname);
+        snprintf(fin[i], sizeof fin[i], "%s/%s.npy", dir, fname);
+        snprintf(tmp[i], sizeof tmp[i], "%s/.%s.npy.tmp.%ld", dir, fname, (long)getpid());
+        if (kiln_npy_write(tmp[i], s->out[i])) rc = fail(cmd, kiln_last_error());
+        else written = i + 1;
+    }
+    for (int i = 0; !rc && i < s->n_out; i++)
+        if (rename(tmp[i], fin[i]) != 0) {
+            snprintf(msg, sizeof msg, "cannot write '%s': %s", fin[i], strerror(errno));
+            rc = fail(cmd, msg);
+        }
+    if (rc)
+        for (int i = 0; i < written; i++) unlink(tmp[i]);
+    free(tmp);
+    free(fin);
+    return rc;
+}
+
+/* --------------------------------------------------------------------------- run -- */
+static void usage_run(FILE *f) {
+    fprintf(f,
+            "usage: kiln run M.kiln [--input NAME=FILE.npy]... [--output-dir DIR] [--seed N] [--device N]\n"
+            "Runs a compiled bundle on the GPU. Inputs not given get seeded random values (as kiln run\n"
+            "--cpu makes them). Prints one line per output (dtype, shape, min/max/mean); with\n"
+            "--output-dir writes each output as NAME.npy (all of them, or none on an error).\n");
+}
+
+int kiln_cmd_run_bundle(int argc, char **argv) {
+    const char *path = NULL, *out_dir = NULL, *names[64], *files[64];
+    int n_given = 0;
+    uint64_t seed = 0, device = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage_run(stdout);
+            return 0;
+        } else if (!strcmp(a, "--input") && i + 1 < argc) {
+            char *spec = argv[++i], *eq = strchr(spec, '=');
+            if (!eq || eq == spec || !eq[1]) return fail("run", "--input takes NAME=FILE.npy");
+            if (n_given == 64) return fail("run", "too many --input options");
+            *eq = 0;
+            names[n_given] = spec;
+            files[n_given++] = eq + 1;
+        } else if (!strcmp(a, "--output-dir") && i + 1 < argc) {
+            out_dir = argv[++i];
+        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &seed)) return fail("run", "--seed takes a non-negative integer");
+        } else if (!strcmp(a, "--device") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &device) || device > 1024) return fail("run", "--device takes a GPU number");
+        } else if (a[0] == '-') {
+            fprintf(stderr, "kiln run: unknown option or missing value: '%s'\n", a);
+            usage_run(stderr);
+            return 2;
+        } else if (!path) {
+            path = a;
+        } else {
+            return fail("run", "more than one bundle given");
+        }
+    }
+    if (!path) {
+        usage_run(stderr);
+        return 2;
+    }
+    kiln_bundle_model_options opts = {.device = (int)device};
+    kiln_bundle_model *m = NULL;
+    kiln_exec_context *ctx = NULL;
+    io_set s = {0};
+    int rc = 0;
+    if (kiln_bundle_model_open(path, &opts, &m)) return fail("run", kiln_last_error());
+    if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln run: note: %s\n", kiln_bundle_model_image_info(m));
+    if ((rc = make_io("run", m, names, files, n_given, seed, &s))) goto done;
+    if (kiln_exec_context_new(m, 0, &ctx)) {
+        rc = fail("run", kiln_last_error());
+        goto done;
+    }
+    for (int i = 0; !rc && i < s.n_in; i++)
+        if (kiln_exec_context_bind_input_tensor(ctx, i, s.in[i])) rc = fail("run", kiln_last_error());
+    for (int i = 0; !rc && i < s.n_out; i++)
+        if (kiln_exec_context_bind_output_tensor(ctx, i, s.out[i])) rc = fail("run", kiln_last_error());
+    if (!rc && kiln_exec_context_run(ctx, NULL)) rc = fail("run", kiln_last_error());
+    if (rc) goto done;
+    for (int i = 0; i < s.n_out; i++) {
+        const char *name;
+        kiln_bundle_model_output_info(m, i, &name, NULL, NULL, NULL);
+        kiln_cli_print_stats(name, s.out[i]);
+    }
+    if (out_dir) rc = write_outputs("run", m, &s, out_dir);
+done:
+    io_set_free(&s);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- bench -- */
+static void usage_bench(FILE *f) {
+    fprintf(f,
+            "usage: kiln bench M.kiln [--iterations N] [--warmup N] [--no-graph] [--device N]\n"
+            "Runs the bundle N times (default 100, after 10 warm-up runs) with inputs and outputs in\n"
+            "GPU memory, timing each run with CUDA events; prints latency p50/p90/p99/mean, throughput\n"
+            "(samples/s: the first input's first dim per run) and GPU memory used. --no-graph launches\n"
+            "kernel by kernel instead of replaying a CUDA graph.\n");
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+int kiln_cmd_bench(int argc, char **argv) {
+    const char *path = NULL;
+    uint64_t iters = 100, warmup = 10, device = 0;
+    bool no_graph = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage_bench(stdout);
+            return 0;
+        } else if (!strcmp(a, "--iterations") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &iters) || iters < 1 || iters > 10000000)
+                return fail("bench", "--iterations takes a count from 1 to 10000000");
+        } else if (!strcmp(a, "--warmup") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &warmup) || warmup > 10000000)
+                return fail("bench", "--warmup takes a count up to 10000000");
+        } else if (!strcmp(a, "--device") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &device) || device > 1024) return fail("bench", "--device takes a GPU number");
+        } else if (!strcmp(a, "--no-graph")) {
+            no_graph = true;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "kiln bench: unknown option or missing value: '%s'\n", a);
+            usage_bench(stderr);
+            return 2;
+        } else if (!path) {
+            path = a;
+        } else {
+            return fail("bench", "more than one bundle given");
+        }
+    }
+    if (!path) {
+        usage_bench(stderr);
+        return 2;
+    }
+#ifndef KILN_HAVE_CUDA
+    return fail("bench", "kiln was built without CUDA (KILN_CUDA=OFF)");
+#else
+    const kiln_cuda_driver *cu = NULL;
+    kiln_bundle_model_options opts = {.device = (int)device};
+    kiln_bundle_model *m = NULL;
+    kiln_exec_context *ctx = NULL;
+    io_set s = {0};
+    CUdeviceptr *dev_io = NULL;
+    CUstream stream = NULL;
+    CUevent e0 = NULL, e1 = NULL;
+    float *ms = NULL;
+    int rc = 0, n_io = 0;
+    size_t free0 = 0, free1 = 0, total = 0;
+    /* memory before: opening the model creates the context, so measure after a driver probe */
+    {
+        kiln_cuda_device probe;
+        if (kiln_cuda_device_open((int)device, &probe)) {
+            /* opening the model says the same, after checking the file (a bad file first) */
+            if (kiln_bundle_model_open(path, &opts, &m)) return fail("bench", kiln_last_error());
+            kiln_bundle_model_free(m);
+            return fail("bench", "the GPU went away");
+        }
+        probe.drv->mem_get_info(&free0, &total);
+        /* keep the primary context retained until the model holds it, so it is not rebuilt */
+        if (kiln_bundle_model_open(path, &opts, &m)) {
+            kiln_cuda_device_close(&probe);
+            return fail("bench", kiln_last_error());
+        }
+        kiln_cuda_device_close(&probe);
+    }
+    kiln_cuda_driver_get(&cu);
+#define BCU(name, expr)                                                                        \
+    do {                                                                                       \
+        if (!rc && kiln_cuda_check(cu, (expr), #name)) rc = fail("bench", kiln_last_error());  \
+    } while (0)
+    if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln bench: note: %s\n", kiln_bundle_model_image_info(m));
+    if ((rc = make_io("bench", m, NULL, NULL, 0, 0, &s))) goto done;
+    if (kiln_exec_context_new(m, no_graph ? KILN_EXEC_NO_GRAPH : 0, &ctx)) {
+        rc = fail("bench", kiln_last_error());
+        goto done;
+    }
+    n_io = s.n_in + s.n_out;
+    dev_io = calloc((size_t)n_io + 1, sizeof *dev_io);
+    ms = calloc(iters, sizeof *ms);
+    if (!dev_io || !ms) rc = fail("bench", "out of memory");
+    uint64_t io_bytes = 0;
+    for (int i = 0; !rc && i < n_io; i++) {
+        kiln_tensor *t = i < s.n_in ? s.in[i] : s.out[i - s.n_in];
+        io_bytes += t->nbytes;
+        if (t->nbytes) BCU(cuMemAlloc, cu->mem_alloc(&dev_io[i], t->nbytes));
+        if (i < s.n_in && t->nbytes) BCU(cuMemcpyHtoD, cu->memcpy_htod(dev_io[i], t->data, t->nbytes));
+        if (rc) break;
+        kiln_status st = i < s.n_in ? kiln_exec_context_bind_input(ctx, i, (void *)(uintptr_t)dev_io[i], t->dtype,
+                                                                   t->rank, t->dims, KILN_MEM_DEVICE)
+                                    : kiln_exec_context_bind_output(ctx, i - s.n_in, (void *)(uintptr_t)dev_io[i],
+                                                                    t->dtype, t->rank, t->dims, KILN_MEM_DEVICE);
+        if (st) rc = fail("bench", kiln_last_error());
+    }
+    BCU(cuStreamCreate, cu->stream_create(&stream, CU_STREAM_NON_BLOCKING));
+    BCU(cuEventCreate, cu->event_create(&e0, CU_EVENT_DEFAULT));
+    BCU(cuEventCreate, cu->event_create(&e1, CU_EVENT_DEFAULT));
+    /* at least one warm-up run, so that the graph is captured before timing */
+    for (uint64_t w = 0; !rc && w < (warmup ? warmup : 1); w++)
+        if (kiln_exec_context_run(ctx, stream)) rc = fail("bench", kiln_last_error());
+    BCU(cuStreamSynchronize, cu->stream_synchronize(stream));
+    BCU(cuMemGetInfo, cu->mem_get_info(&free1, &total));
+    for (uint64_t it = 0; !rc && it < iters; it++) {
+        BCU(cuEventRecord, cu->event_record(e0, stream));
+        if (!rc && kiln_exec_context_run(ctx, stream)) rc = fail("bench", kiln_last_error());
+        BCU(cuEventRecord, cu->event_record(e1, stream));
+        BCU(cuEventSynchronize, cu->event_synchronize(e1));
+        BCU(cuEventElapsedTime, cu->event_elapsed_time(&ms[it], e0, e1));
+    }
+    if (!rc) {
+        double sum = 0;
+        for (uint64_t it = 0; it < iters; it++) sum += ms[it];
+        qsort(ms, iters, sizeof *ms, cmp_float);
+#define PCT(p) ms[(size_t)((double)(iters - 1) * (p) + 0.5)]
+        int64_t batch = s.n_in && s.in[0]->rank ? s.in[0]->dims[0] : 1;
+        int64_t replays = 0;
+        kiln_exec_context_runs(ctx, &replays);
+        printf("bundle %s on %s\n", path, kiln_bundle_model_image_info(m));
+        printf("mode: %s, %llu iterations after %llu warm-up\n", no_graph ? "kernel launches (--no-graph)" : "CUDA graph replay",
+               (unsigned long long)iters, (unsigned long long)warmup);
+        printf("latency ms: p50 %.4f  p90 %.4f  p99 %.4f  mean %.4f  min %.4f  max %.4f\n", PCT(0.5), PCT(0.9),
+               PCT(0.99), sum / (double)iters, ms[0], ms[iters - 1]);
+        printf("throughput: %.1f runs/s, %.1f samples/s (batch %lld, at p50)\n", 1000.0 / PCT(0.5),
+               1000.0 * (double)batch / PCT(0.5), (long long)batch);
+        printf("GPU memory: weights %.2f MB, arena + staging %.2f MB, bench I/O %.2f MB; device free memory "
+               "went down by %.2f MB (incl. CUDA context, modules)\n",
+               (double)kiln_bundle_model_weight_bytes(m) / 1e6, (double)kiln_exec_context_device_bytes(ctx) / 1e6,
+               (double)io_bytes / 1e6, free0 > free1 ? (double)(free0 - free1) / 1e6 : 0.0);
+    }
+done:
+    if (cu) {
+        if (stream) cu->stream_synchronize(stream);
+        for (int i = 0; dev_io && i < n_io; i++)
+            if (dev_io[i]) cu->mem_free(dev_io[i]);
+        if (e0) cu->event_destroy(e0);
+        if (e1) cu->event_destroy(e1);
+        if (stream) cu->stream_destroy(stream);
+    }
+    free(dev_io);
+    free(ms);
+    io_set_free(&s);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+    return rc;
+#undef BCU
+#endif
+}
+
+/* ----------------------------------------------------------------------- inspect -- */
+int kiln_cmd_inspect_bundle(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: kiln inspect M.kiln\nPrints a bundle's header facts, metadata, I/O, images per "
+                   "architecture, kernels with their groups, the launch plan, arena and weights (no GPU needed).\n");
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "kiln inspect: unknown option for a bundle: '%s'\n", argv[i]);
+            return 2;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            return fail("inspect", "more than one bundle given");
+        }
+    }
+    if (!path) return fail("inspect", "no bundle given");
+    kiln_bundle *b = NULL;
+    if (kiln_bundle_read(path, &b)) return fail("inspect", kiln_last_error());
+    struct stat sb;
+    kiln_bundle_describe(b, path, stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0, stdout);
+    kiln_bundle_free(b);
+    return 0;
+}
+
+/* ----------------------------------------------------------------------- compare -- */
+static void usage_compare(FILE *f) {
+    fprintf(f,
+            "usage: kiln compare MODEL.onnx M.kiln [--rtol R] [--atol A] [--seed N] [--device N]\n"
+            "Runs the CPU evaluator on MODEL.onnx and the bundle on the GPU with the same seeded inputs\n"
+            "(as kiln run makes them) and prints, per output, the max abs error, the relative L2 error\n"
+            "and PASS/FAIL: PASS when every element has |gpu - cpu| <= atol + rtol * |cpu| (and no NaN\n"
+            "where the CPU has none). The GPU outputs are poisoned (NaN) before the run, so unwritten\n"
+            "elements fail. Defaults by the bundle's precision: fp32 rtol 1e-4 atol 1e-5, tf32 5e-3/5e-3,\n"
+            "fp16 1e-2/1e-2. Exit status 1 on FAIL.\n");
+}
+
+int kiln_cmd_compare(int argc, char **argv) {
+    const char *onnx = NULL, *path = NULL;
+    double rtol = -1, atol = -1;
+    uint64_t seed = 0, device = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage_compare(stdout);
+            return 0;
+        } else if (!strcmp(a, "--rtol") && i + 1 < argc) {
+            if (!parse_double(argv[++i], &rtol)) return fail("compare", "--rtol takes a non-negative number");
+        } else if (!strcmp(a, "--atol") && i + 1 < argc) {
+            if (!parse_double(argv[++i], &atol)) return fail("compare", "--atol takes a non-negative number");
+        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &seed)) return fail("compare", "--seed takes a non-negative integer");
+        } else if (!strcmp(a, "--device") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &device) || device > 1024) return fail("compare", "--device takes a GPU number");
+        } else if (a[0] == '-') {
+            fprintf(stderr, "kiln compare: unknown option or missing value: '%s'\n", a);
+            usage_compare(stderr);
+            return 2;
+        } else if (!onnx) {
+            onnx = a;
+        } else if (!path) {
+            path = a;
+        } else {
+            return fail("compare", "takes MODEL.onnx and M.kiln");
+        }
+    }
+    if (!onnx || !path) {
+        usage_compare(stderr);
+        return 2;
+    }
+    kiln_graph *g = NULL;
+    kiln_bundle_model *m = NULL;
+    kiln_exec_context *ctx = NULL;
+    kiln_tensor **ins = NULL, **cpu = NULL, **gpu = NULL;
+    int n_in = 0, n_out = 0, rc = 0;
+    char msg[1024];
+    if (kiln_model_load(onnx, &g)) return fail("compare", kiln_last_error());
+    kiln_bundle_model_options opts = {.device = (int)device};
+    if (kiln_bundle_model_open(path, &opts, &m)) {
+        rc = fail("compare", kiln_last_error());
+        goto done;
+    }
+    if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln compare: note: %s\n", kiln_bundle_model_image_info(m));
+    const char *prec = kiln_bundle_get_meta(kiln_bundle_model_bundle(m), "precision");
+    double dr = 1e-4, da = 1e-5;
+    if (prec && !strcmp(prec, "tf32")) dr = da = 5e-3;
+    if (prec && !strcmp(prec, "fp16")) dr = da = 1e-2;
+    if (rtol < 0) rtol = dr;
+    if (atol < 0) atol = da;
+    n_in = kiln_graph_num_inputs(g);
+    n_out = kiln_graph_num_outputs(g);
+    ins = calloc((size_t)n_in + 1, sizeof *ins);
+    cpu = calloc((size_t)n_out + 1, sizeof *cpu);
+    gpu = calloc((size_t)n_out + 1, sizeof *gpu);
+    if (!ins || !cpu || !gpu) {
+        rc = fail("compare", "out of memory");
+        goto done;
+    }
+    if (n_in != kiln_bundle_model_num_inputs(m) || n_out != kiln_bundle_model_num_outputs(m)) {
+        snprintf(msg, sizeof msg, "the model has %d inputs and %d outputs, the bundle %d and %d", n_in, n_out,
+                 kiln_bundle_model_num_inputs(m), kiln_bundle_model_num_outputs(m));
+        rc = fail("compare", msg);
+        goto done;
+    }
+    if (kiln_exec_context_new(m, KILN_EXEC_POISON, &ctx)) {
+        rc = fail("compare", kiln_last_error());
+        goto done;
+    }
+    uint64_t state = seed;
+    for (int i = 0; i < n_in && !rc; i++) {
+        const char *name = kiln_graph_input_name(g, i);
+        int slot = kiln_bundle_model_find_input(m, name);
+        if (!(ins[i] = kiln_cli_random_input(g, i, &state))) rc = fail("compare", kiln_last_error());
+        else if (slot < 0) {
+            snprintf(msg, sizeof msg, "the bundle has no input named '%s'", name);
+            rc = fail("compare", msg);
+        } else if (kiln_exec_context_bind_input_tensor(ctx, slot, ins[i])) {
+            rc = fail("compare", kiln_last_error());
+        }
+    }
+    for (int i = 0; i < n_out && !rc; i++) {
+        const char *name = kiln_graph_output_name(g, i);
+        int slot = kiln_bundle_model_find_output(m, name);
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        if (slot < 0) {
+            snprintf(msg, sizeof msg, "the bundle has no output named '%s'", name);
+            rc = fail("compare", msg);
+        } else if (kiln_bundle_model_output_info(m, slot, NULL, &dt, &rank, dims) ||
+                   !(gpu[i] = kiln_tensor_new(dt, rank, dims)) || kiln_exec_context_bind_output_tensor(ctx, slot, gpu[i])) {
+            rc = fail("compare", kiln_last_error());
+        } else {
+            memset(gpu[i]->data, 0xff, gpu[i]->nbytes); /* NaN for floats: unwritten elements show */
+        }
+    }
+    if (!rc && kiln_graph_run_cpu(g, ins, n_in, cpu, n_out)) rc = fail("compare", kiln_last_error());
+    if (!rc && kiln_exec_context_run(ctx, NULL)) rc = fail("compare", kiln_last_error());
+    if (rc) goto done;
+    printf("compare %s (CPU evaluator) vs %s on %s, seed %llu, rtol %g atol %g\n", onnx, path,
+           kiln_bundle_model_image_info(m), (unsigned long long)seed, rtol, atol);
+    int failed = 0;
+    for (int i = 0; i < n_out; i++) {
+        const kiln_tensor *c = cpu[i], *q = gpu[i];
+        bool ok = c->numel == q->numel;
+        double max_abs = 0, num = 0, den = 0;
+        int64_t bad = 0, first_bad = -1;
+        for (int64_t k = 0; ok && k < c->numel; k++) {
+            double e = kiln_tensor_get(c, k), v = kiln_tensor_get(q, k);
+            double d = fabs(v - e);
+            bool good = (isnan(e) && isnan(v)) || d <= atol + rtol * fabs(e);
+            if (!isnan(d) && d > max_abs) max_abs = d;
+            if (isnan(d) && !(isnan(e) && isnan(v))) max_abs = NAN;
+            if (!isnan(e)) {
+                num += (v - e) * (v - e);
+                den += e * e;
+            }
+            if (!good && bad++ == 0) first_bad = k;
+        }
+        double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        ok = ok && bad == 0;
+        failed += !ok;
+        char dims[160];
+        kiln_format_dims(c, dims, sizeof dims);
+        printf("  %-32s %s %s  max abs %.3g  rel L2 %.3g  %s", kiln_graph_output_name(g, i), kiln_dtype_name(q->dtype),
+               dims, max_abs, rel, ok ? "PASS" : "FAIL");
+        if (c->numel != q->numel) printf(" (element counts differ: %lld vs %lld)", (long long)c->numel, (long long)q->numel);
+        else if (bad)
+            printf(" (%lld of %lld elements out of tolerance; first at %lld: gpu %.9g cpu %.9g)", (long long)bad,
+                   (long long)c->numel, (long long)first_bad, kiln_tensor_get(q, first_bad), kiln_tensor_get(c, first_bad));
+        printf("\n");
+    }
+    printf("%s\n", failed ? "FAIL" : "PASS");
+    rc = failed ? 1 : 0;
+done:
+    for (int i = 0; ins && i < n_in; i++) kiln_tensor_free(ins[i]);
+    for (int i = 0; cpu && i < n_out; i++) kiln_tensor_free(cpu[i]);
+    for (int i = 0; gpu && i < n_out; i++) kiln_tensor_free(gpu[i]);
+    free(ins);
+    free(cpu);
+    free(gpu);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+    kiln_graph_free(g);
+    return rc;
+}
