@@ -14,7 +14,7 @@ if ! "$KILN" compare --help >/dev/null 2>&1; then
     echo "FAIL: 'kiln compare' is missing: it comes with the GPU runtime (branch gpu-rt); merge it first"
     exit 1
 fi
-rm -rf "$WORK" && mkdir -p "$WORK/cases" || exit 1
+rm -rf "$WORK" && mkdir -p "$WORK/cases" "$WORK/cuda" || exit 1
 fails=0 passes=0
 check() { # NAME MODEL [build options...]
     local name=$1 model=$2
