@@ -30,10 +30,7 @@ static void usage(FILE *f) {
             "  --emit-cuda DIR    also write the generated CUDA source to DIR/MODEL.cu\n");
 }
 
-static int fail(const char *what) {
-    fprintf(stderr, "kiln build: %s\n", what);
-    return 1;
-}
+static int fail(const char *what) { return kiln_cli_fail("build", what); }
 
 /* "sm_90" for this machine's GPU when a driver and a device are there, else NULL. */
 static const char *native_arch(char *buf, size_t len) {

@@ -13,10 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(const char *cmd, const char *what) {
-    fprintf(stderr, "kiln %s: %s\n", cmd, what);
-    return 1;
-}
+#define fail kiln_cli_fail
 
 bool kiln_cli_is_bundle(const char *path) {
     size_t n = strlen(path);
@@ -510,21 +507,10 @@ int kiln_cmd_compare(int argc, char **argv) {
     for (int i = 0; i < n_out; i++) {
         const kiln_tensor *c = cpu[i], *q = gpu[i];
         bool ok = c->numel == q->numel;
-        double max_abs = 0, num = 0, den = 0;
-        int64_t bad = 0, first_bad = -1;
-        for (int64_t k = 0; ok && k < c->numel; k++) {
-            double e = kiln_tensor_get(c, k), v = kiln_tensor_get(q, k);
-            double d = fabs(v - e);
-            bool good = (isnan(e) && isnan(v)) || d <= atol + rtol * fabs(e);
-            if (!isnan(d) && d > max_abs) max_abs = d;
-            if (isnan(d) && !(isnan(e) && isnan(v))) max_abs = NAN;
-            if (!isnan(e)) {
-                num += (v - e) * (v - e);
-                den += e * e;
-            }
-            if (!good && bad++ == 0) first_bad = k;
-        }
-        double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        kiln_tensor_diff df;
+        kiln_tensor_diff_compute(q, c, rtol, atol, &df);
+        int64_t bad = df.bad, first_bad = df.worst;
+        double max_abs = df.max_abs, rel = df.rel_l2;
         ok = ok && bad == 0;
         failed += !ok;
         char dims[160];
@@ -533,7 +519,7 @@ int kiln_cmd_compare(int argc, char **argv) {
                dims, max_abs, rel, ok ? "PASS" : "FAIL");
         if (c->numel != q->numel) printf(" (element counts differ: %lld vs %lld)", (long long)c->numel, (long long)q->numel);
         else if (bad)
-            printf(" (%lld of %lld elements out of tolerance; first at %lld: gpu %.9g cpu %.9g)", (long long)bad,
+            printf(" (%lld of %lld elements out of tolerance; worst at %lld: gpu %.9g cpu %.9g)", (long long)bad,
                    (long long)c->numel, (long long)first_bad, kiln_tensor_get(q, first_bad), kiln_tensor_get(c, first_bad));
         printf("\n");
     }

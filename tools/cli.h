@@ -13,6 +13,19 @@ int kiln_cmd_build(int argc, char **argv); /* tools/build.c */
  * (with *err). */
 int kiln_cli_pass_option(int argc, char **argv, int *i, kiln_pipeline_opts *o, const char **err);
 
+/* Element-wise difference of two tensors of one dtype and element count: elements outside
+ * |a-e| <= atol + rtol*|e| (NaN matches NaN, inf matches the same inf; exact for ints), the
+ * worst (floats) or first (ints) of them, the max abs error (NaN if a NaN appears where none
+ * is expected) and the relative L2 error sqrt(sum (a-e)^2 / sum e^2). */
+typedef struct kiln_tensor_diff {
+    int64_t bad, worst;
+    double max_abs, rel_l2;
+} kiln_tensor_diff;
+void kiln_tensor_diff_compute(const kiln_tensor *got, const kiln_tensor *exp, double rtol, double atol,
+                              kiln_tensor_diff *d);
+/* Print "kiln CMD: WHAT" to stderr; returns 1 (the exit status of a failed command). */
+int kiln_cli_fail(const char *cmd, const char *what);
+
 /* Compare got against expected: dtype and shape must match; floats within
  * |a-e| <= atol + rtol*|e| (NaN matches NaN), ints and bool exactly. On mismatch writes a
  * description of the worst element into msg and returns false. */

@@ -22,6 +22,40 @@ void kiln_format_dims(const kiln_tensor *t, char *buf, size_t len) {
     if (o < len) snprintf(buf + o, len - o, "]");
 }
 
+void kiln_tensor_diff_compute(const kiln_tensor *got, const kiln_tensor *exp, double rtol, double atol,
+                              kiln_tensor_diff *d) {
+    memset(d, 0, sizeof *d);
+    d->worst = -1;
+    bool is_float = kiln_dtype_is_float(exp->dtype);
+    double worst_excess = 0, num = 0, den = 0;
+    int64_t n = got->numel < exp->numel ? got->numel : exp->numel;
+    for (int64_t i = 0; i < n; i++) {
+        double a = kiln_tensor_get(got, i), e = kiln_tensor_get(exp, i);
+        if (is_float) {
+            if ((isnan(e) && isnan(a)) || (isinf(e) && a == e)) continue;
+            double diff = fabs(a - e), lim = atol + rtol * fabs(e);
+            if (isnan(diff)) d->max_abs = NAN; /* sticks: nothing compares greater than NaN */
+            else if (diff > d->max_abs) d->max_abs = diff;
+            num += (a - e) * (a - e);
+            den += e * e;
+            if (!(diff <= lim)) {
+                double excess = isnan(diff) ? INFINITY : diff - lim;
+                if (d->bad++ == 0 || excess > worst_excess) {
+                    d->worst = i;
+                    worst_excess = excess;
+                }
+            }
+        } else {
+            int64_t ai = kiln_tensor_get_i64(got, i), ei = kiln_tensor_get_i64(exp, i);
+            num += (a - e) * (a - e);
+            den += e * e;
+            if (fabs(a - e) > d->max_abs) d->max_abs = fabs(a - e);
+            if (ai != ei && d->bad++ == 0) d->worst = i;
+        }
+    }
+    d->rel_l2 = num == 0 ? 0 : (den > 0 ? sqrt(num / den) : INFINITY);
+}
+
 bool kiln_tensor_compare(const kiln_tensor *got, const kiln_tensor *exp, double rtol, double atol, char *msg,
                          size_t len) {
     char gd[128], ed[128];
@@ -35,36 +69,17 @@ bool kiln_tensor_compare(const kiln_tensor *got, const kiln_tensor *exp, double 
         snprintf(msg, len, "shape %s, expected %s", gd, ed);
         return false;
     }
-    bool is_float = kiln_dtype_is_float(got->dtype);
-    int64_t worst = -1, bad = 0;
-    double worst_excess = 0;
-    for (int64_t i = 0; i < got->numel; i++) {
-        if (is_float) {
-            double a = kiln_tensor_get(got, i), e = kiln_tensor_get(exp, i);
-            if (isnan(e) && isnan(a)) continue;
-            if (isinf(e) && a == e) continue;
-            double diff = fabs(a - e), lim = atol + rtol * fabs(e);
-            if (!(diff <= lim)) {
-                double excess = isnan(diff) ? INFINITY : diff - lim;
-                bad++;
-                if (worst < 0 || excess > worst_excess) {
-                    worst = i;
-                    worst_excess = excess;
-                }
-            }
-        } else if (kiln_tensor_get_i64(got, i) != kiln_tensor_get_i64(exp, i)) {
-            bad++;
-            if (worst < 0) worst = i;
-        }
-    }
-    if (!bad) return true;
-    if (is_float)
-        snprintf(msg, len, "%lld of %lld elements differ; worst at [%lld]: got %.9g, expected %.9g", (long long)bad,
-                 (long long)got->numel, (long long)worst, kiln_tensor_get(got, worst), kiln_tensor_get(exp, worst));
+    kiln_tensor_diff d;
+    kiln_tensor_diff_compute(got, exp, rtol, atol, &d);
+    if (!d.bad) return true;
+    if (kiln_dtype_is_float(got->dtype))
+        snprintf(msg, len, "%lld of %lld elements differ; worst at [%lld]: got %.9g, expected %.9g", (long long)d.bad,
+                 (long long)got->numel, (long long)d.worst, kiln_tensor_get(got, d.worst),
+                 kiln_tensor_get(exp, d.worst));
     else
-        snprintf(msg, len, "%lld of %lld elements differ; first at [%lld]: got %lld, expected %lld", (long long)bad,
-                 (long long)got->numel, (long long)worst, (long long)kiln_tensor_get_i64(got, worst),
-                 (long long)kiln_tensor_get_i64(exp, worst));
+        snprintf(msg, len, "%lld of %lld elements differ; first at [%lld]: got %lld, expected %lld", (long long)d.bad,
+                 (long long)got->numel, (long long)d.worst, (long long)kiln_tensor_get_i64(got, d.worst),
+                 (long long)kiln_tensor_get_i64(exp, d.worst));
     return false;
 }
 
@@ -182,15 +197,9 @@ static const kiln_pipeline_opts *opt_pipeline;
 static double opt_rel_l2 = 1e-5;
 
 static double rel_l2(const kiln_tensor *a, const kiln_tensor *e) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < e->numel; i++) {
-        double x = kiln_tensor_get(a, i), y = kiln_tensor_get(e, i);
-        if (isnan(x) && isnan(y)) continue;
-        if (isinf(y) && x == y) continue;
-        num += (x - y) * (x - y);
-        den += y * y;
-    }
-    return num == 0 ? 0 : (den == 0 ? INFINITY : sqrt(num / den));
+    kiln_tensor_diff d;
+    kiln_tensor_diff_compute(a, e, 0, 0, &d);
+    return d.rel_l2;
 }
 
 /* Runs one case in this process; writes a one-line reason into msg. */

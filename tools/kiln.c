@@ -27,10 +27,11 @@ static void usage_main(FILE *f) {
             KILN_VERSION_STRING);
 }
 
-static int fail(const char *cmd, const char *what) {
+int kiln_cli_fail(const char *cmd, const char *what) {
     fprintf(stderr, "kiln %s: %s\n", cmd, what);
     return 1;
 }
+#define fail kiln_cli_fail
 
 /* --------------------------------------------------------------- run -- */
 static void usage_run(FILE *f) {
