@@ -1,0 +1,320 @@
+/*
+ * cg_conv.c — Conv, Gemm and MatMul (alone or as conv_epilogue / gemm_epilogue groups): the
+ * implicit-GEMM and direct convolution templates, the GEMM template, and the generated epilogue
+ * struct (bias, activation, residual, post-activation).
+ */
+#include "codegen/cg_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static kiln_status emit_activation(sbuf *s, const char *name, float alpha, float beta) {
+    char a[64], b[64];
+    kiln_cg_flit(a, sizeof a, alpha);
+    kiln_cg_flit(b, sizeof b, beta);
+    if (!strcmp(name, "none")) return KILN_OK;
+    if (!strcmp(name, "relu")) kiln_cg_printf(s, "        v = fmaxf(v, 0.0f);\n");
+    else if (!strcmp(name, "clip")) kiln_cg_printf(s, "        v = fminf(fmaxf(v, %s), %s);\n", a, b);
+    else if (!strcmp(name, "leaky_relu")) kiln_cg_printf(s, "        v = v < 0.0f ? %s * v : v;\n", a);
+    else if (!strcmp(name, "sigmoid")) kiln_cg_printf(s, "        v = 1.0f / (1.0f + expf(-v));\n");
+    else if (!strcmp(name, "tanh")) kiln_cg_printf(s, "        v = tanhf(v);\n");
+    else if (!strcmp(name, "hard_sigmoid")) kiln_cg_printf(s, "        v = fmaxf(0.0f, fminf(1.0f, %s * v + %s));\n", a, b);
+    else if (!strcmp(name, "hard_swish"))
+        kiln_cg_printf(s, "        v = v * fmaxf(0.0f, fminf(1.0f, v * (1.0f / 6.0f) + 0.5f));\n");
+    else if (!strcmp(name, "gelu")) kiln_cg_printf(s, "        v = 0.5f * v * (1.0f + erff(v * 0.707106781f));\n");
+    else if (!strcmp(name, "gelu_tanh"))
+        kiln_cg_printf(s, "        v = 0.5f * v * (1.0f + tanhf(0.797884561f * (v + 0.044715f * v * v * v)));\n");
+    else if (!strcmp(name, "elu")) kiln_cg_printf(s, "        v = v < 0.0f ? %s * (expf(v) - 1.0f) : v;\n", a);
+    else if (!strcmp(name, "silu")) kiln_cg_printf(s, "        v = v / (1.0f + expf(-v));\n");
+    else return kiln_errorf(KILN_ERR_UNSUPPORTED, "activation '%s'", name);
+    return KILN_OK;
+}
+
+static kiln_status emit_act_attr(sbuf *s, const kiln_node *n, const char *prefix) {
+    char ka[64], kb[64];
+    snprintf(ka, sizeof ka, "%s_alpha", prefix);
+    snprintf(kb, sizeof kb, "%s_beta", prefix);
+    return emit_activation(s, kiln_attr_str(n, prefix, "none"), kiln_attr_float(n, ka, 0.0f),
+                           kiln_attr_float(n, kb, 0.0f));
+}
+
+/* ------------------------------------------------------- anchor + epilogue -- */
+/* What a Conv/Gemm/MatMul kernel computes, from a plain node or a *_epilogue group. */
+typedef struct anchor {
+    const kiln_node *an;    /* the anchor node (in the body for a group) */
+    const kiln_graph *ag;   /* the graph the anchor lives in */
+    int x, w;               /* outer value ids of the anchor's data inputs (A, B for gemm) */
+    int bias;               /* outer value id, -1 none */
+    bool bias_is_gemm_c;    /* Gemm's C (scaled by beta) rather than an Add constant */
+    int residual;           /* outer value id, -1 none */
+    const kiln_node *fused; /* the group node (activation attributes), NULL for plain */
+    int y;                  /* outer output value */
+} anchor;
+
+/* The outer value id of body value bv (a body input), -1 when bv is computed in the body. */
+static int outer_of(const kiln_node *n, int bv) {
+    for (int i = 0; i < n->body->n_inputs; i++)
+        if (n->body->inputs[i] == bv) return n->inputs[i];
+    return -1;
+}
+
+static kiln_status get_anchor(cg *c, const kiln_node *n, anchor *a) {
+    memset(a, 0, sizeof *a);
+    a->bias = a->residual = -1;
+    a->y = n->outputs[0];
+    if (n->op != KILN_OP_Fused) {
+        a->an = n;
+        a->ag = c->g;
+        a->x = n->inputs[0];
+        a->w = n->inputs[1];
+        if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+            a->bias = n->inputs[2];
+            a->bias_is_gemm_c = n->op == KILN_OP_Gemm;
+        }
+        return KILN_OK;
+    }
+    const kiln_graph *body = n->body;
+    if (!body || n->n_outputs != 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a fused group with several outputs");
+    a->fused = n;
+    a->ag = body;
+    const char *anchor_op = kiln_attr_str(n, "anchor", "");
+    for (int i = 0; i < body->n_nodes && !a->an; i++) {
+        const kiln_node *bn = &body->nodes[i];
+        if (!strcmp(kiln_op_table[bn->op].onnx_type, anchor_op)) a->an = bn;
+    }
+    if (!a->an) return kiln_errorf(KILN_ERR_UNSUPPORTED, "fused group without its '%s' anchor", anchor_op);
+    a->x = outer_of(n, a->an->inputs[0]);
+    a->w = outer_of(n, a->an->inputs[1]);
+    if (a->x < 0 || a->w < 0) return kiln_errorf(KILN_ERR_INTERNAL, "anchor inputs are not group inputs");
+    int bi = (int)kiln_attr_int(n, "bias_input", -1), ri = (int)kiln_attr_int(n, "residual_input", -1);
+    if (kiln_attr_int(n, "has_bias", 0) && bi >= 0 && bi < n->n_inputs) {
+        a->bias = n->inputs[bi];
+        a->bias_is_gemm_c = a->an->op == KILN_OP_Gemm && a->an->n_inputs > 2 &&
+                            outer_of(n, a->an->inputs[2]) == a->bias;
+    }
+    if (kiln_attr_int(n, "has_residual", 0) && ri >= 0 && ri < n->n_inputs) a->residual = n->inputs[ri];
+    return KILN_OK;
+}
+
+/* The epilogue statements after the accumulation: bias (caller's expression), activation,
+ * residual, post-activation. */
+static kiln_status emit_epilogue_body(cg *c, const anchor *a, const char *bias_expr) {
+    kiln_status st;
+    if (bias_expr) kiln_cg_printf(&c->src, "        v += %s;\n", bias_expr);
+    if (a->fused && (st = emit_act_attr(&c->src, a->fused, "activation"))) return st;
+    if (a->residual >= 0) kiln_cg_printf(&c->src, "        v += res[o];\n");
+    if (a->fused && (st = emit_act_attr(&c->src, a->fused, "post_activation"))) return st;
+    kiln_cg_printf(&c->src, "        return v;\n    }\n};\n");
+    return KILN_OK;
+}
+
+static void tile_pick(int64_t M, int *bm, int *bn, int *tm, int *tn) {
+    if (M >= 64) *bm = 64, *bn = 64, *tm = 4, *tn = 4;
+    else if (M >= 32) *bm = 32, *bn = 64, *tm = 2, *tn = 4;
+    else *bm = 16, *bn = 128, *tm = 1, *tn = 8;
+}
+#define TILE_BK 8
+
+/* ----------------------------------------------------------------------- conv -- */
+typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
+    int64_t N, C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dh, dw, groups;
+} conv_shape_host;
+
+
+
+kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
+    anchor a;
+    kiln_status st = get_anchor(c, n, &a);
+    if (st) return st;
+    if (a.an->op != KILN_OP_Conv)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "anchor %s", kiln_op_table[a.an->op].onnx_type);
+    const kiln_value *x = kiln_cg_val(c, a.x), *w = kiln_cg_val(c, a.w), *y = kiln_cg_val(c, a.y);
+    if (!kiln_cg_is_f32(x) || !kiln_cg_is_f32(w) || !kiln_cg_is_f32(y)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 convolution");
+    if (x->rank != 4 && x->rank != 3) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%d-D convolution", x->rank - 2);
+    if (y->layout == KILN_LAYOUT_NHWC || x->layout == KILN_LAYOUT_NHWC)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout (fp32 kernels are NCHW)");
+    int nsp = x->rank - 2;
+    int64_t in[2], k[2], s[2], d[2], pb[2], pe[2];
+    for (int i = 0; i < nsp; i++) {
+        in[i] = x->dims[2 + i];
+        k[i] = w->dims[2 + i];
+    }
+    kiln_cg_ints_or(a.an, "strides", nsp, 1, s);
+    kiln_cg_ints_or(a.an, "dilations", nsp, 1, d);
+    if ((st = kiln_cg_window_pads(a.an, nsp, in, k, s, d, pb, pe))) return st;
+    conv_shape_host sh = {.N = x->dims[0], .C = x->dims[1], .K = y->dims[1], .groups = kiln_attr_int(a.an, "group", 1)};
+    if (nsp == 2) {
+        sh.H = in[0], sh.W = in[1], sh.P = y->dims[2], sh.Q = y->dims[3], sh.R = k[0], sh.S = k[1];
+        sh.sh = s[0], sh.sw = s[1], sh.ph = pb[0], sh.pw = pb[1], sh.dh = d[0], sh.dw = d[1];
+    } else {
+        sh.H = 1, sh.W = in[0], sh.P = 1, sh.Q = y->dims[2], sh.R = 1, sh.S = k[0];
+        sh.sh = 1, sh.sw = s[0], sh.ph = 0, sh.pw = pb[0], sh.dh = 1, sh.dw = d[0];
+    }
+    if (sh.groups < 1 || sh.C % sh.groups || sh.K % sh.groups)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "group %lld", (long long)sh.groups);
+    const char *bias_expr = NULL;
+    if (a.bias >= 0) {
+        int64_t bn = kiln_cg_numel(kiln_cg_val(c, a.bias));
+        if (!kiln_cg_is_f32(kiln_cg_val(c, a.bias)) || (bn != sh.K && bn != 1))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "a bias that is not per channel");
+        bias_expr = bn == 1 ? "bias[0]" : "bias[ch]";
+    }
+    if (a.residual >= 0 && kiln_cg_numel(kiln_cg_val(c, a.residual)) != kiln_cg_numel(y))
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "a residual of another shape");
+
+    char fn[64], epi[80];
+    int64_t taps = (sh.C / sh.groups) * sh.R * sh.S;
+    bool direct = taps <= 32;
+    kiln_cg_kernel_name(c, direct ? "conv_direct" : "conv_igemm", fn, sizeof fn);
+    snprintf(epi, sizeof epi, "%s_epilogue", fn);
+    kiln_cg_printf(&c->src, "\n// %s: %s (%s), x[%lld,%lld,%lld,%lld] * w[%lld,%lld,%lld,%lld] group %lld\n", fn, c->group,
+              a.fused ? "conv_epilogue" : "Conv", (long long)sh.N, (long long)sh.C, (long long)sh.H, (long long)sh.W,
+              (long long)sh.K, (long long)(sh.C / sh.groups), (long long)sh.R, (long long)sh.S, (long long)sh.groups);
+    kiln_cg_printf(&c->src,
+              "struct %s {\n    static __device__ __forceinline__ float apply(const float *bias, const float *res, "
+              "kiln::i64 ch, kiln::i64 o, float v) {\n",
+              epi);
+    if ((st = emit_epilogue_body(c, &a, bias_expr))) return st;
+    int bm = 0, bn = 0, tm = 0, tn = 0;
+    uint64_t gx, gy, gz;
+    uint32_t threads;
+    if (direct) {
+        kiln_cg_printf(&c->src,
+                  "extern \"C\" __global__ void __launch_bounds__(%d) %s(const float *x, const float *w, const float "
+                  "*bias, const float *res, float *y, kiln::conv2d_shape s) {\n"
+                  "    kiln::conv2d_direct<%s>({x, w, bias, res, y, s});\n}\n",
+                  BLOCK_1D, fn, epi);
+        gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
+        kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
+    } else {
+        tile_pick(sh.K / sh.groups, &bm, &bn, &tm, &tn);
+        threads = (uint32_t)((bm / tm) * (bn / tn));
+        kiln_cg_printf(&c->src,
+                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const float *x, const float *w, const float "
+                  "*bias, const float *res, float *y, kiln::conv2d_shape s) {\n"
+                  "    kiln::conv2d_igemm<%d, %d, %d, %d, %d, %s>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, bm, bn, TILE_BK, tm, tn, epi);
+        int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
+        gx = (uint64_t)((N + bn - 1) / bn), gy = (uint64_t)((M + bm - 1) / bm), gz = (uint64_t)sh.groups;
+        kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
+    }
+    kiln_bundle_arg args[6];
+    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.w, &args[1]))) return st;
+    if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
+    if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
+    if ((st = kiln_cg_value_arg(c, a.y, &args[4])) || (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[5]))) return st;
+    return kiln_cg_launch(c, fn, gx, gy, gz, threads, args, 6);
+}
+
+/* ------------------------------------------------------------ gemm / matmul -- */
+typedef struct gemm_shape_host { /* kernels/gemm.cuh gemm_shape */
+    int64_t M, N, K, sam, sak, sbk, sbn, batch_dims[4], a_batch[4], b_batch[4];
+} gemm_shape_host;
+
+/* Element strides of a broadcast batch operand: dims[0..nb) of value v (right-aligned to
+ * the output's nb batch dims, padded to 4 at the front). */
+static void batch_strides(const kiln_value *v, int vb, int64_t mat, const int64_t *out_b, int nb, int64_t *st) {
+    int64_t stride = mat;
+    for (int i = 0; i < 4; i++) st[i] = 0;
+    for (int i = nb - 1, j = vb - 1; i >= 0; i--, j--) {
+        int64_t dim = j >= 0 ? v->dims[j] : 1;
+        st[4 - nb + i] = dim == 1 && out_b[i] != 1 ? 0 : stride;
+        if (dim == 1) st[4 - nb + i] = 0;
+        stride *= dim;
+    }
+}
+
+kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
+    anchor a;
+    kiln_status st = get_anchor(c, n, &a);
+    if (st) return st;
+    const kiln_node *an = a.an;
+    if (an->op != KILN_OP_Gemm && an->op != KILN_OP_MatMul)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "anchor %s", kiln_op_table[an->op].onnx_type);
+    const kiln_value *A = kiln_cg_val(c, a.x), *B = kiln_cg_val(c, a.w), *Y = kiln_cg_val(c, a.y);
+    if (!kiln_cg_is_f32(A) || !kiln_cg_is_f32(B) || !kiln_cg_is_f32(Y)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 matrix product");
+    gemm_shape_host sh;
+    memset(&sh, 0, sizeof sh);
+    for (int i = 0; i < 4; i++) sh.batch_dims[i] = 1;
+    float alpha = 1.0f, beta = 1.0f;
+    int nb = 0;
+    if (an->op == KILN_OP_Gemm) {
+        if (A->rank != 2 || B->rank != 2) return kiln_errorf(KILN_ERR_UNSUPPORTED, "Gemm operands of rank != 2");
+        bool ta = kiln_attr_int(an, "transA", 0) != 0, tb = kiln_attr_int(an, "transB", 0) != 0;
+        alpha = kiln_attr_float(an, "alpha", 1.0f);
+        beta = kiln_attr_float(an, "beta", 1.0f);
+        sh.M = ta ? A->dims[1] : A->dims[0];
+        sh.K = ta ? A->dims[0] : A->dims[1];
+        sh.N = tb ? B->dims[0] : B->dims[1];
+        sh.sam = ta ? 1 : sh.K, sh.sak = ta ? sh.M : 1;
+        sh.sbk = tb ? 1 : sh.N, sh.sbn = tb ? sh.K : 1;
+    } else {
+        if (A->rank < 1 || B->rank < 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "MatMul of scalars");
+        sh.M = A->rank >= 2 ? A->dims[A->rank - 2] : 1;
+        sh.K = A->dims[A->rank - 1];
+        sh.N = B->rank >= 2 ? B->dims[B->rank - 1] : 1;
+        sh.sam = sh.K, sh.sak = 1, sh.sbk = sh.N, sh.sbn = 1;
+        if (B->rank == 1) sh.sbk = 1;
+        nb = Y->rank - (A->rank >= 2) - (B->rank >= 2);
+        if (nb > 4) return kiln_errorf(KILN_ERR_UNSUPPORTED, "MatMul with more than 4 batch dims");
+        for (int i = 0; i < nb; i++) sh.batch_dims[4 - nb + i] = Y->dims[i];
+        batch_strides(A, A->rank - 2, sh.M * sh.K, Y->dims, nb, sh.a_batch);
+        batch_strides(B, B->rank - 2, sh.K * sh.N, Y->dims, nb, sh.b_batch);
+    }
+    int64_t Z = 1;
+    for (int i = 0; i < 4; i++) Z *= sh.batch_dims[i];
+    /* bias strides over (m, n): right-aligned broadcast of the bias to the output */
+    char bias_expr[160] = "";
+    if (a.bias >= 0) {
+        const kiln_value *bv = kiln_cg_val(c, a.bias);
+        if (!kiln_cg_is_f32(bv)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 bias");
+        int64_t dm = bv->rank >= 2 ? bv->dims[bv->rank - 2] : 1, dn = bv->rank >= 1 ? bv->dims[bv->rank - 1] : 1;
+        for (int i = 0; i < bv->rank - 2; i++)
+            if (bv->dims[i] != 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a bias that broadcasts over the batch");
+        /* a 1-D output (MatMul with a vector B) has only N = 1: its last dim is M */
+        bool vec_b = an->op == KILN_OP_MatMul && B->rank == 1;
+        if (vec_b) dm = dn, dn = 1;
+        int64_t sm = dm == 1 ? 0 : dn, sn = dn == 1 ? 0 : 1;
+        char bt[64];
+        snprintf(bias_expr, sizeof bias_expr, "%s%sbias[m * %lldll + n * %lldll]",
+                 a.bias_is_gemm_c && beta != 1.0f ? kiln_cg_flit(bt, sizeof bt, beta) : "",
+                 a.bias_is_gemm_c && beta != 1.0f ? " * " : "", (long long)sm, (long long)sn);
+    }
+    if (a.residual >= 0 && kiln_cg_numel(kiln_cg_val(c, a.residual)) != kiln_cg_numel(Y))
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "a residual of another shape");
+    char fn[64], epi[80], al[64];
+    kiln_cg_kernel_name(c, "gemm", fn, sizeof fn);
+    snprintf(epi, sizeof epi, "%s_epilogue", fn);
+    kiln_cg_printf(&c->src, "\n// %s: %s (%s), M %lld N %lld K %lld, batch %lld\n", fn, c->group,
+              a.fused ? "gemm_epilogue" : kiln_op_table[an->op].onnx_type, (long long)sh.M, (long long)sh.N,
+              (long long)sh.K, (long long)Z);
+    kiln_cg_printf(&c->src,
+              "struct %s {\n    static __device__ __forceinline__ float apply(const float *bias, const float *res, "
+              "kiln::i64 m, kiln::i64 n, kiln::i64 o, float v) {\n",
+              epi);
+    if (alpha != 1.0f) kiln_cg_printf(&c->src, "        v *= %s;\n", kiln_cg_flit(al, sizeof al, alpha));
+    if ((st = emit_epilogue_body(c, &a, a.bias >= 0 ? bias_expr : NULL))) return st;
+    int bm, bn, tm, tn;
+    tile_pick(sh.M, &bm, &bn, &tm, &tn);
+    uint32_t threads = (uint32_t)((bm / tm) * (bn / tn));
+    kiln_cg_printf(&c->src,
+              "extern \"C\" __global__ void __launch_bounds__(%u) %s(const float *a, const float *b, const float "
+              "*bias, const float *res, float *y, kiln::gemm_shape s) {\n"
+              "    kiln::tiled_gemm<%d, %d, %d, %d, %d, kiln::gemm_problem<%s>>({a, b, bias, res, y, s}, s.M, s.N, "
+              "s.K);\n}\n",
+              threads, fn, bm, bn, TILE_BK, tm, tn, epi);
+    kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
+    kiln_bundle_arg args[6];
+    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.w, &args[1]))) return st;
+    if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
+    if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
+    if ((st = kiln_cg_value_arg(c, a.y, &args[4])) || (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[5]))) return st;
+    return kiln_cg_launch(c, fn, (uint64_t)((sh.N + bn - 1) / bn), (uint64_t)((sh.M + bm - 1) / bm), (uint64_t)Z, threads,
+                  args, 6);
+}
+
+/* ---------------------------------------------------------------- pooling -- */
+

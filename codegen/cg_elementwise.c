@@ -1,0 +1,296 @@
+/*
+ * cg_elementwise.c — the elementwise expression emitter: a fused elementwise group or a single
+ * elementwise/broadcast op becomes one expression per output element.
+ */
+#include "codegen/cg_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ elementwise -- */
+/* Expression emitter over the elementwise op table: per output element, each leaf is loaded
+ * at its broadcast offset and every node of the set becomes one `const float tN = ...;`. */
+typedef struct ew {
+    cg *c;
+    const kiln_graph *gr; /* where the nodes live: a group's body, or the top graph */
+    const int *leaf_outer; /* leaf slot -> outer value id */
+    int n_leaves;
+    int *var;             /* per gr value: -1 not yet, else t-number; leaves use slot */
+    bool *loaded;         /* per leaf slot */
+    const bool *allowed;  /* per gr node: may be emitted (NULL: only `single`) */
+    int single;           /* the one node allowed when allowed == NULL */
+    int next_t;
+    sbuf body;
+} ew;
+
+static int leaf_slot(const ew *e, int v) {
+    if (e->gr == e->c->g) {
+        for (int i = 0; i < e->n_leaves; i++)
+            if (e->leaf_outer[i] == v) return i;
+        return -1;
+    }
+    for (int i = 0; i < e->gr->n_inputs; i++)
+        if (e->gr->inputs[i] == v) return i;
+    return -1;
+}
+
+/* Writes the expression naming value v into out. */
+static kiln_status ew_value(ew *e, int v, char *out, size_t len);
+
+static kiln_status ew_node(ew *e, const kiln_node *n, int t) {
+    char a[4][64];
+    int ni = n->n_inputs;
+    kiln_status st;
+    if (n->n_outputs < 1 || !kiln_cg_is_f32(&e->gr->values[n->outputs[0]]))
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s with a non-fp32 result", kiln_op_table[n->op].onnx_type);
+    for (int i = 0; i < ni && i < 4; i++) {
+        if (n->inputs[i] < 0) {
+            a[i][0] = 0;
+            continue;
+        }
+        if ((st = ew_value(e, n->inputs[i], a[i], sizeof a[i]))) return st;
+    }
+    char f1[64], f2[64];
+    float al, be;
+    sbuf *s = &e->body;
+    kiln_cg_printf(s, "        const float t%d = ", t);
+    switch (n->op) {
+    case KILN_OP_Identity: case KILN_OP_Dropout: kiln_cg_printf(s, "%s", a[0]); break;
+    case KILN_OP_Abs: kiln_cg_printf(s, "fabsf(%s)", a[0]); break;
+    case KILN_OP_Neg: kiln_cg_printf(s, "-%s", a[0]); break;
+    case KILN_OP_Exp: kiln_cg_printf(s, "expf(%s)", a[0]); break;
+    case KILN_OP_Log: kiln_cg_printf(s, "logf(%s)", a[0]); break;
+    case KILN_OP_Sqrt: kiln_cg_printf(s, "sqrtf(%s)", a[0]); break;
+    case KILN_OP_Reciprocal: kiln_cg_printf(s, "1.0f / %s", a[0]); break;
+    case KILN_OP_Ceil: kiln_cg_printf(s, "ceilf(%s)", a[0]); break;
+    case KILN_OP_Floor: kiln_cg_printf(s, "floorf(%s)", a[0]); break;
+    case KILN_OP_Round: kiln_cg_printf(s, "rintf(%s)", a[0]); break;
+    case KILN_OP_Sign: kiln_cg_printf(s, "(float)((%s > 0.0f) - (%s < 0.0f))", a[0], a[0]); break;
+    case KILN_OP_Sin: kiln_cg_printf(s, "sinf(%s)", a[0]); break;
+    case KILN_OP_Cos: kiln_cg_printf(s, "cosf(%s)", a[0]); break;
+    case KILN_OP_Tan: kiln_cg_printf(s, "tanf(%s)", a[0]); break;
+    case KILN_OP_Erf: kiln_cg_printf(s, "erff(%s)", a[0]); break;
+    case KILN_OP_Sigmoid: kiln_cg_printf(s, "1.0f / (1.0f + expf(-%s))", a[0]); break;
+    case KILN_OP_Tanh: kiln_cg_printf(s, "tanhf(%s)", a[0]); break;
+    case KILN_OP_Relu: kiln_cg_printf(s, "fmaxf(%s, 0.0f)", a[0]); break;
+    case KILN_OP_Softplus: kiln_cg_printf(s, "log1pf(expf(%s))", a[0]); break;
+    case KILN_OP_Softsign: kiln_cg_printf(s, "%s / (1.0f + fabsf(%s))", a[0], a[0]); break;
+    case KILN_OP_Mish: kiln_cg_printf(s, "%s * tanhf(log1pf(expf(%s)))", a[0], a[0]); break;
+    case KILN_OP_LeakyRelu:
+        kiln_cg_printf(s, "%s < 0.0f ? %s * %s : %s", a[0], kiln_cg_flit(f1, sizeof f1, kiln_attr_float(n, "alpha", 0.01f)), a[0],
+                  a[0]);
+        break;
+    case KILN_OP_Elu:
+        kiln_cg_printf(s, "%s < 0.0f ? %s * (expf(%s) - 1.0f) : %s", a[0],
+                  kiln_cg_flit(f1, sizeof f1, kiln_attr_float(n, "alpha", 1.0f)), a[0], a[0]);
+        break;
+    case KILN_OP_Selu:
+        al = kiln_attr_float(n, "alpha", 1.67326319217681884765625f);
+        be = kiln_attr_float(n, "gamma", 1.05070102214813232421875f);
+        kiln_cg_printf(s, "%s * (%s > 0.0f ? %s : %s * (expf(%s) - 1.0f))", kiln_cg_flit(f2, sizeof f2, be), a[0], a[0],
+                  kiln_cg_flit(f1, sizeof f1, al), a[0]);
+        break;
+    case KILN_OP_Celu:
+        al = kiln_attr_float(n, "alpha", 1.0f);
+        kiln_cg_flit(f1, sizeof f1, al);
+        kiln_cg_printf(s, "fmaxf(0.0f, %s) + fminf(0.0f, %s * (expf(%s / %s) - 1.0f))", a[0], f1, a[0], f1);
+        break;
+    case KILN_OP_ThresholdedRelu:
+        kiln_cg_printf(s, "%s > %s ? %s : 0.0f", a[0], kiln_cg_flit(f1, sizeof f1, kiln_attr_float(n, "alpha", 1.0f)), a[0]);
+        break;
+    case KILN_OP_HardSigmoid:
+        kiln_cg_printf(s, "fmaxf(0.0f, fminf(1.0f, %s * %s + %s))", kiln_cg_flit(f1, sizeof f1, kiln_attr_float(n, "alpha", 0.2f)),
+                  a[0], kiln_cg_flit(f2, sizeof f2, kiln_attr_float(n, "beta", 0.5f)));
+        break;
+    case KILN_OP_HardSwish: kiln_cg_printf(s, "%s * fmaxf(0.0f, fminf(1.0f, %s * (1.0f / 6.0f) + 0.5f))", a[0], a[0]); break;
+    case KILN_OP_Gelu:
+        if (!strcmp(kiln_attr_str(n, "approximate", "none"), "tanh"))
+            kiln_cg_printf(s, "0.5f * %s * (1.0f + tanhf(0.797884561f * (%s + 0.044715f * %s * %s * %s)))", a[0], a[0], a[0],
+                      a[0], a[0]);
+        else
+            kiln_cg_printf(s, "0.5f * %s * (1.0f + erff(%s * 0.707106781f))", a[0], a[0]);
+        break;
+    case KILN_OP_Clip:
+        if (ni > 1 && a[1][0] && ni > 2 && a[2][0]) kiln_cg_printf(s, "fminf(fmaxf(%s, %s), %s)", a[0], a[1], a[2]);
+        else if (ni > 1 && a[1][0]) kiln_cg_printf(s, "fmaxf(%s, %s)", a[0], a[1]);
+        else if (ni > 2 && a[2][0]) kiln_cg_printf(s, "fminf(%s, %s)", a[0], a[2]);
+        else kiln_cg_printf(s, "%s", a[0]);
+        break;
+    case KILN_OP_Add: kiln_cg_printf(s, "%s + %s", a[0], a[1]); break;
+    case KILN_OP_Sub: kiln_cg_printf(s, "%s - %s", a[0], a[1]); break;
+    case KILN_OP_Mul: kiln_cg_printf(s, "%s * %s", a[0], a[1]); break;
+    case KILN_OP_Div: kiln_cg_printf(s, "%s / %s", a[0], a[1]); break;
+    case KILN_OP_Pow: kiln_cg_printf(s, "powf(%s, %s)", a[0], a[1]); break;
+    case KILN_OP_PRelu: kiln_cg_printf(s, "%s < 0.0f ? %s * %s : %s", a[0], a[1], a[0], a[0]); break;
+    case KILN_OP_Max: case KILN_OP_Min: case KILN_OP_Sum: case KILN_OP_Mean: {
+        const char *f = n->op == KILN_OP_Max ? "fmaxf" : n->op == KILN_OP_Min ? "fminf" : NULL;
+        if (ni > 4) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s of more than 4 inputs", kiln_op_table[n->op].onnx_type);
+        kiln_cg_printf(s, "%s", n->op == KILN_OP_Mean ? "(" : "");
+        for (int i = 0; i < ni - 1; i++) kiln_cg_printf(s, f ? "%s(" : "", f);
+        kiln_cg_printf(s, "%s", a[0]);
+        for (int i = 1; i < ni; i++) kiln_cg_printf(s, f ? ", %s)" : " + %s", a[i]);
+        if (n->op == KILN_OP_Mean) kiln_cg_printf(s, ") * %s", kiln_cg_flit(f1, sizeof f1, 1.0f / (float)ni));
+        break;
+    }
+    default:
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s is not in the GPU elementwise table",
+                           kiln_op_table[n->op].onnx_type);
+    }
+    kiln_cg_printf(s, ";\n");
+    return KILN_OK;
+}
+
+static kiln_status ew_value(ew *e, int v, char *out, size_t len) {
+    const kiln_value *gv = &e->gr->values[v];
+    int slot = leaf_slot(e, v);
+    const kiln_value *cv = slot >= 0 ? &e->c->g->values[e->leaf_outer[slot]] : gv;
+    if (cv->data && cv->data->numel == 1 && kiln_dtype_is_float(cv->data->dtype)) { /* scalar constant: a literal */
+        kiln_cg_flit(out, len, (float)kiln_tensor_get(cv->data, 0));
+        return KILN_OK;
+    }
+    if (slot >= 0) {
+        if (!kiln_cg_is_f32(cv)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s operand", kiln_dtype_name(cv->dtype));
+        if (!e->loaded[slot]) {
+            kiln_cg_printf(&e->body, "        const float x%d = kiln::load_f32<float>(in[%d], off[%d]);\n", slot, slot, slot);
+            e->loaded[slot] = true;
+        }
+        snprintf(out, len, "x%d", slot);
+        return KILN_OK;
+    }
+    if (e->var[v] >= 0) {
+        snprintf(out, len, "t%d", e->var[v]);
+        return KILN_OK;
+    }
+    int p = gv->producer;
+    if (p < 0 || (e->allowed ? !e->allowed[p] : p != e->single) || gv->data)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "an operand '%s' that is neither an input nor computed in the group",
+                           gv->name);
+    const kiln_node *pn = &e->gr->nodes[p];
+    if (pn->outputs[0] != v) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a second output of %s", kiln_op_table[pn->op].onnx_type);
+    int t = e->next_t++;
+    kiln_status st = ew_node(e, pn, t);
+    if (st) return st;
+    e->var[v] = t;
+    snprintf(out, len, "t%d", t);
+    return KILN_OK;
+}
+
+/* One kernel computing outer value yv (body value by in gr) from the leaves. */
+static kiln_status emit_ew_output(cg *c, ew *e, int by, int yv) {
+    const kiln_value *y = kiln_cg_val(c, yv);
+    if (!kiln_cg_is_f32(y)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s result", kiln_dtype_name(y->dtype));
+    if (y->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    for (int v = 0; v < e->gr->n_values; v++) e->var[v] = -1;
+    for (int i = 0; i < e->n_leaves; i++) e->loaded[i] = false;
+    e->next_t = 0;
+    e->body.len = 0;
+    if (e->body.s) e->body.s[0] = 0;
+    char res[64];
+    kiln_status st = ew_value(e, by, res, sizeof res);
+    if (st) return st;
+    if (e->body.oom) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    int R = y->rank < 1 ? 1 : y->rank, NIN = e->n_leaves < 1 ? 1 : e->n_leaves;
+    int64_t dims[KILN_MAX_RANK], total = kiln_cg_numel(y);
+    for (int i = 0; i < R; i++) dims[i] = y->rank ? y->dims[i] : 1;
+    /* the shape struct: numel, dims[R], strides[NIN][R] (0 on broadcast dims) */
+    size_t words = 1 + (size_t)R + (size_t)NIN * (size_t)R;
+    int64_t *shape = calloc(words, sizeof *shape);
+    if (!shape) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    shape[0] = total;
+    memcpy(shape + 1, dims, sizeof(int64_t) * (size_t)R);
+    bool contiguous = true;
+    for (int k = 0; k < e->n_leaves; k++) {
+        if (e->leaf_outer[k] < 0) continue; /* an omitted optional input (Clip without min): never read */
+        const kiln_value *x = kiln_cg_val(c, e->leaf_outer[k]);
+        int64_t *st_k = shape + 1 + R + (size_t)k * R, stride = 1;
+        if (kiln_cg_numel(x) != total) contiguous = false;
+        for (int i = R - 1, j = x->rank - 1; i >= 0; i--, j--) {
+            int64_t d = j >= 0 ? x->dims[j] : 1;
+            st_k[i] = d == 1 ? 0 : stride;
+            stride *= d;
+        }
+    }
+    char fn[64];
+    kiln_cg_kernel_name(c, "ew", fn, sizeof fn);
+    kiln_cg_printf(&c->src, "\n// %s: %s -> %s\nstruct %s_expr {\n    template <int NIN>\n    static __device__ "
+                       "__forceinline__ float eval(const void *const (&in)[NIN], const kiln::i64 (&off)[NIN]) {\n",
+              fn, c->group, y->name, fn);
+    kiln_cg_printf(&c->src, "%s        return %s;\n    }\n};\n", e->body.s ? e->body.s : "", res);
+    kiln_cg_printf(&c->src, "struct %s_shape {\n    kiln::i64 numel, dims[%d], strides[%d][%d];\n};\n", fn, R, NIN, R);
+    kiln_cg_printf(&c->src, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", BLOCK_1D, fn);
+    for (int k = 0; k < NIN; k++) kiln_cg_printf(&c->src, "const void *in%d, ", k);
+    kiln_cg_printf(&c->src, "void *out, %s_shape s) {\n    kiln::ew_params<%d, %d> p;\n", fn, NIN, R);
+    for (int k = 0; k < NIN; k++) kiln_cg_printf(&c->src, "    p.in[%d] = in%d;\n", k, k);
+    kiln_cg_printf(&c->src,
+              "    p.out = out;\n    p.numel = s.numel;\n    for (int d = 0; d < %d; d++) {\n        p.dims[d] = "
+              "s.dims[d];\n        for (int k = 0; k < %d; k++) p.strides[k][d] = s.strides[k][d];\n    }\n"
+              "    kiln::elementwise<%s_expr, float, %d, %d, %s>(p);\n}\n",
+              R, NIN, fn, NIN, R, contiguous ? "true" : "false");
+    kiln_bundle_arg *args = calloc((size_t)NIN + 2, sizeof *args);
+    if (!args) {
+        free(shape);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    st = KILN_OK;
+    for (int k = 0; k < e->n_leaves && !st; k++)
+        if (e->leaf_outer[k] < 0) args[k] = kiln_cg_null_arg;
+        else st = kiln_cg_value_arg(c, e->leaf_outer[k], &args[k]);
+    if (e->n_leaves == 0) args[0] = kiln_cg_null_arg;
+    if (!st) st = kiln_cg_value_arg(c, yv, &args[NIN]);
+    if (!st) st = kiln_cg_bytes_arg(c, shape, words * sizeof *shape, &args[NIN + 1]);
+    if (!st) st = kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, (uint32_t)NIN + 2);
+    free(args);
+    free(shape);
+    return st;
+}
+
+kiln_status kiln_cg_emit_elementwise(cg *c, const kiln_node *n) {
+    ew e;
+    memset(&e, 0, sizeof e);
+    e.c = c;
+    kiln_status st = KILN_OK;
+    bool *allowed = NULL;
+    if (n->op == KILN_OP_Fused) {
+        e.gr = n->body;
+        e.leaf_outer = n->inputs;
+        e.n_leaves = n->n_inputs;
+        allowed = calloc((size_t)n->body->n_nodes + 1, sizeof *allowed);
+        if (!allowed) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+        for (int i = 0; i < n->body->n_nodes; i++) allowed[i] = !n->body->nodes[i].dead;
+        e.allowed = allowed;
+    } else {
+        e.gr = c->g;
+        e.leaf_outer = n->inputs;
+        e.n_leaves = n->n_inputs;
+        e.single = (int)(n - c->g->nodes);
+    }
+    e.var = malloc(sizeof(int) * (size_t)(e.gr->n_values + 1));
+    e.loaded = calloc((size_t)e.n_leaves + 1, sizeof *e.loaded);
+    if (!e.var || !e.loaded) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+    /* One kernel per output. plan-memory may have put an output in place over an input
+     * (it plans a group as one kernel): that output goes last, after every kernel that
+     * still reads the input; two such outputs would need one multi-output kernel. */
+    int n_inplace = 0;
+    for (int k = 0; k < n->n_outputs; k++) n_inplace += n->outputs[k] >= 0 && c->g->values[n->outputs[k]].alias_of >= 0;
+    if (n_inplace > 1 && !st) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "two outputs written in place");
+    for (int pass = 0; pass < 2 * n->n_outputs && !st; pass++) {
+        int k = pass % n->n_outputs;
+        int yv = n->outputs[k];
+        if ((pass < n->n_outputs) != (yv < 0 || c->g->values[yv].alias_of < 0)) continue;
+        if (yv < 0 || (k > 0 && n->op != KILN_OP_Fused)) {
+            if (yv >= 0 && kiln_value_live_uses(c->g, yv) > 0)
+                st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a second output");
+            continue;
+        }
+        int by = n->op == KILN_OP_Fused ? n->body->outputs[k] : yv;
+        st = emit_ew_output(c, &e, by, yv);
+    }
+    free(e.var);
+    free(e.loaded);
+    free(e.body.s);
+    free(allowed);
+    return st;
+}

@@ -1,0 +1,79 @@
+/*
+ * cg_internal.h — what codegen's emitter files share (not a public header).
+ *
+ * codegen.c walks the graph and calls one emitter per node kind; each emitter lives in the
+ * file of its family (cg_conv.c: Conv/Gemm/MatMul with their fused epilogues, cg_pool.c:
+ * pooling and softmax, cg_copy.c: concat, data movement and views, cg_elementwise.c: the
+ * elementwise expression emitter). An emitter appends CUDA C to c->src, dedupes the
+ * function (kiln_cg_dedupe_kernel) and records its launch (kiln_cg_launch). Adding a kernel
+ * family: a new cg_<family>.c, its emitter declared here, one case in codegen.c's dispatcher.
+ */
+#pragma once
+
+#include "codegen/codegen.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BLOCK_1D 256
+#define MAX_GRID_1D (1 << 20) /* grid-stride kernels need no more blocks than this */
+
+/* A growing string; `oom` sticks once an allocation fails (checked once at the end). */
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+typedef struct cg {
+    const kiln_graph *g;
+    const kiln_codegen_opts *o;
+    kiln_bundle *b;
+    sbuf src;
+    sbuf tiles;       /* "kernel=tiles;" for the tiles metadata */
+    int64_t *weight;  /* per value: offset in the weights blob, -1 not added */
+    int n_kernels;
+    size_t kstart;    /* where the kernel being emitted starts in src */
+    char **kkeys;     /* per emitted function: its text without the comment, name as "@K@" */
+    char **knames;    /* per emitted function: its name */
+    int n_keys, cap_keys;
+    const kiln_node *node; /* the node being emitted (for names) */
+    char group[256];       /* its group name */
+} cg;
+
+void kiln_cg_vprintf(sbuf *b, const char *fmt, va_list ap);
+void kiln_cg_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* x as a CUDA float literal (inf/nan spelled as bit casts). */
+const char *kiln_cg_flit(char *buf, size_t len, float x);
+int kiln_cg_io_index(const int *ids, int n, int v);
+/* Kernel arguments: a constant (added to the weights blob once), a value (binding or arena),
+ * bytes copied into the plan (shape structs), and an absent pointer. */
+kiln_status kiln_cg_weight_arg(cg *c, int v, kiln_bundle_arg *a);
+kiln_status kiln_cg_value_arg(cg *c, int v, kiln_bundle_arg *a);
+kiln_status kiln_cg_bytes_arg(cg *c, const void *data, uint64_t size, kiln_bundle_arg *a);
+extern const kiln_bundle_arg kiln_cg_null_arg;
+void kiln_cg_kernel_name(cg *c, const char *what, char *buf, size_t len);
+/* Emits the function started at c->kstart once: an identical earlier one is reused. */
+kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn);
+kiln_status kiln_cg_launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,
+                           const kiln_bundle_arg *args, uint32_t n_args);
+uint64_t kiln_cg_grid_1d(int64_t total);
+const kiln_value *kiln_cg_val(const cg *c, int v);
+int64_t kiln_cg_numel(const kiln_value *v);
+bool kiln_cg_is_f32(const kiln_value *v);
+/* Leading/trailing pads of a window op (auto_pad resolved as shape inference does). */
+kiln_status kiln_cg_window_pads(const kiln_node *n, int nsp, const int64_t *in, const int64_t *k,
+                                const int64_t *s, const int64_t *d, int64_t *pb, int64_t *pe);
+/* An ints attribute of `count` values, or `def` for each when absent. */
+void kiln_cg_ints_or(const kiln_node *n, const char *name, int count, int64_t def, int64_t *out);
+
+/* Emitters, one per node kind (see codegen.c's dispatcher). */
+kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_softmax(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_concat(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_data_movement(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_view(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_elementwise(cg *c, const kiln_node *n);

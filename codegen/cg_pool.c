@@ -1,0 +1,97 @@
+/*
+ * cg_pool.c — pooling (max/average/global) and Softmax/LogSoftmax.
+ */
+#include "codegen/cg_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pool_shape_host { /* kernels/pool.cuh pool2d_shape */
+    int64_t NC, H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw, pe_h, pe_w;
+} pool_shape_host;
+
+kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
+    kiln_status st;
+    if (!kiln_cg_is_f32(x)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 pooling");
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    if (n->n_outputs > 1 && n->outputs[1] >= 0 && kiln_value_live_uses(c->g, n->outputs[1]) > 0)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "MaxPool's Indices output");
+    char fn[64];
+    kiln_bundle_arg args[3];
+    if (n->op == KILN_OP_GlobalAveragePool || n->op == KILN_OP_GlobalMaxPool) {
+        bool mx = n->op == KILN_OP_GlobalMaxPool;
+        int64_t rows = x->rank >= 2 ? x->dims[0] * x->dims[1] : 1, len = kiln_cg_numel(x) / (rows ? rows : 1);
+        kiln_cg_kernel_name(c, mx ? "global_max_pool" : "global_avg_pool", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                  "\n// %s: %s, %lld rows of %lld\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const float "
+                  "*x, float *y, kiln::i64 rows, kiln::i64 len) {\n    kiln::global_pool<%s>(x, y, rows, len);\n}\n",
+                  fn, c->group, (long long)rows, (long long)len, BLOCK_1D, fn, mx ? "true" : "false");
+        if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1]))) return st;
+        kiln_bundle_arg sc[2] = {{KILN_ARG_SCALAR, 8, (uint64_t)rows}, {KILN_ARG_SCALAR, 8, (uint64_t)len}};
+        kiln_bundle_arg all[4] = {args[0], args[1], sc[0], sc[1]};
+        return kiln_cg_launch(c, fn, (uint64_t)((rows + BLOCK_1D / 32 - 1) / (BLOCK_1D / 32)), 1, 1, BLOCK_1D, all, 4);
+    }
+    if (x->rank != 4 && x->rank != 3) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%d-D pooling", x->rank - 2);
+    int nsp = x->rank - 2;
+    int64_t in[2], k[2], s[2], d[2], pb[2], pe[2];
+    for (int i = 0; i < nsp; i++) in[i] = x->dims[2 + i];
+    kiln_cg_ints_or(n, "kernel_shape", nsp, 1, k);
+    kiln_cg_ints_or(n, "strides", nsp, 1, s);
+    kiln_cg_ints_or(n, "dilations", nsp, 1, d);
+    if ((st = kiln_cg_window_pads(n, nsp, in, k, s, d, pb, pe))) return st;
+    pool_shape_host sh = {.NC = x->dims[0] * x->dims[1]};
+    if (nsp == 2) {
+        sh.H = in[0], sh.W = in[1], sh.P = y->dims[2], sh.Q = y->dims[3], sh.R = k[0], sh.S = k[1];
+        sh.sh = s[0], sh.sw = s[1], sh.ph = pb[0], sh.pw = pb[1], sh.dh = d[0], sh.dw = d[1];
+        sh.pe_h = pe[0], sh.pe_w = pe[1];
+    } else {
+        sh.H = 1, sh.W = in[0], sh.P = 1, sh.Q = y->dims[2], sh.R = 1, sh.S = k[0];
+        sh.sh = 1, sh.sw = s[0], sh.ph = 0, sh.pw = pb[0], sh.dh = 1, sh.dw = d[0], sh.pe_h = 0, sh.pe_w = pe[0];
+    }
+    const char *mode = n->op == KILN_OP_MaxPool                      ? "kiln::pool_max"
+                       : kiln_attr_int(n, "count_include_pad", 0) ? "kiln::pool_avg_include_pad"
+                                                                   : "kiln::pool_avg";
+    kiln_cg_kernel_name(c, n->op == KILN_OP_MaxPool ? "max_pool" : "avg_pool", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+              "\n// %s: %s, window %lldx%lld stride %lldx%lld\nextern \"C\" __global__ void __launch_bounds__(%d) "
+              "%s(const float *x, float *y, kiln::pool2d_shape s) {\n    kiln::pool2d<%s>(x, y, s);\n}\n",
+              fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, BLOCK_1D, fn, mode);
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])) ||
+        (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[2])))
+        return st;
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(sh.NC * sh.P * sh.Q), 1, 1, BLOCK_1D, args, 3);
+}
+
+/* ---------------------------------------------------------------- softmax -- */
+kiln_status kiln_cg_emit_softmax(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]);
+    if (!kiln_cg_is_f32(x)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 softmax");
+    int64_t axis;
+    if (!kiln_norm_axis(kiln_attr_int(n, "axis", -1), x->rank < 1 ? 1 : x->rank, &axis))
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+    int64_t outer = 1, D = x->rank ? x->dims[axis] : 1, inner = 1;
+    for (int i = 0; i < axis; i++) outer *= x->dims[i];
+    for (int i = (int)axis + 1; i < x->rank; i++) inner *= x->dims[i];
+    bool lg = n->op == KILN_OP_LogSoftmax;
+    char fn[64];
+    kiln_cg_kernel_name(c, lg ? "log_softmax" : "softmax", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+              "\n// %s: %s, [%lld, %lld, %lld] along the middle\nextern \"C\" __global__ void __launch_bounds__(%d) "
+              "%s(const float *x, float *y, kiln::i64 outer, kiln::i64 d, kiln::i64 inner) {\n"
+              "    kiln::softmax_rows<%s>(x, y, outer, d, inner);\n}\n",
+              fn, c->group, (long long)outer, (long long)D, (long long)inner, BLOCK_1D, fn, lg ? "true" : "false");
+    kiln_bundle_arg args[5];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1]))) return st;
+    args[2] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)outer};
+    args[3] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)D};
+    args[4] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)inner};
+    int64_t rows = outer * inner, per_block = BLOCK_1D / 32;
+    return kiln_cg_launch(c, fn, (uint64_t)((rows + per_block - 1) / per_block), 1, 1, BLOCK_1D, args, 5);
+}
+
+/* ------------------------------------------------------- copies and concat -- */

@@ -1,0 +1,244 @@
+/*
+ * cg_util.c — the string buffer, kernel arguments, kernel dedupe and launch records that every
+ * emitter uses (cg_internal.h).
+ */
+#include "codegen/cg_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- string buffer -- */
+
+
+void kiln_cg_vprintf(sbuf *b, const char *fmt, va_list ap) {
+    if (b->oom) return;
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        b->oom = true;
+        return;
+    }
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+}
+
+void kiln_cg_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kiln_cg_printf(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    kiln_cg_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+/* A float as a CUDA literal that reads back exactly ("1.0f", "0.100000001f", infinities). */
+const char *kiln_cg_flit(char *buf, size_t len, float x) {
+    if (isnan(x)) snprintf(buf, len, "__int_as_float(0x7fc00000)");
+    else if (isinf(x)) snprintf(buf, len, "__int_as_float(%s)", x > 0 ? "0x7f800000" : "(int)0xff800000");
+    else {
+        char t[48];
+        snprintf(t, sizeof t, "%.9g", (double)x);
+        bool has_point = strpbrk(t, ".e") != NULL;
+        snprintf(buf, len, "%s%sf", t, has_point ? "" : ".0");
+    }
+    return buf;
+}
+
+/* ----------------------------------------------------------------- context -- */
+
+
+int kiln_cg_io_index(const int *ids, int n, int v) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] == v) return i;
+    return -1;
+}
+
+kiln_status kiln_cg_weight_arg(cg *c, int v, kiln_bundle_arg *a) {
+    const kiln_value *val = &c->g->values[v];
+    if (c->weight[v] < 0) {
+        uint64_t off;
+        const kiln_tensor *t = val->data;
+        kiln_status st = kiln_bundle_add_weight(c->b, val->name && *val->name ? val->name : "const", t->dtype,
+                                                t->rank, t->dims, t->data, t->nbytes, &off);
+        if (st) return st;
+        c->weight[v] = (int64_t)off;
+    }
+    *a = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, (uint64_t)c->weight[v]};
+    return KILN_OK;
+}
+
+/* Where value v's bytes are at run time (see the header comment). */
+kiln_status kiln_cg_value_arg(cg *c, int v, kiln_bundle_arg *a) {
+    const kiln_graph *g = c->g;
+    int r = v;
+    for (int steps = 0; steps <= g->n_values; steps++) {
+        int k;
+        if ((k = kiln_cg_io_index(g->outputs, g->n_outputs, r)) >= 0) {
+            *a = (kiln_bundle_arg){KILN_ARG_OUTPUT, 8, (uint64_t)k};
+            return KILN_OK;
+        }
+        if ((k = kiln_cg_io_index(g->inputs, g->n_inputs, r)) >= 0) {
+            *a = (kiln_bundle_arg){KILN_ARG_INPUT, 8, (uint64_t)k};
+            return KILN_OK;
+        }
+        if (g->values[r].data) return kiln_cg_weight_arg(c, r, a);
+        if (g->values[r].alias_of < 0) break;
+        r = g->values[r].alias_of;
+    }
+    if (g->values[r].arena_offset < 0)
+        return kiln_errorf(KILN_ERR_INTERNAL, "value '%s' has no place in the memory plan (run plan-memory first)",
+                           g->values[v].name);
+    *a = (kiln_bundle_arg){KILN_ARG_ARENA, 8, (uint64_t)g->values[r].arena_offset};
+    return KILN_OK;
+}
+
+const kiln_bundle_arg kiln_cg_null_arg = {KILN_ARG_SCALAR, 8, 0};
+
+kiln_status kiln_cg_bytes_arg(cg *c, const void *data, uint64_t size, kiln_bundle_arg *a) {
+    uint64_t off;
+    kiln_status st = kiln_bundle_add_const(c->b, data, size, &off);
+    if (st) return st;
+    *a = (kiln_bundle_arg){KILN_ARG_BYTES, (uint32_t)size, off};
+    return KILN_OK;
+}
+
+/* A fresh kernel name for the current node: k<N>_<what>. */
+void kiln_cg_kernel_name(cg *c, const char *what, char *buf, size_t len) {
+    snprintf(buf, len, "k%d_%s", c->n_kernels++, what);
+    c->kstart = c->src.len;
+}
+
+/* Kernels with the same code (same template, tiles and epilogue; shapes are arguments) are
+ * emitted once: NVRTC time grows with every instantiation, and ResNet-50's 56 launches need
+ * only a handful. The text since kiln_cg_kernel_name() is compared without its first comment line
+ * and with its name masked; a repeat is cut from the source and *fn becomes the first one's
+ * name. */
+kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn) {
+    if (c->src.oom || c->kstart > c->src.len) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    const char *text = c->src.s + c->kstart;
+    const char *body = strchr(text + 1, '\n'); /* after "\n// comment" */
+    body = body ? body + 1 : text;
+    size_t nl = strlen(*fn), cap = strlen(body) + 1;
+    char *key = malloc(cap);
+    if (!key) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    size_t k = 0;
+    for (const char *p = body; *p;) {
+        if (!strncmp(p, *fn, nl)) {
+            memcpy(key + k, "@K@", 3);
+            k += 3;
+            p += nl;
+        } else {
+            key[k++] = *p++;
+        }
+    }
+    key[k] = 0;
+    for (int i = 0; i < c->n_keys; i++)
+        if (!strcmp(c->kkeys[i], key)) {
+            free(key);
+            /* keep the comment line so a reader sees which group runs the shared kernel */
+            const char *eol = strchr(text + 1, '\n');
+            size_t keep = eol ? (size_t)(eol - text) : 0;
+            c->src.len = c->kstart + keep;
+            c->src.s[c->src.len] = 0;
+            kiln_cg_printf(&c->src, " -> runs %s\n", c->knames[i]);
+            *fn = c->knames[i];
+            return KILN_OK;
+        }
+    if (c->n_keys == c->cap_keys) {
+        int cap2 = c->cap_keys ? 2 * c->cap_keys : 32;
+        char **a = realloc(c->kkeys, sizeof(char *) * (size_t)cap2), **b;
+        if (a) c->kkeys = a;
+        b = a ? realloc(c->knames, sizeof(char *) * (size_t)cap2) : NULL;
+        if (b) c->knames = b;
+        if (!a || !b) {
+            free(key);
+            return kiln_errorf(KILN_ERR_OOM, "out of memory");
+        }
+        c->cap_keys = cap2;
+    }
+    char *name = strdup(*fn);
+    if (!name) {
+        free(key);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    c->kkeys[c->n_keys] = key;
+    c->knames[c->n_keys++] = name;
+    *fn = name;
+    return KILN_OK;
+}
+
+kiln_status kiln_cg_launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,
+                          const kiln_bundle_arg *args, uint32_t n_args) {
+    if (gx > 0x7fffffffu || gy > 65535 || gz > 65535)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "grid %llux%llux%llu is too large", (unsigned long long)gx,
+                           (unsigned long long)gy, (unsigned long long)gz);
+    uint32_t k;
+    kiln_status st = kiln_cg_dedupe_kernel(c, &fn);
+    if (!st) st = kiln_bundle_add_kernel(c->b, fn, 0, c->group, &k);
+    if (st) return st;
+    uint32_t grid[3] = {(uint32_t)(gx ? gx : 1), (uint32_t)(gy ? gy : 1), (uint32_t)(gz ? gz : 1)};
+    uint32_t block[3] = {threads, 1, 1};
+    return kiln_bundle_add_launch(c->b, k, grid, block, 0, 0, args, n_args);
+}
+
+uint64_t kiln_cg_grid_1d(int64_t total) {
+    int64_t blocks = (total + BLOCK_1D - 1) / BLOCK_1D;
+    if (blocks < 1) blocks = 1;
+    return (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks);
+}
+
+const kiln_value *kiln_cg_val(const cg *c, int v) { return &c->g->values[v]; }
+
+int64_t kiln_cg_numel(const kiln_value *v) {
+    int64_t n = 1;
+    for (int i = 0; i < v->rank; i++) n *= v->dims[i];
+    return n;
+}
+
+bool kiln_cg_is_f32(const kiln_value *v) { return v->dtype == KILN_F32; }
+
+/* ------------------------------------------------------------- activations -- */
+/* One activation of passes/fuse_epilogue.c as a statement on `v`. */
+
+/* Leading pads of a window op, auto_pad resolved as kiln's shape inference does. */
+kiln_status kiln_cg_window_pads(const kiln_node *n, int nsp, const int64_t *in, const int64_t *k,
+                                const int64_t *s, const int64_t *d, int64_t *pb, int64_t *pe) {
+    const char *ap = kiln_attr_str(n, "auto_pad", "NOTSET");
+    const int64_t *pads;
+    int np = kiln_attr_ints(n, "pads", &pads);
+    for (int i = 0; i < nsp; i++) {
+        pb[i] = np == 2 * nsp ? pads[i] : 0;
+        pe[i] = np == 2 * nsp ? pads[nsp + i] : 0;
+        if (!strcmp(ap, "VALID")) pb[i] = pe[i] = 0;
+        else if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+            int64_t out = (in[i] + s[i] - 1) / s[i], eff = (k[i] - 1) * d[i] + 1;
+            int64_t total = out > 0 ? (out - 1) * s[i] + eff - in[i] : 0;
+            if (total < 0) total = 0;
+            pb[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
+            pe[i] = total - pb[i];
+        } else if (*ap && strcmp(ap, "NOTSET"))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "auto_pad '%s'", ap);
+    }
+    return KILN_OK;
+}
+
+void kiln_cg_ints_or(const kiln_node *n, const char *name, int count, int64_t def, int64_t *out) {
+    const int64_t *v;
+    int cnt = kiln_attr_ints(n, name, &v);
+    for (int i = 0; i < count; i++) out[i] = cnt == count ? v[i] : def;
+}
