@@ -148,6 +148,23 @@ void kiln_bundle_describe(const kiln_bundle *b, const char *what, uint64_t file_
             fprintf(f, " %s:%llu", arg_kind_name(la->args[a].kind), (unsigned long long)la->args[a].value);
         fprintf(f, "\n");
     }
+    if (b->n_layers) fprintf(f, "layers (%d; launches, finalized values, dependencies):\n", b->n_layers);
+    else fprintf(f, "layers: none (no per-layer table: one stream, no per-layer compare)\n");
+    for (int i = 0; i < b->n_layers; i++) {
+        const kiln_bundle_layer *l = &b->layers[i];
+        fprintf(f, "  %3d %s (%s) launches %u..%u", i, l->name, l->op, l->first_launch,
+                l->first_launch + l->n_launches - (l->n_launches ? 1 : 0));
+        for (int v = 0; v < l->n_values; v++) {
+            const kiln_bundle_layer_value *e = &l->values[v];
+            format_shape(e->dtype, e->rank, e->dims, shape, sizeof shape);
+            fprintf(f, "%s%s %s @%s:%llu", v ? ", " : " -> ", e->name, shape, arg_kind_name(e->where),
+                    (unsigned long long)e->at);
+        }
+        fprintf(f, " after");
+        if (!l->n_deps) fprintf(f, " -");
+        for (int d = 0; d < l->n_deps; d++) fprintf(f, "%s%u", d ? "," : " ", l->deps[d]);
+        fprintf(f, "\n");
+    }
     fprintf(f, "arena: %llu bytes (align %llu), %d buffers\n", (unsigned long long)b->arena_bytes,
             (unsigned long long)b->arena_align, b->n_buffers);
     fprintf(f, "weights: %d tensors, %llu bytes\n", b->n_weights, (unsigned long long)b->weight_bytes);
