@@ -129,15 +129,17 @@ static int write_outputs(const char *cmd, const kiln_bundle_model *m, const io_s
 static void usage_run(FILE *f) {
     fprintf(f,
             "usage: kiln run M.kiln [--input NAME=FILE.npy]... [--output-dir DIR] [--seed N] [--device N]\n"
+            "                       [--streams N]\n"
             "Runs a compiled bundle on the GPU. Inputs not given get seeded random values (as kiln run\n"
             "--cpu makes them). Prints one line per output (dtype, shape, min/max/mean); with\n"
-            "--output-dir writes each output as NAME.npy (all of them, or none on an error).\n");
+            "--output-dir writes each output as NAME.npy (all of them, or none on an error). --streams N\n"
+            "runs independent branches on up to N streams (default 1).\n");
 }
 
 int kiln_cmd_run_bundle(int argc, char **argv) {
     const char *path = NULL, *out_dir = NULL, *names[64], *files[64];
     int n_given = 0;
-    uint64_t seed = 0, device = 0;
+    uint64_t seed = 0, device = 0, streams = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -156,6 +158,9 @@ int kiln_cmd_run_bundle(int argc, char **argv) {
             if (!parse_u64(argv[++i], &seed)) return fail("run", "--seed takes a non-negative integer");
         } else if (!strcmp(a, "--device") && i + 1 < argc) {
             if (!parse_u64(argv[++i], &device) || device > 1024) return fail("run", "--device takes a GPU number");
+        } else if (!strcmp(a, "--streams") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &streams) || streams < 1 || streams > KILN_MAX_STREAMS)
+                return fail("run", "--streams takes a count from 1 to 16");
         } else if (a[0] == '-') {
             fprintf(stderr, "kiln run: unknown option or missing value: '%s'\n", a);
             usage_run(stderr);
@@ -178,10 +183,11 @@ int kiln_cmd_run_bundle(int argc, char **argv) {
     if (kiln_bundle_model_open(path, &opts, &m)) return fail("run", kiln_last_error());
     if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln run: note: %s\n", kiln_bundle_model_image_info(m));
     if ((rc = make_io("run", m, names, files, n_given, seed, &s))) goto done;
-    if (kiln_exec_context_new(m, 0, &ctx)) {
+    if (kiln_exec_context_new(m, 0, &ctx) || kiln_exec_context_set_streams(ctx, (int)streams)) {
         rc = fail("run", kiln_last_error());
         goto done;
     }
+    if (streams > 1) printf("streams: %d used (of %d allowed)\n", kiln_exec_context_streams_used(ctx), (int)streams);
     for (int i = 0; !rc && i < s.n_in; i++)
         if (kiln_exec_context_bind_input_tensor(ctx, i, s.in[i])) rc = fail("run", kiln_last_error());
     for (int i = 0; !rc && i < s.n_out; i++)
@@ -204,11 +210,12 @@ done:
 /* ------------------------------------------------------------------------- bench -- */
 static void usage_bench(FILE *f) {
     fprintf(f,
-            "usage: kiln bench M.kiln [--iterations N] [--warmup N] [--no-graph] [--device N]\n"
+            "usage: kiln bench M.kiln [--iterations N] [--warmup N] [--no-graph] [--streams N] [--device N]\n"
             "Runs the bundle N times (default 100, after 10 warm-up runs) with inputs and outputs in\n"
             "GPU memory, timing each run with CUDA events; prints latency p50/p90/p99/mean, throughput\n"
             "(samples/s: the first input's first dim per run) and GPU memory used. --no-graph launches\n"
-            "kernel by kernel instead of replaying a CUDA graph.\n");
+            "kernel by kernel instead of replaying a CUDA graph. --streams N runs independent branches on up\n"
+            "to N streams (default 1; the graph then has parallel branches).\n");
 }
 
 static int cmp_float(const void *a, const void *b) {
@@ -218,7 +225,7 @@ static int cmp_float(const void *a, const void *b) {
 
 int kiln_cmd_bench(int argc, char **argv) {
     const char *path = NULL;
-    uint64_t iters = 100, warmup = 10, device = 0;
+    uint64_t iters = 100, warmup = 10, device = 0, streams = 1;
     bool no_graph = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -233,6 +240,9 @@ int kiln_cmd_bench(int argc, char **argv) {
                 return fail("bench", "--warmup takes a count up to 10000000");
         } else if (!strcmp(a, "--device") && i + 1 < argc) {
             if (!parse_u64(argv[++i], &device) || device > 1024) return fail("bench", "--device takes a GPU number");
+        } else if (!strcmp(a, "--streams") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &streams) || streams < 1 || streams > KILN_MAX_STREAMS)
+                return fail("bench", "--streams takes a count from 1 to 16");
         } else if (!strcmp(a, "--no-graph")) {
             no_graph = true;
         } else if (a[0] == '-') {
@@ -287,7 +297,8 @@ int kiln_cmd_bench(int argc, char **argv) {
     } while (0)
     if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln bench: note: %s\n", kiln_bundle_model_image_info(m));
     if ((rc = make_io("bench", m, NULL, NULL, 0, 0, &s))) goto done;
-    if (kiln_exec_context_new(m, no_graph ? KILN_EXEC_NO_GRAPH : 0, &ctx)) {
+    if (kiln_exec_context_new(m, no_graph ? KILN_EXEC_NO_GRAPH : 0, &ctx) ||
+        kiln_exec_context_set_streams(ctx, (int)streams)) {
         rc = fail("bench", kiln_last_error());
         goto done;
     }
@@ -332,8 +343,10 @@ int kiln_cmd_bench(int argc, char **argv) {
         int64_t replays = 0;
         kiln_exec_context_runs(ctx, &replays);
         printf("bundle %s on %s\n", path, kiln_bundle_model_image_info(m));
-        printf("mode: %s, %llu iterations after %llu warm-up\n", no_graph ? "kernel launches (--no-graph)" : "CUDA graph replay",
-               (unsigned long long)iters, (unsigned long long)warmup);
+        printf("mode: %s, %llu iterations after %llu warm-up, %d stream%s used (of %d allowed)\n",
+               no_graph ? "kernel launches (--no-graph)" : "CUDA graph replay", (unsigned long long)iters,
+               (unsigned long long)warmup, kiln_exec_context_streams_used(ctx),
+               kiln_exec_context_streams_used(ctx) == 1 ? "" : "s", (int)streams);
         printf("latency ms: p50 %.4f  p90 %.4f  p99 %.4f  mean %.4f  min %.4f  max %.4f\n", PCT(0.5), PCT(0.9),
                PCT(0.99), sum / (double)iters, ms[0], ms[iters - 1]);
         printf("throughput: %.1f runs/s, %.1f samples/s (batch %lld, at p50)\n", 1000.0 / PCT(0.5),
