@@ -2,9 +2,20 @@
  * with the values it finalizes and its dependencies (independent branches have no edge; arena
  * space reused by the memory plan makes a write-after-read edge), the stream plan puts
  * independent branches on separate streams, and the optional `layers` section survives a
- * write/read round trip and is refused when corrupted, truncated or inconsistent. */
+ * write/read round trip and is refused when corrupted, truncated or inconsistent.
+ *
+ * Helper modes for tests/gpu_perlayer.sh (the GPU half):
+ *   check_layers --write-branches OUT.onnx      three independent convs, a Concat, two outputs
+ *   check_layers --corrupt-weight IN OUT LAYER  adds 1.0 to the first element of the first weight
+ *                                               layer LAYER reads, rewrites with valid checksums,
+ *                                               prints the layer's name
+ *   check_layers --set-meta IN OUT KEY VALUE    rewrites one metadata entry
+ *   check_layers --gpu M.kiln                   1 vs 4 streams: bit-identical outputs over 3 runs
+ *                                               (graph capture + replays); run_layers agrees with
+ *                                               run; SKIP (77) without a GPU */
 #include "codegen/codegen.h"
 #include "graph_builder.h"
+#include "onnx_builder.h"
 #include "runtime/runtime.h"
 
 #include <stdio.h>
@@ -260,7 +271,231 @@ START_TEST(layers_section_round_trip_and_refusals) {
 }
 END_TEST
 
-int main(void) {
+/* ------------------------------------------------------------------ helper modes -- */
+static int write_branches(const char *path) {
+    ob_arena a = {0};
+    ob_model *om = ob_model_new(&a, 17);
+    int64_t xd[4] = {1, 8, 16, 16}, wd[4] = {8, 8, 3, 3}, od[4] = {1, 16, 14, 14}, sd[4] = {1, 8, 14, 14};
+    ob_add_input(&a, om, ob_value(&a, "x", 1, 4, xd, NULL));
+    ob_add_output(&a, om, ob_value(&a, "cat", 1, 4, od, NULL));
+    ob_add_output(&a, om, ob_value(&a, "sig", 1, 4, sd, NULL));
+    static float w[8 * 8 * 9];
+    const char *names[3] = {"wa", "wb", "wc"};
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 8 * 8 * 9; i++) w[i] = (float)gb_rand() * 0.3f;
+        ob_add_init(&a, om, ob_tensor_f32(&a, names[k], 4, wd, w, 8 * 8 * 9));
+    }
+    const char *ca[2] = {"x", "wa"}, *cb[2] = {"x", "wb"}, *cc[2] = {"x", "wc"}, *ya[1] = {"ya"}, *ra[1] = {"a"},
+               *yb[1] = {"b"}, *yc[1] = {"c"}, *cat_in[2] = {"a", "b"}, *cat[1] = {"cat"}, *sig[1] = {"sig"};
+    ob_add_node(&a, om, ob_node(&a, "Conv", "conv_a", 2, ca, 1, ya));
+    ob_add_node(&a, om, ob_node(&a, "Relu", "relu_a", 1, ya, 1, ra));
+    ob_add_node(&a, om, ob_node(&a, "Conv", "conv_b", 2, cb, 1, yb));
+    ob_add_node(&a, om, ob_node(&a, "Conv", "conv_c", 2, cc, 1, yc));
+    Onnx__NodeProto *cn = ob_node(&a, "Concat", "cat", 2, cat_in, 1, cat);
+    ob_node_attr_int(&a, cn, "axis", 1);
+    ob_add_node(&a, om, cn);
+    ob_add_node(&a, om, ob_node(&a, "Sigmoid", "sig", 1, yc, 1, sig));
+    size_t len;
+    uint8_t *bytes = ob_pack(&a, om, &len);
+    FILE *f = fopen(path, "wb");
+    int rc = !f || fwrite(bytes, 1, len, f) != len;
+    if (f && fclose(f)) rc = 1;
+    ob_free(&a);
+    if (rc) fprintf(stderr, "cannot write %s\n", path);
+    return rc;
+}
+
+static int corrupt_weight(const char *in, const char *out, int layer) {
+    kiln_bundle *b = NULL;
+    if (kiln_bundle_read(in, &b)) {
+        fprintf(stderr, "%s\n", kiln_last_error());
+        return 1;
+    }
+    int rc = 1;
+    if (layer < 0 || layer >= b->n_layers) {
+        fprintf(stderr, "no layer %d (the bundle has %d)\n", layer, b->n_layers);
+        goto done;
+    }
+    const kiln_bundle_layer *ly = &b->layers[layer];
+    for (uint32_t l = ly->first_launch; l < ly->first_launch + ly->n_launches && rc; l++)
+        for (uint32_t k = 0; k < b->launches[l].n_args && rc; k++) {
+            const kiln_bundle_arg *arg = &b->launches[l].args[k];
+            if (arg->kind != KILN_ARG_WEIGHT || arg->value + 4 > b->weight_bytes) continue;
+            float v;
+            memcpy(&v, b->weight_data + arg->value, 4); /* the reader's copy of the file: writable */
+            v += 1.0f;
+            memcpy(b->weight_data + arg->value, &v, 4);
+            rc = 0;
+        }
+    if (rc) {
+        fprintf(stderr, "layer %d '%s' reads no weight\n", layer, ly->name);
+        goto done;
+    }
+    if (kiln_bundle_write(b, out)) {
+        fprintf(stderr, "%s\n", kiln_last_error());
+        rc = 1;
+        goto done;
+    }
+    printf("%s\n", ly->name);
+done:
+    kiln_bundle_free(b);
+    return rc;
+}
+
+static int set_meta(const char *in, const char *out, const char *key, const char *value) {
+    kiln_bundle *b = NULL;
+    int rc = kiln_bundle_read(in, &b) || kiln_bundle_set_meta(b, key, value) || kiln_bundle_write(b, out);
+    if (rc) fprintf(stderr, "%s\n", kiln_last_error());
+    kiln_bundle_free(b);
+    return rc;
+}
+
+typedef struct layer_seen {
+    int calls, stop_at;
+    const kiln_tensor *const *outs;
+    const kiln_bundle *b;
+    int mismatches;
+} layer_seen;
+
+static int on_layer(void *user, const kiln_layer_info *li) {
+    layer_seen *ls = user;
+    ls->calls++;
+    if (li->index != ls->calls - 1) ls->mismatches++;
+    for (int v = 0; v < li->n_values; v++) {
+        const kiln_bundle_layer_value *e = &ls->b->layers[li->index].values[v];
+        if (!li->values[v].host || !li->values[v].device_ptr) ls->mismatches++;
+        /* a graph output seen during the layer run must equal the plain run's */
+        if (e->where == KILN_ARG_OUTPUT && ls->outs &&
+            (li->values[v].nbytes != ls->outs[e->at]->nbytes ||
+             memcmp(li->values[v].host, ls->outs[e->at]->data, li->values[v].nbytes))) {
+            fprintf(stderr, "layer %d: output '%s' differs from the plain run's\n", li->index, e->name);
+            ls->mismatches++;
+        }
+    }
+    return ls->stop_at >= 0 && li->index >= ls->stop_at;
+}
+
+static int gpu_streams(const char *path) {
+    kiln_bundle_model *m = NULL;
+    kiln_status st = kiln_bundle_model_open(path, NULL, &m);
+    if (st == KILN_ERR_UNSUPPORTED && strstr(kiln_last_error(), "no CUDA")) {
+        printf("SKIP: %s\n", kiln_last_error());
+        return 77;
+    }
+    if (st) {
+        fprintf(stderr, "FAIL: %s\n", kiln_last_error());
+        return 1;
+    }
+    const kiln_bundle *b = kiln_bundle_model_bundle(m);
+    int n_in = kiln_bundle_model_num_inputs(m), n_out = kiln_bundle_model_num_outputs(m), fails = 0;
+    kiln_tensor *in[16] = {0}, *o1[16] = {0}, *o4[16] = {0};
+    kiln_exec_context *c1 = NULL, *c4 = NULL;
+    if (n_in > 16 || n_out > 16) {
+        fprintf(stderr, "FAIL: too many inputs/outputs for this test\n");
+        kiln_bundle_model_free(m);
+        return 1;
+    }
+#define GCHECK(expr)                                                                    \
+    do {                                                                                \
+        if (!fails && (expr)) {                                                         \
+            fprintf(stderr, "FAIL: %s: %s\n", #expr, kiln_last_error());               \
+            fails++;                                                                    \
+        }                                                                               \
+    } while (0)
+    GCHECK(kiln_exec_context_new(m, KILN_EXEC_POISON, &c1));
+    GCHECK(kiln_exec_context_new(m, KILN_EXEC_POISON, &c4));
+    GCHECK(kiln_exec_context_set_streams(c4, 4));
+    for (int i = 0; !fails && i < n_in; i++) {
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        kiln_bundle_model_input_info(m, i, NULL, &dt, &rank, dims);
+        in[i] = kiln_tensor_new(dt, rank, dims);
+        for (int64_t k = 0; k < in[i]->numel; k++) kiln_tensor_set(in[i], k, gb_rand());
+        GCHECK(kiln_exec_context_bind_input_tensor(c1, i, in[i]));
+        GCHECK(kiln_exec_context_bind_input_tensor(c4, i, in[i]));
+    }
+    for (int i = 0; !fails && i < n_out; i++) {
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        kiln_bundle_model_output_info(m, i, NULL, &dt, &rank, dims);
+        o1[i] = kiln_tensor_new(dt, rank, dims);
+        o4[i] = kiln_tensor_new(dt, rank, dims);
+        GCHECK(kiln_exec_context_bind_output_tensor(c1, i, o1[i]));
+        GCHECK(kiln_exec_context_bind_output_tensor(c4, i, o4[i]));
+    }
+    printf("%s: %d layers, %d launches, streams used with 4 allowed: %d\n", path, b->n_layers, b->n_launches,
+           fails ? 0 : kiln_exec_context_streams_used(c4));
+    /* run 1 launches directly, runs 2 and 3 capture and replay a graph; new inputs each time */
+    for (int run = 0; !fails && run < 3; run++) {
+        for (int i = 0; i < n_in; i++)
+            for (int64_t k = 0; k < in[i]->numel; k++) kiln_tensor_set(in[i], k, gb_rand());
+        for (int i = 0; i < n_out; i++) {
+            memset(o1[i]->data, 0xff, o1[i]->nbytes);
+            memset(o4[i]->data, 0xfe, o4[i]->nbytes);
+        }
+        GCHECK(kiln_exec_context_run(c1, NULL));
+        GCHECK(kiln_exec_context_run(c4, NULL));
+        for (int i = 0; !fails && i < n_out; i++) {
+            int64_t nan = 0;
+            for (int64_t k = 0; k < o1[i]->numel; k++) nan += kiln_tensor_get(o1[i], k) != kiln_tensor_get(o1[i], k);
+            if (memcmp(o1[i]->data, o4[i]->data, o1[i]->nbytes) || nan) {
+                fprintf(stderr, "FAIL: run %d output %d: 4 streams differ from 1 stream (or %lld NaN)\n", run, i,
+                        (long long)nan);
+                fails++;
+            }
+        }
+    }
+    int64_t replays = 0;
+    if (!fails) kiln_exec_context_runs(c4, &replays);
+    if (!fails && replays != 2) {
+        fprintf(stderr, "FAIL: the 4-stream context replayed %lld graphs, expected 2\n", (long long)replays);
+        fails++;
+    }
+    /* the layer-by-layer run sees the same outputs as the plain run of the same inputs */
+    layer_seen ls = {0, -1, (const kiln_tensor *const *)o1, b, 0};
+    if (!fails) {
+        kiln_tensor *snap[16] = {0};
+        for (int i = 0; i < n_out; i++) snap[i] = kiln_tensor_clone(o1[i]);
+        ls.outs = (const kiln_tensor *const *)snap;
+        GCHECK(kiln_exec_context_run_layers(c1, NULL, 1, on_layer, &ls));
+        if (!fails && (ls.calls != b->n_layers || ls.mismatches)) {
+            fprintf(stderr, "FAIL: run_layers: %d calls for %d layers, %d mismatches\n", ls.calls, b->n_layers,
+                    ls.mismatches);
+            fails++;
+        }
+        layer_seen stop = {0, 0, NULL, b, 0};
+        GCHECK(kiln_exec_context_run_layers(c1, NULL, 0, on_layer, &stop));
+        if (!fails && stop.calls != 1) {
+            fprintf(stderr, "FAIL: run_layers did not stop after the callback asked (%d calls)\n", stop.calls);
+            fails++;
+        }
+        for (int i = 0; i < n_out; i++) kiln_tensor_free(snap[i]);
+    }
+#undef GCHECK
+    for (int i = 0; i < 16; i++) {
+        kiln_tensor_free(in[i]);
+        kiln_tensor_free(o1[i]);
+        kiln_tensor_free(o4[i]);
+    }
+    kiln_exec_context_free(c1);
+    kiln_exec_context_free(c4);
+    kiln_bundle_model_free(m);
+    printf("%s\n", fails ? "FAIL" : "PASS: 1 and 4 streams bit-identical over 3 runs; run_layers agrees");
+    return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--write-branches")) return write_branches(argv[2]);
+    if (argc == 5 && !strcmp(argv[1], "--corrupt-weight")) return corrupt_weight(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 6 && !strcmp(argv[1], "--set-meta")) return set_meta(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 3 && !strcmp(argv[1], "--gpu")) return gpu_streams(argv[2]);
+    if (argc != 1) {
+        fprintf(stderr, "usage: check_layers [--write-branches OUT.onnx | --corrupt-weight IN OUT LAYER | "
+                        "--set-meta IN OUT KEY VALUE | --gpu M.kiln]\n");
+        return 2;
+    }
     Suite *s = suite_create("layers");
     TCase *tc = tcase_create("layers");
     tcase_set_timeout(tc, 120);
