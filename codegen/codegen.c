@@ -240,9 +240,16 @@ static kiln_status add_layers(const cg *c, pending_layer *p, int n) {
             e->at = at;
             nv++;
         }
-        char name[256], op[160];
+        char name[320], op[160];
         group_name(g, nd, name, sizeof name);
         layer_op(nd, op, sizeof op);
+        /* unnamed nodes can share a group name ("conv_epilogue_"): name the layer by its output too */
+        bool dup = false;
+        for (int k = 0; k < c->b->n_layers && !dup; k++) dup = !strcmp(c->b->layers[k].name, name);
+        if (dup && nv) {
+            size_t len = strlen(name);
+            snprintf(name + len, sizeof name - len, "@%s", vals[0].name);
+        }
         st = kiln_bundle_add_layer(c->b, name, op, p[l].first, p[l].count, vals, nv, deps[l], n_deps[l]);
     }
     for (int l = 0; deps && l < n; l++) free(deps[l]);

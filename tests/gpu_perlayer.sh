@@ -94,6 +94,16 @@ streams branches "$WORK/branches.kiln" 2
 "$KILN" bench "$WORK/branches.kiln" --streams 4 --iterations 20 >"$WORK/bench.log" 2>&1 || fail "bench --streams 4"
 cat "$WORK/bench.log"
 
+# make_cases.py's parallel_branches (two conv branches joined by Concat, two more by Add)
+if python3 "$SRC/tests/codegen/make_cases.py" "$WORK/cases" >/dev/null 2>&1; then
+    PB=$WORK/cases/parallel_branches.onnx
+    "$KILN" build "$PB" -o "$WORK/pb.kiln" >"$WORK/pb.build.log" 2>&1 || fail "build parallel_branches"
+    per_layer parallel_branches "$PB" "$WORK/pb.kiln" --rtol 1e-3 --atol 1e-4
+    streams parallel_branches "$WORK/pb.kiln" 2
+else
+    echo "NOTE: python3 with onnx missing: make_cases.py's parallel_branches not run (the branches model was)"
+fi
+
 R50=$MODELS/resnet50_torchvision/model.onnx
 if [ -n "$MODELS" ] && [ -f "$R50" ]; then
     "$KILN" build "$R50" -o "$WORK/r50.kiln" --shape input=1x3x224x224 >"$WORK/r50.build.log" 2>&1 || fail "build resnet50"
