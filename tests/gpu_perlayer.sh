@@ -110,8 +110,10 @@ if [ -n "$MODELS" ] && [ -f "$R50" ]; then
     per_layer resnet50 "$R50" "$WORK/r50.kiln" --rtol 1e-3 --atol 1e-4
     "$CL" --gpu "$WORK/r50.kiln" || fail "check_layers --gpu resnet50"
     streams resnet50 "$WORK/r50.kiln" 1
-else
+elif [ -n "$MODELS" ]; then
     fail "ResNet-50 is missing: $R50 (the models_generate test makes it)"
+else
+    echo "NOTE: no MODELS_DIR given: ResNet-50 not run"
 fi
 
 if command -v compute-sanitizer >/dev/null; then
