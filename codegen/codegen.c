@@ -88,7 +88,7 @@ static void group_name(const kiln_graph *g, const kiln_node *n, char *buf, size_
 /* Per-layer bookkeeping for the bundle's `layers` section: which launches each node got, what
  * they finalize and which earlier layers they must wait for (multi-stream execution). */
 typedef struct region {
-    int space; /* 0: arena, 1 + 2k: input k, 2 + 2k: output k */
+    int space; /* 0: arena, 1 + 2k: input k, 2 + 2k: output k, -1: all memory (a barrier) */
     uint64_t lo, hi;
 } region;
 
@@ -149,8 +149,40 @@ static kiln_status value_regions(const kiln_graph *g, const int *ids, int n, reg
 static bool regions_overlap(const region *a, int na, const region *b, int nb) {
     for (int i = 0; i < na; i++)
         for (int j = 0; j < nb; j++)
-            if (a[i].space == b[j].space && a[i].lo < b[j].hi && b[j].lo < a[i].hi) return true;
+            if ((a[i].space == b[j].space || a[i].space < 0 || b[j].space < 0) && a[i].lo < b[j].hi && b[j].lo < a[i].hi)
+                return true;
     return false;
+}
+
+/* Every pointer argument of the layer's launches must point into memory its regions name; an
+ * emitter that passes anything else (scratch space, a value that is not a node input or output)
+ * would make the dependencies wrong, so such a layer conservatively reads and writes everything
+ * and serializes with all others. */
+static kiln_status cover_launch_args(const kiln_bundle *b, pending_layer *p) {
+    bool stray = false;
+    for (uint32_t l = p->first; l < p->first + p->count && !stray; l++)
+        for (uint32_t a = 0; a < b->launches[l].n_args && !stray; a++) {
+            const kiln_bundle_arg *arg = &b->launches[l].args[a];
+            region want;
+            if (arg->kind == KILN_ARG_ARENA) want = (region){0, arg->value, arg->value};
+            else if (arg->kind == KILN_ARG_INPUT) want = (region){(int)(1 + 2 * arg->value), 0, 0};
+            else if (arg->kind == KILN_ARG_OUTPUT) want = (region){(int)(2 + 2 * arg->value), 0, 0};
+            else continue;
+            bool found = false;
+            for (int k = 0; k < p->n_rd + p->n_wr && !found; k++) {
+                const region *r = k < p->n_rd ? &p->rd[k] : &p->wr[k - p->n_rd];
+                found = r->space == want.space && r->lo <= want.lo && (want.lo < r->hi || want.lo == r->lo);
+            }
+            stray = !found;
+        }
+    if (!stray) return KILN_OK;
+    region *rd = realloc(p->rd, sizeof *rd * (size_t)(p->n_rd + 1)), *wr = rd ? realloc(p->wr, sizeof *wr * (size_t)(p->n_wr + 1)) : NULL;
+    if (rd) p->rd = rd;
+    if (wr) p->wr = wr;
+    if (!rd || !wr) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    p->rd[p->n_rd++] = (region){-1, 0, UINT64_MAX};
+    p->wr[p->n_wr++] = (region){-1, 0, UINT64_MAX};
+    return KILN_OK;
 }
 
 /* "Conv", or a fused group's kind with its body ops: "conv_epilogue[Conv+Relu]". */
@@ -317,6 +349,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             pl->count = (uint32_t)b->n_launches - first;
             ns = value_regions(g, n->inputs, n->n_inputs, &pl->rd, &pl->n_rd);
             if (!ns) ns = value_regions(g, n->outputs, n->n_outputs, &pl->wr, &pl->n_wr);
+            if (!ns) ns = cover_launch_args(b, pl);
         }
         if (ns == KILN_ERR_UNSUPPORTED) {
             n_bad++;
