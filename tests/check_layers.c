@@ -6,6 +6,7 @@
  *
  * Helper modes for tests/gpu_perlayer.sh (the GPU half):
  *   check_layers --write-branches OUT.onnx      three independent convs, a Concat, two outputs
+ *   check_layers --write-war OUT.onnx           a chain and a later branch that reuses its space
  *   check_layers --corrupt-weight IN OUT LAYER  adds 1.0 to the first element of the first weight
  *                                               layer LAYER reads, rewrites with valid checksums,
  *                                               prints the layer's name
@@ -305,6 +306,38 @@ static int write_branches(const char *path) {
     return rc;
 }
 
+/* x -> A -> a -> B -> b; x -> D -> d; concat(b, d): 1x1 convs, so that d can take a's arena
+ * space after B (the WAR case of reused_buffer_makes_war_edge, as a model for the emulator). */
+static int write_war(const char *path) {
+    ob_arena a = {0};
+    ob_model *om = ob_model_new(&a, 17);
+    int64_t xd[4] = {1, 4, 8, 8}, wd[4] = {4, 4, 1, 1}, od[4] = {1, 8, 8, 8};
+    ob_add_input(&a, om, ob_value(&a, "x", 1, 4, xd, NULL));
+    ob_add_output(&a, om, ob_value(&a, "y", 1, 4, od, NULL));
+    float w[16];
+    const char *names[3] = {"wa", "wb", "wd"};
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 16; i++) w[i] = (float)gb_rand();
+        ob_add_init(&a, om, ob_tensor_f32(&a, names[k], 4, wd, w, 16));
+    }
+    const char *ca[2] = {"x", "wa"}, *cb[2] = {"a", "wb"}, *cd[2] = {"x", "wd"}, *ya[1] = {"a"}, *yb[1] = {"b"},
+               *yd[1] = {"d"}, *cat_in[2] = {"b", "d"}, *y[1] = {"y"};
+    ob_add_node(&a, om, ob_node(&a, "Conv", "conv_a", 2, ca, 1, ya));
+    ob_add_node(&a, om, ob_node(&a, "Conv", "conv_b", 2, cb, 1, yb));
+    ob_add_node(&a, om, ob_node(&a, "Conv", "conv_d", 2, cd, 1, yd));
+    Onnx__NodeProto *cn = ob_node(&a, "Concat", "cat", 2, cat_in, 1, y);
+    ob_node_attr_int(&a, cn, "axis", 1);
+    ob_add_node(&a, om, cn);
+    size_t len;
+    uint8_t *bytes = ob_pack(&a, om, &len);
+    FILE *f = fopen(path, "wb");
+    int rc = !f || fwrite(bytes, 1, len, f) != len;
+    if (f && fclose(f)) rc = 1;
+    ob_free(&a);
+    if (rc) fprintf(stderr, "cannot write %s\n", path);
+    return rc;
+}
+
 static int corrupt_weight(const char *in, const char *out, int layer) {
     kiln_bundle *b = NULL;
     if (kiln_bundle_read(in, &b)) {
@@ -488,11 +521,12 @@ static int gpu_streams(const char *path) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--write-branches")) return write_branches(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--write-war")) return write_war(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "--corrupt-weight")) return corrupt_weight(argv[2], argv[3], atoi(argv[4]));
     if (argc == 6 && !strcmp(argv[1], "--set-meta")) return set_meta(argv[2], argv[3], argv[4], argv[5]);
     if (argc == 3 && !strcmp(argv[1], "--gpu")) return gpu_streams(argv[2]);
     if (argc != 1) {
-        fprintf(stderr, "usage: check_layers [--write-branches OUT.onnx | --corrupt-weight IN OUT LAYER | "
+        fprintf(stderr, "usage: check_layers [--write-branches OUT.onnx | --write-war OUT.onnx | --corrupt-weight IN OUT LAYER | "
                         "--set-meta IN OUT KEY VALUE | --gpu M.kiln]\n");
         return 2;
     }

@@ -3,7 +3,11 @@
 # `kiln compare --per-layer` and multi-stream execution end to end.
 # Without --gpu (no GPU needed, NVRTC needed for kiln build): the CPU side of --per-layer on
 # tiny_cnn (source hash matches, the rebuilt optimized graph has every layer value) and the
-# warning for a bundle whose source hash differs; then the GPU refusal.
+# warning for a bundle whose source hash differs; then the GPU refusal. With KILN_EMU_RUN set
+# (the emu_run binary; g++ and python3 with onnx needed): the branchy models (make_cases.py's
+# cases, the three-branch model, tiny_cnn) run through the CPU emulation of the generated
+# kernels with their layers in another order that the recorded dependencies allow
+# (KILN_EMU_ORDER=reverse): a missing dependency edge gives wrong outputs there.
 # With --gpu (SKIP 77 without a GPU):
 #   - compare --per-layer PASSes ("all N layers match") on tiny_cnn, a model with three
 #     independent conv branches (check_layers --write-branches) and the generated ResNet-50
@@ -40,6 +44,35 @@ if [ "$GPU" != --gpu ]; then
     has "$WORK/inspect.log" "layers (7;" "inspect layers"
     "$KILN" run "$WORK/tiny.kiln" --streams 0 >"$WORK/streams0.log" 2>&1 && fail "--streams 0 accepted"
     has "$WORK/streams0.log" "streams takes a count" "--streams 0"
+    if [ -n "${KILN_EMU_RUN:-}" ] && command -v g++ >/dev/null &&
+        python3 "$SRC/tests/codegen/make_cases.py" "$WORK/cases" >/dev/null 2>&1; then
+        E=$SRC/tests/codegen/emu
+        "$CL" --write-branches "$WORK/cases/branches.onnx" || fail "write-branches"
+        "$CL" --write-war "$WORK/cases/war.onnx" || fail "write-war"
+        cp "$TINY" "$WORK/cases/" || fail "copy tiny_cnn"
+        g++ -O1 -fPIC -c "$E/emu_sched.cpp" -o "$WORK/emu_sched.o" || fail "emu_sched"
+        for m in "$WORK"/cases/*.onnx; do
+            n=$(basename "$m" .onnx)
+            shape=()
+            [ "$n" = tiny_cnn ] && shape=(--shape image=2x3x32x32)
+            if ! "$KILN" build "$m" -o "$WORK/$n.kiln" "${shape[@]}" --emit-cuda "$WORK/$n" >"$WORK/$n.log" 2>&1 ||
+                ! python3 "$E/gen_tramp.py" "$WORK/$n/$n.cu" "$WORK/$n/emu.cpp" ||
+                ! g++ -O1 -std=c++17 -fPIC -shared -include "$E/emu_shim.h" -I"$E" -I"$SRC/kernels" "$WORK/$n/emu.cpp" \
+                    "$WORK/emu_sched.o" -o "$WORK/$n/emu.so" >>"$WORK/$n.log" 2>&1; then
+                fail "$n: emu build"
+                cat "$WORK/$n.log"
+                continue
+            fi
+            if KILN_EMU_ORDER=reverse "$KILN_EMU_RUN" "$m" "$WORK/$n.kiln" "$WORK/$n/emu.so" 1e-3 1e-4 >"$WORK/$n.run" 2>&1; then
+                echo "PASS: $n in dependency-reordered layer order ($(grep -m1 'layer order' "$WORK/$n.run" | sed 's/^ *//'))"
+            else
+                fail "$n in dependency-reordered layer order"
+                cat "$WORK/$n.run"
+            fi
+        done
+    else
+        echo "NOTE: the reordered emulation needs KILN_EMU_RUN, g++ and python3 with onnx: not run"
+    fi
     echo "gpu_perlayer (no GPU part): $fails failure(s)"
     [ $fails -eq 0 ]
     exit
