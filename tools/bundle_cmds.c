@@ -474,12 +474,19 @@ int kiln_cmd_compare(int argc, char **argv) {
     for (int i = 0; i < n_in && !rc; i++) {
         const char *name = kiln_graph_input_name(g, i);
         int slot = kiln_bundle_model_find_input(m, name);
-        if (!(ins[i] = kiln_cli_random_input(g, i, &state))) rc = fail("compare", kiln_last_error());
-        else if (slot < 0) {
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        if (slot < 0) {
             snprintf(msg, sizeof msg, "the bundle has no input named '%s'", name);
             rc = fail("compare", msg);
-        } else if (kiln_exec_context_bind_input_tensor(ctx, slot, ins[i])) {
+        } else if (kiln_bundle_model_input_info(m, slot, NULL, &dt, &rank, dims) ||
+                   !(ins[i] = kiln_tensor_new(dt, rank, dims))) {
+            /* the bundle's static shape, not the model's (its dynamic dims were fixed by --shape) */
             rc = fail("compare", kiln_last_error());
+        } else {
+            kiln_cli_fill_random(ins[i], &state);
+            if (kiln_exec_context_bind_input_tensor(ctx, slot, ins[i])) rc = fail("compare", kiln_last_error());
         }
     }
     for (int i = 0; i < n_out && !rc; i++) {
