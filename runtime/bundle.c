@@ -204,10 +204,10 @@ static int r_count(rbuf *r, size_t min_bytes, int max) {
     }
     return (int)n;
 }
-static char *r_str(rbuf *r) {
+static char *r_str_max(rbuf *r, uint32_t max) {
     uint32_t n = r_u32(r);
     if (r->st != KILN_OK) return NULL;
-    if (n == 0 || n >= KILN_BUNDLE_MAX_STRING) {
+    if (n == 0 || n >= max) {
         r_fail(r, KILN_ERR_PARSE, n == 0 ? "empty string" : "string longer than the limit");
         return NULL;
     }
@@ -226,6 +226,7 @@ static char *r_str(rbuf *r) {
     r->p += n;
     return s;
 }
+static char *r_str(rbuf *r) { return r_str_max(r, KILN_BUNDLE_MAX_STRING); }
 
 /* ---------------------------------------------------------------- building -- */
 kiln_bundle *kiln_bundle_new(void) {
@@ -518,7 +519,10 @@ kiln_status kiln_bundle_add_layer(kiln_bundle *b, const char *name, const char *
 kiln_status kiln_bundle_set_meta(kiln_bundle *b, const char *key, const char *value) {
     if (!b) return kiln_errorf(KILN_ERR_INVALID_ARG, "bundle: NULL bundle");
     kiln_status st = check_name("metadata key", key);
-    if (st == KILN_OK) st = check_name("metadata value", value);
+    if (st == KILN_OK && (!value || !*value))
+        st = kiln_errorf(KILN_ERR_INVALID_ARG, "bundle: empty metadata value");
+    if (st == KILN_OK && strlen(value) >= KILN_BUNDLE_MAX_META)
+        st = kiln_errorf(KILN_ERR_LIMIT, "bundle: metadata value longer than %d bytes", KILN_BUNDLE_MAX_META - 1);
     if (st != KILN_OK) return st;
     char *v = strdup(value);
     if (!v) return kiln_errorf(KILN_ERR_OOM, "out of memory");
@@ -1164,7 +1168,7 @@ static void dec_meta(kiln_bundle *b, rbuf *r) {
     }
     for (int i = 0; i < n && r->st == KILN_OK; i++) {
         b->meta[i].key = r_str(r);
-        b->meta[i].value = r_str(r);
+        b->meta[i].value = r_str_max(r, KILN_BUNDLE_MAX_META);
         if (b->meta[i].key || b->meta[i].value) b->n_meta++;
     }
 }

@@ -38,6 +38,7 @@
 #define KILN_BUNDLE_MAX_FILE_BYTES (64ull << 30) /* 64 GiB */
 #define KILN_BUNDLE_MAX_SECTIONS 1024
 #define KILN_BUNDLE_MAX_STRING 4096
+#define KILN_BUNDLE_MAX_META (1 << 20) /* a metadata value (per-kernel tiles of a large model) */
 #define KILN_BUNDLE_MAX_ARGS 256
 #define KILN_BUNDLE_MAX_LAYER_VALUES 1024 /* values one layer finalizes */
 #define KILN_BUNDLE_ALIGN 64 /* every section starts at a multiple of this */

@@ -25,6 +25,11 @@ if [ -n "$asan" ]; then
   for l in $(libs "$asan/kiln" "$asan/tests/check_runtime"); do cp -L "$l" "$out/"; done
 fi
 cp tests/cli_bundle.sh tests/gpu_perlayer.sh tests/lsan_cuda.supp "$out/"
+# Bundles built here, on a machine without a GPU or driver, for sm_90 only: the GPU machine runs
+# them unchanged (issue 4: a bundle is portable from a GPU-less build machine).
+mkdir -p "$out/bundles"
+"$plain/kiln" build examples/tiny_cnn.onnx -o "$out/bundles/tiny_cnn_sm90.kiln" --arch sm_90 --shape image=2x3x32x32 >/dev/null
+cp examples/tiny_cnn.onnx "$out/bundles/"
 cat > "$out/run_gpu_tests.sh" <<'RUN'
 #!/usr/bin/env bash
 # Runs kiln's GPU tests with the packed binaries; prints one PASS/FAIL line per test.
@@ -55,6 +60,8 @@ for v in plain asan; do
     t "$v-gpu_perlayer" bash "$P/gpu_perlayer.sh" "$B/kiln" "$B/check_layers" "$P/.." "$P/$v-gpu_perlayer.work" --gpu
 done
 unset ASAN_OPTIONS LSAN_OPTIONS
+# built without a GPU for sm_90 (scripts/gpu_pack.sh): runs here unchanged and matches the CPU evaluator
+t portable-bundle "$P/plain/kiln" compare "$P/bundles/tiny_cnn.onnx" "$P/bundles/tiny_cnn_sm90.kiln" --rtol 1e-3 --atol 1e-4
 if command -v compute-sanitizer >/dev/null; then
   t memcheck-check_runtime_gpu compute-sanitizer --tool memcheck --error-exitcode 1 "$P/plain/check_runtime" --gpu
   t racecheck-check_runtime_gpu compute-sanitizer --tool racecheck --error-exitcode 1 "$P/plain/check_runtime" --gpu
