@@ -166,6 +166,14 @@ void kiln_bundle_describe(const kiln_bundle *b, const char *what, uint64_t file_
         for (int d = 0; d < l->n_deps; d++) fprintf(f, "%s%u", d ? "," : " ", l->deps[d]);
         fprintf(f, "\n");
     }
+    if (b->n_layers) {
+        kiln_stream_plan p;
+        if (kiln_stream_plan_init(&p, b, KILN_MAX_STREAMS) == KILN_OK) {
+            fprintf(f, "streams: at most %d used (--streams %d), %d cross-stream waits\n", p.n_streams, KILN_MAX_STREAMS,
+                    p.wait_at[p.n_layers]);
+            kiln_stream_plan_free(&p);
+        }
+    }
     fprintf(f, "arena: %llu bytes (align %llu), %d buffers\n", (unsigned long long)b->arena_bytes,
             (unsigned long long)b->arena_align, b->n_buffers);
     fprintf(f, "weights: %d tensors, %llu bytes\n", b->n_weights, (unsigned long long)b->weight_bytes);
@@ -193,7 +201,13 @@ kiln_status kiln_stream_plan_init(kiln_stream_plan *p, const kiln_bundle *b, int
         return kiln_errorf(KILN_ERR_INVALID_ARG, "streams: %d is not in 1..%d", max_streams, KILN_MAX_STREAMS);
     int n = b->n_layers, ns = max_streams;
     size_t n_waits = 0;
-    for (int l = 0; l < n; l++) n_waits += (size_t)b->layers[l].n_deps;
+    for (int l = 0; l < n; l++) {
+        n_waits += (size_t)b->layers[l].n_deps;
+        for (int d = 0; d < b->layers[l].n_deps; d++)
+            if (b->layers[l].deps[d] >= (uint32_t)l)
+                return kiln_errorf(KILN_ERR_INVALID_ARG, "streams: layer %d depends on layer %u, not an earlier one", l,
+                                   b->layers[l].deps[d]);
+    }
     p->n_layers = n;
     p->stream = calloc((size_t)n + 1, sizeof *p->stream);
     p->wait_at = calloc((size_t)n + 1, sizeof *p->wait_at);

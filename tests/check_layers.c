@@ -104,6 +104,13 @@ START_TEST(independent_branches_have_no_edge) {
     ck_assert_int_eq(p.waits[p.wait_at[ly]], other);
     ck_assert(p.signal[other]);
     kiln_stream_plan_free(&p);
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    kiln_bundle_describe(b, "m.kiln", 0, f);
+    fclose(f);
+    ck_assert_msg(strstr(text, "streams: at most 2 used"), "%s", text);
+    free(text);
     ck_assert_int_ne(kiln_stream_plan_init(&p, b, 0), KILN_OK);
     ck_assert_int_ne(kiln_stream_plan_init(&p, b, KILN_MAX_STREAMS + 1), KILN_OK);
     kiln_bundle_free(b);
@@ -265,6 +272,7 @@ START_TEST(layers_section_round_trip_and_refusals) {
     kiln_bundle_describe(b, "m.kiln", len, f);
     fclose(f);
     ck_assert_msg(strstr(text, "layers (") && strstr(text, "conv_a (Conv)"), "%s", text);
+    ck_assert_msg(!strstr(text, "streams:"), "no stream plan for an invalid table: %s", text);
     free(text);
     free(bytes);
     kiln_bundle_free(b);
