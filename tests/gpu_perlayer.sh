@@ -17,7 +17,8 @@
 #   - check_layers --gpu: 1 vs 4 streams bit-identical over 3 runs (graph capture + replay);
 #   - kiln run --streams 1 vs --streams 4: identical .npy outputs; the branches model uses >= 2
 #     streams; kiln bench --streams 4 runs;
-#   - compute-sanitizer racecheck and memcheck of kiln run --streams 4 (when installed).
+#   - compute-sanitizer racecheck and memcheck of kiln run --streams 4 and racecheck of
+#     check_layers --gpu (graph capture and replay with 4 streams), when installed.
 set -uo pipefail
 KILN=$1 CL=$2 SRC=$3 WORK=$4 MODELS=${5:-} GPU=${6:-}
 [ "$MODELS" = --gpu ] && { MODELS=; GPU=--gpu; }
@@ -155,6 +156,10 @@ if command -v compute-sanitizer >/dev/null; then
             >"$WORK/$tool.log" 2>&1 || { fail "compute-sanitizer $tool"; cat "$WORK/$tool.log"; }
         tail -2 "$WORK/$tool.log"
     done
+    # the 4-stream context over a direct run, a capture and a graph replay
+    compute-sanitizer --tool racecheck --error-exitcode 1 "$CL" --gpu "$WORK/branches.kiln" \
+        >"$WORK/racecheck-graph.log" 2>&1 || { fail "compute-sanitizer racecheck check_layers --gpu"; cat "$WORK/racecheck-graph.log"; }
+    tail -2 "$WORK/racecheck-graph.log"
 else
     echo "NOTE: compute-sanitizer not found: racecheck/memcheck of the multi-stream run not done"
 fi
