@@ -5,7 +5,8 @@
                          [--batches 1,32] [--precisions fp16,fp32] [--iterations 200] [--out FILE]
 
 Run on the GPU machine (torch + torchvision there; kiln comes from scripts/gpu_pack.sh). For each
-model (random weights, fixed seed, exported once with a dynamic batch, opset 17), batch and
+model (random weights, fixed seed, BatchNorm statistics calibrated on random
+images as tests/gpu/torchvision_check.py does, exported once with a dynamic batch, opset 17), batch and
 precision:
   kiln          `kiln build --precision P --shape input=Bx3x224x224` (timed), then `kiln bench`
                 (CUDA graph replay; median of N runs timed with CUDA events);
@@ -63,9 +64,14 @@ def main():
     card = torch.cuda.get_device_name(0)
     torch.backends.cudnn.benchmark = True
     rows = []
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gpu"))
+    from torchvision_check import calibrate_bn  # BN statistics from random images: O(1) activations
+
     for name in a.models.split(","):
         torch.manual_seed(0)
-        model = getattr(torchvision.models, name)(weights=None).eval().cuda()
+        model = getattr(torchvision.models, name)(weights=None)
+        calibrate_bn(model, 0)
+        model = model.eval().cuda()
         onnx_path = os.path.join(a.work, f"{name}.onnx")
         if not os.path.exists(onnx_path):
             x = torch.randn(1, 3, 224, 224, device="cuda")

@@ -4,7 +4,8 @@
     python3 tests/gpu/torchvision_check.py KILN WORK [--models a,b] [--precisions fp32,tf32,fp16]
                                             [--batch N] [--memcheck resnet50:fp32,resnet50:fp16]
 
-For each model (torchvision, random weights from a fixed seed, eval mode): export ONNX with
+For each model (torchvision, random weights from a fixed seed, BatchNorm statistics calibrated
+on random images so that activations are O(1) as in a trained model, eval mode): export ONNX with
 torch.onnx.export (dynamo=False, opset 17), run PyTorch in fp32 on the GPU with TF32 disabled on
 the same seeded input (the reference), then for each precision `kiln build` a bundle for this
 GPU, `kiln run` it on the input, and compare: relative L2 error ||k - t|| / ||t|| must be
@@ -23,12 +24,32 @@ LIMITS = {"fp32": 1e-5, "tf32": 5e-3, "fp16": 1e-2}
 MODELS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121"]
 
 
+def calibrate_bn(m, seed, batch=8, steps=2):
+    """Sets every BatchNorm's running statistics from a few batches of random images, as
+    training would. Freshly initialized torchvision models keep running_var = 1, so their
+    activations shrink layer by layer (MobileNetV2's logits are ~1e-9): fp16 would flush them
+    to zero in any implementation. Calibrated, activations are O(1), like a trained model's."""
+    import torch
+
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the calibration batches
+    g = torch.Generator().manual_seed(seed + 2)
+    m.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            m(torch.randn(batch, 3, 224, 224, generator=g))
+    m.eval()
+
+
 def export(name, path, batch, seed):
     import torch
     import torchvision
 
     torch.manual_seed(seed)
-    m = getattr(torchvision.models, name)(weights=None).eval()
+    m = getattr(torchvision.models, name)(weights=None)
+    calibrate_bn(m, seed)
     x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(seed + 1))
     if not os.path.exists(path):
         with torch.no_grad():
