@@ -3,7 +3,12 @@
  * seeded random inputs. Outputs and the arena are poisoned (0xff bytes: NaN) first, so
  * unwritten elements fail. This checks codegen's kernels and launch plan (arguments, arena
  * offsets, aliasing, launch order) without a GPU.
- * usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL]; exit 0 PASS, 1 FAIL. */
+ * Inputs of every dtype: floats uniform in [-1, 1), signed integers in [-8, 8], unsigned ones in
+ * [0, 16] (zero divisors included), bool 0/1. Integer and bool outputs must match exactly;
+ * f16/bf16 outputs get at least one unit in the last place of their dtype as rtol. With L2 > 0
+ * a float output passes when its relative L2 error vs the CPU evaluator is at most L2 and it
+ * has no NaN the CPU does not (reduced-precision bundles, e.g. --precision fp16).
+ * usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL [L2]]; exit 0 PASS, 1 FAIL. */
 #include "codegen/codegen.h"
 #include "runtime/bundle.h"
 
@@ -22,12 +27,23 @@ static float rnd(void) { /* uniform [-1, 1) */
     return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
+static void fill_random(kiln_tensor *t) {
+    for (int64_t k = 0; k < t->numel; k++) {
+        double r = rnd();
+        if (kiln_dtype_is_float(t->dtype)) kiln_tensor_set(t, k, r);
+        else if (t->dtype == KILN_BOOL) kiln_tensor_set(t, k, r > 0);
+        else if (kiln_dtype_is_signed(t->dtype)) kiln_tensor_set(t, k, floor(r * 8.5 + 0.5));
+        else kiln_tensor_set(t, k, floor((r + 1.0) * 8.5));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL]\n");
         return 2;
     }
     double rtol = argc > 4 ? atof(argv[4]) : 1e-3, atol = argc > 5 ? atof(argv[5]) : 1e-4;
+    double l2 = argc > 6 ? atof(argv[6]) : 0.0;
     kiln_graph *g = NULL;
     kiln_bundle *b = NULL;
     if (kiln_model_load(argv[1], &g) || kiln_bundle_read(argv[2], &b)) {
@@ -50,7 +66,7 @@ int main(int argc, char **argv) {
             memset(t->data, 0xff, t->nbytes);
             outs[n_out++] = t;
         } else {
-            for (int64_t k = 0; k < t->numel; k++) ((float *)t->data)[k] = rnd();
+            fill_random(t);
             if (kiln_codegen_fix_shape(g, io->name, io->rank, io->dims)) {
                 fprintf(stderr, "emu_run: %s\n", kiln_last_error());
                 return 1;
@@ -95,20 +111,49 @@ int main(int argc, char **argv) {
     }
     int failed = 0;
     for (int o = 0; o < n_out; o++) {
-        double max_err = 0;
+        const kiln_tensor *ct = cpu[o], *gt = outs[o];
+        if (ct->dtype != gt->dtype || ct->numel != gt->numel) {
+            printf("  %s: the bundle's output is %s[%lld], the CPU's %s[%lld]\n", kiln_graph_output_name(g, o),
+                   kiln_dtype_name(gt->dtype), (long long)gt->numel, kiln_dtype_name(ct->dtype), (long long)ct->numel);
+            failed = 1;
+            continue;
+        }
+        bool fl = kiln_dtype_is_float(ct->dtype);
+        double rt = rtol, at = atol;
+        if (!fl) rt = at = 0; /* integers and bool: exact */
+        if (ct->dtype == KILN_F16 && rt < 1.0 / 1024) rt = 1.0 / 1024;
+        if (ct->dtype == KILN_BF16 && rt < 1.0 / 128) rt = 1.0 / 128;
+        double max_err = 0, num = 0, den = 0;
         int64_t bad = 0, first = -1;
-        for (int64_t k = 0; k < cpu[o]->numel; k++) {
-            double e = ((float *)cpu[o]->data)[k], v = ((float *)outs[o]->data)[k], d = fabs(v - e);
-            bool ok = (isnan(e) && isnan(v)) || d <= atol + rtol * fabs(e);
+        for (int64_t k = 0; k < ct->numel; k++) {
+            bool ok;
+            double e, v, d;
+            if (fl) {
+                e = kiln_tensor_get(ct, k), v = kiln_tensor_get(gt, k), d = fabs(v - e);
+                if (l2 > 0) {
+                    ok = isnan(e) || !isnan(v);
+                    if (!isnan(e)) num += (v - e) * (v - e), den += e * e;
+                } else {
+                    ok = (isnan(e) && isnan(v)) || d <= at + rt * fabs(e);
+                }
+            } else {
+                int64_t ei = kiln_tensor_get_i64(ct, k), vi = kiln_tensor_get_i64(gt, k);
+                ok = ei == vi;
+                e = (double)ei, v = (double)vi, d = fabs(v - e);
+            }
             if (!ok && first < 0) first = k;
             bad += !ok;
             if (d > max_err || isnan(d)) max_err = isnan(d) ? INFINITY : d;
         }
-        printf("  %s: %lld elements, max abs error %.3g, %lld bad%s\n", kiln_graph_output_name(g, o),
-               (long long)cpu[o]->numel, max_err, (long long)bad, bad ? "" : " PASS");
+        double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (fl && l2 > 0 && !(rel <= l2)) bad += bad == 0, first = first < 0 ? 0 : first;
+        printf("  %s (%s): %lld elements, max abs error %.3g", kiln_graph_output_name(g, o), kiln_dtype_name(ct->dtype),
+               (long long)ct->numel, max_err);
+        if (fl && l2 > 0) printf(", relative L2 %.3g (<= %g)", rel, l2);
+        printf(", %lld bad%s\n", (long long)bad, bad ? "" : " PASS");
         if (bad)
-            printf("    first bad element %lld: got %g, want %g\n", (long long)first, ((float *)outs[o]->data)[first],
-                   ((float *)cpu[o]->data)[first]);
+            printf("    first bad element %lld: got %.9g, want %.9g\n", (long long)first, kiln_tensor_get(gt, first),
+                   kiln_tensor_get(ct, first));
         failed |= bad > 0;
     }
     printf("%s\n", failed ? "FAIL" : "PASS");
