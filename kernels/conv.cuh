@@ -18,6 +18,7 @@
 #pragma once
 
 #include "gemm.cuh"
+#include "mma.cuh"
 
 namespace kiln {
 
@@ -70,6 +71,16 @@ __device__ __forceinline__ void conv2d_igemm(const typename conv2d_problem<Epi, 
     const conv2d_shape &s = a.s;
     tiled_gemm<BM, BN, BK, TM, TN, conv2d_problem<Epi, TX, TW, TY>>(a, s.K / s.groups, s.N * s.P * s.Q,
                                                                     (s.C / s.groups) * s.R * s.S);
+}
+
+// The same on tensor cores (mma.cuh): PREC mma_tf32 or mma_f16, block tile BMxBNxBK, warp tile
+// WMxWN. Grid (ceil(N*P*Q / BN), ceil((K/groups) / BM), groups), (BM/WM)*(BN/WN) warps.
+template <int BM, int BN, int BK, int WM, int WN, int PREC, class Epi, typename TX = float, typename TW = float,
+          typename TY = float>
+__device__ __forceinline__ void conv2d_igemm_mma(const typename conv2d_problem<Epi, TX, TW, TY>::args &a) {
+    const conv2d_shape &s = a.s;
+    mma_gemm<BM, BN, BK, WM, WN, PREC, conv2d_problem<Epi, TX, TW, TY>>(a, s.K / s.groups, s.N * s.P * s.Q,
+                                                                        (s.C / s.groups) * s.R * s.S);
 }
 
 // One thread per output element (grid-stride), every tap in a loop: for depthwise and other

@@ -43,3 +43,4 @@ static inline __half __float2half_rn(float f) {
     h.x = (uint16_t)(sign | ((r - 0x38000000u) >> 13));
     return h;
 }
+static inline unsigned short __half_as_ushort(__half h) { return h.x; }
