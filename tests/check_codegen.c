@@ -70,7 +70,7 @@ START_TEST(tiny_cnn_example) {
     assert_has(src, "kiln::global_pool<false>");
     assert_has(src, "kiln::softmax_rows<false>");
     assert_has(src, "kiln::tiled_gemm<");
-    assert_has(src, "v += res[o];"); /* the residual block */
+    assert_has(src, "v += kiln::to_f32(res[o]);"); /* the residual block */
     /* the graph input and output are bindings, not arena slots */
     bool in = false, out = false;
     for (int l = 0; l < b->n_launches; l++)
