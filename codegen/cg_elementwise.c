@@ -399,20 +399,50 @@ static kiln_status ew_value(ew *e, int v, char *out, size_t len) {
     return KILN_OK;
 }
 
+/* Storage root of outer value v: views and in-place writes share their target's storage. */
+static int storage_root(const kiln_graph *g, int v) {
+    for (int guard = 0; v >= 0 && g->values[v].alias_of >= 0 && guard < g->n_values; guard++) v = g->values[v].alias_of;
+    return v;
+}
+
+/* Marks in reads[] the leaf slots that the expression of value v reads. */
+static void cone_leaves(const ew *e, int v, bool *seen, bool *reads) {
+    if (v < 0 || seen[v]) return;
+    seen[v] = true;
+    int slot = leaf_slot(e, v);
+    if (slot >= 0) {
+        reads[slot] = true;
+        return;
+    }
+    int p = e->gr->values[v].producer;
+    if (p < 0 || (e->allowed ? !e->allowed[p] : p != e->single)) return;
+    const kiln_node *pn = &e->gr->nodes[p];
+    for (int i = 0; i < pn->n_inputs; i++) cone_leaves(e, pn->inputs[i], seen, reads);
+}
+
 /* One kernel computing outer value yv (body value by in gr) from the leaves. */
-static kiln_status emit_ew_output(cg *c, ew *e, int by, int yv) {
-    const kiln_value *y = kiln_cg_val(c, yv);
-    ek yk = kind_of(y->dtype);
-    const char *yT = stype_of(y->dtype);
-    if (yk == EK_NONE || !yT) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s result", kiln_dtype_name(y->dtype));
-    if (y->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+/* One kernel computing the cnt outer values yv[] (body values by[] in gr) from the leaves.
+ * With cnt > 1 (outputs written in place over each other's inputs) every output has the
+ * same shape and one thread computes all of them per element, reading before writing. */
+static kiln_status emit_ew_outputs(cg *c, ew *e, const int *by, const int *yv, int cnt) {
+    const kiln_value *y = kiln_cg_val(c, yv[0]);
+    for (int o = 0; o < cnt; o++) {
+        const kiln_value *yo = kiln_cg_val(c, yv[o]);
+        if (kind_of(yo->dtype) == EK_NONE || !stype_of(yo->dtype))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s result", kiln_dtype_name(yo->dtype));
+        if (yo->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+        if (yo->rank != y->rank || memcmp(yo->dims, y->dims, sizeof(int64_t) * (size_t)(y->rank > 0 ? y->rank : 0)))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "outputs of different shapes written in place over each other's inputs");
+    }
     for (int v = 0; v < e->gr->n_values; v++) e->var[v] = -1;
     for (int i = 0; i < e->n_leaves; i++) e->loaded[i] = false;
     e->next_t = 0;
     e->body.len = 0;
     if (e->body.s) e->body.s[0] = 0;
-    char res[64];
-    kiln_status st = ew_value(e, by, res, sizeof res);
+    char res[8][64];
+    if (cnt > 8) return kiln_errorf(KILN_ERR_UNSUPPORTED, "more than 8 outputs written in place");
+    kiln_status st = KILN_OK;
+    for (int o = 0; o < cnt && !st; o++) st = ew_value(e, by[o], res[o], sizeof res[o]);
     if (st) return st;
     if (e->body.oom) return kiln_errorf(KILN_ERR_OOM, "out of memory");
     int R = y->rank < 1 ? 1 : y->rank, NIN = e->n_leaves < 1 ? 1 : e->n_leaves;
@@ -438,21 +468,46 @@ static kiln_status emit_ew_output(cg *c, ew *e, int by, int yv) {
     }
     char fn[64];
     kiln_cg_kernel_name(c, "ew", fn, sizeof fn);
-    kiln_cg_printf(&c->src, "\n// %s: %s -> %s\nstruct %s_expr {\n    template <int NIN>\n    static __device__ "
-                       "__forceinline__ %s eval(const void *const (&in)[NIN], const kiln::i64 (&off)[NIN]) {\n",
-              fn, c->group, y->name, fn, ctype_of(yk));
-    kiln_cg_printf(&c->src, "%s        return %s;\n    }\n};\n", e->body.s ? e->body.s : "", res);
+    const char *body = e->body.s ? e->body.s : "";
+    if (cnt == 1) {
+        kiln_cg_printf(&c->src, "\n// %s: %s -> %s\nstruct %s_expr {\n    template <int NIN>\n    static __device__ "
+                           "__forceinline__ %s eval(const void *const (&in)[NIN], const kiln::i64 (&off)[NIN]) {\n",
+                  fn, c->group, y->name, fn, ctype_of(kind_of(y->dtype)));
+        kiln_cg_printf(&c->src, "%s        return %s;\n    }\n};\n", body, res[0]);
+    } else {
+        kiln_cg_printf(&c->src, "\n// %s: %s -> %d outputs in one pass (some overwrite inputs)\nstruct %s_expr {\n"
+                                "    template <int NIN>\n    static __device__ __forceinline__ void eval(const void *const "
+                                "(&in)[NIN], const kiln::i64 (&off)[NIN], void *const *out, kiln::i64 i) {\n%s",
+                       fn, c->group, cnt, fn, body);
+        for (int o = 0; o < cnt; o++) {
+            const char *T = stype_of(kiln_cg_val(c, yv[o])->dtype);
+            kiln_cg_printf(&c->src, "        static_cast<%s *>(out[%d])[i] = kiln::ew_store<%s>::conv(%s); // %s\n", T, o, T,
+                           res[o], kiln_cg_val(c, yv[o])->name);
+        }
+        kiln_cg_printf(&c->src, "    }\n};\n");
+    }
     kiln_cg_printf(&c->src, "struct %s_shape {\n    kiln::i64 numel, dims[%d], strides[%d][%d];\n};\n", fn, R, NIN, R);
     kiln_cg_printf(&c->src, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", BLOCK_1D, fn);
     for (int k = 0; k < NIN; k++) kiln_cg_printf(&c->src, "const void *in%d, ", k);
-    kiln_cg_printf(&c->src, "void *out, %s_shape s) {\n    kiln::ew_params<%d, %d> p;\n", fn, NIN, R);
+    if (cnt == 1) kiln_cg_printf(&c->src, "void *out, ");
+    else
+        for (int o = 0; o < cnt; o++) kiln_cg_printf(&c->src, "void *out%d, ", o);
+    kiln_cg_printf(&c->src, "%s_shape s) {\n    kiln::ew_params<%d, %d> p;\n", fn, NIN, R);
     for (int k = 0; k < NIN; k++) kiln_cg_printf(&c->src, "    p.in[%d] = in%d;\n", k, k);
     kiln_cg_printf(&c->src,
-              "    p.out = out;\n    p.numel = s.numel;\n    for (int d = 0; d < %d; d++) {\n        p.dims[d] = "
-              "s.dims[d];\n        for (int k = 0; k < %d; k++) p.strides[k][d] = s.strides[k][d];\n    }\n"
-              "    kiln::elementwise<%s_expr, %s, %d, %d, %s>(p);\n}\n",
-              R, NIN, fn, yT, NIN, R, contiguous ? "true" : "false");
-    kiln_bundle_arg *args = calloc((size_t)NIN + 2, sizeof *args);
+              "    p.out = %s;\n    p.numel = s.numel;\n    for (int d = 0; d < %d; d++) {\n        p.dims[d] = "
+              "s.dims[d];\n        for (int k = 0; k < %d; k++) p.strides[k][d] = s.strides[k][d];\n    }\n",
+              cnt == 1 ? "out" : "out0", R, NIN);
+    if (cnt == 1) {
+        kiln_cg_printf(&c->src, "    kiln::elementwise<%s_expr, %s, %d, %d, %s>(p);\n}\n", fn, stype_of(y->dtype), NIN, R,
+                       contiguous ? "true" : "false");
+    } else {
+        kiln_cg_printf(&c->src, "    void *const outs[%d] = {", cnt);
+        for (int o = 0; o < cnt; o++) kiln_cg_printf(&c->src, "%sout%d", o ? ", " : "", o);
+        kiln_cg_printf(&c->src, "};\n    kiln::elementwise_multi<%s_expr, %d, %d, %d, %s>(p, outs);\n}\n", fn, NIN, cnt, R,
+                       contiguous ? "true" : "false");
+    }
+    kiln_bundle_arg *args = calloc((size_t)NIN + (size_t)cnt + 1, sizeof *args);
     if (!args) {
         free(shape);
         return kiln_errorf(KILN_ERR_OOM, "out of memory");
@@ -462,9 +517,9 @@ static kiln_status emit_ew_output(cg *c, ew *e, int by, int yv) {
         if (e->leaf_outer[k] < 0) args[k] = kiln_cg_null_arg;
         else st = kiln_cg_value_arg(c, e->leaf_outer[k], &args[k]);
     if (e->n_leaves == 0) args[0] = kiln_cg_null_arg;
-    if (!st) st = kiln_cg_value_arg(c, yv, &args[NIN]);
-    if (!st) st = kiln_cg_bytes_arg(c, shape, words * sizeof *shape, &args[NIN + 1]);
-    if (!st) st = kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, (uint32_t)NIN + 2);
+    for (int o = 0; o < cnt && !st; o++) st = kiln_cg_value_arg(c, yv[o], &args[NIN + o]);
+    if (!st) st = kiln_cg_bytes_arg(c, shape, words * sizeof *shape, &args[NIN + cnt]);
+    if (!st) st = kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, (uint32_t)(NIN + cnt + 1));
     free(args);
     free(shape);
     return st;
@@ -493,24 +548,55 @@ kiln_status kiln_cg_emit_elementwise(cg *c, const kiln_node *n) {
     e.var = malloc(sizeof(int) * (size_t)(e.gr->n_values + 1));
     e.loaded = calloc((size_t)e.n_leaves + 1, sizeof *e.loaded);
     if (!e.var || !e.loaded) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
-    /* One kernel per output. plan-memory may have put an output in place over an input
-     * (it plans a group as one kernel): that output goes last, after every kernel that
-     * still reads the input; two such outputs would need one multi-output kernel. */
-    int n_inplace = 0;
-    for (int k = 0; k < n->n_outputs; k++) n_inplace += n->outputs[k] >= 0 && c->g->values[n->outputs[k]].alias_of >= 0;
-    if (n_inplace > 1 && !st) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "two outputs written in place");
-    for (int pass = 0; pass < 2 * n->n_outputs && !st; pass++) {
-        int k = pass % n->n_outputs;
+    /* One kernel per output. plan-memory may have put outputs in place over inputs (it plans
+     * a group as one kernel): such an output's kernel goes after every other kernel that still
+     * reads the storage it overwrites; when in-place outputs read each other's targets no
+     * order works (that would need one multi-output kernel). */
+    int no = n->n_outputs, nl = e.n_leaves + 1;
+    bool *reads = st ? NULL : calloc((size_t)no * (size_t)nl, sizeof *reads);
+    bool *seen = st ? NULL : calloc((size_t)e.gr->n_values + 1, sizeof *seen);
+    bool *done = st ? NULL : calloc((size_t)no + 1, sizeof *done);
+    if (!st && (!reads || !seen || !done)) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+    for (int k = 0; k < no && !st; k++) {
         int yv = n->outputs[k];
-        if ((pass < n->n_outputs) != (yv < 0 || c->g->values[yv].alias_of < 0)) continue;
         if (yv < 0 || (k > 0 && n->op != KILN_OP_Fused)) {
-            if (yv >= 0 && kiln_value_live_uses(c->g, yv) > 0)
-                st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a second output");
+            if (yv >= 0 && kiln_value_live_uses(c->g, yv) > 0) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a second output");
+            done[k] = true;
             continue;
         }
-        int by = n->op == KILN_OP_Fused ? n->body->outputs[k] : yv;
-        st = emit_ew_output(c, &e, by, yv);
+        memset(seen, 0, sizeof *seen * (size_t)(e.gr->n_values + 1));
+        cone_leaves(&e, n->op == KILN_OP_Fused ? n->body->outputs[k] : yv, seen, reads + (size_t)k * nl);
     }
+    for (bool progress = true; !st && progress;) {
+        progress = false;
+        for (int k = 0; k < no && !st; k++) {
+            if (done[k]) continue;
+            int yv = n->outputs[k];
+            bool ready = true;
+            if (c->g->values[yv].alias_of >= 0) {
+                int root = storage_root(c->g, yv);
+                for (int j = 0; j < no && ready; j++)
+                    for (int l = 0; j != k && !done[j] && l < e.n_leaves && ready; l++)
+                        if (reads[(size_t)j * nl + l] && e.leaf_outer[l] >= 0 && storage_root(c->g, e.leaf_outer[l]) == root)
+                            ready = false;
+            }
+            if (!ready) continue;
+            int by = n->op == KILN_OP_Fused ? n->body->outputs[k] : yv;
+            st = emit_ew_outputs(c, &e, &by, &yv, 1);
+            done[k] = progress = true;
+        }
+    }
+    /* what is left reads each other's overwritten inputs: one kernel computes all of it */
+    int left_by[8], left_y[8], n_left = 0;
+    for (int k = 0; k < no && !st; k++) {
+        if (done[k]) continue;
+        if (n_left == 8) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "more than 8 outputs written in place");
+        else left_by[n_left] = n->body->outputs[k], left_y[n_left++] = n->outputs[k];
+    }
+    if (!st && n_left) st = emit_ew_outputs(c, &e, left_by, left_y, n_left);
+    free(reads);
+    free(seen);
+    free(done);
     free(e.var);
     free(e.loaded);
     free(e.body.s);

@@ -98,4 +98,18 @@ __device__ __forceinline__ void elementwise(const ew_params<NIN, RANK> &p) {
     }
 }
 
+// NOUT outputs of one shape in one pass (codegen uses it when outputs are written in place
+// over each other's inputs): Expr::eval reads every input of element i, then stores each
+// output's element i itself.
+template <typename Expr, int NIN, int NOUT, int RANK, bool CONTIGUOUS>
+__device__ __forceinline__ void elementwise_multi(const ew_params<NIN, RANK> &p, void *const (&out)[NOUT]) {
+    const i64 step = grid_thread_count();
+    for (i64 i = global_thread_index(); i < p.numel; i += step) {
+        i64 off[NIN];
+#pragma unroll
+        for (int k = 0; k < NIN; k++) off[k] = CONTIGUOUS ? i : broadcast_offset<RANK>(i, p.dims, p.strides[k]);
+        Expr::template eval<NIN>(p.in, off, out, i);
+    }
+}
+
 } // namespace kiln
