@@ -11,14 +11,16 @@
 
 static const char *const ARCHS[] = {"sm_80", "sm_90"};
 
-/* Optimizes g (fp32, -O2), runs codegen (compiling for sm_80 and sm_90 with KILN_CUDA),
- * checks the bundle and returns the generated source (caller frees). */
-static char *build(kiln_graph *g, kiln_bundle **out) {
+/* Optimizes g (-O2; the pipeline at fp32, as kiln build runs it: NCHW), runs codegen at
+ * `prec` (compiling for sm_80 and sm_90 with KILN_CUDA), checks the bundle and returns the
+ * generated source (caller frees). */
+static char *build_prec(kiln_graph *g, kiln_precision prec, kiln_bundle **out) {
     kiln_pipeline_opts po;
     kiln_pipeline_opts_init(&po);
     ck_assert_msg(kiln_pipeline_run(g, &po, NULL, 0, NULL) == KILN_OK, "passes: %s", kiln_last_error());
     kiln_codegen_opts o;
     kiln_codegen_opts_init(&o);
+    o.precision = prec;
     o.archs = ARCHS;
     o.n_archs = 2;
 #ifndef KILN_HAVE_CUDA
@@ -48,6 +50,8 @@ static char *build(kiln_graph *g, kiln_bundle **out) {
     else kiln_bundle_free(b);
     return src;
 }
+
+static char *build(kiln_graph *g, kiln_bundle **out) { return build_prec(g, KILN_PREC_FP32, out); }
 
 static void set_ints(kiln_node *n, const char *name, int count, int64_t a, int64_t b, int64_t c, int64_t d) {
     int64_t v[4] = {a, b, c, d};
@@ -281,6 +285,65 @@ START_TEST(unsupported_nodes_are_all_listed) {
 }
 END_TEST
 
+/* tf32 and fp16: Conv (M >= 64 and a depthwise that stays direct), Gemm (32 <= M < 64) and a
+ * batched MatMul (M < 32) on the tensor-core template, NVRTC-compiled for sm_80 and sm_90;
+ * fp16 stores the conv/gemm weights as fp16. (Numerics: emu_codegen and gpu_codegen.) */
+static kiln_graph *mma_graph(void) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {2, 16, 9, 11}, wd[4] = {70, 16, 3, 3}, bd = 70, dd[4] = {70, 1, 3, 3};
+    gb_input(g, "x", KILN_F32, 4, xd, NULL);
+    gb_const(g, "w", KILN_F32, 4, wd, -0.5, 0.5);
+    gb_const(g, "b", KILN_F32, 1, &bd, -0.5, 0.5);
+    gb_const(g, "wd", KILN_F32, 4, dd, -0.5, 0.5);
+    kiln_node *c1 = gb_node(g, KILN_OP_Conv, "c1", "x,w,b", "y");
+    set_ints(c1, "pads", 4, 1, 1, 1, 1);
+    gb_node(g, KILN_OP_Relu, "r1", "y", "a");
+    kiln_node *dw = gb_node(g, KILN_OP_Conv, "dw", "a,wd", "d");
+    kiln_node_set_int(dw, "group", 70);
+    gb_node(g, KILN_OP_GlobalAveragePool, "gap", "d", "gp");
+    gb_node(g, KILN_OP_Flatten, "flat", "gp", "f"); /* [2,70] */
+    int64_t fd[2] = {33, 70}, fb[2] = {33, 1};
+    gb_const(g, "fw", KILN_F32, 2, fd, -0.5, 0.5);
+    gb_const(g, "fb", KILN_F32, 2, fb, -0.5, 0.5);
+    kiln_node *fc = gb_node(g, KILN_OP_Gemm, "fc", "fw,f,fb", "z"); /* [33,70] x [2,70]^T: M = 33 */
+    kiln_node_set_int(fc, "transB", 1);
+    (void)fc;
+    gb_output(g, "z");
+    int64_t ad[4] = {3, 1, 4, 40}, md[3] = {2, 40, 6};
+    gb_input(g, "ma", KILN_F32, 4, ad, NULL);
+    gb_const(g, "bm", KILN_F32, 3, md, -1, 1);
+    gb_node(g, KILN_OP_MatMul, "mm", "ma,bm", "mmo");
+    gb_output(g, "mmo");
+    gb_finish(g);
+    return g;
+}
+
+START_TEST(tensor_core_precisions) {
+    for (int p = 0; p < 2; p++) {
+        kiln_graph *g = mma_graph();
+        kiln_bundle *b;
+        char *src = build_prec(g, p ? KILN_PREC_FP16 : KILN_PREC_TF32, &b);
+        assert_has(src, p ? "kiln::mma_f16" : "kiln::mma_tf32");
+        assert_has(src, "kiln::conv2d_igemm_mma<64, 64, 32, 32, 32,");
+        assert_has(src, "kiln::mma_gemm<32, 64, 32, 32, 16,"); /* Gemm, M = 33 */
+        assert_has(src, "kiln::mma_gemm<16, 64, 32, 16, 16,"); /* MatMul, M = 4 */
+        assert_has(src, "kiln::conv2d_direct<");               /* depthwise stays direct */
+        ck_assert_ptr_null(strstr(src, "kiln::tiled_gemm<"));
+        int f16 = 0;
+        for (int i = 0; i < b->n_weights; i++) f16 += b->weights[i].dtype == KILN_F16;
+        if (p) {
+            assert_has(src, "const __half *w");
+            ck_assert_int_eq(f16, 3); /* conv w, Gemm A, MatMul B; the depthwise and the biases stay fp32 */
+        } else {
+            ck_assert_int_eq(f16, 0);
+        }
+        free(src);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
+}
+END_TEST
+
 START_TEST(precision_and_dynamic_dims_errors) {
     kiln_graph *g = NULL;
     ck_assert_int_eq(kiln_model_load(KILN_SOURCE_DIR "/examples/tiny_cnn.onnx", &g), KILN_OK);
@@ -288,7 +351,7 @@ START_TEST(precision_and_dynamic_dims_errors) {
     kiln_codegen_opts_init(&o);
     o.compile = false;
     kiln_bundle *b = kiln_bundle_new();
-    o.precision = KILN_PREC_FP16;
+    o.precision = KILN_PREC_INT8;
     ck_assert_int_eq(kiln_codegen_build(g, &o, b, NULL), KILN_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(kiln_last_error(), "not implemented yet"), "%s", kiln_last_error());
     o.precision = KILN_PREC_FP32;
@@ -322,6 +385,7 @@ int main(void) {
     tcase_add_test(tc, pool_concat_softmax_gemm_templates);
     tcase_add_test(tc, elementwise_templates);
     tcase_add_test(tc, unsupported_nodes_are_all_listed);
+    tcase_add_test(tc, tensor_core_precisions);
     tcase_add_test(tc, precision_and_dynamic_dims_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
