@@ -349,14 +349,19 @@ static kiln_status ew_node(ew *e, const kiln_node *n, int t) {
 static bool scalar_literal(const kiln_tensor *d, ek k, char *out, size_t len) {
     if (!d || d->numel != 1) return false;
     switch (k) {
-    case EK_F: kiln_cg_flit(out, len, (float)kiln_tensor_get(d, 0)); return true;
+    case EK_F: {
+        char lit[64];
+        kiln_cg_flit(lit, sizeof lit, (float)kiln_tensor_get(d, 0));
+        snprintf(out, len, lit[0] == '-' ? "(%s)" : "%s", lit); /* so that -x and expf(-x) stay C */
+        return true;
+    }
     case EK_I: {
         int64_t v = kiln_tensor_get_i64(d, 0);
         if (v == INT64_MIN) snprintf(out, len, "(-9223372036854775807LL - 1)");
-        else snprintf(out, len, "(kiln::i64)%lldLL", (long long)v);
+        else snprintf(out, len, "((kiln::i64)%lldLL)", (long long)v);
         return true;
     }
-    case EK_U: snprintf(out, len, "(kiln::u64)%lluULL", (unsigned long long)kiln_tensor_get_i64(d, 0)); return true;
+    case EK_U: snprintf(out, len, "((kiln::u64)%lluULL)", (unsigned long long)kiln_tensor_get_i64(d, 0)); return true;
     case EK_B: snprintf(out, len, "%s", kiln_tensor_get(d, 0) != 0 ? "true" : "false"); return true;
     default: return false;
     }

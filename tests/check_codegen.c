@@ -344,6 +344,55 @@ START_TEST(tensor_core_precisions) {
 }
 END_TEST
 
+/* Typed kernels: what codegen cannot run on a dtype is refused with the op and the dtype
+ * (conformance then reports UNSUPPORTED, not FAIL); typed elementwise groups NVRTC-compile. */
+START_TEST(typed_kernels_and_refusals) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {1, 2, 5, 5};
+    gb_input(g, "x", KILN_F64, 4, xd, NULL);
+    gb_node(g, KILN_OP_Exp, "my_exp", "x", "e");
+    kiln_node *mp = gb_node(g, KILN_OP_MaxPool, "my_pool", "x", "p");
+    set_ints(mp, "kernel_shape", 2, 2, 2, 0, 0);
+    gb_output(g, "e");
+    gb_output(g, "p");
+    gb_finish(g);
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.compile = false;
+    kiln_bundle *b = kiln_bundle_new();
+    ck_assert_int_eq(kiln_codegen_build(g, &o, b, NULL), KILN_ERR_UNSUPPORTED);
+    const char *msg = kiln_last_error();
+    ck_assert_msg(strstr(msg, "Exp (node 'my_exp'): Exp on f64"), "%s", msg);
+    ck_assert_msg(strstr(msg, "MaxPool (node 'my_pool'): f64 pooling"), "%s", msg);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+
+    /* int64 / int32 / bool / f16 elementwise, Where and Cast compile for sm_80 and sm_90 */
+    g = kiln_graph_new();
+    int64_t ad[2] = {3, 4}, bd[1] = {4};
+    gb_input(g, "a", KILN_I64, 2, ad, NULL);
+    gb_input(g, "b", KILN_I64, 1, bd, NULL);
+    gb_input(g, "h", KILN_F16, 2, ad, NULL);
+    gb_node(g, KILN_OP_Div, "div", "a,b", "q");
+    gb_node(g, KILN_OP_Less, "lt", "q,b", "c");
+    kiln_node *cast = gb_node(g, KILN_OP_Cast, "cast", "a", "af");
+    kiln_node_set_int(cast, "to", KILN_F16);
+    gb_node(g, KILN_OP_Where, "where", "c,h,af", "w");
+    kiln_node *c32 = gb_node(g, KILN_OP_Cast, "c32", "w", "wi");
+    kiln_node_set_int(c32, "to", KILN_I32);
+    gb_output(g, "wi");
+    gb_output(g, "q");
+    gb_finish(g);
+    char *src = build(g, &b);
+    assert_has(src, "kiln::idiv(");
+    assert_has(src, "kiln::load_f32<__half>(");
+    assert_has(src, "kiln::sat_i((double)(");
+    free(src);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+}
+END_TEST
+
 START_TEST(precision_and_dynamic_dims_errors) {
     kiln_graph *g = NULL;
     ck_assert_int_eq(kiln_model_load(KILN_SOURCE_DIR "/examples/tiny_cnn.onnx", &g), KILN_OK);
@@ -386,6 +435,7 @@ int main(void) {
     tcase_add_test(tc, elementwise_templates);
     tcase_add_test(tc, unsupported_nodes_are_all_listed);
     tcase_add_test(tc, tensor_core_precisions);
+    tcase_add_test(tc, typed_kernels_and_refusals);
     tcase_add_test(tc, precision_and_dynamic_dims_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
