@@ -61,6 +61,13 @@ def main(d):
           N("Conv", ["r", "w2", "b2"], ["out"], pads=[1, 1, 1, 1])],
          [("x", [2, 3, 45, 47])], ["out"], [w("w1", 64, 3, 7, 7, scale=0.2), w("b1", 64),
                                             w("w2", 130, 64, 3, 3, scale=0.1), w("b2", 130)])
+    # 1x1 convolutions on the implicit GEMM (40 taps): stride 1 (the direct-B path) with a
+    # residual, and stride 2 (the general path); odd pixel count, two images
+    save(d, "conv_1x1",
+         [N("Conv", ["x", "w1", "b1"], ["a"]), N("Add", ["a", "x"], ["s"]), N("Relu", ["s"], ["r"]),
+          N("Conv", ["r", "w2"], ["out"], strides=[2, 2])],
+         [("x", [2, 40, 7, 9])], ["out"], [w("w1", 40, 40, 1, 1, scale=0.2), w("b1", 40),
+                                           w("w2", 70, 40, 1, 1, scale=0.2)])
     # every epilogue activation after a conv (SiLU and HardSwish written out are fused too)
     acts, inits, prev = [], [], "x"
     kinds = [("Sigmoid", {}), ("Tanh", {}), ("LeakyRelu", {"alpha": 0.1}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
