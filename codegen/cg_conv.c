@@ -260,8 +260,9 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
-                  threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty);
+                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty, (int)sh.R,
+                  (int)sh.S);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
