@@ -140,16 +140,24 @@ static void tile_pick(int64_t M, int *bm, int *bn, int *tm, int *tn) {
 }
 #define TILE_BK 8
 
-/* Tensor-core tiles (kernels/mma.cuh): block BMxBNxBK, warp WMxWN, 4 warps. Small M (a
- * convolution's output channels per group) gets narrower block tiles so that fewer rows are
- * padding; BK = 32 keeps both shared stages under the 48 KiB of static shared memory at tf32. */
+/* Tensor-core tiles (kernels/mma.cuh): block BMxBNxBK, warp WMxWN, always 4 warps. Small M (a
+ * convolution's output channels per group) gets shorter block tiles so that fewer rows are
+ * padding; a grid of fewer than MMA_FILL_BLOCKS blocks (batch 1: late ResNet stages have 49
+ * output pixels) takes the next narrower tile, down to the last candidate, so that more SMs
+ * work. BK = 32 keeps both shared stages under the 48 KiB of static shared memory at tf32. */
+#define MMA_FILL_BLOCKS 128 /* about one block per SM on A100/H100 */
 typedef struct mma_tile {
     int bm, bn, bk, wm, wn;
 } mma_tile;
-static mma_tile mma_tile_pick(int64_t M) {
-    if (M >= 64) return (mma_tile){64, 64, 32, 32, 32};
-    if (M >= 32) return (mma_tile){32, 64, 32, 32, 16};
-    return (mma_tile){16, 64, 32, 16, 16};
+static mma_tile mma_tile_pick(int64_t M, int64_t N, int64_t Z) {
+    static const mma_tile big[] = {{64, 64, 32, 32, 32}, {64, 32, 32, 32, 16}, {32, 32, 32, 16, 16}};
+    static const mma_tile mid[] = {{32, 64, 32, 32, 16}, {32, 32, 32, 16, 16}};
+    static const mma_tile small[] = {{16, 64, 32, 16, 16}, {16, 32, 32, 16, 8}};
+    const mma_tile *c = M >= 64 ? big : M >= 32 ? mid : small;
+    int n = M >= 64 ? 3 : 2;
+    for (int i = 0; i < n - 1; i++)
+        if (((M + c[i].bm - 1) / c[i].bm) * ((N + c[i].bn - 1) / c[i].bn) * Z >= MMA_FILL_BLOCKS) return c[i];
+    return c[n - 1];
 }
 static uint32_t mma_threads(mma_tile t) { return (uint32_t)((t.bm / t.wm) * (t.bn / t.wn) * 32); }
 
@@ -255,13 +263,14 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
         kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
     } else if (mma) {
-        mma_tile t = mma_tile_pick(sh.K / sh.groups);
+        mma_tile t = mma_tile_pick(sh.K / sh.groups, sh.N * sh.P * sh.Q, sh.groups);
         threads = mma_threads(t);
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
-                  threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty);
+                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty, (int)sh.R,
+                  (int)sh.S);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
@@ -376,7 +385,7 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
     if ((st = emit_epilogue_body(c, &a, a.bias >= 0 ? bias_expr : NULL))) return st;
     const char *mma = mma_kind(c);
     if (mma) {
-        mma_tile t = mma_tile_pick(sh.M);
+        mma_tile t = mma_tile_pick(sh.M, sh.N, Z);
         uint32_t threads = mma_threads(t);
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "

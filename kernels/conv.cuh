@@ -30,7 +30,10 @@ struct conv2d_shape {
     i64 groups;
 };
 
-template <class Epi, typename TX = float, typename TW = float, typename TY = float> struct conv2d_problem {
+// FR, FS: the filter size when codegen fixes it at compile time (the tap decomposition of k
+// then divides by constants), 0: read from the shape.
+template <class Epi, typename TX = float, typename TW = float, typename TY = float, int FR = 0, int FS = 0>
+struct conv2d_problem {
     struct args {
         const TX *x;
         const TW *w;
@@ -46,8 +49,16 @@ template <class Epi, typename TX = float, typename TW = float, typename TY = flo
         return to_f32(p.w[(i64)(g * kg + (int)m) * crs + k]);
     }
     static __device__ __forceinline__ float load_b(const args &p, int g, i64 k64, i64 n64) {
-        const int S = (int)p.s.S, Q = (int)p.s.Q, rs = (int)(p.s.R * p.s.S), pq = (int)(p.s.P * p.s.Q);
+        const int S = FS ? FS : (int)p.s.S, rs = (FR ? FR : (int)p.s.R) * S;
+        const int Q = (int)p.s.Q, pq = (int)(p.s.P * p.s.Q);
         const int k = (int)k64, n = (int)n64;
+        if (rs == 1 && p.s.sh == 1 && p.s.sw == 1 && p.s.ph == 0 && p.s.pw == 0 && p.s.P == p.s.H && p.s.Q == p.s.W) {
+            // 1x1, stride 1, no padding (most of ResNet's convolutions): B is the input itself,
+            // [C][H*W] per image; no tap decomposition, and n's (a loop invariant of the GEMM
+            // main loops, which keep one n per thread) is hoisted out.
+            const int b = n / pq;
+            return to_f32(p.x[(i64)(b * (int)p.s.C + g * (int)(p.s.C / p.s.groups) + k) * pq + (n - b * pq)]);
+        }
         const int c = k / rs, t = k - c * rs, r = t / S, s = t - r * S;
         const int b = n / pq, o = n - b * pq, op = o / Q, oq = o - op * Q;
         const int h = op * (int)p.s.sh - (int)p.s.ph + r * (int)p.s.dh;
@@ -75,12 +86,13 @@ __device__ __forceinline__ void conv2d_igemm(const typename conv2d_problem<Epi, 
 
 // The same on tensor cores (mma.cuh): PREC mma_tf32 or mma_f16, block tile BMxBNxBK, warp tile
 // WMxWN. Grid (ceil(N*P*Q / BN), ceil((K/groups) / BM), groups), (BM/WM)*(BN/WN) warps.
+// FR x FS: the filter size (compile-time constants; must match the shape).
 template <int BM, int BN, int BK, int WM, int WN, int PREC, class Epi, typename TX = float, typename TW = float,
-          typename TY = float>
-__device__ __forceinline__ void conv2d_igemm_mma(const typename conv2d_problem<Epi, TX, TW, TY>::args &a) {
+          typename TY = float, int FR = 0, int FS = 0>
+__device__ __forceinline__ void conv2d_igemm_mma(const typename conv2d_problem<Epi, TX, TW, TY, FR, FS>::args &a) {
     const conv2d_shape &s = a.s;
-    mma_gemm<BM, BN, BK, WM, WN, PREC, conv2d_problem<Epi, TX, TW, TY>>(a, s.K / s.groups, s.N * s.P * s.Q,
-                                                                        (s.C / s.groups) * s.R * s.S);
+    mma_gemm<BM, BN, BK, WM, WN, PREC, conv2d_problem<Epi, TX, TW, TY, FR, FS>>(a, s.K / s.groups, s.N * s.P * s.Q,
+                                                                                (s.C / s.groups) * s.R * s.S);
 }
 
 // One thread per output element (grid-stride), every tap in a loop: for depthwise and other

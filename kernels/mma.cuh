@@ -114,8 +114,8 @@ __device__ __forceinline__ void mma_gemm(const typename P::args &a, i64 M, i64 N
     static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0, "warp tiles must divide the block tile");
     static_assert(BK % KS == 0, "BK must be a multiple of the mma K");
     static_assert((BM * BK) % NTH == 0 && (BK * BN) % NTH == 0, "tiles must split evenly over the threads");
-    __shared__ S As[2][BM][AS];
-    __shared__ S Bs[2][BK][BS];
+    alignas(16) __shared__ S As[2][BM][AS]; // fp16 fragments are read as 32-bit pairs
+    alignas(16) __shared__ S Bs[2][BK][BS];
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
@@ -131,34 +131,35 @@ __device__ __forceinline__ void mma_gemm(const typename P::args &a, i64 M, i64 N
 #pragma unroll
             for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
 
+    // Thread tid loads A elements (a_m + j * A_STEP, a_k) and B elements (b_k + j * B_STEP, b_n)
+    // of each stage: its k column of A and its n column of B stay the same for the whole kernel,
+    // so the problem's index math on them (a convolution's pixel -> (batch, row, col)) is done
+    // once, not per element.
+    static_assert(NTH % BK == 0 && NTH % BN == 0, "a thread keeps one column of each tile");
+    constexpr int A_STEP = NTH / BK, B_STEP = NTH / BN;
+    const int a_k = tid % BK, a_m = tid / BK, b_n = tid % BN, b_k = tid / BN;
+    const i64 n_col = n0 + b_n;
     float ra[A_PER], rb[B_PER];
     // global -> registers for the stage at k0 (0 outside the matrices)
     auto load = [&](i64 k0) {
+        const i64 ka = k0 + a_k;
 #pragma unroll
         for (int j = 0; j < A_PER; j++) {
-            const int i = tid + j * NTH, mm = i / BK, kk = i % BK;
-            const i64 m = m0 + mm, k = k0 + kk;
-            ra[j] = (m < M && k < K) ? P::load_a(a, z, m, k) : 0.0f;
+            const i64 m = m0 + a_m + j * A_STEP;
+            ra[j] = (m < M && ka < K) ? P::load_a(a, z, m, ka) : 0.0f;
         }
 #pragma unroll
         for (int j = 0; j < B_PER; j++) {
-            const int i = tid + j * NTH, kk = i / BN, nn = i % BN;
-            const i64 k = k0 + kk, n = n0 + nn;
-            rb[j] = (k < K && n < N) ? P::load_b(a, z, k, n) : 0.0f;
+            const i64 k = k0 + b_k + j * B_STEP;
+            rb[j] = (k < K && n_col < N) ? P::load_b(a, z, k, n_col) : 0.0f;
         }
     };
     // registers -> shared stage s, converted to the mma input type
     auto stash = [&](int s) {
 #pragma unroll
-        for (int j = 0; j < A_PER; j++) {
-            const int i = tid + j * NTH;
-            As[s][i / BK][i % BK] = T::cvt(ra[j]);
-        }
+        for (int j = 0; j < A_PER; j++) As[s][a_m + j * A_STEP][a_k] = T::cvt(ra[j]);
 #pragma unroll
-        for (int j = 0; j < B_PER; j++) {
-            const int i = tid + j * NTH;
-            Bs[s][i / BN][i % BN] = T::cvt(rb[j]);
-        }
+        for (int j = 0; j < B_PER; j++) Bs[s][b_k + j * B_STEP][b_n] = T::cvt(rb[j]);
     };
 
     load(0);

@@ -286,11 +286,11 @@ START_TEST(unsupported_nodes_are_all_listed) {
 END_TEST
 
 /* tf32 and fp16: Conv (M >= 64 and a depthwise that stays direct), Gemm (32 <= M < 64) and a
- * batched MatMul (M < 32) on the tensor-core template, NVRTC-compiled for sm_80 and sm_90;
+ * batched MatMul (M < 32) on the tensor-core template (large and small grids), NVRTC-compiled for sm_80 and sm_90;
  * fp16 stores the conv/gemm weights as fp16. (Numerics: emu_codegen and gpu_codegen.) */
 static kiln_graph *mma_graph(void) {
     kiln_graph *g = kiln_graph_new();
-    int64_t xd[4] = {2, 16, 9, 11}, wd[4] = {70, 16, 3, 3}, bd = 70, dd[4] = {70, 1, 3, 3};
+    int64_t xd[4] = {2, 16, 48, 48}, wd[4] = {70, 16, 3, 3}, bd = 70, dd[4] = {70, 1, 3, 3};
     gb_input(g, "x", KILN_F32, 4, xd, NULL);
     gb_const(g, "w", KILN_F32, 4, wd, -0.5, 0.5);
     gb_const(g, "b", KILN_F32, 1, &bd, -0.5, 0.5);
@@ -324,9 +324,9 @@ START_TEST(tensor_core_precisions) {
         kiln_bundle *b;
         char *src = build_prec(g, p ? KILN_PREC_FP16 : KILN_PREC_TF32, &b);
         assert_has(src, p ? "kiln::mma_f16" : "kiln::mma_tf32");
-        assert_has(src, "kiln::conv2d_igemm_mma<64, 64, 32, 32, 32,");
-        assert_has(src, "kiln::mma_gemm<32, 64, 32, 32, 16,"); /* Gemm, M = 33 */
-        assert_has(src, "kiln::mma_gemm<16, 64, 32, 16, 16,"); /* MatMul, M = 4 */
+        assert_has(src, "kiln::conv2d_igemm_mma<64, 64, 32, 32, 32,"); /* 2 x 72 blocks */
+        assert_has(src, "kiln::mma_gemm<32, 32, 32, 16, 16,");        /* Gemm, M = 33, N = 2: 2 blocks */
+        assert_has(src, "kiln::mma_gemm<16, 32, 32, 16, 8,");         /* MatMul, M = 4 */
         assert_has(src, "kiln::conv2d_direct<");               /* depthwise stays direct */
         ck_assert_ptr_null(strstr(src, "kiln::tiled_gemm<"));
         int f16 = 0;

@@ -63,6 +63,22 @@ def main(d):
           N("Conv", ["r", "w2", "b2"], ["out"], pads=[1, 1, 1, 1])],
          [("x", [2, 3, 45, 47])], ["out"], [w("w1", 64, 3, 7, 7, scale=0.2), w("b1", 64),
                                             w("w2", 130, 64, 3, 3, scale=0.1), w("b2", 130)])
+    # 1x1 convolutions on the implicit GEMM (40 taps): stride 1 (the direct-B path) with a
+    # residual, and stride 2 (the general path); odd pixel count, two images
+    save(d, "conv_1x1",
+         [N("Conv", ["x", "w1", "b1"], ["a"]), N("Add", ["a", "x"], ["s"]), N("Relu", ["s"], ["r"]),
+          N("Conv", ["r", "w2"], ["out"], strides=[2, 2])],
+         [("x", [2, 40, 7, 9])], ["out"], [w("w1", 40, 40, 1, 1, scale=0.2), w("b1", 40),
+                                           w("w2", 70, 40, 1, 1, scale=0.2)])
+    # grids large enough for the widest tensor-core tiles: 64x64 (M 72, 2 x 285 blocks), then
+    # 1x1 convs with M 40 (32x64) and M 20 (16x64); a 50x60 map gives 64x32 (64x64: 94 blocks)
+    save(d, "conv_wide",
+         [N("Conv", ["x", "w", "b"], ["a"], pads=[1, 1, 1, 1]), N("Relu", ["a"], ["r"]),
+          N("Conv", ["r", "w2"], ["c"]), N("Conv", ["c", "w3"], ["out"]),
+          N("Conv", ["y", "w"], ["out2"], pads=[1, 1, 1, 1])],
+         [("x", [1, 8, 130, 140]), ("y", [1, 8, 50, 60])], ["out", "out2"],
+         [w("w", 72, 8, 3, 3, scale=0.3), w("b", 72), w("w2", 40, 72, 1, 1, scale=0.2),
+          w("w3", 20, 40, 1, 1, scale=0.3)])
     # every epilogue activation after a conv (SiLU and HardSwish written out are fused too)
     acts, inits, prev = [], [], "x"
     kinds = [("Sigmoid", {}), ("Tanh", {}), ("LeakyRelu", {"alpha": 0.1}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
