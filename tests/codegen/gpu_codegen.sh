@@ -25,6 +25,9 @@ check1() { # NAME MODEL PRECISION [build options...]
     local tol=(--rtol 1e-3 --atol 1e-4)
     [ "$prec" = tf32 ] && tol=(--rel-l2 5e-3)
     [ "$prec" = fp16 ] && tol=(--rel-l2 1e-2)
+    # fp16 storage alone puts the generated MobileNetV2 (random weights, ~1.3x error growth per
+    # block) at 1.1e-2..1.2e-2 (emulator and CPU evaluator): see docs/codegen.md, Data types.
+    [ "$name" = mobilenetv2_fp16 ] && tol=(--rel-l2 2e-2)
     if ! "$KILN" build "$model" -o "$WORK/$name.kiln" --precision "$prec" "$@" --emit-cuda "$WORK/cuda/$name" \
         >"$WORK/$name.build.log" 2>&1; then
         echo "FAIL: $name: kiln build $model --precision $prec $*"
