@@ -105,9 +105,31 @@ static kiln_status emit_epilogue_body(cg *c, const anchor *a, const char *bias_e
     kiln_status st;
     if (bias_expr) kiln_cg_printf(&c->src, "        v += %s;\n", bias_expr);
     if (a->fused && (st = emit_act_attr(&c->src, a->fused, "activation"))) return st;
-    if (a->residual >= 0) kiln_cg_printf(&c->src, "        v += res[o];\n");
+    if (a->residual >= 0) kiln_cg_printf(&c->src, "        v += kiln::to_f32(res[o]);\n");
     if (a->fused && (st = emit_act_attr(&c->src, a->fused, "post_activation"))) return st;
     kiln_cg_printf(&c->src, "        return v;\n    }\n};\n");
+    return KILN_OK;
+}
+
+/* The CUDA storage type of a value: the kernels load through kiln::to_f32 and store through
+ * kiln::from_f32<T>, so any mix of fp32 and fp16 operands works. */
+static kiln_status elem_type(const kiln_value *v, const char **t) {
+    if (v->dtype == KILN_F32) *t = "float";
+    else if (v->dtype == KILN_F16) *t = "__half";
+    else return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s of '%s' not supported on the GPU", kiln_dtype_name(v->dtype), v->name);
+    return KILN_OK;
+}
+
+/* The epilogue struct's head: storage types of the bias and residual (float when absent). */
+static kiln_status emit_epilogue_head(cg *c, const anchor *a, const char *epi, const char *index_params) {
+    const char *bt = "float", *rt = "float";
+    kiln_status st;
+    if (a->bias >= 0 && (st = elem_type(kiln_cg_val(c, a->bias), &bt))) return st;
+    if (a->residual >= 0 && (st = elem_type(kiln_cg_val(c, a->residual), &rt))) return st;
+    kiln_cg_printf(&c->src,
+                   "struct %s {\n    typedef %s bias_t;\n    typedef %s res_t;\n"
+                   "    static __device__ __forceinline__ float apply(const bias_t *bias, const res_t *res, %s, float v) {\n",
+                   epi, bt, rt, index_params);
     return KILN_OK;
 }
 
@@ -117,6 +139,58 @@ static void tile_pick(int64_t M, int *bm, int *bn, int *tm, int *tn) {
     else *bm = 16, *bn = 128, *tm = 1, *tn = 8;
 }
 #define TILE_BK 8
+
+/* Tensor-core tiles (kernels/mma.cuh): block BMxBNxBK, warp WMxWN, always 4 warps. Small M (a
+ * convolution's output channels per group) gets shorter block tiles so that fewer rows are
+ * padding; a grid of fewer than MMA_FILL_BLOCKS blocks (batch 1: late ResNet stages have 49
+ * output pixels) takes the next narrower tile, down to the last candidate, so that more SMs
+ * work. BK = 32 keeps both shared stages under the 48 KiB of static shared memory at tf32. */
+#define MMA_FILL_BLOCKS 128 /* about one block per SM on A100/H100 */
+typedef struct mma_tile {
+    int bm, bn, bk, wm, wn;
+} mma_tile;
+static mma_tile mma_tile_pick(int64_t M, int64_t N, int64_t Z) {
+    static const mma_tile big[] = {{64, 64, 32, 32, 32}, {64, 32, 32, 32, 16}, {32, 32, 32, 16, 16}};
+    static const mma_tile mid[] = {{32, 64, 32, 32, 16}, {32, 32, 32, 16, 16}};
+    static const mma_tile small[] = {{16, 64, 32, 16, 16}, {16, 32, 32, 16, 8}};
+    const mma_tile *c = M >= 64 ? big : M >= 32 ? mid : small;
+    int n = M >= 64 ? 3 : 2;
+    for (int i = 0; i < n - 1; i++)
+        if (((M + c[i].bm - 1) / c[i].bm) * ((N + c[i].bn - 1) / c[i].bn) * Z >= MMA_FILL_BLOCKS) return c[i];
+    return c[n - 1];
+}
+static uint32_t mma_threads(mma_tile t) { return (uint32_t)((t.bm / t.wm) * (t.bn / t.wn) * 32); }
+
+/* "kiln::mma_tf32" or "kiln::mma_f16" when conv/gemm run on tensor cores, NULL for FFMA. */
+static const char *mma_kind(const cg *c) {
+    return c->o->precision == KILN_PREC_TF32 ? "kiln::mma_tf32" : c->o->precision == KILN_PREC_FP16 ? "kiln::mma_f16" : NULL;
+}
+
+/* A conv/gemm operand that --precision fp16 stores as fp16 in the bundle: a constant fp32
+ * tensor (the mma rounds it to fp16 anyway; half the bytes to read). */
+static bool f16_weight(const cg *c, int v) {
+    const kiln_value *val = kiln_cg_val(c, v);
+    return c->o->precision == KILN_PREC_FP16 && val->data && val->dtype == KILN_F32 && val->data->dtype == KILN_F32 &&
+           kiln_cg_io_index(c->g->inputs, c->g->n_inputs, v) < 0 && kiln_cg_io_index(c->g->outputs, c->g->n_outputs, v) < 0;
+}
+
+/* Operand v's kernel argument, converted to fp16 when f16_weight(). Each conversion adds its
+ * own copy (conv/gemm weights are not shared between nodes in practice). */
+static kiln_status operand_arg(cg *c, int v, kiln_bundle_arg *a) {
+    if (!f16_weight(c, v)) return kiln_cg_value_arg(c, v, a);
+    const kiln_value *val = kiln_cg_val(c, v);
+    const kiln_tensor *t = val->data;
+    uint16_t *h = malloc(sizeof *h * (size_t)(t->numel ? t->numel : 1));
+    if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    for (int64_t i = 0; i < t->numel; i++) h[i] = kiln_f32_to_f16(((const float *)t->data)[i]);
+    uint64_t off;
+    kiln_status st = kiln_bundle_add_weight(c->b, val->name && *val->name ? val->name : "const", KILN_F16, t->rank, t->dims,
+                                            h, (uint64_t)t->numel * 2, &off);
+    free(h);
+    if (st) return st;
+    *a = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, off};
+    return KILN_OK;
+}
 
 /* ----------------------------------------------------------------------- conv -- */
 typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
@@ -132,7 +206,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     if (a.an->op != KILN_OP_Conv)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "anchor %s", kiln_op_table[a.an->op].onnx_type);
     const kiln_value *x = kiln_cg_val(c, a.x), *w = kiln_cg_val(c, a.w), *y = kiln_cg_val(c, a.y);
-    if (!kiln_cg_is_f32(x) || !kiln_cg_is_f32(w) || !kiln_cg_is_f32(y)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 convolution");
+    const char *tx = NULL, *tw = NULL, *ty = NULL; /* gcc 12 -O2 sees a maybe-uninitialized path */
+    if ((st = elem_type(x, &tx)) || (st = elem_type(w, &tw)) || (st = elem_type(y, &ty))) return st;
     if (x->rank != 4 && x->rank != 3) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%d-D convolution", x->rank - 2);
     if (y->layout == KILN_LAYOUT_NHWC || x->layout == KILN_LAYOUT_NHWC)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout (fp32 kernels are NCHW)");
@@ -158,9 +233,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     const char *bias_expr = NULL;
     if (a.bias >= 0) {
         int64_t bn = kiln_cg_numel(kiln_cg_val(c, a.bias));
-        if (!kiln_cg_is_f32(kiln_cg_val(c, a.bias)) || (bn != sh.K && bn != 1))
-            return kiln_errorf(KILN_ERR_UNSUPPORTED, "a bias that is not per channel");
-        bias_expr = bn == 1 ? "bias[0]" : "bias[ch]";
+        if (bn != sh.K && bn != 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a bias that is not per channel");
+        bias_expr = bn == 1 ? "kiln::to_f32(bias[0])" : "kiln::to_f32(bias[ch])";
     }
     if (a.residual >= 0 && kiln_cg_numel(kiln_cg_val(c, a.residual)) != kiln_cg_numel(y))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "a residual of another shape");
@@ -168,41 +242,54 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     char fn[64], epi[80];
     int64_t taps = (sh.C / sh.groups) * sh.R * sh.S;
     bool direct = taps <= 32;
-    kiln_cg_kernel_name(c, direct ? "conv_direct" : "conv_igemm", fn, sizeof fn);
+    const char *mma = direct ? NULL : mma_kind(c);
+    if (!direct && f16_weight(c, a.w)) tw = "__half";
+    kiln_cg_kernel_name(c, direct ? "conv_direct" : mma ? "conv_mma" : "conv_igemm", fn, sizeof fn);
     snprintf(epi, sizeof epi, "%s_epilogue", fn);
     kiln_cg_printf(&c->src, "\n// %s: %s (%s), x[%lld,%lld,%lld,%lld] * w[%lld,%lld,%lld,%lld] group %lld\n", fn, c->group,
               a.fused ? "conv_epilogue" : "Conv", (long long)sh.N, (long long)sh.C, (long long)sh.H, (long long)sh.W,
               (long long)sh.K, (long long)(sh.C / sh.groups), (long long)sh.R, (long long)sh.S, (long long)sh.groups);
-    kiln_cg_printf(&c->src,
-              "struct %s {\n    static __device__ __forceinline__ float apply(const float *bias, const float *res, "
-              "kiln::i64 ch, kiln::i64 o, float v) {\n",
-              epi);
-    if ((st = emit_epilogue_body(c, &a, bias_expr))) return st;
+    if ((st = emit_epilogue_head(c, &a, epi, "kiln::i64 ch, kiln::i64 o")) || (st = emit_epilogue_body(c, &a, bias_expr)))
+        return st;
     int bm = 0, bn = 0, tm = 0, tn = 0;
     uint64_t gx, gy, gz;
     uint32_t threads;
     if (direct) {
         kiln_cg_printf(&c->src,
-                  "extern \"C\" __global__ void __launch_bounds__(%d) %s(const float *x, const float *w, const float "
-                  "*bias, const float *res, float *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_direct<%s>({x, w, bias, res, y, s});\n}\n",
-                  BLOCK_1D, fn, epi);
+                  "extern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s *w, const %s::bias_t "
+                  "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
+                  "    kiln::conv2d_direct<%s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
+                  BLOCK_1D, fn, tx, tw, epi, epi, ty, epi, tx, tw, ty);
         gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
         kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
+    } else if (mma) {
+        mma_tile t = mma_tile_pick(sh.K / sh.groups, sh.N * sh.P * sh.Q, sh.groups);
+        threads = mma_threads(t);
+        kiln_cg_printf(&c->src,
+                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
+                  "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
+                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty, (int)sh.R,
+                  (int)sh.S);
+        int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
+        gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
+        kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
     } else {
         tile_pick(sh.K / sh.groups, &bm, &bn, &tm, &tn);
         threads = (uint32_t)((bm / tm) * (bn / tn));
         kiln_cg_printf(&c->src,
-                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const float *x, const float *w, const float "
-                  "*bias, const float *res, float *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_igemm<%d, %d, %d, %d, %d, %s>({x, w, bias, res, y, s});\n}\n",
-                  threads, fn, bm, bn, TILE_BK, tm, tn, epi);
+                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
+                  "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
+                  "    kiln::conv2d_igemm<%d, %d, %d, %d, %d, %s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, tx, tw, ty);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + bn - 1) / bn), gy = (uint64_t)((M + bm - 1) / bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
     }
     kiln_bundle_arg args[6];
-    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.w, &args[1]))) return st;
+    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) ||
+        (st = (direct ? kiln_cg_value_arg(c, a.w, &args[1]) : operand_arg(c, a.w, &args[1]))))
+        return st;
     if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
     if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
     if ((st = kiln_cg_value_arg(c, a.y, &args[4])) || (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[5]))) return st;
@@ -235,7 +322,10 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
     if (an->op != KILN_OP_Gemm && an->op != KILN_OP_MatMul)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "anchor %s", kiln_op_table[an->op].onnx_type);
     const kiln_value *A = kiln_cg_val(c, a.x), *B = kiln_cg_val(c, a.w), *Y = kiln_cg_val(c, a.y);
-    if (!kiln_cg_is_f32(A) || !kiln_cg_is_f32(B) || !kiln_cg_is_f32(Y)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 matrix product");
+    const char *ta_ = NULL, *tb_ = NULL, *ty = NULL; /* see kiln_cg_emit_conv */
+    if ((st = elem_type(A, &ta_)) || (st = elem_type(B, &tb_)) || (st = elem_type(Y, &ty))) return st;
+    if (f16_weight(c, a.x)) ta_ = "__half"; /* --precision fp16: constant operands stored as fp16 */
+    if (f16_weight(c, a.w)) tb_ = "__half";
     gemm_shape_host sh;
     memset(&sh, 0, sizeof sh);
     for (int i = 0; i < 4; i++) sh.batch_dims[i] = 1;
@@ -270,7 +360,6 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
     char bias_expr[160] = "";
     if (a.bias >= 0) {
         const kiln_value *bv = kiln_cg_val(c, a.bias);
-        if (!kiln_cg_is_f32(bv)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 bias");
         int64_t dm = bv->rank >= 2 ? bv->dims[bv->rank - 2] : 1, dn = bv->rank >= 1 ? bv->dims[bv->rank - 1] : 1;
         for (int i = 0; i < bv->rank - 2; i++)
             if (bv->dims[i] != 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a bias that broadcasts over the batch");
@@ -279,33 +368,49 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
         if (vec_b) dm = dn, dn = 1;
         int64_t sm = dm == 1 ? 0 : dn, sn = dn == 1 ? 0 : 1;
         char bt[64];
-        snprintf(bias_expr, sizeof bias_expr, "%s%sbias[m * %lldll + n * %lldll]",
+        snprintf(bias_expr, sizeof bias_expr, "%s%skiln::to_f32(bias[m * %lldll + n * %lldll])",
                  a.bias_is_gemm_c && beta != 1.0f ? kiln_cg_flit(bt, sizeof bt, beta) : "",
                  a.bias_is_gemm_c && beta != 1.0f ? " * " : "", (long long)sm, (long long)sn);
     }
     if (a.residual >= 0 && kiln_cg_numel(kiln_cg_val(c, a.residual)) != kiln_cg_numel(Y))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "a residual of another shape");
     char fn[64], epi[80], al[64];
-    kiln_cg_kernel_name(c, "gemm", fn, sizeof fn);
+    kiln_cg_kernel_name(c, mma_kind(c) ? "gemm_mma" : "gemm", fn, sizeof fn);
     snprintf(epi, sizeof epi, "%s_epilogue", fn);
     kiln_cg_printf(&c->src, "\n// %s: %s (%s), M %lld N %lld K %lld, batch %lld\n", fn, c->group,
               a.fused ? "gemm_epilogue" : kiln_op_table[an->op].onnx_type, (long long)sh.M, (long long)sh.N,
               (long long)sh.K, (long long)Z);
-    kiln_cg_printf(&c->src,
-              "struct %s {\n    static __device__ __forceinline__ float apply(const float *bias, const float *res, "
-              "kiln::i64 m, kiln::i64 n, kiln::i64 o, float v) {\n",
-              epi);
+    if ((st = emit_epilogue_head(c, &a, epi, "kiln::i64 m, kiln::i64 n, kiln::i64 o"))) return st;
     if (alpha != 1.0f) kiln_cg_printf(&c->src, "        v *= %s;\n", kiln_cg_flit(al, sizeof al, alpha));
     if ((st = emit_epilogue_body(c, &a, a.bias >= 0 ? bias_expr : NULL))) return st;
+    const char *mma = mma_kind(c);
+    if (mma) {
+        mma_tile t = mma_tile_pick(sh.M, sh.N, Z);
+        uint32_t threads = mma_threads(t);
+        kiln_cg_printf(&c->src,
+                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "
+                  "*bias, const %s::res_t *res, %s *y, kiln::gemm_shape s) {\n"
+                  "    kiln::mma_gemm<%d, %d, %d, %d, %d, %s, kiln::gemm_problem<%s, %s, %s, %s>>({a, b, bias, res, y, s}, "
+                  "s.M, s.N, s.K);\n}\n",
+                  threads, fn, ta_, tb_, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, ta_, tb_, ty);
+        kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
+        kiln_bundle_arg args[6];
+        if ((st = operand_arg(c, a.x, &args[0])) || (st = operand_arg(c, a.w, &args[1]))) return st;
+        if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
+        if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
+        if ((st = kiln_cg_value_arg(c, a.y, &args[4])) || (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[5]))) return st;
+        return kiln_cg_launch(c, fn, (uint64_t)((sh.N + t.bn - 1) / t.bn), (uint64_t)((sh.M + t.bm - 1) / t.bm),
+                              (uint64_t)Z, threads, args, 6);
+    }
     int bm, bn, tm, tn;
     tile_pick(sh.M, &bm, &bn, &tm, &tn);
     uint32_t threads = (uint32_t)((bm / tm) * (bn / tn));
     kiln_cg_printf(&c->src,
-              "extern \"C\" __global__ void __launch_bounds__(%u) %s(const float *a, const float *b, const float "
-              "*bias, const float *res, float *y, kiln::gemm_shape s) {\n"
-              "    kiln::tiled_gemm<%d, %d, %d, %d, %d, kiln::gemm_problem<%s>>({a, b, bias, res, y, s}, s.M, s.N, "
-              "s.K);\n}\n",
-              threads, fn, bm, bn, TILE_BK, tm, tn, epi);
+              "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "
+              "*bias, const %s::res_t *res, %s *y, kiln::gemm_shape s) {\n"
+              "    kiln::tiled_gemm<%d, %d, %d, %d, %d, kiln::gemm_problem<%s, %s, %s, %s>>({a, b, bias, res, y, s}, "
+              "s.M, s.N, s.K);\n}\n",
+              threads, fn, ta_, tb_, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, ta_, tb_, ty);
     kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
     kiln_bundle_arg args[6];
     if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.w, &args[1]))) return st;

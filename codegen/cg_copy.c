@@ -165,15 +165,11 @@ kiln_status kiln_cg_emit_data_movement(cg *c, const kiln_node *n) {
             const kiln_value *cv = kiln_cg_val(c, n->inputs[2]);
             if (!cv->data || cv->data->numel != 1)
                 return kiln_errorf(KILN_ERR_UNSUPPORTED, "Pad with a constant_value not known at build time");
-            double v = kiln_tensor_get(cv->data, 0);
-            if (x->dtype == KILN_F32) {
-                float f = (float)v;
-                uint32_t u;
-                memcpy(&u, &f, 4);
-                bits = u;
-            } else if (v != 0.0) {
-                return kiln_errorf(KILN_ERR_UNSUPPORTED, "a non-zero pad value for %s", kiln_dtype_name(x->dtype));
-            }
+            /* the value's bit pattern in x's dtype (the gather is type-agnostic) */
+            if (cv->data->dtype != x->dtype || kiln_dtype_size(x->dtype) > sizeof bits)
+                return kiln_errorf(KILN_ERR_UNSUPPORTED, "a pad value of dtype %s for %s", kiln_dtype_name(cv->data->dtype),
+                                   kiln_dtype_name(x->dtype));
+            memcpy(&bits, cv->data->data, kiln_dtype_size(x->dtype)); /* little-endian: low bytes */
         }
         return emit_gather(c, n->inputs[0], n->outputs[0], start, step, ind, ins, bits, "pad");
     }

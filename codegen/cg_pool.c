@@ -13,10 +13,21 @@ typedef struct pool_shape_host { /* kernels/pool.cuh pool2d_shape */
     int64_t NC, H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw, pe_h, pe_w;
 } pool_shape_host;
 
+/* The storage type of a float tensor the pooling and softmax templates take (NULL: none). */
+static const char *float_type(kiln_dtype dt) {
+    switch (dt) {
+    case KILN_F32: return "float";
+    case KILN_F16: return "__half";
+    case KILN_BF16: return "__nv_bfloat16";
+    default: return NULL;
+    }
+}
+
 kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
     kiln_status st;
-    if (!kiln_cg_is_f32(x)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 pooling");
+    const char *T = float_type(x->dtype);
+    if (!T || y->dtype != x->dtype) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s pooling", kiln_dtype_name(x->dtype));
     if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     if (n->n_outputs > 1 && n->outputs[1] >= 0 && kiln_value_live_uses(c->g, n->outputs[1]) > 0)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "MaxPool's Indices output");
@@ -27,9 +38,9 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
         int64_t rows = x->rank >= 2 ? x->dims[0] * x->dims[1] : 1, len = kiln_cg_numel(x) / (rows ? rows : 1);
         kiln_cg_kernel_name(c, mx ? "global_max_pool" : "global_avg_pool", fn, sizeof fn);
         kiln_cg_printf(&c->src,
-                  "\n// %s: %s, %lld rows of %lld\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const float "
-                  "*x, float *y, kiln::i64 rows, kiln::i64 len) {\n    kiln::global_pool<%s>(x, y, rows, len);\n}\n",
-                  fn, c->group, (long long)rows, (long long)len, BLOCK_1D, fn, mx ? "true" : "false");
+                  "\n// %s: %s, %lld rows of %lld\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s "
+                  "*x, %s *y, kiln::i64 rows, kiln::i64 len) {\n    kiln::global_pool<%s, %s>(x, y, rows, len);\n}\n",
+                  fn, c->group, (long long)rows, (long long)len, BLOCK_1D, fn, T, T, mx ? "true" : "false", T);
         if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1]))) return st;
         kiln_bundle_arg sc[2] = {{KILN_ARG_SCALAR, 8, (uint64_t)rows}, {KILN_ARG_SCALAR, 8, (uint64_t)len}};
         kiln_bundle_arg all[4] = {args[0], args[1], sc[0], sc[1]};
@@ -58,8 +69,9 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     kiln_cg_kernel_name(c, n->op == KILN_OP_MaxPool ? "max_pool" : "avg_pool", fn, sizeof fn);
     kiln_cg_printf(&c->src,
               "\n// %s: %s, window %lldx%lld stride %lldx%lld\nextern \"C\" __global__ void __launch_bounds__(%d) "
-              "%s(const float *x, float *y, kiln::pool2d_shape s) {\n    kiln::pool2d<%s>(x, y, s);\n}\n",
-              fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, BLOCK_1D, fn, mode);
+              "%s(const %s *x, %s *y, kiln::pool2d_shape s) {\n    kiln::pool2d<%s, %s>(x, y, s);\n}\n",
+              fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, BLOCK_1D, fn, T, T, mode,
+              T);
     if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])) ||
         (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[2])))
         return st;
@@ -69,7 +81,9 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
 /* ---------------------------------------------------------------- softmax -- */
 kiln_status kiln_cg_emit_softmax(cg *c, const kiln_node *n) {
     const kiln_value *x = kiln_cg_val(c, n->inputs[0]);
-    if (!kiln_cg_is_f32(x)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "non-fp32 softmax");
+    const char *T = float_type(x->dtype);
+    if (!T || kiln_cg_val(c, n->outputs[0])->dtype != x->dtype)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s softmax", kiln_dtype_name(x->dtype));
     int64_t axis;
     if (!kiln_norm_axis(kiln_attr_int(n, "axis", -1), x->rank < 1 ? 1 : x->rank, &axis))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
@@ -81,9 +95,9 @@ kiln_status kiln_cg_emit_softmax(cg *c, const kiln_node *n) {
     kiln_cg_kernel_name(c, lg ? "log_softmax" : "softmax", fn, sizeof fn);
     kiln_cg_printf(&c->src,
               "\n// %s: %s, [%lld, %lld, %lld] along the middle\nextern \"C\" __global__ void __launch_bounds__(%d) "
-              "%s(const float *x, float *y, kiln::i64 outer, kiln::i64 d, kiln::i64 inner) {\n"
-              "    kiln::softmax_rows<%s>(x, y, outer, d, inner);\n}\n",
-              fn, c->group, (long long)outer, (long long)D, (long long)inner, BLOCK_1D, fn, lg ? "true" : "false");
+              "%s(const %s *x, %s *y, kiln::i64 outer, kiln::i64 d, kiln::i64 inner) {\n"
+              "    kiln::softmax_rows<%s, %s>(x, y, outer, d, inner);\n}\n",
+              fn, c->group, (long long)outer, (long long)D, (long long)inner, BLOCK_1D, fn, T, T, lg ? "true" : "false", T);
     kiln_bundle_arg args[5];
     kiln_status st;
     if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1]))) return st;

@@ -293,11 +293,8 @@ static kiln_status add_layers(const cg *c, pending_layer *p, int n) {
 kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, kiln_bundle *b, char **cuda_source) {
     if (cuda_source) *cuda_source = NULL;
     if (!g || !o || !b) return kiln_errorf(KILN_ERR_INVALID_ARG, "codegen: graph, options and bundle are required");
-    if (o->precision != KILN_PREC_FP32)
-        return kiln_errorf(KILN_ERR_UNSUPPORTED, "precision %s is not implemented yet (fp32 only for now)",
-                           o->precision == KILN_PREC_TF32   ? "tf32"
-                           : o->precision == KILN_PREC_FP16 ? "fp16"
-                                                            : "int8");
+    if (o->precision != KILN_PREC_FP32 && o->precision != KILN_PREC_TF32 && o->precision != KILN_PREC_FP16)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "precision int8 is not implemented yet (fp32, tf32, fp16)");
     if (o->compile && o->n_archs < 1) return kiln_errorf(KILN_ERR_INVALID_ARG, "codegen: no target architecture");
     for (int i = 0; i < g->n_inputs; i++)
         if (!kiln_value_is_static(&g->values[g->inputs[i]]))

@@ -23,7 +23,7 @@
  * plan's offsets, graph inputs and outputs INPUT / OUTPUT bindings, constants WEIGHT
  * arguments (each constant is added to the weights blob once), shapes and strides BYTES.
  *
- * Supported (fp32, NCHW): conv_epilogue / gemm_epilogue fused groups (bias, every
+ * Supported (NCHW; f32 and f16 values; precision: docs/codegen.md): conv_epilogue / gemm_epilogue fused groups (bias, every
  * activation of passes/fuse_epilogue.c, residual, post-activation), Conv (2-D and 1-D, any
  * stride/padding/dilation/groups; implicit GEMM, direct for depthwise), Gemm, MatMul
  * (batched, broadcast), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Softmax,
@@ -43,7 +43,8 @@ typedef struct kiln_codegen_opts {
     const char *const *archs; /* "sm_80", "sm_90", ...: one cubin each */
     int n_archs;
     bool ptx;                 /* also PTX of the newest architecture (default true) */
-    kiln_precision precision; /* only KILN_PREC_FP32 today */
+    kiln_precision precision; /* FP32 (FFMA), TF32 or FP16 (conv/gemm on tensor cores; FP16 also
+                               * stores constant conv/gemm operands as fp16); INT8 is refused */
     bool compile;             /* false: emit the source and the plan only, no NVRTC (tests) */
 } kiln_codegen_opts;
 

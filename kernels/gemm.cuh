@@ -89,12 +89,17 @@ struct gemm_shape {
     i64 a_batch[4], b_batch[4];  // per batch dim element strides (0 = broadcast)
 };
 
-// Epi: struct with `static __device__ float apply(const float *bias, const float *res,
-// i64 m, i64 n, i64 out_index, float acc)` (codegen writes it with the group's epilogue).
-template <class Epi> struct gemm_problem {
+// Epi: struct with `typedef ... bias_t, res_t;` (storage types) and `static __device__ float
+// apply(const bias_t *bias, const res_t *res, i64 m, i64 n, i64 out_index, float acc)` (codegen
+// writes it with the group's epilogue). TA, TB, TY: storage types of A, B and the output
+// (float or __half); loads widen to fp32, the store rounds to TY.
+template <class Epi, typename TA = float, typename TB = float, typename TY = float> struct gemm_problem {
     struct args {
-        const float *a, *b, *bias, *res;
-        float *y;
+        const TA *a;
+        const TB *b;
+        const typename Epi::bias_t *bias;
+        const typename Epi::res_t *res;
+        TY *y;
         gemm_shape s;
     };
     // batch 0 is at offset 0: Gemm and unbatched MatMul skip the (64-bit) division chain
@@ -105,14 +110,14 @@ template <class Epi> struct gemm_problem {
         return z == 0 ? 0 : broadcast_offset<4>(z, p.s.batch_dims, p.s.b_batch);
     }
     static __device__ __forceinline__ float load_a(const args &p, int z, i64 m, i64 k) {
-        return p.a[a_base(p, z) + m * p.s.sam + k * p.s.sak];
+        return to_f32(p.a[a_base(p, z) + m * p.s.sam + k * p.s.sak]);
     }
     static __device__ __forceinline__ float load_b(const args &p, int z, i64 k, i64 n) {
-        return p.b[b_base(p, z) + k * p.s.sbk + n * p.s.sbn];
+        return to_f32(p.b[b_base(p, z) + k * p.s.sbk + n * p.s.sbn]);
     }
     static __device__ __forceinline__ void store(const args &p, int z, i64 m, i64 n, float acc) {
         const i64 o = ((i64)z * p.s.M + m) * p.s.N + n;
-        p.y[o] = Epi::apply(p.bias, p.res, m, n, o, acc);
+        p.y[o] = from_f32<TY>(Epi::apply(p.bias, p.res, m, n, o, acc));
     }
 };
 

@@ -1,5 +1,6 @@
-// pool.cuh — max / average pooling over 2-D windows (NCHW, fp32), and global average / max
-// pooling. Semantics follow kiln's CPU evaluator: windows may hang over the end padding
+// pool.cuh — max / average pooling over 2-D windows (NCHW), and global average / max pooling.
+// T is the storage type (float, __half or __nv_bfloat16): loads widen to fp32, the
+// accumulation is fp32, the store rounds to T. Semantics follow kiln's CPU evaluator: windows may hang over the end padding
 // (ceil_mode); max pooling takes the largest tap inside the input; average pooling divides
 // by the taps inside the input, or with count_include_pad by the taps inside the padded
 // input (end padding included, nothing past it).
@@ -19,13 +20,14 @@ struct pool2d_shape {
 enum pool_mode { pool_max = 0, pool_avg = 1, pool_avg_include_pad = 2 };
 
 // One thread per output element, grid-stride; a 1-D grid of any size.
-template <int MODE> __device__ __forceinline__ void pool2d(const float *x, float *y, const pool2d_shape &s) {
+template <int MODE, typename T = float>
+__device__ __forceinline__ void pool2d(const T *x, T *y, const pool2d_shape &s) {
     const i64 total = s.NC * s.P * s.Q;
     for (i64 o = global_thread_index(); o < total; o += grid_thread_count()) {
         // 32-bit index math: codegen refuses tensors of 2^31 elements or more
         const int Q = (int)s.Q, P = (int)s.P, H = (int)s.H, W = (int)s.W, oi = (int)o;
         const int oq = oi % Q, op = (oi / Q) % P, nc = oi / (P * Q);
-        const float *xc = x + (i64)nc * H * W;
+        const T *xc = x + (i64)nc * H * W;
         const int h0 = op * (int)s.sh - (int)s.ph, w0 = oq * (int)s.sw - (int)s.pw;
         float acc = MODE == pool_max ? neg_inf() : 0.0f;
         int valid = 0, rows = 0, cols = 0;
@@ -36,7 +38,7 @@ template <int MODE> __device__ __forceinline__ void pool2d(const float *x, float
             for (int q = 0; q < (int)s.S; q++) {
                 const int w = w0 + q * (int)s.dw;
                 if (w < 0 || w >= W) continue;
-                const float v = xc[h * W + w];
+                const float v = to_f32(xc[h * W + w]);
                 if (MODE == pool_max) acc = fmaxf(acc, v);
                 else acc += v;
                 valid++;
@@ -46,24 +48,25 @@ template <int MODE> __device__ __forceinline__ void pool2d(const float *x, float
             if (w0 + q * s.dw < s.W + s.pe_w) cols = q + 1;
         if (MODE == pool_avg) acc = valid ? acc / (float)valid : 0.0f;
         if (MODE == pool_avg_include_pad) acc = rows * cols ? acc / (float)(rows * cols) : 0.0f;
-        y[o] = acc;
+        y[o] = from_f32<T>(acc);
     }
 }
 
 // Global pooling: one warp per (n, c) row of `len` elements; block 256 threads = 8 rows.
-template <bool MAX> __device__ __forceinline__ void global_pool(const float *x, float *y, i64 rows, i64 len) {
+template <bool MAX, typename T = float>
+__device__ __forceinline__ void global_pool(const T *x, T *y, i64 rows, i64 len) {
     const i64 row = (i64)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     if (row >= rows) return;
-    const float *xr = x + row * len;
+    const T *xr = x + row * len;
     float acc = MAX ? neg_inf() : 0.0f;
-    for (i64 i = lane; i < len; i += 32) acc = MAX ? fmaxf(acc, xr[i]) : acc + xr[i];
+    for (i64 i = lane; i < len; i += 32) acc = MAX ? fmaxf(acc, to_f32(xr[i])) : acc + to_f32(xr[i]);
 #pragma unroll
     for (int off = 16; off > 0; off /= 2) {
         const float o = __shfl_xor_sync(0xffffffffu, acc, off);
         acc = MAX ? fmaxf(acc, o) : acc + o;
     }
-    if (lane == 0) y[row] = MAX ? acc : acc / (float)len;
+    if (lane == 0) y[row] = from_f32<T>(MAX ? acc : acc / (float)len);
 }
 
 } // namespace kiln

@@ -21,6 +21,8 @@ static const kiln_pass_info pipeline[] = {
      "Conv/ConvTranspose/Gemm/MatMul + bias + activation + residual Add (+ activation) as one kernel"},
     {"fuse-elementwise", kiln_pass_fuse_elementwise, 2, 0,
      "connected elementwise/broadcast DAGs; reductions with their elementwise prologue/epilogue"},
+    {"convert-precision", kiln_pass_convert_precision, 0, 0,
+     "--precision fp16: float32 activations and constants stored as float16 (graph I/O stays float32)"},
     {"select-layout", kiln_pass_select_layout, 2, 0,
      "NCHW or NHWC per convolution region from a precision-aware cost model"},
     {"plan-memory", kiln_pass_plan_memory, 0, 0, "liveness -> offsets in one activation arena, in-place reuse"},

@@ -11,14 +11,16 @@
 
 static const char *const ARCHS[] = {"sm_80", "sm_90"};
 
-/* Optimizes g (fp32, -O2), runs codegen (compiling for sm_80 and sm_90 with KILN_CUDA),
- * checks the bundle and returns the generated source (caller frees). */
-static char *build(kiln_graph *g, kiln_bundle **out) {
+/* Optimizes g (-O2; the pipeline at fp32, as kiln build runs it: NCHW), runs codegen at
+ * `prec` (compiling for sm_80 and sm_90 with KILN_CUDA), checks the bundle and returns the
+ * generated source (caller frees). */
+static char *build_prec(kiln_graph *g, kiln_precision prec, kiln_bundle **out) {
     kiln_pipeline_opts po;
     kiln_pipeline_opts_init(&po);
     ck_assert_msg(kiln_pipeline_run(g, &po, NULL, 0, NULL) == KILN_OK, "passes: %s", kiln_last_error());
     kiln_codegen_opts o;
     kiln_codegen_opts_init(&o);
+    o.precision = prec;
     o.archs = ARCHS;
     o.n_archs = 2;
 #ifndef KILN_HAVE_CUDA
@@ -49,6 +51,8 @@ static char *build(kiln_graph *g, kiln_bundle **out) {
     return src;
 }
 
+static char *build(kiln_graph *g, kiln_bundle **out) { return build_prec(g, KILN_PREC_FP32, out); }
+
 static void set_ints(kiln_node *n, const char *name, int count, int64_t a, int64_t b, int64_t c, int64_t d) {
     int64_t v[4] = {a, b, c, d};
     ck_assert_int_eq(kiln_node_set_ints(n, name, v, count), KILN_OK);
@@ -66,11 +70,11 @@ START_TEST(tiny_cnn_example) {
     kiln_bundle *b;
     char *src = build(g, &b);
     assert_has(src, "kiln::conv2d_");
-    assert_has(src, "kiln::pool2d<kiln::pool_max>");
-    assert_has(src, "kiln::global_pool<false>");
-    assert_has(src, "kiln::softmax_rows<false>");
+    assert_has(src, "kiln::pool2d<kiln::pool_max, float>");
+    assert_has(src, "kiln::global_pool<false, float>");
+    assert_has(src, "kiln::softmax_rows<false, float>");
     assert_has(src, "kiln::tiled_gemm<");
-    assert_has(src, "v += res[o];"); /* the residual block */
+    assert_has(src, "v += kiln::to_f32(res[o]);"); /* the residual block */
     /* the graph input and output are bindings, not arena slots */
     bool in = false, out = false;
     for (int l = 0; l < b->n_launches; l++)
@@ -208,12 +212,12 @@ START_TEST(pool_concat_softmax_gemm_templates) {
     gb_output(g, "gm");
     gb_finish(g);
     char *src = build(g, NULL);
-    assert_has(src, "kiln::pool2d<kiln::pool_max>");
-    assert_has(src, "kiln::pool2d<kiln::pool_avg_include_pad>");
-    assert_has(src, "kiln::pool2d<kiln::pool_avg>");
-    assert_has(src, "kiln::global_pool<true>");
+    assert_has(src, "kiln::pool2d<kiln::pool_max, float>");
+    assert_has(src, "kiln::pool2d<kiln::pool_avg_include_pad, float>");
+    assert_has(src, "kiln::pool2d<kiln::pool_avg, float>");
+    assert_has(src, "kiln::global_pool<true, float>");
     assert_has(src, "kiln::copy_rows<unsigned int>");
-    assert_has(src, "kiln::softmax_rows<true>");
+    assert_has(src, "kiln::softmax_rows<true, float>");
     assert_has(src, "v *= 0.5f;");
     free(src);
     kiln_graph_free(g);
@@ -244,7 +248,7 @@ START_TEST(elementwise_templates) {
     assert_has(src, "kiln::elementwise<");
     assert_has(src, "1.0f / (1.0f + expf(-");
     assert_has(src, "tanhf(");
-    assert_has(src, "fmaxf(fmaxf(");
+    assert_has(src, "kiln::max_nan(kiln::max_nan(");
     free(src);
     kiln_graph_free(g);
 }
@@ -281,6 +285,114 @@ START_TEST(unsupported_nodes_are_all_listed) {
 }
 END_TEST
 
+/* tf32 and fp16: Conv (M >= 64 and a depthwise that stays direct), Gemm (32 <= M < 64) and a
+ * batched MatMul (M < 32) on the tensor-core template (large and small grids), NVRTC-compiled for sm_80 and sm_90;
+ * fp16 stores the conv/gemm weights as fp16. (Numerics: emu_codegen and gpu_codegen.) */
+static kiln_graph *mma_graph(void) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {2, 16, 48, 48}, wd[4] = {70, 16, 3, 3}, bd = 70, dd[4] = {70, 1, 3, 3};
+    gb_input(g, "x", KILN_F32, 4, xd, NULL);
+    gb_const(g, "w", KILN_F32, 4, wd, -0.5, 0.5);
+    gb_const(g, "b", KILN_F32, 1, &bd, -0.5, 0.5);
+    gb_const(g, "wd", KILN_F32, 4, dd, -0.5, 0.5);
+    kiln_node *c1 = gb_node(g, KILN_OP_Conv, "c1", "x,w,b", "y");
+    set_ints(c1, "pads", 4, 1, 1, 1, 1);
+    gb_node(g, KILN_OP_Relu, "r1", "y", "a");
+    kiln_node *dw = gb_node(g, KILN_OP_Conv, "dw", "a,wd", "d");
+    kiln_node_set_int(dw, "group", 70);
+    gb_node(g, KILN_OP_GlobalAveragePool, "gap", "d", "gp");
+    gb_node(g, KILN_OP_Flatten, "flat", "gp", "f"); /* [2,70] */
+    int64_t fd[2] = {33, 70}, fb[2] = {33, 1};
+    gb_const(g, "fw", KILN_F32, 2, fd, -0.5, 0.5);
+    gb_const(g, "fb", KILN_F32, 2, fb, -0.5, 0.5);
+    kiln_node *fc = gb_node(g, KILN_OP_Gemm, "fc", "fw,f,fb", "z"); /* [33,70] x [2,70]^T: M = 33 */
+    kiln_node_set_int(fc, "transB", 1);
+    (void)fc;
+    gb_output(g, "z");
+    int64_t ad[4] = {3, 1, 4, 40}, md[3] = {2, 40, 6};
+    gb_input(g, "ma", KILN_F32, 4, ad, NULL);
+    gb_const(g, "bm", KILN_F32, 3, md, -1, 1);
+    gb_node(g, KILN_OP_MatMul, "mm", "ma,bm", "mmo");
+    gb_output(g, "mmo");
+    gb_finish(g);
+    return g;
+}
+
+START_TEST(tensor_core_precisions) {
+    for (int p = 0; p < 2; p++) {
+        kiln_graph *g = mma_graph();
+        kiln_bundle *b;
+        char *src = build_prec(g, p ? KILN_PREC_FP16 : KILN_PREC_TF32, &b);
+        assert_has(src, p ? "kiln::mma_f16" : "kiln::mma_tf32");
+        assert_has(src, "kiln::conv2d_igemm_mma<64, 64, 32, 32, 32,"); /* 2 x 72 blocks */
+        assert_has(src, "kiln::mma_gemm<32, 32, 32, 16, 16,");        /* Gemm, M = 33, N = 2: 2 blocks */
+        assert_has(src, "kiln::mma_gemm<16, 32, 32, 16, 8,");         /* MatMul, M = 4 */
+        assert_has(src, "kiln::conv2d_direct<");               /* depthwise stays direct */
+        ck_assert_ptr_null(strstr(src, "kiln::tiled_gemm<"));
+        int f16 = 0;
+        for (int i = 0; i < b->n_weights; i++) f16 += b->weights[i].dtype == KILN_F16;
+        if (p) {
+            assert_has(src, "const __half *w");
+            ck_assert_int_eq(f16, 3); /* conv w, Gemm A, MatMul B; the depthwise and the biases stay fp32 */
+        } else {
+            ck_assert_int_eq(f16, 0);
+        }
+        free(src);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
+}
+END_TEST
+
+/* Typed kernels: what codegen cannot run on a dtype is refused with the op and the dtype
+ * (conformance then reports UNSUPPORTED, not FAIL); typed elementwise groups NVRTC-compile. */
+START_TEST(typed_kernels_and_refusals) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {1, 2, 5, 5};
+    gb_input(g, "x", KILN_F64, 4, xd, NULL);
+    gb_node(g, KILN_OP_Exp, "my_exp", "x", "e");
+    kiln_node *mp = gb_node(g, KILN_OP_MaxPool, "my_pool", "x", "p");
+    set_ints(mp, "kernel_shape", 2, 2, 2, 0, 0);
+    gb_output(g, "e");
+    gb_output(g, "p");
+    gb_finish(g);
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.compile = false;
+    kiln_bundle *b = kiln_bundle_new();
+    ck_assert_int_eq(kiln_codegen_build(g, &o, b, NULL), KILN_ERR_UNSUPPORTED);
+    const char *msg = kiln_last_error();
+    ck_assert_msg(strstr(msg, "Exp (node 'my_exp'): Exp on f64"), "%s", msg);
+    ck_assert_msg(strstr(msg, "MaxPool (node 'my_pool'): f64 pooling"), "%s", msg);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+
+    /* int64 / int32 / bool / f16 elementwise, Where and Cast compile for sm_80 and sm_90 */
+    g = kiln_graph_new();
+    int64_t ad[2] = {3, 4}, bd[1] = {4};
+    gb_input(g, "a", KILN_I64, 2, ad, NULL);
+    gb_input(g, "b", KILN_I64, 1, bd, NULL);
+    gb_input(g, "h", KILN_F16, 2, ad, NULL);
+    gb_node(g, KILN_OP_Div, "div", "a,b", "q");
+    gb_node(g, KILN_OP_Less, "lt", "q,b", "c");
+    kiln_node *cast = gb_node(g, KILN_OP_Cast, "cast", "a", "af");
+    kiln_node_set_int(cast, "to", KILN_F16);
+    gb_node(g, KILN_OP_Where, "where", "c,h,af", "w");
+    kiln_node *c32 = gb_node(g, KILN_OP_Cast, "c32", "w", "wi");
+    kiln_node_set_int(c32, "to", KILN_I32);
+    gb_output(g, "wi");
+    gb_output(g, "q");
+    gb_finish(g);
+    char *src = build(g, &b);
+    assert_has(src, "kiln::idiv(");
+    assert_has(src, "kiln::load_f32<__half>(");
+    assert_has(src, "kiln::sat_i((double)(");
+    free(src);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+}
+END_TEST
+
 START_TEST(precision_and_dynamic_dims_errors) {
     kiln_graph *g = NULL;
     ck_assert_int_eq(kiln_model_load(KILN_SOURCE_DIR "/examples/tiny_cnn.onnx", &g), KILN_OK);
@@ -288,7 +400,7 @@ START_TEST(precision_and_dynamic_dims_errors) {
     kiln_codegen_opts_init(&o);
     o.compile = false;
     kiln_bundle *b = kiln_bundle_new();
-    o.precision = KILN_PREC_FP16;
+    o.precision = KILN_PREC_INT8;
     ck_assert_int_eq(kiln_codegen_build(g, &o, b, NULL), KILN_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(kiln_last_error(), "not implemented yet"), "%s", kiln_last_error());
     o.precision = KILN_PREC_FP32;
@@ -322,6 +434,8 @@ int main(void) {
     tcase_add_test(tc, pool_concat_softmax_gemm_templates);
     tcase_add_test(tc, elementwise_templates);
     tcase_add_test(tc, unsupported_nodes_are_all_listed);
+    tcase_add_test(tc, tensor_core_precisions);
+    tcase_add_test(tc, typed_kernels_and_refusals);
     tcase_add_test(tc, precision_and_dynamic_dims_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

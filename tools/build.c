@@ -17,13 +17,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: kiln build MODEL.onnx -o M.kiln [--precision fp32] [--arch LIST] [--shape NAME=DIMS]...\n"
+            "usage: kiln build MODEL.onnx -o M.kiln [--precision fp32|tf32|fp16] [--arch LIST] [--shape NAME=DIMS]...\n"
             "                  [-O<n>] [--passes a,b] [--disable-pass X] [--emit-cuda DIR]\n"
             "Compiles the model for the GPU into one bundle file (written atomically): the graph passes of\n"
             "`kiln optimize`, CUDA C for every kernel, NVRTC cubins for each architecture plus PTX of the\n"
             "newest, the launch plan, the weights, the memory plan and build metadata. No GPU is needed.\n"
             "  -o FILE            the bundle to write\n"
-            "  --precision P      fp32 (tf32 and fp16 are not implemented yet)\n"
+            "  --precision P      fp32 (FFMA), tf32 or fp16 (convolutions and matrix products on tensor\n"
+            "                     cores with fp32 accumulation; fp16 also stores their weights as fp16)\n"
             "  --arch LIST        comma-separated sm_XX (default: this machine's GPU, else sm_90),\n"
             "                     e.g. sm_80,sm_86,sm_89,sm_90\n"
             "  --shape NAME=DIMS  fix the dims of input NAME, e.g. input=1x3x224x224 (needed for dynamic dims)\n"
@@ -103,8 +104,13 @@ int kiln_cmd_build(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (po.ctx.precision != KILN_PREC_FP32)
-        return fail("--precision: only fp32 is implemented yet (tf32 and fp16 are not implemented yet)");
+    if (po.ctx.precision == KILN_PREC_INT8) return fail("--precision: int8 is not implemented yet (fp32, tf32, fp16)");
+    /* The GPU kernels are NCHW: select-layout would pick NHWC regions for tensor-core precisions. */
+    char disabled[512];
+    if (po.ctx.precision != KILN_PREC_FP32) {
+        snprintf(disabled, sizeof disabled, "%s%sselect-layout", po.disabled ? po.disabled : "", po.disabled ? "," : "");
+        po.disabled = disabled;
+    }
 
     /* architectures */
     char arch_buf[256], native[16];
@@ -205,7 +211,9 @@ int kiln_cmd_build(int argc, char **argv) {
     struct tm tmv;
     if (gmtime_r(&now, &tmv)) strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     if (kiln_bundle_set_meta(b, "kiln_version", KILN_VERSION_STRING) || kiln_bundle_set_meta(b, "options", opts) ||
-        kiln_bundle_set_meta(b, "precision", "fp32") ||
+        kiln_bundle_set_meta(b, "precision", co.precision == KILN_PREC_TF32   ? "tf32"
+                                             : co.precision == KILN_PREC_FP16 ? "fp16"
+                                                                               : "fp32") ||
         (hash[0] && kiln_bundle_set_meta(b, "source_model_hash", hash)) ||
         (created[0] && kiln_bundle_set_meta(b, "created", created)) || kiln_bundle_write(b, out_path)) {
         rc = fail(kiln_last_error());

@@ -23,7 +23,7 @@ expect_fail() { # WHAT PATTERN ARGS...
     fi
 }
 expect_fail "dynamic batch without --shape" "--shape image=DIMS" "$MODEL" -o "$WORK/bad.kiln"
-expect_fail "fp16" "not implemented yet" "$MODEL" -o "$WORK/bad.kiln" --precision fp16 --shape image=1x3x32x32
+expect_fail "int8" "not implemented yet" "$MODEL" -o "$WORK/bad.kiln" --precision int8 --shape image=1x3x32x32
 expect_fail "bad arch" "not an architecture" "$MODEL" -o "$WORK/bad.kiln" --arch sm_90,gfx90a
 expect_fail "bad shape" "bad dims" "$MODEL" -o "$WORK/bad.kiln" --shape image=1x3xx32
 expect_fail "wrong input name" "no input named" "$MODEL" -o "$WORK/bad.kiln" --shape img=1x3x32x32
@@ -38,4 +38,17 @@ else
     cat "$WORK/ok.log"
     fails=$((fails + 1))
 fi
+for prec in tf32 fp16; do # tensor cores: the mma template, the precision and tiles in the metadata
+    tag=${prec/fp16/f16}
+    if "$KILN" build "$MODEL" -o "$WORK/$prec.kiln" --precision $prec --shape image=2x3x32x32 --arch sm_80,sm_90 \
+        --emit-cuda "$WORK/cuda_$prec" >"$WORK/$prec.log" 2>&1 && grep -q "kiln::mma_$tag" "$WORK/cuda_$prec/tiny_cnn.cu" &&
+        "$KILN" inspect "$WORK/$prec.kiln" >"$WORK/$prec.inspect" 2>&1 && grep -q "precision.*$prec" "$WORK/$prec.inspect" &&
+        grep -q "mma_$tag:" "$WORK/$prec.inspect"; then
+        echo "ok: build --precision $prec"
+    else
+        echo "FAIL: build --precision $prec"
+        cat "$WORK/$prec.log" "$WORK/$prec.inspect"
+        fails=$((fails + 1))
+    fi
+done
 [ "$fails" -eq 0 ]

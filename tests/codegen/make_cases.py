@@ -24,7 +24,9 @@ def scalar(name, v):
 
 
 def save(d, name, nodes, inputs, outputs, inits, opset=17):
-    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+    """inputs: (name, shape) for float32, or (name, shape, TensorProto type)."""
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(i[0], i[2] if len(i) > 2 else TensorProto.FLOAT, i[1])
+                                        for i in inputs],
                           [helper.make_empty_tensor_value_info(n) for n in outputs], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="kiln-tests")
     # output types from ONNX's own shape inference (so that the cases state them)
@@ -61,6 +63,22 @@ def main(d):
           N("Conv", ["r", "w2", "b2"], ["out"], pads=[1, 1, 1, 1])],
          [("x", [2, 3, 45, 47])], ["out"], [w("w1", 64, 3, 7, 7, scale=0.2), w("b1", 64),
                                             w("w2", 130, 64, 3, 3, scale=0.1), w("b2", 130)])
+    # 1x1 convolutions on the implicit GEMM (40 taps): stride 1 (the direct-B path) with a
+    # residual, and stride 2 (the general path); odd pixel count, two images
+    save(d, "conv_1x1",
+         [N("Conv", ["x", "w1", "b1"], ["a"]), N("Add", ["a", "x"], ["s"]), N("Relu", ["s"], ["r"]),
+          N("Conv", ["r", "w2"], ["out"], strides=[2, 2])],
+         [("x", [2, 40, 7, 9])], ["out"], [w("w1", 40, 40, 1, 1, scale=0.2), w("b1", 40),
+                                           w("w2", 70, 40, 1, 1, scale=0.2)])
+    # grids large enough for the widest tensor-core tiles: 64x64 (M 72, 2 x 285 blocks), then
+    # 1x1 convs with M 40 (32x64) and M 20 (16x64); a 50x60 map gives 64x32 (64x64: 94 blocks)
+    save(d, "conv_wide",
+         [N("Conv", ["x", "w", "b"], ["a"], pads=[1, 1, 1, 1]), N("Relu", ["a"], ["r"]),
+          N("Conv", ["r", "w2"], ["c"]), N("Conv", ["c", "w3"], ["out"]),
+          N("Conv", ["y", "w"], ["out2"], pads=[1, 1, 1, 1])],
+         [("x", [1, 8, 130, 140]), ("y", [1, 8, 50, 60])], ["out", "out2"],
+         [w("w", 72, 8, 3, 3, scale=0.3), w("b", 72), w("w2", 40, 72, 1, 1, scale=0.2),
+          w("w3", 20, 40, 1, 1, scale=0.3)])
     # every epilogue activation after a conv (SiLU and HardSwish written out are fused too)
     acts, inits, prev = [], [], "x"
     kinds = [("Sigmoid", {}), ("Tanh", {}), ("LeakyRelu", {"alpha": 0.1}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
@@ -125,6 +143,70 @@ def main(d):
           N("Add", ["c", "e"], ["out1"])],
          [("x", [1, 6, 12, 12])], ["cat", "out1"],
          [w("wa", 8, 6, 3, 3), w("ba", 8), w("wb", 8, 6, 1, 1), w("wc", 8, 6, 3, 3), w("wd", 8, 6, 1, 1)])
+    typed_cases(d)
+
+
+def typed_cases(d):
+    """Cases with f16, integer and bool tensors (the dtype-generic kernels)."""
+    N = helper.make_node
+    T = TensorProto
+    i64 = lambda name, v: helper.make_tensor(name, T.INT64, [len(v)], v)
+    h = lambda name, v: helper.make_tensor(name, T.FLOAT16, [], [float(v)])
+    # f16 activations through pooling, softmax, concat, slice, transpose, pad and a fused DAG
+    save(d, "f16_kernels",
+         [N("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+          N("AveragePool", ["x"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+          N("Concat", ["m", "p"], ["c"], axis=1),
+          N("GlobalAveragePool", ["c"], ["ga"]), N("GlobalMaxPool", ["x"], ["gm"]),
+          N("Softmax", ["x"], ["sm"], axis=3), N("LogSoftmax", ["x"], ["lsm"], axis=1),
+          N("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+          N("Slice", ["t", "s0", "e0", "a0"], ["sl"]),
+          N("Pad", ["x", "pads", "pv"], ["pd"], mode="constant"),
+          N("Mul", ["x", "y"], ["xy"]), N("Add", ["xy", "k"], ["xyk"]), N("Sigmoid", ["xyk"], ["sg"]),
+          N("Max", ["sg", "y"], ["mx"]), N("Cast", ["mx"], ["mx32"], to=T.FLOAT)],
+         [("x", [2, 3, 9, 10], T.FLOAT16), ("y", [10], T.FLOAT16)],
+         ["c", "ga", "gm", "sm", "lsm", "sl", "pd", "mx", "mx32"],
+         [i64("s0", [1, 2]), i64("e0", [8, 3]), i64("a0", [1, 3]), i64("pads", [0, 0, 1, 2, 0, 0, 2, 1]),
+          h("pv", 0.75), h("k", 0.25)])
+    # exact integer arithmetic (int64 broadcast, int32), division/modulo by zero, comparisons -> bool
+    save(d, "int_elementwise",
+         [N("Add", ["a", "b"], ["add"]), N("Sub", ["a", "b"], ["sub"]), N("Mul", ["a", "b"], ["mul"]),
+          N("Div", ["a", "b"], ["div"]), N("Mod", ["a", "b"], ["mod"]), N("Mod", ["a", "b"], ["fmod"], fmod=1),
+          N("Neg", ["a"], ["neg"]), N("Abs", ["neg"], ["abs"]), N("Max", ["a", "b", "big"], ["mx"]),
+          N("Min", ["a", "b"], ["mn"]),
+          N("Mul", ["c", "c"], ["c2"]), N("Div", ["c2", "c"], ["cdiv"]), N("Sub", ["cdiv", "c"], ["csub"]),
+          N("Cast", ["c", ], ["c64"], to=T.INT64), N("Add", ["c64", "a"], ["mixed"]),
+          N("Less", ["a", "b"], ["lt"]), N("Equal", ["a", "b"], ["eq"]), N("GreaterOrEqual", ["c", "cz"], ["ge"]),
+          N("Greater", ["a", "b"], ["gt"]), N("LessOrEqual", ["a", "b"], ["le"]),
+          N("Where", ["lt", "a", "mul"], ["wh"]),
+          N("BitShift", ["u", "sh"], ["shl"], direction="LEFT"), N("BitShift", ["u", "sh"], ["shr"], direction="RIGHT"),
+          N("BitwiseAnd", ["u", "sh"], ["band"]), N("BitwiseNot", ["c"], ["bnot"])],
+         [("a", [3, 5], T.INT64), ("b", [5], T.INT64), ("c", [3, 5], T.INT32), ("cz", [1], T.INT32),
+          ("u", [4, 6], T.UINT8), ("sh", [6], T.UINT8)],
+         ["add", "sub", "mul", "div", "mod", "fmod", "abs", "mx", "mn", "csub", "mixed", "lt", "eq", "ge", "gt", "le",
+          "wh", "shl", "shr", "band", "bnot"],
+         [helper.make_tensor("big", T.INT64, [1], [(1 << 62) + 3])], opset=18)
+    # logic on bool, Where on f32 and int32, Cast between dtypes (saturation, NaN, bool), IsNaN/IsInf
+    save(d, "logic_cast",
+         [N("Greater", ["x", "y"], ["g"]), N("Less", ["x", "z"], ["l"]),
+          N("And", ["g", "l"], ["and"]), N("Or", ["g", "l"], ["or"]), N("Xor", ["g", "l"], ["xor"]),
+          N("Not", ["and"], ["not"]), N("Xor", ["not", "p"], ["xp"]),
+          N("Where", ["or", "x", "y"], ["wf"]), N("Where", ["xp", "i", "j"], ["wi"]),
+          N("Mul", ["x", "big"], ["xb"]), N("Cast", ["xb"], ["c8"], to=T.INT8), N("Cast", ["xb"], ["cu8"], to=T.UINT8),
+          N("Cast", ["xb"], ["c32"], to=T.INT32), N("Cast", ["xb"], ["c16"], to=T.FLOAT16),
+          N("Cast", ["c16"], ["c16f"], to=T.FLOAT), N("Cast", ["xor"], ["cb"], to=T.FLOAT),
+          N("Cast", ["x"], ["xbool"], to=T.BOOL), N("Cast", ["i"], ["if"], to=T.FLOAT),
+          N("Cast", ["i"], ["i8"], to=T.INT8), N("Cast", ["i"], ["ib"], to=T.BOOL),
+          N("Sub", ["y", "y"], ["zero"]), N("Div", ["x", "zero"], ["q"]), N("Sub", ["q", "q"], ["nan"]),
+          N("IsNaN", ["nan"], ["isnan"]), N("IsInf", ["q"], ["isinf"]),
+          N("IsInf", ["q"], ["isposinf"], detect_negative=0),
+          N("Concat", ["g", "l"], ["gl"], axis=0), N("Transpose", ["i"], ["it"], perm=[1, 0]),
+          N("Slice", ["a", "s0", "e0"], ["as"])],
+         [("x", [4, 6]), ("y", [4, 6]), ("z", [6]), ("p", [4, 6], T.BOOL), ("i", [4, 6], T.INT32),
+          ("j", [1, 6], T.INT32), ("a", [7, 5], T.INT64)],
+         ["and", "or", "xor", "not", "wf", "wi", "c8", "cu8", "c32", "c16", "c16f", "cb", "xbool", "if", "i8", "ib",
+          "isnan", "isinf", "isposinf", "gl", "it", "as"],
+         [scalar("big", 300.0), i64("s0", [1, 1]), i64("e0", [6, 4])], opset=18)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-// Host stand-in for the toolkit's cuda_fp16.h (emulation only: fp32 paths are what is tested).
+// Host stand-in for the toolkit's cuda_fp16.h (emulation only): the storage type and the two
+// conversions kiln's kernels use, bit-exact with the GPU (round to nearest even, subnormals,
+// infinities, NaN).
 #pragma once
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 struct __half {
@@ -17,8 +20,27 @@ static inline float __half2float(__half h) {
     return f;
 }
 static inline __half __float2half_rn(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+    uint32_t a = u & 0x7fffffffu;
     __half h;
-    h.x = (uint16_t)0; /* not used by the fp32 kernels under test */
-    (void)f;
+    if (a >= 0x7f800000u) { /* inf, NaN (quiet, keeps the top payload bits) */
+        h.x = (uint16_t)(sign | 0x7c00 | (a > 0x7f800000u ? 0x200 | ((a >> 13) & 0x3ff) : 0));
+        return h;
+    }
+    if (a >= 0x477ff000u) { /* rounds to 65520 or more: inf */
+        h.x = (uint16_t)(sign | 0x7c00);
+        return h;
+    }
+    if (a < 0x38800000u) { /* below 2^-14: a subnormal (or zero), in units of 2^-24 */
+        float v;
+        memcpy(&v, &a, 4);
+        h.x = (uint16_t)(sign | (uint16_t)nearbyintf(v * 16777216.0f)); /* default mode: ties to even */
+        return h;
+    }
+    uint32_t r = a + 0xfffu + ((a >> 13) & 1); /* round the 13 dropped bits to nearest even */
+    h.x = (uint16_t)(sign | ((r - 0x38000000u) >> 13));
     return h;
 }
+static inline unsigned short __half_as_ushort(__half h) { return h.x; }

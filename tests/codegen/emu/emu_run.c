@@ -3,10 +3,16 @@
  * seeded random inputs. Outputs and the arena are poisoned (0xff bytes: NaN) first, so
  * unwritten elements fail. This checks codegen's kernels and launch plan (arguments, arena
  * offsets, aliasing, launch order) without a GPU.
- * usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL]; exit 0 PASS, 1 FAIL.
  * KILN_EMU_ORDER=reverse runs the bundle's layers in another order that its dependencies allow
  * (always the latest ready layer first): a dependency the layer table misses shows up as wrong
- * outputs, as it would as a race between streams on a GPU. */
+ * outputs, as it would as a race between streams on a GPU.
+ * Inputs of every dtype: floats uniform in [-1, 1), signed integers in [-8, 8], unsigned ones in
+ * [0, 16] (zero divisors included), bool 0/1. Integer and bool outputs must match exactly;
+ * f16/bf16 outputs get at least one unit in the last place of their dtype as rtol.
+ * usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL [REL_L2]]; exit 0 PASS, 1 FAIL.
+ * With REL_L2 (reduced precision: tf32, fp16) a float output passes when its relative L2 error
+ * ||got - want|| / ||want|| is at most REL_L2 and it has no NaN where the CPU has none; the
+ * elements out of rtol/atol are still counted and printed (integer outputs stay exact). */
 #include "codegen/codegen.h"
 #include "runtime/bundle.h"
 
@@ -25,12 +31,23 @@ static float rnd(void) { /* uniform [-1, 1) */
     return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
+static void fill_random(kiln_tensor *t) {
+    for (int64_t k = 0; k < t->numel; k++) {
+        double r = rnd();
+        if (kiln_dtype_is_float(t->dtype)) kiln_tensor_set(t, k, r);
+        else if (t->dtype == KILN_BOOL) kiln_tensor_set(t, k, r > 0);
+        else if (kiln_dtype_is_signed(t->dtype)) kiln_tensor_set(t, k, floor(r * 8.5 + 0.5));
+        else kiln_tensor_set(t, k, floor((r + 1.0) * 8.5));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL]\n");
+        fprintf(stderr, "usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL [REL_L2]]\n");
         return 2;
     }
     double rtol = argc > 4 ? atof(argv[4]) : 1e-3, atol = argc > 5 ? atof(argv[5]) : 1e-4;
+    double rel_l2_max = argc > 6 ? atof(argv[6]) : -1.0;
     kiln_graph *g = NULL;
     kiln_bundle *b = NULL;
     if (kiln_model_load(argv[1], &g) || kiln_bundle_read(argv[2], &b)) {
@@ -53,7 +70,7 @@ int main(int argc, char **argv) {
             memset(t->data, 0xff, t->nbytes);
             outs[n_out++] = t;
         } else {
-            for (int64_t k = 0; k < t->numel; k++) ((float *)t->data)[k] = rnd();
+            fill_random(t);
             if (kiln_codegen_fix_shape(g, io->name, io->rank, io->dims)) {
                 fprintf(stderr, "emu_run: %s\n", kiln_last_error());
                 return 1;
@@ -123,21 +140,49 @@ int main(int argc, char **argv) {
     }
     int failed = 0;
     for (int o = 0; o < n_out; o++) {
-        double max_err = 0;
-        int64_t bad = 0, first = -1;
-        for (int64_t k = 0; k < cpu[o]->numel; k++) {
-            double e = ((float *)cpu[o]->data)[k], v = ((float *)outs[o]->data)[k], d = fabs(v - e);
-            bool ok = (isnan(e) && isnan(v)) || d <= atol + rtol * fabs(e);
+        const kiln_tensor *ct = cpu[o], *gt = outs[o];
+        if (ct->dtype != gt->dtype || ct->numel != gt->numel) {
+            printf("  %s: the bundle's output is %s[%lld], the CPU's %s[%lld]\n", kiln_graph_output_name(g, o),
+                   kiln_dtype_name(gt->dtype), (long long)gt->numel, kiln_dtype_name(ct->dtype), (long long)ct->numel);
+            failed = 1;
+            continue;
+        }
+        bool fl = kiln_dtype_is_float(ct->dtype);
+        double rt = rtol, at = atol;
+        if (!fl) rt = at = 0; /* integers and bool: exact */
+        if (ct->dtype == KILN_F16 && rt < 1.0 / 1024) rt = 1.0 / 1024;
+        if (ct->dtype == KILN_BF16 && rt < 1.0 / 128) rt = 1.0 / 128;
+        double max_err = 0, num = 0, den = 0;
+        int64_t bad = 0, first = -1, nan_bad = 0;
+        for (int64_t k = 0; k < ct->numel; k++) {
+            bool ok;
+            double e, v, d;
+            if (fl) {
+                e = kiln_tensor_get(ct, k), v = kiln_tensor_get(gt, k), d = fabs(v - e);
+                ok = (isnan(e) && isnan(v)) || d <= at + rt * fabs(e);
+                nan_bad += isnan(v) && !isnan(e);
+                if (!isnan(e) && !isnan(v)) num += (v - e) * (v - e), den += e * e;
+            } else {
+                int64_t ei = kiln_tensor_get_i64(ct, k), vi = kiln_tensor_get_i64(gt, k);
+                ok = ei == vi;
+                e = (double)ei, v = (double)vi, d = fabs(v - e);
+            }
             if (!ok && first < 0) first = k;
             bad += !ok;
             if (d > max_err || isnan(d)) max_err = isnan(d) ? INFINITY : d;
         }
-        printf("  %s: %lld elements, max abs error %.3g, %lld bad%s\n", kiln_graph_output_name(g, o),
-               (long long)cpu[o]->numel, max_err, (long long)bad, bad ? "" : " PASS");
+        double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        bool by_l2 = fl && rel_l2_max >= 0;
+        bool fail = by_l2 ? (nan_bad > 0 || !(rel <= rel_l2_max)) : bad > 0;
+        printf("  %s (%s): %lld elements, max abs error %.3g, rel L2 %.3g, %lld out of rtol/atol%s%s\n",
+               kiln_graph_output_name(g, o), kiln_dtype_name(ct->dtype), (long long)ct->numel, max_err, rel,
+               (long long)bad, by_l2 ? " (judged by rel L2)" : "", fail ? "" : " PASS");
         if (bad)
-            printf("    first bad element %lld: got %g, want %g\n", (long long)first, ((float *)outs[o]->data)[first],
-                   ((float *)cpu[o]->data)[first]);
-        failed |= bad > 0;
+            printf("    first bad element %lld: got %.9g, want %.9g\n", (long long)first, kiln_tensor_get(gt, first),
+                   kiln_tensor_get(ct, first));
+        if (fail && by_l2)
+            printf("    rel L2 %.3g > %.3g or %lld NaN where the CPU has a number\n", rel, rel_l2_max, (long long)nan_bad);
+        failed |= fail;
     }
     printf("%s\n", failed ? "FAIL" : "PASS");
     for (int i = 0; i < n_in; i++) kiln_tensor_free(ins[i]);

@@ -3,7 +3,10 @@
 // and the barrier opens when every thread of the block got there.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <ucontext.h>
+
+#include "cuda_fp16.h"
 
 struct emu_dim3 {
     unsigned x, y, z;
@@ -36,6 +39,78 @@ extern "C" float emu_shfl_xor(float v, int off) {
     return r;
 }
 
+// ------------------------------------------------------------------- tensor cores --
+// kernels/mma.cuh's warp_mma: every thread of the block calls it at the same point (the mma
+// loop is uniform), with its lane's fragments of MT A tiles, NT B tiles and MT x NT
+// accumulators. The lanes publish pointers to their registers (their coroutine stacks stay
+// alive while they wait), meet at a barrier, each lane rebuilds the warp's A and B matrices
+// from the PTX fragment layouts and updates its own accumulators, and a second barrier keeps
+// the registers alive until every lane has read them.
+static const uint32_t **frag_a, **frag_b;
+static int frag_cap;
+
+static float tf32_value(uint32_t bits) { /* the tensor core reads the top 19 bits */
+    bits &= 0xffffe000u;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static float f16_value(uint32_t reg, int high) {
+    __half h;
+    h.x = (uint16_t)(high ? reg >> 16 : reg & 0xffff);
+    return __half2float(h);
+}
+
+// cvt.rna.tf32.f32: round to 10 mantissa bits, to nearest, ties away from zero.
+extern "C" uint32_t emu_tf32_rna(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) return u; /* inf, NaN */
+    return (u + 0x1000u) & 0xffffe000u;
+}
+
+// A(row, k) of the lane fragments `a` (one mma tile), B(k, col) of `b`.
+static float frag_a_at(int prec, const uint32_t *const *lanes, int tile, int row, int k) {
+    if (prec == 0) { /* tf32 m16n8k8: a0 (g, t) a1 (g+8, t) a2 (g, t+4) a3 (g+8, t+4) */
+        int lane = (row % 8) * 4 + k % 4, reg = (row >= 8) + 2 * (k >= 4);
+        return tf32_value(lanes[lane][tile * 4 + reg]);
+    }
+    /* f16 m16n8k16: a0 (g, 2t..2t+1) a1 (g+8, ..) a2 (g, 2t+8..) a3 (g+8, 2t+8..) */
+    int lane = (row % 8) * 4 + (k % 8) / 2, reg = (row >= 8) + 2 * (k >= 8);
+    return f16_value(lanes[lane][tile * 4 + reg], k & 1);
+}
+static float frag_b_at(int prec, const uint32_t *const *lanes, int tile, int k, int col) {
+    if (prec == 0) { /* b0 (k t, n g) b1 (k t+4, n g) */
+        int lane = col * 4 + k % 4, reg = k >= 4;
+        return tf32_value(lanes[lane][tile * 2 + reg]);
+    }
+    /* b0 (k 2t..2t+1, n g) b1 (k 2t+8..2t+9, n g) */
+    int lane = col * 4 + (k % 8) / 2, reg = k >= 8;
+    return f16_value(lanes[lane][tile * 2 + reg], k & 1);
+}
+
+extern "C" void emu_warp_mma(int prec, int mt, int nt, float *acc, const uint32_t *a, const uint32_t *b) {
+    if (cur >= frag_cap) { /* cannot happen: emu_launch sizes the tables */
+        fprintf(stderr, "emu_warp_mma: thread %d out of range\n", cur);
+        abort();
+    }
+    const int t = cur, lane = t % 32, ks = prec == 0 ? 8 : 16;
+    frag_a[t] = a;
+    frag_b[t] = b;
+    __syncthreads();
+    const uint32_t *const *wa = frag_a + (t - lane), *const *wb = frag_b + (t - lane);
+    const int g = lane / 4, q = lane % 4;
+    for (int i = 0; i < mt; i++)
+        for (int j = 0; j < nt; j++)
+            for (int r = 0; r < 4; r++) { /* c0 (g, 2t) c1 (g, 2t+1) c2 (g+8, 2t) c3 (g+8, 2t+1) */
+                int row = g + (r >= 2 ? 8 : 0), col = 2 * q + (r & 1);
+                float d = acc[(i * nt + j) * 4 + r];
+                for (int k = 0; k < ks; k++) d += frag_a_at(prec, wa, i, row, k) * frag_b_at(prec, wb, j, k, col);
+                acc[(i * nt + j) * 4 + r] = d;
+            }
+    __syncthreads();
+}
+
 static void entry(void) {
     tramp_fn(tramp_params);
     state[cur] = 2;
@@ -44,12 +119,15 @@ static void entry(void) {
 extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned grid[3], const unsigned block[3]) {
     int n = (int)(block[0] * block[1] * block[2]);
     if (n > cap) {
-        free(ctxs), free(stacks), free(state), free(slots);
+        free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b);
         ctxs = (ucontext_t *)calloc((size_t)n, sizeof *ctxs);
+        frag_a = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_a);
+        frag_b = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_b);
+        frag_cap = n;
         stacks = (char *)malloc((size_t)n * STACK);
         state = (int *)calloc((size_t)n, sizeof *state);
         slots = (float *)calloc((size_t)n, sizeof *slots);
-        if (!ctxs || !stacks || !state || !slots) return -1;
+        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b) return -1;
         cap = n;
     }
     tramp_fn = tramp;
@@ -90,7 +168,7 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
 // Frees the scheduler's buffers (emu_run calls it before dlclose, so that leak checkers see
 // nothing left).
 extern "C" void emu_release(void) {
-    free(ctxs), free(stacks), free(state), free(slots);
-    ctxs = NULL, stacks = NULL, state = NULL, slots = NULL;
-    cap = 0;
+    free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b);
+    ctxs = NULL, stacks = NULL, state = NULL, slots = NULL, frag_a = frag_b = NULL;
+    cap = frag_cap = 0;
 }

@@ -3,6 +3,8 @@
 // Threads of a block are coroutines (emu_sched.cpp); __shared__ is a static, which the
 // coroutines of the running block share; __syncthreads and warp shuffles are block barriers.
 #pragma once
+// Kernels replace their inline PTX (mma.sync, cvt.rna.tf32) with calls into the emulator.
+#define KILN_EMU 1
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
