@@ -130,6 +130,18 @@ def main(d):
           i64("pads", [0, 1, 2, -1, 1, 0, -1, 3]), scalar("pv", 0.5), i64("shape", [2, 3, 4]),
           i64("split", [3, 4])])
 
+    # two independent conv branches joined by Concat and Add (multi-stream execution: the
+    # branches have no dependency edge and may run on separate streams)
+    save(d, "parallel_branches",
+         [N("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1]), N("Relu", ["a"], ["ra"]),
+          N("Conv", ["x", "wb"], ["b"], strides=[1, 1]),
+          N("Concat", ["ra", "b"], ["cat"], axis=1),
+          N("Conv", ["x", "wc"], ["c"], pads=[1, 1, 1, 1]),
+          N("Conv", ["x", "wd"], ["e"]),
+          N("Add", ["c", "e"], ["out1"])],
+         [("x", [1, 6, 12, 12])], ["cat", "out1"],
+         [w("wa", 8, 6, 3, 3), w("ba", 8), w("wb", 8, 6, 1, 1), w("wc", 8, 6, 3, 3), w("wd", 8, 6, 1, 1)])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
