@@ -64,6 +64,12 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
+void kiln_cli_gpu_pass_options(kiln_pipeline_opts *o, char *buf, size_t len) {
+    if (o->ctx.precision == KILN_PREC_FP32) return;
+    snprintf(buf, len, "%s%sselect-layout", o->disabled ? o->disabled : "", o->disabled ? "," : "");
+    o->disabled = buf;
+}
+
 int kiln_cmd_build(int argc, char **argv) {
     const char *model = NULL, *out_path = NULL, *emit_dir = NULL, *arch_list = NULL;
     const char *shape_specs[MAX_SHAPES];
@@ -105,12 +111,8 @@ int kiln_cmd_build(int argc, char **argv) {
         return 2;
     }
     if (po.ctx.precision == KILN_PREC_INT8) return fail("--precision: int8 is not implemented yet (fp32, tf32, fp16)");
-    /* The GPU kernels are NCHW: select-layout would pick NHWC regions for tensor-core precisions. */
     char disabled[512];
-    if (po.ctx.precision != KILN_PREC_FP32) {
-        snprintf(disabled, sizeof disabled, "%s%sselect-layout", po.disabled ? po.disabled : "", po.disabled ? "," : "");
-        po.disabled = disabled;
-    }
+    kiln_cli_gpu_pass_options(&po, disabled, sizeof disabled);
 
     /* architectures */
     char arch_buf[256], native[16];

@@ -480,6 +480,8 @@ static int rebuild_optimized(const char *onnx, const kiln_bundle *b, kiln_tensor
         } /* else the model path or an option that does not change the graph */
     }
     po.dump_after = NULL;
+    char disabled[512];
+    kiln_cli_gpu_pass_options(&po, disabled, sizeof disabled); /* as kiln build ran them */
     if (kiln_pipeline_run(c->g, &po, NULL, 0, NULL)) return fail("compare", kiln_last_error());
     if (!(c->val = calloc((size_t)c->g->n_values + 1, sizeof *c->val))) return fail("compare", "out of memory");
     int n_out = kiln_graph_num_outputs(c->g);
@@ -567,7 +569,8 @@ static int compare_layer(void *user, const kiln_layer_info *li) {
 
 static void usage_compare(FILE *f) {
     fprintf(f,
-            "usage: kiln compare MODEL.onnx M.kiln [--per-layer] [--rtol R] [--atol A] [--rel-l2 X] [--seed N] [--device N]\n"
+            "usage: kiln compare MODEL.onnx M.kiln [--per-layer] [--rtol R] [--atol A] [--rel-l2 X] [--seed N]\n"
+            "                    [--device N]\n"
             "Runs the CPU evaluator on MODEL.onnx and the bundle on the GPU with the same seeded inputs\n"
             "(as kiln run makes them) and prints, per output, the max abs error, the relative L2 error\n"
             "and PASS/FAIL: PASS when every element has |gpu - cpu| <= atol + rtol * |cpu| (and no NaN\n"
