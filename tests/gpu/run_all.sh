@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything kiln checks on the GPU machine, in one go (one device call), from the repository
+# root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
+# goes, so a timeout still leaves the finished steps.
+#   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
+#     tests,codegen,perlayer,torchvision,conformance (default: all)
+set -uo pipefail
+P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH=$P${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+K=$P/plain/kiln
+has() { [[ ",$STEPS," == *",$1,"* ]]; }
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+[ -d /tmp/models ] || python3 tests/models/generate.py /tmp/models >/dev/null 2>&1
+if has tests; then bash "$P/run_gpu_tests.sh" > "$OUT/gpu_tests.txt" 2>&1; tail -3 "$OUT/gpu_tests.txt"; fi
+if has codegen; then
+  bash tests/codegen/gpu_codegen.sh "$K" - . /tmp/models /tmp/gpu_codegen > "$OUT/gpu_codegen.txt" 2>&1
+  echo "gpu_codegen: $(grep -c '^PASS' "$OUT/gpu_codegen.txt") passed, $(grep -c '^FAIL' "$OUT/gpu_codegen.txt") failed"
+  grep '^FAIL' "$OUT/gpu_codegen.txt" | head
+fi
+if has perlayer; then
+  bash tests/gpu_perlayer.sh "$K" "$P/plain/check_layers" . /tmp/gpu_perlayer /tmp/models --gpu > "$OUT/perlayer.txt" 2>&1
+  echo "gpu_perlayer exit $?"; grep -E "^(FAIL|PASS)" "$OUT/perlayer.txt" | tail -12
+fi
+if has torchvision; then
+  python3 tests/gpu/torchvision_check.py "$K" /tmp/tv --memcheck resnet50:fp32,resnet50:fp16 2>&1 |
+    grep -E '^(PASS|FAIL)|^torchvision' > "$OUT/torchvision.txt"
+  cp /tmp/tv/torchvision.md "$OUT/" 2>/dev/null; cat "$OUT/torchvision.txt"
+fi
+if has conformance; then
+  mkdir -p /tmp/nd && tar xzf "$P/node.tgz" -C /tmp/nd
+  bash scripts/conformance_gpu_all.sh "$K" /tmp/nd/node "$OUT/conformance" 14 > "$OUT/conformance.txt" 2>&1
+  rm -f "$OUT"/conformance/shard_*; head -3 "$OUT/conformance.txt"
+fi
