@@ -73,10 +73,9 @@ def export(name, path, batch, seed):
     m = getattr(torchvision.models, name)(weights=None)
     calibrate_bn(m, seed)
     x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(seed + 1))
-    if not os.path.exists(path):
-        with torch.no_grad():
-            torch.onnx.export(m, (x,), path, input_names=["input"], output_names=["output"],
-                              opset_version=17, dynamo=False)
+    with torch.no_grad():  # always re-exported: a file left by an earlier run may differ
+        torch.onnx.export(m, (x,), path, input_names=["input"], output_names=["output"],
+                          opset_version=17, dynamo=False)
     with torch.no_grad():  # the model's own conditioning: PyTorch fp32 vs fp64 on the CPU
         r32, r64 = m(x).double(), m.double()(x.double())
         own = (torch.linalg.norm(r32 - r64) / torch.linalg.norm(r64)).item()
