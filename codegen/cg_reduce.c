@@ -1,0 +1,406 @@
+/*
+ * cg_reduce.c — Reduce* over any axes and ArgMax / ArgMin (kernels/reduce.cuh): one warp per
+ * output element, any storage dtype (fp32 accumulation for floating dtypes, 64-bit integer
+ * accumulation for integer ones).
+ */
+#include "codegen/cg_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The CUDA C type of a dtype's elements, NULL when the kernels do not handle it. */
+const char *kiln_cg_ctype(kiln_dtype dt) {
+    switch (dt) {
+    case KILN_F32: return "float";
+    case KILN_F16: return "__half";
+    case KILN_BF16: return "__nv_bfloat16";
+    case KILN_I64: return "long long";
+    case KILN_I32: return "int";
+    case KILN_I16: return "short";
+    case KILN_I8: return "signed char";
+    case KILN_U8: case KILN_BOOL: return "unsigned char";
+    case KILN_U16: return "unsigned short";
+    case KILN_U32: return "unsigned int";
+    default: return NULL;
+    }
+}
+
+static const char *red_op_name(kiln_op op) {
+    switch (op) {
+    case KILN_OP_ReduceSum: return "RED_SUM";
+    case KILN_OP_ReduceMean: return "RED_MEAN";
+    case KILN_OP_ReduceProd: return "RED_PROD";
+    case KILN_OP_ReduceMax: return "RED_MAX";
+    case KILN_OP_ReduceMin: return "RED_MIN";
+    case KILN_OP_ReduceL1: return "RED_L1";
+    case KILN_OP_ReduceL2: return "RED_L2";
+    case KILN_OP_ReduceSumSquare: return "RED_SUMSQ";
+    case KILN_OP_ReduceLogSum: return "RED_LOGSUM";
+    case KILN_OP_ReduceLogSumExp: return "RED_LOGSUMEXP";
+    default: return NULL;
+    }
+}
+
+/* Which axes of a rank-`rank` input a Reduce* node reduces (red[d]); the axes come from a
+ * constant input 1 or the pre-18 attribute, as the CPU evaluator reads them. */
+static kiln_status reduce_axes(const kiln_value *axes_val, const kiln_node *n, int rank, bool *red) {
+    int64_t axes[KILN_MAX_RANK + 1];
+    int count;
+    for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = false;
+    if (axes_val) {
+        count = kiln_value_const_ints(axes_val, axes, KILN_MAX_RANK + 1);
+        if (count < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "axes not known at build time");
+    } else {
+        const int64_t *v;
+        count = kiln_attr_ints(n, "axes", &v);
+        if (count < 0) count = 0;
+        if (count > KILN_MAX_RANK) return kiln_errorf(KILN_ERR_UNSUPPORTED, "too many axes");
+        for (int i = 0; i < count; i++) axes[i] = v[i];
+    }
+    if (count == 0) {
+        if (!kiln_attr_int(n, "noop_with_empty_axes", 0))
+            for (int d = 0; d < rank; d++) red[d] = true;
+        return KILN_OK;
+    }
+    for (int i = 0; i < count; i++) {
+        int64_t a;
+        if (!kiln_norm_axis(axes[i], rank, &a)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+        red[a] = true;
+    }
+    return KILN_OK;
+}
+
+/* One warp-per-output launch over x's [kept | reduced] index spaces; `call` is the
+ * reduce.cuh template with its arguments up to (not including) the rank. */
+static kiln_status emit_reduce_launch(cg *c, const kiln_node *n, const bool *red, const char *yT, const char *call,
+                                      const char *what) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
+    const char *T = kiln_cg_ctype(x->dtype);
+    if (!T || !yT) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    int R = x->rank < 1 ? 1 : x->rank;
+    int64_t xs[KILN_MAX_RANK], sh[2 + 4 * KILN_MAX_RANK];
+    kiln_strides(x->rank, x->dims, xs);
+    int64_t n_out = kiln_cg_numel(y), n_red = 1;
+    for (int d = 0; d < R; d++) {
+        bool scalar = x->rank == 0, r = !scalar && red[d];
+        int64_t dim = scalar ? 1 : x->dims[d], st = scalar ? 0 : xs[d];
+        sh[2 + d] = r ? 1 : dim;
+        sh[2 + R + d] = r ? 0 : st;
+        sh[2 + 2 * R + d] = r ? dim : 1;
+        sh[2 + 3 * R + d] = r ? st : 0;
+        if (r) n_red *= dim;
+    }
+    sh[0] = n_out;
+    sh[1] = n_red;
+    if (n_out == 0) return KILN_OK;
+    char fn[64];
+    kiln_cg_kernel_name(c, what, fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s (%lld outputs of %lld elements)\nextern \"C\" __global__ void "
+                   "__launch_bounds__(%d) %s(const %s *x, %s *y, kiln::reduce_shape<%d> s) {\n    %s, %d>(x, y, "
+                   "s);\n}\n",
+                   fn, c->group, y->name, (long long)n_out, (long long)n_red, BLOCK_1D, fn, T, yT, R, call, R);
+    kiln_bundle_arg args[3];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])) ||
+        (st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(2 + 4 * R), &args[2])))
+        return st;
+    int64_t blocks = (n_out + BLOCK_1D / 32 - 1) / (BLOCK_1D / 32);
+    return kiln_cg_launch(c, fn, (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks), 1, 1, BLOCK_1D, args, 3);
+}
+
+kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
+    bool red[KILN_MAX_RANK];
+    char call[128];
+    if (n->op == KILN_OP_ArgMax || n->op == KILN_OP_ArgMin) {
+        int64_t axis;
+        if (y->dtype != KILN_I64) return kiln_errorf(KILN_ERR_UNSUPPORTED, "output dtype %s", kiln_dtype_name(y->dtype));
+        if (!kiln_norm_axis(kiln_attr_int(n, "axis", 0), x->rank < 1 ? 1 : x->rank, &axis))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+        for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d == axis;
+        const char *T = kiln_cg_ctype(x->dtype);
+        if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+        snprintf(call, sizeof call, "kiln::arg_reduce_rows<%s, %s, %s, %s", T,
+                 kiln_dtype_is_float(x->dtype) ? "float" : "kiln::i64", n->op == KILN_OP_ArgMax ? "true" : "false",
+                 kiln_attr_int(n, "select_last_index", 0) ? "true" : "false");
+        return emit_reduce_launch(c, n, red, "long long", call, n->op == KILN_OP_ArgMax ? "argmax" : "argmin");
+    }
+    const char *op = red_op_name(n->op);
+    if (!op) return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
+    if (!kiln_dtype_is_float(x->dtype) && n->op != KILN_OP_ReduceSum && n->op != KILN_OP_ReduceProd &&
+        n->op != KILN_OP_ReduceMax && n->op != KILN_OP_ReduceMin && n->op != KILN_OP_ReduceL1 &&
+        n->op != KILN_OP_ReduceSumSquare)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s of integers", kiln_op_table[n->op].onnx_type);
+    kiln_status st =
+        reduce_axes(n->n_inputs > 1 && n->inputs[1] >= 0 ? kiln_cg_val(c, n->inputs[1]) : NULL, n, x->rank, red);
+    if (st) return st;
+    const char *T = kiln_cg_ctype(x->dtype);
+    if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    snprintf(call, sizeof call, "kiln::reduce_rows<%s, %s, kiln::%s", T,
+             kiln_dtype_is_float(x->dtype) ? "float" : "kiln::i64", op);
+    return emit_reduce_launch(c, n, red, kiln_cg_ctype(y->dtype), call, "reduce");
+}
+
+/* ------------------------------------------------------- fused reduction groups -- */
+#define MAX_LEAVES 16
+
+/* The fp32 expression of one elementwise body op on operands a (and b), or NULL. */
+static const char *ew_expr(const kiln_graph *bg, const kiln_node *nd, const char *a, const char *b, char *buf,
+                           size_t len) {
+    switch (nd->op) {
+    case KILN_OP_Add: snprintf(buf, len, "(%s + %s)", a, b); break;
+    case KILN_OP_Sub: snprintf(buf, len, "(%s - %s)", a, b); break;
+    case KILN_OP_Mul: snprintf(buf, len, "(%s * %s)", a, b); break;
+    case KILN_OP_Div: snprintf(buf, len, "(%s / %s)", a, b); break;
+    case KILN_OP_Pow: snprintf(buf, len, "powf(%s, %s)", a, b); break;
+    case KILN_OP_Max: snprintf(buf, len, "fmaxf(%s, %s)", a, b); break;
+    case KILN_OP_Min: snprintf(buf, len, "fminf(%s, %s)", a, b); break;
+    case KILN_OP_Neg: snprintf(buf, len, "(-%s)", a); break;
+    case KILN_OP_Abs: snprintf(buf, len, "fabsf(%s)", a); break;
+    case KILN_OP_Exp: snprintf(buf, len, "expf(%s)", a); break;
+    case KILN_OP_Log: snprintf(buf, len, "logf(%s)", a); break;
+    case KILN_OP_Sqrt: snprintf(buf, len, "sqrtf(%s)", a); break;
+    case KILN_OP_Reciprocal: snprintf(buf, len, "(1.0f / %s)", a); break;
+    case KILN_OP_Relu: snprintf(buf, len, "fmaxf(%s, 0.0f)", a); break;
+    case KILN_OP_Sigmoid: snprintf(buf, len, "(1.0f / (1.0f + expf(-%s)))", a); break;
+    case KILN_OP_Tanh: snprintf(buf, len, "tanhf(%s)", a); break;
+    case KILN_OP_Erf: snprintf(buf, len, "erff(%s)", a); break;
+    case KILN_OP_Floor: snprintf(buf, len, "floorf(%s)", a); break;
+    case KILN_OP_Ceil: snprintf(buf, len, "ceilf(%s)", a); break;
+    case KILN_OP_Identity: snprintf(buf, len, "%s", a); break;
+    case KILN_OP_Cast: case KILN_OP_CastLike: /* fp32 -> fp32 only (checked by the caller) */
+        snprintf(buf, len, "%s", a);
+        break;
+    default: return NULL;
+    }
+    (void)bg;
+    return buf;
+}
+
+typedef struct fused_leaves {
+    int v[MAX_LEAVES];
+    int n;
+} fused_leaves;
+
+static int leaf_slot(fused_leaves *l, int v) {
+    for (int i = 0; i < l->n; i++)
+        if (l->v[i] == v) return i;
+    if (l->n == MAX_LEAVES) return -1;
+    l->v[l->n] = v;
+    return l->n++;
+}
+
+/* Strides of a value of rank vr/dims vd broadcast (right-aligned) onto dims[rank]. */
+static void bcast_strides(int vr, const int64_t *vd, int rank, const int64_t *dims, int64_t *out) {
+    int64_t vs[KILN_MAX_RANK];
+    kiln_strides(vr, vd, vs);
+    for (int d = rank - 1, j = vr - 1; d >= 0; d--, j--) out[d] = (j < 0 || vd[j] == 1 || dims[d] == 1) ? 0 : vs[j];
+}
+
+/* Emits the statements computing body nodes [from, to) into src; operands are v<id>. Leaf
+ * reads (body inputs) go to `leaves` (the `side` array of in/off). */
+static kiln_status emit_body_range(cg *c, const kiln_graph *bg, int from, int to, fused_leaves *leaves,
+                                   const char *in, int in_base, bool *have) {
+    for (int k = from; k < to; k++) {
+        const kiln_node *nd = &bg->nodes[k];
+        if (nd->dead) continue;
+        if (nd->n_outputs < 1 || nd->outputs[0] < 0) continue;
+        char ops[2][64];
+        for (int i = 0; i < 2; i++) snprintf(ops[i], sizeof ops[i], "0.0f");
+        int nin = nd->n_inputs < 2 ? nd->n_inputs : 2;
+        if (nd->op == KILN_OP_CastLike) nin = 1;
+        for (int i = 0; i < nin; i++) {
+            int v = nd->inputs[i];
+            if (v < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "an omitted input in a fused reduction");
+            const kiln_value *bv = &bg->values[v];
+            if (!kiln_dtype_is_float(bv->dtype) || bv->dtype == KILN_F64)
+                return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s value in a fused reduction", kiln_dtype_name(bv->dtype));
+            if (bv->data) {
+                if (bv->data->numel != 1)
+                    return kiln_errorf(KILN_ERR_UNSUPPORTED, "a non-scalar constant in a fused reduction");
+                kiln_cg_flit(ops[i], sizeof ops[i], (float)kiln_tensor_get(bv->data, 0));
+            } else if (!have[v]) {
+                int slot = leaf_slot(leaves, v);
+                if (slot < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "too many inputs in a fused reduction");
+                const char *T = kiln_cg_ctype(bv->dtype);
+                kiln_cg_printf(&c->src, "        const float v%d = kiln::load_f32<%s>(%s[%d], off[%d]);\n", v, T, in,
+                               in_base + slot, slot);
+                have[v] = true;
+                snprintf(ops[i], sizeof ops[i], "v%d", v);
+            } else {
+                snprintf(ops[i], sizeof ops[i], "v%d", v);
+            }
+        }
+        const kiln_value *ov = &bg->values[nd->outputs[0]];
+        if (!kiln_dtype_is_float(ov->dtype) || ov->dtype == KILN_F64)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s value in a fused reduction", kiln_dtype_name(ov->dtype));
+        if ((nd->op == KILN_OP_Cast || nd->op == KILN_OP_CastLike) && ov->dtype != KILN_F32)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "a Cast to %s in a fused reduction", kiln_dtype_name(ov->dtype));
+        char e[200];
+        if (!ew_expr(bg, nd, ops[0], ops[1], e, sizeof e))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s in a fused reduction", kiln_op_table[nd->op].onnx_type);
+        kiln_cg_printf(&c->src, "        const float v%d = %s;\n", nd->outputs[0], e);
+        have[nd->outputs[0]] = true;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
+    const kiln_graph *bg = n->body;
+    if (!bg) return kiln_errorf(KILN_ERR_INTERNAL, "fused node without a body");
+    int ri = -1;
+    for (int k = 0; k < bg->n_nodes; k++)
+        if (!bg->nodes[k].dead && red_op_name(bg->nodes[k].op)) {
+            if (ri >= 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "two reductions in one group");
+            ri = k;
+        }
+    if (ri < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a reduction group without a Reduce* op");
+    const kiln_node *rn = &bg->nodes[ri];
+    const kiln_value *x = &bg->values[rn->inputs[0]], *ry = &bg->values[rn->outputs[0]];
+    if (!kiln_dtype_is_float(x->dtype) || x->dtype == KILN_F64)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "a fused reduction of %s", kiln_dtype_name(x->dtype));
+    for (int i = 0; i < n->n_inputs; i++)
+        if (n->inputs[i] >= 0 && kiln_cg_val(c, n->inputs[i])->layout == KILN_LAYOUT_NHWC)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    bool red[KILN_MAX_RANK];
+    const kiln_value *axv = NULL; /* the axes: a body constant, or a group input (a graph constant) */
+    if (rn->n_inputs > 1 && rn->inputs[1] >= 0) {
+        axv = &bg->values[rn->inputs[1]];
+        int bi = kiln_cg_io_index(bg->inputs, bg->n_inputs, rn->inputs[1]);
+        if (!axv->data && bi >= 0 && bi < n->n_inputs && n->inputs[bi] >= 0) axv = kiln_cg_val(c, n->inputs[bi]);
+    }
+    kiln_status st = reduce_axes(axv, rn, x->rank, red);
+    if (st) return st;
+    int R = x->rank < 1 ? 1 : x->rank, RY = ry->rank < 1 ? 1 : ry->rank;
+    int64_t xd[KILN_MAX_RANK], yd[KILN_MAX_RANK];
+    for (int d = 0; d < R; d++) xd[d] = x->rank == 0 ? 1 : x->dims[d];
+    for (int d = 0; d < RY; d++) yd[d] = ry->rank == 0 ? 1 : ry->dims[d];
+    int64_t n_out = kiln_cg_numel(ry), n_red = 1;
+    for (int d = 0; d < R; d++)
+        if (red[d] && x->rank > 0) n_red *= xd[d];
+    if (n_out == 0) return KILN_OK;
+
+    bool *have = calloc((size_t)bg->n_values + 1, sizeof *have);
+    if (!have) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    fused_leaves pre = {.n = 0}, epi = {.n = 0};
+    char fn[64];
+    kiln_cg_kernel_name(c, "reduction", fn, sizeof fn);
+    kiln_cg_printf(&c->src, "\n// %s: fused reduction group %s\nstruct %s_expr {\n", fn, c->group, fn);
+    kiln_cg_printf(&c->src, "    static __device__ __forceinline__ float pre(const void *const *in, const kiln::i64 *off) {\n");
+    st = emit_body_range(c, bg, 0, ri, &pre, "in", 0, have);
+    if (!st) {
+        int xv = rn->inputs[0];
+        if (!have[xv]) { /* the reduction reads a body input directly */
+            int slot = leaf_slot(&pre, xv);
+            if (slot < 0) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "too many inputs in a fused reduction");
+            else kiln_cg_printf(&c->src, "        const float v%d = kiln::load_f32<%s>(in[%d], off[%d]);\n", xv,
+                                kiln_cg_ctype(x->dtype), slot, slot);
+        }
+        kiln_cg_printf(&c->src, "        return v%d;\n    }\n", xv);
+    }
+    /* epilogue: the reduction's output is `r`; fresh leaf reads */
+    if (!st) {
+        memset(have, 0, sizeof *have * (size_t)bg->n_values);
+        kiln_cg_printf(&c->src, "    static __device__ __forceinline__ void epi(float r, const void *const *in, const "
+                                "kiln::i64 *off, void *const *out, kiln::i64 o) {\n        const float v%d = r;\n",
+                       rn->outputs[0]);
+        have[rn->outputs[0]] = true;
+        st = emit_body_range(c, bg, ri + 1, bg->n_nodes, &epi, "in", 0, have);
+    }
+    for (int j = 0; !st && j < bg->n_outputs; j++) {
+        int v = bg->outputs[j];
+        if (n->outputs[j] < 0) continue;
+        if (!have[v]) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a group output that is not on the reduced side");
+        else if (kiln_cg_numel(&bg->values[v]) != n_out)
+            st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a group output shaped unlike the reduction's output");
+        else
+            kiln_cg_printf(&c->src, "        kiln::store_f32<%s>(out[%d], o, v%d);\n",
+                           kiln_cg_ctype(bg->values[v].dtype), j, v);
+    }
+    if (!st && pre.n == 0) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a reduction of constants");
+    if (st) {
+        free(have);
+        return st;
+    }
+    kiln_cg_printf(&c->src, "    }\n};\n");
+    int NPRE = pre.n, NEPI = epi.n, NEPI1 = epi.n ? epi.n : 1;
+    /* map leaves (body inputs) to the node's inputs */
+    kiln_bundle_arg args[2 * MAX_LEAVES + KILN_MAX_RANK + 1];
+    int na = 0;
+    kiln_cg_printf(&c->src, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", BLOCK_1D, fn);
+    for (int side = 0; !st && side < 2; side++) {
+        const fused_leaves *l = side ? &epi : &pre;
+        for (int k = 0; !st && k < l->n; k++) {
+            int bi = kiln_cg_io_index(bg->inputs, bg->n_inputs, l->v[k]);
+            if (bi < 0 || bi >= n->n_inputs || n->inputs[bi] < 0) {
+                st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a fused reduction leaf that is not a group input");
+                break;
+            }
+            kiln_cg_printf(&c->src, "const void *a%d, ", na);
+            st = kiln_cg_value_arg(c, n->inputs[bi], &args[na++]);
+        }
+    }
+    int n_outs = 0;
+    for (int j = 0; !st && j < n->n_outputs; j++) {
+        if (n->outputs[j] < 0) { /* an unused output: a scratch slot never written is not allowed */
+            st = kiln_errorf(KILN_ERR_UNSUPPORTED, "an omitted group output");
+            break;
+        }
+        kiln_cg_printf(&c->src, "void *y%d, ", j);
+        st = kiln_cg_value_arg(c, n->outputs[j], &args[na++]);
+        n_outs++;
+    }
+    if (st) {
+        free(have);
+        return st;
+    }
+    kiln_cg_printf(&c->src, "kiln::reduce_fused_shape<%d, %d, %d, %d> s) {\n    const void *const in[] = {", NPRE,
+                   NEPI1, R, RY);
+    for (int k = 0; k < NPRE + NEPI; k++) kiln_cg_printf(&c->src, "%sa%d", k ? ", " : "", k);
+    kiln_cg_printf(&c->src, "};\n    void *const out[] = {");
+    for (int j = 0; j < n_outs; j++) kiln_cg_printf(&c->src, "%sy%d", j ? ", " : "", j);
+    kiln_cg_printf(&c->src, "};\n    kiln::reduce_fused<%s_expr, kiln::%s, %d, %d, %d, %d, %d>(in, out, s);\n}\n", fn,
+                   red_op_name(rn->op), NPRE, NEPI, NEPI1, R, RY);
+    /* the shape struct */
+    size_t ns = (size_t)(2 + 2 * R + 2 * NPRE * R + RY + NEPI1 * RY);
+    int64_t *sh = calloc(ns, sizeof *sh);
+    if (!sh) {
+        free(have);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    size_t p = 0;
+    sh[p++] = n_out;
+    sh[p++] = n_red;
+    for (int d = 0; d < R; d++) sh[p++] = red[d] && x->rank > 0 ? 1 : xd[d];
+    for (int d = 0; d < R; d++) sh[p++] = red[d] && x->rank > 0 ? xd[d] : 1;
+    int64_t ls[MAX_LEAVES][KILN_MAX_RANK];
+    for (int k = 0; k < NPRE; k++) {
+        const kiln_value *lv = &bg->values[pre.v[k]];
+        if (lv->rank > R) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a prologue input of higher rank");
+        else bcast_strides(lv->rank, lv->dims, R, xd, ls[k]);
+    }
+    for (int k = 0; k < NPRE; k++)
+        for (int d = 0; d < R; d++) sh[p++] = red[d] && x->rank > 0 ? 0 : ls[k][d];
+    for (int k = 0; k < NPRE; k++)
+        for (int d = 0; d < R; d++) sh[p++] = red[d] && x->rank > 0 ? ls[k][d] : 0;
+    for (int d = 0; d < RY; d++) sh[p++] = yd[d];
+    for (int k = 0; k < NEPI1; k++) {
+        int64_t es[KILN_MAX_RANK] = {0};
+        if (k < NEPI) {
+            const kiln_value *lv = &bg->values[epi.v[k]];
+            if (lv->rank > RY) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "an epilogue input of higher rank");
+            else bcast_strides(lv->rank, lv->dims, RY, yd, es);
+        }
+        for (int d = 0; d < RY; d++) sh[p++] = es[d];
+    }
+    if (!st) st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * ns, &args[na++]);
+    free(sh);
+    free(have);
+    if (st) return st;
+    int64_t blocks = (n_out + BLOCK_1D / 32 - 1) / (BLOCK_1D / 32);
+    return kiln_cg_launch(c, fn, (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks), 1, 1, BLOCK_1D, args,
+                          (uint32_t)na);
+}

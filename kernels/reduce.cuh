@@ -1,0 +1,218 @@
+// reduce.cuh — Reduce* (any set of axes) and ArgMax / ArgMin, any storage dtype.
+//
+// The input is seen as two index spaces: output element o (the kept dims, reduced ones of
+// size 1) and reduced element r (the reduced dims, kept ones of size 1); the input offset of
+// (o, r) is the sum of both through their input strides (broadcast_offset with stride 0 for
+// the other space's dims). One warp reduces one output element: its lanes stride over r and
+// combine with shuffles. Floating dtypes accumulate in fp32, integer dtypes in 64 bits
+// (wrapping, as the CPU evaluator does), so integer sums and products are exact.
+//
+//     extern "C" __global__ void __launch_bounds__(256) k3_reduce(const float *x, float *y,
+//                                                                 kiln::reduce_shape<4> s) {
+//         kiln::reduce_rows<float, float, kiln::RED_SUM, 4>(x, y, s);
+//     }
+//
+// Launch: block 256 (8 warps = 8 outputs per step), any 1-D grid (the loop strides over it;
+// every thread of a block runs the same number of steps, so the shuffles stay converged).
+#pragma once
+
+#include "kiln_common.cuh"
+
+namespace kiln {
+
+enum reduce_op { RED_SUM, RED_MEAN, RED_PROD, RED_MAX, RED_MIN, RED_L1, RED_L2, RED_SUMSQ, RED_LOGSUM, RED_LOGSUMEXP };
+
+template <int RANK> struct reduce_shape {
+    i64 n_out, n_red;
+    i64 out_dims[RANK], out_strides[RANK]; // kept dims (reduced ones 1) and their input strides
+    i64 red_dims[RANK], red_strides[RANK]; // reduced dims (kept ones 1) and their input strides
+};
+
+// Load into the accumulator type (fp32 for floating dtypes, i64 for integers and bool).
+__device__ __forceinline__ void red_load(float &a, float x) { a = x; }
+__device__ __forceinline__ void red_load(float &a, __half x) { a = __half2float(x); }
+__device__ __forceinline__ void red_load(float &a, __nv_bfloat16 x) { a = __bfloat162float(x); }
+template <typename I> __device__ __forceinline__ void red_load(i64 &a, I x) { a = (i64)x; }
+template <typename T> __device__ __forceinline__ T red_store(float a) { return from_f32<T>(a); }
+template <typename T> __device__ __forceinline__ T red_store(i64 a) { return (T)a; }
+
+__device__ __forceinline__ float red_abs(float v) { return fabsf(v); }
+__device__ __forceinline__ i64 red_abs(i64 v) { return v < 0 ? -v : v; }
+__device__ __forceinline__ bool red_isnan(float v) { return v != v; }
+__device__ __forceinline__ bool red_isnan(i64) { return false; }
+
+template <int OP, typename A> __device__ __forceinline__ A red_identity() {
+    if (OP == RED_PROD) return (A)1;
+    if (OP == RED_MAX) return sizeof(A) == 4 ? (A)neg_inf() : (A)(-0x7fffffffffffffffll - 1);
+    if (OP == RED_MIN) return sizeof(A) == 4 ? (A)-neg_inf() : (A)0x7fffffffffffffffll;
+    return (A)0;
+}
+
+// max/min keep a NaN once seen, as the CPU evaluator does.
+template <int OP, typename A> __device__ __forceinline__ A red_combine(A a, A b) {
+    if (OP == RED_PROD) return a * b;
+    if (OP == RED_MAX) return (red_isnan(b) || b > a) ? b : a;
+    if (OP == RED_MIN) return (red_isnan(b) || b < a) ? b : a;
+    return a + b;
+}
+
+template <typename A> __device__ __forceinline__ A shfl_xor(A v, int off) { return __shfl_xor_sync(0xffffffffu, v, off); }
+
+template <int OP, typename A> __device__ __forceinline__ A warp_reduce(A v) {
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) v = red_combine<OP, A>(v, shfl_xor(v, off));
+    return v;
+}
+
+template <typename T, typename A, int OP, int RANK>
+__device__ __forceinline__ void reduce_rows(const T *x, T *y, const reduce_shape<RANK> &s) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.n_out; base += (i64)gridDim.x * wpb) {
+        const i64 o = base + (threadIdx.x >> 5);
+        const bool valid = o < s.n_out;
+        const i64 ob = valid ? broadcast_offset<RANK>(o, s.out_dims, s.out_strides) : 0;
+        const i64 n = valid ? s.n_red : 0;
+        float shift = 0.0f; // LOGSUMEXP: the largest finite value, so that exp cannot overflow
+        if (OP == RED_LOGSUMEXP) {
+            float m = neg_inf();
+            for (i64 r = lane; r < n; r += 32) {
+                A v;
+                red_load(v, x[ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides)]);
+                const float f = (float)v;
+                if (f - f == 0.0f && f > m) m = f; // finite
+            }
+            m = warp_reduce<RED_MAX, float>(m);
+            shift = m == neg_inf() ? 0.0f : m;
+        }
+        A acc = red_identity<OP, A>();
+        for (i64 r = lane; r < n; r += 32) {
+            A v;
+            red_load(v, x[ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides)]);
+            if (OP == RED_L1) v = red_abs(v);
+            if (OP == RED_L2 || OP == RED_SUMSQ) v = v * v;
+            if (OP == RED_LOGSUMEXP) v = (A)expf((float)v - shift);
+            acc = red_combine<OP, A>(acc, v);
+        }
+        acc = warp_reduce<OP == RED_MEAN || OP == RED_L1 || OP == RED_L2 || OP == RED_SUMSQ || OP == RED_LOGSUM ||
+                                  OP == RED_LOGSUMEXP
+                              ? RED_SUM
+                              : OP,
+                          A>(acc);
+        if (valid && lane == 0) {
+            if (OP == RED_MEAN) acc = (A)((float)acc / (float)s.n_red);
+            if (OP == RED_L2) acc = (A)sqrtf((float)acc);
+            if (OP == RED_LOGSUM) acc = (A)logf((float)acc);
+            if (OP == RED_LOGSUMEXP) acc = (A)(logf((float)acc) + shift);
+            y[o] = red_store<T>(acc);
+        }
+    }
+}
+
+// ArgMax / ArgMin over one axis (red_dims has that one dim): the int64 index of the largest /
+// smallest value; ties go to the first index, or the last with SELECT_LAST.
+template <bool MAX, bool SELECT_LAST, typename A>
+__device__ __forceinline__ bool arg_better(A bv, i64 bi, A av, i64 ai) {
+    if (bi < 0) return false;
+    if (ai < 0) return true;
+    if (MAX ? bv > av : bv < av) return true;
+    if (bv == av) return SELECT_LAST ? bi > ai : bi < ai;
+    return false;
+}
+
+template <typename T, typename A, bool MAX, bool SELECT_LAST, int RANK>
+__device__ __forceinline__ void arg_reduce_rows(const T *x, i64 *y, const reduce_shape<RANK> &s) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.n_out; base += (i64)gridDim.x * wpb) {
+        const i64 o = base + (threadIdx.x >> 5);
+        const bool valid = o < s.n_out;
+        const i64 ob = valid ? broadcast_offset<RANK>(o, s.out_dims, s.out_strides) : 0;
+        const i64 n = valid ? s.n_red : 0;
+        A best = (A)0;
+        i64 bi = -1;
+        for (i64 r = lane; r < n; r += 32) {
+            A v;
+            red_load(v, x[ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides)]);
+            if (arg_better<MAX, SELECT_LAST, A>(v, r, best, bi)) best = v, bi = r;
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off /= 2) {
+            const A ov = shfl_xor(best, off);
+            const i64 oi = shfl_xor(bi, off);
+            if (arg_better<MAX, SELECT_LAST, A>(ov, oi, best, bi)) best = ov, bi = oi;
+        }
+        if (valid && lane == 0) y[o] = bi < 0 ? 0 : bi;
+    }
+}
+
+} // namespace kiln
+
+namespace kiln {
+
+// ------------------------------------------------------- fused reduction groups --
+// A `reduction` group of passes/fuse_elementwise.c: an elementwise prologue over the
+// reduction's input, the reduction, an elementwise epilogue over its output (one or more
+// outputs). Codegen writes Expr:
+//     static float pre(const void *const *in, const i64 *off);   // the reduced element
+//     static void epi(float r, const void *const *in, const i64 *off, void *const *out, i64 o);
+// Prologue leaf k is read at off[k] = its (kept, reduced) strides applied to (o, r); epilogue
+// leaf k (in + NPRE) at its strides over the output dims applied to o. NEPI1 = max(NEPI, 1).
+template <int NPRE, int NEPI1, int RANK, int RANKY> struct reduce_fused_shape {
+    i64 n_out, n_red;
+    i64 out_dims[RANK], red_dims[RANK];
+    i64 pre_out_strides[NPRE][RANK], pre_red_strides[NPRE][RANK];
+    i64 y_dims[RANKY];
+    i64 epi_strides[NEPI1][RANKY];
+};
+
+template <typename Expr, int OP, int NPRE, int NEPI, int NEPI1, int RANK, int RANKY>
+__device__ __forceinline__ void reduce_fused(const void *const *in, void *const *out,
+                                             const reduce_fused_shape<NPRE, NEPI1, RANK, RANKY> &s) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.n_out; base += (i64)gridDim.x * wpb) {
+        const i64 o = base + (threadIdx.x >> 5);
+        const bool valid = o < s.n_out;
+        const i64 n = valid ? s.n_red : 0;
+        i64 ob[NPRE], off[NPRE];
+#pragma unroll
+        for (int k = 0; k < NPRE; k++) ob[k] = valid ? broadcast_offset<RANK>(o, s.out_dims, s.pre_out_strides[k]) : 0;
+        float shift = 0.0f;
+        if (OP == RED_LOGSUMEXP) {
+            float m = neg_inf();
+            for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+                for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+                const float f = Expr::pre(in, off);
+                if (f - f == 0.0f && f > m) m = f;
+            }
+            m = warp_reduce<RED_MAX, float>(m);
+            shift = m == neg_inf() ? 0.0f : m;
+        }
+        float acc = red_identity<OP, float>();
+        for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+            for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+            float v = Expr::pre(in, off);
+            if (OP == RED_L1) v = fabsf(v);
+            if (OP == RED_L2 || OP == RED_SUMSQ) v = v * v;
+            if (OP == RED_LOGSUMEXP) v = expf(v - shift);
+            acc = red_combine<OP, float>(acc, v);
+        }
+        acc = warp_reduce<OP == RED_MEAN || OP == RED_L1 || OP == RED_L2 || OP == RED_SUMSQ || OP == RED_LOGSUM ||
+                                  OP == RED_LOGSUMEXP
+                              ? RED_SUM
+                              : OP,
+                          float>(acc);
+        if (valid && lane == 0) {
+            if (OP == RED_MEAN) acc = acc / (float)s.n_red;
+            if (OP == RED_L2) acc = sqrtf(acc);
+            if (OP == RED_LOGSUM) acc = logf(acc);
+            if (OP == RED_LOGSUMEXP) acc = logf(acc) + shift;
+            i64 eo[NEPI1];
+#pragma unroll
+            for (int k = 0; k < NEPI1; k++) eo[k] = NEPI ? broadcast_offset<RANKY>(o, s.y_dims, s.epi_strides[k]) : 0;
+            Expr::epi(acc, in + NPRE, eo, out, o);
+        }
+    }
+}
+
+} // namespace kiln
