@@ -330,6 +330,8 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     /* map leaves (body inputs) to the node's inputs */
     kiln_bundle_arg args[2 * MAX_LEAVES + KILN_MAX_RANK + 1];
     int na = 0;
+    /* the shape type gets a name: a parameter list stays free of template commas */
+    kiln_cg_printf(&c->src, "typedef kiln::reduce_fused_shape<%d, %d, %d, %d> %s_shape;\n", NPRE, NEPI1, R, RY, fn);
     kiln_cg_printf(&c->src, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", BLOCK_1D, fn);
     for (int side = 0; !st && side < 2; side++) {
         const fused_leaves *l = side ? &epi : &pre;
@@ -357,8 +359,7 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         free(have);
         return st;
     }
-    kiln_cg_printf(&c->src, "kiln::reduce_fused_shape<%d, %d, %d, %d> s) {\n    const void *const in[] = {", NPRE,
-                   NEPI1, R, RY);
+    kiln_cg_printf(&c->src, "%s_shape s) {\n    const void *const in[] = {", fn);
     for (int k = 0; k < NPRE + NEPI; k++) kiln_cg_printf(&c->src, "%sa%d", k ? ", " : "", k);
     kiln_cg_printf(&c->src, "};\n    void *const out[] = {");
     for (int j = 0; j < n_outs; j++) kiln_cg_printf(&c->src, "%sy%d", j ? ", " : "", j);

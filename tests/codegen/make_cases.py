@@ -114,6 +114,49 @@ def main(d):
           i64("pads", [0, 1, 2, -1, 1, 0, -1, 3]), scalar("pv", 0.5), i64("shape", [2, 3, 4]),
           i64("split", [3, 4])])
 
+    # reductions (kernels/reduce.cuh): any axes (constant input, opset 18), keepdims, noop,
+    # ArgMax/ArgMin with ties (Floor) and select_last_index, and fused reduction groups
+    # (prologue x*x / Exp, epilogue Sqrt / Log / + broadcast constant)
+    save(d, "reductions",
+         [N("ReduceSum", ["x", "ax02"], ["rs"], keepdims=1),
+          N("ReduceMean", ["x", "ax1"], ["rm"], keepdims=0),
+          N("ReduceMax", ["x", "axm1"], ["rx"], keepdims=0),
+          N("ReduceMin", ["x"], ["rn"], keepdims=1),
+          N("ReduceProd", ["x", "ax1"], ["rp"], keepdims=1),
+          N("ReduceL1", ["x", "ax02"], ["r1"], keepdims=0),
+          N("ReduceL2", ["x", "ax1"], ["r2"], keepdims=1),
+          N("ReduceLogSumExp", ["x", "ax02"], ["rlse"], keepdims=0),
+          N("ReduceSumSquare", ["x", "axm1"], ["rss"], keepdims=1),
+          N("Abs", ["x"], ["xa"]), N("ReduceLogSum", ["xa", "ax1"], ["rls"], keepdims=1),
+          N("ReduceSum", ["x", "empty"], ["noop"], keepdims=1, noop_with_empty_axes=1),
+          N("Mul", ["x", "x"], ["sq"]), N("ReduceSum", ["sq", "axm1"], ["ssq"], keepdims=1),
+          N("Sqrt", ["ssq"], ["fused_l2"]),
+          N("Exp", ["x"], ["ex"]), N("ReduceSum", ["ex", "ax1"], ["sex"], keepdims=0),
+          N("Log", ["sex"], ["lg"]), N("Add", ["lg", "bias"], ["fused_lse"]),
+          N("Mul", ["x", "three"], ["x3"]), N("Floor", ["x3"], ["fl"]),
+          N("ArgMax", ["fl"], ["amax"], axis=1, keepdims=1),
+          N("ArgMax", ["fl"], ["amax_last"], axis=2, keepdims=0, select_last_index=1),
+          N("ArgMin", ["fl"], ["amin"], axis=-1, keepdims=1),
+          N("ArgMin", ["fl"], ["amin_last"], axis=0, keepdims=1, select_last_index=1)],
+         [("x", [3, 37, 5])],
+         ["rs", "rm", "rx", "rn", "rp", "r1", "r2", "rlse", "rss", "rls", "noop", "fused_l2", "fused_lse",
+          "amax", "amax_last", "amin", "amin_last"],
+         [i64("ax02", [0, 2]), i64("ax1", [1]), i64("axm1", [-1]), helper.make_tensor("empty", TensorProto.INT64, [0], []),
+          w("bias", 5), scalar("three", 3.0)], opset=18)
+    # Gather (any axis, int64 / int32 indices, negative ones) and GatherElements
+    i32 = lambda name, shape, v: helper.make_tensor(name, TensorProto.INT32, shape, v)
+    save(d, "gather",
+         [N("Gather", ["x", "i0"], ["g0"], axis=0),
+          N("Gather", ["x", "i1"], ["g1"], axis=1),
+          N("Gather", ["x", "is"], ["g2"], axis=-1),
+          N("Relu", ["x"], ["xr"]), N("Gather", ["xr", "i3"], ["g3"], axis=2),
+          N("GatherElements", ["x", "ie"], ["ge"], axis=1)],
+         [("x", [4, 6, 5])], ["g0", "g1", "g2", "g3", "ge"],
+         [helper.make_tensor("i0", TensorProto.INT64, [2, 2], [3, -1, 0, 2]),
+          i32("i1", [3], [-6, 5, 1]), i32("i3", [2, 2], [-5, 4, 0, -1]), helper.make_tensor("is", TensorProto.INT64, [], [-2]),
+          helper.make_tensor("ie", TensorProto.INT64, [4, 3, 5],
+                             rng.integers(-6, 6, size=60).tolist())])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
