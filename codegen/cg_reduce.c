@@ -248,12 +248,53 @@ static kiln_status emit_body_range(cg *c, const kiln_graph *bg, int from, int to
     return KILN_OK;
 }
 
+/* softmax_fused_shape (kernels/reduce.cuh) for a Softmax group over x's dims, as a bytes arg. */
+static kiln_status softmax_group_shape(cg *c, const kiln_graph *bg, const kiln_value *x, const bool *red,
+                                       const fused_leaves *pre, const fused_leaves *epi, int64_t n_out, int64_t n_red,
+                                       kiln_bundle_arg *arg) {
+    int R = x->rank, NEPI1 = epi->n ? epi->n : 1;
+    size_t ns = (size_t)(2 + 4 * R + 2 * pre->n * R + 2 * NEPI1 * R), p = 0;
+    int64_t *sh = calloc(ns, sizeof *sh), xs[KILN_MAX_RANK], ls[KILN_MAX_RANK];
+    if (!sh) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    kiln_strides(R, x->dims, xs);
+    sh[p++] = n_out;
+    sh[p++] = n_red;
+    for (int d = 0; d < R; d++) sh[p++] = red[d] ? 1 : x->dims[d];
+    for (int d = 0; d < R; d++) sh[p++] = red[d] ? x->dims[d] : 1;
+    for (int d = 0; d < R; d++) sh[p++] = red[d] ? 0 : xs[d];
+    for (int d = 0; d < R; d++) sh[p++] = red[d] ? xs[d] : 0;
+    kiln_status st = KILN_OK;
+    for (int side = 0; side < 2; side++) {
+        const fused_leaves *l = side ? epi : pre;
+        int cnt = side ? NEPI1 : pre->n;
+        for (int k = 0; k < cnt; k++) {
+            memset(ls, 0, sizeof ls);
+            if (k < l->n) {
+                const kiln_value *lv = &bg->values[l->v[k]];
+                if (lv->rank > R) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a group input of higher rank");
+                else bcast_strides(lv->rank, lv->dims, R, x->dims, ls);
+            }
+            /* [k][out] then [k][red] are separate arrays of the struct: fill both at their places */
+            size_t base_out = p + (size_t)k * (size_t)R, base_red = p + (size_t)(cnt + k) * (size_t)R;
+            for (int d = 0; d < R; d++) {
+                sh[base_out + (size_t)d] = red[d] ? 0 : ls[d];
+                sh[base_red + (size_t)d] = red[d] ? ls[d] : 0;
+            }
+        }
+        p += (size_t)(2 * cnt * R);
+    }
+    if (!st) st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * ns, arg);
+    free(sh);
+    return st;
+}
+
 kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     const kiln_graph *bg = n->body;
     if (!bg) return kiln_errorf(KILN_ERR_INTERNAL, "fused node without a body");
     int ri = -1;
     for (int k = 0; k < bg->n_nodes; k++)
-        if (!bg->nodes[k].dead && red_op_name(bg->nodes[k].op)) {
+        if (!bg->nodes[k].dead && (red_op_name(bg->nodes[k].op) || bg->nodes[k].op == KILN_OP_Softmax ||
+                                   bg->nodes[k].op == KILN_OP_LogSoftmax)) {
             if (ri >= 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "two reductions in one group");
             ri = k;
         }
@@ -266,13 +307,23 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         if (n->inputs[i] >= 0 && kiln_cg_val(c, n->inputs[i])->layout == KILN_LAYOUT_NHWC)
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     bool red[KILN_MAX_RANK];
+    const bool softmax = rn->op == KILN_OP_Softmax || rn->op == KILN_OP_LogSoftmax;
     const kiln_value *axv = NULL; /* the axes: a body constant, or a group input (a graph constant) */
     if (rn->n_inputs > 1 && rn->inputs[1] >= 0) {
         axv = &bg->values[rn->inputs[1]];
         int bi = kiln_cg_io_index(bg->inputs, bg->n_inputs, rn->inputs[1]);
         if (!axv->data && bi >= 0 && bi < n->n_inputs && n->inputs[bi] >= 0) axv = kiln_cg_val(c, n->inputs[bi]);
     }
-    kiln_status st = reduce_axes(axv, rn, x->rank, red);
+    kiln_status st = KILN_OK;
+    if (softmax) { /* one axis, or the whole tail from the axis for opset < 13 (kiln_coerce_2d) */
+        bool coerce = kiln_attr_int(rn, "kiln_coerce_2d", 0) != 0;
+        int64_t a;
+        if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(rn, "axis", coerce ? 1 : -1), x->rank, &a))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "softmax axis out of range");
+        for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d == a || (coerce && d > a && d < x->rank);
+    } else {
+        st = reduce_axes(axv, rn, x->rank, red);
+    }
     if (st) return st;
     int R = x->rank < 1 ? 1 : x->rank, RY = ry->rank < 1 ? 1 : ry->rank;
     int64_t xd[KILN_MAX_RANK], yd[KILN_MAX_RANK];
@@ -281,6 +332,7 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     int64_t n_out = kiln_cg_numel(ry), n_red = 1;
     for (int d = 0; d < R; d++)
         if (red[d] && x->rank > 0) n_red *= xd[d];
+    if (softmax) n_out = n_red ? kiln_cg_numel(x) / n_red : 0; /* rows; outputs are shaped like x */
     if (n_out == 0) return KILN_OK;
 
     bool *have = calloc((size_t)bg->n_values + 1, sizeof *have);
@@ -314,7 +366,7 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         int v = bg->outputs[j];
         if (n->outputs[j] < 0) continue;
         if (!have[v]) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a group output that is not on the reduced side");
-        else if (kiln_cg_numel(&bg->values[v]) != n_out)
+        else if (kiln_cg_numel(&bg->values[v]) != kiln_cg_numel(ry))
             st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a group output shaped unlike the reduction's output");
         else
             kiln_cg_printf(&c->src, "        kiln::store_f32<%s>(out[%d], o, v%d);\n",
@@ -331,7 +383,11 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     kiln_bundle_arg args[2 * MAX_LEAVES + KILN_MAX_RANK + 1];
     int na = 0;
     /* the shape type gets a name: a parameter list stays free of template commas */
-    kiln_cg_printf(&c->src, "typedef kiln::reduce_fused_shape<%d, %d, %d, %d> %s_shape;\n", NPRE, NEPI1, R, RY, fn);
+    if (softmax)
+        kiln_cg_printf(&c->src, "typedef kiln::softmax_fused_shape<%d, %d, %d> %s_shape;\n", NPRE, NEPI1, R, fn);
+    else
+        kiln_cg_printf(&c->src, "typedef kiln::reduce_fused_shape<%d, %d, %d, %d> %s_shape;\n", NPRE, NEPI1, R, RY,
+                       fn);
     kiln_cg_printf(&c->src, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", BLOCK_1D, fn);
     for (int side = 0; !st && side < 2; side++) {
         const fused_leaves *l = side ? &epi : &pre;
@@ -363,9 +419,21 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     for (int k = 0; k < NPRE + NEPI; k++) kiln_cg_printf(&c->src, "%sa%d", k ? ", " : "", k);
     kiln_cg_printf(&c->src, "};\n    void *const out[] = {");
     for (int j = 0; j < n_outs; j++) kiln_cg_printf(&c->src, "%sy%d", j ? ", " : "", j);
-    kiln_cg_printf(&c->src, "};\n    kiln::reduce_fused<%s_expr, kiln::%s, %d, %d, %d, %d, %d>(in, out, s);\n}\n", fn,
-                   red_op_name(rn->op), NPRE, NEPI, NEPI1, R, RY);
+    if (softmax)
+        kiln_cg_printf(&c->src, "};\n    kiln::softmax_fused<%s_expr, %s, %d, %d, %d, %d>(in, out, s);\n}\n", fn,
+                       rn->op == KILN_OP_LogSoftmax ? "true" : "false", NPRE, NEPI, NEPI1, R);
+    else
+        kiln_cg_printf(&c->src, "};\n    kiln::reduce_fused<%s_expr, kiln::%s, %d, %d, %d, %d, %d>(in, out, s);\n}\n",
+                       fn, red_op_name(rn->op), NPRE, NEPI, NEPI1, R, RY);
     /* the shape struct */
+    if (softmax) {
+        st = softmax_group_shape(c, bg, x, red, &pre, &epi, n_out, n_red, &args[na++]);
+        free(have);
+        if (st) return st;
+        int64_t blocks = (n_out + BLOCK_1D / 32 - 1) / (BLOCK_1D / 32);
+        return kiln_cg_launch(c, fn, (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks), 1, 1, BLOCK_1D, args,
+                              (uint32_t)na);
+    }
     size_t ns = (size_t)(2 + 2 * R + 2 * NPRE * R + RY + NEPI1 * RY);
     int64_t *sh = calloc(ns, sizeof *sh);
     if (!sh) {

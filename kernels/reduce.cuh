@@ -216,3 +216,64 @@ __device__ __forceinline__ void reduce_fused(const void *const *in, void *const 
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// ------------------------------------------- Softmax / LogSoftmax in a fused group --
+// A `reduction` group whose reduction is Softmax or LogSoftmax (the elementwise prologue
+// feeds it, the epilogue reads its output, shaped like the input). One warp per row (the
+// kept dims); the row is the reduced dims (one axis, or the whole tail for opset < 13).
+// Every leaf, the prologue's and the epilogue's, has (kept, reduced) strides; so does the
+// output (its dense strides split). Expr is the same as reduce_fused's; epi gets the
+// element's output offset as o.
+template <int NPRE, int NEPI1, int RANK> struct softmax_fused_shape {
+    i64 n_out, n_red;
+    i64 out_dims[RANK], red_dims[RANK];
+    i64 y_out_strides[RANK], y_red_strides[RANK];
+    i64 pre_out_strides[NPRE][RANK], pre_red_strides[NPRE][RANK];
+    i64 epi_out_strides[NEPI1][RANK], epi_red_strides[NEPI1][RANK];
+};
+
+template <typename Expr, bool LOG, int NPRE, int NEPI, int NEPI1, int RANK>
+__device__ __forceinline__ void softmax_fused(const void *const *in, void *const *out,
+                                              const softmax_fused_shape<NPRE, NEPI1, RANK> &s) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.n_out; base += (i64)gridDim.x * wpb) {
+        const i64 o = base + (threadIdx.x >> 5);
+        const bool valid = o < s.n_out;
+        const i64 n = valid ? s.n_red : 0;
+        i64 ob[NPRE], off[NPRE];
+#pragma unroll
+        for (int k = 0; k < NPRE; k++) ob[k] = valid ? broadcast_offset<RANK>(o, s.out_dims, s.pre_out_strides[k]) : 0;
+        float m = neg_inf();
+        for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+            for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+            m = fmaxf(m, Expr::pre(in, off));
+        }
+        m = warp_reduce<RED_MAX, float>(m);
+        float sum = 0.0f;
+        for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+            for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+            sum += expf(Expr::pre(in, off) - m);
+        }
+        sum = warp_reduce<RED_SUM, float>(sum);
+        const float lse = logf(sum);
+        const i64 yb = valid ? broadcast_offset<RANK>(o, s.out_dims, s.y_out_strides) : 0;
+        i64 eb[NEPI1], eo[NEPI1];
+#pragma unroll
+        for (int k = 0; k < NEPI1; k++) eb[k] = valid && NEPI ? broadcast_offset<RANK>(o, s.out_dims, s.epi_out_strides[k]) : 0;
+        for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+            for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+#pragma unroll
+            for (int k = 0; k < NEPI1; k++) eo[k] = NEPI ? eb[k] + broadcast_offset<RANK>(r, s.red_dims, s.epi_red_strides[k]) : 0;
+            const float v = Expr::pre(in, off) - m;
+            Expr::epi(LOG ? v - lse : expf(v) / sum, in + NPRE, eo, out,
+                      yb + broadcast_offset<RANK>(r, s.red_dims, s.y_red_strides));
+        }
+    }
+}
+
+} // namespace kiln

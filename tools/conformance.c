@@ -334,7 +334,8 @@ static case_result gpu_run(const kiln_graph *g0, const kiln_pipeline_opts *po, k
         goto done;
     }
     if ((st = kiln_codegen_build(g, &co, b, NULL))) {
-        res = gpu_fail(st, "", msg, len);
+        /* shapes that depend on data (NonZero, NonMaxSuppression...) cannot be built statically */
+        res = gpu_fail(st == KILN_ERR_SHAPE ? KILN_ERR_UNSUPPORTED : st, "", msg, len);
         goto done;
     }
     if (gpu_codegen_only) goto done;

@@ -157,6 +157,15 @@ def main(d):
           helper.make_tensor("ie", TensorProto.INT64, [4, 3, 5],
                              rng.integers(-6, 6, size=60).tolist())])
 
+    # Softmax / LogSoftmax inside fused reduction groups (a broadcast prologue and epilogue)
+    save(d, "softmax_groups",
+         [N("Add", ["x", "m"], ["xm"]), N("Softmax", ["xm"], ["sm"], axis=1), N("Mul", ["sm", "s"], ["o1"]),
+          N("Mul", ["x", "two"], ["x2"]), N("LogSoftmax", ["x2"], ["o2"], axis=-1)],
+         [("x", [2, 33, 6])], ["o1", "o2"], [w("m", 33, 1), w("s", 6), scalar("two", 2.0)])
+    save(d, "softmax_group_opset11",
+         [N("Sub", ["x", "m"], ["xm"]), N("Softmax", ["xm"], ["o"], axis=1)],
+         [("x", [3, 4, 5])], ["o"], [w("m", 5)], opset=11)
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
