@@ -473,3 +473,63 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     return kiln_cg_launch(c, fn, (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks), 1, 1, BLOCK_1D, args,
                           (uint32_t)na);
 }
+
+/* ------------------------------------------- LayerNormalization / RMSNormalization -- */
+kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n) {
+    const bool rms = n->op == KILN_OP_RMSNormalization;
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
+    const kiln_value *sc = kiln_cg_val(c, n->inputs[1]);
+    const kiln_value *b = !rms && n->n_inputs > 2 && n->inputs[2] >= 0 ? kiln_cg_val(c, n->inputs[2]) : NULL;
+    const char *T = kiln_cg_ctype(x->dtype), *TS = kiln_cg_ctype(sc->dtype), *TB = b ? kiln_cg_ctype(b->dtype) : T;
+    if (!kiln_dtype_is_float(x->dtype) || !T || !TS || !TB)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    int64_t axis;
+    if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(n, "axis", -1), x->rank, &axis))
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+    for (int i = 1; i < n->n_outputs; i++)
+        if (n->outputs[i] >= 0 && kiln_cg_val(c, n->outputs[i])->dtype != KILN_F32)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "a stash_type other than float");
+    int R = x->rank;
+    int64_t rows = 1, cols = 1, sh[2 + 3 * KILN_MAX_RANK];
+    for (int d = 0; d < R; d++) *(d < axis ? &rows : &cols) *= x->dims[d];
+    if (rows * cols == 0) return KILN_OK;
+    sh[0] = rows;
+    sh[1] = cols;
+    int64_t ss[KILN_MAX_RANK], bs[KILN_MAX_RANK] = {0};
+    if (sc->rank > R) return kiln_errorf(KILN_ERR_UNSUPPORTED, "Scale of higher rank");
+    bcast_strides(sc->rank, sc->dims, R, x->dims, ss);
+    if (b) {
+        if (b->rank > R) return kiln_errorf(KILN_ERR_UNSUPPORTED, "B of higher rank");
+        bcast_strides(b->rank, b->dims, R, x->dims, bs);
+    }
+    for (int d = 0; d < R; d++) {
+        sh[2 + d] = x->dims[d];
+        sh[2 + R + d] = ss[d];
+        sh[2 + 2 * R + d] = bs[d];
+    }
+    char fn[64], eps[48];
+    kiln_cg_kernel_name(c, rms ? "rms_norm" : "layer_norm", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s (%lld rows of %lld)\ntypedef kiln::norm_shape<%d> %s_shape;\n"
+                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s *scale, const %s *bias, "
+                   "%s *y, float *mean_out, float *inv_out, %s_shape s) {\n"
+                   "    kiln::norm_rows<%s, %s, %s, %s, %d>(x, scale, bias, y, mean_out, inv_out, %s, s);\n}\n",
+                   fn, c->group, y->name, (long long)rows, (long long)cols, R, fn, BLOCK_1D, fn, T, TS, TB, T, fn, T,
+                   TS, TB, rms ? "true" : "false", R, kiln_cg_flit(eps, sizeof eps, kiln_attr_float(n, "epsilon", 1e-5f)));
+    kiln_bundle_arg args[7];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->inputs[1], &args[1])))
+        return st;
+    args[2] = kiln_cg_null_arg;
+    if (b && (st = kiln_cg_value_arg(c, n->inputs[2], &args[2]))) return st;
+    if ((st = kiln_cg_value_arg(c, n->outputs[0], &args[3]))) return st;
+    for (int i = 1; i <= 2; i++) {
+        args[3 + i] = kiln_cg_null_arg;
+        if (i < n->n_outputs && n->outputs[i] >= 0 && (st = kiln_cg_value_arg(c, n->outputs[i], &args[3 + i])))
+            return st;
+    }
+    if ((st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(2 + 3 * R), &args[6]))) return st;
+    int64_t blocks = (rows + BLOCK_1D / 32 - 1) / (BLOCK_1D / 32);
+    return kiln_cg_launch(c, fn, (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks), 1, 1, BLOCK_1D, args, 7);
+}

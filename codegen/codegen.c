@@ -42,6 +42,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_ReduceLogSum: case KILN_OP_ReduceLogSumExp: case KILN_OP_ArgMax: case KILN_OP_ArgMin:
         return kiln_cg_emit_reduce(c, n);
     case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
+    case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: return kiln_cg_emit_norm(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");
         if (!strcmp(kind, "conv_epilogue")) return kiln_cg_emit_conv(c, n);

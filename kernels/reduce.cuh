@@ -277,3 +277,53 @@ __device__ __forceinline__ void softmax_fused(const void *const *in, void *const
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// ------------------------------------------- LayerNormalization / RMSNormalization --
+// Rows of `cols` elements (the dims from the axis on); one warp per row: the mean, then the
+// variance around it (two passes, as the CPU evaluator does; RMS: mean 0 and the mean
+// square), then y = (x - mean) * inv * scale [+ bias] with inv = 1 / sqrt(var + eps). Scale
+// and bias broadcast to x's shape through their strides (0 on broadcast dims); mean_out and
+// inv_out (fp32, one per row) may be null.
+template <int RANK> struct norm_shape {
+    i64 rows, cols;
+    i64 dims[RANK];
+    i64 scale_strides[RANK], bias_strides[RANK];
+};
+
+template <typename T, typename TS, typename TB, bool RMS, int RANK>
+__device__ __forceinline__ void norm_rows(const T *x, const TS *scale, const TB *bias, T *y, float *mean_out,
+                                          float *inv_out, float eps, const norm_shape<RANK> &s) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.rows; base += (i64)gridDim.x * wpb) {
+        const i64 row = base + (threadIdx.x >> 5);
+        const bool valid = row < s.rows;
+        const i64 n = valid ? s.cols : 0, x0 = row * s.cols;
+        float mean = 0.0f;
+        if (!RMS) {
+            float sum = 0.0f;
+            for (i64 j = lane; j < n; j += 32) sum += to_f32(x[x0 + j]);
+            mean = warp_reduce<RED_SUM, float>(sum) / (float)(s.cols > 0 ? s.cols : 1);
+        }
+        float sq = 0.0f;
+        for (i64 j = lane; j < n; j += 32) {
+            const float d = to_f32(x[x0 + j]) - mean;
+            sq += d * d;
+        }
+        const float var = warp_reduce<RED_SUM, float>(sq) / (float)(s.cols > 0 ? s.cols : 1);
+        const float inv = 1.0f / sqrtf(var + eps);
+        if (valid && lane == 0) {
+            if (mean_out) mean_out[row] = mean;
+            if (inv_out) inv_out[row] = inv;
+        }
+        for (i64 j = lane; j < n; j += 32) {
+            const i64 i = x0 + j;
+            float v = (to_f32(x[i]) - mean) * inv * to_f32(scale[broadcast_offset<RANK>(i, s.dims, s.scale_strides)]);
+            if (bias) v += to_f32(bias[broadcast_offset<RANK>(i, s.dims, s.bias_strides)]);
+            y[i] = from_f32<T>(v);
+        }
+    }
+}
+
+} // namespace kiln

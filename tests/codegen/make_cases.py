@@ -166,6 +166,19 @@ def main(d):
          [N("Sub", ["x", "m"], ["xm"]), N("Softmax", ["xm"], ["o"], axis=1)],
          [("x", [3, 4, 5])], ["o"], [w("m", 5)], opset=11)
 
+    # LayerNormalization (axis 1 of 3-D: two normalized dims, broadcast Scale, with Mean and
+    # InvStdDev outputs), the recognized x-mean / sqrt(var+eps) pattern, RMSNormalization (opset 23)
+    save(d, "layer_norm",
+         [N("LayerNormalization", ["x", "g", "b"], ["ln", "mean", "inv"], axis=1, epsilon=1e-3),
+          N("ReduceMean", ["x", "axm1"], ["mu"], keepdims=1), N("Sub", ["x", "mu"], ["dx"]),
+          N("Mul", ["dx", "dx"], ["dx2"]), N("ReduceMean", ["dx2", "axm1"], ["var"], keepdims=1),
+          N("Add", ["var", "eps"], ["ve"]), N("Sqrt", ["ve"], ["sd"]), N("Div", ["dx", "sd"], ["nrm"]),
+          N("Mul", ["nrm", "g2"], ["pat"])],
+         [("x", [3, 7, 40])], ["ln", "mean", "inv", "pat"],
+         [w("g", 40), w("b", 7, 40), i64("axm1", [-1]), scalar("eps", 1e-5), w("g2", 40)], opset=18)
+    save(d, "rms_norm", [N("RMSNormalization", ["x", "g"], ["y"], axis=-1)], [("x", [5, 70])], ["y"], [w("g", 70)],
+         opset=23)
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
