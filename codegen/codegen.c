@@ -42,6 +42,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_ReduceLogSum: case KILN_OP_ReduceLogSumExp: case KILN_OP_ArgMax: case KILN_OP_ArgMin:
         return kiln_cg_emit_reduce(c, n);
     case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
+    case KILN_OP_ConvTranspose: return kiln_cg_emit_conv_transpose(c, n);
     case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: return kiln_cg_emit_norm(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");
@@ -127,7 +128,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
               "// Templates: kernels/*.cuh (embedded in kiln). Arguments come from the bundle's launch plan.\n"
               "#include \"conv.cuh\"\n#include \"copy.cuh\"\n#include \"elementwise.cuh\"\n#include \"gemm.cuh\"\n"
               "#include \"pool.cuh\"\n#include \"softmax.cuh\"\n"
-              "#include \"reduce.cuh\"\n#include \"gather.cuh\"\n",
+              "#include \"reduce.cuh\"\n#include \"gather.cuh\"\n#include \"convtranspose.cuh\"\n",
               KILN_VERSION_STRING, g->name ? g->name : "");
 
     /* every node; unsupported ones are collected into one message */

@@ -179,6 +179,16 @@ def main(d):
     save(d, "rms_norm", [N("RMSNormalization", ["x", "g"], ["y"], axis=-1)], [("x", [5, 70])], ["y"], [w("g", 70)],
          opset=23)
 
+    # ConvTranspose: 2-D stride 2 with padding, output_padding, dilation, groups and a bias;
+    # 1-D with output_shape; 3-D plain
+    save(d, "conv_transpose",
+         [N("ConvTranspose", ["x", "w", "b"], ["y2"], strides=[2, 3], pads=[1, 0, 2, 1], output_padding=[1, 2],
+            dilations=[2, 1], group=2),
+          N("ConvTranspose", ["x1", "w1"], ["y1"], strides=[3], output_shape=[13]),
+          N("ConvTranspose", ["x3", "w3"], ["y3"], strides=[1, 2, 1], pads=[0, 1, 1, 0, 1, 0])],
+         [("x", [2, 4, 5, 6]), ("x1", [1, 3, 4]), ("x3", [1, 2, 3, 4, 3])], ["y2", "y1", "y3"],
+         [w("w", 4, 3, 3, 2), w("b", 6), w("w1", 3, 2, 3), w("w3", 2, 2, 2, 3, 2)])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
