@@ -80,6 +80,7 @@ kiln_status kiln_cg_emit_elementwise(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n);  /* cg_reduce.c: Reduce*, ArgMax, ArgMin */
 kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n); /* cg_reduce.c: fused kind "reduction" */
 kiln_status kiln_cg_emit_conv_transpose(cg *c, const kiln_node *n); /* cg_convtranspose.c */
+kiln_status kiln_cg_emit_resize(cg *c, const kiln_node *n);  /* cg_resize.c: Resize (and imported Upsample) */
 kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n);    /* cg_reduce.c: LayerNormalization, RMSNormalization */
 kiln_status kiln_cg_emit_gather(cg *c, const kiln_node *n);  /* cg_index.c: Gather, GatherElements */
 /* The CUDA C type of a dtype's elements ("float", "__half", "long long"...), NULL if none. */

@@ -43,6 +43,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
         return kiln_cg_emit_reduce(c, n);
     case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
     case KILN_OP_ConvTranspose: return kiln_cg_emit_conv_transpose(c, n);
+    case KILN_OP_Resize: return kiln_cg_emit_resize(c, n);
     case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: return kiln_cg_emit_norm(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");
@@ -128,7 +129,8 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
               "// Templates: kernels/*.cuh (embedded in kiln). Arguments come from the bundle's launch plan.\n"
               "#include \"conv.cuh\"\n#include \"copy.cuh\"\n#include \"elementwise.cuh\"\n#include \"gemm.cuh\"\n"
               "#include \"pool.cuh\"\n#include \"softmax.cuh\"\n"
-              "#include \"reduce.cuh\"\n#include \"gather.cuh\"\n#include \"convtranspose.cuh\"\n",
+              "#include \"reduce.cuh\"\n#include \"gather.cuh\"\n#include \"convtranspose.cuh\"\n"
+              "#include \"resize.cuh\"\n",
               KILN_VERSION_STRING, g->name ? g->name : "");
 
     /* every node; unsupported ones are collected into one message */

@@ -189,6 +189,28 @@ def main(d):
          [("x", [2, 4, 5, 6]), ("x1", [1, 3, 4]), ("x3", [1, 2, 3, 4, 3])], ["y2", "y1", "y3"],
          [w("w", 4, 3, 3, 2), w("b", 6), w("w1", 3, 2, 3), w("w3", 2, 2, 2, 3, 2)])
 
+    # Resize: nearest (rounding modes), linear, cubic, antialias, tf_crop_and_resize, sizes with
+    # keep_aspect_ratio_policy, axes; Upsample (opset 9) is imported as Resize
+    f32 = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [len(v)], v)
+    e = helper.make_tensor("e", TensorProto.FLOAT, [0], [])
+    save(d, "resize",
+         [N("Resize", ["x", "", "s1"], ["nf"], mode="nearest", nearest_mode="floor",
+            coordinate_transformation_mode="asymmetric"),
+          N("Resize", ["x", "", "s2"], ["nc"], mode="nearest", nearest_mode="round_prefer_ceil",
+            coordinate_transformation_mode="half_pixel"),
+          N("Resize", ["x", "", "s1"], ["lin"], mode="linear", coordinate_transformation_mode="pytorch_half_pixel"),
+          N("Resize", ["x", "", "s2"], ["cub"], mode="cubic", coordinate_transformation_mode="align_corners",
+            exclude_outside=1),
+          N("Resize", ["x", "", "s3"], ["aa"], mode="linear", antialias=1),
+          N("Resize", ["x", "roi", "s1"], ["crop"], mode="linear", coordinate_transformation_mode="tf_crop_and_resize",
+            extrapolation_value=-3.0),
+          N("Resize", ["x", "", "", "sz"], ["keep"], mode="cubic", axes=[2, 3], keep_aspect_ratio_policy="not_larger")],
+         [("x", [1, 2, 5, 7])], ["nf", "nc", "lin", "cub", "aa", "crop", "keep"],
+         [f32("s1", [1, 1, 2.0, 1.5]), f32("s2", [1, 1, 0.6, 0.5]), f32("s3", [1, 1, 0.5, 0.4]),
+          f32("roi", [0, 0, 0.2, -0.3, 1, 1, 0.9, 1.2]), i64("sz", [9, 9]), e], opset=19)
+    save(d, "upsample9", [N("Upsample", ["x", "sc"], ["y"], mode="linear")], [("x", [1, 2, 3, 4])], ["y"],
+         [f32("sc", [1, 1, 2, 3])], opset=9)
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
