@@ -74,3 +74,104 @@ kiln_status kiln_cg_emit_gather(cg *c, const kiln_node *n) {
     if ((st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(3 + 2 * R), &args[3]))) return st;
     return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 4);
 }
+
+/* ------------------------------------------------ Trilu, Tile, DepthToSpace, Range -- */
+/* Constant integer input i of n: its values (at most `max`), -1 when absent or unknown. */
+static int const_ints(const cg *c, const kiln_node *n, int i, int64_t *out, int max) {
+    if (i >= n->n_inputs || n->inputs[i] < 0) return -1;
+    return kiln_value_const_ints(kiln_cg_val(c, n->inputs[i]), out, max);
+}
+
+static kiln_status launch_xy(cg *c, const kiln_node *n, const char *fn, int64_t total, const kiln_bundle_arg *extra,
+                             int n_extra) {
+    kiln_bundle_arg args[8];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])))
+        return st;
+    for (int i = 0; i < n_extra; i++) args[2 + i] = extra[i];
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, (uint32_t)(2 + n_extra));
+}
+
+kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
+    const char *T = uint_of_size(kiln_dtype_size(y->dtype));
+    if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(y->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC || y->layout == KILN_LAYOUT_NHWC)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    int64_t total = kiln_cg_numel(y);
+    if (total == 0) return KILN_OK;
+    char fn[64];
+    kiln_bundle_arg ex[4];
+    switch (n->op) {
+    case KILN_OP_Trilu: {
+        int64_t k = 0;
+        if (n->n_inputs > 1 && n->inputs[1] >= 0 && const_ints(c, n, 1, &k, 1) != 1)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "k not known at build time");
+        if (x->rank < 2) return kiln_errorf(KILN_ERR_UNSUPPORTED, "rank %d", x->rank);
+        bool upper = kiln_attr_int(n, "upper", 1) != 0;
+        kiln_cg_kernel_name(c, upper ? "triu" : "tril", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
+                       "kiln::i64 numel, kiln::i64 rows, kiln::i64 cols, kiln::i64 k) {\n"
+                       "    kiln::trilu<%s, %s>(x, y, numel, rows, cols, k);\n}\n",
+                       fn, c->group, y->name, BLOCK_1D, fn, T, T, T, upper ? "true" : "false");
+        int64_t v[4] = {total, x->dims[x->rank - 2], x->dims[x->rank - 1], k};
+        for (int i = 0; i < 4; i++) ex[i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
+        return launch_xy(c, n, fn, total, ex, 4);
+    }
+    case KILN_OP_Tile: {
+        int R = x->rank;
+        if (R < 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "rank 0");
+        int64_t xs[KILN_MAX_RANK], sh[1 + 3 * KILN_MAX_RANK];
+        kiln_strides(R, x->dims, xs);
+        sh[0] = total;
+        for (int d = 0; d < R; d++) {
+            if (x->dims[d] == 0) return KILN_OK;
+            sh[1 + d] = y->dims[d];
+            sh[1 + R + d] = x->dims[d];
+            sh[1 + 2 * R + d] = xs[d];
+        }
+        kiln_cg_kernel_name(c, "tile", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
+                       "kiln::tile_shape<%d> s) {\n    kiln::tile<%s, %d>(x, y, s);\n}\n",
+                       fn, c->group, y->name, BLOCK_1D, fn, T, T, R, T, R);
+        kiln_status st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(1 + 3 * R), &ex[0]);
+        return st ? st : launch_xy(c, n, fn, total, ex, 1);
+    }
+    case KILN_OP_DepthToSpace: case KILN_OP_SpaceToDepth: {
+        bool to_space = n->op == KILN_OP_DepthToSpace;
+        bool crd = to_space && !strcmp(kiln_attr_str(n, "mode", "DCR"), "CRD");
+        int64_t b = kiln_attr_int(n, "blocksize", 0);
+        const kiln_value *d = to_space ? x : y; /* the depth side */
+        if (d->rank != 4 || b < 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "rank %d or blocksize %lld", d->rank, (long long)b);
+        kiln_cg_kernel_name(c, to_space ? "depth_to_space" : "space_to_depth", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
+                       "kiln::i64 N, kiln::i64 CD, kiln::i64 H, kiln::i64 W, kiln::i64 b) {\n"
+                       "    kiln::depth_space<%s, %s, %s>(x, y, N, CD, H, W, b);\n}\n",
+                       fn, c->group, y->name, BLOCK_1D, fn, T, T, T, to_space ? "true" : "false", crd ? "true" : "false");
+        int64_t v[4] = {d->dims[0], d->dims[1], d->dims[2], d->dims[3]};
+        for (int i = 0; i < 4; i++) ex[i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
+        kiln_bundle_arg all[5] = {ex[0], ex[1], ex[2], ex[3], {KILN_ARG_SCALAR, 8, (uint64_t)b}};
+        return launch_xy(c, n, fn, total, all, 5);
+    }
+    case KILN_OP_Range: {
+        const char *CT = kiln_cg_ctype(y->dtype);
+        if (!CT || y->dtype == KILN_BOOL) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(y->dtype));
+        kiln_cg_kernel_name(c, "range", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *start, const "
+                       "%s *delta, %s *y, kiln::i64 n) {\n    kiln::range_%s<%s>(start, delta, y, n);\n}\n",
+                       fn, c->group, y->name, BLOCK_1D, fn, CT, CT, CT, kiln_dtype_is_float(y->dtype) ? "float" : "int", CT);
+        kiln_bundle_arg args[4];
+        kiln_status st;
+        if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->inputs[2], &args[1])) ||
+            (st = kiln_cg_value_arg(c, n->outputs[0], &args[2])))
+            return st;
+        args[3] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)total};
+        return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 4);
+    }
+    default: return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
+    }
+}

@@ -42,6 +42,8 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_ReduceLogSum: case KILN_OP_ReduceLogSumExp: case KILN_OP_ArgMax: case KILN_OP_ArgMin:
         return kiln_cg_emit_reduce(c, n);
     case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
+    case KILN_OP_Trilu: case KILN_OP_Tile: case KILN_OP_DepthToSpace: case KILN_OP_SpaceToDepth: case KILN_OP_Range:
+        return kiln_cg_emit_index_misc(c, n);
     case KILN_OP_ConvTranspose: return kiln_cg_emit_conv_transpose(c, n);
     case KILN_OP_Resize: return kiln_cg_emit_resize(c, n);
     case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: return kiln_cg_emit_norm(c, n);

@@ -46,3 +46,77 @@ __device__ __forceinline__ void gather_elements(const T *x, const I *idx, T *y, 
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// ------------------------------------------------------- more index-family kernels --
+// Trilu: x viewed as [batch, rows, cols]; keeps j - i >= k (upper) or j - i <= k (lower).
+template <typename T, bool UPPER>
+__device__ __forceinline__ void trilu(const T *x, T *y, i64 numel, i64 rows, i64 cols, i64 k) {
+    for (i64 i = global_thread_index(); i < numel; i += grid_thread_count()) {
+        const i64 c = i % cols, r = (i / cols) % rows;
+        const bool keep = UPPER ? c - r >= k : c - r <= k;
+        y[i] = keep ? x[i] : (T)0;
+    }
+}
+
+// Tile: output index d reads the input at d mod in_dims (per dim).
+template <int RANK> struct tile_shape {
+    i64 numel;
+    i64 out_dims[RANK], in_dims[RANK], in_strides[RANK];
+};
+template <typename T, int RANK>
+__device__ __forceinline__ void tile(const T *x, T *y, const tile_shape<RANK> &s) {
+    for (i64 i = global_thread_index(); i < s.numel; i += grid_thread_count()) {
+        i64 rem = i, off = 0;
+#pragma unroll
+        for (int d = RANK - 1; d >= 0; d--) {
+            const i64 q = rem / s.out_dims[d], idx = rem - q * s.out_dims[d];
+            rem = q;
+            off += (idx % s.in_dims[d]) * s.in_strides[d];
+        }
+        y[i] = x[off];
+    }
+}
+
+// DepthToSpace (TO_SPACE) / SpaceToDepth on NCHW with block b. The depth side has C*b*b
+// channels, the space side C channels of H*b x W*b; CRD orders the depth channel as
+// (c, bh, bw), DCR (and SpaceToDepth) as (bh, bw, c). Dims are the depth side's [N, CD, H, W].
+template <typename T, bool TO_SPACE, bool CRD>
+__device__ __forceinline__ void depth_space(const T *x, T *y, i64 N, i64 CD, i64 H, i64 W, i64 b) {
+    const i64 C = CD / (b * b), total = N * CD * H * W;
+    for (i64 i = global_thread_index(); i < total; i += grid_thread_count()) {
+        // i enumerates the space side [N, C, H*b, W*b] for DepthToSpace, the depth side for SpaceToDepth
+        i64 n, c, h, w, bh, bw;
+        if (TO_SPACE) {
+            const i64 Ws = W * b, Hs = H * b;
+            const i64 ws = i % Ws, hs = (i / Ws) % Hs;
+            c = (i / (Ws * Hs)) % C;
+            n = i / (Ws * Hs * C);
+            h = hs / b, bh = hs % b, w = ws / b, bw = ws % b;
+        } else {
+            w = i % W;
+            h = (i / W) % H;
+            const i64 cd = (i / (W * H)) % CD;
+            n = i / (W * H * CD);
+            c = cd % C, bw = (cd / C) % b, bh = cd / (C * b);
+        }
+        const i64 cd = CRD ? (c * b + bh) * b + bw : (bh * b + bw) * C + c;
+        const i64 di = ((n * CD + cd) * H + h) * W + w;                           // depth-side index
+        const i64 si = ((n * C + c) * H * b + h * b + bh) * (W * b) + w * b + bw; // space-side index
+        if (TO_SPACE) y[si] = x[di];
+        else y[di] = x[si];
+    }
+}
+
+// Range: y[i] = start + i * delta, start and delta read from device scalars; floating
+// types compute in fp32, integer types exactly.
+template <typename T> __device__ __forceinline__ void range_float(const T *start, const T *delta, T *y, i64 n) {
+    const float s = to_f32(start[0]), d = to_f32(delta[0]);
+    for (i64 i = global_thread_index(); i < n; i += grid_thread_count()) y[i] = from_f32<T>(s + (float)i * d);
+}
+template <typename T> __device__ __forceinline__ void range_int(const T *start, const T *delta, T *y, i64 n) {
+    for (i64 i = global_thread_index(); i < n; i += grid_thread_count()) y[i] = (T)(start[0] + (T)i * delta[0]);
+}
+
+} // namespace kiln

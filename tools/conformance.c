@@ -293,13 +293,22 @@ static case_result gpu_run(const kiln_graph *g0, const kiln_pipeline_opts *po, k
      * as constants, as a user of a static-shape compiler would, and build that. */
     bool dynamic = bake;
     for (int i = 0; i < n_in; i++)
-        if ((ins[i]->dtype == KILN_I64 || ins[i]->dtype == KILN_I32) && ins[i]->numel <= 64) *can_bake = true;
+        if (ins[i]->numel <= 64) *can_bake = true;
     for (int v = 0; v < g->n_values; v++)
         if (g->values[v].rank >= 0 && !g->values[v].data && g->values[v].producer >= 0 &&
             !kiln_value_is_static(&g->values[v]))
             dynamic = true;
-    for (int i = 0; dynamic && i < n_in; i++)
+    for (int i = 0; dynamic && i < n_in; i++) {
         baked[i] = (ins[i]->dtype == KILN_I64 || ins[i]->dtype == KILN_I32) && ins[i]->numel <= 64;
+        /* float inputs that set shapes: Resize's roi / scales, Range's start / limit / delta */
+        const kiln_value *iv = &g->values[g->inputs[i]];
+        for (int u = 0; !baked[i] && ins[i]->numel <= 64 && u < iv->n_users; u++) {
+            const kiln_node *un = &g->nodes[iv->users[u]];
+            for (int k = 0; k < un->n_inputs; k++)
+                if (un->inputs[k] == g->inputs[i] && ((un->op == KILN_OP_Resize && k > 0) || un->op == KILN_OP_Range))
+                    baked[i] = true;
+        }
+    }
     if (dynamic) {
         int k = 0;
         for (int i = 0; i < g->n_inputs; i++) {

@@ -211,6 +211,17 @@ def main(d):
     save(d, "upsample9", [N("Upsample", ["x", "sc"], ["y"], mode="linear")], [("x", [1, 2, 3, 4])], ["y"],
          [f32("sc", [1, 1, 2, 3])], opset=9)
 
+    # index family: Trilu (upper / lower, k), Tile, DepthToSpace (DCR, CRD), SpaceToDepth
+    save(d, "index_misc",
+         [N("Trilu", ["x", "k1"], ["up"], upper=1), N("Trilu", ["x", "km"], ["lo"], upper=0),
+          N("Tile", ["x", "rep"], ["t"]),
+          N("DepthToSpace", ["z"], ["dcr"], blocksize=2, mode="DCR"),
+          N("DepthToSpace", ["z"], ["crd"], blocksize=2, mode="CRD"),
+          N("SpaceToDepth", ["z"], ["s2d"], blocksize=3)],
+         [("x", [2, 4, 5]), ("z", [2, 12, 3, 6])], ["up", "lo", "t", "dcr", "crd", "s2d"],
+         [helper.make_tensor("k1", TensorProto.INT64, [], [1]), helper.make_tensor("km", TensorProto.INT64, [], [-1]),
+          i64("rep", [2, 1, 3])])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
