@@ -14,7 +14,7 @@ kiln_status kiln_cg_emit_conv_transpose(cg *c, const kiln_node *n) {
     const kiln_value *y = kiln_cg_val(c, n->outputs[0]);
     const kiln_value *b = n->n_inputs > 2 && n->inputs[2] >= 0 ? kiln_cg_val(c, n->inputs[2]) : NULL;
     const char *T = kiln_cg_ctype(x->dtype);
-    if (!kiln_dtype_is_float(x->dtype) || !T || w->dtype != x->dtype || (b && b->dtype != x->dtype))
+    if (!kiln_dtype_is_float(x->dtype) || x->dtype == KILN_F64 || !T || w->dtype != x->dtype || (b && b->dtype != x->dtype))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
     if (x->layout == KILN_LAYOUT_NHWC || y->layout == KILN_LAYOUT_NHWC)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");

@@ -158,7 +158,7 @@ kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n) {
     }
     case KILN_OP_Range: {
         const char *CT = kiln_cg_ctype(y->dtype);
-        if (!CT || y->dtype == KILN_BOOL) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(y->dtype));
+        if (!CT || y->dtype == KILN_BOOL || y->dtype == KILN_F64) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(y->dtype));
         kiln_cg_kernel_name(c, "range", fn, sizeof fn);
         kiln_cg_printf(&c->src,
                        "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *start, const "

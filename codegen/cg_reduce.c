@@ -13,6 +13,7 @@
 const char *kiln_cg_ctype(kiln_dtype dt) {
     switch (dt) {
     case KILN_F32: return "float";
+    case KILN_F64: return "double"; /* reductions and scans only: other kernels load through to_f32 */
     case KILN_F16: return "__half";
     case KILN_BF16: return "__nv_bfloat16";
     case KILN_I64: return "long long";
@@ -24,6 +25,11 @@ const char *kiln_cg_ctype(kiln_dtype dt) {
     case KILN_U32: return "unsigned int";
     default: return NULL;
     }
+}
+
+/* The accumulator type of reductions and scans over a dtype. */
+static const char *acc_type(kiln_dtype dt) {
+    return dt == KILN_F64 ? "double" : kiln_dtype_is_float(dt) ? "float" : "kiln::i64";
 }
 
 static const char *red_op_name(kiln_op op) {
@@ -123,8 +129,7 @@ kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n) {
         for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d == axis;
         const char *T = kiln_cg_ctype(x->dtype);
         if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
-        snprintf(call, sizeof call, "kiln::arg_reduce_rows<%s, %s, %s, %s", T,
-                 kiln_dtype_is_float(x->dtype) ? "float" : "kiln::i64", n->op == KILN_OP_ArgMax ? "true" : "false",
+        snprintf(call, sizeof call, "kiln::arg_reduce_rows<%s, %s, %s, %s", T, acc_type(x->dtype), n->op == KILN_OP_ArgMax ? "true" : "false",
                  kiln_attr_int(n, "select_last_index", 0) ? "true" : "false");
         return emit_reduce_launch(c, n, red, "long long", call, n->op == KILN_OP_ArgMax ? "argmax" : "argmin");
     }
@@ -139,8 +144,7 @@ kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n) {
     if (st) return st;
     const char *T = kiln_cg_ctype(x->dtype);
     if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
-    snprintf(call, sizeof call, "kiln::reduce_rows<%s, %s, kiln::%s", T,
-             kiln_dtype_is_float(x->dtype) ? "float" : "kiln::i64", op);
+    snprintf(call, sizeof call, "kiln::reduce_rows<%s, %s, kiln::%s", T, acc_type(x->dtype), op);
     return emit_reduce_launch(c, n, red, kiln_cg_ctype(y->dtype), call, "reduce");
 }
 
@@ -476,17 +480,19 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
 
 /* ------------------------------------------- LayerNormalization / RMSNormalization -- */
 kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n) {
-    const bool rms = n->op == KILN_OP_RMSNormalization;
+    const bool rms = n->op == KILN_OP_RMSNormalization, inst = n->op == KILN_OP_InstanceNormalization;
     const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
     const kiln_value *sc = kiln_cg_val(c, n->inputs[1]);
     const kiln_value *b = !rms && n->n_inputs > 2 && n->inputs[2] >= 0 ? kiln_cg_val(c, n->inputs[2]) : NULL;
     const char *T = kiln_cg_ctype(x->dtype), *TS = kiln_cg_ctype(sc->dtype), *TB = b ? kiln_cg_ctype(b->dtype) : T;
-    if (!kiln_dtype_is_float(x->dtype) || !T || !TS || !TB)
+    if (!kiln_dtype_is_float(x->dtype) || !T || !TS || !TB || x->dtype == KILN_F64 || sc->dtype == KILN_F64 ||
+        (b && b->dtype == KILN_F64))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
     if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     int64_t axis;
-    if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(n, "axis", -1), x->rank, &axis))
+    if (x->rank < 1 || !kiln_norm_axis(inst ? 2 : kiln_attr_int(n, "axis", -1), x->rank, &axis))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+    if (inst && (sc->rank != 1 || (b && b->rank != 1))) return kiln_errorf(KILN_ERR_UNSUPPORTED, "scale / B not 1-D");
     for (int i = 1; i < n->n_outputs; i++)
         if (n->outputs[i] >= 0 && kiln_cg_val(c, n->outputs[i])->dtype != KILN_F32)
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "a stash_type other than float");
@@ -499,7 +505,9 @@ kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n) {
     int64_t ss[KILN_MAX_RANK], bs[KILN_MAX_RANK] = {0};
     if (sc->rank > R) return kiln_errorf(KILN_ERR_UNSUPPORTED, "Scale of higher rank");
     bcast_strides(sc->rank, sc->dims, R, x->dims, ss);
-    if (b) {
+    if (inst) /* scale[C] and B[C] follow the channel dim (1), not the last one */
+        for (int d = 0; d < R; d++) ss[d] = bs[d] = d == 1 ? 1 : 0;
+    if (b && !inst) {
         if (b->rank > R) return kiln_errorf(KILN_ERR_UNSUPPORTED, "B of higher rank");
         bcast_strides(b->rank, b->dims, R, x->dims, bs);
     }
@@ -509,7 +517,7 @@ kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n) {
         sh[2 + 2 * R + d] = bs[d];
     }
     char fn[64], eps[48];
-    kiln_cg_kernel_name(c, rms ? "rms_norm" : "layer_norm", fn, sizeof fn);
+    kiln_cg_kernel_name(c, rms ? "rms_norm" : inst ? "instance_norm" : "layer_norm", fn, sizeof fn);
     kiln_cg_printf(&c->src,
                    "\n// %s: %s -> %s (%lld rows of %lld)\ntypedef kiln::norm_shape<%d> %s_shape;\n"
                    "extern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s *scale, const %s *bias, "
@@ -532,4 +540,36 @@ kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n) {
     if ((st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(2 + 3 * R), &args[6]))) return st;
     int64_t blocks = (rows + BLOCK_1D / 32 - 1) / (BLOCK_1D / 32);
     return kiln_cg_launch(c, fn, (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks), 1, 1, BLOCK_1D, args, 7);
+}
+
+/* ------------------------------------------------------------------------ CumSum -- */
+kiln_status kiln_cg_emit_cumsum(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
+    const char *T = kiln_cg_ctype(x->dtype);
+    if (!T || x->dtype == KILN_BOOL) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    int64_t a, axis;
+    if (n->n_inputs < 2 || n->inputs[1] < 0 || kiln_value_const_ints(kiln_cg_val(c, n->inputs[1]), &a, 1) != 1)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis not known at build time");
+    if (x->rank < 1 || !kiln_norm_axis(a, x->rank, &axis)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+    int64_t outer = 1, inner = 1, len = x->dims[axis];
+    for (int d = 0; d < axis; d++) outer *= x->dims[d];
+    for (int d = (int)axis + 1; d < x->rank; d++) inner *= x->dims[d];
+    if (outer * inner * len == 0) return KILN_OK;
+    bool excl = kiln_attr_int(n, "exclusive", 0) != 0, rev = kiln_attr_int(n, "reverse", 0) != 0;
+    char fn[64];
+    kiln_cg_kernel_name(c, "cumsum", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
+                   "kiln::i64 outer, kiln::i64 len, kiln::i64 inner) {\n"
+                   "    kiln::cumsum<%s, %s, %s, %s>(x, y, outer, len, inner);\n}\n",
+                   fn, c->group, y->name, BLOCK_1D, fn, T, T, T, acc_type(x->dtype), excl ? "true" : "false",
+                   rev ? "true" : "false");
+    kiln_bundle_arg args[5];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])))
+        return st;
+    int64_t v[3] = {outer, len, inner};
+    for (int i = 0; i < 3; i++) args[2 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(outer * inner), 1, 1, BLOCK_1D, args, 5);
 }

@@ -114,7 +114,7 @@ kiln_status kiln_cg_emit_resize(cg *c, const kiln_node *n) {
     static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
     const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
     const char *T = kiln_cg_ctype(x->dtype);
-    if (!kiln_dtype_is_float(x->dtype) || !T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (!kiln_dtype_is_float(x->dtype) || x->dtype == KILN_F64 || !T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
     if (x->layout == KILN_LAYOUT_NHWC || y->layout == KILN_LAYOUT_NHWC)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     rs_cfg p;

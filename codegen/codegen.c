@@ -46,7 +46,9 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
         return kiln_cg_emit_index_misc(c, n);
     case KILN_OP_ConvTranspose: return kiln_cg_emit_conv_transpose(c, n);
     case KILN_OP_Resize: return kiln_cg_emit_resize(c, n);
-    case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: return kiln_cg_emit_norm(c, n);
+    case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: case KILN_OP_InstanceNormalization:
+        return kiln_cg_emit_norm(c, n);
+    case KILN_OP_CumSum: return kiln_cg_emit_cumsum(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");
         if (!strcmp(kind, "conv_epilogue")) return kiln_cg_emit_conv(c, n);

@@ -33,18 +33,30 @@ __device__ __forceinline__ void red_load(float &a, float x) { a = x; }
 __device__ __forceinline__ void red_load(float &a, __half x) { a = __half2float(x); }
 __device__ __forceinline__ void red_load(float &a, __nv_bfloat16 x) { a = __bfloat162float(x); }
 template <typename I> __device__ __forceinline__ void red_load(i64 &a, I x) { a = (i64)x; }
+__device__ __forceinline__ void red_load(double &a, double x) { a = x; } // f64 accumulates in f64
 template <typename T> __device__ __forceinline__ T red_store(float a) { return from_f32<T>(a); }
 template <typename T> __device__ __forceinline__ T red_store(i64 a) { return (T)a; }
+template <typename T> __device__ __forceinline__ T red_store(double a) { return (T)a; }
 
 __device__ __forceinline__ float red_abs(float v) { return fabsf(v); }
+__device__ __forceinline__ double red_abs(double v) { return fabs(v); }
 __device__ __forceinline__ i64 red_abs(i64 v) { return v < 0 ? -v : v; }
 __device__ __forceinline__ bool red_isnan(float v) { return v != v; }
+__device__ __forceinline__ bool red_isnan(double v) { return v != v; }
 __device__ __forceinline__ bool red_isnan(i64) { return false; }
+
+// The identities of max / min per accumulator type.
+__device__ __forceinline__ float red_lowest(float) { return neg_inf(); }
+__device__ __forceinline__ double red_lowest(double) { return (double)neg_inf(); }
+__device__ __forceinline__ i64 red_lowest(i64) { return -0x7fffffffffffffffll - 1; }
+__device__ __forceinline__ float red_highest(float) { return -neg_inf(); }
+__device__ __forceinline__ double red_highest(double) { return -(double)neg_inf(); }
+__device__ __forceinline__ i64 red_highest(i64) { return 0x7fffffffffffffffll; }
 
 template <int OP, typename A> __device__ __forceinline__ A red_identity() {
     if (OP == RED_PROD) return (A)1;
-    if (OP == RED_MAX) return sizeof(A) == 4 ? (A)neg_inf() : (A)(-0x7fffffffffffffffll - 1);
-    if (OP == RED_MIN) return sizeof(A) == 4 ? (A)-neg_inf() : (A)0x7fffffffffffffffll;
+    if (OP == RED_MAX) return red_lowest(A());
+    if (OP == RED_MIN) return red_highest(A());
     return (A)0;
 }
 
@@ -99,10 +111,10 @@ __device__ __forceinline__ void reduce_rows(const T *x, T *y, const reduce_shape
                               : OP,
                           A>(acc);
         if (valid && lane == 0) {
-            if (OP == RED_MEAN) acc = (A)((float)acc / (float)s.n_red);
-            if (OP == RED_L2) acc = (A)sqrtf((float)acc);
-            if (OP == RED_LOGSUM) acc = (A)logf((float)acc);
-            if (OP == RED_LOGSUMEXP) acc = (A)(logf((float)acc) + shift);
+            if (OP == RED_MEAN) acc = (A)((double)acc / (double)s.n_red);
+            if (OP == RED_L2) acc = (A)sqrt((double)acc);
+            if (OP == RED_LOGSUM) acc = (A)log((double)acc);
+            if (OP == RED_LOGSUMEXP) acc = (A)(log((double)acc) + shift);
             y[o] = red_store<T>(acc);
         }
     }
@@ -322,6 +334,34 @@ __device__ __forceinline__ void norm_rows(const T *x, const TS *scale, const TB 
             float v = (to_f32(x[i]) - mean) * inv * to_f32(scale[broadcast_offset<RANK>(i, s.dims, s.scale_strides)]);
             if (bias) v += to_f32(bias[broadcast_offset<RANK>(i, s.dims, s.bias_strides)]);
             y[i] = from_f32<T>(v);
+        }
+    }
+}
+
+} // namespace kiln
+
+namespace kiln {
+
+// ------------------------------------------------------------------------ CumSum --
+// x viewed as [outer, len, inner]; one thread scans one (outer, inner) line sequentially
+// (exclusive: each output leaves its own element out; reverse: from the end). A is the
+// accumulator (fp32 for floating types, i64 for integers).
+template <typename T, typename A, bool EXCLUSIVE, bool REVERSE>
+__device__ __forceinline__ void cumsum(const T *x, T *y, i64 outer, i64 len, i64 inner) {
+    for (i64 line = global_thread_index(); line < outer * inner; line += grid_thread_count()) {
+        const i64 o = line / inner, in = line - o * inner, base = o * len * inner + in;
+        A acc = (A)0;
+        for (i64 k = 0; k < len; k++) {
+            const i64 i = base + (REVERSE ? len - 1 - k : k) * inner;
+            A v;
+            red_load(v, x[i]);
+            if (EXCLUSIVE) {
+                y[i] = red_store<T>(acc);
+                acc = acc + v;
+            } else {
+                acc = acc + v;
+                y[i] = red_store<T>(acc);
+            }
         }
     }
 }

@@ -222,6 +222,15 @@ def main(d):
          [helper.make_tensor("k1", TensorProto.INT64, [], [1]), helper.make_tensor("km", TensorProto.INT64, [], [-1]),
           i64("rep", [2, 1, 3])])
 
+    # CumSum (inclusive, exclusive, reverse) and InstanceNormalization
+    save(d, "cumsum_instnorm",
+         [N("CumSum", ["x", "a1"], ["c0"]), N("CumSum", ["x", "a2"], ["c1"], exclusive=1, reverse=1),
+          N("CumSum", ["x", "a0"], ["c2"], exclusive=1),
+          N("InstanceNormalization", ["z", "g", "b"], ["inorm"], epsilon=1e-4)],
+         [("x", [3, 4, 37]), ("z", [2, 3, 5, 7])], ["c0", "c1", "c2", "inorm"],
+         [helper.make_tensor("a1", TensorProto.INT64, [], [1]), helper.make_tensor("a2", TensorProto.INT32, [], [-1]),
+          helper.make_tensor("a0", TensorProto.INT64, [], [0]), w("g", 3), w("b", 3)])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
