@@ -243,6 +243,55 @@ static bool gpu_probe(char *why, size_t len) {
 #endif
 }
 
+/* gpu_probe in a child process: CUDA must not be initialized in the parent, whose forked
+ * case processes each initialize it themselves (CUDA does not survive a fork). */
+static bool gpu_probe_forked(char *why, size_t len) {
+    int fd[2];
+    if (pipe(fd) != 0) return gpu_probe(why, len);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return gpu_probe(why, len);
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        char m[600];
+        bool ok = gpu_probe(m + 1, sizeof m - 1);
+        m[0] = ok ? '1' : '0';
+        if (ok) snprintf(m + 1, sizeof m - 1, "%s", gpu_arch);
+        ssize_t w = write(fd[1], m, strlen(m));
+        (void)w;
+        close(fd[1]);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[600];
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd[0], buf + got, sizeof buf - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd[0]);
+    buf[got] = 0;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got < 1) {
+        snprintf(why, len, "the GPU probe process failed (status %d)", status);
+        return false;
+    }
+    if (buf[0] == '1') {
+        snprintf(gpu_arch, sizeof gpu_arch, "%s", buf + 1);
+        return true;
+    }
+    snprintf(why, len, "%s", buf + 1);
+    return false;
+}
+
 /* A multi-line library message as one line ("a:\n  b" -> "a: b"). */
 static void one_line(char *s) {
     char *w = s;
@@ -779,7 +828,7 @@ int kiln_cmd_conformance(int argc, char **argv) {
         char why[512];
         if (gpu_codegen_only) {
             if (!gpu_arch[0]) snprintf(gpu_arch, sizeof gpu_arch, "sm_90");
-        } else if (!gpu_probe(why, sizeof why)) {
+        } else if (!(fork_cases ? gpu_probe_forked(why, sizeof why) : gpu_probe(why, sizeof why))) {
             one_line(why);
             printf("SKIP: conformance --gpu: %s\n", why);
             for (size_t i = 0; i < cases.n; i++) free(cases.v[i].path);
