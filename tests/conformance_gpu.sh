@@ -6,11 +6,13 @@
 #     any FAIL and on any listed case that is not PASS. No GPU: SKIP (exit 77).
 #   with --codegen-only (label codegen): builds every case (codegen + NVRTC for sm_90) without
 #     running it; fails when a listed case does not build. Needs no GPU.
-# Exit 77 (ctest SKIP) with a visible reason when the onnx test data is not installed.
+# The node cases are found in KILN_ONNX_NODE_DIR, else in the installed onnx wheel; exit 77
+# (ctest SKIP) with a visible reason when neither has them (the GPU machine's onnx 1.23.1 wheel
+# ships no node data: unpack a copy and set KILN_ONNX_NODE_DIR).
 set -uo pipefail
 kiln=$1 list=$2
 shift 2
-data=$(python3 -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node"))' 2>/dev/null)
+data=${KILN_ONNX_NODE_DIR:-$(python3 -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node"))' 2>/dev/null)}
 if [ -z "$data" ] || [ ! -d "$data" ]; then
   echo "SKIP: the ONNX backend test data is not installed (run scripts/install-deps.sh --test for onnx==1.22.0)"
   exit 77
