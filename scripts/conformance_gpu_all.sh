@@ -21,7 +21,7 @@ wait
 if grep -h '^SKIP' "$out"/shard_??.gpu | head -1; then exit 77; fi
 cat "$out"/shard_??.gpu | grep -E '^(PASS|FAIL|UNSUPPORTED) ' | sort -k2 > "$out/gpu.log"
 "$kiln" conformance --cpu --no-summary "$node" > "$out/cpu.log" 2>&1
-python3 "$here/conformance_report.py" "$out/gpu.log" --cpu "$out/cpu.log" --markdown > "$out/exceptions.md"
+python3 "$here/conformance_report.py" --gpu "$out/gpu.log" --cpu "$out/cpu.log" --markdown > "$out/exceptions.md"
 rc=$?
 echo "gpu: $(grep -c '^PASS' "$out/gpu.log") passed, $(grep -c '^FAIL' "$out/gpu.log") failed, $(grep -c '^UNSUPPORTED' "$out/gpu.log") unsupported"
 tail -n 1 "$out/cpu.log"

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Turns `kiln conformance` logs into a grouped list of exceptions for docs.
+"""Conformance reports for docs/conformance.md.
 
-usage: conformance_report.py GPU.log [--cpu CPU.log] [--markdown]
+usage: scripts/conformance_report.py [KILN]
+  Runs `kiln conformance --cpu` on onnx 1.22.0's backend node cases and prints the part of
+  docs/conformance.md that lists unsupported cases whose op types kiln does support (each with
+  the reason kiln gives), grouped by reason.
 
-Reads the per-case lines (PASS / FAIL / UNSUPPORTED NAME: reason) of a `kiln conformance
---gpu` log. With --cpu (a `kiln conformance --cpu` log of the same cases) it lists only the
-cases the CPU evaluator passes but the GPU does not: the exceptions issue 4 asks to list.
-Exceptions are grouped by the op the reason names (codegen's "OP (node 'x'): why") and by
-reason, with the case count and up to three case names per group. The exit status is 1 when
-any case FAILed on the GPU (a wrong result or a crash, not a refusal)."""
+usage: scripts/conformance_report.py --gpu GPU.log [--cpu CPU.log] [--markdown]
+  Reads the per-case lines (PASS / FAIL / UNSUPPORTED NAME: reason) of a `kiln conformance --gpu`
+  log. With --cpu (a `kiln conformance --cpu` log of the same cases) it lists only the cases the
+  CPU evaluator passes but the GPU does not: the exceptions issue 4 asks to list. Exceptions are
+  grouped by the op the reason names (codegen's "OP (node 'x'): why") and by reason, with the
+  case count and up to three case names per group. The exit status is 1 when any case FAILed on
+  the GPU (a wrong result or a crash, not a refusal)."""
 import collections
 import re
 import sys
@@ -41,7 +45,7 @@ def groups_of(reason):
     return [("-", body)]
 
 
-def main(argv):
+def gpu_report(argv):
     args = [a for a in argv if not a.startswith("--")]
     markdown = "--markdown" in argv
     cpu_path = None
@@ -79,5 +83,46 @@ def main(argv):
     return 1 if counts["FAIL"] else 0
 
 
+
+def cpu_report(argv):
+    import os
+    import subprocess
+
+    import onnx
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kiln = argv[0] if argv else os.path.join(root, "build", "kiln")
+    data = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+    ops = set(re.findall(r"^KILN_OP\((\w+),", open(os.path.join(root, "ir", "op_table.def")).read(), re.M))
+    ops |= {"Upsample", "Scatter"}
+    out = subprocess.run([kiln, "conformance", "--cpu", "--no-summary", os.path.join(data, "node")],
+                         capture_output=True, text=True).stdout
+    groups = collections.defaultdict(list)
+    other = 0
+    for line in out.splitlines():
+        m = re.match(r"UNSUPPORTED (\S+): (.*)", line)
+        if not m:
+            continue
+        case, why = m.groups()
+        model = onnx.load(os.path.join(data, "node", case, "model.onnx"), load_external_data=False)
+        types = {n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")}
+        if any(n.domain not in ("", "ai.onnx") for n in model.graph.node) or not types <= ops:
+            other += 1
+            continue
+        why = re.sub(r"node '[^']*' \(#\d+ (\w+)\)", r"\1", why)
+        why = re.sub(r"graph (input|output) '[^']*'", r"graph \1", why)
+        groups[why].append(case)
+    print(out.strip().splitlines()[-1])
+    print(f"unsupported because an op type is outside kiln's table: {other}")
+    print(f"unsupported although every op type is in kiln's table: {sum(len(v) for v in groups.values())}\n")
+    print("| reason kiln gives | cases |\n| --- | --- |")
+    for why, cases in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(cases[:6]) + (f", ... ({len(cases)} in all)" if len(cases) > 6 else "")
+        print(f"| {why.replace('|', '/')} | {shown} |")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if "--gpu" in sys.argv[1:]:
+        sys.exit(gpu_report([a for a in sys.argv[1:] if a != "--gpu"]))
+    sys.exit(cpu_report(sys.argv[1:]))
