@@ -573,3 +573,50 @@ kiln_status kiln_cg_emit_cumsum(cg *c, const kiln_node *n) {
     for (int i = 0; i < 3; i++) args[2 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
     return kiln_cg_launch(c, fn, kiln_cg_grid_1d(outer * inner), 1, 1, BLOCK_1D, args, 5);
 }
+
+/* ------------------------------------ NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss -- */
+kiln_status kiln_cg_emit_loss(cg *c, const kiln_node *n) {
+    const bool sce = n->op == KILN_OP_SoftmaxCrossEntropyLoss;
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *t = kiln_cg_val(c, n->inputs[1]);
+    const kiln_value *w = n->n_inputs > 2 && n->inputs[2] >= 0 ? kiln_cg_val(c, n->inputs[2]) : NULL;
+    const kiln_value *y = kiln_cg_val(c, n->outputs[0]);
+    const char *T = kiln_cg_ctype(x->dtype);
+    if (!kiln_dtype_is_float(x->dtype) || !T || (w && w->dtype != x->dtype))
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (t->dtype != KILN_I64 && t->dtype != KILN_I32)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "target dtype %s", kiln_dtype_name(t->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    if (x->rank < 2) return kiln_errorf(KILN_ERR_UNSUPPORTED, "rank %d", x->rank);
+    const char *rs = kiln_attr_str(n, "reduction", "mean");
+    int red = !strcmp(rs, "none") ? 0 : !strcmp(rs, "sum") ? 1 : !strcmp(rs, "mean") ? 2 : -1;
+    if (red < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "reduction '%s'", rs);
+    int64_t N = x->dims[0], C = x->dims[1], D = 1;
+    for (int d = 2; d < x->rank; d++) D *= x->dims[d];
+    bool has_ii = kiln_attr_find(n, "ignore_index") != NULL;
+    int64_t ii = kiln_attr_int(n, "ignore_index", 0);
+    char fn[64];
+    kiln_cg_kernel_name(c, sce ? "softmax_cross_entropy" : "nll_loss", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s (reduction %s)\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s "
+                   "*x, const %s *target, const %s *weight, %s *y, %s *log_prob, kiln::i64 N, kiln::i64 C, kiln::i64 D, "
+                   "int has_ii, kiln::i64 ii) {\n    kiln::nll_loss<%s, %s, %s, %s, %d>(x, target, weight, y, log_prob, "
+                   "N, C, D, has_ii != 0, ii);\n}\n",
+                   fn, c->group, y->name, rs, BLOCK_1D, fn, T, kiln_cg_ctype(t->dtype), T, T, T, T,
+                   kiln_cg_ctype(t->dtype), acc_type(x->dtype), sce ? "true" : "false", red);
+    kiln_bundle_arg args[10];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->inputs[1], &args[1])))
+        return st;
+    args[2] = kiln_cg_null_arg;
+    if (w && (st = kiln_cg_value_arg(c, n->inputs[2], &args[2]))) return st;
+    if ((st = kiln_cg_value_arg(c, n->outputs[0], &args[3]))) return st;
+    args[4] = kiln_cg_null_arg;
+    if (sce && n->n_outputs > 1 && n->outputs[1] >= 0 && (st = kiln_cg_value_arg(c, n->outputs[1], &args[4])))
+        return st;
+    args[5] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)N};
+    args[6] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)C};
+    args[7] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)D};
+    args[8] = (kiln_bundle_arg){KILN_ARG_SCALAR, 4, has_ii ? 1u : 0u};
+    args[9] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)ii};
+    return kiln_cg_launch(c, fn, red == 0 ? kiln_cg_grid_1d(N * D) : 1, 1, 1, BLOCK_1D, args, 10);
+}

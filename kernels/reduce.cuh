@@ -367,3 +367,65 @@ __device__ __forceinline__ void cumsum(const T *x, T *y, i64 outer, i64 len, i64
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// ------------------------------------ NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss --
+// x [N, C, D] (scores; SOFTMAX: log-softmax over C first), target [N, D] class ids, weight
+// [C] or null. Element loss -w[t] * lp[n, t, d], 0 (and weight 0) where t == ignore_index.
+// RED 0 none: y[n, d] per element (any 1-D grid); 1 sum, 2 mean (sum / summed weights): one
+// block of 256 threads reduces everything (launch grid 1). log_prob (SOFTMAX only, may be
+// null) receives the log-softmax of x. A: fp32 (f64 for f64 inputs).
+template <typename T, typename I, typename A, bool SOFTMAX, int RED>
+__device__ __forceinline__ void nll_loss(const T *x, const I *target, const T *weight, T *y, T *log_prob, i64 N,
+                                         i64 C, i64 D, bool has_ii, i64 ii) {
+    __shared__ A part_loss[32], part_w[32];
+    A total = (A)0, wsum = (A)0;
+    const i64 stride = RED == 0 ? grid_thread_count() : (i64)blockDim.x;
+    for (i64 e = RED == 0 ? global_thread_index() : (i64)threadIdx.x; e < N * D; e += stride) {
+        const i64 n = e / D, d = e - n * D, base = n * C * D + d;
+        A shift = (A)0;
+        if (SOFTMAX) {
+            A m = red_lowest(A()), s = (A)0, v;
+            for (i64 k = 0; k < C; k++) {
+                red_load(v, x[base + k * D]);
+                m = v > m ? v : m;
+            }
+            for (i64 k = 0; k < C; k++) {
+                red_load(v, x[base + k * D]);
+                s += (A)exp((double)(v - m));
+            }
+            shift = m + (A)log((double)s);
+            if (log_prob)
+                for (i64 k = 0; k < C; k++) {
+                    red_load(v, x[base + k * D]);
+                    log_prob[base + k * D] = red_store<T>((A)(v - shift));
+                }
+        }
+        const i64 t = (i64)target[e];
+        A loss = (A)0, w = (A)0;
+        if (!(has_ii && t == ii) && t >= 0 && t < C) {
+            if (weight) red_load(w, weight[t]);
+            else w = (A)1;
+            A v;
+            red_load(v, x[base + t * D]);
+            loss = -w * (v - shift);
+        }
+        if (RED == 0) y[e] = red_store<T>(loss);
+        total += loss;
+        wsum += w;
+    }
+    if (RED == 0) return;
+    total = warp_reduce<RED_SUM, A>(total);
+    wsum = warp_reduce<RED_SUM, A>(wsum);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) part_loss[warp] = total, part_w[warp] = wsum;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        A tl = (A)0, tw = (A)0;
+        for (int k = 0; k < (int)(blockDim.x >> 5); k++) tl += part_loss[k], tw += part_w[k];
+        y[0] = red_store<T>(RED == 1 ? tl : tl / tw);
+    }
+}
+
+} // namespace kiln

@@ -231,6 +231,16 @@ def main(d):
          [helper.make_tensor("a1", TensorProto.INT64, [], [1]), helper.make_tensor("a2", TensorProto.INT32, [], [-1]),
           helper.make_tensor("a0", TensorProto.INT64, [], [0]), w("g", 3), w("b", 3)])
 
+    # losses: NegativeLogLikelihoodLoss (none / sum / mean with weights and ignore_index) and
+    # SoftmaxCrossEntropyLoss with its log_prob output
+    tgt = helper.make_tensor("t", TensorProto.INT64, [3, 4], [0, 4, 2, 1, 3, 3, -1, 0, 4, 2, 1, -1])
+    save(d, "losses",
+         [N("NegativeLogLikelihoodLoss", ["x", "t"], ["l_none"], reduction="none", ignore_index=-1),
+          N("NegativeLogLikelihoodLoss", ["x", "t", "wc"], ["l_sum"], reduction="sum", ignore_index=-1),
+          N("NegativeLogLikelihoodLoss", ["x", "t", "wc"], ["l_mean"], reduction="mean", ignore_index=-1),
+          N("SoftmaxCrossEntropyLoss", ["x", "t"], ["sce", "logp"], reduction="mean", ignore_index=-1)],
+         [("x", [3, 5, 4])], ["l_none", "l_sum", "l_mean", "sce", "logp"], [tgt, w("wc", 5)], opset=13)
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
