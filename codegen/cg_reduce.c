@@ -298,12 +298,18 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     int ri = -1;
     for (int k = 0; k < bg->n_nodes; k++)
         if (!bg->nodes[k].dead && (red_op_name(bg->nodes[k].op) || bg->nodes[k].op == KILN_OP_Softmax ||
-                                   bg->nodes[k].op == KILN_OP_LogSoftmax)) {
+                                   bg->nodes[k].op == KILN_OP_LogSoftmax || bg->nodes[k].op == KILN_OP_GlobalAveragePool ||
+                                   bg->nodes[k].op == KILN_OP_GlobalMaxPool)) {
             if (ri >= 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "two reductions in one group");
             ri = k;
         }
-    if (ri < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a reduction group without a Reduce* op");
+    if (ri < 0)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "a reduction group around an op other than Reduce*, Softmax, "
+                                                 "LogSoftmax, GlobalAveragePool, GlobalMaxPool");
     const kiln_node *rn = &bg->nodes[ri];
+    /* global pools are ReduceMean / ReduceMax over the spatial dims, keepdims */
+    const bool gpool = rn->op == KILN_OP_GlobalAveragePool || rn->op == KILN_OP_GlobalMaxPool;
+    const char *rop = gpool ? (rn->op == KILN_OP_GlobalAveragePool ? "RED_MEAN" : "RED_MAX") : red_op_name(rn->op);
     const kiln_value *x = &bg->values[rn->inputs[0]], *ry = &bg->values[rn->outputs[0]];
     if (!kiln_dtype_is_float(x->dtype) || x->dtype == KILN_F64)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "a fused reduction of %s", kiln_dtype_name(x->dtype));
@@ -325,6 +331,8 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(rn, "axis", coerce ? 1 : -1), x->rank, &a))
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "softmax axis out of range");
         for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d == a || (coerce && d > a && d < x->rank);
+    } else if (gpool) {
+        for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d >= 2 && d < x->rank;
     } else {
         st = reduce_axes(axv, rn, x->rank, red);
     }
@@ -428,7 +436,7 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
                        rn->op == KILN_OP_LogSoftmax ? "true" : "false", NPRE, NEPI, NEPI1, R);
     else
         kiln_cg_printf(&c->src, "};\n    kiln::reduce_fused<%s_expr, kiln::%s, %d, %d, %d, %d, %d>(in, out, s);\n}\n",
-                       fn, red_op_name(rn->op), NPRE, NEPI, NEPI1, R, RY);
+                       fn, rop, NPRE, NEPI, NEPI1, R, RY);
     /* the shape struct */
     if (softmax) {
         st = softmax_group_shape(c, bg, x, red, &pre, &epi, n_out, n_red, &args[na++]);

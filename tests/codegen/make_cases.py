@@ -241,6 +241,12 @@ def main(d):
           N("SoftmaxCrossEntropyLoss", ["x", "t"], ["sce", "logp"], reduction="mean", ignore_index=-1)],
          [("x", [3, 5, 4])], ["l_none", "l_sum", "l_mean", "sce", "logp"], [tgt, w("wc", 5)], opset=13)
 
+    # global pools inside reduction groups (SiLU prologue, as EfficientNet's squeeze-excite)
+    save(d, "gpool_groups",
+         [N("Sigmoid", ["x"], ["sg"]), N("Mul", ["x", "sg"], ["silu"]), N("GlobalAveragePool", ["silu"], ["gap"]),
+          N("Add", ["x", "c"], ["xc"]), N("GlobalMaxPool", ["xc"], ["gmp"]), N("Relu", ["gmp"], ["o2"])],
+         [("x", [2, 6, 5, 7])], ["gap", "o2"], [w("c", 1, 6, 1, 1)])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
