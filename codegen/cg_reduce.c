@@ -98,6 +98,7 @@ static kiln_status emit_reduce_launch(cg *c, const kiln_node *n, const bool *red
         sh[2 + 3 * R + d] = r ? st : 0;
         if (r) n_red *= dim;
     }
+    if (n->op == KILN_OP_Hardmax) n_out = n_red ? kiln_cg_numel(x) / n_red : 0; /* rows: y is shaped like x */
     sh[0] = n_out;
     sh[1] = n_red;
     if (n_out == 0) return KILN_OK;
@@ -132,6 +133,17 @@ kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n) {
         snprintf(call, sizeof call, "kiln::arg_reduce_rows<%s, %s, %s, %s", T, acc_type(x->dtype), n->op == KILN_OP_ArgMax ? "true" : "false",
                  kiln_attr_int(n, "select_last_index", 0) ? "true" : "false");
         return emit_reduce_launch(c, n, red, "long long", call, n->op == KILN_OP_ArgMax ? "argmax" : "argmin");
+    }
+    if (n->op == KILN_OP_Hardmax) { /* one axis, or the whole tail for opset < 13 (kiln_coerce_2d) */
+        bool coerce = kiln_attr_int(n, "kiln_coerce_2d", 0) != 0;
+        int64_t a;
+        if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(n, "axis", coerce ? 1 : -1), x->rank, &a))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+        for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d == a || (coerce && d > a && d < x->rank);
+        const char *T = kiln_cg_ctype(x->dtype);
+        if (!T || !kiln_dtype_is_float(x->dtype)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+        snprintf(call, sizeof call, "kiln::hardmax_rows<%s, %s", T, acc_type(x->dtype));
+        return emit_reduce_launch(c, n, red, T, call, "hardmax");
     }
     const char *op = red_op_name(n->op);
     if (!op) return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");

@@ -39,7 +39,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
         return kiln_cg_emit_data_movement(c, n);
     case KILN_OP_ReduceSum: case KILN_OP_ReduceMean: case KILN_OP_ReduceProd: case KILN_OP_ReduceMax:
     case KILN_OP_ReduceMin: case KILN_OP_ReduceL1: case KILN_OP_ReduceL2: case KILN_OP_ReduceSumSquare:
-    case KILN_OP_ReduceLogSum: case KILN_OP_ReduceLogSumExp: case KILN_OP_ArgMax: case KILN_OP_ArgMin:
+    case KILN_OP_ReduceLogSum: case KILN_OP_ReduceLogSumExp: case KILN_OP_ArgMax: case KILN_OP_ArgMin: case KILN_OP_Hardmax:
         return kiln_cg_emit_reduce(c, n);
     case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
     case KILN_OP_Trilu: case KILN_OP_Tile: case KILN_OP_DepthToSpace: case KILN_OP_SpaceToDepth: case KILN_OP_Range:

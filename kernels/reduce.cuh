@@ -429,3 +429,35 @@ __device__ __forceinline__ void nll_loss(const T *x, const I *target, const T *w
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// Hardmax: 1 at the first largest element of each row (the reduced dims), 0 elsewhere; y is
+// shaped like x, so both use x's (kept, reduced) strides. One warp per row.
+template <typename T, typename A, int RANK>
+__device__ __forceinline__ void hardmax_rows(const T *x, T *y, const reduce_shape<RANK> &s) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.n_out; base += (i64)gridDim.x * wpb) {
+        const i64 o = base + (threadIdx.x >> 5);
+        const bool valid = o < s.n_out;
+        const i64 ob = valid ? broadcast_offset<RANK>(o, s.out_dims, s.out_strides) : 0;
+        const i64 n = valid ? s.n_red : 0;
+        A best = (A)0;
+        i64 bi = -1;
+        for (i64 r = lane; r < n; r += 32) {
+            A v;
+            red_load(v, x[ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides)]);
+            if (arg_better<true, false, A>(v, r, best, bi)) best = v, bi = r;
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off /= 2) {
+            const A ov = shfl_xor(best, off);
+            const i64 oi = shfl_xor(bi, off);
+            if (arg_better<true, false, A>(ov, oi, best, bi)) best = ov, bi = oi;
+        }
+        for (i64 r = lane; r < n; r += 32)
+            y[ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides)] = red_store<T>((A)(r == bi ? 1 : 0));
+    }
+}
+
+} // namespace kiln

@@ -246,6 +246,9 @@ def main(d):
          [N("Sigmoid", ["x"], ["sg"]), N("Mul", ["x", "sg"], ["silu"]), N("GlobalAveragePool", ["silu"], ["gap"]),
           N("Add", ["x", "c"], ["xc"]), N("GlobalMaxPool", ["xc"], ["gmp"]), N("Relu", ["gmp"], ["o2"])],
          [("x", [2, 6, 5, 7])], ["gap", "o2"], [w("c", 1, 6, 1, 1)])
+    save(d, "hardmax", [N("Hardmax", ["x"], ["h1"], axis=1), N("Hardmax", ["x"], ["h2"], axis=-1)],
+         [("x", [3, 40, 5])], ["h1", "h2"], [])
+    save(d, "hardmax_opset11", [N("Hardmax", ["x"], ["h"], axis=1)], [("x", [3, 4, 5])], ["h"], [], opset=11)
 
 
 if __name__ == "__main__":
