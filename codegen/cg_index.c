@@ -175,3 +175,106 @@ kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n) {
     default: return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
     }
 }
+
+/* ------------------------------------------------------------- constant outputs -- */
+/* A node whose outputs are all known at build time (Shape, Size, ConstantOfShape... once the
+ * shapes are static) needs no kernel: its consumers read the constants as weights. */
+bool kiln_cg_node_is_constant(const cg *c, const kiln_node *n) {
+    int known = 0;
+    for (int i = 0; i < n->n_outputs; i++) {
+        if (n->outputs[i] < 0) continue;
+        if (!kiln_cg_val(c, n->outputs[i])->data) return false;
+        known++;
+    }
+    return known > 0;
+}
+
+/* Graph outputs that are constants get their bytes copied from the weights into the output
+ * binding (nothing else writes them). */
+kiln_status kiln_cg_emit_const_outputs(cg *c) {
+    for (int i = 0; i < c->g->n_outputs; i++) {
+        int v = c->g->outputs[i];
+        const kiln_value *val = kiln_cg_val(c, v);
+        if (!val->data || val->data->numel == 0) continue;
+        const char *T = uint_of_size(kiln_dtype_size(val->data->dtype));
+        if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "constant output '%s' of dtype %s", val->name,
+                                   kiln_dtype_name(val->data->dtype));
+        snprintf(c->group, sizeof c->group, "%s", val->name);
+        char fn[64];
+        kiln_cg_kernel_name(c, "const_output", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: constant graph output %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const "
+                       "%s *x, %s *y, kiln::i64 n) {\n    kiln::copy_rows<%s>(x, y, 1, n, n, 0);\n}\n",
+                       fn, val->name, BLOCK_1D, fn, T, T, T);
+        kiln_bundle_arg args[3];
+        kiln_status st;
+        if ((st = kiln_cg_weight_arg(c, v, &args[0]))) return st;
+        args[1] = (kiln_bundle_arg){KILN_ARG_OUTPUT, 8, (uint64_t)i};
+        args[2] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)val->data->numel};
+        if ((st = kiln_cg_launch(c, fn, kiln_cg_grid_1d(val->data->numel), 1, 1, BLOCK_1D, args, 3))) return st;
+    }
+    return KILN_OK;
+}
+
+/* A node computable at build time whose outputs are graph outputs (or unused): Shape and Size
+ * of a static input, or any node whose inputs are all constants (what fold-constants leaves
+ * when the result is a graph output). Evaluated with the CPU reference; each output's bytes
+ * are copied from the weights into its binding. Returns KILN_ERR_UNSUPPORTED when it does not
+ * apply. */
+kiln_status kiln_cg_emit_build_time(cg *c, const kiln_node *n) {
+    enum { MAX_IO = 8 };
+    if (n->n_inputs > MAX_IO || n->n_outputs > MAX_IO || n->op == KILN_OP_Fused)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
+    bool shape_only = n->op == KILN_OP_Shape || n->op == KILN_OP_Size;
+    for (int i = 0; i < n->n_inputs; i++) {
+        if (n->inputs[i] < 0) continue;
+        const kiln_value *v = kiln_cg_val(c, n->inputs[i]);
+        bool ok = v->data || (shape_only && kiln_value_is_static(v) && kiln_cg_numel(v) <= (1 << 24));
+        if (!ok) return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
+    }
+    for (int j = 0; j < n->n_outputs; j++)
+        if (n->outputs[j] >= 0 && kiln_cg_io_index(c->g->outputs, c->g->n_outputs, n->outputs[j]) < 0 &&
+            kiln_value_live_uses(c->g, n->outputs[j]) > 0)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet (its output is used on the GPU)");
+    kiln_tensor *in[MAX_IO] = {0}, *owned[MAX_IO] = {0}, *out[MAX_IO] = {0};
+    for (int i = 0; i < n->n_inputs; i++) {
+        if (n->inputs[i] < 0) continue;
+        const kiln_value *v = kiln_cg_val(c, n->inputs[i]);
+        in[i] = v->data ? v->data : (owned[i] = kiln_tensor_new(v->dtype, v->rank, v->dims));
+        if (!in[i]) {
+            for (int k = 0; k < i; k++) kiln_tensor_free(owned[k]);
+            return kiln_errorf(KILN_ERR_OOM, "out of memory");
+        }
+    }
+    kiln_status st = kiln_eval_node(n, in, n->n_inputs, out, n->n_outputs);
+    for (int j = 0; !st && j < n->n_outputs; j++) {
+        int k = n->outputs[j] >= 0 ? kiln_cg_io_index(c->g->outputs, c->g->n_outputs, n->outputs[j]) : -1;
+        if (k < 0 || !out[j] || out[j]->numel == 0) continue;
+        const char *T = uint_of_size(kiln_dtype_size(out[j]->dtype));
+        if (!T) {
+            st = kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(out[j]->dtype));
+            break;
+        }
+        uint64_t off;
+        if ((st = kiln_bundle_add_weight(c->b, kiln_cg_val(c, n->outputs[j])->name, out[j]->dtype, out[j]->rank,
+                                         out[j]->dims, out[j]->data, out[j]->nbytes, &off)))
+            break;
+        char fn[64];
+        kiln_cg_kernel_name(c, "build_time_output", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s computed at build time -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) "
+                       "%s(const %s *x, %s *y, kiln::i64 n) {\n    kiln::copy_rows<%s>(x, y, 1, n, n, 0);\n}\n",
+                       fn, c->group, kiln_cg_val(c, n->outputs[j])->name, BLOCK_1D, fn, T, T, T);
+        kiln_bundle_arg args[3] = {{KILN_ARG_WEIGHT, 8, off},
+                                   {KILN_ARG_OUTPUT, 8, (uint64_t)k},
+                                   {KILN_ARG_SCALAR, 8, (uint64_t)out[j]->numel}};
+        st = kiln_cg_launch(c, fn, kiln_cg_grid_1d(out[j]->numel), 1, 1, BLOCK_1D, args, 3);
+    }
+    if (st && st != KILN_ERR_OOM && st != KILN_ERR_UNSUPPORTED)
+        st = kiln_errorf(KILN_ERR_UNSUPPORTED, "evaluating at build time: %s", kiln_last_error());
+    for (int i = 0; i < MAX_IO; i++) {
+        kiln_tensor_free(owned[i]);
+        kiln_tensor_free(out[i]);
+    }
+    return st;
+}

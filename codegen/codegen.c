@@ -27,6 +27,7 @@
 
 /* -------------------------------------------------------------- dispatcher -- */
 static kiln_status emit_node(cg *c, const kiln_node *n) {
+    if (kiln_cg_node_is_constant(c, n)) return KILN_OK; /* consumers read weights; see emit_const_outputs */
     if (kiln_node_is_view(n)) return kiln_cg_emit_view(c, n);
     switch (n->op) {
     case KILN_OP_Conv: return kiln_cg_emit_conv(c, n);
@@ -61,7 +62,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     default:
         if (kiln_op_table[n->op].kind == KILN_KIND_ELEMENTWISE || kiln_op_table[n->op].kind == KILN_KIND_BROADCAST)
             return kiln_cg_emit_elementwise(c, n);
-        return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
+        return kiln_cg_emit_build_time(c, n); /* or "no GPU kernel for this op yet" */
     }
 }
 
@@ -168,6 +169,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             st = kiln_error_prefix(ns, "codegen of node '%s'", c.group);
         }
     }
+    if (!st && !n_bad) st = kiln_cg_emit_const_outputs(&c);
     if (!st && n_bad)
         st = kiln_errorf(KILN_ERR_UNSUPPORTED, "%d node%s cannot run on the GPU yet:%s%s", n_bad, n_bad == 1 ? "" : "s",
                          unsupported, n_listed < n_bad ? "\n  ..." : "");

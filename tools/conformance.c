@@ -349,12 +349,14 @@ static case_result gpu_run(const kiln_graph *g0, const kiln_pipeline_opts *po, k
             dynamic = true;
     for (int i = 0; dynamic && i < n_in; i++) {
         baked[i] = (ins[i]->dtype == KILN_I64 || ins[i]->dtype == KILN_I32) && ins[i]->numel <= 64;
-        /* float inputs that set shapes: Resize's roi / scales, Range's start / limit / delta */
+        /* float inputs that set shapes or build-time values: Resize's roi / scales, Pad's
+         * constant_value, Range's start / limit / delta */
         const kiln_value *iv = &g->values[g->inputs[i]];
         for (int u = 0; !baked[i] && ins[i]->numel <= 64 && u < iv->n_users; u++) {
             const kiln_node *un = &g->nodes[iv->users[u]];
             for (int k = 0; k < un->n_inputs; k++)
-                if (un->inputs[k] == g->inputs[i] && ((un->op == KILN_OP_Resize && k > 0) || un->op == KILN_OP_Range))
+                if (un->inputs[k] == g->inputs[i] &&
+                    ((un->op == KILN_OP_Resize && k > 0) || (un->op == KILN_OP_Pad && k > 0) || un->op == KILN_OP_Range))
                     baked[i] = true;
         }
     }

@@ -250,6 +250,13 @@ def main(d):
          [("x", [3, 40, 5])], ["h1", "h2"], [])
     save(d, "hardmax_opset11", [N("Hardmax", ["x"], ["h"], axis=1)], [("x", [3, 4, 5])], ["h"], [], opset=11)
 
+    # outputs known at build time: Shape, Size (static input), a Constant; next to a kernel
+    save(d, "build_time_outputs",
+         [N("Shape", ["x"], ["shp"], start=1), N("Size", ["x"], ["sz"]),
+          N("Constant", [], ["k"], value=helper.make_tensor("kv", TensorProto.FLOAT, [2, 2], [1.5, -2, 3, 0.25])),
+          N("Relu", ["x"], ["r"])],
+         [("x", [2, 3, 4])], ["shp", "sz", "k", "r"], [])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
