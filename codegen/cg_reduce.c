@@ -98,7 +98,8 @@ static kiln_status emit_reduce_launch(cg *c, const kiln_node *n, const bool *red
         sh[2 + 3 * R + d] = r ? st : 0;
         if (r) n_red *= dim;
     }
-    if (n->op == KILN_OP_Hardmax) n_out = n_red ? kiln_cg_numel(x) / n_red : 0; /* rows: y is shaped like x */
+    if (n->op == KILN_OP_Hardmax || n->op == KILN_OP_LpNormalization) /* rows: y is shaped like x */
+        n_out = n_red ? kiln_cg_numel(x) / n_red : 0;
     sh[0] = n_out;
     sh[1] = n_red;
     if (n_out == 0) return KILN_OK;
@@ -133,6 +134,17 @@ kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n) {
         snprintf(call, sizeof call, "kiln::arg_reduce_rows<%s, %s, %s, %s", T, acc_type(x->dtype), n->op == KILN_OP_ArgMax ? "true" : "false",
                  kiln_attr_int(n, "select_last_index", 0) ? "true" : "false");
         return emit_reduce_launch(c, n, red, "long long", call, n->op == KILN_OP_ArgMax ? "argmax" : "argmin");
+    }
+    if (n->op == KILN_OP_LpNormalization) {
+        int64_t a, p = kiln_attr_int(n, "p", 2);
+        if (p != 1 && p != 2) return kiln_errorf(KILN_ERR_UNSUPPORTED, "p = %lld", (long long)p);
+        if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(n, "axis", -1), x->rank, &a))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+        for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d == a;
+        const char *T = kiln_cg_ctype(x->dtype);
+        if (!T || !kiln_dtype_is_float(x->dtype)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+        snprintf(call, sizeof call, "kiln::lp_norm_rows<%s, %s, %d", T, acc_type(x->dtype), (int)p);
+        return emit_reduce_launch(c, n, red, T, call, "lp_norm");
     }
     if (n->op == KILN_OP_Hardmax) { /* one axis, or the whole tail for opset < 13 (kiln_coerce_2d) */
         bool coerce = kiln_attr_int(n, "kiln_coerce_2d", 0) != 0;
@@ -578,13 +590,14 @@ kiln_status kiln_cg_emit_cumsum(cg *c, const kiln_node *n) {
     if (outer * inner * len == 0) return KILN_OK;
     bool excl = kiln_attr_int(n, "exclusive", 0) != 0, rev = kiln_attr_int(n, "reverse", 0) != 0;
     char fn[64];
-    kiln_cg_kernel_name(c, "cumsum", fn, sizeof fn);
+    const bool prod = n->op == KILN_OP_CumProd;
+    kiln_cg_kernel_name(c, prod ? "cumprod" : "cumsum", fn, sizeof fn);
     kiln_cg_printf(&c->src,
                    "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
                    "kiln::i64 outer, kiln::i64 len, kiln::i64 inner) {\n"
-                   "    kiln::cumsum<%s, %s, %s, %s>(x, y, outer, len, inner);\n}\n",
+                   "    kiln::cumsum<%s, %s, %s, %s, %s>(x, y, outer, len, inner);\n}\n",
                    fn, c->group, y->name, BLOCK_1D, fn, T, T, T, acc_type(x->dtype), excl ? "true" : "false",
-                   rev ? "true" : "false");
+                   rev ? "true" : "false", prod ? "true" : "false");
     kiln_bundle_arg args[5];
     kiln_status st;
     if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])))

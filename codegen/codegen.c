@@ -41,6 +41,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_ReduceSum: case KILN_OP_ReduceMean: case KILN_OP_ReduceProd: case KILN_OP_ReduceMax:
     case KILN_OP_ReduceMin: case KILN_OP_ReduceL1: case KILN_OP_ReduceL2: case KILN_OP_ReduceSumSquare:
     case KILN_OP_ReduceLogSum: case KILN_OP_ReduceLogSumExp: case KILN_OP_ArgMax: case KILN_OP_ArgMin: case KILN_OP_Hardmax:
+    case KILN_OP_LpNormalization:
         return kiln_cg_emit_reduce(c, n);
     case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
     case KILN_OP_Trilu: case KILN_OP_Tile: case KILN_OP_DepthToSpace: case KILN_OP_SpaceToDepth: case KILN_OP_Range:
@@ -49,7 +50,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_Resize: return kiln_cg_emit_resize(c, n);
     case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: case KILN_OP_InstanceNormalization:
         return kiln_cg_emit_norm(c, n);
-    case KILN_OP_CumSum: return kiln_cg_emit_cumsum(c, n);
+    case KILN_OP_CumSum: case KILN_OP_CumProd: return kiln_cg_emit_cumsum(c, n);
     case KILN_OP_NegativeLogLikelihoodLoss: case KILN_OP_SoftmaxCrossEntropyLoss: return kiln_cg_emit_loss(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");

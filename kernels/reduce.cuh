@@ -342,24 +342,24 @@ __device__ __forceinline__ void norm_rows(const T *x, const TS *scale, const TB 
 
 namespace kiln {
 
-// ------------------------------------------------------------------------ CumSum --
+// ------------------------------------------------------------------ CumSum, CumProd --
 // x viewed as [outer, len, inner]; one thread scans one (outer, inner) line sequentially
-// (exclusive: each output leaves its own element out; reverse: from the end). A is the
-// accumulator (fp32 for floating types, i64 for integers).
-template <typename T, typename A, bool EXCLUSIVE, bool REVERSE>
+// (exclusive: each output leaves its own element out; reverse: from the end; PROD: CumProd).
+// A is the accumulator (fp32 for f16/bf16/f32, f64 for f64, wrapping i64 for integers).
+template <typename T, typename A, bool EXCLUSIVE, bool REVERSE, bool PROD = false>
 __device__ __forceinline__ void cumsum(const T *x, T *y, i64 outer, i64 len, i64 inner) {
     for (i64 line = global_thread_index(); line < outer * inner; line += grid_thread_count()) {
         const i64 o = line / inner, in = line - o * inner, base = o * len * inner + in;
-        A acc = (A)0;
+        A acc = (A)(PROD ? 1 : 0);
         for (i64 k = 0; k < len; k++) {
             const i64 i = base + (REVERSE ? len - 1 - k : k) * inner;
             A v;
             red_load(v, x[i]);
             if (EXCLUSIVE) {
                 y[i] = red_store<T>(acc);
-                acc = acc + v;
+                acc = PROD ? acc * v : acc + v;
             } else {
-                acc = acc + v;
+                acc = PROD ? acc * v : acc + v;
                 y[i] = red_store<T>(acc);
             }
         }
@@ -457,6 +457,35 @@ __device__ __forceinline__ void hardmax_rows(const T *x, T *y, const reduce_shap
         }
         for (i64 r = lane; r < n; r += 32)
             y[ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides)] = red_store<T>((A)(r == bi ? 1 : 0));
+    }
+}
+
+} // namespace kiln
+
+namespace kiln {
+
+// LpNormalization (p 1 or 2) along one axis: y = x / ||row||_p, 0 where the norm is 0. One
+// warp per row of x's reduce_shape (the axis is the reduced dim).
+template <typename T, typename A, int P, int RANK>
+__device__ __forceinline__ void lp_norm_rows(const T *x, T *y, const reduce_shape<RANK> &s) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.n_out; base += (i64)gridDim.x * wpb) {
+        const i64 o = base + (threadIdx.x >> 5);
+        const bool valid = o < s.n_out;
+        const i64 ob = valid ? broadcast_offset<RANK>(o, s.out_dims, s.out_strides) : 0;
+        const i64 n = valid ? s.n_red : 0;
+        A acc = (A)0, v;
+        for (i64 r = lane; r < n; r += 32) {
+            red_load(v, x[ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides)]);
+            acc += P == 1 ? red_abs(v) : v * v;
+        }
+        acc = warp_reduce<RED_SUM, A>(acc);
+        const A norm = P == 1 ? acc : (A)sqrt((double)acc);
+        for (i64 r = lane; r < n; r += 32) {
+            const i64 i = ob + broadcast_offset<RANK>(r, s.red_dims, s.red_strides);
+            red_load(v, x[i]);
+            y[i] = red_store<T>(norm == (A)0 ? (A)0 : v / norm);
+        }
     }
 }
 

@@ -226,8 +226,9 @@ def main(d):
     save(d, "cumsum_instnorm",
          [N("CumSum", ["x", "a1"], ["c0"]), N("CumSum", ["x", "a2"], ["c1"], exclusive=1, reverse=1),
           N("CumSum", ["x", "a0"], ["c2"], exclusive=1),
-          N("InstanceNormalization", ["z", "g", "b"], ["inorm"], epsilon=1e-4)],
-         [("x", [3, 4, 37]), ("z", [2, 3, 5, 7])], ["c0", "c1", "c2", "inorm"],
+          N("InstanceNormalization", ["z", "g", "b"], ["inorm"], epsilon=1e-4),
+          N("LpNormalization", ["z"], ["lp1"], axis=1, p=1), N("LpNormalization", ["z"], ["lp2"], axis=-1, p=2)],
+         [("x", [3, 4, 37]), ("z", [2, 3, 5, 7])], ["c0", "c1", "c2", "inorm", "lp1", "lp2"],
          [helper.make_tensor("a1", TensorProto.INT64, [], [1]), helper.make_tensor("a2", TensorProto.INT32, [], [-1]),
           helper.make_tensor("a0", TensorProto.INT64, [], [0]), w("g", 3), w("b", 3)])
 
@@ -248,6 +249,8 @@ def main(d):
          [("x", [2, 6, 5, 7])], ["gap", "o2"], [w("c", 1, 6, 1, 1)])
     save(d, "hardmax", [N("Hardmax", ["x"], ["h1"], axis=1), N("Hardmax", ["x"], ["h2"], axis=-1)],
          [("x", [3, 40, 5])], ["h1", "h2"], [])
+    save(d, "cumprod", [N("CumProd", ["x", "a1"], ["p0"]), N("CumProd", ["x", "a1"], ["p1"], exclusive=1, reverse=1)],
+         [("x", [2, 6, 3])], ["p0", "p1"], [helper.make_tensor("a1", TensorProto.INT64, [], [1])], opset=26)
     save(d, "hardmax_opset11", [N("Hardmax", ["x"], ["h"], axis=1)], [("x", [3, 4, 5])], ["h"], [], opset=11)
 
     # outputs known at build time: Shape, Size (static input), a Constant; next to a kernel
