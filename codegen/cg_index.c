@@ -156,6 +156,58 @@ kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n) {
         kiln_bundle_arg all[5] = {ex[0], ex[1], ex[2], ex[3], {KILN_ARG_SCALAR, 8, (uint64_t)b}};
         return launch_xy(c, n, fn, total, all, 5);
     }
+    case KILN_OP_GatherND: {
+        const kiln_value *ind = kiln_cg_val(c, n->inputs[1]);
+        if (ind->dtype != KILN_I64 && ind->dtype != KILN_I32)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "indices of dtype %s", kiln_dtype_name(ind->dtype));
+        int64_t B = kiln_attr_int(n, "batch_dims", 0), k = ind->rank > 0 ? ind->dims[ind->rank - 1] : -1;
+        if (ind->rank < 1 || B < 0 || k < 1 || B + k > x->rank)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "indices shape or batch_dims");
+        int64_t xs[KILN_MAX_RANK], sh[6 + 2 * KILN_MAX_RANK] = {0}, M = 1, S = 1, nb = 1;
+        kiln_strides(x->rank, x->dims, xs);
+        for (int d = 0; d < ind->rank - 1; d++) M *= ind->dims[d];
+        for (int d = (int)(B + k); d < x->rank; d++) S *= x->dims[d];
+        for (int d = 0; d < B; d++) nb *= x->dims[d];
+        sh[0] = total;
+        sh[1] = M;
+        sh[2] = S;
+        sh[3] = k;
+        sh[4] = nb ? M / nb : 1;
+        sh[5] = B > 0 ? xs[B - 1] : 0;
+        for (int j = 0; j < k; j++) {
+            sh[6 + j] = x->dims[B + j];
+            sh[6 + KILN_MAX_RANK + j] = xs[B + j];
+        }
+        const char *I = ind->dtype == KILN_I64 ? "long long" : "int";
+        kiln_cg_kernel_name(c, "gather_nd", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s "
+                       "*idx, %s *y, kiln::gather_nd_shape s) {\n    kiln::gather_nd<%s, %s>(x, idx, y, s);\n}\n",
+                       fn, c->group, y->name, BLOCK_1D, fn, T, I, T, T, I);
+        kiln_bundle_arg args[4];
+        kiln_status st;
+        if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->inputs[1], &args[1])) ||
+            (st = kiln_cg_value_arg(c, n->outputs[0], &args[2])) ||
+            (st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(6 + 2 * KILN_MAX_RANK), &args[3])))
+            return st;
+        return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 4);
+    }
+    case KILN_OP_EyeLike: {
+        const char *CT = kiln_cg_ctype(y->dtype);
+        if (!CT || y->rank != 2 || y->dtype == KILN_F16 || y->dtype == KILN_BF16)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s or rank %d", kiln_dtype_name(y->dtype), y->rank);
+        kiln_cg_kernel_name(c, "eye_like", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(%s *y, kiln::i64 rows, "
+                       "kiln::i64 cols, kiln::i64 k) {\n    kiln::eye_like<%s>(y, rows, cols, k);\n}\n",
+                       fn, c->group, y->name, BLOCK_1D, fn, CT, CT);
+        kiln_bundle_arg args[4];
+        kiln_status st;
+        if ((st = kiln_cg_value_arg(c, n->outputs[0], &args[0]))) return st;
+        int64_t v[3] = {y->dims[0], y->dims[1], kiln_attr_int(n, "k", 0)};
+        for (int i = 0; i < 3; i++) args[1 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
+        return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 4);
+    }
     case KILN_OP_Range: {
         const char *CT = kiln_cg_ctype(y->dtype);
         if (!CT || y->dtype == KILN_BOOL || y->dtype == KILN_F64) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(y->dtype));

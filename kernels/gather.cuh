@@ -120,3 +120,37 @@ template <typename T> __device__ __forceinline__ void range_int(const T *start, 
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// GatherND: M index tuples of k entries (idx, int32/int64, negative wrapped); each selects a
+// slice of S elements of x. With batch_dims, tuple m belongs to batch m / per_batch, whose
+// data starts at batch * batch_stride. y is [M, S].
+struct gather_nd_shape {
+    i64 numel, M, S, k, per_batch, batch_stride;
+    i64 dims[max_rank], strides[max_rank]; // x's dims / strides of the k indexed dims
+};
+template <typename T, typename I>
+__device__ __forceinline__ void gather_nd(const T *x, const I *idx, T *y, const gather_nd_shape &s) {
+    for (i64 i = global_thread_index(); i < s.numel; i += grid_thread_count()) {
+        const i64 m = i / s.S, e = i - m * s.S;
+        i64 off = (m / s.per_batch) * s.batch_stride + e;
+        bool ok = true;
+        for (i64 j = 0; j < s.k; j++) {
+            const i64 a = wrap_index(idx[m * s.k + j], s.dims[j]);
+            ok = ok && a >= 0 && a < s.dims[j];
+            off += a * s.strides[j];
+        }
+        y[i] = ok ? x[off] : (T)0;
+    }
+}
+
+// EyeLike: ones on the diagonal shifted by k of a [rows, cols] output.
+template <typename T> __device__ __forceinline__ void eye_like(T *y, i64 rows, i64 cols, i64 k) {
+    for (i64 i = global_thread_index(); i < rows * cols; i += grid_thread_count()) {
+        const i64 r = i / cols, c = i - r * cols;
+        y[i] = (T)(c - r == k ? 1 : 0);
+    }
+}
+
+} // namespace kiln

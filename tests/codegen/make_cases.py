@@ -217,10 +217,13 @@ def main(d):
           N("Tile", ["x", "rep"], ["t"]),
           N("DepthToSpace", ["z"], ["dcr"], blocksize=2, mode="DCR"),
           N("DepthToSpace", ["z"], ["crd"], blocksize=2, mode="CRD"),
-          N("SpaceToDepth", ["z"], ["s2d"], blocksize=3)],
-         [("x", [2, 4, 5]), ("z", [2, 12, 3, 6])], ["up", "lo", "t", "dcr", "crd", "s2d"],
+          N("SpaceToDepth", ["z"], ["s2d"], blocksize=3),
+          N("GatherND", ["z", "nd"], ["gnd"]), N("GatherND", ["z", "ndb"], ["gndb"], batch_dims=1),
+          N("EyeLike", ["x2"], ["eye"], k=1)],
+         [("x", [2, 4, 5]), ("z", [2, 12, 3, 6]), ("x2", [3, 5])], ["up", "lo", "t", "dcr", "crd", "s2d", "gnd", "gndb", "eye"],
          [helper.make_tensor("k1", TensorProto.INT64, [], [1]), helper.make_tensor("km", TensorProto.INT64, [], [-1]),
-          i64("rep", [2, 1, 3])])
+          i64("rep", [2, 1, 3]), helper.make_tensor("nd", TensorProto.INT64, [2, 2, 2], [1, -1, 0, 3, -2, 11, 1, 0]),
+          helper.make_tensor("ndb", TensorProto.INT32, [2, 3, 2], [0, 1, 11, 2, -1, -1, 5, 0, 3, 2, 7, 1])])
 
     # CumSum (inclusive, exclusive, reverse) and InstanceNormalization
     save(d, "cumsum_instnorm",
