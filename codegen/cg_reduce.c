@@ -5,6 +5,7 @@
  */
 #include "codegen/cg_internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,8 +231,52 @@ static void bcast_strides(int vr, const int64_t *vd, int rank, const int64_t *di
 
 /* Emits the statements computing body nodes [from, to) into src; operands are v<id>. Leaf
  * reads (body inputs) go to `leaves` (the `side` array of in/off). */
+/* The body's compute type: "double" when the group is f64 (every value f64), else "float". */
+static bool body_is_f64(const kiln_graph *bg) {
+    for (int v = 0; v < bg->n_values; v++)
+        if (bg->values[v].dtype == KILN_F64) return true;
+    return false;
+}
+
+/* expf( -> exp( and so on, for a double body. */
+static void to_double_math(char *e) {
+    static const char *const fns[] = {"expf(", "logf(", "sqrtf(", "fabsf(", "powf(", "fmaxf(", "fminf(",
+                                      "tanhf(", "erff(", "floorf(", "ceilf("};
+    for (size_t k = 0; k < sizeof fns / sizeof *fns; k++) {
+        size_t l = strlen(fns[k]);
+        for (char *p = strstr(e, fns[k]); p; p = strstr(p, fns[k])) {
+            memmove(p + l - 2, p + l - 1, strlen(p + l - 1) + 1); /* drop the 'f' before '(' */
+            p += l - 1;
+        }
+    }
+    /* float literals (1.0f, 1e-05f) become double literals: mixed overloads are ambiguous */
+    for (char *p = e; *p; p++) {
+        bool ident_before = p > e && (isalpha((unsigned char)p[-1]) || p[-1] == '_');
+        if (ident_before) { /* skip identifiers and hex literals whole */
+            while (isalnum((unsigned char)*p) || *p == '_') p++;
+            if (!*p) break;
+            continue;
+        }
+        if (isdigit((unsigned char)*p) || (*p == '.' && isdigit((unsigned char)p[1]))) {
+            char *q = p;
+            if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) { /* hex: never a float suffix */
+                while (isalnum((unsigned char)*q)) q++;
+            } else {
+                while (isdigit((unsigned char)*q) || *q == '.' || *q == 'e' || *q == 'E' ||
+                       ((*q == '-' || *q == '+') && (q[-1] == 'e' || q[-1] == 'E')))
+                    q++;
+                if (*q == 'f' && !isalnum((unsigned char)q[1]) && q[1] != '_') memmove(q, q + 1, strlen(q + 1) + 1);
+            }
+            p = q - 1;
+            if (!*q) break;
+        }
+    }
+}
+
 static kiln_status emit_body_range(cg *c, const kiln_graph *bg, int from, int to, fused_leaves *leaves,
                                    const char *in, int in_base, bool *have) {
+    const bool dbl = body_is_f64(bg);
+    const char *A = dbl ? "double" : "float";
     for (int k = from; k < to; k++) {
         const kiln_node *nd = &bg->nodes[k];
         if (nd->dead) continue;
@@ -244,7 +289,7 @@ static kiln_status emit_body_range(cg *c, const kiln_graph *bg, int from, int to
             int v = nd->inputs[i];
             if (v < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "an omitted input in a fused reduction");
             const kiln_value *bv = &bg->values[v];
-            if (!kiln_dtype_is_float(bv->dtype) || bv->dtype == KILN_F64)
+            if (!kiln_dtype_is_float(bv->dtype) || (bv->dtype == KILN_F64) != dbl)
                 return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s value in a fused reduction", kiln_dtype_name(bv->dtype));
             if (bv->data) {
                 if (bv->data->numel != 1)
@@ -254,8 +299,12 @@ static kiln_status emit_body_range(cg *c, const kiln_graph *bg, int from, int to
                 int slot = leaf_slot(leaves, v);
                 if (slot < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "too many inputs in a fused reduction");
                 const char *T = kiln_cg_ctype(bv->dtype);
-                kiln_cg_printf(&c->src, "        const float v%d = kiln::load_f32<%s>(%s[%d], off[%d]);\n", v, T, in,
-                               in_base + slot, slot);
+                if (dbl)
+                    kiln_cg_printf(&c->src, "        const double v%d = static_cast<const double *>(%s[%d])[off[%d]];\n",
+                                   v, in, in_base + slot, slot);
+                else
+                    kiln_cg_printf(&c->src, "        const float v%d = kiln::load_f32<%s>(%s[%d], off[%d]);\n", v, T,
+                                   in, in_base + slot, slot);
                 have[v] = true;
                 snprintf(ops[i], sizeof ops[i], "v%d", v);
             } else {
@@ -263,14 +312,15 @@ static kiln_status emit_body_range(cg *c, const kiln_graph *bg, int from, int to
             }
         }
         const kiln_value *ov = &bg->values[nd->outputs[0]];
-        if (!kiln_dtype_is_float(ov->dtype) || ov->dtype == KILN_F64)
+        if (!kiln_dtype_is_float(ov->dtype) || (ov->dtype == KILN_F64) != dbl)
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s value in a fused reduction", kiln_dtype_name(ov->dtype));
-        if ((nd->op == KILN_OP_Cast || nd->op == KILN_OP_CastLike) && ov->dtype != KILN_F32)
+        if ((nd->op == KILN_OP_Cast || nd->op == KILN_OP_CastLike) && ov->dtype != (dbl ? KILN_F64 : KILN_F32))
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "a Cast to %s in a fused reduction", kiln_dtype_name(ov->dtype));
         char e[200];
         if (!ew_expr(bg, nd, ops[0], ops[1], e, sizeof e))
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s in a fused reduction", kiln_op_table[nd->op].onnx_type);
-        kiln_cg_printf(&c->src, "        const float v%d = %s;\n", nd->outputs[0], e);
+        if (dbl) to_double_math(e);
+        kiln_cg_printf(&c->src, "        const %s v%d = %s;\n", A, nd->outputs[0], e);
         have[nd->outputs[0]] = true;
     }
     return KILN_OK;
@@ -335,13 +385,16 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     const bool gpool = rn->op == KILN_OP_GlobalAveragePool || rn->op == KILN_OP_GlobalMaxPool;
     const char *rop = gpool ? (rn->op == KILN_OP_GlobalAveragePool ? "RED_MEAN" : "RED_MAX") : red_op_name(rn->op);
     const kiln_value *x = &bg->values[rn->inputs[0]], *ry = &bg->values[rn->outputs[0]];
-    if (!kiln_dtype_is_float(x->dtype) || x->dtype == KILN_F64)
+    const bool dbl = body_is_f64(bg);
+    const char *A = dbl ? "double" : "float";
+    if (!kiln_dtype_is_float(x->dtype) || (x->dtype == KILN_F64) != dbl)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "a fused reduction of %s", kiln_dtype_name(x->dtype));
     for (int i = 0; i < n->n_inputs; i++)
         if (n->inputs[i] >= 0 && kiln_cg_val(c, n->inputs[i])->layout == KILN_LAYOUT_NHWC)
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     bool red[KILN_MAX_RANK];
     const bool softmax = rn->op == KILN_OP_Softmax || rn->op == KILN_OP_LogSoftmax;
+    if (softmax && dbl) return kiln_errorf(KILN_ERR_UNSUPPORTED, "an f64 Softmax group");
     const kiln_value *axv = NULL; /* the axes: a body constant, or a group input (a graph constant) */
     if (rn->n_inputs > 1 && rn->inputs[1] >= 0) {
         axv = &bg->values[rn->inputs[1]];
@@ -377,13 +430,17 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     char fn[64];
     kiln_cg_kernel_name(c, "reduction", fn, sizeof fn);
     kiln_cg_printf(&c->src, "\n// %s: fused reduction group %s\nstruct %s_expr {\n", fn, c->group, fn);
-    kiln_cg_printf(&c->src, "    static __device__ __forceinline__ float pre(const void *const *in, const kiln::i64 *off) {\n");
+    kiln_cg_printf(&c->src, "    static __device__ __forceinline__ %s pre(const void *const *in, const kiln::i64 *off) {\n",
+                   A);
     st = emit_body_range(c, bg, 0, ri, &pre, "in", 0, have);
     if (!st) {
         int xv = rn->inputs[0];
         if (!have[xv]) { /* the reduction reads a body input directly */
             int slot = leaf_slot(&pre, xv);
             if (slot < 0) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "too many inputs in a fused reduction");
+            else if (dbl)
+                kiln_cg_printf(&c->src, "        const double v%d = static_cast<const double *>(in[%d])[off[%d]];\n", xv,
+                               slot, slot);
             else kiln_cg_printf(&c->src, "        const float v%d = kiln::load_f32<%s>(in[%d], off[%d]);\n", xv,
                                 kiln_cg_ctype(x->dtype), slot, slot);
         }
@@ -392,9 +449,9 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     /* epilogue: the reduction's output is `r`; fresh leaf reads */
     if (!st) {
         memset(have, 0, sizeof *have * (size_t)bg->n_values);
-        kiln_cg_printf(&c->src, "    static __device__ __forceinline__ void epi(float r, const void *const *in, const "
-                                "kiln::i64 *off, void *const *out, kiln::i64 o) {\n        const float v%d = r;\n",
-                       rn->outputs[0]);
+        kiln_cg_printf(&c->src, "    static __device__ __forceinline__ void epi(%s r, const void *const *in, const "
+                                "kiln::i64 *off, void *const *out, kiln::i64 o) {\n        const %s v%d = r;\n",
+                       A, A, rn->outputs[0]);
         have[rn->outputs[0]] = true;
         st = emit_body_range(c, bg, ri + 1, bg->n_nodes, &epi, "in", 0, have);
     }
@@ -404,6 +461,8 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         if (!have[v]) st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a group output that is not on the reduced side");
         else if (kiln_cg_numel(&bg->values[v]) != kiln_cg_numel(ry))
             st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a group output shaped unlike the reduction's output");
+        else if (dbl)
+            kiln_cg_printf(&c->src, "        static_cast<double *>(out[%d])[o] = v%d;\n", j, v);
         else
             kiln_cg_printf(&c->src, "        kiln::store_f32<%s>(out[%d], o, v%d);\n",
                            kiln_cg_ctype(bg->values[v].dtype), j, v);
@@ -459,8 +518,8 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src, "};\n    kiln::softmax_fused<%s_expr, %s, %d, %d, %d, %d>(in, out, s);\n}\n", fn,
                        rn->op == KILN_OP_LogSoftmax ? "true" : "false", NPRE, NEPI, NEPI1, R);
     else
-        kiln_cg_printf(&c->src, "};\n    kiln::reduce_fused<%s_expr, kiln::%s, %d, %d, %d, %d, %d>(in, out, s);\n}\n",
-                       fn, rop, NPRE, NEPI, NEPI1, R, RY);
+        kiln_cg_printf(&c->src, "};\n    kiln::reduce_fused<%s_expr, kiln::%s, %d, %d, %d, %d, %d, %s>(in, out, s);\n}\n",
+                       fn, rop, NPRE, NEPI, NEPI1, R, RY, A);
     /* the shape struct */
     if (softmax) {
         st = softmax_group_shape(c, bg, x, red, &pre, &epi, n_out, n_red, &args[na++]);

@@ -44,6 +44,12 @@ __device__ __forceinline__ i64 red_abs(i64 v) { return v < 0 ? -v : v; }
 __device__ __forceinline__ bool red_isnan(float v) { return v != v; }
 __device__ __forceinline__ bool red_isnan(double v) { return v != v; }
 __device__ __forceinline__ bool red_isnan(i64) { return false; }
+__device__ __forceinline__ float red_exp(float v) { return expf(v); }
+__device__ __forceinline__ double red_exp(double v) { return exp(v); }
+__device__ __forceinline__ float red_log(float v) { return logf(v); }
+__device__ __forceinline__ double red_log(double v) { return log(v); }
+__device__ __forceinline__ float red_sqrt(float v) { return sqrtf(v); }
+__device__ __forceinline__ double red_sqrt(double v) { return sqrt(v); }
 
 // The identities of max / min per accumulator type.
 __device__ __forceinline__ float red_lowest(float) { return neg_inf(); }
@@ -176,7 +182,7 @@ template <int NPRE, int NEPI1, int RANK, int RANKY> struct reduce_fused_shape {
     i64 epi_strides[NEPI1][RANKY];
 };
 
-template <typename Expr, int OP, int NPRE, int NEPI, int NEPI1, int RANK, int RANKY>
+template <typename Expr, int OP, int NPRE, int NEPI, int NEPI1, int RANK, int RANKY, typename A = float>
 __device__ __forceinline__ void reduce_fused(const void *const *in, void *const *out,
                                              const reduce_fused_shape<NPRE, NEPI1, RANK, RANKY> &s) {
     const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
@@ -187,38 +193,38 @@ __device__ __forceinline__ void reduce_fused(const void *const *in, void *const 
         i64 ob[NPRE], off[NPRE];
 #pragma unroll
         for (int k = 0; k < NPRE; k++) ob[k] = valid ? broadcast_offset<RANK>(o, s.out_dims, s.pre_out_strides[k]) : 0;
-        float shift = 0.0f;
+        A shift = (A)0;
         if (OP == RED_LOGSUMEXP) {
-            float m = neg_inf();
+            A m = red_lowest(A());
             for (i64 r = lane; r < n; r += 32) {
 #pragma unroll
                 for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
-                const float f = Expr::pre(in, off);
-                if (f - f == 0.0f && f > m) m = f;
+                const A f = Expr::pre(in, off);
+                if (f - f == (A)0 && f > m) m = f;
             }
-            m = warp_reduce<RED_MAX, float>(m);
-            shift = m == neg_inf() ? 0.0f : m;
+            m = warp_reduce<RED_MAX, A>(m);
+            shift = m == red_lowest(A()) ? (A)0 : m;
         }
-        float acc = red_identity<OP, float>();
+        A acc = red_identity<OP, A>();
         for (i64 r = lane; r < n; r += 32) {
 #pragma unroll
             for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
-            float v = Expr::pre(in, off);
-            if (OP == RED_L1) v = fabsf(v);
+            A v = Expr::pre(in, off);
+            if (OP == RED_L1) v = red_abs(v);
             if (OP == RED_L2 || OP == RED_SUMSQ) v = v * v;
-            if (OP == RED_LOGSUMEXP) v = expf(v - shift);
-            acc = red_combine<OP, float>(acc, v);
+            if (OP == RED_LOGSUMEXP) v = red_exp(v - shift);
+            acc = red_combine<OP, A>(acc, v);
         }
         acc = warp_reduce<OP == RED_MEAN || OP == RED_L1 || OP == RED_L2 || OP == RED_SUMSQ || OP == RED_LOGSUM ||
                                   OP == RED_LOGSUMEXP
                               ? RED_SUM
                               : OP,
-                          float>(acc);
+                          A>(acc);
         if (valid && lane == 0) {
-            if (OP == RED_MEAN) acc = acc / (float)s.n_red;
-            if (OP == RED_L2) acc = sqrtf(acc);
-            if (OP == RED_LOGSUM) acc = logf(acc);
-            if (OP == RED_LOGSUMEXP) acc = logf(acc) + shift;
+            if (OP == RED_MEAN) acc = acc / (A)s.n_red;
+            if (OP == RED_L2) acc = red_sqrt(acc);
+            if (OP == RED_LOGSUM) acc = red_log(acc);
+            if (OP == RED_LOGSUMEXP) acc = red_log(acc) + shift;
             i64 eo[NEPI1];
 #pragma unroll
             for (int k = 0; k < NEPI1; k++) eo[k] = NEPI ? broadcast_offset<RANKY>(o, s.y_dims, s.epi_strides[k]) : 0;

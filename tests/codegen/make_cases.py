@@ -263,6 +263,20 @@ def main(d):
           N("Relu", ["x"], ["r"])],
          [("x", [2, 3, 4])], ["shp", "sz", "k", "r"], [])
 
+    # f64: Reduce* and a fused reduction group computed in double (prologue Exp, epilogue Log + 0.5)
+    gd = helper.make_graph(
+        [N("ReduceSum", ["x", "ax"], ["rs"], keepdims=0), N("Exp", ["x"], ["e"]),
+         N("ReduceSum", ["e", "ax"], ["se"], keepdims=1), N("Log", ["se"], ["l"]), N("Add", ["l", "h"], ["lse"]),
+         N("ArgMax", ["x"], ["am"], axis=1)],
+        "f64", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [3, 9, 4])],
+        [helper.make_tensor_value_info("rs", TensorProto.DOUBLE, [3, 4]),
+         helper.make_tensor_value_info("lse", TensorProto.DOUBLE, [3, 1, 4]),
+         helper.make_tensor_value_info("am", TensorProto.INT64, [3, 1, 4])],
+        [i64("ax", [1]), helper.make_tensor("h", TensorProto.DOUBLE, [], [0.5])])
+    md = helper.make_model(gd, opset_imports=[helper.make_opsetid("", 18)], producer_name="kiln-tests")
+    onnx.checker.check_model(md)
+    onnx.save(md, os.path.join(d, "reduce_f64.onnx"))
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

@@ -50,7 +50,10 @@ int main(int argc, char **argv) {
             memset(t->data, 0xff, t->nbytes);
             outs[n_out++] = t;
         } else {
-            for (int64_t k = 0; k < t->numel; k++) ((float *)t->data)[k] = rnd();
+            for (int64_t k = 0; k < t->numel; k++) { /* other dtypes (f64 cases) through kiln_tensor_set */
+                if (t->dtype == KILN_F32) ((float *)t->data)[k] = rnd();
+                else kiln_tensor_set(t, k, rnd());
+            }
             if (kiln_codegen_fix_shape(g, io->name, io->rank, io->dims)) {
                 fprintf(stderr, "emu_run: %s\n", kiln_last_error());
                 return 1;
@@ -98,7 +101,7 @@ int main(int argc, char **argv) {
         double max_err = 0;
         int64_t bad = 0, first = -1;
         for (int64_t k = 0; k < cpu[o]->numel; k++) {
-            double e = ((float *)cpu[o]->data)[k], v = ((float *)outs[o]->data)[k], d = fabs(v - e);
+            double e = kiln_tensor_get(cpu[o], k), v = kiln_tensor_get(outs[o], k), d = fabs(v - e); /* any dtype */
             bool ok = (isnan(e) && isnan(v)) || d <= atol + rtol * fabs(e);
             if (!ok && first < 0) first = k;
             bad += !ok;
@@ -107,8 +110,8 @@ int main(int argc, char **argv) {
         printf("  %s: %lld elements, max abs error %.3g, %lld bad%s\n", kiln_graph_output_name(g, o),
                (long long)cpu[o]->numel, max_err, (long long)bad, bad ? "" : " PASS");
         if (bad)
-            printf("    first bad element %lld: got %g, want %g\n", (long long)first, ((float *)outs[o]->data)[first],
-                   ((float *)cpu[o]->data)[first]);
+            printf("    first bad element %lld: got %g, want %g\n", (long long)first, kiln_tensor_get(outs[o], first),
+                   kiln_tensor_get(cpu[o], first));
         failed |= bad > 0;
     }
     printf("%s\n", failed ? "FAIL" : "PASS");
