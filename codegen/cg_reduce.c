@@ -373,13 +373,15 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     for (int k = 0; k < bg->n_nodes; k++)
         if (!bg->nodes[k].dead && (red_op_name(bg->nodes[k].op) || bg->nodes[k].op == KILN_OP_Softmax ||
                                    bg->nodes[k].op == KILN_OP_LogSoftmax || bg->nodes[k].op == KILN_OP_GlobalAveragePool ||
-                                   bg->nodes[k].op == KILN_OP_GlobalMaxPool)) {
+                                   bg->nodes[k].op == KILN_OP_GlobalMaxPool ||
+                                   bg->nodes[k].op == KILN_OP_LayerNormalization ||
+                                   bg->nodes[k].op == KILN_OP_RMSNormalization)) {
             if (ri >= 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "two reductions in one group");
             ri = k;
         }
     if (ri < 0)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "a reduction group around an op other than Reduce*, Softmax, "
-                                                 "LogSoftmax, GlobalAveragePool, GlobalMaxPool");
+                                                 "LogSoftmax, GlobalAveragePool, GlobalMaxPool, Layer/RMSNormalization");
     const kiln_node *rn = &bg->nodes[ri];
     /* global pools are ReduceMean / ReduceMax over the spatial dims, keepdims */
     const bool gpool = rn->op == KILN_OP_GlobalAveragePool || rn->op == KILN_OP_GlobalMaxPool;
@@ -393,8 +395,9 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         if (n->inputs[i] >= 0 && kiln_cg_val(c, n->inputs[i])->layout == KILN_LAYOUT_NHWC)
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     bool red[KILN_MAX_RANK];
-    const bool softmax = rn->op == KILN_OP_Softmax || rn->op == KILN_OP_LogSoftmax;
-    if (softmax && dbl) return kiln_errorf(KILN_ERR_UNSUPPORTED, "an f64 Softmax group");
+    const bool norm = rn->op == KILN_OP_LayerNormalization || rn->op == KILN_OP_RMSNormalization;
+    const bool softmax = rn->op == KILN_OP_Softmax || rn->op == KILN_OP_LogSoftmax || norm; /* row-wise kinds */
+    if (softmax && dbl) return kiln_errorf(KILN_ERR_UNSUPPORTED, "an f64 Softmax / normalization group");
     const kiln_value *axv = NULL; /* the axes: a body constant, or a group input (a graph constant) */
     if (rn->n_inputs > 1 && rn->inputs[1] >= 0) {
         axv = &bg->values[rn->inputs[1]];
@@ -402,7 +405,12 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
         if (!axv->data && bi >= 0 && bi < n->n_inputs && n->inputs[bi] >= 0) axv = kiln_cg_val(c, n->inputs[bi]);
     }
     kiln_status st = KILN_OK;
-    if (softmax) { /* one axis, or the whole tail from the axis for opset < 13 (kiln_coerce_2d) */
+    if (norm) { /* the dims from the axis on */
+        int64_t a;
+        if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(rn, "axis", -1), x->rank, &a))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "normalization axis out of range");
+        for (int d = 0; d < KILN_MAX_RANK; d++) red[d] = d >= a && d < x->rank;
+    } else if (softmax) { /* one axis, or the whole tail from the axis for opset < 13 (kiln_coerce_2d) */
         bool coerce = kiln_attr_int(rn, "kiln_coerce_2d", 0) != 0;
         int64_t a;
         if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(rn, "axis", coerce ? 1 : -1), x->rank, &a))
@@ -445,6 +453,29 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
                                 kiln_cg_ctype(x->dtype), slot, slot);
         }
         kiln_cg_printf(&c->src, "        return v%d;\n    }\n", xv);
+    }
+    if (!st && norm) { /* Scale [and B]: group inputs (or scalar constants) read at the element */
+        kiln_cg_printf(&c->src, "    static __device__ __forceinline__ float affine(float v, const void *const *in, const "
+                                "kiln::i64 *off) {\n        return v");
+        for (int k = 1; !st && k <= 2; k++) {
+            if (k >= rn->n_inputs || rn->inputs[k] < 0 || (k == 2 && rn->op == KILN_OP_RMSNormalization)) continue;
+            const kiln_value *pv = &bg->values[rn->inputs[k]];
+            char lit[48];
+            if (pv->data && pv->data->numel == 1) {
+                kiln_cg_printf(&c->src, " %s %s", k == 1 ? "*" : "+",
+                               kiln_cg_flit(lit, sizeof lit, (float)kiln_tensor_get(pv->data, 0)));
+                continue;
+            }
+            int bi = kiln_cg_io_index(bg->inputs, bg->n_inputs, rn->inputs[k]);
+            int slot = bi >= 0 ? leaf_slot(&pre, rn->inputs[k]) : -1;
+            if (slot < 0 || !kiln_cg_ctype(pv->dtype) || pv->dtype == KILN_F64) {
+                st = kiln_errorf(KILN_ERR_UNSUPPORTED, "a normalization Scale / B computed inside the group");
+                break;
+            }
+            kiln_cg_printf(&c->src, " %s kiln::load_f32<%s>(in[%d], off[%d])", k == 1 ? "*" : "+",
+                           kiln_cg_ctype(pv->dtype), slot, slot);
+        }
+        kiln_cg_printf(&c->src, ";\n    }\n");
     }
     /* epilogue: the reduction's output is `r`; fresh leaf reads */
     if (!st) {
@@ -514,7 +545,12 @@ kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n) {
     for (int k = 0; k < NPRE + NEPI; k++) kiln_cg_printf(&c->src, "%sa%d", k ? ", " : "", k);
     kiln_cg_printf(&c->src, "};\n    void *const out[] = {");
     for (int j = 0; j < n_outs; j++) kiln_cg_printf(&c->src, "%sy%d", j ? ", " : "", j);
-    if (softmax)
+    char eps[48];
+    if (norm)
+        kiln_cg_printf(&c->src, "};\n    kiln::norm_fused<%s_expr, %s, %d, %d, %d, %d>(in, out, s, %s);\n}\n", fn,
+                       rn->op == KILN_OP_RMSNormalization ? "true" : "false", NPRE, NEPI, NEPI1, R,
+                       kiln_cg_flit(eps, sizeof eps, kiln_attr_float(rn, "epsilon", 1e-5f)));
+    else if (softmax)
         kiln_cg_printf(&c->src, "};\n    kiln::softmax_fused<%s_expr, %s, %d, %d, %d, %d>(in, out, s);\n}\n", fn,
                        rn->op == KILN_OP_LogSoftmax ? "true" : "false", NPRE, NEPI, NEPI1, R);
     else

@@ -496,3 +496,54 @@ __device__ __forceinline__ void lp_norm_rows(const T *x, T *y, const reduce_shap
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// LayerNormalization / RMSNormalization inside a fused group: like softmax_fused (same shape
+// struct), with Expr::affine(v, in, off) applying Scale [and B] (prologue-side leaves at the
+// element's offsets) between the normalization and the epilogue. fp32.
+template <typename Expr, bool RMS, int NPRE, int NEPI, int NEPI1, int RANK>
+__device__ __forceinline__ void norm_fused(const void *const *in, void *const *out,
+                                           const softmax_fused_shape<NPRE, NEPI1, RANK> &s, float eps) {
+    const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
+    for (i64 base = (i64)blockIdx.x * wpb; base < s.n_out; base += (i64)gridDim.x * wpb) {
+        const i64 o = base + (threadIdx.x >> 5);
+        const bool valid = o < s.n_out;
+        const i64 n = valid ? s.n_red : 0;
+        i64 ob[NPRE], off[NPRE];
+#pragma unroll
+        for (int k = 0; k < NPRE; k++) ob[k] = valid ? broadcast_offset<RANK>(o, s.out_dims, s.pre_out_strides[k]) : 0;
+        float mean = 0.0f;
+        if (!RMS) {
+            float sum = 0.0f;
+            for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+                for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+                sum += Expr::pre(in, off);
+            }
+            mean = warp_reduce<RED_SUM, float>(sum) / (float)(s.n_red > 0 ? s.n_red : 1);
+        }
+        float sq = 0.0f;
+        for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+            for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+            const float d = Expr::pre(in, off) - mean;
+            sq += d * d;
+        }
+        const float inv = 1.0f / sqrtf(warp_reduce<RED_SUM, float>(sq) / (float)(s.n_red > 0 ? s.n_red : 1) + eps);
+        const i64 yb = valid ? broadcast_offset<RANK>(o, s.out_dims, s.y_out_strides) : 0;
+        i64 eb[NEPI1], eo[NEPI1];
+#pragma unroll
+        for (int k = 0; k < NEPI1; k++) eb[k] = valid && NEPI ? broadcast_offset<RANK>(o, s.out_dims, s.epi_out_strides[k]) : 0;
+        for (i64 r = lane; r < n; r += 32) {
+#pragma unroll
+            for (int k = 0; k < NPRE; k++) off[k] = ob[k] + broadcast_offset<RANK>(r, s.red_dims, s.pre_red_strides[k]);
+#pragma unroll
+            for (int k = 0; k < NEPI1; k++) eo[k] = NEPI ? eb[k] + broadcast_offset<RANK>(r, s.red_dims, s.epi_red_strides[k]) : 0;
+            const float v = Expr::affine((Expr::pre(in, off) - mean) * inv, in, off);
+            Expr::epi(v, in + NPRE, eo, out, yb + broadcast_offset<RANK>(r, s.red_dims, s.y_red_strides));
+        }
+    }
+}
+
+} // namespace kiln

@@ -176,6 +176,12 @@ def main(d):
           N("Mul", ["nrm", "g2"], ["pat"])],
          [("x", [3, 7, 40])], ["ln", "mean", "inv", "pat"],
          [w("g", 40), w("b", 7, 40), i64("axm1", [-1]), scalar("eps", 1e-5), w("g2", 40)], opset=18)
+    # normalizations inside reduction groups: prologue Mul, LayerNormalization, epilogue residual Add + Relu
+    save(d, "norm_groups",
+         [N("Mul", ["x", "two"], ["x2"]), N("LayerNormalization", ["x2", "g", "b"], ["ln"], axis=-1),
+          N("Add", ["ln", "x"], ["res"]), N("Relu", ["res"], ["o1"]),
+          N("Sub", ["x", "b"], ["x3"]), N("RMSNormalization", ["x3", "g"], ["rn"], axis=1), N("Tanh", ["rn"], ["o2"])],
+         [("x", [3, 5, 40])], ["o1", "o2"], [scalar("two", 2.0), w("g", 40), w("b", 40)], opset=23)
     save(d, "rms_norm", [N("RMSNormalization", ["x", "g"], ["y"], axis=-1)], [("x", [5, 70])], ["y"], [w("g", 70)],
          opset=23)
 
