@@ -748,3 +748,35 @@ kiln_status kiln_cg_emit_loss(cg *c, const kiln_node *n) {
     args[9] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)ii};
     return kiln_cg_launch(c, fn, red == 0 ? kiln_cg_grid_1d(N * D) : 1, 1, 1, BLOCK_1D, args, 10);
 }
+
+/* --------------------------------------------------------------------------- LRN -- */
+kiln_status kiln_cg_emit_lrn(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *y = kiln_cg_val(c, n->outputs[0]);
+    const char *T = kiln_cg_ctype(x->dtype);
+    if (!T || !kiln_dtype_is_float(x->dtype) || x->dtype == KILN_F64)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    int64_t size = kiln_attr_int(n, "size", 1);
+    if (x->rank < 2 || size < 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "rank %d or size %lld", x->rank, (long long)size);
+    int64_t inner = 1;
+    for (int d = 2; d < x->rank; d++) inner *= x->dims[d];
+    int64_t total = kiln_cg_numel(x);
+    if (total == 0) return KILN_OK;
+    char fn[64], a[48], b[48], bi[48];
+    kiln_cg_kernel_name(c, "lrn", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
+                   "kiln::i64 N, kiln::i64 C, kiln::i64 inner, kiln::i64 size) {\n"
+                   "    kiln::lrn<%s>(x, y, N, C, inner, size, %s, %s, %s);\n}\n",
+                   fn, c->group, y->name, BLOCK_1D, fn, T, T, T,
+                   kiln_cg_flit(a, sizeof a, kiln_attr_float(n, "alpha", 1e-4f)),
+                   kiln_cg_flit(b, sizeof b, kiln_attr_float(n, "beta", 0.75f)),
+                   kiln_cg_flit(bi, sizeof bi, kiln_attr_float(n, "bias", 1.0f)));
+    kiln_bundle_arg args[6];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])))
+        return st;
+    int64_t v[4] = {x->dims[0], x->dims[1], inner, size};
+    for (int i = 0; i < 4; i++) args[2 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 6);
+}

@@ -547,3 +547,25 @@ __device__ __forceinline__ void norm_fused(const void *const *in, void *const *o
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// LRN across channels of x [N, C, inner]: y = x / (bias + alpha / size * sum x^2)^beta over the
+// channel window [c - (size-1)/2, c + size/2] clipped to [0, C). One thread per element.
+template <typename T>
+__device__ __forceinline__ void lrn(const T *x, T *y, i64 N, i64 C, i64 inner, i64 size, float alpha, float beta,
+                                    float bias) {
+    const i64 lo_off = (size - 1) / 2, hi_off = size / 2;
+    for (i64 i = global_thread_index(); i < N * C * inner; i += grid_thread_count()) {
+        const i64 j = i % inner, c = (i / inner) % C, n = i / (inner * C);
+        const i64 lo = c - lo_off < 0 ? 0 : c - lo_off, hi = c + hi_off > C - 1 ? C - 1 : c + hi_off;
+        float s = 0.0f;
+        for (i64 k = lo; k <= hi; k++) {
+            const float v = to_f32(x[(n * C + k) * inner + j]);
+            s += v * v;
+        }
+        y[i] = from_f32<T>(to_f32(x[i]) / powf(bias + alpha / (float)size * s, beta));
+    }
+}
+
+} // namespace kiln

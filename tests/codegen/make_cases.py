@@ -236,8 +236,9 @@ def main(d):
          [N("CumSum", ["x", "a1"], ["c0"]), N("CumSum", ["x", "a2"], ["c1"], exclusive=1, reverse=1),
           N("CumSum", ["x", "a0"], ["c2"], exclusive=1),
           N("InstanceNormalization", ["z", "g", "b"], ["inorm"], epsilon=1e-4),
-          N("LpNormalization", ["z"], ["lp1"], axis=1, p=1), N("LpNormalization", ["z"], ["lp2"], axis=-1, p=2)],
-         [("x", [3, 4, 37]), ("z", [2, 3, 5, 7])], ["c0", "c1", "c2", "inorm", "lp1", "lp2"],
+          N("LpNormalization", ["z"], ["lp1"], axis=1, p=1), N("LpNormalization", ["z"], ["lp2"], axis=-1, p=2),
+          N("LRN", ["z"], ["lrn"], size=3, alpha=0.01, beta=0.6, bias=1.5)],
+         [("x", [3, 4, 37]), ("z", [2, 3, 5, 7])], ["c0", "c1", "c2", "inorm", "lp1", "lp2", "lrn"],
          [helper.make_tensor("a1", TensorProto.INT64, [], [1]), helper.make_tensor("a2", TensorProto.INT32, [], [-1]),
           helper.make_tensor("a0", TensorProto.INT64, [], [0]), w("g", 3), w("b", 3)])
 
