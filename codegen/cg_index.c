@@ -330,3 +330,77 @@ kiln_status kiln_cg_emit_build_time(cg *c, const kiln_node *n) {
     }
     return st;
 }
+
+/* --------------------------------------------------------- ScatterElements, ScatterND -- */
+kiln_status kiln_cg_emit_scatter(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *ind = kiln_cg_val(c, n->inputs[1]);
+    const kiln_value *upd = kiln_cg_val(c, n->inputs[2]), *y = kiln_cg_val(c, n->outputs[0]);
+    const char *CT = kiln_cg_ctype(x->dtype), *U = uint_of_size(kiln_dtype_size(x->dtype));
+    if (!CT || !U || x->dtype == KILN_BOOL) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (ind->dtype != KILN_I64 && ind->dtype != KILN_I32)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "indices of dtype %s", kiln_dtype_name(ind->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    const char *rs = kiln_attr_str(n, "reduction", "none");
+    int red = !strcmp(rs, "none") ? 0 : !strcmp(rs, "add") ? 1 : !strcmp(rs, "mul") ? 2 : !strcmp(rs, "max") ? 3
+            : !strcmp(rs, "min") ? 4 : -1;
+    if (red < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "reduction '%s'", rs);
+    const char *A = x->dtype == KILN_F64 ? "double" : kiln_dtype_is_float(x->dtype) ? "float" : "kiln::i64";
+    const char *I = ind->dtype == KILN_I64 ? "long long" : "int";
+    int64_t total = kiln_cg_numel(y);
+    if (total == 0) return KILN_OK;
+    kiln_status st;
+    char fn[64];
+    /* y = x (nothing to do when the memory plan put y in place over x) */
+    kiln_bundle_arg ax, ay;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &ax)) || (st = kiln_cg_value_arg(c, n->outputs[0], &ay))) return st;
+    if (ax.kind != ay.kind || ax.value != ay.value) {
+        kiln_cg_kernel_name(c, "scatter_copy", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s: the data input\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, "
+                       "%s *y, kiln::i64 n) {\n    kiln::copy_rows<%s>(x, y, 1, n, n, 0);\n}\n",
+                       fn, c->group, BLOCK_1D, fn, U, U, U);
+        kiln_bundle_arg a3[3] = {ax, ay, {KILN_ARG_SCALAR, 8, (uint64_t)total}};
+        if ((st = kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, a3, 3))) return st;
+    }
+    if (kiln_cg_numel(upd) == 0) return KILN_OK;
+    kiln_bundle_arg args[4] = {ay};
+    if ((st = kiln_cg_value_arg(c, n->inputs[1], &args[1])) || (st = kiln_cg_value_arg(c, n->inputs[2], &args[2])))
+        return st;
+    int64_t xs[KILN_MAX_RANK];
+    kiln_strides(x->rank, x->dims, xs);
+    if (n->op == KILN_OP_ScatterElements) {
+        int64_t axis;
+        int R = x->rank;
+        if (R < 1 || ind->rank != R || !kiln_norm_axis(kiln_attr_int(n, "axis", 0), R, &axis))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "rank or axis");
+        int64_t sh[3 + 2 * KILN_MAX_RANK];
+        sh[0] = kiln_cg_numel(ind);
+        sh[1] = axis;
+        sh[2] = x->dims[axis];
+        for (int d = 0; d < R; d++) sh[3 + d] = ind->dims[d], sh[3 + R + d] = xs[d];
+        kiln_cg_kernel_name(c, "scatter_elements", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s (reduction %s; one thread, in order)\nextern \"C\" __global__ void __launch_bounds__(32) %s(%s *y, "
+                       "const %s *idx, const %s *upd, kiln::scatter_shape<%d> s) {\n"
+                       "    kiln::scatter_elements<%s, %s, %s, %d, %d>(y, idx, upd, s);\n}\n",
+                       fn, c->group, y->name, rs, fn, CT, I, CT, R, CT, I, A, red, R);
+        if ((st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(3 + 2 * R), &args[3]))) return st;
+        return kiln_cg_launch(c, fn, 1, 1, 1, 32, args, 4);
+    }
+    int64_t k = ind->rank > 0 ? ind->dims[ind->rank - 1] : 0, sh[3 + 2 * KILN_MAX_RANK] = {0}, ntup = 1, slice = 1;
+    if (k < 1 || k > x->rank) return kiln_errorf(KILN_ERR_UNSUPPORTED, "indices shape");
+    for (int d = 0; d < ind->rank - 1; d++) ntup *= ind->dims[d];
+    for (int d = (int)k; d < x->rank; d++) slice *= x->dims[d];
+    sh[0] = ntup;
+    sh[1] = slice;
+    sh[2] = k;
+    for (int j = 0; j < k; j++) sh[3 + j] = x->dims[j], sh[3 + KILN_MAX_RANK + j] = xs[j];
+    kiln_cg_kernel_name(c, "scatter_nd", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s (reduction %s; one thread, in order)\nextern \"C\" __global__ void __launch_bounds__(32) %s(%s *y, "
+                   "const %s *idx, const %s *upd, kiln::scatter_nd_shape s) {\n"
+                   "    kiln::scatter_nd<%s, %s, %s, %d>(y, idx, upd, s);\n}\n",
+                   fn, c->group, y->name, rs, fn, CT, I, CT, CT, I, A, red);
+    if ((st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(3 + 2 * KILN_MAX_RANK), &args[3]))) return st;
+    return kiln_cg_launch(c, fn, 1, 1, 1, 32, args, 4);
+}

@@ -154,3 +154,70 @@ template <typename T> __device__ __forceinline__ void eye_like(T *y, i64 rows, i
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// ScatterElements / ScatterND onto y (already a copy of the data input): one thread applies
+// every update in order, so duplicates resolve as the CPU evaluator resolves them (the last
+// one wins for reduction none; add / mul / max / min combine). A: fp32 for f16/bf16/f32, f64,
+// wrapping i64 for integers. Correctness over speed: scatters are rare in inference graphs.
+template <typename A, int RED> __device__ __forceinline__ A scatter_combine(A a, A b) {
+    return RED == 1 ? a + b : RED == 2 ? a * b : RED == 3 ? (b > a ? b : a) : RED == 4 ? (b < a ? b : a) : b;
+}
+__device__ __forceinline__ void sc_load(float &a, float x) { a = x; }
+__device__ __forceinline__ void sc_load(float &a, __half x) { a = __half2float(x); }
+__device__ __forceinline__ void sc_load(float &a, __nv_bfloat16 x) { a = __bfloat162float(x); }
+__device__ __forceinline__ void sc_load(double &a, double x) { a = x; }
+template <typename I> __device__ __forceinline__ void sc_load(i64 &a, I x) { a = (i64)x; }
+template <typename T> __device__ __forceinline__ T sc_store(float a) { return from_f32<T>(a); }
+template <typename T> __device__ __forceinline__ T sc_store(double a) { return (T)a; }
+template <typename T> __device__ __forceinline__ T sc_store(i64 a) { return (T)a; }
+
+template <typename T, typename A, int RED> __device__ __forceinline__ void scatter_apply(T *dst, const T *src) {
+    A a, b;
+    sc_load(a, *dst);
+    sc_load(b, *src);
+    *dst = sc_store<T>(scatter_combine<A, RED>(a, b));
+}
+
+template <int RANK> struct scatter_shape {
+    i64 n, axis, axis_dim;
+    i64 dims[RANK], x_strides[RANK]; // the indices' dims, the data's strides
+};
+template <typename T, typename I, typename A, int RED, int RANK>
+__device__ __forceinline__ void scatter_elements(T *y, const I *idx, const T *upd, const scatter_shape<RANK> &s) {
+    if (global_thread_index() != 0) return;
+    for (i64 i = 0; i < s.n; i++) {
+        i64 rem = i, off = 0;
+        const i64 k = wrap_index(idx[i], s.axis_dim);
+        if (k < 0 || k >= s.axis_dim) continue;
+        for (int d = RANK - 1; d >= 0; d--) {
+            const i64 q = rem / s.dims[d], p = rem - q * s.dims[d];
+            rem = q;
+            off += (d == s.axis ? k : p) * s.x_strides[d];
+        }
+        scatter_apply<T, A, RED>(y + off, upd + i);
+    }
+}
+
+struct scatter_nd_shape {
+    i64 ntup, slice, k;
+    i64 dims[max_rank], strides[max_rank]; // the data's first k dims and their strides
+};
+template <typename T, typename I, typename A, int RED>
+__device__ __forceinline__ void scatter_nd(T *y, const I *idx, const T *upd, const scatter_nd_shape &s) {
+    if (global_thread_index() != 0) return;
+    for (i64 t = 0; t < s.ntup; t++) {
+        i64 off = 0;
+        bool ok = true;
+        for (i64 j = 0; j < s.k; j++) {
+            const i64 a = wrap_index(idx[t * s.k + j], s.dims[j]);
+            ok = ok && a >= 0 && a < s.dims[j];
+            off += a * s.strides[j];
+        }
+        if (!ok) continue;
+        for (i64 e = 0; e < s.slice; e++) scatter_apply<T, A, RED>(y + off + e, upd + t * s.slice + e);
+    }
+}
+
+} // namespace kiln

@@ -284,6 +284,17 @@ def main(d):
     onnx.checker.check_model(md)
     onnx.save(md, os.path.join(d, "reduce_f64.onnx"))
 
+    # scatters (one thread, in order): ScatterElements (none / add, negative and duplicate
+    # indices), ScatterND (mul, max)
+    save(d, "scatter",
+         [N("ScatterElements", ["x", "si", "u"], ["se"], axis=1),
+          N("ScatterElements", ["x", "si", "u"], ["sa"], axis=1, reduction="add"),
+          N("ScatterND", ["x", "ni", "nu"], ["sm"], reduction="mul"),
+          N("ScatterND", ["x", "ni", "nu"], ["sx"], reduction="max")],
+         [("x", [3, 5, 4]), ("u", [3, 2, 4]), ("nu", [2, 4])], ["se", "sa", "sm", "sx"],
+         [helper.make_tensor("si", TensorProto.INT64, [3, 2, 4], rng.integers(-5, 5, size=24).tolist()),
+          helper.make_tensor("ni", TensorProto.INT64, [2, 2], [1, -1, 1, 4])], opset=18)
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
