@@ -780,3 +780,40 @@ kiln_status kiln_cg_emit_lrn(cg *c, const kiln_node *n) {
     for (int i = 0; i < 4; i++) args[2 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
     return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 6);
 }
+
+/* -------------------------------------------------------------------------- TopK -- */
+kiln_status kiln_cg_emit_topk(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]);
+    const char *T = kiln_cg_ctype(x->dtype);
+    if (!T || x->dtype == KILN_BOOL || x->dtype == KILN_U64)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    int64_t k, a;
+    if (kiln_value_const_ints(kiln_cg_val(c, n->inputs[1]), &k, 1) != 1)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "K not known at build time");
+    if (x->rank < 1 || !kiln_norm_axis(kiln_attr_int(n, "axis", -1), x->rank, &a) || k < 0 || k > x->dims[a])
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis or K out of range");
+    int64_t outer = 1, inner = 1, len = x->dims[a];
+    for (int d = 0; d < a; d++) outer *= x->dims[d];
+    for (int d = (int)a + 1; d < x->rank; d++) inner *= x->dims[d];
+    if (k == 0 || outer * inner == 0) return KILN_OK;
+    bool largest = kiln_attr_int(n, "largest", 1) != 0;
+    char fn[64];
+    kiln_cg_kernel_name(c, "topk", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s (k %lld of %lld)\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s "
+                   "*vals, kiln::i64 *idx, kiln::i64 outer, kiln::i64 len, kiln::i64 inner, kiln::i64 k) {\n"
+                   "    kiln::topk<%s, %s, %s>(x, vals, idx, outer, len, inner, k);\n}\n",
+                   fn, c->group, (long long)k, (long long)len, BLOCK_1D, fn, T, T, T, acc_type(x->dtype),
+                   largest ? "true" : "false");
+    kiln_bundle_arg args[7];
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0]))) return st;
+    for (int j = 0; j < 2; j++) {
+        args[1 + j] = kiln_cg_null_arg;
+        if (j < n->n_outputs && n->outputs[j] >= 0 && (st = kiln_cg_value_arg(c, n->outputs[j], &args[1 + j]))) return st;
+    }
+    int64_t v[4] = {outer, len, inner, k};
+    for (int i = 0; i < 4; i++) args[3 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(outer * inner), 1, 1, BLOCK_1D, args, 7);
+}

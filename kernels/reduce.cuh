@@ -569,3 +569,36 @@ __device__ __forceinline__ void lrn(const T *x, T *y, i64 N, i64 C, i64 inner, i
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// TopK along one axis of x [outer, len, inner] -> values / indices [outer, k, inner]. One thread
+// per line picks k times the next element in the order (largest or smallest first, ties to
+// the lower index, as the CPU evaluator's stable sort): O(k * len), no scratch memory.
+template <typename T, typename A, bool LARGEST>
+__device__ __forceinline__ bool topk_before(A va, i64 ia, A vb, i64 ib) { // a comes before b
+    return (LARGEST ? va > vb : va < vb) || (va == vb && ia < ib);
+}
+template <typename T, typename A, bool LARGEST>
+__device__ __forceinline__ void topk(const T *x, T *vals, i64 *idx, i64 outer, i64 len, i64 inner, i64 k) {
+    for (i64 line = global_thread_index(); line < outer * inner; line += grid_thread_count()) {
+        const i64 o = line / inner, in = line - o * inner, base = o * len * inner + in, obase = o * k * inner + in;
+        A pv = (A)0;
+        i64 pi = -1;
+        for (i64 j = 0; j < k; j++) {
+            A bv = (A)0;
+            i64 bi = -1;
+            for (i64 e = 0; e < len; e++) {
+                A v;
+                red_load(v, x[base + e * inner]);
+                if (pi >= 0 && !topk_before<T, A, LARGEST>(pv, pi, v, e)) continue; // taken already
+                if (bi < 0 || topk_before<T, A, LARGEST>(v, e, bv, bi)) bv = v, bi = e;
+            }
+            if (vals) vals[obase + j * inner] = x[base + bi * inner];
+            if (idx) idx[obase + j * inner] = bi;
+            pv = bv, pi = bi;
+        }
+    }
+}
+
+} // namespace kiln

@@ -295,6 +295,13 @@ def main(d):
          [helper.make_tensor("si", TensorProto.INT64, [3, 2, 4], rng.integers(-5, 5, size=24).tolist()),
           helper.make_tensor("ni", TensorProto.INT64, [2, 2], [1, -1, 1, 4])], opset=18)
 
+    # TopK: largest along the middle axis (ties from Floor), smallest along the last
+    save(d, "topk",
+         [N("Mul", ["x", "four"], ["x4"]), N("Floor", ["x4"], ["f"]),
+          N("TopK", ["f", "k3"], ["v1", "i1"], axis=1), N("TopK", ["x", "k2"], ["v2", "i2"], axis=-1, largest=0)],
+         [("x", [3, 9, 5])], ["v1", "i1", "v2", "i2"],
+         [scalar("four", 4.0), i64("k3", [3]), i64("k2", [2])])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
