@@ -208,6 +208,33 @@ kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n) {
         for (int i = 0; i < 3; i++) args[1 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
         return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 4);
     }
+    case KILN_OP_OneHot: {
+        const kiln_value *ind = x, *dv = kiln_cg_val(c, n->inputs[1]);
+        const char *I = ind->dtype == KILN_I64 ? "long long" : ind->dtype == KILN_I32 ? "int"
+                      : ind->dtype == KILN_F32 ? "float" : ind->dtype == KILN_F64 ? "double" : NULL;
+        if (!I || !dv->data || dv->data->numel != 1)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "indices of dtype %s or depth not known at build time",
+                               kiln_dtype_name(ind->dtype));
+        int64_t ax, depth = (int64_t)kiln_tensor_get(dv->data, 0), outer = 1, inner = 1;
+        if (!kiln_norm_axis(kiln_attr_int(n, "axis", -1), ind->rank + 1, &ax) || depth < 1)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis or depth");
+        for (int d = 0; d < ax; d++) outer *= ind->dims[d];
+        for (int d = (int)ax; d < ind->rank; d++) inner *= ind->dims[d];
+        kiln_cg_kernel_name(c, "one_hot", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *idx, const "
+                       "%s *values, %s *y, kiln::i64 outer, kiln::i64 depth, kiln::i64 inner) {\n"
+                       "    kiln::one_hot<%s, %s>(idx, values, y, outer, depth, inner);\n}\n",
+                       fn, c->group, y->name, BLOCK_1D, fn, I, T, T, T, I);
+        kiln_bundle_arg args[6];
+        kiln_status st;
+        if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->inputs[2], &args[1])) ||
+            (st = kiln_cg_value_arg(c, n->outputs[0], &args[2])))
+            return st;
+        int64_t v[3] = {outer, depth, inner};
+        for (int i = 0; i < 3; i++) args[3 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
+        return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 6);
+    }
     case KILN_OP_Range: {
         const char *CT = kiln_cg_ctype(y->dtype);
         if (!CT || y->dtype == KILN_BOOL || y->dtype == KILN_F64) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(y->dtype));

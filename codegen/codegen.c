@@ -45,7 +45,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
         return kiln_cg_emit_reduce(c, n);
     case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
     case KILN_OP_Trilu: case KILN_OP_Tile: case KILN_OP_DepthToSpace: case KILN_OP_SpaceToDepth: case KILN_OP_Range:
-    case KILN_OP_GatherND: case KILN_OP_EyeLike:
+    case KILN_OP_GatherND: case KILN_OP_EyeLike: case KILN_OP_OneHot:
         return kiln_cg_emit_index_misc(c, n);
     case KILN_OP_ScatterElements: case KILN_OP_ScatterND: return kiln_cg_emit_scatter(c, n);
     case KILN_OP_ConvTranspose: return kiln_cg_emit_conv_transpose(c, n);

@@ -221,3 +221,25 @@ __device__ __forceinline__ void scatter_nd(T *y, const I *idx, const T *upd, con
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// OneHot: y [outer, depth, inner] = values[1] where the index (any numeric type, truncated;
+// negative counts from depth; out of range: none) of (outer, inner) equals the depth
+// position, else values[0].
+template <typename T, typename I>
+__device__ __forceinline__ void one_hot(const I *idx, const T *values, T *y, i64 outer, i64 depth, i64 inner) {
+    for (i64 i = global_thread_index(); i < outer * depth * inner; i += grid_thread_count()) {
+        const i64 p = i % inner, d = (i / inner) % depth, o = i / (inner * depth);
+        const double v = (double)idx[o * inner + p];
+        bool on = false;
+        if (v >= (double)-depth && v < (double)depth) {
+            i64 k = (i64)v;
+            if (k < 0) k += depth;
+            on = k == d;
+        }
+        y[i] = values[on ? 1 : 0];
+    }
+}
+
+} // namespace kiln

@@ -356,7 +356,8 @@ static case_result gpu_run(const kiln_graph *g0, const kiln_pipeline_opts *po, k
             const kiln_node *un = &g->nodes[iv->users[u]];
             for (int k = 0; k < un->n_inputs; k++)
                 if (un->inputs[k] == g->inputs[i] &&
-                    ((un->op == KILN_OP_Resize && k > 0) || (un->op == KILN_OP_Pad && k > 0) || un->op == KILN_OP_Range))
+                    ((un->op == KILN_OP_Resize && k > 0) || (un->op == KILN_OP_Pad && k > 0) || un->op == KILN_OP_Range ||
+                     (un->op == KILN_OP_OneHot && k == 1)))
                     baked[i] = true;
         }
     }

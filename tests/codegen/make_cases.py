@@ -302,6 +302,12 @@ def main(d):
          [("x", [3, 9, 5])], ["v1", "i1", "v2", "i2"],
          [scalar("four", 4.0), i64("k3", [3]), i64("k2", [2])])
 
+    # OneHot with float indices (truncated, negative, out of range), axis 1
+    save(d, "one_hot",
+         [N("Mul", ["x", "five"], ["x5"]), N("OneHot", ["x5", "depth", "vals"], ["oh"], axis=1)],
+         [("x", [3, 7])], ["oh"],
+         [scalar("five", 5.0), i64("depth", [4]), helper.make_tensor("vals", TensorProto.FLOAT, [2], [-1.0, 2.5])])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
