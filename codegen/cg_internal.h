@@ -85,6 +85,7 @@ kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n);    /* cg_reduce.c: Lay
 kiln_status kiln_cg_emit_cumsum(cg *c, const kiln_node *n);  /* cg_reduce.c: CumSum */
 kiln_status kiln_cg_emit_lrn(cg *c, const kiln_node *n);     /* cg_reduce.c: LRN */
 kiln_status kiln_cg_emit_topk(cg *c, const kiln_node *n);    /* cg_reduce.c: TopK */
+kiln_status kiln_cg_emit_einsum(cg *c, const kiln_node *n);  /* cg_reduce.c: Einsum */
 kiln_status kiln_cg_emit_loss(cg *c, const kiln_node *n);    /* cg_reduce.c: NegativeLogLikelihood-, SoftmaxCrossEntropyLoss */
 kiln_status kiln_cg_emit_gather(cg *c, const kiln_node *n);  /* cg_index.c: Gather, GatherElements */
 kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n); /* cg_index.c: Trilu, Tile, Depth/SpaceToDepth, Range */

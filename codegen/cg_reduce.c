@@ -817,3 +817,152 @@ kiln_status kiln_cg_emit_topk(cg *c, const kiln_node *n) {
     for (int i = 0; i < 4; i++) args[3 + i] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)v[i]};
     return kiln_cg_launch(c, fn, kiln_cg_grid_1d(outer * inner), 1, 1, BLOCK_1D, args, 7);
 }
+
+/* ------------------------------------------------------------------------ Einsum -- */
+/* Labels: 'A'-'Z' 0..25, 'a'-'z' 26..51, ellipsis dims 52.. (right-aligned), as the CPU
+ * evaluator numbers them (the implicit output lists single labels in this order). */
+#define EIN_LAB (52 + KILN_MAX_RANK)
+#define EIN_MAX_IN 4
+
+static int ein_id(char ch) {
+    return ch >= 'A' && ch <= 'Z' ? ch - 'A' : ch >= 'a' && ch <= 'z' ? 26 + ch - 'a' : -1;
+}
+
+/* One term into labels, the ellipsis expanded: for an operand of rank `rank` into its
+ * rank - letters dims (right-aligned among n_ell), for the output (rank < 0) into all n_ell.
+ * Returns the label count, -1 if malformed. */
+static int ein_term(const char *s, size_t len, int rank, int n_ell, int *lab) {
+    int letters = 0, ell_at = -1; /* letters before the "..." */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (ell_at >= 0 || i + 2 >= len || s[i + 1] != '.' || s[i + 2] != '.') return -1;
+            ell_at = letters;
+            i += 2;
+        } else if (ein_id(s[i]) >= 0) {
+            letters++;
+        } else {
+            return -1;
+        }
+    }
+    int e = rank < 0 ? (ell_at >= 0 ? n_ell : 0) : rank - letters, n = 0, li = 0;
+    if (e < 0 || (ell_at < 0 && e != 0) || letters + e > KILN_MAX_RANK) return -1;
+    for (size_t i = 0; i <= len; i++) {
+        if (li == ell_at) {
+            for (int k = 0; k < e; k++) lab[n++] = 52 + (rank < 0 ? k : n_ell - e + k);
+            ell_at = -1;
+        }
+        if (i == len) break;
+        if (s[i] == '.') {
+            i += 2;
+            continue;
+        }
+        lab[n++] = ein_id(s[i]);
+        li++;
+    }
+    return n;
+}
+
+kiln_status kiln_cg_emit_einsum(cg *c, const kiln_node *n) {
+    const kiln_value *y = kiln_cg_val(c, n->outputs[0]);
+    int nin = n->n_inputs;
+    if (nin < 1 || nin > EIN_MAX_IN) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%d operands", nin);
+    const char *T = kiln_cg_ctype(y->dtype);
+    if (!T || y->dtype == KILN_BOOL) return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(y->dtype));
+    const char *eq = kiln_attr_str(n, "equation", NULL);
+    char buf[256];
+    size_t len = 0;
+    for (const char *p = eq ? eq : ""; *p; p++)
+        if (*p != ' ' && *p != '\t' && len + 1 < sizeof buf) buf[len++] = *p;
+    buf[len] = 0;
+    if (!eq || !len) return kiln_errorf(KILN_ERR_UNSUPPORTED, "no equation");
+    char *arrow = strstr(buf, "->");
+    size_t lhs = arrow ? (size_t)(arrow - buf) : len;
+    int lab[EIN_MAX_IN][KILN_MAX_RANK], rank[EIN_MAX_IN], n_ell = 0, count[EIN_LAB] = {0};
+    int64_t size[EIN_LAB];
+    for (int l = 0; l < EIN_LAB; l++) size[l] = -1;
+    size_t pos = 0;
+    for (int i = 0; i < nin; i++) {
+        const kiln_value *x = kiln_cg_val(c, n->inputs[i]);
+        if (x->dtype != y->dtype || x->layout == KILN_LAYOUT_NHWC)
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "operand dtypes or layout");
+        size_t end = pos;
+        while (end < lhs && buf[end] != ',') end++;
+        int letters = 0;
+        for (size_t k = pos; k < end; k++) letters += ein_id(buf[k]) >= 0;
+        if (x->rank - letters > n_ell) n_ell = x->rank - letters;
+        pos = end + 1;
+    }
+    pos = 0;
+    for (int i = 0; i < nin; i++) {
+        const kiln_value *x = kiln_cg_val(c, n->inputs[i]);
+        size_t end = pos;
+        while (end < lhs && buf[end] != ',') end++;
+        rank[i] = ein_term(buf + pos, end - pos, x->rank, n_ell, lab[i]);
+        if (rank[i] != x->rank) return kiln_errorf(KILN_ERR_UNSUPPORTED, "equation '%s' for operand %d", eq, i);
+        for (int j = 0; j < rank[i]; j++) {
+            int l = lab[i][j];
+            if (l < 52) count[l]++;
+            else count[l] = 1;
+            if (size[l] < 0 || (l >= 52 && size[l] == 1)) size[l] = x->dims[j];
+        }
+        pos = end + 1;
+    }
+    int olab[KILN_MAX_RANK], orank;
+    if (arrow) {
+        orank = ein_term(arrow + 2, strlen(arrow + 2), -1, n_ell, olab);
+        if (orank < 0) return kiln_errorf(KILN_ERR_UNSUPPORTED, "output term of '%s'", eq);
+    } else {
+        orank = 0;
+        for (int e = 0; e < n_ell; e++) olab[orank++] = 52 + e;
+        for (int l = 0; l < 52 && orank < KILN_MAX_RANK; l++)
+            if (count[l] == 1) olab[orank++] = l;
+    }
+    if (orank != y->rank) return kiln_errorf(KILN_ERR_UNSUPPORTED, "output rank");
+    bool is_out[EIN_LAB] = {false};
+    for (int j = 0; j < orank; j++) is_out[olab[j]] = true;
+    int rlab[EIN_LAB], nr = 0;
+    for (int l = 0; l < EIN_LAB; l++)
+        if (size[l] >= 0 && !is_out[l]) rlab[nr++] = l;
+    if (nr > KILN_MAX_RANK) return kiln_errorf(KILN_ERR_UNSUPPORTED, "too many contracted labels");
+    int RO = orank ? orank : 1, RR = nr ? nr : 1;
+    int64_t n_out = kiln_cg_numel(y), n_red = 1;
+    for (int j = 0; j < nr; j++) n_red *= size[rlab[j]];
+    if (n_out == 0) return KILN_OK;
+    size_t ns = (size_t)(2 + RO + RR + nin * (RO + RR)), p = 0;
+    int64_t sh[2 + 2 * KILN_MAX_RANK + EIN_MAX_IN * 2 * KILN_MAX_RANK];
+    sh[p++] = n_out;
+    sh[p++] = n_red;
+    for (int j = 0; j < RO; j++) sh[p++] = orank ? y->dims[j] : 1;
+    for (int j = 0; j < RR; j++) sh[p++] = nr ? size[rlab[j]] : 1;
+    int64_t st_[EIN_MAX_IN][EIN_LAB];
+    for (int i = 0; i < nin; i++) {
+        const kiln_value *x = kiln_cg_val(c, n->inputs[i]);
+        int64_t xs[KILN_MAX_RANK];
+        kiln_strides(x->rank, x->dims, xs);
+        for (int l = 0; l < EIN_LAB; l++) st_[i][l] = 0;
+        for (int j = 0; j < rank[i]; j++)
+            if (!(lab[i][j] >= 52 && x->dims[j] == 1)) st_[i][lab[i][j]] += xs[j]; /* broadcast ellipsis: 0 */
+    }
+    for (int i = 0; i < nin; i++)
+        for (int j = 0; j < RO; j++) sh[p++] = orank ? st_[i][olab[j]] : 0;
+    for (int i = 0; i < nin; i++)
+        for (int j = 0; j < RR; j++) sh[p++] = nr ? st_[i][rlab[j]] : 0;
+    const char *A = y->dtype == KILN_F64 ? "double" : kiln_dtype_is_float(y->dtype) ? "float" : "kiln::i64";
+    char fn[64];
+    kiln_cg_kernel_name(c, "einsum", fn, sizeof fn);
+    kiln_cg_printf(&c->src, "\n// %s: %s (%s)\ntypedef kiln::einsum_shape<%d, %d, %d> %s_shape;\n", fn, c->group, eq, nin,
+                   RO, RR, fn);
+    kiln_cg_printf(&c->src, "extern \"C\" __global__ void __launch_bounds__(%d) %s(", BLOCK_1D, fn);
+    for (int i = 0; i < nin; i++) kiln_cg_printf(&c->src, "const %s *x%d, ", T, i);
+    kiln_cg_printf(&c->src, "%s *y, %s_shape s) {\n    const %s *const x[] = {", T, fn, T);
+    for (int i = 0; i < nin; i++) kiln_cg_printf(&c->src, "%sx%d", i ? ", " : "", i);
+    kiln_cg_printf(&c->src, "};\n    kiln::einsum<%s, %s, %d, %d, %d>(x, y, s);\n}\n", T, A, nin, RO, RR);
+    kiln_bundle_arg args[EIN_MAX_IN + 2];
+    kiln_status st;
+    for (int i = 0; i < nin; i++)
+        if ((st = kiln_cg_value_arg(c, n->inputs[i], &args[i]))) return st;
+    if ((st = kiln_cg_value_arg(c, n->outputs[0], &args[nin])) ||
+        (st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * ns, &args[nin + 1])))
+        return st;
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(n_out), 1, 1, BLOCK_1D, args, (uint32_t)(nin + 2));
+}

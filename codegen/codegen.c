@@ -55,6 +55,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_CumSum: case KILN_OP_CumProd: return kiln_cg_emit_cumsum(c, n);
     case KILN_OP_LRN: return kiln_cg_emit_lrn(c, n);
     case KILN_OP_TopK: return kiln_cg_emit_topk(c, n);
+    case KILN_OP_Einsum: return kiln_cg_emit_einsum(c, n);
     case KILN_OP_NegativeLogLikelihoodLoss: case KILN_OP_SoftmaxCrossEntropyLoss: return kiln_cg_emit_loss(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");

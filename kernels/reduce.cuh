@@ -602,3 +602,36 @@ __device__ __forceinline__ void topk(const T *x, T *vals, i64 *idx, i64 outer, i
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// Einsum: one thread per output element sums, over the contracted labels, the product of
+// every operand at its offset. Each operand has strides over the output labels and over the
+// contracted ones (a label repeated in one operand adds its strides: a diagonal; a broadcast
+// ellipsis dim has stride 0). RO / RR: counts of output / contracted labels (at least 1).
+template <int NIN, int RO, int RR> struct einsum_shape {
+    i64 n_out, n_red;
+    i64 out_dims[RO], red_dims[RR];
+    i64 out_strides[NIN][RO], red_strides[NIN][RR];
+};
+template <typename T, typename A, int NIN, int RO, int RR>
+__device__ __forceinline__ void einsum(const T *const *x, T *y, const einsum_shape<NIN, RO, RR> &s) {
+    for (i64 o = global_thread_index(); o < s.n_out; o += grid_thread_count()) {
+        i64 ob[NIN];
+#pragma unroll
+        for (int k = 0; k < NIN; k++) ob[k] = broadcast_offset<RO>(o, s.out_dims, s.out_strides[k]);
+        A acc = (A)0;
+        for (i64 r = 0; r < s.n_red; r++) {
+            A p = (A)1, v;
+#pragma unroll
+            for (int k = 0; k < NIN; k++) {
+                red_load(v, x[k][ob[k] + broadcast_offset<RR>(r, s.red_dims, s.red_strides[k])]);
+                p = p * v;
+            }
+            acc = acc + p;
+        }
+        y[o] = red_store<T>(acc);
+    }
+}
+
+} // namespace kiln

@@ -308,6 +308,18 @@ def main(d):
          [("x", [3, 7])], ["oh"],
          [scalar("five", 5.0), i64("depth", [4]), helper.make_tensor("vals", TensorProto.FLOAT, [2], [-1.0, 2.5])])
 
+    # Einsum: batched matmul, batch diagonal with an ellipsis, implicit output, sum, transpose,
+    # three operands
+    save(d, "einsum",
+         [N("Einsum", ["a", "b"], ["bmm"], equation="bij,bjk->bik"),
+          N("Einsum", ["sq"], ["diag"], equation="...ii->...i"),
+          N("Einsum", ["m", "mt"], ["imp"], equation="ij,jk"),
+          N("Einsum", ["m"], ["rows"], equation="ij->i"),
+          N("Einsum", ["m"], ["tr"], equation="ij -> ji"),
+          N("Einsum", ["a", "b", "v"], ["three"], equation="bij,bjk,k->bi")],
+         [("a", [2, 3, 4]), ("b", [2, 4, 5]), ("sq", [2, 3, 3]), ("m", [3, 6]), ("mt", [6, 2]), ("v", [5])],
+         ["bmm", "diag", "imp", "rows", "tr", "three"], [])
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
