@@ -431,3 +431,51 @@ kiln_status kiln_cg_emit_scatter(cg *c, const kiln_node *n) {
     if ((st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(3 + 2 * KILN_MAX_RANK), &args[3]))) return st;
     return kiln_cg_launch(c, fn, 1, 1, 1, 32, args, 4);
 }
+
+/* ---------------------------------------------------------------- RotaryEmbedding -- */
+kiln_status kiln_cg_emit_rotary(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]), *cs = kiln_cg_val(c, n->inputs[1]);
+    const kiln_value *y = kiln_cg_val(c, n->outputs[0]);
+    const kiln_value *pos = n->n_inputs > 3 && n->inputs[3] >= 0 ? kiln_cg_val(c, n->inputs[3]) : NULL;
+    const char *T = kiln_cg_ctype(x->dtype);
+    if (!T || !kiln_dtype_is_float(x->dtype) || x->dtype == KILN_F64 || cs->dtype != x->dtype)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "dtype %s", kiln_dtype_name(x->dtype));
+    if (pos && pos->dtype != KILN_I64 && pos->dtype != KILN_I32)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "position_ids of dtype %s", kiln_dtype_name(pos->dtype));
+    int64_t nh = kiln_attr_int(n, "num_heads", 0), rd = kiln_attr_int(n, "rotary_embedding_dim", 0);
+    int64_t sh[10];
+    if (x->rank == 4) {
+        int64_t B = x->dims[0], H = x->dims[1], S = x->dims[2], hd = x->dims[3];
+        int64_t v[10] = {B, H, S, hd, rd > 0 ? rd : hd, H * S * hd, S * hd, hd, 0, 0};
+        memcpy(sh, v, sizeof v);
+    } else if (x->rank == 3 && nh > 0 && x->dims[2] % nh == 0) {
+        int64_t B = x->dims[0], S = x->dims[1], hd = x->dims[2] / nh;
+        int64_t v[10] = {B, nh, S, hd, rd > 0 ? rd : hd, S * nh * hd, hd, nh * hd, 0, 0};
+        memcpy(sh, v, sizeof v);
+    } else {
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "input rank %d", x->rank);
+    }
+    if (sh[4] % 2 || sh[4] > sh[3]) return kiln_errorf(KILN_ERR_UNSUPPORTED, "rotary_embedding_dim");
+    sh[8] = pos ? pos->dims[0] : 0;
+    sh[9] = pos ? 0 : cs->dims[0];
+    int64_t total = kiln_cg_numel(y);
+    if (total == 0) return KILN_OK;
+    bool il = kiln_attr_int(n, "interleaved", 0) != 0;
+    const char *P = pos && pos->dtype == KILN_I32 ? "int" : "long long";
+    char fn[64];
+    kiln_cg_kernel_name(c, "rotary", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s *cs, "
+                   "const %s *sn, const %s *pos, %s *y, kiln::rope_shape s) {\n"
+                   "    kiln::rotary<%s, %s, %s>(x, cs, sn, pos, y, s);\n}\n",
+                   fn, c->group, y->name, BLOCK_1D, fn, T, T, T, P, T, T, P, il ? "true" : "false");
+    kiln_bundle_arg args[6];
+    kiln_status st;
+    for (int i = 0; i < 3; i++)
+        if ((st = kiln_cg_value_arg(c, n->inputs[i], &args[i]))) return st;
+    args[3] = kiln_cg_null_arg;
+    if (pos && (st = kiln_cg_value_arg(c, n->inputs[3], &args[3]))) return st;
+    if ((st = kiln_cg_value_arg(c, n->outputs[0], &args[4])) || (st = kiln_cg_bytes_arg(c, sh, sizeof sh, &args[5])))
+        return st;
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 6);
+}

@@ -48,6 +48,7 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_GatherND: case KILN_OP_EyeLike: case KILN_OP_OneHot:
         return kiln_cg_emit_index_misc(c, n);
     case KILN_OP_ScatterElements: case KILN_OP_ScatterND: return kiln_cg_emit_scatter(c, n);
+    case KILN_OP_RotaryEmbedding: return kiln_cg_emit_rotary(c, n);
     case KILN_OP_ConvTranspose: return kiln_cg_emit_conv_transpose(c, n);
     case KILN_OP_Resize: return kiln_cg_emit_resize(c, n);
     case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: case KILN_OP_InstanceNormalization:

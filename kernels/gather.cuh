@@ -243,3 +243,34 @@ __device__ __forceinline__ void one_hot(const I *idx, const T *values, T *y, i64
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// RotaryEmbedding: x [B, H, S, hd] (sh, ss strides) or [B, S, H*hd]; the first rot dims of
+// each head rotate pairwise, (i, i + rot/2) or interleaved (2i, 2i+1), by cos/sin rows of
+// rot/2 taken at position_ids[b or 0, s] (pos != null) or at row (b or 0) * S + s. One
+// thread per element (it reads its pair partner).
+struct rope_shape {
+    i64 B, H, S, hd, rot, sb, sh, ss, pos_b, cache_b;
+};
+template <typename T, typename P, bool INTERLEAVED>
+__device__ __forceinline__ void rotary(const T *x, const T *cs, const T *sn, const P *pos, T *y, const rope_shape &s) {
+    const i64 total = s.B * s.H * s.S * s.hd, half = s.rot / 2;
+    for (i64 t = global_thread_index(); t < total; t += grid_thread_count()) {
+        const i64 j = t % s.hd, hs = t / s.hd, si = hs % s.S, h = (hs / s.S) % s.H, b = hs / (s.S * s.H);
+        const i64 base = b * s.sb + h * s.sh + si * s.ss;
+        if (j >= s.rot) {
+            y[base + j] = x[base + j];
+            continue;
+        }
+        const i64 i = INTERLEAVED ? j / 2 : j % half;
+        const bool first = INTERLEAVED ? j % 2 == 0 : j < half;
+        const i64 i1 = INTERLEAVED ? 2 * i : i, i2 = INTERLEAVED ? 2 * i + 1 : i + half;
+        const i64 crow = pos ? (i64)pos[(s.pos_b == 1 ? 0 : b) * s.S + si] * half : ((s.cache_b == 1 ? 0 : b) * s.S + si) * half;
+        const float c = to_f32(cs[crow + i]), sv = to_f32(sn[crow + i]);
+        const float x1 = to_f32(x[base + i1]), x2 = to_f32(x[base + i2]);
+        y[base + j] = from_f32<T>(first ? x1 * c - x2 * sv : x1 * sv + x2 * c);
+    }
+}
+
+} // namespace kiln

@@ -320,6 +320,14 @@ def main(d):
          [("a", [2, 3, 4]), ("b", [2, 4, 5]), ("sq", [2, 3, 3]), ("m", [3, 6]), ("mt", [6, 2]), ("v", [5])],
          ["bmm", "diag", "imp", "rows", "tr", "three"], [])
 
+    # RotaryEmbedding: 4-D with position_ids (partial rotation), 3-D interleaved with a cache per token
+    pos = helper.make_tensor("pos", TensorProto.INT64, [2, 3], [0, 4, 2, 7, 1, 3])
+    save(d, "rotary",
+         [N("RotaryEmbedding", ["x4", "cos", "sin", "pos"], ["r4"], rotary_embedding_dim=4),
+          N("RotaryEmbedding", ["x3", "c3", "s3"], ["r3"], num_heads=2, interleaved=1)],
+         [("x4", [2, 2, 3, 6]), ("x3", [2, 3, 8])], ["r4", "r3"],
+         [w("cos", 8, 2), w("sin", 8, 2), pos, w("c3", 2, 3, 2), w("s3", 2, 3, 2)], opset=23)
+
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
