@@ -268,17 +268,25 @@ bool kiln_cg_node_is_constant(const cg *c, const kiln_node *n) {
     return known > 0;
 }
 
-/* Graph outputs that are constants get their bytes copied from the weights into the output
- * binding (nothing else writes them). */
-kiln_status kiln_cg_emit_const_outputs(cg *c) {
+/* Copies of constant graph outputs from the weights into their bindings (nothing else writes
+ * them). `n`: only the outputs of that (constant) node, so that its launches form its layer;
+ * NULL: the constant graph outputs no live node produces (codegen.c makes them one layer). */
+static kiln_status emit_const_copies(cg *c, const kiln_node *n) {
     for (int i = 0; i < c->g->n_outputs; i++) {
         int v = c->g->outputs[i];
         const kiln_value *val = kiln_cg_val(c, v);
         if (!val->data || val->data->numel == 0) continue;
+        if (n) {
+            bool mine = false;
+            for (int j = 0; j < n->n_outputs; j++) mine = mine || n->outputs[j] == v;
+            if (!mine) continue;
+        } else {
+            int p = val->producer;
+            if (p >= 0 && p < c->g->n_nodes && !c->g->nodes[p].dead) continue; /* copied with its node */
+        }
         const char *T = uint_of_size(kiln_dtype_size(val->data->dtype));
         if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "constant output '%s' of dtype %s", val->name,
                                    kiln_dtype_name(val->data->dtype));
-        snprintf(c->group, sizeof c->group, "%s", val->name);
         char fn[64];
         kiln_cg_kernel_name(c, "const_output", fn, sizeof fn);
         kiln_cg_printf(&c->src,
@@ -293,6 +301,13 @@ kiln_status kiln_cg_emit_const_outputs(cg *c) {
         if ((st = kiln_cg_launch(c, fn, kiln_cg_grid_1d(val->data->numel), 1, 1, BLOCK_1D, args, 3))) return st;
     }
     return KILN_OK;
+}
+
+kiln_status kiln_cg_emit_const_node(cg *c, const kiln_node *n) { return emit_const_copies(c, n); }
+
+kiln_status kiln_cg_emit_const_outputs(cg *c) {
+    snprintf(c->group, sizeof c->group, "constant_outputs");
+    return emit_const_copies(c, NULL);
 }
 
 /* A node computable at build time whose outputs are graph outputs (or unused): Shape and Size

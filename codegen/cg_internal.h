@@ -92,7 +92,8 @@ kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n); /* cg_index.c: T
 bool kiln_cg_node_is_constant(const cg *c, const kiln_node *n); /* cg_index.c: every output known at build time */
 kiln_status kiln_cg_emit_scatter(cg *c, const kiln_node *n);    /* cg_index.c: ScatterElements, ScatterND */
 kiln_status kiln_cg_emit_rotary(cg *c, const kiln_node *n);     /* cg_index.c: RotaryEmbedding */
-kiln_status kiln_cg_emit_const_outputs(cg *c);                  /* cg_index.c: copy constant graph outputs */
+kiln_status kiln_cg_emit_const_node(cg *c, const kiln_node *n); /* cg_index.c: copy its constant graph outputs */
+kiln_status kiln_cg_emit_const_outputs(cg *c);                  /* cg_index.c: those no live node produces */
 kiln_status kiln_cg_emit_build_time(cg *c, const kiln_node *n); /* cg_index.c: Shape, Size, constant-input nodes */
 /* The CUDA C type of a dtype's elements ("float", "__half", "long long"...), NULL if none. */
 const char *kiln_cg_ctype(kiln_dtype dt);

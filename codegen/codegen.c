@@ -27,7 +27,7 @@
 
 /* -------------------------------------------------------------- dispatcher -- */
 static kiln_status emit_node(cg *c, const kiln_node *n) {
-    if (kiln_cg_node_is_constant(c, n)) return KILN_OK; /* consumers read weights; see emit_const_outputs */
+    if (kiln_cg_node_is_constant(c, n)) return kiln_cg_emit_const_node(c, n); /* consumers read weights */
     if (kiln_node_is_view(n)) return kiln_cg_emit_view(c, n);
     switch (n->op) {
     case KILN_OP_Conv: return kiln_cg_emit_conv(c, n);
@@ -106,6 +106,219 @@ static void group_name(const kiln_graph *g, const kiln_node *n, char *buf, size_
     else snprintf(buf, len, "node_%d", n->id);
 }
 
+/* ------------------------------------------------------------------ layers -- */
+/* Per-layer bookkeeping for the bundle's `layers` section: which launches each node got, what
+ * they finalize and which earlier layers they must wait for (multi-stream execution). */
+typedef struct region {
+    int space; /* 0: arena, 1 + 2k: input k, 2 + 2k: output k, -1: all memory (a barrier) */
+    uint64_t lo, hi;
+} region;
+
+typedef struct pending_layer {
+    int node;
+    uint32_t first, count;
+    region *rd, *wr;
+    int n_rd, n_wr;
+} pending_layer;
+
+/* Where the launches find value v (as kiln_cg_value_arg decides, without adding weights):
+ * KILN_ARG_ARENA / INPUT / OUTPUT with the offset or binding number, KILN_ARG_WEIGHT for
+ * constants (read-only: no hazards), 0 when it has no storage. */
+static kiln_arg_kind value_place(const kiln_graph *g, int v, uint64_t *at) {
+    int r = v;
+    for (int steps = 0; steps <= g->n_values; steps++) {
+        int k;
+        if ((k = kiln_cg_io_index(g->outputs, g->n_outputs, r)) >= 0) {
+            *at = (uint64_t)k;
+            return KILN_ARG_OUTPUT;
+        }
+        if ((k = kiln_cg_io_index(g->inputs, g->n_inputs, r)) >= 0) {
+            *at = (uint64_t)k;
+            return KILN_ARG_INPUT;
+        }
+        if (g->values[r].data) return KILN_ARG_WEIGHT;
+        if (g->values[r].alias_of < 0) break;
+        r = g->values[r].alias_of;
+    }
+    if (g->values[r].arena_offset < 0) return (kiln_arg_kind)0;
+    *at = (uint64_t)g->values[r].arena_offset;
+    return KILN_ARG_ARENA;
+}
+
+static uint64_t value_bytes(const kiln_value *v) {
+    return v->rank < 0 ? 0 : (uint64_t)kiln_cg_numel(v) * kiln_dtype_size(v->dtype);
+}
+
+/* The memory a list of values occupies (weights and storage-less values left out). */
+static kiln_status value_regions(const kiln_graph *g, const int *ids, int n, region **out, int *n_out) {
+    *out = calloc((size_t)n + 1, sizeof **out);
+    *n_out = 0;
+    if (!*out) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        uint64_t at = 0;
+        if (ids[i] < 0) continue;
+        kiln_arg_kind k = value_place(g, ids[i], &at);
+        uint64_t bytes = value_bytes(&g->values[ids[i]]);
+        if (!bytes || (k != KILN_ARG_ARENA && k != KILN_ARG_INPUT && k != KILN_ARG_OUTPUT)) continue;
+        region *r = &(*out)[(*n_out)++];
+        /* a binding is one object: any two accesses to it overlap */
+        if (k == KILN_ARG_ARENA) *r = (region){0, at, at + bytes};
+        else *r = (region){(int)(k == KILN_ARG_INPUT ? 1 + 2 * at : 2 + 2 * at), 0, 1};
+    }
+    return KILN_OK;
+}
+
+static bool regions_overlap(const region *a, int na, const region *b, int nb) {
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < nb; j++)
+            if ((a[i].space == b[j].space || a[i].space < 0 || b[j].space < 0) && a[i].lo < b[j].hi && b[j].lo < a[i].hi)
+                return true;
+    return false;
+}
+
+/* Every pointer argument of the layer's launches must point into memory its regions name; an
+ * emitter that passes anything else (scratch space, a value that is not a node input or output)
+ * would make the dependencies wrong, so such a layer conservatively reads and writes everything
+ * and serializes with all others. */
+static kiln_status cover_launch_args(const kiln_bundle *b, pending_layer *p) {
+    bool stray = false;
+    for (uint32_t l = p->first; l < p->first + p->count && !stray; l++)
+        for (uint32_t a = 0; a < b->launches[l].n_args && !stray; a++) {
+            const kiln_bundle_arg *arg = &b->launches[l].args[a];
+            region want;
+            if (arg->kind == KILN_ARG_ARENA) want = (region){0, arg->value, arg->value};
+            else if (arg->kind == KILN_ARG_INPUT) want = (region){(int)(1 + 2 * arg->value), 0, 0};
+            else if (arg->kind == KILN_ARG_OUTPUT) want = (region){(int)(2 + 2 * arg->value), 0, 0};
+            else continue;
+            bool found = false;
+            for (int k = 0; k < p->n_rd + p->n_wr && !found; k++) {
+                const region *r = k < p->n_rd ? &p->rd[k] : &p->wr[k - p->n_rd];
+                found = r->space == want.space && r->lo <= want.lo && (want.lo < r->hi || want.lo == r->lo);
+            }
+            stray = !found;
+        }
+    if (!stray) return KILN_OK;
+    region *rd = realloc(p->rd, sizeof *rd * (size_t)(p->n_rd + 1)), *wr = rd ? realloc(p->wr, sizeof *wr * (size_t)(p->n_wr + 1)) : NULL;
+    if (rd) p->rd = rd;
+    if (wr) p->wr = wr;
+    if (!rd || !wr) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    p->rd[p->n_rd++] = (region){-1, 0, UINT64_MAX};
+    p->wr[p->n_wr++] = (region){-1, 0, UINT64_MAX};
+    return KILN_OK;
+}
+
+/* "Conv", or a fused group's kind with its body ops: "conv_epilogue[Conv+Relu]". */
+static void layer_op(const kiln_node *n, char *buf, size_t len) {
+    snprintf(buf, len, "%s", n->op == KILN_OP_Fused ? kiln_attr_str(n, "kind", "Fused") : kiln_op_table[n->op].onnx_type);
+    for (int k = 0; n->body && k < n->body->n_nodes; k++) {
+        size_t l = strlen(buf);
+        if (l + 2 >= len) break;
+        snprintf(buf + l, len - l, "%s%s%s", k ? "+" : "[", kiln_op_table[n->body->nodes[k].op].onnx_type,
+                 k + 1 == n->body->n_nodes ? "]" : "");
+    }
+}
+
+/* Dependencies: layer L waits for an earlier K when L writes memory K read or wrote (WAR, WAW:
+ * the memory plan reuses arena space) or reads memory K wrote (RAW). Edges implied by others
+ * are dropped (transitive reduction over ancestor bitsets), so that the runtime waits on few
+ * events. deps[L] gets the kept indices, ascending. */
+static kiln_status layer_deps(const pending_layer *p, int n, uint32_t **deps, int *n_deps) {
+    size_t words = ((size_t)n + 63) / 64;
+    uint64_t *anc = calloc((size_t)n * words + 1, sizeof *anc);
+    uint32_t *direct = calloc((size_t)n + 1, sizeof *direct);
+    if (!anc || !direct) {
+        free(anc);
+        free(direct);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    kiln_status st = KILN_OK;
+    for (int l = 0; l < n && !st; l++) {
+        int nd = 0;
+        for (int k = 0; k < l; k++)
+            if (regions_overlap(p[l].wr, p[l].n_wr, p[k].rd, p[k].n_rd) ||
+                regions_overlap(p[l].wr, p[l].n_wr, p[k].wr, p[k].n_wr) ||
+                regions_overlap(p[l].rd, p[l].n_rd, p[k].wr, p[k].n_wr))
+                direct[nd++] = (uint32_t)k;
+        uint64_t *a = anc + (size_t)l * words;
+        for (int i = 0; i < nd; i++) {
+            const uint64_t *ak = anc + (size_t)direct[i] * words;
+            for (size_t w = 0; w < words; w++) a[w] |= ak[w];
+        }
+        /* keep k unless another direct dep already has it as an ancestor */
+        deps[l] = calloc((size_t)nd + 1, sizeof **deps);
+        if (!deps[l]) {
+            st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+            break;
+        }
+        n_deps[l] = 0;
+        for (int i = 0; i < nd; i++) {
+            uint32_t k = direct[i];
+            bool implied = (a[k / 64] >> (k % 64)) & 1;
+            if (!implied) deps[l][n_deps[l]++] = k;
+        }
+        for (int i = 0; i < nd; i++) a[direct[i] / 64] |= 1ull << (direct[i] % 64);
+    }
+    free(anc);
+    free(direct);
+    return st;
+}
+
+static kiln_status add_layers(const cg *c, pending_layer *p, int n) {
+    const kiln_graph *g = c->g;
+    uint32_t **deps = calloc((size_t)n + 1, sizeof *deps);
+    int *n_deps = calloc((size_t)n + 1, sizeof *n_deps);
+    kiln_status st = deps && n_deps ? KILN_OK : kiln_errorf(KILN_ERR_OOM, "out of memory");
+    if (!st) st = layer_deps(p, n, deps, n_deps);
+    for (int l = 0; l < n && !st; l++) {
+        /* node -1: the copies of constant graph outputs that no node produces */
+        const kiln_node *nd = p[l].node >= 0 ? &g->nodes[p[l].node] : NULL;
+        kiln_bundle_layer_value vals[64];
+        char names[64][32];
+        int nv = 0, n_out = nd ? nd->n_outputs : g->n_outputs;
+        for (int i = 0; i < n_out && nv < 64; i++) {
+            int v = nd ? nd->outputs[i] : g->outputs[i];
+            if (!nd && v >= 0 && !g->values[v].data) continue;
+            uint64_t at = 0;
+            if (v < 0) continue;
+            const kiln_value *gv = &g->values[v];
+            kiln_arg_kind k = value_place(g, v, &at);
+            if ((k != KILN_ARG_ARENA && k != KILN_ARG_INPUT && k != KILN_ARG_OUTPUT) || gv->rank < 0 ||
+                !kiln_value_is_static(gv))
+                continue;
+            kiln_bundle_layer_value *e = &vals[nv];
+            memset(e, 0, sizeof *e);
+            snprintf(names[nv], sizeof names[nv], "value_%d", v);
+            e->name = gv->name && *gv->name ? gv->name : names[nv];
+            e->dtype = gv->dtype;
+            e->rank = gv->rank;
+            memcpy(e->dims, gv->dims, sizeof(int64_t) * (size_t)gv->rank);
+            e->where = k;
+            e->at = at;
+            nv++;
+        }
+        char name[320], op[160];
+        if (nd) {
+            group_name(g, nd, name, sizeof name);
+            layer_op(nd, op, sizeof op);
+        } else {
+            snprintf(name, sizeof name, "constant_outputs");
+            snprintf(op, sizeof op, "Constant");
+        }
+        /* unnamed nodes can share a group name ("conv_epilogue_"): name the layer by its output too */
+        bool dup = false;
+        for (int k = 0; k < c->b->n_layers && !dup; k++) dup = !strcmp(c->b->layers[k].name, name);
+        if (dup && nv) {
+            size_t len = strlen(name);
+            snprintf(name + len, sizeof name - len, "@%s", vals[0].name);
+        }
+        st = kiln_bundle_add_layer(c->b, name, op, p[l].first, p[l].count, vals, nv, deps[l], n_deps[l]);
+    }
+    for (int l = 0; deps && l < n; l++) free(deps[l]);
+    free(deps);
+    free(n_deps);
+    return st;
+}
+
 kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, kiln_bundle *b, char **cuda_source) {
     if (cuda_source) *cuda_source = NULL;
     if (!g || !o || !b) return kiln_errorf(KILN_ERR_INVALID_ARG, "codegen: graph, options and bundle are required");
@@ -147,6 +360,9 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
               KILN_VERSION_STRING, g->name ? g->name : "");
 
     /* every node; unsupported ones are collected into one message */
+    pending_layer *layers = calloc((size_t)g->n_nodes + 1, sizeof *layers);
+    int n_layers = 0;
+    if (!layers && !st) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
     char unsupported[UNSUPPORTED_LIST] = "";
     size_t ulen = 0;
     int n_bad = 0, n_listed = 0;
@@ -155,7 +371,17 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         if (n->dead) continue;
         c.node = n;
         group_name(g, n, c.group, sizeof c.group);
+        uint32_t first = (uint32_t)b->n_launches;
         kiln_status ns = emit_node(&c, n);
+        if (ns == KILN_OK && (uint32_t)b->n_launches > first) { /* views without a copy make no layer */
+            pending_layer *pl = &layers[n_layers++];
+            pl->node = ni;
+            pl->first = first;
+            pl->count = (uint32_t)b->n_launches - first;
+            ns = value_regions(g, n->inputs, n->n_inputs, &pl->rd, &pl->n_rd);
+            if (!ns) ns = value_regions(g, n->outputs, n->n_outputs, &pl->wr, &pl->n_wr);
+            if (!ns) ns = cover_launch_args(b, pl);
+        }
         if (ns == KILN_ERR_UNSUPPORTED) {
             n_bad++;
             char line[256];
@@ -176,7 +402,19 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             st = kiln_error_prefix(ns, "codegen of node '%s'", c.group);
         }
     }
-    if (!st && !n_bad) st = kiln_cg_emit_const_outputs(&c);
+    if (!st && !n_bad && layers) { /* constant graph outputs no node produces: one layer of copies */
+        uint32_t first = (uint32_t)b->n_launches;
+        st = kiln_cg_emit_const_outputs(&c);
+        if (!st && (uint32_t)b->n_launches > first) {
+            pending_layer *pl = &layers[n_layers++]; /* layers has n_nodes + 1 slots */
+            pl->node = -1;
+            pl->first = first;
+            pl->count = (uint32_t)b->n_launches - first;
+            st = value_regions(g, NULL, 0, &pl->rd, &pl->n_rd);
+            if (!st) st = value_regions(g, g->outputs, g->n_outputs, &pl->wr, &pl->n_wr);
+            if (!st) st = cover_launch_args(b, pl);
+        }
+    }
     if (!st && n_bad)
         st = kiln_errorf(KILN_ERR_UNSUPPORTED, "%d node%s cannot run on the GPU yet:%s%s", n_bad, n_bad == 1 ? "" : "s",
                          unsupported, n_listed < n_bad ? "\n  ..." : "");
@@ -192,6 +430,12 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         if (e > 0) st = kiln_bundle_add_buffer(b, gv->name, (uint64_t)gv->arena_offset, (uint64_t)e);
     }
     if (!st && c.tiles.len) st = kiln_bundle_set_meta(b, "tiles", c.tiles.s);
+    if (!st && n_layers) st = add_layers(&c, layers, n_layers);
+    for (int l = 0; layers && l < n_layers; l++) {
+        free(layers[l].rd);
+        free(layers[l].wr);
+    }
+    free(layers);
 
     if (!st && o->compile) {
         kiln_nvrtc_request rq = {.name = g->name && *g->name ? g->name : "model",

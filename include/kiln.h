@@ -239,6 +239,49 @@ kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream);
 /* Runs so far, and how many of them replayed a CUDA graph. */
 int64_t kiln_exec_context_runs(const kiln_exec_context *ctx, int64_t *graph_replays);
 
+/* Multi-stream execution. With n_streams > 1 (at most KILN_MAX_STREAMS) the context runs
+ * independent branches of the plan concurrently: layers are put greedily on up to n_streams
+ * streams (stream 0 is the run's stream; the others belong to the context), forked from the
+ * run's stream and joined back into it with events, cross-stream dependencies as event waits.
+ * The captured CUDA graph then has parallel branches. Outputs are bit-identical to one stream.
+ * 1 (the default) launches everything in order on the run's stream. Needs the bundle's layer
+ * table (KILN_ERR_UNSUPPORTED for bundles of older kilns). The next run captures again. */
+#define KILN_MAX_STREAMS 16
+kiln_status kiln_exec_context_set_streams(kiln_exec_context *ctx, int n_streams);
+/* Streams the current plan really uses (1 when the graph has no parallel branches). */
+int kiln_exec_context_streams_used(const kiln_exec_context *ctx);
+
+/* Per-layer debugging. A layer is the launches of one graph node; it finalizes one or more IR
+ * values of the optimized graph the bundle was built from (name, dtype, shape), which live in
+ * the arena or in a bound input/output buffer. kiln_exec_context_run_layers runs the plan layer
+ * by layer on one stream (no CUDA graph), synchronizes after each layer and calls cb with the
+ * values it finalized, whose memory may be overwritten by later layers (read them during the
+ * call). With copy_to_host the values are also copied to host memory owned by the context
+ * (`host`, valid during the call). A nonzero return from cb stops the run (outputs are then
+ * incomplete). Needs the bundle's layer table. */
+typedef struct kiln_layer_value {
+    const char *name;      /* the IR value's name */
+    kiln_dtype dtype;
+    int rank;
+    const int64_t *dims;
+    uint64_t device_ptr;   /* CUdeviceptr in the model's context */
+    const void *host;      /* copy_to_host: the bytes; else NULL */
+    size_t nbytes;
+} kiln_layer_value;
+typedef struct kiln_layer_info {
+    int index;             /* 0..kiln_bundle_model_num_layers - 1 */
+    const char *name;      /* the node / fused group name */
+    const char *op;        /* "Conv", "conv_epilogue[Conv+Relu]", ... */
+    int first_launch, n_launches;
+    int n_values;
+    const kiln_layer_value *values;
+} kiln_layer_info;
+typedef int (*kiln_layer_callback)(void *user, const kiln_layer_info *layer);
+kiln_status kiln_exec_context_run_layers(kiln_exec_context *ctx, void *stream, int copy_to_host,
+                                         kiln_layer_callback cb, void *user);
+/* Layers in the bundle's table (0: none). */
+int kiln_bundle_model_num_layers(const kiln_bundle_model *m);
+
 #ifdef __cplusplus
 }
 #endif

@@ -61,7 +61,9 @@ enum section_type {
     SEC_LAUNCH = 5,
     SEC_MEMORY = 6,
     SEC_META = 7,
+    SEC_LAYERS = 8, /* optional: written with the optional flag, so older readers skip it */
 };
+#define SEC_LAST SEC_LAYERS
 
 static const char *section_type_name(uint32_t t) {
     switch (t) {
@@ -72,6 +74,7 @@ static const char *section_type_name(uint32_t t) {
     case SEC_LAUNCH: return "launch_plan";
     case SEC_MEMORY: return "memory_plan";
     case SEC_META: return "metadata";
+    case SEC_LAYERS: return "layers";
     default: return "unknown";
     }
 }
@@ -201,10 +204,10 @@ static int r_count(rbuf *r, size_t min_bytes, int max) {
     }
     return (int)n;
 }
-static char *r_str(rbuf *r) {
+static char *r_str_max(rbuf *r, uint32_t max) {
     uint32_t n = r_u32(r);
     if (r->st != KILN_OK) return NULL;
-    if (n == 0 || n >= KILN_BUNDLE_MAX_STRING) {
+    if (n == 0 || n >= max) {
         r_fail(r, KILN_ERR_PARSE, n == 0 ? "empty string" : "string longer than the limit");
         return NULL;
     }
@@ -223,6 +226,7 @@ static char *r_str(rbuf *r) {
     r->p += n;
     return s;
 }
+static char *r_str(rbuf *r) { return r_str_max(r, KILN_BUNDLE_MAX_STRING); }
 
 /* ---------------------------------------------------------------- building -- */
 kiln_bundle *kiln_bundle_new(void) {
@@ -242,6 +246,15 @@ void kiln_bundle_free(kiln_bundle *b) {
     }
     for (int i = 0; i < b->n_launches; i++) free(b->launches[i].args);
     for (int i = 0; i < b->n_buffers; i++) free(b->buffers[i].name);
+    for (int i = 0; i < b->n_layers; i++) {
+        kiln_bundle_layer *l = &b->layers[i];
+        free(l->name);
+        free(l->op);
+        for (int v = 0; v < l->n_values; v++) free(l->values[v].name);
+        free(l->values);
+        free(l->deps);
+    }
+    free(b->layers);
     for (int i = 0; i < b->n_meta; i++) {
         free(b->meta[i].key);
         free(b->meta[i].value);
@@ -466,10 +479,50 @@ kiln_status kiln_bundle_add_buffer(kiln_bundle *b, const char *name, uint64_t of
     return KILN_OK;
 }
 
+kiln_status kiln_bundle_add_layer(kiln_bundle *b, const char *name, const char *op, uint32_t first_launch,
+                                  uint32_t n_launches, const kiln_bundle_layer_value *values, int n_values,
+                                  const uint32_t *deps, int n_deps) {
+    if (!b || n_values < 0 || n_deps < 0 || (n_values && !values) || (n_deps && !deps))
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "bundle: bad layer arguments");
+    kiln_status st = check_name("layer name", name);
+    if (st == KILN_OK) st = check_name("layer op", op);
+    if (st == KILN_OK && n_values > KILN_BUNDLE_MAX_LAYER_VALUES)
+        st = kiln_errorf(KILN_ERR_LIMIT, "bundle: layer '%s' finalizes %d values (limit %d)", name, n_values,
+                         KILN_BUNDLE_MAX_LAYER_VALUES);
+    for (int v = 0; st == KILN_OK && v < n_values; v++) {
+        st = check_name("layer value name", values[v].name);
+        if (st == KILN_OK)
+            st = check_shape("layer value", values[v].name, values[v].dtype, values[v].rank, values[v].dims);
+    }
+    if (st != KILN_OK) return st;
+    if (!GROW(b, layers, n_layers, cap_layers)) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    kiln_bundle_layer *l = &b->layers[b->n_layers];
+    memset(l, 0, sizeof *l);
+    l->name = strdup(name);
+    l->op = strdup(op);
+    l->values = calloc((size_t)n_values + 1, sizeof *l->values);
+    l->deps = calloc((size_t)n_deps + 1, sizeof *l->deps);
+    bool ok = l->name && l->op && l->values && l->deps;
+    for (int v = 0; ok && v < n_values; v++) {
+        l->values[v] = values[v];
+        ok = (l->values[v].name = strdup(values[v].name)) != NULL;
+        l->n_values = v + 1;
+    }
+    if (ok && n_deps) memcpy(l->deps, deps, (size_t)n_deps * sizeof *deps);
+    l->n_deps = n_deps;
+    l->first_launch = first_launch;
+    l->n_launches = n_launches;
+    b->n_layers++; /* freed with the bundle even when incomplete */
+    return ok ? KILN_OK : kiln_errorf(KILN_ERR_OOM, "out of memory");
+}
+
 kiln_status kiln_bundle_set_meta(kiln_bundle *b, const char *key, const char *value) {
     if (!b) return kiln_errorf(KILN_ERR_INVALID_ARG, "bundle: NULL bundle");
     kiln_status st = check_name("metadata key", key);
-    if (st == KILN_OK) st = check_name("metadata value", value);
+    if (st == KILN_OK && (!value || !*value))
+        st = kiln_errorf(KILN_ERR_INVALID_ARG, "bundle: empty metadata value");
+    if (st == KILN_OK && strlen(value) >= KILN_BUNDLE_MAX_META)
+        st = kiln_errorf(KILN_ERR_LIMIT, "bundle: metadata value longer than %d bytes", KILN_BUNDLE_MAX_META - 1);
     if (st != KILN_OK) return st;
     char *v = strdup(value);
     if (!v) return kiln_errorf(KILN_ERR_OOM, "out of memory");
@@ -630,6 +683,49 @@ static kiln_status validate_meta(const kiln_bundle *b, const char *where) {
     return KILN_OK;
 }
 
+/* Layers partition the launch plan in order; deps point backwards, ascending; every value's
+ * bytes lie inside its arena range or binding (same dtype and shape as the binding). */
+static kiln_status validate_layers(const kiln_bundle *b, const char *where) {
+    uint32_t next = 0;
+    for (int i = 0; i < b->n_layers; i++) {
+        const kiln_bundle_layer *l = &b->layers[i];
+        if (l->first_launch != next || l->n_launches > (uint32_t)b->n_launches - next)
+            return invalid(where, "layer %d '%s': launches %u..+%u do not follow the previous layer's (%u) inside the "
+                           "%d-launch plan", i, l->name, l->first_launch, l->n_launches, next, b->n_launches);
+        next += l->n_launches;
+        for (int d = 0; d < l->n_deps; d++)
+            if (l->deps[d] >= (uint32_t)i || (d && l->deps[d] <= l->deps[d - 1]))
+                return invalid(where, "layer %d '%s': dependencies must be earlier layers, ascending", i, l->name);
+        for (int v = 0; v < l->n_values; v++) {
+            const kiln_bundle_layer_value *e = &l->values[v];
+            uint64_t bytes;
+            if (check_shape("layer value", e->name, e->dtype, e->rank, e->dims) != KILN_OK ||
+                !checked_numel(e->rank, e->dims, kiln_dtype_size(e->dtype), &bytes))
+                return invalid(where, "layer %d '%s': %s", i, l->name, kiln_last_error());
+            bool ok = false;
+            if (e->where == KILN_ARG_ARENA) {
+                ok = e->at <= b->arena_bytes && bytes <= b->arena_bytes - e->at;
+            } else if (e->where == KILN_ARG_INPUT || e->where == KILN_ARG_OUTPUT) {
+                bool out = e->where == KILN_ARG_OUTPUT;
+                uint64_t k = 0;
+                for (int j = 0; j < b->n_io && !ok; j++) {
+                    if (b->io[j].is_output != out) continue;
+                    if (k++ != e->at) continue;
+                    uint64_t io_bytes;
+                    ok = checked_numel(b->io[j].rank, b->io[j].dims, kiln_dtype_size(b->io[j].dtype), &io_bytes) &&
+                         io_bytes == bytes;
+                }
+            }
+            if (!ok)
+                return invalid(where, "layer %d '%s': value '%s' (place kind %d, at %llu) lies outside its storage", i,
+                               l->name, e->name, (int)e->where, (unsigned long long)e->at);
+        }
+    }
+    if (b->n_layers && next != (uint32_t)b->n_launches)
+        return invalid(where, "the layers cover %u of %d launches", next, b->n_launches);
+    return KILN_OK;
+}
+
 kiln_status kiln_bundle_validate(const kiln_bundle *b) {
     if (!b) return kiln_errorf(KILN_ERR_INVALID_ARG, "bundle: NULL bundle");
     kiln_status st = validate_io(b, "bundle: io_signature");
@@ -638,6 +734,7 @@ kiln_status kiln_bundle_validate(const kiln_bundle *b) {
     if (st == KILN_OK) st = validate_launch(b, "bundle: launch_plan");
     if (st == KILN_OK) st = validate_memory(b, "bundle: memory_plan");
     if (st == KILN_OK) st = validate_meta(b, "bundle: metadata");
+    if (st == KILN_OK) st = validate_layers(b, "bundle: layers");
     if (st != KILN_OK) kiln_error_prefix(st, "invalid bundle");
     return st;
 }
@@ -704,6 +801,29 @@ static void enc_launch(const kiln_bundle *b, wbuf *w) {
     w_bytes(w, b->const_pool, (size_t)b->const_pool_bytes);
 }
 
+static void enc_layers(const kiln_bundle *b, wbuf *w) {
+    w_u32(w, (uint32_t)b->n_layers);
+    for (int i = 0; i < b->n_layers; i++) {
+        const kiln_bundle_layer *l = &b->layers[i];
+        w_str(w, l->name);
+        w_str(w, l->op);
+        w_u32(w, l->first_launch);
+        w_u32(w, l->n_launches);
+        w_u32(w, (uint32_t)l->n_values);
+        for (int v = 0; v < l->n_values; v++) {
+            const kiln_bundle_layer_value *e = &l->values[v];
+            w_str(w, e->name);
+            w_u32(w, (uint32_t)e->dtype);
+            w_u32(w, (uint32_t)e->rank);
+            for (int d = 0; d < e->rank; d++) w_u64(w, (uint64_t)e->dims[d]);
+            w_u32(w, (uint32_t)e->where);
+            w_u64(w, e->at);
+        }
+        w_u32(w, (uint32_t)l->n_deps);
+        for (int d = 0; d < l->n_deps; d++) w_u32(w, l->deps[d]);
+    }
+}
+
 static void enc_memory(const kiln_bundle *b, wbuf *w) {
     w_u64(w, b->arena_bytes);
     w_u64(w, b->arena_align);
@@ -730,7 +850,8 @@ kiln_status kiln_bundle_write_bytes(const kiln_bundle *b, uint8_t **out, size_t 
     kiln_status st = kiln_bundle_validate(b);
     if (st != KILN_OK) return st;
 
-    int n_sec = 5 + b->n_images;
+    int n_tables = b->n_layers ? 6 : 5; /* the layers section only when there are layers */
+    int n_sec = n_tables + b->n_images;
     if (n_sec > KILN_BUNDLE_MAX_SECTIONS)
         return kiln_errorf(KILN_ERR_LIMIT, "bundle: %d sections (limit %d)", n_sec, KILN_BUNDLE_MAX_SECTIONS);
     wbuf w = {0};
@@ -746,11 +867,13 @@ kiln_status kiln_bundle_write_bytes(const kiln_bundle *b, uint8_t **out, size_t 
     for (int k = 0; k < n_sec; k++) {
         uint32_t type, aux = 0;
         const char *tag = "";
-        if (k < 5) {
-            static const uint32_t order[5] = {SEC_META, SEC_IO, SEC_MEMORY, SEC_LAUNCH, SEC_WEIGHTS};
-            type = order[k];
-        } else if (k < 5 + b->n_images) {
-            const kiln_bundle_image *im = &b->images[k - 5];
+        uint32_t flags = 0;
+        if (k < n_tables) {
+            static const uint32_t order[6] = {SEC_META, SEC_IO, SEC_MEMORY, SEC_LAUNCH, SEC_LAYERS, SEC_WEIGHTS};
+            type = order[k + (n_tables == 5 && k >= 4)];
+            if (type == SEC_LAYERS) flags = SECTION_OPTIONAL;
+        } else if (k < n_tables + b->n_images) {
+            const kiln_bundle_image *im = &b->images[k - n_tables];
             type = im->kind == KILN_IMAGE_CUBIN ? SEC_CUBIN : SEC_PTX;
             aux = im->module;
             tag = im->arch;
@@ -765,12 +888,13 @@ kiln_status kiln_bundle_write_bytes(const kiln_bundle *b, uint8_t **out, size_t 
         case SEC_MEMORY: enc_memory(b, &w); break;
         case SEC_LAUNCH: enc_launch(b, &w); break;
         case SEC_WEIGHTS: enc_weights(b, &w); break;
-        default: w_bytes(&w, b->images[k - 5].data, (size_t)b->images[k - 5].size); break;
+        case SEC_LAYERS: enc_layers(b, &w); break;
+        default: w_bytes(&w, b->images[k - n_tables].data, (size_t)b->images[k - n_tables].size); break;
         }
         if (w.oom) break;
         uint8_t *e = entries + (size_t)s * ENTRY_BYTES;
         put_u32_at(e, type);
-        put_u32_at(e + 4, 0);
+        put_u32_at(e + 4, flags);
         put_u32_at(e + 8, aux);
         memcpy(e + 16, tag, strlen(tag));
         put_u64_at(e + 32, start);
@@ -976,6 +1100,46 @@ static void dec_launch(kiln_bundle *b, rbuf *r) {
     b->const_pool_bytes = pool;
 }
 
+static void dec_layers(kiln_bundle *b, rbuf *r) {
+    int n = r_count(r, 26, 1 << 24);
+    if (r->st != KILN_OK) return;
+    if (n && !(b->layers = calloc((size_t)n, sizeof *b->layers))) {
+        r_fail(r, KILN_ERR_OOM, "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && r->st == KILN_OK; i++) {
+        kiln_bundle_layer *l = &b->layers[i];
+        b->n_layers++; /* freed with the bundle from here on */
+        l->name = r_str(r);
+        l->op = r_str(r);
+        l->first_launch = r_u32(r);
+        l->n_launches = r_u32(r);
+        int nv = r_count(r, 25, KILN_BUNDLE_MAX_LAYER_VALUES);
+        if (r->st != KILN_OK) return;
+        if (!(l->values = calloc((size_t)nv + 1, sizeof *l->values))) {
+            r_fail(r, KILN_ERR_OOM, "out of memory");
+            return;
+        }
+        for (int v = 0; v < nv && r->st == KILN_OK; v++) {
+            kiln_bundle_layer_value *e = &l->values[v];
+            e->name = r_str(r);
+            if (!e->name) return;
+            l->n_values++;
+            if (!r_shape(r, &e->dtype, &e->rank, e->dims)) return;
+            e->where = (kiln_arg_kind)r_u32(r);
+            e->at = r_u64(r);
+        }
+        int nd = r_count(r, 4, 1 << 24);
+        if (r->st != KILN_OK) return;
+        if (!(l->deps = calloc((size_t)nd + 1, sizeof *l->deps))) {
+            r_fail(r, KILN_ERR_OOM, "out of memory");
+            return;
+        }
+        for (int d = 0; d < nd; d++) l->deps[d] = r_u32(r);
+        l->n_deps = nd;
+    }
+}
+
 static void dec_memory(kiln_bundle *b, rbuf *r) {
     b->arena_bytes = r_u64(r);
     b->arena_align = r_u64(r);
@@ -1004,7 +1168,7 @@ static void dec_meta(kiln_bundle *b, rbuf *r) {
     }
     for (int i = 0; i < n && r->st == KILN_OK; i++) {
         b->meta[i].key = r_str(r);
-        b->meta[i].value = r_str(r);
+        b->meta[i].value = r_str_max(r, KILN_BUNDLE_MAX_META);
         if (b->meta[i].key || b->meta[i].value) b->n_meta++;
     }
 }
@@ -1084,12 +1248,12 @@ static kiln_status parse(kiln_bundle *b, size_t len, const char *what) {
             st = kiln_errorf(KILN_ERR_PARSE, "%s: %s: checksum mismatch (corrupted section)", what, sec[i].label);
 
     /* Decode. Each required table appears exactly once; images any number of times. */
-    int seen[8] = {0};
+    int seen[SEC_LAST + 1] = {0};
     int n_images = 0;
     for (uint32_t i = 0; i < n_sec && st == KILN_OK; i++) {
-        if (sec[i].type >= 1 && sec[i].type <= 7) seen[sec[i].type]++;
+        if (sec[i].type >= 1 && sec[i].type <= SEC_LAST) seen[sec[i].type]++;
         if (sec[i].type == SEC_CUBIN || sec[i].type == SEC_PTX) n_images++;
-        if (sec[i].type < 1 || sec[i].type > 7) {
+        if (sec[i].type < 1 || sec[i].type > SEC_LAST) {
             if (!(sec[i].flags & SECTION_OPTIONAL))
                 st = kiln_errorf(KILN_ERR_UNSUPPORTED, "%s: %s: unknown required section type %u (a newer kiln wrote it?)",
                                  what, sec[i].label, sec[i].type);
@@ -1114,6 +1278,7 @@ static kiln_status parse(kiln_bundle *b, size_t len, const char *what) {
         case SEC_LAUNCH: dec_launch(b, &r); break;
         case SEC_MEMORY: dec_memory(b, &r); break;
         case SEC_META: dec_meta(b, &r); break;
+        case SEC_LAYERS: dec_layers(b, &r); break;
         case SEC_CUBIN:
         case SEC_PTX: {
             kiln_bundle_image *im = &b->images[b->n_images++];
@@ -1150,6 +1315,11 @@ static kiln_status parse(kiln_bundle *b, size_t len, const char *what) {
         default: st = validate_meta(b, where); break;
         }
     }
+    for (uint32_t i = 0; i < n_sec && st == KILN_OK; i++)
+        if (sec[i].type == SEC_LAYERS) {
+            snprintf(where, sizeof where, "%s: section %u 'layers'", what, i);
+            st = validate_layers(b, where);
+        }
     free(sec);
     return st;
 }

@@ -38,7 +38,9 @@
 #define KILN_BUNDLE_MAX_FILE_BYTES (64ull << 30) /* 64 GiB */
 #define KILN_BUNDLE_MAX_SECTIONS 1024
 #define KILN_BUNDLE_MAX_STRING 4096
+#define KILN_BUNDLE_MAX_META (1 << 20) /* a metadata value (per-kernel tiles of a large model) */
 #define KILN_BUNDLE_MAX_ARGS 256
+#define KILN_BUNDLE_MAX_LAYER_VALUES 1024 /* values one layer finalizes */
 #define KILN_BUNDLE_ALIGN 64 /* every section starts at a multiple of this */
 
 /* One graph input or output: its name, dtype and static shape. */
@@ -110,6 +112,32 @@ typedef struct kiln_bundle_buffer {
     uint64_t offset, size;
 } kiln_bundle_buffer;
 
+/* One value a layer finalizes: its IR name, dtype and static shape, and where the launches put
+ * it: `where` is KILN_ARG_ARENA (at = byte offset in the arena), KILN_ARG_INPUT or
+ * KILN_ARG_OUTPUT (at = the binding's number). */
+typedef struct kiln_bundle_layer_value {
+    char *name;
+    kiln_dtype dtype;
+    int rank;
+    int64_t dims[KILN_MAX_RANK];
+    kiln_arg_kind where;
+    uint64_t at;
+} kiln_bundle_layer_value;
+
+/* One layer: the launches [first_launch, first_launch + n_launches) of one graph node (they run
+ * in order), the values they finalize (readable right after its last launch, before a later
+ * layer may overwrite their memory), and the earlier layers it depends on (producers of what it
+ * reads, earlier readers and writers of the memory it writes), ascending, transitively reduced.
+ * Layers partition the launch plan in order. Optional: a bundle without them runs on one stream
+ * and has no per-layer debugging. */
+typedef struct kiln_bundle_layer {
+    char *name;       /* the group / node name */
+    char *op;         /* the op or fused-group kind, e.g. "Conv" or "conv_epilogue[Conv+Relu]" */
+    uint32_t first_launch, n_launches;
+    kiln_bundle_layer_value *values; int n_values;
+    uint32_t *deps;   int n_deps;
+} kiln_bundle_layer;
+
 typedef struct kiln_bundle_meta {
     char *key, *value;
 } kiln_bundle_meta;
@@ -125,8 +153,9 @@ typedef struct kiln_bundle {
     uint64_t arena_bytes, arena_align;
     kiln_bundle_buffer *buffers; int n_buffers;
     kiln_bundle_meta *meta;      int n_meta;
+    kiln_bundle_layer *layers;   int n_layers; /* optional section 'layers' (0: none) */
     /* private: storage */
-    int cap_io, cap_weights, cap_images, cap_kernels, cap_launches, cap_buffers, cap_meta;
+    int cap_io, cap_weights, cap_images, cap_kernels, cap_launches, cap_buffers, cap_meta, cap_layers;
     uint64_t cap_weight_data, cap_const_pool;
     void *file_bytes; /* reader: the file; images and weight_data point into it */
 } kiln_bundle;
@@ -153,6 +182,11 @@ kiln_status kiln_bundle_add_launch(kiln_bundle *b, uint32_t kernel, const uint32
                                    const kiln_bundle_arg *args, uint32_t n_args);
 kiln_status kiln_bundle_set_arena(kiln_bundle *b, uint64_t bytes, uint64_t align);
 kiln_status kiln_bundle_add_buffer(kiln_bundle *b, const char *name, uint64_t offset, uint64_t size);
+/* Appends a layer (copies everything): its launches must start where the previous layer's end;
+ * deps are indices of earlier layers, ascending. */
+kiln_status kiln_bundle_add_layer(kiln_bundle *b, const char *name, const char *op, uint32_t first_launch,
+                                  uint32_t n_launches, const kiln_bundle_layer_value *values, int n_values,
+                                  const uint32_t *deps, int n_deps);
 /* Sets (or replaces) a metadata entry. Conventional keys: kiln_version, options, tiles,
  * source_model_hash, precision, created. */
 kiln_status kiln_bundle_set_meta(kiln_bundle *b, const char *key, const char *value);

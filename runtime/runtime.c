@@ -48,6 +48,7 @@ const char *kiln_bundle_model_image_info(const kiln_bundle_model *m) { return m 
 uint64_t kiln_bundle_model_weight_bytes(const kiln_bundle_model *m) { return m ? m->b->weight_bytes : 0; }
 uint64_t kiln_bundle_model_arena_bytes(const kiln_bundle_model *m) { return m ? m->b->arena_bytes : 0; }
 const kiln_bundle *kiln_bundle_model_bundle(const kiln_bundle_model *m) { return m ? m->b : NULL; }
+int kiln_bundle_model_num_layers(const kiln_bundle_model *m) { return m ? m->b->n_layers : 0; }
 
 static kiln_status io_info(const kiln_bundle_model *m, bool output, int i, const char **name, kiln_dtype *dt,
                            int *rank, int64_t dims[KILN_MAX_RANK]) {
@@ -148,9 +149,120 @@ void kiln_bundle_describe(const kiln_bundle *b, const char *what, uint64_t file_
             fprintf(f, " %s:%llu", arg_kind_name(la->args[a].kind), (unsigned long long)la->args[a].value);
         fprintf(f, "\n");
     }
+    if (b->n_layers) fprintf(f, "layers (%d; launches, finalized values, dependencies):\n", b->n_layers);
+    else fprintf(f, "layers: none (no per-layer table: one stream, no per-layer compare)\n");
+    for (int i = 0; i < b->n_layers; i++) {
+        const kiln_bundle_layer *l = &b->layers[i];
+        fprintf(f, "  %3d %s (%s) launches %u..%u", i, l->name, l->op, l->first_launch,
+                l->first_launch + l->n_launches - (l->n_launches ? 1 : 0));
+        for (int v = 0; v < l->n_values; v++) {
+            const kiln_bundle_layer_value *e = &l->values[v];
+            format_shape(e->dtype, e->rank, e->dims, shape, sizeof shape);
+            fprintf(f, "%s%s %s @%s:%llu", v ? ", " : " -> ", e->name, shape, arg_kind_name(e->where),
+                    (unsigned long long)e->at);
+        }
+        fprintf(f, " after");
+        if (!l->n_deps) fprintf(f, " -");
+        for (int d = 0; d < l->n_deps; d++) fprintf(f, "%s%u", d ? "," : " ", l->deps[d]);
+        fprintf(f, "\n");
+    }
+    if (b->n_layers) {
+        kiln_stream_plan p;
+        if (kiln_stream_plan_init(&p, b, KILN_MAX_STREAMS) == KILN_OK) {
+            fprintf(f, "streams: at most %d used (--streams %d), %d cross-stream waits\n", p.n_streams, KILN_MAX_STREAMS,
+                    p.wait_at[p.n_layers]);
+            kiln_stream_plan_free(&p);
+        }
+    }
     fprintf(f, "arena: %llu bytes (align %llu), %d buffers\n", (unsigned long long)b->arena_bytes,
             (unsigned long long)b->arena_align, b->n_buffers);
     fprintf(f, "weights: %d tensors, %llu bytes\n", b->n_weights, (unsigned long long)b->weight_bytes);
+}
+
+/* -------------------------------------------------------------- stream plan (no GPU) -- */
+
+void kiln_stream_plan_free(kiln_stream_plan *p) {
+    if (!p) return;
+    free(p->stream);
+    free(p->wait_at);
+    free(p->waits);
+    free(p->signal);
+    memset(p, 0, sizeof *p);
+}
+
+/* Greedy list scheduling in plan order with vector clocks: a layer continues the stream whose
+ * last layer it depends on (the latest such), else takes an unused stream (a new branch runs
+ * in parallel), else the stream whose last layer is oldest. It waits for each dependency on
+ * another stream unless what its stream already waited for implies it (clock[s][t]: the
+ * latest layer of stream t known finished on stream s). */
+kiln_status kiln_stream_plan_init(kiln_stream_plan *p, const kiln_bundle *b, int max_streams) {
+    memset(p, 0, sizeof *p);
+    if (!b || max_streams < 1 || max_streams > KILN_MAX_STREAMS)
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "streams: %d is not in 1..%d", max_streams, KILN_MAX_STREAMS);
+    int n = b->n_layers, ns = max_streams;
+    size_t n_waits = 0;
+    for (int l = 0; l < n; l++) {
+        n_waits += (size_t)b->layers[l].n_deps;
+        for (int d = 0; d < b->layers[l].n_deps; d++)
+            if (b->layers[l].deps[d] >= (uint32_t)l)
+                return kiln_errorf(KILN_ERR_INVALID_ARG, "streams: layer %d depends on layer %u, not an earlier one", l,
+                                   b->layers[l].deps[d]);
+    }
+    p->n_layers = n;
+    p->stream = calloc((size_t)n + 1, sizeof *p->stream);
+    p->wait_at = calloc((size_t)n + 1, sizeof *p->wait_at);
+    p->waits = calloc(n_waits + 1, sizeof *p->waits);
+    p->signal = calloc((size_t)n + 1, sizeof *p->signal);
+    int *clock = malloc(sizeof(int) * (size_t)(n + ns) * (size_t)ns); /* per layer, then per stream */
+    int *tail = malloc(sizeof(int) * (size_t)ns);
+    if (!p->stream || !p->wait_at || !p->waits || !p->signal || !clock || !tail) {
+        free(clock);
+        free(tail);
+        kiln_stream_plan_free(p);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    int *sclock = clock + (size_t)n * (size_t)ns;
+    for (int i = 0; i < ns * ns; i++) sclock[i] = -1;
+    for (int t = 0; t < ns; t++) tail[t] = -1;
+    int used = 1, w = 0;
+    for (int l = 0; l < n; l++) {
+        const kiln_bundle_layer *ly = &b->layers[l];
+        int s = -1;
+        for (int d = 0; d < ly->n_deps; d++) {
+            int t = p->stream[ly->deps[d]];
+            if (tail[t] == (int)ly->deps[d] && (s < 0 || tail[t] > tail[s])) s = t;
+        }
+        if (s < 0) {
+            for (int t = 0; t < ns && s < 0; t++)
+                if (tail[t] < 0) s = t;
+        }
+        if (s < 0) {
+            s = 0;
+            for (int t = 1; t < ns; t++)
+                if (tail[t] < tail[s]) s = t;
+        }
+        if (s + 1 > used) used = s + 1;
+        int *vc = sclock + (size_t)s * (size_t)ns;
+        p->wait_at[l] = w;
+        for (int d = ly->n_deps - 1; d >= 0; d--) { /* latest first: its clock implies more */
+            int k = (int)ly->deps[d], t = p->stream[k];
+            if (t == s || vc[t] >= k) continue;
+            p->waits[w++] = k;
+            p->signal[k] = 1;
+            const int *kc = clock + (size_t)k * (size_t)ns;
+            for (int u = 0; u < ns; u++)
+                if (kc[u] > vc[u]) vc[u] = kc[u];
+        }
+        vc[s] = l;
+        memcpy(clock + (size_t)l * (size_t)ns, vc, sizeof(int) * (size_t)ns);
+        p->stream[l] = s;
+        tail[s] = l;
+    }
+    p->wait_at[n] = w;
+    p->n_streams = used;
+    free(clock);
+    free(tail);
+    return KILN_OK;
 }
 
 /* --------------------------------------------------------------------------- model -- */
@@ -359,7 +471,16 @@ struct kiln_exec_context {
     CUgraph graph;
     CUgraphExec exec;
     CUdeviceptr *captured; /* the I/O pointers baked into exec */
+    /* multi-stream execution (kiln_exec_context_set_streams): streams[0] is unused (the run's
+     * stream), streams[1..] the context's own; one event per layer others wait for */
+    CUstream streams[KILN_MAX_STREAMS];
+    CUevent fork, join[KILN_MAX_STREAMS];
+    CUevent *layer_events;
 #endif
+    int n_streams; /* asked for; plan.n_streams are used */
+    kiln_stream_plan plan;
+    uint8_t *host_scratch; /* run_layers: host copies of a layer's values */
+    size_t host_scratch_bytes;
 };
 
 int64_t kiln_exec_context_runs(const kiln_exec_context *ctx, int64_t *graph_replays) {
@@ -376,12 +497,35 @@ uint64_t kiln_exec_context_device_bytes(const kiln_exec_context *ctx) {
 #endif
 }
 
+#ifdef KILN_HAVE_CUDA
+/* Streams and events of the multi-stream plan (the context must be current). */
+static void free_streams(kiln_exec_context *ctx) {
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    for (int t = 0; t < KILN_MAX_STREAMS; t++) {
+        if (ctx->streams[t]) {
+            cu->stream_synchronize(ctx->streams[t]);
+            cu->stream_destroy(ctx->streams[t]);
+        }
+        if (ctx->join[t]) cu->event_destroy(ctx->join[t]);
+        ctx->streams[t] = NULL;
+        ctx->join[t] = NULL;
+    }
+    if (ctx->fork) cu->event_destroy(ctx->fork);
+    ctx->fork = NULL;
+    for (int l = 0; ctx->layer_events && l < ctx->plan.n_layers; l++)
+        if (ctx->layer_events[l]) cu->event_destroy(ctx->layer_events[l]);
+    free(ctx->layer_events);
+    ctx->layer_events = NULL;
+}
+#endif
+
 void kiln_exec_context_free(kiln_exec_context *ctx) {
     if (!ctx) return;
 #ifdef KILN_HAVE_CUDA
     const kiln_cuda_driver *cu = ctx->m->cu;
     if (cu) {
         cu->ctx_set_current(ctx->m->dev.ctx);
+        free_streams(ctx);
         if (ctx->exec) cu->graph_exec_destroy(ctx->exec);
         if (ctx->graph) cu->graph_destroy(ctx->graph);
         if (ctx->own) {
@@ -399,6 +543,8 @@ void kiln_exec_context_free(kiln_exec_context *ctx) {
     free(ctx->params);
     free(ctx->param_at);
     free(ctx->patches);
+    free(ctx->host_scratch);
+    kiln_stream_plan_free(&ctx->plan);
     free(ctx);
 }
 
@@ -462,6 +608,7 @@ kiln_status kiln_exec_context_new(const kiln_bundle_model *m, unsigned flags, ki
     if (!ctx) return kiln_errorf(KILN_ERR_OOM, "out of memory");
     ctx->m = m;
     ctx->flags = flags;
+    ctx->n_streams = 1;
     ctx->in = calloc((size_t)m->n_in + 1, sizeof *ctx->in);
     ctx->out = calloc((size_t)m->n_out + 1, sizeof *ctx->out);
     ctx->captured = calloc((size_t)(m->n_in + m->n_out) + 1, sizeof *ctx->captured);
@@ -549,13 +696,11 @@ static CUdeviceptr device_ptr(const kiln_exec_context *ctx, const binding *bd) {
     return bd->mem == KILN_MEM_DEVICE ? (CUdeviceptr)(uintptr_t)bd->ptr : ctx->staging + bd->staging_off;
 }
 
-/* Every launch of the plan, in order. Streams other than 0 are reserved for running
- * independent branches concurrently; until the plan marks its dependencies they all go on the
- * caller's stream, which keeps the plan's order. */
-static kiln_status launch_all(kiln_exec_context *ctx, CUstream s) {
+/* Launches [first, first + count) of the plan, in order, on s. */
+static kiln_status launch_range(kiln_exec_context *ctx, CUstream s, int first, int count) {
     const kiln_bundle *b = ctx->m->b;
     const kiln_cuda_driver *cu = ctx->m->cu;
-    for (int l = 0; l < b->n_launches; l++) {
+    for (int l = first; l < first + count; l++) {
         const kiln_bundle_launch *la = &b->launches[l];
         CUresult r = cu->launch_kernel(ctx->m->funcs[la->kernel], la->grid[0], la->grid[1], la->grid[2], la->block[0],
                                        la->block[1], la->block[2], la->shared_bytes, s, ctx->params + ctx->param_at[l],
@@ -565,6 +710,39 @@ static kiln_status launch_all(kiln_exec_context *ctx, CUstream s) {
                                      b->kernels[la->kernel].function, b->kernels[la->kernel].group);
     }
     return KILN_OK;
+}
+
+/* Every launch of the plan. One stream: in order on s. Several (the plan of
+ * kiln_exec_context_set_streams): stream 0 is s; the others are forked from s by an event,
+ * wait for their layers' cross-stream dependencies on the layers' events and are joined back
+ * into s at the end, so that a capture on s records the branches as parallel graph nodes. */
+static kiln_status launch_all(kiln_exec_context *ctx, CUstream s) {
+    const kiln_bundle *b = ctx->m->b;
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    const kiln_stream_plan *p = &ctx->plan;
+    if (ctx->n_streams <= 1 || p->n_streams <= 1) return launch_range(ctx, s, 0, b->n_launches);
+    CUstream st[KILN_MAX_STREAMS];
+    st[0] = s;
+    for (int t = 1; t < p->n_streams; t++) st[t] = ctx->streams[t];
+    KILN_CU_TRY(cu, cuEventRecord, cu->event_record(ctx->fork, s));
+    for (int t = 1; t < p->n_streams; t++) KILN_CU_TRY(cu, cuStreamWaitEvent, cu->stream_wait_event(st[t], ctx->fork, 0));
+    kiln_status res = KILN_OK;
+    for (int l = 0; l < p->n_layers && res == KILN_OK; l++) {
+        CUstream ls = st[p->stream[l]];
+        for (int k = p->wait_at[l]; k < p->wait_at[l + 1] && res == KILN_OK; k++)
+            res = kiln_cuda_check(cu, cu->stream_wait_event(ls, ctx->layer_events[p->waits[k]], 0), "cuStreamWaitEvent");
+        if (res == KILN_OK)
+            res = launch_range(ctx, ls, (int)b->layers[l].first_launch, (int)b->layers[l].n_launches);
+        if (res == KILN_OK && p->signal[l])
+            res = kiln_cuda_check(cu, cu->event_record(ctx->layer_events[l], ls), "cuEventRecord");
+    }
+    /* join even after a failure, so that a capture on s can end cleanly */
+    for (int t = 1; t < p->n_streams; t++) {
+        kiln_status j = kiln_cuda_check(cu, cu->event_record(ctx->join[t], st[t]), "cuEventRecord");
+        if (j == KILN_OK) j = kiln_cuda_check(cu, cu->stream_wait_event(s, ctx->join[t], 0), "cuStreamWaitEvent");
+        if (res == KILN_OK) res = j;
+    }
+    return res;
 }
 
 static void drop_graph(kiln_exec_context *ctx) {
@@ -599,7 +777,51 @@ static kiln_status capture(kiln_exec_context *ctx, CUstream s) {
 }
 #endif
 
-kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream) {
+#ifdef KILN_HAVE_CUDA
+/* The per-layer debug run: layer by layer on s, synchronizing after each and telling cb. */
+static kiln_status run_layers_on(kiln_exec_context *ctx, CUstream s, int copy, kiln_layer_callback cb, void *user) {
+    const kiln_bundle *b = ctx->m->b;
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    kiln_layer_value vals[KILN_BUNDLE_MAX_LAYER_VALUES];
+    for (int l = 0; l < b->n_layers; l++) {
+        const kiln_bundle_layer *ly = &b->layers[l];
+        kiln_status st = launch_range(ctx, s, (int)ly->first_launch, (int)ly->n_launches);
+        if (st == KILN_OK) st = kiln_cuda_check(cu, cu->stream_synchronize(s), "cuStreamSynchronize");
+        if (st != KILN_OK) return kiln_error_prefix(st, "layer %d '%s'", l, ly->name);
+        size_t total = 0;
+        for (int v = 0; v < ly->n_values; v++) {
+            const kiln_bundle_layer_value *e = &ly->values[v];
+            uint64_t bytes = kiln_dtype_size(e->dtype);
+            for (int d = 0; d < e->rank; d++) bytes *= (uint64_t)e->dims[d];
+            CUdeviceptr at = e->where == KILN_ARG_ARENA ? ctx->arena + e->at
+                             : e->where == KILN_ARG_INPUT ? device_ptr(ctx, &ctx->in[e->at])
+                                                          : device_ptr(ctx, &ctx->out[e->at]);
+            vals[v] = (kiln_layer_value){e->name, e->dtype, e->rank, e->dims, (uint64_t)at, NULL, (size_t)bytes};
+            total += (bytes + 63) & ~(uint64_t)63;
+        }
+        if (copy && total > ctx->host_scratch_bytes) {
+            uint8_t *h = realloc(ctx->host_scratch, total);
+            if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory (%zu bytes for layer '%s')", total, ly->name);
+            ctx->host_scratch = h;
+            ctx->host_scratch_bytes = total;
+        }
+        size_t off = 0;
+        for (int v = 0; copy && v < ly->n_values; v++) {
+            vals[v].host = ctx->host_scratch + off;
+            if (vals[v].nbytes)
+                KILN_CU_TRY(cu, cuMemcpyDtoH,
+                            cu->memcpy_dtoh(ctx->host_scratch + off, (CUdeviceptr)vals[v].device_ptr, vals[v].nbytes));
+            off += (vals[v].nbytes + 63) & ~(size_t)63;
+        }
+        kiln_layer_info info = {l, ly->name, ly->op, (int)ly->first_launch, (int)ly->n_launches, ly->n_values, vals};
+        if (cb && cb(user, &info)) return KILN_OK; /* the caller stops the run */
+    }
+    return KILN_OK;
+}
+#endif
+
+static kiln_status run_impl(kiln_exec_context *ctx, void *stream, bool debug, int copy, kiln_layer_callback cb,
+                            void *user) {
     if (!ctx) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_exec_context_run: NULL context");
     const kiln_bundle_model *m = ctx->m;
     for (int i = 0; i < m->n_in; i++)
@@ -610,9 +832,15 @@ kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream) {
             return kiln_errorf(KILN_ERR_INVALID_ARG, "output %d '%s' is not bound", i, m->b->io[m->out_io[i]].name);
 #ifndef KILN_HAVE_CUDA
     (void)stream;
+    (void)debug;
+    (void)copy;
+    (void)cb;
+    (void)user;
     return kiln_errorf(KILN_ERR_UNSUPPORTED, "kiln was built without CUDA");
 #else
     const kiln_cuda_driver *cu = m->cu;
+    if (debug && !m->b->n_layers && m->b->n_launches)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "the bundle has no layer table (built by an older kiln): rebuild it");
     KILN_CU_TRY(cu, cuCtxSetCurrent, cu->ctx_set_current(m->dev.ctx));
     CUstream s = (CUstream)stream;
     bool wait = false;
@@ -650,8 +878,11 @@ kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream) {
             KILN_CU_TRY(cu, cuMemcpyHtoDAsync, cu->memcpy_htod_async(device_ptr(ctx, bd), bd->ptr, bd->nbytes, s));
     }
     kiln_status st;
-    bool use_graph = !(ctx->flags & KILN_EXEC_NO_GRAPH) && ctx->runs >= 1 && m->b->n_launches > 0;
-    if (use_graph) {
+    bool use_graph = !debug && !(ctx->flags & KILN_EXEC_NO_GRAPH) && ctx->runs >= 1 && m->b->n_launches > 0;
+    if (debug) {
+        st = run_layers_on(ctx, s, copy, cb, user);
+        if (changed) drop_graph(ctx);
+    } else if (use_graph) {
         /* the graph bakes the argument values in: capture again when a pointer changed */
         st = (!ctx->exec || changed) ? capture(ctx, s) : KILN_OK;
         if (st == KILN_OK) st = kiln_cuda_check(cu, cu->graph_launch(ctx->exec, s), "cuGraphLaunch");
@@ -676,4 +907,56 @@ kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream) {
     ctx->runs++;
     return KILN_OK;
 #endif
+}
+
+kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream) {
+    return run_impl(ctx, stream, false, 0, NULL, NULL);
+}
+
+kiln_status kiln_exec_context_run_layers(kiln_exec_context *ctx, void *stream, int copy_to_host,
+                                         kiln_layer_callback cb, void *user) {
+    return run_impl(ctx, stream, true, copy_to_host, cb, user);
+}
+
+kiln_status kiln_exec_context_set_streams(kiln_exec_context *ctx, int n_streams) {
+    if (!ctx) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_exec_context_set_streams: NULL context");
+    if (n_streams < 1 || n_streams > KILN_MAX_STREAMS)
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "streams: %d is not in 1..%d", n_streams, KILN_MAX_STREAMS);
+    const kiln_bundle *b = ctx->m->b;
+    if (n_streams > 1 && !b->n_layers && b->n_launches)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED,
+                           "streams: the bundle has no layer table with dependencies (built by an older kiln): rebuild it");
+#ifndef KILN_HAVE_CUDA
+    return kiln_errorf(KILN_ERR_UNSUPPORTED, "kiln was built without CUDA");
+#else
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    KILN_CU_TRY(cu, cuCtxSetCurrent, cu->ctx_set_current(ctx->m->dev.ctx));
+    drop_graph(ctx); /* the next run captures the new launch order */
+    free_streams(ctx);
+    kiln_stream_plan_free(&ctx->plan);
+    ctx->n_streams = 1;
+    if (n_streams == 1) return KILN_OK;
+    kiln_status st = kiln_stream_plan_init(&ctx->plan, b, n_streams);
+    if (st == KILN_OK && !(ctx->layer_events = calloc((size_t)b->n_layers + 1, sizeof *ctx->layer_events)))
+        st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+    if (st == KILN_OK) st = kiln_cuda_check(cu, cu->event_create(&ctx->fork, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    for (int t = 1; st == KILN_OK && t < ctx->plan.n_streams; t++) {
+        st = kiln_cuda_check(cu, cu->stream_create(&ctx->streams[t], CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+        if (st == KILN_OK) st = kiln_cuda_check(cu, cu->event_create(&ctx->join[t], CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    }
+    for (int l = 0; st == KILN_OK && l < b->n_layers; l++)
+        if (ctx->plan.signal[l])
+            st = kiln_cuda_check(cu, cu->event_create(&ctx->layer_events[l], CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    if (st != KILN_OK) {
+        free_streams(ctx);
+        kiln_stream_plan_free(&ctx->plan);
+        return st;
+    }
+    ctx->n_streams = n_streams;
+    return KILN_OK;
+#endif
+}
+
+int kiln_exec_context_streams_used(const kiln_exec_context *ctx) {
+    return ctx && ctx->n_streams > 1 && ctx->plan.n_streams > 1 ? ctx->plan.n_streams : 1;
 }

@@ -26,6 +26,19 @@ void kiln_bundle_describe(const kiln_bundle *b, const char *what, uint64_t file_
 
 const kiln_bundle *kiln_bundle_model_bundle(const kiln_bundle_model *m);
 
+/* How the layers of a bundle go onto at most max_streams streams (no GPU needed; what
+ * kiln_exec_context_set_streams uses, exposed for tests and inspect). Layer l runs on stream
+ * stream[l] (0 = the run's stream) after waiting for the events of layers
+ * waits[wait_at[l] .. wait_at[l + 1]) (on other streams); signal[l]: some layer waits for l.
+ * n_streams: streams actually used (1 when nothing can run in parallel). */
+typedef struct kiln_stream_plan {
+    int n_layers, n_streams;
+    int *stream, *wait_at, *waits;
+    unsigned char *signal;
+} kiln_stream_plan;
+kiln_status kiln_stream_plan_init(kiln_stream_plan *p, const kiln_bundle *b, int max_streams);
+void kiln_stream_plan_free(kiln_stream_plan *p);
+
 /* Device memory this context allocated (arena + staging); the model's weights are extra. */
 uint64_t kiln_exec_context_device_bytes(const kiln_exec_context *ctx);
 

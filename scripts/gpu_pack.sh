@@ -17,12 +17,19 @@ mkdir -p "$out/plain"
 libs() { ldd "$@" | awk '/=> \// {print $3}' | grep -E 'protobuf-c|subunit|check|asan|ubsan' | sort -u; }
 cp "$plain/kiln" "$plain/tests/check_runtime" "$plain/tests/gpu_smoke" "$plain/tests/check_cuda_driver" "$out/plain/"
 for l in $(libs "$plain/kiln" "$plain/tests/check_runtime"); do cp -L "$l" "$out/"; done
+[ -x "$plain/tests/check_layers" ] && cp "$plain/tests/check_layers" "$out/plain/"
 if [ -n "$asan" ]; then
   mkdir -p "$out/asan"
   cp "$asan/kiln" "$asan/tests/check_runtime" "$asan/tests/gpu_smoke" "$out/asan/"
+  [ -x "$asan/tests/check_layers" ] && cp "$asan/tests/check_layers" "$out/asan/"
   for l in $(libs "$asan/kiln" "$asan/tests/check_runtime"); do cp -L "$l" "$out/"; done
 fi
-cp tests/cli_bundle.sh tests/lsan_cuda.supp "$out/"
+cp tests/cli_bundle.sh tests/gpu_perlayer.sh tests/lsan_cuda.supp "$out/"
+# Bundles built here, on a machine without a GPU or driver, for sm_90 only: the GPU machine runs
+# them unchanged (issue 4: a bundle is portable from a GPU-less build machine).
+mkdir -p "$out/bundles"
+"$plain/kiln" build examples/tiny_cnn.onnx -o "$out/bundles/tiny_cnn_sm90.kiln" --arch sm_90 --shape image=2x3x32x32 >/dev/null
+cp examples/tiny_cnn.onnx "$out/bundles/"
 cat > "$out/run_gpu_tests.sh" <<'RUN'
 #!/usr/bin/env bash
 # Runs kiln's GPU tests with the packed binaries; prints one PASS/FAIL line per test.
@@ -48,8 +55,13 @@ for v in plain asan; do
   t "$v-cli_bundle_gpu" bash "$P/cli_bundle.sh" "$B/kiln" "$B/check_runtime" --gpu
   t "$v-cli_bundle" bash "$P/cli_bundle.sh" "$B/kiln" "$B/check_runtime"
   [ -x "$B/check_cuda_driver" ] && t "$v-check_cuda_driver" "$B/check_cuda_driver"
+  # per-layer compare and multi-stream runs (needs the repository above the packed folder)
+  [ -x "$B/check_layers" ] && [ -f "$P/../examples/tiny_cnn.onnx" ] &&
+    t "$v-gpu_perlayer" bash "$P/gpu_perlayer.sh" "$B/kiln" "$B/check_layers" "$P/.." "$P/$v-gpu_perlayer.work" --gpu
 done
 unset ASAN_OPTIONS LSAN_OPTIONS
+# built without a GPU for sm_90 (scripts/gpu_pack.sh): runs here unchanged and matches the CPU evaluator
+t portable-bundle "$P/plain/kiln" compare "$P/bundles/tiny_cnn.onnx" "$P/bundles/tiny_cnn_sm90.kiln" --rtol 1e-3 --atol 1e-4
 if command -v compute-sanitizer >/dev/null; then
   t memcheck-check_runtime_gpu compute-sanitizer --tool memcheck --error-exitcode 1 "$P/plain/check_runtime" --gpu
   t racecheck-check_runtime_gpu compute-sanitizer --tool racecheck --error-exitcode 1 "$P/plain/check_runtime" --gpu

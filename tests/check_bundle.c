@@ -225,6 +225,33 @@ START_TEST(empty_bundle_round_trip) {
 }
 END_TEST
 
+/* Metadata values may be long (per-kernel tiles of a model with hundreds of kernels), up to
+ * KILN_BUNDLE_MAX_META; names stay under KILN_BUNDLE_MAX_STRING. */
+START_TEST(long_metadata_round_trips) {
+    kiln_bundle *b = kiln_bundle_new();
+    size_t len = 3 * KILN_BUNDLE_MAX_STRING;
+    char *v = malloc(KILN_BUNDLE_MAX_META + 1);
+    ck_assert_ptr_nonnull(v);
+    for (size_t i = 0; i < len; i++) v[i] = (char)('a' + i % 26);
+    v[len] = 0;
+    ck_assert_int_eq(kiln_bundle_set_meta(b, "tiles", v), KILN_OK);
+    uint8_t *x;
+    size_t n;
+    ck_assert_int_eq(kiln_bundle_write_bytes(b, &x, &n), KILN_OK);
+    kiln_bundle *r;
+    ck_assert_msg(kiln_bundle_read_bytes(x, n, "meta", &r) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_str_eq(kiln_bundle_get_meta(r, "tiles"), v);
+    memset(v, 'x', KILN_BUNDLE_MAX_META);
+    v[KILN_BUNDLE_MAX_META] = 0;
+    ck_assert_int_eq(kiln_bundle_set_meta(b, "big", v), KILN_ERR_LIMIT);
+    ck_assert_int_eq(kiln_bundle_set_meta(b, v + KILN_BUNDLE_MAX_META - KILN_BUNDLE_MAX_STRING, "k"), KILN_ERR_LIMIT);
+    kiln_bundle_free(r);
+    kiln_bundle_free(b);
+    free(x);
+    free(v);
+}
+END_TEST
+
 START_TEST(write_failures_leave_nothing) {
     kiln_bundle *b = make_sample();
     char path[128];
@@ -528,6 +555,7 @@ int main(void) {
     tcase_add_test(tc, crc32c_known_values);
     tcase_add_test(tc, round_trip_file);
     tcase_add_test(tc, empty_bundle_round_trip);
+    tcase_add_test(tc, long_metadata_round_trips);
     tcase_add_test(tc, write_failures_leave_nothing);
     tcase_add_test(tc, builder_rejects_bad_input);
     tcase_add_test(tc, every_truncation_names_the_part);

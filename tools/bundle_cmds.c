@@ -1,6 +1,7 @@
 /* bundle_cmds.c — the CLI commands that work on compiled bundles (.kiln): run, bench, inspect,
  * compare. They use the public runtime API (include/kiln.h) plus runtime/runtime.h. */
 #include "cli.h"
+#include "codegen/codegen.h"
 #include "runtime/bundle.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/runtime.h"
@@ -128,15 +129,17 @@ static int write_outputs(const char *cmd, const kiln_bundle_model *m, const io_s
 static void usage_run(FILE *f) {
     fprintf(f,
             "usage: kiln run M.kiln [--input NAME=FILE.npy]... [--output-dir DIR] [--seed N] [--device N]\n"
+            "                       [--streams N]\n"
             "Runs a compiled bundle on the GPU. Inputs not given get seeded random values (as kiln run\n"
             "--cpu makes them). Prints one line per output (dtype, shape, min/max/mean); with\n"
-            "--output-dir writes each output as NAME.npy (all of them, or none on an error).\n");
+            "--output-dir writes each output as NAME.npy (all of them, or none on an error). --streams N\n"
+            "runs independent branches on up to N streams (default 1).\n");
 }
 
 int kiln_cmd_run_bundle(int argc, char **argv) {
     const char *path = NULL, *out_dir = NULL, *names[64], *files[64];
     int n_given = 0;
-    uint64_t seed = 0, device = 0;
+    uint64_t seed = 0, device = 0, streams = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -155,6 +158,9 @@ int kiln_cmd_run_bundle(int argc, char **argv) {
             if (!parse_u64(argv[++i], &seed)) return fail("run", "--seed takes a non-negative integer");
         } else if (!strcmp(a, "--device") && i + 1 < argc) {
             if (!parse_u64(argv[++i], &device) || device > 1024) return fail("run", "--device takes a GPU number");
+        } else if (!strcmp(a, "--streams") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &streams) || streams < 1 || streams > KILN_MAX_STREAMS)
+                return fail("run", "--streams takes a count from 1 to 16");
         } else if (a[0] == '-') {
             fprintf(stderr, "kiln run: unknown option or missing value: '%s'\n", a);
             usage_run(stderr);
@@ -177,10 +183,11 @@ int kiln_cmd_run_bundle(int argc, char **argv) {
     if (kiln_bundle_model_open(path, &opts, &m)) return fail("run", kiln_last_error());
     if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln run: note: %s\n", kiln_bundle_model_image_info(m));
     if ((rc = make_io("run", m, names, files, n_given, seed, &s))) goto done;
-    if (kiln_exec_context_new(m, 0, &ctx)) {
+    if (kiln_exec_context_new(m, 0, &ctx) || kiln_exec_context_set_streams(ctx, (int)streams)) {
         rc = fail("run", kiln_last_error());
         goto done;
     }
+    if (streams > 1) printf("streams: %d used (of %d allowed)\n", kiln_exec_context_streams_used(ctx), (int)streams);
     for (int i = 0; !rc && i < s.n_in; i++)
         if (kiln_exec_context_bind_input_tensor(ctx, i, s.in[i])) rc = fail("run", kiln_last_error());
     for (int i = 0; !rc && i < s.n_out; i++)
@@ -203,11 +210,12 @@ done:
 /* ------------------------------------------------------------------------- bench -- */
 static void usage_bench(FILE *f) {
     fprintf(f,
-            "usage: kiln bench M.kiln [--iterations N] [--warmup N] [--no-graph] [--device N]\n"
+            "usage: kiln bench M.kiln [--iterations N] [--warmup N] [--no-graph] [--streams N] [--device N]\n"
             "Runs the bundle N times (default 100, after 10 warm-up runs) with inputs and outputs in\n"
             "GPU memory, timing each run with CUDA events; prints latency p50/p90/p99/mean, throughput\n"
             "(samples/s: the first input's first dim per run) and GPU memory used. --no-graph launches\n"
-            "kernel by kernel instead of replaying a CUDA graph.\n");
+            "kernel by kernel instead of replaying a CUDA graph. --streams N runs independent branches on up\n"
+            "to N streams (default 1; the graph then has parallel branches).\n");
 }
 
 static int cmp_float(const void *a, const void *b) {
@@ -217,7 +225,7 @@ static int cmp_float(const void *a, const void *b) {
 
 int kiln_cmd_bench(int argc, char **argv) {
     const char *path = NULL;
-    uint64_t iters = 100, warmup = 10, device = 0;
+    uint64_t iters = 100, warmup = 10, device = 0, streams = 1;
     bool no_graph = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -232,6 +240,9 @@ int kiln_cmd_bench(int argc, char **argv) {
                 return fail("bench", "--warmup takes a count up to 10000000");
         } else if (!strcmp(a, "--device") && i + 1 < argc) {
             if (!parse_u64(argv[++i], &device) || device > 1024) return fail("bench", "--device takes a GPU number");
+        } else if (!strcmp(a, "--streams") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &streams) || streams < 1 || streams > KILN_MAX_STREAMS)
+                return fail("bench", "--streams takes a count from 1 to 16");
         } else if (!strcmp(a, "--no-graph")) {
             no_graph = true;
         } else if (a[0] == '-') {
@@ -286,7 +297,8 @@ int kiln_cmd_bench(int argc, char **argv) {
     } while (0)
     if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln bench: note: %s\n", kiln_bundle_model_image_info(m));
     if ((rc = make_io("bench", m, NULL, NULL, 0, 0, &s))) goto done;
-    if (kiln_exec_context_new(m, no_graph ? KILN_EXEC_NO_GRAPH : 0, &ctx)) {
+    if (kiln_exec_context_new(m, no_graph ? KILN_EXEC_NO_GRAPH : 0, &ctx) ||
+        kiln_exec_context_set_streams(ctx, (int)streams)) {
         rc = fail("bench", kiln_last_error());
         goto done;
     }
@@ -331,8 +343,10 @@ int kiln_cmd_bench(int argc, char **argv) {
         int64_t replays = 0;
         kiln_exec_context_runs(ctx, &replays);
         printf("bundle %s on %s\n", path, kiln_bundle_model_image_info(m));
-        printf("mode: %s, %llu iterations after %llu warm-up\n", no_graph ? "kernel launches (--no-graph)" : "CUDA graph replay",
-               (unsigned long long)iters, (unsigned long long)warmup);
+        printf("mode: %s, %llu iterations after %llu warm-up, %d stream%s used (of %d allowed)\n",
+               no_graph ? "kernel launches (--no-graph)" : "CUDA graph replay", (unsigned long long)iters,
+               (unsigned long long)warmup, kiln_exec_context_streams_used(ctx),
+               kiln_exec_context_streams_used(ctx) == 1 ? "" : "s", (int)streams);
         printf("latency ms: p50 %.4f  p90 %.4f  p99 %.4f  mean %.4f  min %.4f  max %.4f\n", PCT(0.5), PCT(0.9),
                PCT(0.99), sum / (double)iters, ms[0], ms[iters - 1]);
         printf("throughput: %.1f runs/s, %.1f samples/s (batch %lld, at p50)\n", 1000.0 / PCT(0.5),
@@ -388,26 +402,196 @@ int kiln_cmd_inspect_bundle(int argc, char **argv) {
 }
 
 /* ----------------------------------------------------------------------- compare -- */
+/* --per-layer, CPU side: the optimized graph the bundle was built from, rebuilt by running
+ * the pipeline with the build options recorded in the bundle's metadata, evaluated on the CPU
+ * keeping every node's outputs (by value id). */
+typedef struct cpu_layers {
+    kiln_graph *g;
+    kiln_tensor **val; /* per value id of g: the CPU result, or NULL */
+} cpu_layers;
+
+static void cpu_layers_free(cpu_layers *c) {
+    for (int v = 0; c->val && c->g && v < c->g->n_values; v++) kiln_tensor_free(c->val[v]);
+    free(c->val);
+    kiln_graph_free(c->g);
+    memset(c, 0, sizeof *c);
+}
+
+static void keep_outputs(void *user, const kiln_graph *g, int node_index, kiln_tensor *const *outs, int n_out) {
+    cpu_layers *c = user;
+    const kiln_node *n = &g->nodes[node_index];
+    for (int i = 0; i < n_out && i < n->n_outputs; i++) {
+        int v = n->outputs[i];
+        if (v < 0 || !outs[i] || c->val[v]) continue;
+        c->val[v] = kiln_tensor_clone(outs[i]); /* NULL on OOM: that layer reports "no CPU value" */
+    }
+}
+
+static uint64_t fnv1a64(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Rebuild: same shapes and pass options as `kiln build` got (the `options` metadata, split at
+ * spaces), then the pipeline; says whether the model file is the one the bundle was built from. */
+static int rebuild_optimized(const char *onnx, const kiln_bundle *b, kiln_tensor *const *ins, int n_in,
+                             cpu_layers *c) {
+    char msg[4400];
+    const char *want = kiln_bundle_get_meta(b, "source_model_hash"), *opts = kiln_bundle_get_meta(b, "options");
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char have[64] = "";
+    if (kiln_read_file(onnx, KILN_MAX_MODEL_BYTES, &bytes, &len) == KILN_OK)
+        snprintf(have, sizeof have, "fnv1a64:%016llx", (unsigned long long)fnv1a64(bytes, len));
+    free(bytes);
+    if (!want) printf("per-layer: the bundle records no source model hash; assuming %s is its model\n", onnx);
+    else if (!strcmp(want, have)) printf("per-layer: source model hash %s matches the bundle's\n", have);
+    else
+        printf("per-layer: WARNING: %s has hash %s but the bundle was built from a model with %s: layers may not "
+               "correspond\n", onnx, have[0] ? have : "(unreadable)", want);
+    if (kiln_model_load(onnx, &c->g)) return fail("compare", kiln_last_error());
+    kiln_pipeline_opts po;
+    kiln_pipeline_opts_init(&po);
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", opts ? opts : "");
+    char *argv[256];
+    int argc = 0;
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && argc < 256; t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    for (int i = (argc >= 2 && !strcmp(argv[0], "kiln") && !strcmp(argv[1], "build")) ? 2 : 0; i < argc; i++) {
+        const char *err;
+        int r = kiln_cli_pass_option(argc, argv, &i, &po, &err);
+        if (r < 0) {
+            snprintf(msg, sizeof msg, "the bundle's build options '%s': %s", opts, err);
+            return fail("compare", msg);
+        }
+        if (r > 0) continue;
+        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--arch") || !strcmp(argv[i], "--emit-cuda")) && i + 1 < argc) {
+            i++;
+        } else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
+            char *spec = argv[++i], *eq = strrchr(spec, '=');
+            int rank;
+            int64_t dims[KILN_MAX_RANK];
+            if (!eq || eq == spec) continue;
+            *eq = 0;
+            if (kiln_codegen_parse_dims(eq + 1, &rank, dims) || kiln_codegen_fix_shape(c->g, spec, rank, dims))
+                return fail("compare", kiln_last_error());
+        } /* else the model path or an option that does not change the graph */
+    }
+    po.dump_after = NULL;
+    if (kiln_pipeline_run(c->g, &po, NULL, 0, NULL)) return fail("compare", kiln_last_error());
+    if (!(c->val = calloc((size_t)c->g->n_values + 1, sizeof *c->val))) return fail("compare", "out of memory");
+    int n_out = kiln_graph_num_outputs(c->g);
+    kiln_tensor **outs = calloc((size_t)n_out + 1, sizeof *outs);
+    if (!outs) return fail("compare", "out of memory");
+    kiln_status st = kiln_graph_run_cpu_ex(c->g, ins, n_in, outs, n_out, keep_outputs, c);
+    for (int i = 0; i < n_out; i++) kiln_tensor_free(outs[i]);
+    free(outs);
+    if (st) return fail("compare", kiln_last_error());
+    /* every layer value must exist in the rebuilt graph with the recorded shape */
+    int missing = 0, total = 0;
+    for (int l = 0; l < b->n_layers; l++)
+        for (int k = 0; k < b->layers[l].n_values; k++) {
+            const kiln_bundle_layer_value *e = &b->layers[l].values[k];
+            int v = kiln_graph_find_value(c->g, e->name);
+            const kiln_tensor *t = v >= 0 ? c->val[v] : NULL;
+            bool ok = t && t->dtype == e->dtype && t->rank == e->rank;
+            for (int d = 0; ok && d < e->rank; d++) ok = t->dims[d] == e->dims[d];
+            total++;
+            if (!ok && missing++ < 5)
+                printf("per-layer: layer %d '%s': value '%s' %s in the rebuilt graph\n", l, b->layers[l].name, e->name,
+                       v < 0 ? "does not exist" : t ? "has another dtype or shape" : "has no CPU value");
+        }
+    printf("per-layer: rebuilt the optimized graph (options: %s): %d layers, %d of %d values found\n",
+           opts ? opts : "none recorded", b->n_layers, total - missing, total);
+    return 0;
+}
+
+/* --per-layer, GPU side: one line per layer against the CPU values. */
+typedef struct layer_cmp {
+    const cpu_layers *cpu;
+    double rtol, atol;
+    int n, failed, first_bad;
+    char first_name[256];
+} layer_cmp;
+
+static int compare_layer(void *user, const kiln_layer_info *li) {
+    layer_cmp *lc = user;
+    bool ok = true, any = false;
+    double max_abs = 0, rel = 0;
+    char note[512] = "";
+    for (int k = 0; k < li->n_values; k++) {
+        const kiln_layer_value *e = &li->values[k];
+        int v = kiln_graph_find_value(lc->cpu->g, e->name);
+        const kiln_tensor *c = v >= 0 ? lc->cpu->val[v] : NULL;
+        if (!c) {
+            snprintf(note, sizeof note, " (no CPU value for '%s')", e->name);
+            continue;
+        }
+        kiln_tensor q = {.dtype = e->dtype, .rank = e->rank, .numel = 1, .nbytes = e->nbytes, .data = (void *)e->host};
+        for (int d = 0; d < e->rank; d++) {
+            q.dims[d] = e->dims[d];
+            q.numel *= e->dims[d];
+        }
+        if (c->dtype != q.dtype || c->numel != q.numel) {
+            ok = false;
+            snprintf(note, sizeof note, " ('%s': dtype or element count differs from the CPU's)", e->name);
+            continue;
+        }
+        any = true;
+        kiln_tensor_diff df;
+        kiln_tensor_diff_compute(&q, c, lc->rtol, lc->atol, &df);
+        if (df.max_abs > max_abs || df.max_abs != df.max_abs) max_abs = df.max_abs;
+        if (df.rel_l2 > rel || df.rel_l2 != df.rel_l2) rel = df.rel_l2;
+        if (df.bad) {
+            ok = false;
+            snprintf(note, sizeof note, " ('%s': %lld of %lld elements out of tolerance; worst at %lld: gpu %.9g cpu %.9g)",
+                     e->name, (long long)df.bad, (long long)c->numel, (long long)df.worst,
+                     kiln_tensor_get(&q, df.worst), kiln_tensor_get(c, df.worst));
+        }
+    }
+    const char *verdict = !ok ? "FAIL" : any ? "PASS" : "SKIP";
+    printf("  %3d %-36s %-28s max abs %-10.3g rel L2 %-10.3g %s%s\n", li->index, li->name, li->op, max_abs, rel, verdict,
+           note);
+    lc->n++;
+    if (!ok) {
+        if (!lc->failed) {
+            lc->first_bad = li->index;
+            snprintf(lc->first_name, sizeof lc->first_name, "%s", li->name);
+        }
+        lc->failed++;
+    }
+    return 0;
+}
+
 static void usage_compare(FILE *f) {
     fprintf(f,
-            "usage: kiln compare MODEL.onnx M.kiln [--rtol R] [--atol A] [--seed N] [--device N]\n"
+            "usage: kiln compare MODEL.onnx M.kiln [--per-layer] [--rtol R] [--atol A] [--seed N] [--device N]\n"
             "Runs the CPU evaluator on MODEL.onnx and the bundle on the GPU with the same seeded inputs\n"
             "(as kiln run makes them) and prints, per output, the max abs error, the relative L2 error\n"
             "and PASS/FAIL: PASS when every element has |gpu - cpu| <= atol + rtol * |cpu| (and no NaN\n"
             "where the CPU has none). The GPU outputs are poisoned (NaN) before the run, so unwritten\n"
             "elements fail. Defaults by the bundle's precision: fp32 rtol 1e-4 atol 1e-5, tf32 5e-3/5e-3,\n"
-            "fp16 1e-2/1e-2. Exit status 1 on FAIL.\n");
+            "fp16 1e-2/1e-2. Exit status 1 on FAIL.\n"
+            "--per-layer also rebuilds the optimized graph the bundle was built from (the build options in its\n"
+            "metadata; a different source model is reported), evaluates it on the CPU keeping every\n"
+            "intermediate, runs the bundle layer by layer and prints one line per layer (name, op, max abs,\n"
+            "rel L2, PASS/FAIL), then 'first divergence: LAYER' or 'all N layers match'.\n");
 }
 
 int kiln_cmd_compare(int argc, char **argv) {
     const char *onnx = NULL, *path = NULL;
     double rtol = -1, atol = -1;
     uint64_t seed = 0, device = 0;
+    bool per_layer = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage_compare(stdout);
             return 0;
+        } else if (!strcmp(a, "--per-layer")) {
+            per_layer = true;
         } else if (!strcmp(a, "--rtol") && i + 1 < argc) {
             if (!parse_double(argv[++i], &rtol)) return fail("compare", "--rtol takes a non-negative number");
         } else if (!strcmp(a, "--atol") && i + 1 < argc) {
@@ -438,7 +622,41 @@ int kiln_cmd_compare(int argc, char **argv) {
     kiln_tensor **ins = NULL, **cpu = NULL, **gpu = NULL;
     int n_in = 0, n_out = 0, rc = 0;
     char msg[1024];
+    cpu_layers cl = {0};
     if (kiln_model_load(onnx, &g)) return fail("compare", kiln_last_error());
+    /* Inputs: seeded random, shaped as the bundle was built (its --shape fixed dynamic dims). */
+    n_in = kiln_graph_num_inputs(g);
+    n_out = kiln_graph_num_outputs(g);
+    ins = calloc((size_t)n_in + 1, sizeof *ins);
+    if (!ins) {
+        rc = fail("compare", "out of memory");
+        goto done;
+    }
+    {
+        kiln_bundle *pb = NULL;
+        uint64_t state = seed;
+        if (kiln_bundle_read(path, &pb)) rc = fail("compare", kiln_last_error());
+        for (int i = 0; !rc && i < n_in; i++) {
+            const char *name = kiln_graph_input_name(g, i);
+            const kiln_bundle_io *io = NULL;
+            for (int k = 0; k < pb->n_io && !io; k++)
+                if (!pb->io[k].is_output && !strcmp(pb->io[k].name, name)) io = &pb->io[k];
+            if (!io) {
+                snprintf(msg, sizeof msg, "the bundle has no input named '%s'", name);
+                rc = fail("compare", msg);
+            } else if (!(ins[i] = kiln_tensor_new(io->dtype, io->rank, io->dims))) {
+                rc = fail("compare", kiln_last_error());
+            } else {
+                kiln_cli_fill_random(ins[i], &state);
+            }
+        }
+        /* --per-layer: the CPU side first; it needs no GPU, and a mismatch is worth knowing early */
+        if (!rc && per_layer && !pb->n_layers && pb->n_launches)
+            rc = fail("compare", "--per-layer: the bundle has no layer table (built by an older kiln): rebuild it");
+        if (!rc && per_layer) rc = rebuild_optimized(onnx, pb, ins, n_in, &cl);
+        kiln_bundle_free(pb);
+        if (rc) goto done;
+    }
     kiln_bundle_model_options opts = {.device = (int)device};
     if (kiln_bundle_model_open(path, &opts, &m)) {
         rc = fail("compare", kiln_last_error());
@@ -451,12 +669,9 @@ int kiln_cmd_compare(int argc, char **argv) {
     if (prec && !strcmp(prec, "fp16")) dr = da = 1e-2;
     if (rtol < 0) rtol = dr;
     if (atol < 0) atol = da;
-    n_in = kiln_graph_num_inputs(g);
-    n_out = kiln_graph_num_outputs(g);
-    ins = calloc((size_t)n_in + 1, sizeof *ins);
     cpu = calloc((size_t)n_out + 1, sizeof *cpu);
     gpu = calloc((size_t)n_out + 1, sizeof *gpu);
-    if (!ins || !cpu || !gpu) {
+    if (!cpu || !gpu) {
         rc = fail("compare", "out of memory");
         goto done;
     }
@@ -470,12 +685,10 @@ int kiln_cmd_compare(int argc, char **argv) {
         rc = fail("compare", kiln_last_error());
         goto done;
     }
-    uint64_t state = seed;
     for (int i = 0; i < n_in && !rc; i++) {
         const char *name = kiln_graph_input_name(g, i);
         int slot = kiln_bundle_model_find_input(m, name);
-        if (!(ins[i] = kiln_cli_random_input(g, i, &state))) rc = fail("compare", kiln_last_error());
-        else if (slot < 0) {
+        if (slot < 0) {
             snprintf(msg, sizeof msg, "the bundle has no input named '%s'", name);
             rc = fail("compare", msg);
         } else if (kiln_exec_context_bind_input_tensor(ctx, slot, ins[i])) {
@@ -525,7 +738,21 @@ int kiln_cmd_compare(int argc, char **argv) {
     }
     printf("%s\n", failed ? "FAIL" : "PASS");
     rc = failed ? 1 : 0;
+    if (per_layer) {
+        layer_cmp lc = {.cpu = &cl, .rtol = rtol, .atol = atol};
+        printf("per-layer (%d layers, each value right after the launches that finalize it):\n",
+               kiln_bundle_model_num_layers(m));
+        if (kiln_exec_context_run_layers(ctx, NULL, 1, compare_layer, &lc)) {
+            rc = fail("compare", kiln_last_error());
+            goto done;
+        }
+        if (lc.failed) printf("first divergence: %s (layer %d; %d of %d layers fail)\n", lc.first_name, lc.first_bad,
+                              lc.failed, lc.n);
+        else printf("all %d layers match\n", lc.n);
+        if (lc.failed) rc = 1;
+    }
 done:
+    cpu_layers_free(&cl);
     for (int i = 0; ins && i < n_in; i++) kiln_tensor_free(ins[i]);
     for (int i = 0; cpu && i < n_out; i++) kiln_tensor_free(cpu[i]);
     for (int i = 0; gpu && i < n_out; i++) kiln_tensor_free(gpu[i]);

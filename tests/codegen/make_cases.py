@@ -327,6 +327,17 @@ def main(d):
           N("RotaryEmbedding", ["x3", "c3", "s3"], ["r3"], num_heads=2, interleaved=1)],
          [("x4", [2, 2, 3, 6]), ("x3", [2, 3, 8])], ["r4", "r3"],
          [w("cos", 8, 2), w("sin", 8, 2), pos, w("c3", 2, 3, 2), w("s3", 2, 3, 2)], opset=23)
+    # two independent conv branches joined by Concat and Add (multi-stream execution: the
+    # branches have no dependency edge and may run on separate streams)
+    save(d, "parallel_branches",
+         [N("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1]), N("Relu", ["a"], ["ra"]),
+          N("Conv", ["x", "wb"], ["b"], strides=[1, 1]),
+          N("Concat", ["ra", "b"], ["cat"], axis=1),
+          N("Conv", ["x", "wc"], ["c"], pads=[1, 1, 1, 1]),
+          N("Conv", ["x", "wd"], ["e"]),
+          N("Add", ["c", "e"], ["out1"])],
+         [("x", [1, 6, 12, 12])], ["cat", "out1"],
+         [w("wa", 8, 6, 3, 3), w("ba", 8), w("wb", 8, 6, 1, 1), w("wc", 8, 6, 3, 3), w("wd", 8, 6, 1, 1)])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
  * seeded random inputs. Outputs and the arena are poisoned (0xff bytes: NaN) first, so
  * unwritten elements fail. This checks codegen's kernels and launch plan (arguments, arena
  * offsets, aliasing, launch order) without a GPU.
- * usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL]; exit 0 PASS, 1 FAIL. */
+ * usage: emu_run MODEL.onnx M.kiln MODULE.so [RTOL ATOL]; exit 0 PASS, 1 FAIL.
+ * KILN_EMU_ORDER=reverse runs the bundle's layers in another order that its dependencies allow
+ * (always the latest ready layer first): a dependency the layer table misses shows up as wrong
+ * outputs, as it would as a race between streams on a GPU. */
 #include "codegen/codegen.h"
 #include "runtime/bundle.h"
 
@@ -65,8 +68,33 @@ int main(int argc, char **argv) {
     if (!arena || !weights) return 1;
     memset(arena, 0xff, b->arena_bytes + 1);
     memcpy(weights, b->weight_data, b->weight_bytes);
-    for (int l = 0; l < b->n_launches; l++) {
-        const kiln_bundle_launch *L = &b->launches[l];
+    /* launch order: the plan's, or layer by layer in the latest-ready-first order */
+    int *order = malloc(sizeof(int) * (size_t)(b->n_launches + 1));
+    if (!order) return 1;
+    for (int l = 0; l < b->n_launches; l++) order[l] = l;
+    const char *ord = getenv("KILN_EMU_ORDER");
+    if (ord && !strcmp(ord, "reverse") && b->n_layers) {
+        bool *done = calloc((size_t)b->n_layers + 1, 1);
+        if (!done) return 1;
+        int n = 0;
+        printf("  layer order:");
+        for (int step = 0; step < b->n_layers; step++) {
+            int pick = -1;
+            for (int k = b->n_layers - 1; k >= 0 && pick < 0; k--) {
+                bool ready = !done[k];
+                for (int d = 0; ready && d < b->layers[k].n_deps; d++) ready = done[b->layers[k].deps[d]];
+                if (ready) pick = k;
+            }
+            if (pick < 0) return 1;
+            done[pick] = true;
+            printf(" %d", pick);
+            for (uint32_t l = 0; l < b->layers[pick].n_launches; l++) order[n++] = (int)(b->layers[pick].first_launch + l);
+        }
+        printf("\n");
+        free(done);
+    }
+    for (int li = 0; li < b->n_launches; li++) {
+        const kiln_bundle_launch *L = &b->launches[order[li]];
         char sym[512];
         snprintf(sym, sizeof sym, "emu_tramp_%s", b->kernels[L->kernel].function);
         tramp_fn t = (tramp_fn)(uintptr_t)dlsym(so, sym);
@@ -119,6 +147,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_out; i++) kiln_tensor_free(outs[i]), kiln_tensor_free(cpu[i]);
     free(arena);
     free(weights);
+    free(order);
     kiln_bundle_free(b);
     kiln_graph_free(g);
     void (*release)(void) = (void (*)(void))(uintptr_t)dlsym(so, "emu_release");

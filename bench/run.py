@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""kiln vs PyTorch eager vs torch.compile on torchvision CNNs, in one run on one GPU.
+
+    python3 bench/run.py KILN [--work /tmp/bench] [--models resnet18,resnet50,mobilenet_v2]
+                         [--batches 1,32] [--precisions fp16,fp32] [--iterations 200] [--out FILE]
+
+Run on the GPU machine (torch + torchvision there; kiln comes from scripts/gpu_pack.sh). For each
+model (random weights, fixed seed, BatchNorm statistics calibrated on random
+images as tests/gpu/torchvision_check.py does, exported once with a dynamic batch, opset 17), batch and
+precision:
+  kiln          `kiln build --precision P --shape input=Bx3x224x224` (timed), then `kiln bench`
+                (CUDA graph replay; median of N runs timed with CUDA events);
+  eager         PyTorch eager: fp32 with TF32 off (kiln's fp32 is true fp32), fp16 as
+                model.half() in channels_last (what cuDNN is fastest with);
+  compile       torch.compile(mode="reduce-overhead") of the same module (CUDA graphs).
+Latencies are medians of CUDA-event-timed runs after warm-up. Peak memory: torch's
+max_memory_allocated, kiln's weights + arena from `kiln bench`. Writes a markdown table whose
+last line is `worst fp16 ratio kiln/torch.compile: R` to --out (default
+bench/results/<date>-<card>.md) and prints it.
+"""
+import argparse
+import datetime
+import os
+import re
+import subprocess
+import sys
+import time
+
+
+def torch_time(fn, x, iters, warmup):
+    import torch
+
+    for _ in range(warmup):
+        fn(x)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn(x)
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    import torch
+    import torchvision
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kiln")
+    ap.add_argument("--work", default="/tmp/bench")
+    ap.add_argument("--models", default="resnet18,resnet50,mobilenet_v2")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--precisions", default="fp16,fp32")
+    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (quick runs)")
+    ap.add_argument("--out", default="")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    card = torch.cuda.get_device_name(0)
+    torch.backends.cudnn.benchmark = True
+    rows = []
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gpu"))
+    from torchvision_check import calibrate_bn  # BN statistics from random images: O(1) activations
+
+    for name in a.models.split(","):
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, name)(weights=None)
+        calibrate_bn(model, 0)
+        model = model.eval().cuda()
+        onnx_path = os.path.join(a.work, f"{name}.onnx")
+        if not os.path.exists(onnx_path):
+            x = torch.randn(1, 3, 224, 224, device="cuda")
+            with torch.no_grad():
+                torch.onnx.export(model, (x,), onnx_path, input_names=["input"], output_names=["output"],
+                                  opset_version=17, dynamo=False, dynamic_axes={"input": {0: "batch"}})
+        for prec in a.precisions.split(","):
+            for batch in [int(b) for b in a.batches.split(",")]:
+                row = {"model": name, "prec": prec, "batch": batch}
+                # kiln
+                bundle = os.path.join(a.work, f"{name}-{prec}-b{batch}.kiln")
+                t0 = time.time()
+                r = subprocess.run([a.kiln, "build", onnx_path, "-o", bundle, "--precision", prec,
+                                    "--shape", f"input={batch}x3x224x224"], capture_output=True, text=True)
+                row["build_s"] = time.time() - t0
+                if r.returncode:
+                    row["kiln"] = None
+                    row["kiln_err"] = (r.stderr.strip().splitlines() or ["?"])[-1]
+                else:
+                    r = subprocess.run([a.kiln, "bench", bundle, "--iterations", str(a.iterations), "--warmup",
+                                        str(a.warmup)], capture_output=True, text=True)
+                    m = re.search(r"p50 ([0-9.]+)", r.stdout)
+                    mem = re.search(r"weights ([0-9.]+) MB, arena \+ staging ([0-9.]+) MB", r.stdout)
+                    row["kiln"] = float(m.group(1)) if m and not r.returncode else None
+                    row["kiln_mem"] = float(mem.group(1)) + float(mem.group(2)) if mem else None
+                    if row["kiln"] is None:
+                        row["kiln_err"] = (r.stderr.strip().splitlines() or ["?"])[-1]
+                # PyTorch
+                torch.backends.cudnn.allow_tf32 = False
+                torch.backends.cuda.matmul.allow_tf32 = False
+                m_t = model
+                x = torch.randn(batch, 3, 224, 224, device="cuda")
+                if prec == "fp16":
+                    m_t = getattr(torchvision.models, name)(weights=None).eval().cuda()
+                    m_t.load_state_dict(model.state_dict())
+                    m_t = m_t.half().to(memory_format=torch.channels_last)
+                    x = x.half().to(memory_format=torch.channels_last)
+                with torch.no_grad():
+                    torch.cuda.reset_peak_memory_stats()
+                    row["eager"] = torch_time(m_t, x, a.iterations, a.warmup)
+                    row["eager_mem"] = torch.cuda.max_memory_allocated() / 1e6
+                    if not a.no_compile:
+                        torch._dynamo.reset()
+                        c = torch.compile(m_t, mode="reduce-overhead")
+                        torch.cuda.reset_peak_memory_stats()
+                        row["compile"] = torch_time(c, x, a.iterations, max(a.warmup, 5))
+                        row["compile_mem"] = torch.cuda.max_memory_allocated() / 1e6
+                rows.append(row)
+                print(row, flush=True)
+    fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
+    lines = [f"# kiln vs PyTorch on {card}, {datetime.date.today()}", "",
+             f"Median latency in ms ({a.iterations} runs after {a.warmup} warm-up, CUDA events). fp32 rows: TF32 off in "
+             "PyTorch. fp16 eager: channels_last half. compile: torch.compile(mode=\"reduce-overhead\"). "
+             "build s: kiln build wall time (no tuning cache yet: kiln does not autotune). Memory: MB, torch "
+             "max_memory_allocated; kiln weights + arena.", "",
+             "| model | prec | batch | kiln | eager | compile | kiln/compile | kiln/eager | kiln build s | mem kiln / eager / compile |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    worst = None
+    for r in rows:
+        k, e, c = r.get("kiln"), r.get("eager"), r.get("compile")
+        rc = k / c if k and c else None
+        re_ = k / e if k and e else None
+        if r["prec"] == "fp16":
+            cand = rc if rc is not None else float("inf")
+            worst = cand if worst is None else max(worst, cand)
+        lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(k)} | {fmt(e)} | {fmt(c)} | {fmt(rc, '{:.2f}')} | "
+                     f"{fmt(re_, '{:.2f}')} | {r['build_s']:.1f} | {fmt(r.get('kiln_mem'), '{:.0f}')} / "
+                     f"{fmt(r.get('eager_mem'), '{:.0f}')} / {fmt(r.get('compile_mem'), '{:.0f}')} |")
+        if r.get("kiln_err"):
+            lines.append(f"|  | kiln error: {r['kiln_err']} | | | | | | | | |")
+    lines += ["", f"worst fp16 ratio kiln/torch.compile: {worst:.2f}" if worst is not None else
+              "worst fp16 ratio kiln/torch.compile: -"]
+    text = "\n".join(lines) + "\n"
+    out = a.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                f"{datetime.date.today()}-{card.replace(' ', '_')}.md")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
