@@ -77,3 +77,23 @@ kiln_status kiln_cg_emit_concat(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_data_movement(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_view(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_elementwise(cg *c, const kiln_node *n);
+kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n);  /* cg_reduce.c: Reduce*, ArgMax, ArgMin */
+kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n); /* cg_reduce.c: fused kind "reduction" */
+kiln_status kiln_cg_emit_conv_transpose(cg *c, const kiln_node *n); /* cg_convtranspose.c */
+kiln_status kiln_cg_emit_resize(cg *c, const kiln_node *n);  /* cg_resize.c: Resize (and imported Upsample) */
+kiln_status kiln_cg_emit_norm(cg *c, const kiln_node *n);    /* cg_reduce.c: Layer-, RMS-, InstanceNormalization */
+kiln_status kiln_cg_emit_cumsum(cg *c, const kiln_node *n);  /* cg_reduce.c: CumSum */
+kiln_status kiln_cg_emit_lrn(cg *c, const kiln_node *n);     /* cg_reduce.c: LRN */
+kiln_status kiln_cg_emit_topk(cg *c, const kiln_node *n);    /* cg_reduce.c: TopK */
+kiln_status kiln_cg_emit_einsum(cg *c, const kiln_node *n);  /* cg_reduce.c: Einsum */
+kiln_status kiln_cg_emit_loss(cg *c, const kiln_node *n);    /* cg_reduce.c: NegativeLogLikelihood-, SoftmaxCrossEntropyLoss */
+kiln_status kiln_cg_emit_gather(cg *c, const kiln_node *n);  /* cg_index.c: Gather, GatherElements */
+kiln_status kiln_cg_emit_index_misc(cg *c, const kiln_node *n); /* cg_index.c: Trilu, Tile, Depth/SpaceToDepth, Range */
+bool kiln_cg_node_is_constant(const cg *c, const kiln_node *n); /* cg_index.c: every output known at build time */
+kiln_status kiln_cg_emit_scatter(cg *c, const kiln_node *n);    /* cg_index.c: ScatterElements, ScatterND */
+kiln_status kiln_cg_emit_rotary(cg *c, const kiln_node *n);     /* cg_index.c: RotaryEmbedding */
+kiln_status kiln_cg_emit_const_node(cg *c, const kiln_node *n); /* cg_index.c: copy its constant graph outputs */
+kiln_status kiln_cg_emit_const_outputs(cg *c);                  /* cg_index.c: those no live node produces */
+kiln_status kiln_cg_emit_build_time(cg *c, const kiln_node *n); /* cg_index.c: Shape, Size, constant-input nodes */
+/* The CUDA C type of a dtype's elements ("float", "__half", "long long"...), NULL if none. */
+const char *kiln_cg_ctype(kiln_dtype dt);

@@ -27,6 +27,7 @@
 
 /* -------------------------------------------------------------- dispatcher -- */
 static kiln_status emit_node(cg *c, const kiln_node *n) {
+    if (kiln_cg_node_is_constant(c, n)) return kiln_cg_emit_const_node(c, n); /* consumers read weights */
     if (kiln_node_is_view(n)) return kiln_cg_emit_view(c, n);
     switch (n->op) {
     case KILN_OP_Conv: return kiln_cg_emit_conv(c, n);
@@ -37,17 +38,38 @@ static kiln_status emit_node(cg *c, const kiln_node *n) {
     case KILN_OP_Concat: return kiln_cg_emit_concat(c, n);
     case KILN_OP_Transpose: case KILN_OP_Slice: case KILN_OP_Pad: case KILN_OP_Expand: case KILN_OP_Split:
         return kiln_cg_emit_data_movement(c, n);
+    case KILN_OP_ReduceSum: case KILN_OP_ReduceMean: case KILN_OP_ReduceProd: case KILN_OP_ReduceMax:
+    case KILN_OP_ReduceMin: case KILN_OP_ReduceL1: case KILN_OP_ReduceL2: case KILN_OP_ReduceSumSquare:
+    case KILN_OP_ReduceLogSum: case KILN_OP_ReduceLogSumExp: case KILN_OP_ArgMax: case KILN_OP_ArgMin: case KILN_OP_Hardmax:
+    case KILN_OP_LpNormalization:
+        return kiln_cg_emit_reduce(c, n);
+    case KILN_OP_Gather: case KILN_OP_GatherElements: return kiln_cg_emit_gather(c, n);
+    case KILN_OP_Trilu: case KILN_OP_Tile: case KILN_OP_DepthToSpace: case KILN_OP_SpaceToDepth: case KILN_OP_Range:
+    case KILN_OP_GatherND: case KILN_OP_EyeLike: case KILN_OP_OneHot:
+        return kiln_cg_emit_index_misc(c, n);
+    case KILN_OP_ScatterElements: case KILN_OP_ScatterND: return kiln_cg_emit_scatter(c, n);
+    case KILN_OP_RotaryEmbedding: return kiln_cg_emit_rotary(c, n);
+    case KILN_OP_ConvTranspose: return kiln_cg_emit_conv_transpose(c, n);
+    case KILN_OP_Resize: return kiln_cg_emit_resize(c, n);
+    case KILN_OP_LayerNormalization: case KILN_OP_RMSNormalization: case KILN_OP_InstanceNormalization:
+        return kiln_cg_emit_norm(c, n);
+    case KILN_OP_CumSum: case KILN_OP_CumProd: return kiln_cg_emit_cumsum(c, n);
+    case KILN_OP_LRN: return kiln_cg_emit_lrn(c, n);
+    case KILN_OP_TopK: return kiln_cg_emit_topk(c, n);
+    case KILN_OP_Einsum: return kiln_cg_emit_einsum(c, n);
+    case KILN_OP_NegativeLogLikelihoodLoss: case KILN_OP_SoftmaxCrossEntropyLoss: return kiln_cg_emit_loss(c, n);
     case KILN_OP_Fused: {
         const char *kind = kiln_attr_str(n, "kind", "");
         if (!strcmp(kind, "conv_epilogue")) return kiln_cg_emit_conv(c, n);
         if (!strcmp(kind, "gemm_epilogue")) return kiln_cg_emit_gemm(c, n);
         if (!strcmp(kind, "elementwise")) return kiln_cg_emit_elementwise(c, n);
+        if (!strcmp(kind, "reduction")) return kiln_cg_emit_reduction_group(c, n);
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "fused group kind '%s'", kind);
     }
     default:
         if (kiln_op_table[n->op].kind == KILN_KIND_ELEMENTWISE || kiln_op_table[n->op].kind == KILN_KIND_BROADCAST)
             return kiln_cg_emit_elementwise(c, n);
-        return kiln_errorf(KILN_ERR_UNSUPPORTED, "no GPU kernel for this op yet");
+        return kiln_cg_emit_build_time(c, n); /* or "no GPU kernel for this op yet" */
     }
 }
 
@@ -248,12 +270,14 @@ static kiln_status add_layers(const cg *c, pending_layer *p, int n) {
     kiln_status st = deps && n_deps ? KILN_OK : kiln_errorf(KILN_ERR_OOM, "out of memory");
     if (!st) st = layer_deps(p, n, deps, n_deps);
     for (int l = 0; l < n && !st; l++) {
-        const kiln_node *nd = &g->nodes[p[l].node];
+        /* node -1: the copies of constant graph outputs that no node produces */
+        const kiln_node *nd = p[l].node >= 0 ? &g->nodes[p[l].node] : NULL;
         kiln_bundle_layer_value vals[64];
         char names[64][32];
-        int nv = 0;
-        for (int i = 0; i < nd->n_outputs && nv < 64; i++) {
-            int v = nd->outputs[i];
+        int nv = 0, n_out = nd ? nd->n_outputs : g->n_outputs;
+        for (int i = 0; i < n_out && nv < 64; i++) {
+            int v = nd ? nd->outputs[i] : g->outputs[i];
+            if (!nd && v >= 0 && !g->values[v].data) continue;
             uint64_t at = 0;
             if (v < 0) continue;
             const kiln_value *gv = &g->values[v];
@@ -273,8 +297,13 @@ static kiln_status add_layers(const cg *c, pending_layer *p, int n) {
             nv++;
         }
         char name[320], op[160];
-        group_name(g, nd, name, sizeof name);
-        layer_op(nd, op, sizeof op);
+        if (nd) {
+            group_name(g, nd, name, sizeof name);
+            layer_op(nd, op, sizeof op);
+        } else {
+            snprintf(name, sizeof name, "constant_outputs");
+            snprintf(op, sizeof op, "Constant");
+        }
         /* unnamed nodes can share a group name ("conv_epilogue_"): name the layer by its output too */
         bool dup = false;
         for (int k = 0; k < c->b->n_layers && !dup; k++) dup = !strcmp(c->b->layers[k].name, name);
@@ -322,7 +351,9 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
               "// Generated by kiln %s from graph '%s': one module, one kernel per launch group.\n"
               "// Templates: kernels/*.cuh (embedded in kiln). Arguments come from the bundle's launch plan.\n"
               "#include \"conv.cuh\"\n#include \"copy.cuh\"\n#include \"elementwise.cuh\"\n#include \"gemm.cuh\"\n"
-              "#include \"pool.cuh\"\n#include \"softmax.cuh\"\n",
+              "#include \"pool.cuh\"\n#include \"softmax.cuh\"\n"
+              "#include \"reduce.cuh\"\n#include \"gather.cuh\"\n#include \"convtranspose.cuh\"\n"
+              "#include \"resize.cuh\"\n",
               KILN_VERSION_STRING, g->name ? g->name : "");
 
     /* every node; unsupported ones are collected into one message */
@@ -366,6 +397,19 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             }
         } else if (ns) {
             st = kiln_error_prefix(ns, "codegen of node '%s'", c.group);
+        }
+    }
+    if (!st && !n_bad && layers) { /* constant graph outputs no node produces: one layer of copies */
+        uint32_t first = (uint32_t)b->n_launches;
+        st = kiln_cg_emit_const_outputs(&c);
+        if (!st && (uint32_t)b->n_launches > first) {
+            pending_layer *pl = &layers[n_layers++]; /* layers has n_nodes + 1 slots */
+            pl->node = -1;
+            pl->first = first;
+            pl->count = (uint32_t)b->n_launches - first;
+            st = value_regions(g, NULL, 0, &pl->rd, &pl->n_rd);
+            if (!st) st = value_regions(g, g->outputs, g->n_outputs, &pl->wr, &pl->n_wr);
+            if (!st) st = cover_launch_args(b, pl);
         }
     }
     if (!st && n_bad)

@@ -4,6 +4,10 @@
  * CPU evaluator, each case in a child process so that one crash cannot stop the run. */
 #include "cli.h"
 
+#include "codegen/codegen.h"
+#include "runtime/bundle.h"
+#include "runtime/cuda_driver.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -202,6 +206,250 @@ static double rel_l2(const kiln_tensor *a, const kiln_tensor *e) {
     return d.rel_l2;
 }
 
+/* ----------------------------------------------------------- GPU path -- */
+/* --gpu: each case is built as `kiln build` builds a model (static shapes from the case's
+ * inputs, the pass pipeline, codegen for this machine's GPU only, cubin without PTX), loaded
+ * from memory through the runtime API and run with host bindings. */
+#define KILN_GPU_MAX_INPUTS 64
+static bool gpu_mode;
+static bool gpu_codegen_only; /* --codegen-only: build (codegen + NVRTC) but run nothing: no GPU needed */
+static char gpu_arch[16];     /* "sm_90": the device's compute capability, or --arch */
+
+/* The device's arch, or false with a reason (no driver, no device). */
+static bool gpu_probe(char *why, size_t len) {
+#ifdef KILN_HAVE_CUDA
+    const kiln_cuda_driver *cu;
+    if (kiln_cuda_driver_get(&cu) != KILN_OK) {
+        snprintf(why, len, "%s", kiln_last_error());
+        return false;
+    }
+    int n = 0, major = 0, minor = 0;
+    CUdevice dev;
+    if (cu->device_get_count(&n) != CUDA_SUCCESS || n < 1) {
+        snprintf(why, len, "no CUDA device on this machine");
+        return false;
+    }
+    if (cu->device_get(&dev, 0) != CUDA_SUCCESS ||
+        cu->device_get_attribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev) != CUDA_SUCCESS ||
+        cu->device_get_attribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev) != CUDA_SUCCESS) {
+        snprintf(why, len, "cannot query CUDA device 0");
+        return false;
+    }
+    snprintf(gpu_arch, sizeof gpu_arch, "sm_%d%d", major, minor);
+    return true;
+#else
+    snprintf(why, len, "kiln was built without CUDA (KILN_CUDA=OFF)");
+    return false;
+#endif
+}
+
+/* gpu_probe in a child process: CUDA must not be initialized in the parent, whose forked
+ * case processes each initialize it themselves (CUDA does not survive a fork). */
+static bool gpu_probe_forked(char *why, size_t len) {
+    int fd[2];
+    if (pipe(fd) != 0) return gpu_probe(why, len);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return gpu_probe(why, len);
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        char m[600];
+        bool ok = gpu_probe(m + 1, sizeof m - 1);
+        m[0] = ok ? '1' : '0';
+        if (ok) snprintf(m + 1, sizeof m - 1, "%s", gpu_arch);
+        ssize_t w = write(fd[1], m, strlen(m));
+        (void)w;
+        close(fd[1]);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[600];
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd[0], buf + got, sizeof buf - 1 - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd[0]);
+    buf[got] = 0;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got < 1) {
+        snprintf(why, len, "the GPU probe process failed (status %d)", status);
+        return false;
+    }
+    if (buf[0] == '1') {
+        snprintf(gpu_arch, sizeof gpu_arch, "%s", buf + 1);
+        return true;
+    }
+    snprintf(why, len, "%s", buf + 1);
+    return false;
+}
+
+/* A multi-line library message as one line ("a:\n  b" -> "a: b"). */
+static void one_line(char *s) {
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r == '\n') {
+            while (r[1] == ' ') r++;
+            if (w > s && w[-1] != ' ') *w++ = ' ';
+            continue;
+        }
+        *w++ = *r;
+    }
+    *w = 0;
+}
+
+static case_result gpu_fail(kiln_status st, const char *what, char *msg, size_t len) {
+    char e[900];
+    snprintf(e, sizeof e, "%s", kiln_last_error());
+    one_line(e);
+    snprintf(msg, len, "gpu: %s%s", what, e);
+    return st == KILN_ERR_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
+}
+
+/* Builds g (shapes fixed from ins) for this GPU and runs it; outs[] receive new tensors. */
+static case_result gpu_run(const kiln_graph *g0, const kiln_pipeline_opts *po, kiln_tensor *const *ins, int n_in,
+                           kiln_tensor **outs, int n_out, bool bake, bool *can_bake, char *msg, size_t len) {
+    case_result res = CASE_PASS;
+    bool baked[KILN_GPU_MAX_INPUTS] = {false}; /* inputs turned into constants */
+    if (n_in > KILN_GPU_MAX_INPUTS) {
+        snprintf(msg, len, "gpu: more than %d inputs", KILN_GPU_MAX_INPUTS);
+        return CASE_UNSUPPORTED;
+    }
+    kiln_status st = KILN_OK;
+    kiln_graph *g = kiln_graph_clone(g0);
+    kiln_bundle *b = NULL;
+    kiln_bundle_model *m = NULL;
+    kiln_exec_context *ctx = NULL;
+    uint8_t *bytes = NULL;
+    size_t nbytes = 0;
+    if (!g) return gpu_fail(KILN_ERR_OOM, "", msg, len);
+    for (int i = 0; !st && i < n_in; i++)
+        st = kiln_codegen_fix_shape(g, kiln_graph_input_name(g, i), ins[i]->rank, ins[i]->dims);
+    if (st) {
+        res = gpu_fail(st, "fixing input shapes: ", msg, len);
+        goto done;
+    }
+    /* Shapes that still depend on input data (axes, shape, repeats, pads... fed as graph
+     * inputs) cannot be built statically: bake the case's small integer inputs into the graph
+     * as constants, as a user of a static-shape compiler would, and build that. */
+    bool dynamic = bake;
+    for (int i = 0; i < n_in; i++)
+        if (ins[i]->numel <= 64) *can_bake = true;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].rank >= 0 && !g->values[v].data && g->values[v].producer >= 0 &&
+            !kiln_value_is_static(&g->values[v]))
+            dynamic = true;
+    for (int i = 0; dynamic && i < n_in; i++) {
+        baked[i] = (ins[i]->dtype == KILN_I64 || ins[i]->dtype == KILN_I32) && ins[i]->numel <= 64;
+        /* float inputs that set shapes or build-time values: Resize's roi / scales, Pad's
+         * constant_value, Range's start / limit / delta */
+        const kiln_value *iv = &g->values[g->inputs[i]];
+        for (int u = 0; !baked[i] && ins[i]->numel <= 64 && u < iv->n_users; u++) {
+            const kiln_node *un = &g->nodes[iv->users[u]];
+            for (int k = 0; k < un->n_inputs; k++)
+                if (un->inputs[k] == g->inputs[i] &&
+                    ((un->op == KILN_OP_Resize && k > 0) || (un->op == KILN_OP_Pad && k > 0) || un->op == KILN_OP_Range ||
+                     (un->op == KILN_OP_OneHot && k == 1)))
+                    baked[i] = true;
+        }
+    }
+    if (dynamic) {
+        int k = 0;
+        for (int i = 0; i < g->n_inputs; i++) {
+            int v = g->inputs[i];
+            if (baked[i] && !(g->values[v].data = kiln_tensor_clone(ins[i]))) {
+                res = gpu_fail(KILN_ERR_OOM, "", msg, len);
+                goto done;
+            }
+            if (!baked[i]) g->inputs[k++] = v;
+        }
+        g->n_inputs = k;
+        if ((st = kiln_graph_infer(g))) {
+            res = gpu_fail(st, "baking integer inputs: ", msg, len);
+            goto done;
+        }
+    }
+    int n_bound = 0;
+    for (int i = 0; i < n_in; i++) n_bound += !baked[i];
+    if ((st = kiln_pipeline_run(g, po, NULL, 0, NULL))) {
+        res = gpu_fail(st, "optimizing: ", msg, len);
+        goto done;
+    }
+    kiln_codegen_opts co;
+    kiln_codegen_opts_init(&co);
+    const char *archs[1] = {gpu_arch};
+    co.archs = archs;
+    co.n_archs = 1;
+    co.ptx = false; /* this GPU only: its cubin is all the case needs */
+    co.precision = po->ctx.precision;
+    if (!(b = kiln_bundle_new())) {
+        res = gpu_fail(KILN_ERR_OOM, "", msg, len);
+        goto done;
+    }
+    if ((st = kiln_codegen_build(g, &co, b, NULL))) {
+        /* shapes that depend on data (NonZero, NonMaxSuppression...) cannot be built statically */
+        res = gpu_fail(st == KILN_ERR_SHAPE ? KILN_ERR_UNSUPPORTED : st, "", msg, len);
+        goto done;
+    }
+    if (gpu_codegen_only) goto done;
+    if ((st = kiln_bundle_write_bytes(b, &bytes, &nbytes)) || (st = kiln_bundle_model_open_bytes(bytes, nbytes, NULL, &m)) ||
+        (st = kiln_exec_context_new(m, 0, &ctx))) {
+        res = gpu_fail(st == KILN_ERR_UNSUPPORTED ? KILN_ERR_INTERNAL : st, "loading the bundle: ", msg, len);
+        goto done;
+    }
+    if (kiln_bundle_model_num_outputs(m) != n_out || kiln_bundle_model_num_inputs(m) != n_bound) {
+        snprintf(msg, len, "gpu: the bundle has %d inputs and %d outputs, the model %d and %d",
+                 kiln_bundle_model_num_inputs(m), kiln_bundle_model_num_outputs(m), n_bound, n_out);
+        res = CASE_FAIL;
+        goto done;
+    }
+    for (int i = 0; !st && i < n_in; i++) {
+        if (baked[i]) continue;
+        int k = kiln_bundle_model_find_input(m, kiln_graph_input_name(g0, i));
+        if (k < 0) {
+            snprintf(msg, len, "gpu: the bundle has no input '%s'", kiln_graph_input_name(g0, i));
+            res = CASE_FAIL;
+            goto done;
+        }
+        st = kiln_exec_context_bind_input_tensor(ctx, k, ins[i]);
+    }
+    for (int i = 0; !st && i < n_out; i++) {
+        const char *name;
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        int k = kiln_bundle_model_find_output(m, kiln_graph_output_name(g0, i));
+        if (k < 0) k = i;
+        if ((st = kiln_bundle_model_output_info(m, k, &name, &dt, &rank, dims))) break;
+        if (!(outs[i] = kiln_tensor_new(dt, rank, dims))) {
+            st = KILN_ERR_OOM;
+            break;
+        }
+        memset(outs[i]->data, 0xff, outs[i]->nbytes); /* poisoned: NaN / -1 where nothing is written */
+        st = kiln_exec_context_bind_output_tensor(ctx, k, outs[i]);
+    }
+    if (st) {
+        res = gpu_fail(st == KILN_ERR_UNSUPPORTED ? KILN_ERR_INTERNAL : st, "binding: ", msg, len);
+        goto done;
+    }
+    if ((st = kiln_exec_context_run(ctx, NULL))) res = gpu_fail(KILN_ERR_INTERNAL, "running: ", msg, len);
+done:
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+    free(bytes);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+    return res;
+}
+
 /* Runs one case in this process; writes a one-line reason into msg. */
 static case_result run_case(const test_case *tc, double rtol, double atol, char *msg, size_t len) {
     char path[4096];
@@ -217,7 +465,7 @@ static case_result run_case(const test_case *tc, double rtol, double atol, char 
         return st == KILN_ERR_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
     }
     kiln_graph *og = NULL; /* the optimized copy */
-    if (opt_pipeline) {
+    if (opt_pipeline && !gpu_mode) {
         og = kiln_graph_clone(g);
         if (!og || kiln_pipeline_run(og, opt_pipeline, NULL, 0, NULL)) {
             snprintf(msg, len, "optimizing: %s", kiln_last_error());
@@ -305,6 +553,30 @@ static case_result run_case(const test_case *tc, double rtol, double atol, char 
             }
         }
         if (res != CASE_PASS) break;
+        if (gpu_mode) {
+            bool can_bake = false; /* a refused build is retried with integer inputs baked in (axes...) */
+            res = gpu_run(g, opt_pipeline, ins, n_in, outs, n_out, false, &can_bake, msg, len);
+            if (res == CASE_UNSUPPORTED && can_bake) {
+                for (int i = 0; i < n_out; i++) {
+                    kiln_tensor_free(outs[i]);
+                    outs[i] = NULL;
+                }
+                res = gpu_run(g, opt_pipeline, ins, n_in, outs, n_out, true, &can_bake, msg, len);
+            }
+            if (res != CASE_PASS) break;
+            for (int i = 0; res == CASE_PASS && !gpu_codegen_only && i < n_out; i++) {
+                char why[512];
+                if (!kiln_tensor_compare(outs[i], exps[i], rtol, atol, why, sizeof why)) {
+                    snprintf(msg, len, "set %d output '%s' on the GPU: %s", set, kiln_graph_output_name(g, i), why);
+                    res = CASE_FAIL;
+                }
+            }
+            for (int i = 0; i < n_out; i++) {
+                kiln_tensor_free(outs[i]);
+                outs[i] = NULL;
+            }
+            continue;
+        }
         st = kiln_graph_run_cpu(g, ins, n_in, outs, n_out);
         if (st) {
             snprintf(msg, len, "%s", kiln_last_error());
@@ -459,13 +731,20 @@ static int cmp_tally(const void *a, const void *b) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: kiln conformance --cpu [options] DIR...\n"
+            "usage: kiln conformance --cpu|--gpu [options] DIR...\n"
             "Runs ONNX backend test cases found under each DIR (folders with model.onnx and\n"
             "test_data_set_*/input_N.pb, output_N.pb; or light model files NAME.onnx with\n"
             "NAME_output_0.pb) on the CPU evaluator and judges each output with\n"
             "|a-e| <= atol + rtol*|e| (exact for integers and bool; shapes and dtypes must match).\n"
             "options:\n"
-            "  --cpu            run on the CPU reference evaluator (the only backend for now)\n"
+            "  --cpu            run on the CPU reference evaluator\n"
+            "  --gpu            build each case for this machine's GPU (static shapes from its inputs,\n"
+            "                   the pass pipeline as `kiln build` runs it, a cubin for this GPU only) and\n"
+            "                   run it through the runtime; a node codegen refuses is UNSUPPORTED\n"
+            "                   (\"gpu: ...\"). Without a GPU: a SKIP line and exit status 77\n"
+            "  --codegen-only   with --gpu: build every case (codegen + NVRTC) but run nothing; needs\n"
+            "                   no GPU. PASS then means only that the case builds\n"
+            "  --arch sm_XX     with --codegen-only: the architecture to compile for (default sm_90)\n"
             "  --rtol R         relative tolerance (default 1e-3)\n"
             "  --atol A         absolute tolerance (default 1e-5)\n"
             "  --timeout S      seconds per case before it counts as failed (default 600)\n"
@@ -503,8 +782,7 @@ int kiln_cmd_conformance(int argc, char **argv) {
         } else if (!strcmp(a, "--cpu")) {
             cpu = true;
         } else if (!strcmp(a, "--gpu")) {
-            fprintf(stderr, "kiln conformance: --gpu is not available yet (the GPU path is a later stage)\n");
-            return 2;
+            gpu_mode = true;
         } else if ((!strcmp(a, "--rtol") || !strcmp(a, "--atol") || !strcmp(a, "--timeout")) && i + 1 < argc) {
             char *end;
             double v = strtod(argv[++i], &end);
@@ -515,6 +793,10 @@ int kiln_cmd_conformance(int argc, char **argv) {
             if (!strcmp(a, "--rtol")) rtol = v;
             else if (!strcmp(a, "--atol")) atol = v;
             else timeout_s = (int)v;
+        } else if (!strcmp(a, "--codegen-only")) {
+            gpu_codegen_only = true;
+        } else if (!strcmp(a, "--arch") && i + 1 < argc) {
+            snprintf(gpu_arch, sizeof gpu_arch, "%s", argv[++i]);
         } else if (!strcmp(a, "--no-fork")) {
             fork_cases = false;
         } else if (!strcmp(a, "--quiet")) {
@@ -535,8 +817,8 @@ int kiln_cmd_conformance(int argc, char **argv) {
             if (cases.n == before) fprintf(stderr, "kiln conformance: no test cases under '%s'\n", a);
         }
     }
-    if (!cpu) {
-        fprintf(stderr, "kiln conformance: choose a backend: --cpu\n");
+    if (cpu == gpu_mode) {
+        fprintf(stderr, "kiln conformance: choose one backend: --cpu or --gpu\n");
         usage(stderr);
         return 2;
     }
@@ -544,7 +826,20 @@ int kiln_cmd_conformance(int argc, char **argv) {
         fprintf(stderr, "kiln conformance: no test cases found\n");
         return 2;
     }
-    if (optimize) opt_pipeline = &popts;
+    if (optimize || gpu_mode) opt_pipeline = &popts; /* the GPU path always optimizes */
+    if (gpu_mode) {
+        char why[512];
+        if (gpu_codegen_only) {
+            if (!gpu_arch[0]) snprintf(gpu_arch, sizeof gpu_arch, "sm_90");
+        } else if (!(fork_cases ? gpu_probe_forked(why, sizeof why) : gpu_probe(why, sizeof why))) {
+            one_line(why);
+            printf("SKIP: conformance --gpu: %s\n", why);
+            for (size_t i = 0; i < cases.n; i++) free(cases.v[i].path);
+            free(cases.v);
+            return 77;
+        }
+        if (!quiet) printf("conformance --gpu: building for %s\n", gpu_arch);
+    }
     int n_pass = 0, n_fail = 0, n_unsup = 0, nt = 0;
     op_tally *tally = calloc(1024, sizeof *tally);
     for (size_t i = 0; i < cases.n; i++) {

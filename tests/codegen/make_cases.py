@@ -132,6 +132,219 @@ def main(d):
           i64("pads", [0, 1, 2, -1, 1, 0, -1, 3]), scalar("pv", 0.5), i64("shape", [2, 3, 4]),
           i64("split", [3, 4])])
 
+    # reductions (kernels/reduce.cuh): any axes (constant input, opset 18), keepdims, noop,
+    # ArgMax/ArgMin with ties (Floor) and select_last_index, and fused reduction groups
+    # (prologue x*x / Exp, epilogue Sqrt / Log / + broadcast constant)
+    save(d, "reductions",
+         [N("ReduceSum", ["x", "ax02"], ["rs"], keepdims=1),
+          N("ReduceMean", ["x", "ax1"], ["rm"], keepdims=0),
+          N("ReduceMax", ["x", "axm1"], ["rx"], keepdims=0),
+          N("ReduceMin", ["x"], ["rn"], keepdims=1),
+          N("ReduceProd", ["x", "ax1"], ["rp"], keepdims=1),
+          N("ReduceL1", ["x", "ax02"], ["r1"], keepdims=0),
+          N("ReduceL2", ["x", "ax1"], ["r2"], keepdims=1),
+          N("ReduceLogSumExp", ["x", "ax02"], ["rlse"], keepdims=0),
+          N("ReduceSumSquare", ["x", "axm1"], ["rss"], keepdims=1),
+          N("Abs", ["x"], ["xa"]), N("ReduceLogSum", ["xa", "ax1"], ["rls"], keepdims=1),
+          N("ReduceSum", ["x", "empty"], ["noop"], keepdims=1, noop_with_empty_axes=1),
+          N("Mul", ["x", "x"], ["sq"]), N("ReduceSum", ["sq", "axm1"], ["ssq"], keepdims=1),
+          N("Sqrt", ["ssq"], ["fused_l2"]),
+          N("Exp", ["x"], ["ex"]), N("ReduceSum", ["ex", "ax1"], ["sex"], keepdims=0),
+          N("Log", ["sex"], ["lg"]), N("Add", ["lg", "bias"], ["fused_lse"]),
+          N("Mul", ["x", "three"], ["x3"]), N("Floor", ["x3"], ["fl"]),
+          N("ArgMax", ["fl"], ["amax"], axis=1, keepdims=1),
+          N("ArgMax", ["fl"], ["amax_last"], axis=2, keepdims=0, select_last_index=1),
+          N("ArgMin", ["fl"], ["amin"], axis=-1, keepdims=1),
+          N("ArgMin", ["fl"], ["amin_last"], axis=0, keepdims=1, select_last_index=1)],
+         [("x", [3, 37, 5])],
+         ["rs", "rm", "rx", "rn", "rp", "r1", "r2", "rlse", "rss", "rls", "noop", "fused_l2", "fused_lse",
+          "amax", "amax_last", "amin", "amin_last"],
+         [i64("ax02", [0, 2]), i64("ax1", [1]), i64("axm1", [-1]), helper.make_tensor("empty", TensorProto.INT64, [0], []),
+          w("bias", 5), scalar("three", 3.0)], opset=18)
+    # Gather (any axis, int64 / int32 indices, negative ones) and GatherElements
+    i32 = lambda name, shape, v: helper.make_tensor(name, TensorProto.INT32, shape, v)
+    save(d, "gather",
+         [N("Gather", ["x", "i0"], ["g0"], axis=0),
+          N("Gather", ["x", "i1"], ["g1"], axis=1),
+          N("Gather", ["x", "is"], ["g2"], axis=-1),
+          N("Relu", ["x"], ["xr"]), N("Gather", ["xr", "i3"], ["g3"], axis=2),
+          N("GatherElements", ["x", "ie"], ["ge"], axis=1)],
+         [("x", [4, 6, 5])], ["g0", "g1", "g2", "g3", "ge"],
+         [helper.make_tensor("i0", TensorProto.INT64, [2, 2], [3, -1, 0, 2]),
+          i32("i1", [3], [-6, 5, 1]), i32("i3", [2, 2], [-5, 4, 0, -1]), helper.make_tensor("is", TensorProto.INT64, [], [-2]),
+          helper.make_tensor("ie", TensorProto.INT64, [4, 3, 5],
+                             rng.integers(-6, 6, size=60).tolist())])
+
+    # Softmax / LogSoftmax inside fused reduction groups (a broadcast prologue and epilogue)
+    save(d, "softmax_groups",
+         [N("Add", ["x", "m"], ["xm"]), N("Softmax", ["xm"], ["sm"], axis=1), N("Mul", ["sm", "s"], ["o1"]),
+          N("Mul", ["x", "two"], ["x2"]), N("LogSoftmax", ["x2"], ["o2"], axis=-1)],
+         [("x", [2, 33, 6])], ["o1", "o2"], [w("m", 33, 1), w("s", 6), scalar("two", 2.0)])
+    save(d, "softmax_group_opset11",
+         [N("Sub", ["x", "m"], ["xm"]), N("Softmax", ["xm"], ["o"], axis=1)],
+         [("x", [3, 4, 5])], ["o"], [w("m", 5)], opset=11)
+
+    # LayerNormalization (axis 1 of 3-D: two normalized dims, broadcast Scale, with Mean and
+    # InvStdDev outputs), the recognized x-mean / sqrt(var+eps) pattern, RMSNormalization (opset 23)
+    save(d, "layer_norm",
+         [N("LayerNormalization", ["x", "g", "b"], ["ln", "mean", "inv"], axis=1, epsilon=1e-3),
+          N("ReduceMean", ["x", "axm1"], ["mu"], keepdims=1), N("Sub", ["x", "mu"], ["dx"]),
+          N("Mul", ["dx", "dx"], ["dx2"]), N("ReduceMean", ["dx2", "axm1"], ["var"], keepdims=1),
+          N("Add", ["var", "eps"], ["ve"]), N("Sqrt", ["ve"], ["sd"]), N("Div", ["dx", "sd"], ["nrm"]),
+          N("Mul", ["nrm", "g2"], ["pat"])],
+         [("x", [3, 7, 40])], ["ln", "mean", "inv", "pat"],
+         [w("g", 40), w("b", 7, 40), i64("axm1", [-1]), scalar("eps", 1e-5), w("g2", 40)], opset=18)
+    # normalizations inside reduction groups: prologue Mul, LayerNormalization, epilogue residual Add + Relu
+    save(d, "norm_groups",
+         [N("Mul", ["x", "two"], ["x2"]), N("LayerNormalization", ["x2", "g", "b"], ["ln"], axis=-1),
+          N("Add", ["ln", "x"], ["res"]), N("Relu", ["res"], ["o1"]),
+          N("Sub", ["x", "b"], ["x3"]), N("RMSNormalization", ["x3", "g"], ["rn"], axis=1), N("Tanh", ["rn"], ["o2"])],
+         [("x", [3, 5, 40])], ["o1", "o2"], [scalar("two", 2.0), w("g", 40), w("b", 40)], opset=23)
+    save(d, "rms_norm", [N("RMSNormalization", ["x", "g"], ["y"], axis=-1)], [("x", [5, 70])], ["y"], [w("g", 70)],
+         opset=23)
+
+    # ConvTranspose: 2-D stride 2 with padding, output_padding, dilation, groups and a bias;
+    # 1-D with output_shape; 3-D plain
+    save(d, "conv_transpose",
+         [N("ConvTranspose", ["x", "w", "b"], ["y2"], strides=[2, 3], pads=[1, 0, 2, 1], output_padding=[1, 2],
+            dilations=[2, 1], group=2),
+          N("ConvTranspose", ["x1", "w1"], ["y1"], strides=[3], output_shape=[13]),
+          N("ConvTranspose", ["x3", "w3"], ["y3"], strides=[1, 2, 1], pads=[0, 1, 1, 0, 1, 0])],
+         [("x", [2, 4, 5, 6]), ("x1", [1, 3, 4]), ("x3", [1, 2, 3, 4, 3])], ["y2", "y1", "y3"],
+         [w("w", 4, 3, 3, 2), w("b", 6), w("w1", 3, 2, 3), w("w3", 2, 2, 2, 3, 2)])
+
+    # Resize: nearest (rounding modes), linear, cubic, antialias, tf_crop_and_resize, sizes with
+    # keep_aspect_ratio_policy, axes; Upsample (opset 9) is imported as Resize
+    f32 = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [len(v)], v)
+    e = helper.make_tensor("e", TensorProto.FLOAT, [0], [])
+    save(d, "resize",
+         [N("Resize", ["x", "", "s1"], ["nf"], mode="nearest", nearest_mode="floor",
+            coordinate_transformation_mode="asymmetric"),
+          N("Resize", ["x", "", "s2"], ["nc"], mode="nearest", nearest_mode="round_prefer_ceil",
+            coordinate_transformation_mode="half_pixel"),
+          N("Resize", ["x", "", "s1"], ["lin"], mode="linear", coordinate_transformation_mode="pytorch_half_pixel"),
+          N("Resize", ["x", "", "s2"], ["cub"], mode="cubic", coordinate_transformation_mode="align_corners",
+            exclude_outside=1),
+          N("Resize", ["x", "", "s3"], ["aa"], mode="linear", antialias=1),
+          N("Resize", ["x", "roi", "s1"], ["crop"], mode="linear", coordinate_transformation_mode="tf_crop_and_resize",
+            extrapolation_value=-3.0),
+          N("Resize", ["x", "", "", "sz"], ["keep"], mode="cubic", axes=[2, 3], keep_aspect_ratio_policy="not_larger")],
+         [("x", [1, 2, 5, 7])], ["nf", "nc", "lin", "cub", "aa", "crop", "keep"],
+         [f32("s1", [1, 1, 2.0, 1.5]), f32("s2", [1, 1, 0.6, 0.5]), f32("s3", [1, 1, 0.5, 0.4]),
+          f32("roi", [0, 0, 0.2, -0.3, 1, 1, 0.9, 1.2]), i64("sz", [9, 9]), e], opset=19)
+    save(d, "upsample9", [N("Upsample", ["x", "sc"], ["y"], mode="linear")], [("x", [1, 2, 3, 4])], ["y"],
+         [f32("sc", [1, 1, 2, 3])], opset=9)
+
+    # index family: Trilu (upper / lower, k), Tile, DepthToSpace (DCR, CRD), SpaceToDepth
+    save(d, "index_misc",
+         [N("Trilu", ["x", "k1"], ["up"], upper=1), N("Trilu", ["x", "km"], ["lo"], upper=0),
+          N("Tile", ["x", "rep"], ["t"]),
+          N("DepthToSpace", ["z"], ["dcr"], blocksize=2, mode="DCR"),
+          N("DepthToSpace", ["z"], ["crd"], blocksize=2, mode="CRD"),
+          N("SpaceToDepth", ["z"], ["s2d"], blocksize=3),
+          N("GatherND", ["z", "nd"], ["gnd"]), N("GatherND", ["z", "ndb"], ["gndb"], batch_dims=1),
+          N("EyeLike", ["x2"], ["eye"], k=1)],
+         [("x", [2, 4, 5]), ("z", [2, 12, 3, 6]), ("x2", [3, 5])], ["up", "lo", "t", "dcr", "crd", "s2d", "gnd", "gndb", "eye"],
+         [helper.make_tensor("k1", TensorProto.INT64, [], [1]), helper.make_tensor("km", TensorProto.INT64, [], [-1]),
+          i64("rep", [2, 1, 3]), helper.make_tensor("nd", TensorProto.INT64, [2, 2, 2], [1, -1, 0, 3, -2, 11, 1, 0]),
+          helper.make_tensor("ndb", TensorProto.INT32, [2, 3, 2], [0, 1, 11, 2, -1, -1, 5, 0, 3, 2, 7, 1])])
+
+    # CumSum (inclusive, exclusive, reverse) and InstanceNormalization
+    save(d, "cumsum_instnorm",
+         [N("CumSum", ["x", "a1"], ["c0"]), N("CumSum", ["x", "a2"], ["c1"], exclusive=1, reverse=1),
+          N("CumSum", ["x", "a0"], ["c2"], exclusive=1),
+          N("InstanceNormalization", ["z", "g", "b"], ["inorm"], epsilon=1e-4),
+          N("LpNormalization", ["z"], ["lp1"], axis=1, p=1), N("LpNormalization", ["z"], ["lp2"], axis=-1, p=2),
+          N("LRN", ["z"], ["lrn"], size=3, alpha=0.01, beta=0.6, bias=1.5)],
+         [("x", [3, 4, 37]), ("z", [2, 3, 5, 7])], ["c0", "c1", "c2", "inorm", "lp1", "lp2", "lrn"],
+         [helper.make_tensor("a1", TensorProto.INT64, [], [1]), helper.make_tensor("a2", TensorProto.INT32, [], [-1]),
+          helper.make_tensor("a0", TensorProto.INT64, [], [0]), w("g", 3), w("b", 3)])
+
+    # losses: NegativeLogLikelihoodLoss (none / sum / mean with weights and ignore_index) and
+    # SoftmaxCrossEntropyLoss with its log_prob output
+    tgt = helper.make_tensor("t", TensorProto.INT64, [3, 4], [0, 4, 2, 1, 3, 3, -1, 0, 4, 2, 1, -1])
+    save(d, "losses",
+         [N("NegativeLogLikelihoodLoss", ["x", "t"], ["l_none"], reduction="none", ignore_index=-1),
+          N("NegativeLogLikelihoodLoss", ["x", "t", "wc"], ["l_sum"], reduction="sum", ignore_index=-1),
+          N("NegativeLogLikelihoodLoss", ["x", "t", "wc"], ["l_mean"], reduction="mean", ignore_index=-1),
+          N("SoftmaxCrossEntropyLoss", ["x", "t"], ["sce", "logp"], reduction="mean", ignore_index=-1)],
+         [("x", [3, 5, 4])], ["l_none", "l_sum", "l_mean", "sce", "logp"], [tgt, w("wc", 5)], opset=13)
+
+    # global pools inside reduction groups (SiLU prologue, as EfficientNet's squeeze-excite)
+    save(d, "gpool_groups",
+         [N("Sigmoid", ["x"], ["sg"]), N("Mul", ["x", "sg"], ["silu"]), N("GlobalAveragePool", ["silu"], ["gap"]),
+          N("Add", ["x", "c"], ["xc"]), N("GlobalMaxPool", ["xc"], ["gmp"]), N("Relu", ["gmp"], ["o2"])],
+         [("x", [2, 6, 5, 7])], ["gap", "o2"], [w("c", 1, 6, 1, 1)])
+    save(d, "hardmax", [N("Hardmax", ["x"], ["h1"], axis=1), N("Hardmax", ["x"], ["h2"], axis=-1)],
+         [("x", [3, 40, 5])], ["h1", "h2"], [])
+    save(d, "cumprod", [N("CumProd", ["x", "a1"], ["p0"]), N("CumProd", ["x", "a1"], ["p1"], exclusive=1, reverse=1)],
+         [("x", [2, 6, 3])], ["p0", "p1"], [helper.make_tensor("a1", TensorProto.INT64, [], [1])], opset=26)
+    save(d, "hardmax_opset11", [N("Hardmax", ["x"], ["h"], axis=1)], [("x", [3, 4, 5])], ["h"], [], opset=11)
+
+    # outputs known at build time: Shape, Size (static input), a Constant; next to a kernel
+    save(d, "build_time_outputs",
+         [N("Shape", ["x"], ["shp"], start=1), N("Size", ["x"], ["sz"]),
+          N("Constant", [], ["k"], value=helper.make_tensor("kv", TensorProto.FLOAT, [2, 2], [1.5, -2, 3, 0.25])),
+          N("Relu", ["x"], ["r"])],
+         [("x", [2, 3, 4])], ["shp", "sz", "k", "r"], [])
+
+    # f64: Reduce* and a fused reduction group computed in double (prologue Exp, epilogue Log + 0.5)
+    gd = helper.make_graph(
+        [N("ReduceSum", ["x", "ax"], ["rs"], keepdims=0), N("Exp", ["x"], ["e"]),
+         N("ReduceSum", ["e", "ax"], ["se"], keepdims=1), N("Log", ["se"], ["l"]), N("Add", ["l", "h"], ["lse"]),
+         N("ArgMax", ["x"], ["am"], axis=1)],
+        "f64", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [3, 9, 4])],
+        [helper.make_tensor_value_info("rs", TensorProto.DOUBLE, [3, 4]),
+         helper.make_tensor_value_info("lse", TensorProto.DOUBLE, [3, 1, 4]),
+         helper.make_tensor_value_info("am", TensorProto.INT64, [3, 1, 4])],
+        [i64("ax", [1]), helper.make_tensor("h", TensorProto.DOUBLE, [], [0.5])])
+    md = helper.make_model(gd, opset_imports=[helper.make_opsetid("", 18)], producer_name="kiln-tests")
+    onnx.checker.check_model(md)
+    onnx.save(md, os.path.join(d, "reduce_f64.onnx"))
+
+    # scatters (one thread, in order): ScatterElements (none / add, negative and duplicate
+    # indices), ScatterND (mul, max)
+    save(d, "scatter",
+         [N("ScatterElements", ["x", "si", "u"], ["se"], axis=1),
+          N("ScatterElements", ["x", "si", "u"], ["sa"], axis=1, reduction="add"),
+          N("ScatterND", ["x", "ni", "nu"], ["sm"], reduction="mul"),
+          N("ScatterND", ["x", "ni", "nu"], ["sx"], reduction="max")],
+         [("x", [3, 5, 4]), ("u", [3, 2, 4]), ("nu", [2, 4])], ["se", "sa", "sm", "sx"],
+         [helper.make_tensor("si", TensorProto.INT64, [3, 2, 4], rng.integers(-5, 5, size=24).tolist()),
+          helper.make_tensor("ni", TensorProto.INT64, [2, 2], [1, -1, 1, 4])], opset=18)
+
+    # TopK: largest along the middle axis (ties from Floor), smallest along the last
+    save(d, "topk",
+         [N("Mul", ["x", "four"], ["x4"]), N("Floor", ["x4"], ["f"]),
+          N("TopK", ["f", "k3"], ["v1", "i1"], axis=1), N("TopK", ["x", "k2"], ["v2", "i2"], axis=-1, largest=0)],
+         [("x", [3, 9, 5])], ["v1", "i1", "v2", "i2"],
+         [scalar("four", 4.0), i64("k3", [3]), i64("k2", [2])])
+
+    # OneHot with float indices (truncated, negative, out of range), axis 1
+    save(d, "one_hot",
+         [N("Mul", ["x", "five"], ["x5"]), N("OneHot", ["x5", "depth", "vals"], ["oh"], axis=1)],
+         [("x", [3, 7])], ["oh"],
+         [scalar("five", 5.0), i64("depth", [4]), helper.make_tensor("vals", TensorProto.FLOAT, [2], [-1.0, 2.5])])
+
+    # Einsum: batched matmul, batch diagonal with an ellipsis, implicit output, sum, transpose,
+    # three operands
+    save(d, "einsum",
+         [N("Einsum", ["a", "b"], ["bmm"], equation="bij,bjk->bik"),
+          N("Einsum", ["sq"], ["diag"], equation="...ii->...i"),
+          N("Einsum", ["m", "mt"], ["imp"], equation="ij,jk"),
+          N("Einsum", ["m"], ["rows"], equation="ij->i"),
+          N("Einsum", ["m"], ["tr"], equation="ij -> ji"),
+          N("Einsum", ["a", "b", "v"], ["three"], equation="bij,bjk,k->bi")],
+         [("a", [2, 3, 4]), ("b", [2, 4, 5]), ("sq", [2, 3, 3]), ("m", [3, 6]), ("mt", [6, 2]), ("v", [5])],
+         ["bmm", "diag", "imp", "rows", "tr", "three"], [])
+
+    # RotaryEmbedding: 4-D with position_ids (partial rotation), 3-D interleaved with a cache per token
+    pos = helper.make_tensor("pos", TensorProto.INT64, [2, 3], [0, 4, 2, 7, 1, 3])
+    save(d, "rotary",
+         [N("RotaryEmbedding", ["x4", "cos", "sin", "pos"], ["r4"], rotary_embedding_dim=4),
+          N("RotaryEmbedding", ["x3", "c3", "s3"], ["r3"], num_heads=2, interleaved=1)],
+         [("x4", [2, 2, 3, 6]), ("x3", [2, 3, 8])], ["r4", "r3"],
+         [w("cos", 8, 2), w("sin", 8, 2), pos, w("c3", 2, 3, 2), w("s3", 2, 3, 2)], opset=23)
     # two independent conv branches joined by Concat and Add (multi-stream execution: the
     # branches have no dependency edge and may run on separate streams)
     save(d, "parallel_branches",

@@ -1,6 +1,7 @@
 // emu_sched.cpp — runs a kernel's blocks one after the other on the CPU, the threads of a block
 // as coroutines (ucontext): a thread runs until __syncthreads (or a warp shuffle) or its end,
 // and the barrier opens when every thread of the block got there.
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ static ucontext_t *ctxs;
 static char *stacks;
 static int *state; /* 0 ready, 1 at the barrier, 2 done */
 static int cur, cap;
-static float *slots;
+static unsigned long long *slots; /* one 64-bit shuffle slot per thread */
 static void (*tramp_fn)(void **);
 static void **tramp_params;
 static const size_t STACK = 256 * 1024;
@@ -30,11 +31,11 @@ extern "C" void __syncthreads(void) {
     swapcontext(&ctxs[cur], &sched_ctx);
 }
 
-extern "C" float emu_shfl_xor(float v, int off) {
+static unsigned long long shfl_bits(unsigned long long v, int off) {
     int t = cur;
     slots[t] = v;
     __syncthreads();
-    float r = slots[t ^ off];
+    unsigned long long r = slots[t ^ off];
     __syncthreads();
     return r;
 }
@@ -111,6 +112,18 @@ extern "C" void emu_warp_mma(int prec, int mt, int nt, float *acc, const uint32_
     __syncthreads();
 }
 
+extern "C" float emu_shfl_xor(float v, int off) {
+    unsigned u;
+    memcpy(&u, &v, 4);
+    unsigned r = (unsigned)shfl_bits(u, off);
+    float f;
+    memcpy(&f, &r, 4);
+    return f;
+}
+
+/* 64-bit shuffles (double, long long: reductions of f64 and integer tensors) */
+extern "C" unsigned long long emu_shfl_xor64(unsigned long long v, int off) { return shfl_bits(v, off); }
+
 static void entry(void) {
     tramp_fn(tramp_params);
     state[cur] = 2;
@@ -126,7 +139,7 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
         frag_cap = n;
         stacks = (char *)malloc((size_t)n * STACK);
         state = (int *)calloc((size_t)n, sizeof *state);
-        slots = (float *)calloc((size_t)n, sizeof *slots);
+        slots = (unsigned long long *)calloc((size_t)n, sizeof *slots);
         if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b) return -1;
         cap = n;
     }

@@ -26,6 +26,17 @@ void __syncthreads(void);
 float emu_shfl_xor(float v, int off);
 }
 static inline float __shfl_xor_sync(unsigned, float v, int off) { return emu_shfl_xor(v, off); }
+extern "C" unsigned long long emu_shfl_xor64(unsigned long long v, int off);
+static inline double __shfl_xor_sync(unsigned, double v, int off) {
+    unsigned long long u;
+    memcpy(&u, &v, 8);
+    u = emu_shfl_xor64(u, off);
+    memcpy(&v, &u, 8);
+    return v;
+}
+static inline long long __shfl_xor_sync(unsigned, long long v, int off) {
+    return (long long)emu_shfl_xor64((unsigned long long)v, off);
+}
 static inline float __int_as_float(int i) {
     float f;
     memcpy(&f, &i, 4);
