@@ -530,7 +530,17 @@ static kiln_status emit_ew_outputs(cg *c, ew *e, const int *by, const int *yv, i
     return st;
 }
 
+/* Dropout is the identity only in inference: a training_mode input that is not a constant
+ * false would need the random mask (cleanup already removed every inference Dropout it could). */
+static bool dropout_training(const cg *c, const kiln_node *n) {
+    if (n->op != KILN_OP_Dropout || n->n_inputs < 3 || n->inputs[2] < 0) return false;
+    const kiln_tensor *t = kiln_cg_val(c, n->inputs[2])->data;
+    return !t || t->numel != 1 || kiln_tensor_get(t, 0) != 0.0;
+}
+
 kiln_status kiln_cg_emit_elementwise(cg *c, const kiln_node *n) {
+    if (dropout_training(c, n))
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "Dropout in training mode (or training_mode not known at build time)");
     ew e;
     memset(&e, 0, sizeof e);
     e.c = c;

@@ -31,6 +31,8 @@ static bool keeps_fp32(kiln_op op) {
     case KILN_OP_DynamicQuantizeLinear: case KILN_OP_QLinearConv: case KILN_OP_QLinearMatMul:
     case KILN_OP_NonMaxSuppression: case KILN_OP_RoiAlign: case KILN_OP_DFT: case KILN_OP_STFT:
     case KILN_OP_MelWeightMatrix: case KILN_OP_HannWindow: case KILN_OP_HammingWindow: case KILN_OP_BlackmanWindow:
+    case KILN_OP_EyeLike: /* a constant-like pattern; the GPU kernel writes integer and fp32 types */
+    case KILN_OP_ReduceProd: case KILN_OP_CumProd: /* products leave fp16's range after a few dozen factors */
         return true;
     default:
         return false;
@@ -44,6 +46,7 @@ static bool input_keeps_fp32(const kiln_node *n, int i) {
     case KILN_OP_Resize: return i == 1 || i == 2; /* roi, scales */
     case KILN_OP_Pow: return i == 1;              /* exponent: T1, any numeric type */
     case KILN_OP_Dropout: return i == 1;          /* ratio */
+    case KILN_OP_OneHot: return i < 2;            /* indices (T1) and depth (T2); values are T3 */
     default: return false;
     }
 }
@@ -171,9 +174,22 @@ static kiln_status retype_bodies(kiln_graph *g) {
         kiln_node *n = &g->nodes[ni];
         if (n->dead || !n->body) continue;
         kiln_graph *b = n->body;
-        for (int i = 0; i < b->n_inputs && i < n->n_inputs; i++)
-            if (n->inputs[i] >= 0) kiln_value_copy_type(&b->values[b->inputs[i]], &g->values[n->inputs[i]]);
+        /* outer constants (Reduce axes, Clip bounds) lend their data for the body's inference,
+         * as the Fused op's own inference does; the body never owns them */
+        int nb = b->n_inputs < n->n_inputs ? b->n_inputs : n->n_inputs;
+        kiln_tensor **saved = calloc((size_t)nb + 1, sizeof *saved);
+        if (!saved) return oom();
+        for (int i = 0; i < nb; i++) {
+            if (n->inputs[i] < 0) continue;
+            kiln_value *bv = &b->values[b->inputs[i]];
+            kiln_value_copy_type(bv, &g->values[n->inputs[i]]);
+            saved[i] = bv->data;
+            if (!bv->data) bv->data = g->values[n->inputs[i]].data;
+        }
         kiln_status st = kiln_graph_infer(b);
+        for (int i = 0; i < nb; i++)
+            if (n->inputs[i] >= 0) b->values[b->inputs[i]].data = saved[i];
+        free(saved);
         if (!st) st = retype_bodies(b);
         if (st) return kiln_error_prefix(st, "fused group '%s'", n->name ? n->name : "");
     }
@@ -289,6 +305,23 @@ kiln_status kiln_pass_convert_precision(kiln_graph *g, const kiln_pass_ctx *ctx,
         if (k == p->n_outputs) continue;
         if ((st = cast_output(g, g->values[y].producer, k, KILN_F32, true))) goto done;
         again = true;
+    }
+    if (again && ((st = kiln_graph_compact(g)) || (st = kiln_graph_infer(g)))) goto done;
+    /* 6. an input of a type of its own (OneHot's indices, Resize's scales) that a converted
+     * activation now feeds as float16 gets a Cast back to float32 */
+    again = false;
+    for (int m = 0, nn = g->n_nodes; m < nn; m++) {
+        for (int i = 0; i < g->nodes[m].n_inputs; i++) {
+            int x = g->nodes[m].inputs[i], nv;
+            if (g->nodes[m].dead || x < 0 || !input_keeps_fp32(&g->nodes[m], i) || g->values[x].dtype != KILN_F16)
+                continue;
+            if ((nv = new_value_like(g, x, "fp32")) < 0 || add_cast(g, x, nv, KILN_F32) < 0) {
+                st = oom();
+                goto done;
+            }
+            g->nodes[m].inputs[i] = nv;
+            again = true;
+        }
     }
     if (again && ((st = kiln_graph_compact(g)) || (st = kiln_graph_infer(g)))) goto done;
     st = retype_bodies(g);
