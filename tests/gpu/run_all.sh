@@ -3,9 +3,9 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance (default: all)
+#     tests,codegen,perlayer,torchvision,conformance,sanitize (default: all)
 set -uo pipefail
-P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance}
+P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH=$P${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 K=$P/plain/kiln
@@ -34,3 +34,18 @@ if has torchvision; then
 fi
 wait
 if has conformance; then head -3 "$OUT/conformance.txt"; fi
+if has sanitize; then  # compute-sanitizer over every kernel family (issue 6)
+  mkdir -p /tmp/nd && [ -d /tmp/nd/node ] || tar xzf "$P/node.tgz" -C /tmp/nd
+  cases=$(grep -v '^#' tests/conformance_gpu_cases.txt | grep . | sed 's|^|/tmp/nd/node/|')
+  for tool in memcheck racecheck initcheck; do
+    # shellcheck disable=SC2086
+    compute-sanitizer --tool $tool --error-exitcode 1 "$K" conformance --gpu --no-fork --quiet $cases \
+      > "$OUT/sanitize_$tool.txt" 2>&1
+    echo "compute-sanitizer $tool on $(echo "$cases" | wc -l) conformance cases: exit $?, $(grep -m1 'ERROR SUMMARY' "$OUT/sanitize_$tool.txt"), $(tail -n 1 "$OUT/sanitize_$tool.txt")"
+    for m in /tmp/tv/mobilenet_v2-fp16.kiln /tmp/tv/densenet121-fp32.kiln; do
+      [ -f "$m" ] || continue
+      compute-sanitizer --tool $tool --error-exitcode 1 "$K" run "$m" > "$OUT/sanitize_${tool}_$(basename "$m").txt" 2>&1
+      echo "compute-sanitizer $tool kiln run $(basename "$m"): exit $?, $(grep -m1 'ERROR SUMMARY' "$OUT/sanitize_${tool}_$(basename "$m").txt")"
+    done
+  done
+fi
