@@ -11,6 +11,12 @@
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------ files -- */
+size_t kiln_max_file_bytes(void) {
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    return lim.max_file_bytes > SIZE_MAX ? SIZE_MAX : (size_t)lim.max_file_bytes;
+}
+
 kiln_status kiln_read_file(const char *path, size_t limit, uint8_t **data, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return kiln_errorf(KILN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -147,9 +153,11 @@ kiln_status kiln_onnx_tensor_convert(const Onnx__TensorProto *tp, const char *ba
         if (!kiln_mul_dims(numel, tp->dims[i], &numel))
             return kiln_errorf(KILN_ERR_LIMIT, "tensor '%s': element count overflows", tname);
     }
-    if ((uint64_t)numel > KILN_MAX_TENSOR_BYTES / es)
-        return kiln_errorf(KILN_ERR_LIMIT, "tensor '%s' declares %lld elements, over the limit", tname,
-                           (long long)numel);
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    if ((uint64_t)numel > lim.max_tensor_bytes / es)
+        return kiln_errorf(KILN_ERR_LIMIT, "tensor '%s' declares %lld elements (%s), over the tensor limit of %llu bytes",
+                           tname, (long long)numel, kiln_dtype_name(dt), (unsigned long long)lim.max_tensor_bytes);
     uint64_t nbytes = (uint64_t)numel * es;
     bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     size_t typed = 0;
@@ -596,6 +604,19 @@ static kiln_status import_model(const Onnx__ModelProto *mp, const char *base_dir
     if (opset <= 0)
         return kiln_errorf(KILN_ERR_MODEL, "the model imports no version of the default ONNX domain");
 
+    /* Counts before anything is allocated for them (each is also bounded by the file size). */
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    if ((uint64_t)gp->n_node > (uint64_t)lim.max_nodes)
+        return kiln_errorf(KILN_ERR_LIMIT, "the graph has %zu nodes, over the node limit of %lld", gp->n_node,
+                           (long long)lim.max_nodes);
+    uint64_t n_values = (uint64_t)gp->n_initializer + gp->n_input;
+    for (size_t i = 0; i < gp->n_node; i++) n_values += gp->node[i]->n_output;
+    if (n_values > (uint64_t)lim.max_values)
+        return kiln_errorf(KILN_ERR_LIMIT, "the graph declares %llu values, over the value limit of %lld",
+                           (unsigned long long)n_values, (long long)lim.max_values);
+    uint64_t init_bytes = 0;
+
     kiln_import_ctx ctx = {0};
     ctx.opset = opset;
     ctx.base_dir = base_dir;
@@ -621,6 +642,14 @@ static kiln_status import_model(const Onnx__ModelProto *mp, const char *base_dir
         }
         kiln_tensor *t;
         if ((st = kiln_onnx_tensor_convert(tp, base_dir, &t))) goto fail;
+        init_bytes += t->nbytes;
+        if (init_bytes > lim.max_initializer_bytes) {
+            kiln_tensor_free(t);
+            st = kiln_errorf(KILN_ERR_LIMIT,
+                             "initializers up to '%s' hold %llu bytes, over the initializer limit of %llu bytes",
+                             tp->name, (unsigned long long)init_bytes, (unsigned long long)lim.max_initializer_bytes);
+            goto fail;
+        }
         int id = add_named(&ctx, tp->name);
         if (id < 0) {
             kiln_tensor_free(t);
@@ -703,11 +732,18 @@ kiln_status kiln_model_load_bytes(const void *data, size_t len, const char *base
     *out = NULL;
     if (!data && len) return kiln_errorf(KILN_ERR_INVALID_ARG, "data is NULL");
     if (len == 0) return kiln_errorf(KILN_ERR_PARSE, "not an ONNX model: the file is empty");
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    if (len > lim.max_file_bytes)
+        return kiln_errorf(KILN_ERR_LIMIT, "the model is %zu bytes, over the file limit of %llu bytes", len,
+                           (unsigned long long)lim.max_file_bytes);
+    kiln_status st = kiln_onnx_check_nesting(data, len, lim.max_nesting_depth);
+    if (st) return st;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
     if (!mp)
         return kiln_errorf(KILN_ERR_PARSE, "not an ONNX model: the protobuf is malformed or truncated (%zu bytes)",
                            len);
-    kiln_status st = import_model(mp, base_dir, out);
+    st = import_model(mp, base_dir, out);
     onnx__model_proto__free_unpacked(mp, NULL);
     return st;
 }
