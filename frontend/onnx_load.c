@@ -27,7 +27,7 @@ kiln_status kiln_read_file(const char *path, size_t limit, uint8_t **data, size_
     }
     if ((uint64_t)sb.st_size > limit) {
         fclose(f);
-        return kiln_errorf(KILN_ERR_LIMIT, "'%s' is %lld bytes, over the limit of %zu", path,
+        return kiln_errorf(KILN_ERR_LIMIT, "'%s' is %lld bytes, over the file limit of %zu bytes", path,
                            (long long)sb.st_size, limit);
     }
     size_t n = (size_t)sb.st_size;

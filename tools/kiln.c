@@ -86,13 +86,19 @@ void kiln_cli_print_stats(const char *name, const kiln_tensor *t) {
     char dims[160];
     kiln_format_dims(t, dims, sizeof dims);
     double mn = INFINITY, mx = -INFINITY, sum = 0;
+    int64_t nans = 0; /* non-finite values are computed with, not refused: say how many NaNs */
     for (int64_t k = 0; k < t->numel; k++) {
         double v = kiln_tensor_get(t, k);
+        if (isnan(v)) nans++;
         if (v < mn) mn = v;
         if (v > mx) mx = v;
         sum += v;
     }
-    if (t->numel)
+    if (nans == t->numel) mn = mx = NAN;
+    if (t->numel && nans)
+        printf("%s: %s %s min %.6g max %.6g mean %.6g (%lld NaN)\n", name, kiln_dtype_name(t->dtype), dims, mn, mx,
+               sum / (double)t->numel, (long long)nans);
+    else if (t->numel)
         printf("%s: %s %s min %.6g max %.6g mean %.6g\n", name, kiln_dtype_name(t->dtype), dims, mn, mx,
                sum / (double)t->numel);
     else
