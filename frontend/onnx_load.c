@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+static bool is_default_domain(const char *d);
+
 /* ------------------------------------------------------------ files -- */
 size_t kiln_max_file_bytes(void) {
     kiln_limits lim;
@@ -416,6 +418,35 @@ static kiln_status convert_attr(const Onnx__AttributeProto *ap, const char *base
     return KILN_OK;
 }
 
+/* Attribute names whose type is the same in every default-domain op that has them: a node that
+ * gives one another type is malformed (the getters would quietly use the default instead). */
+static const struct {
+    const char *name;
+    kiln_attr_type type;
+} fixed_attr_types[] = {
+    {"alpha", KILN_ATTR_FLOAT}, {"beta", KILN_ATTR_FLOAT}, {"epsilon", KILN_ATTR_FLOAT},
+    {"momentum", KILN_ATTR_FLOAT}, {"axis", KILN_ATTR_INT}, {"keepdims", KILN_ATTR_INT},
+    {"group", KILN_ATTR_INT}, {"transA", KILN_ATTR_INT}, {"transB", KILN_ATTR_INT},
+    {"to", KILN_ATTR_INT}, {"blocksize", KILN_ATTR_INT}, {"ceil_mode", KILN_ATTR_INT},
+    {"count_include_pad", KILN_ATTR_INT}, {"axes", KILN_ATTR_INTS}, {"perm", KILN_ATTR_INTS},
+    {"kernel_shape", KILN_ATTR_INTS}, {"strides", KILN_ATTR_INTS}, {"pads", KILN_ATTR_INTS},
+    {"dilations", KILN_ATTR_INTS}, {"output_padding", KILN_ATTR_INTS}, {"output_shape", KILN_ATTR_INTS},
+    {"auto_pad", KILN_ATTR_STRING}, {"mode", KILN_ATTR_STRING},
+};
+
+static const char *attr_type_name(int t) {
+    static const char *names[] = {"UNDEFINED", "FLOAT", "INT", "STRING", "TENSOR", "GRAPH", "FLOATS", "INTS", "STRINGS"};
+    return t >= 0 && t < (int)(sizeof names / sizeof names[0]) ? names[t] : "unknown";
+}
+
+static kiln_status check_attr_type(const kiln_attr *a) {
+    for (size_t i = 0; i < sizeof fixed_attr_types / sizeof fixed_attr_types[0]; i++)
+        if (!strcmp(a->name, fixed_attr_types[i].name) && a->type != fixed_attr_types[i].type)
+            return kiln_errorf(KILN_ERR_MODEL, "attribute '%s' has type %s, ONNX defines it as %s", a->name,
+                               attr_type_name((int)a->type), attr_type_name((int)fixed_attr_types[i].type));
+    return KILN_OK;
+}
+
 kiln_status kiln_import_infer_node(kiln_import_ctx *ctx, int node_index) {
     kiln_graph *g = ctx->g;
     kiln_node *n = &g->nodes[node_index];
@@ -462,6 +493,7 @@ kiln_status kiln_import_node(kiln_import_ctx *ctx, const Onnx__NodeProto *np, in
     for (size_t a = 0; a < np->n_attribute; a++) {
         kiln_attr attr;
         kiln_status st = convert_attr(np->attribute[a], ctx->base_dir, &attr);
+        if (!st && is_default_domain(np->domain)) st = check_attr_type(&attr);
         if (st) {
             kiln_attr_free(&attr);
             return kiln_error_prefix(st, "%s", who);

@@ -1,7 +1,9 @@
-/* check_limits.c — the limits of kiln.h (kiln_limits): parsing, and each limit refusing an input
+/* check_reliability.c — malformed-input classes of docs/reliability.md that other suites do not
+ * cover. The limits of kiln.h (kiln_limits): parsing, and each limit refusing an input
  * with KILN_ERR_LIMIT and a message naming it before anything large is allocated; the nesting
  * bound against a deeply nested model (protobuf-c would recurse off the stack); and what the CPU
- * evaluator does with non-finite values (they propagate, IEEE 754; no check, no error). */
+ * evaluator does with non-finite values (they propagate, IEEE 754; no check, no error); attributes
+ * of the wrong type; a required output left out (a fuzz finding). */
 #include "frontend.h"
 #include "onnx_builder.h"
 
@@ -263,8 +265,83 @@ START_TEST(non_finite_values_propagate) {
 }
 END_TEST
 
+/* X -> LeakyRelu(alpha as `type`) -> Y, or with Y omitted when omit_output */
+static uint8_t *leaky_model(ob_arena *a, int type, bool omit_output, size_t *len) {
+    ob_model *om = ob_model_new(a, 17);
+    int64_t xd[1] = {4};
+    ob_add_input(a, om, ob_value(a, "X", 1, 1, xd, NULL));
+    ob_add_output(a, om, ob_value(a, "X", 1, 1, xd, NULL));
+    const char *ins[1] = {"X"}, *outs[1] = {omit_output ? "" : "Y"};
+    Onnx__NodeProto *n = ob_node(a, "LeakyRelu", "leaky", 1, ins, 1, outs);
+    Onnx__AttributeProto *at = ob_alloc(a, sizeof *at);
+    onnx__attribute_proto__init(at);
+    at->name = ob_str(a, "alpha");
+    at->has_type = 1;
+    at->type = (Onnx__AttributeProto__AttributeType)type;
+    if (type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING) {
+        at->has_s = 1;
+        at->s.data = (uint8_t *)ob_str(a, "x");
+        at->s.len = 1;
+    } else {
+        at->has_f = 1;
+        at->f = 0.5f;
+    }
+    n->n_attribute = 1;
+    n->attribute = ob_alloc(a, sizeof(void *));
+    n->attribute[0] = at;
+    ob_add_node(a, om, n);
+    return ob_pack(a, om, len);
+}
+
+START_TEST(wrong_attribute_type_and_omitted_output) {
+    reset_limits();
+    ob_arena a = {0};
+    size_t len;
+    kiln_graph *g = NULL;
+    uint8_t *buf = leaky_model(&a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, false, &len);
+    ck_assert_msg(kiln_model_load_bytes(buf, len, NULL, &g) == KILN_OK, "%s", kiln_last_error());
+    kiln_graph_free(g);
+    buf = leaky_model(&a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, false, &len);
+    expect_error(kiln_model_load_bytes(buf, len, NULL, &g), KILN_ERR_MODEL,
+                 "node 'leaky' (#0 LeakyRelu): attribute 'alpha' has type STRING, ONNX defines it as FLOAT");
+    /* found by fuzz_onnx (tests/fuzz_regressions/onnx/omitted_required_output.onnx): inference
+     * wrote through the missing output */
+    buf = leaky_model(&a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, true, &len);
+    expect_error(kiln_model_load_bytes(buf, len, NULL, &g), KILN_ERR_MODEL, "required output 0 is missing");
+    ck_assert_ptr_null(g);
+    ob_free(&a);
+}
+END_TEST
+
+/* Declared types that kiln cannot take or that disagree with what the graph computes. */
+START_TEST(declared_types) {
+    reset_limits();
+    ob_arena a = {0};
+    int64_t xd[2] = {2, 4};
+    const char *ins[1] = {"X"}, *outs[1] = {"Y"};
+    ob_model *om = ob_model_new(&a, 17);
+    ob_add_input(&a, om, ob_value(&a, "X", 8, 2, xd, NULL)); /* string */
+    ob_add_output(&a, om, ob_value(&a, "Y", 1, 2, xd, NULL));
+    ob_add_node(&a, om, ob_node(&a, "Relu", "r", 1, ins, 1, outs));
+    size_t len;
+    uint8_t *buf = ob_pack(&a, om, &len);
+    kiln_graph *g = NULL;
+    expect_error(kiln_model_load_bytes(buf, len, NULL, &g), KILN_ERR_UNSUPPORTED,
+                 "graph input 'X' has element type 8, which kiln does not support");
+    om = ob_model_new(&a, 17);
+    ob_add_input(&a, om, ob_value(&a, "X", 1, 2, xd, NULL));
+    ob_add_output(&a, om, ob_value(&a, "Y", 7, 2, xd, NULL)); /* declared i64, computes f32 */
+    ob_add_node(&a, om, ob_node(&a, "Relu", "r", 1, ins, 1, outs));
+    buf = ob_pack(&a, om, &len);
+    expect_error(kiln_model_load_bytes(buf, len, NULL, &g), KILN_ERR_MODEL,
+                 "graph output 'Y' is declared with element type 7 but computes f32");
+    ck_assert_ptr_null(g);
+    ob_free(&a);
+}
+END_TEST
+
 int main(void) {
-    Suite *s = suite_create("limits");
+    Suite *s = suite_create("reliability");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, defaults_set_and_parse);
@@ -272,6 +349,8 @@ int main(void) {
     tcase_add_test(tc, huge_declared_sizes);
     tcase_add_test(tc, deep_nesting_is_refused_not_a_stack_overflow);
     tcase_add_test(tc, non_finite_values_propagate);
+    tcase_add_test(tc, wrong_attribute_type_and_omitted_output);
+    tcase_add_test(tc, declared_types);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
