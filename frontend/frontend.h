@@ -6,8 +6,13 @@
 #include "onnx.pb-c.h"
 
 /* Limits that keep hostile files from exhausting memory (checked with clear errors). */
-#define KILN_MAX_MODEL_BYTES ((size_t)4 << 30)   /* 4 GiB of protobuf */
-#define KILN_MAX_TENSOR_BYTES ((uint64_t)1 << 34) /* 16 GiB for one tensor */
+/* Limits that keep hostile files from exhausting memory (checked with clear errors); they are
+ * the process-wide kiln_limits (kiln.h): the largest file read whole, and one tensor. */
+size_t kiln_max_file_bytes(void);
+#define KILN_MAX_MODEL_BYTES (kiln_max_file_bytes())
+/* KILN_ERR_LIMIT when the ModelProto in data nests messages more than max_depth deep (checked
+ * before protobuf-c, whose unpacking recursion is unbounded). */
+kiln_status kiln_onnx_check_nesting(const uint8_t *data, size_t len, int max_depth);
 
 /* Name -> value id map used while importing (open addressing). */
 typedef struct kiln_name_map {

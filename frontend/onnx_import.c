@@ -220,12 +220,15 @@ static kiln_status imp_legacy_binary(kiln_import_ctx *ctx, const Onnx__NodeProto
     int ids[2];
     kiln_status st = resolve(ctx, np, index, ids, 2);
     if (st) return st;
+    if (ids[0] < 0 || ids[1] < 0) return node_err(np, index, KILN_ERR_MODEL, "needs both inputs");
     kiln_graph *g = ctx->g;
     int ra = g->values[ids[0]].rank, rb = g->values[ids[1]].rank;
     if (ra < 0 || rb < 0) return node_err(np, index, KILN_ERR_UNSUPPORTED, "legacy broadcast needs known ranks");
     int64_t ax = axis->i < 0 ? axis->i + ra : axis->i;
+    /* range-check before narrowing: a huge axis must not wrap into a small trailing count */
+    if (ax < 0 || ax > ra || ra - ax - rb < 0)
+        return node_err(np, index, KILN_ERR_SHAPE, "legacy broadcast axis out of range");
     int trailing = (int)(ra - ax - rb);
-    if (ax < 0 || trailing < 0) return node_err(np, index, KILN_ERR_SHAPE, "legacy broadcast axis out of range");
     if (trailing > 0) {
         const kiln_value *b = &g->values[ids[1]];
         if (b->data && b->producer < 0) {
@@ -261,6 +264,7 @@ static kiln_status imp_prelu(kiln_import_ctx *ctx, const Onnx__NodeProto *np, in
     int ids[2];
     kiln_status st = resolve(ctx, np, index, ids, 2);
     if (st) return st;
+    if (ids[0] < 0 || ids[1] < 0) return kiln_import_generic(ctx, np, index, op); /* names what is missing */
     const kiln_value *x = &ctx->g->values[ids[0]], *slope = &ctx->g->values[ids[1]];
     if (slope->rank != 1 || slope->dims[0] == 1 || x->rank < 3) return kiln_import_generic(ctx, np, index, op);
     Onnx__AttributeProto bc = ONNX__ATTRIBUTE_PROTO__INIT, ax = ONNX__ATTRIBUTE_PROTO__INIT;

@@ -10,7 +10,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+static bool is_default_domain(const char *d);
+
 /* ------------------------------------------------------------ files -- */
+size_t kiln_max_file_bytes(void) {
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    return lim.max_file_bytes > SIZE_MAX ? SIZE_MAX : (size_t)lim.max_file_bytes;
+}
+
 kiln_status kiln_read_file(const char *path, size_t limit, uint8_t **data, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return kiln_errorf(KILN_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -21,7 +29,7 @@ kiln_status kiln_read_file(const char *path, size_t limit, uint8_t **data, size_
     }
     if ((uint64_t)sb.st_size > limit) {
         fclose(f);
-        return kiln_errorf(KILN_ERR_LIMIT, "'%s' is %lld bytes, over the limit of %zu", path,
+        return kiln_errorf(KILN_ERR_LIMIT, "'%s' is %lld bytes, over the file limit of %zu bytes", path,
                            (long long)sb.st_size, limit);
     }
     size_t n = (size_t)sb.st_size;
@@ -147,9 +155,11 @@ kiln_status kiln_onnx_tensor_convert(const Onnx__TensorProto *tp, const char *ba
         if (!kiln_mul_dims(numel, tp->dims[i], &numel))
             return kiln_errorf(KILN_ERR_LIMIT, "tensor '%s': element count overflows", tname);
     }
-    if ((uint64_t)numel > KILN_MAX_TENSOR_BYTES / es)
-        return kiln_errorf(KILN_ERR_LIMIT, "tensor '%s' declares %lld elements, over the limit", tname,
-                           (long long)numel);
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    if ((uint64_t)numel > lim.max_tensor_bytes / es)
+        return kiln_errorf(KILN_ERR_LIMIT, "tensor '%s' declares %lld elements (%s), over the tensor limit of %llu bytes",
+                           tname, (long long)numel, kiln_dtype_name(dt), (unsigned long long)lim.max_tensor_bytes);
     uint64_t nbytes = (uint64_t)numel * es;
     bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     size_t typed = 0;
@@ -408,6 +418,35 @@ static kiln_status convert_attr(const Onnx__AttributeProto *ap, const char *base
     return KILN_OK;
 }
 
+/* Attribute names whose type is the same in every default-domain op that has them: a node that
+ * gives one another type is malformed (the getters would quietly use the default instead). */
+static const struct {
+    const char *name;
+    kiln_attr_type type;
+} fixed_attr_types[] = {
+    {"alpha", KILN_ATTR_FLOAT}, {"beta", KILN_ATTR_FLOAT}, {"epsilon", KILN_ATTR_FLOAT},
+    {"momentum", KILN_ATTR_FLOAT}, {"axis", KILN_ATTR_INT}, {"keepdims", KILN_ATTR_INT},
+    {"group", KILN_ATTR_INT}, {"transA", KILN_ATTR_INT}, {"transB", KILN_ATTR_INT},
+    {"to", KILN_ATTR_INT}, {"blocksize", KILN_ATTR_INT}, {"ceil_mode", KILN_ATTR_INT},
+    {"count_include_pad", KILN_ATTR_INT}, {"axes", KILN_ATTR_INTS}, {"perm", KILN_ATTR_INTS},
+    {"kernel_shape", KILN_ATTR_INTS}, {"strides", KILN_ATTR_INTS}, {"pads", KILN_ATTR_INTS},
+    {"dilations", KILN_ATTR_INTS}, {"output_padding", KILN_ATTR_INTS}, {"output_shape", KILN_ATTR_INTS},
+    {"auto_pad", KILN_ATTR_STRING}, {"mode", KILN_ATTR_STRING},
+};
+
+static const char *attr_type_name(int t) {
+    static const char *names[] = {"UNDEFINED", "FLOAT", "INT", "STRING", "TENSOR", "GRAPH", "FLOATS", "INTS", "STRINGS"};
+    return t >= 0 && t < (int)(sizeof names / sizeof names[0]) ? names[t] : "unknown";
+}
+
+static kiln_status check_attr_type(const kiln_attr *a) {
+    for (size_t i = 0; i < sizeof fixed_attr_types / sizeof fixed_attr_types[0]; i++)
+        if (!strcmp(a->name, fixed_attr_types[i].name) && a->type != fixed_attr_types[i].type)
+            return kiln_errorf(KILN_ERR_MODEL, "attribute '%s' has type %s, ONNX defines it as %s", a->name,
+                               attr_type_name((int)a->type), attr_type_name((int)fixed_attr_types[i].type));
+    return KILN_OK;
+}
+
 kiln_status kiln_import_infer_node(kiln_import_ctx *ctx, int node_index) {
     kiln_graph *g = ctx->g;
     kiln_node *n = &g->nodes[node_index];
@@ -454,6 +493,7 @@ kiln_status kiln_import_node(kiln_import_ctx *ctx, const Onnx__NodeProto *np, in
     for (size_t a = 0; a < np->n_attribute; a++) {
         kiln_attr attr;
         kiln_status st = convert_attr(np->attribute[a], ctx->base_dir, &attr);
+        if (!st && is_default_domain(np->domain)) st = check_attr_type(&attr);
         if (st) {
             kiln_attr_free(&attr);
             return kiln_error_prefix(st, "%s", who);
@@ -596,6 +636,19 @@ static kiln_status import_model(const Onnx__ModelProto *mp, const char *base_dir
     if (opset <= 0)
         return kiln_errorf(KILN_ERR_MODEL, "the model imports no version of the default ONNX domain");
 
+    /* Counts before anything is allocated for them (each is also bounded by the file size). */
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    if ((uint64_t)gp->n_node > (uint64_t)lim.max_nodes)
+        return kiln_errorf(KILN_ERR_LIMIT, "the graph has %zu nodes, over the node limit of %lld", gp->n_node,
+                           (long long)lim.max_nodes);
+    uint64_t n_values = (uint64_t)gp->n_initializer + gp->n_input;
+    for (size_t i = 0; i < gp->n_node; i++) n_values += gp->node[i]->n_output;
+    if (n_values > (uint64_t)lim.max_values)
+        return kiln_errorf(KILN_ERR_LIMIT, "the graph declares %llu values, over the value limit of %lld",
+                           (unsigned long long)n_values, (long long)lim.max_values);
+    uint64_t init_bytes = 0;
+
     kiln_import_ctx ctx = {0};
     ctx.opset = opset;
     ctx.base_dir = base_dir;
@@ -621,6 +674,14 @@ static kiln_status import_model(const Onnx__ModelProto *mp, const char *base_dir
         }
         kiln_tensor *t;
         if ((st = kiln_onnx_tensor_convert(tp, base_dir, &t))) goto fail;
+        init_bytes += t->nbytes;
+        if (init_bytes > lim.max_initializer_bytes) {
+            kiln_tensor_free(t);
+            st = kiln_errorf(KILN_ERR_LIMIT,
+                             "initializers up to '%s' hold %llu bytes, over the initializer limit of %llu bytes",
+                             tp->name, (unsigned long long)init_bytes, (unsigned long long)lim.max_initializer_bytes);
+            goto fail;
+        }
         int id = add_named(&ctx, tp->name);
         if (id < 0) {
             kiln_tensor_free(t);
@@ -703,11 +764,18 @@ kiln_status kiln_model_load_bytes(const void *data, size_t len, const char *base
     *out = NULL;
     if (!data && len) return kiln_errorf(KILN_ERR_INVALID_ARG, "data is NULL");
     if (len == 0) return kiln_errorf(KILN_ERR_PARSE, "not an ONNX model: the file is empty");
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    if (len > lim.max_file_bytes)
+        return kiln_errorf(KILN_ERR_LIMIT, "the model is %zu bytes, over the file limit of %llu bytes", len,
+                           (unsigned long long)lim.max_file_bytes);
+    kiln_status st = kiln_onnx_check_nesting(data, len, lim.max_nesting_depth);
+    if (st) return st;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
     if (!mp)
         return kiln_errorf(KILN_ERR_PARSE, "not an ONNX model: the protobuf is malformed or truncated (%zu bytes)",
                            len);
-    kiln_status st = import_model(mp, base_dir, out);
+    st = import_model(mp, base_dir, out);
     onnx__model_proto__free_unpacked(mp, NULL);
     return st;
 }

@@ -106,6 +106,31 @@ kiln_tensor *kiln_tensor_new(kiln_dtype dt, int rank, const int64_t *dims);
 kiln_tensor *kiln_tensor_clone(const kiln_tensor *t);
 void kiln_tensor_free(kiln_tensor *t);
 
+/* Limits on what a file read from outside may make kiln do, so that a hostile or broken
+ * model, .npy or tensor file fails with KILN_ERR_LIMIT and a message naming the limit instead
+ * of exhausting memory or the stack (docs/reliability.md). Process-wide: set them before
+ * loading, not while other threads load. A field of 0 means "the default". */
+typedef struct kiln_limits {
+    uint64_t max_file_bytes;        /* an ONNX model, .npy or TensorProto file (default 4 GiB) */
+    uint64_t max_tensor_bytes;      /* any one tensor kiln allocates: initializer, .npy, constant,
+                                       evaluator output (default 16 GiB) */
+    uint64_t max_initializer_bytes; /* all initializers of one model together (default 64 GiB) */
+    int64_t max_nodes;              /* nodes of one graph (default 10,000,000) */
+    int64_t max_values;             /* values (tensors) of one graph (default 20,000,000) */
+    int max_nesting_depth;          /* nesting of protobuf messages (a subgraph in an attribute in a
+                                       node in a graph ...; default 64, at most 1000) */
+} kiln_limits;
+#define KILN_MAX_NESTING_DEPTH 1000
+/* The defaults / the limits in force now. */
+void kiln_limits_default(kiln_limits *out);
+void kiln_limits_get(kiln_limits *out);
+/* Replace the limits (NULL: back to the defaults). Negative counts are KILN_ERR_INVALID_ARG. */
+kiln_status kiln_limits_set(const kiln_limits *l);
+/* Apply "name=value[,name=value...]" to *l: names file-bytes, tensor-bytes, initializer-bytes,
+ * nodes, values, nesting-depth; values are integers with an optional K, M, G or T suffix
+ * (powers of 1024), e.g. "tensor-bytes=64M,nodes=1000". Used by the CLI's --limit option. */
+kiln_status kiln_limits_parse(const char *spec, kiln_limits *l);
+
 /* Load an ONNX model file: parse, import into kiln's IR, infer shapes, verify.
  * External data is resolved against the model's directory and may not leave it. */
 kiln_status kiln_model_load(const char *path, kiln_graph **out);

@@ -134,6 +134,9 @@ static kiln_status check_arity(const kiln_node *n) {
     for (int i = 0; i < oi->min_in && i < n->n_inputs; i++)
         if (n->inputs[i] < 0 && n->op != KILN_OP_Clip)
             return kiln_node_errorf(n, KILN_ERR_MODEL, "required input %d is missing", i);
+    /* and the required outputs (an empty name omits an output; only optional ones may be) */
+    for (int i = 0; i < oi->min_out && i < n->n_outputs; i++)
+        if (n->outputs[i] < 0) return kiln_node_errorf(n, KILN_ERR_MODEL, "required output %d is missing", i);
     return KILN_OK;
 }
 

@@ -135,8 +135,11 @@ kiln_tensor *kiln_tensor_new(kiln_dtype dt, int rank, const int64_t *dims) {
             return NULL;
         }
     }
-    if ((uint64_t)numel > (uint64_t)SIZE_MAX / es || (uint64_t)numel * es > ((uint64_t)1 << 40)) {
-        kiln_errorf(KILN_ERR_LIMIT, "tensor of %lld elements is too large", (long long)numel);
+    kiln_limits lim;
+    kiln_limits_get(&lim);
+    if ((uint64_t)numel > (uint64_t)SIZE_MAX / es || (uint64_t)numel > lim.max_tensor_bytes / es) {
+        kiln_errorf(KILN_ERR_LIMIT, "tensor of %lld elements (%s) is larger than the tensor limit of %llu bytes",
+                    (long long)numel, kiln_dtype_name(dt), (unsigned long long)lim.max_tensor_bytes);
         return NULL;
     }
     kiln_tensor *t = calloc(1, sizeof *t);

@@ -77,6 +77,41 @@ PY
 else
   echo "FAIL good_run:"; cat "$tmp/err"; failures=$((failures + 1))
 fi
+# limits (kiln --limit / KILN_LIMITS): refused with the limit's name, exit 1; a bad spec exits 2
+expect_fail limit_nodes "over the node limit of 3" "$kiln" --limit nodes=3 inspect "$model"
+expect_fail limit_tensor_env "over the tensor limit of 100 bytes" env KILN_LIMITS=tensor-bytes=100 "$kiln" inspect "$model"
+expect_fail limit_file "over the file limit of 1024 bytes" "$kiln" --limit file-bytes=1K run --cpu "$model"
+expect_fail limit_bad_spec "unknown limit 'bogus'" "$kiln" --limit bogus=1 inspect "$model"
+expect_fail limit_missing_spec "--limit needs" "$kiln" --limit
+# a model nested 90,000 messages deep (350 KB): refused, not a stack overflow in the protobuf parser
+python3 - "$tmp/deep.onnx" <<'PY'
+import sys
+def varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7f, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n: return bytes(out)
+chunks, size = [], 0
+for _ in range(30000):
+    for field in (6, 5, 1):  # AttributeProto.g, NodeProto.attribute, GraphProto.node
+        h = bytes([field << 3 | 2]) + varint(size); chunks.append(h); size += len(h)
+chunks.append(bytes([7 << 3 | 2]) + varint(size))  # ModelProto.graph
+open(sys.argv[1], "wb").write(b"".join(reversed(chunks)))
+PY
+expect_fail deep_nesting "over the nesting limit" "$kiln" inspect "$tmp/deep.onnx"
+expect_fail deep_nesting_cap "nesting-depth=100000 is too large" "$kiln" --limit nesting-depth=100000 inspect "$tmp/deep.onnx"
+
+# non-finite inputs are computed with (IEEE 754), not refused: NaN in, NaN out, and the summary counts them
+python3 -c "import numpy as np, sys; np.save(sys.argv[1], np.full((1, 3, 32, 32), np.nan, np.float32))" "$tmp/nan.npy"
+if "$kiln" run --cpu "$model" --input "image=$tmp/nan.npy" --output-dir "$tmp/nan_out" >"$tmp/out" 2>"$tmp/err" &&
+    grep -q "(10 NaN)" "$tmp/out" &&
+    python3 -c "import numpy as np, sys; assert np.isnan(np.load(sys.argv[1])).all()" "$tmp/nan_out/probs.npy"; then
+  echo "ok   nan_input: $(cat "$tmp/out")"
+else
+  echo "FAIL nan_input:"; cat "$tmp/out" "$tmp/err"; failures=$((failures + 1))
+fi
+
 for h in run inspect conformance; do
   "$kiln" "$h" --help >/dev/null || { echo "FAIL $h --help"; failures=$((failures + 1)); }
 done

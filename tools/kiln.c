@@ -11,7 +11,7 @@
 static void usage_main(FILE *f) {
     fprintf(f,
             "kiln %s — an open GPU graph compiler for ONNX models\n"
-            "usage: kiln <command> [options]\n"
+            "usage: kiln [--limit NAME=VALUE[,...]] <command> [options]\n"
             "commands:\n"
             "  run --cpu MODEL.onnx   evaluate a model on the CPU reference evaluator\n"
             "  run M.kiln             run a compiled bundle on the GPU\n"
@@ -23,7 +23,10 @@ static void usage_main(FILE *f) {
             "  build MODEL.onnx       compile the model for the GPU into a .kiln bundle\n"
             "  conformance --cpu DIR  run ONNX backend test cases\n"
             "  version                print the version\n"
-            "Every command has --help.\n",
+            "Every command has --help.\n"
+            "--limit (or the KILN_LIMITS environment variable) bounds what an input file may make kiln\n"
+            "allocate: file-bytes, tensor-bytes, initializer-bytes, nodes, values, nesting-depth;\n"
+            "values take K/M/G/T suffixes, e.g. --limit tensor-bytes=1G,nodes=100000.\n",
             KILN_VERSION_STRING);
 }
 
@@ -83,13 +86,19 @@ void kiln_cli_print_stats(const char *name, const kiln_tensor *t) {
     char dims[160];
     kiln_format_dims(t, dims, sizeof dims);
     double mn = INFINITY, mx = -INFINITY, sum = 0;
+    int64_t nans = 0; /* non-finite values are computed with, not refused: say how many NaNs */
     for (int64_t k = 0; k < t->numel; k++) {
         double v = kiln_tensor_get(t, k);
+        if (isnan(v)) nans++;
         if (v < mn) mn = v;
         if (v > mx) mx = v;
         sum += v;
     }
-    if (t->numel)
+    if (nans == t->numel) mn = mx = NAN;
+    if (t->numel && nans)
+        printf("%s: %s %s min %.6g max %.6g mean %.6g (%lld NaN)\n", name, kiln_dtype_name(t->dtype), dims, mn, mx,
+               sum / (double)t->numel, (long long)nans);
+    else if (t->numel)
         printf("%s: %s %s min %.6g max %.6g mean %.6g\n", name, kiln_dtype_name(t->dtype), dims, mn, mx,
                sum / (double)t->numel);
     else
@@ -315,7 +324,43 @@ static int cmd_inspect(int argc, char **argv) {
     return rc;
 }
 
+/* KILN_LIMITS, then each --limit before the command; returns how many arguments they took, or
+ * -1 after printing why a spec is bad. */
+static int apply_limits(int argc, char **argv) {
+    kiln_limits l;
+    kiln_limits_get(&l);
+    const char *env = getenv("KILN_LIMITS");
+    if (env && *env && kiln_limits_parse(env, &l) != KILN_OK) {
+        fprintf(stderr, "kiln: KILN_LIMITS: %s\n", kiln_last_error());
+        return -1;
+    }
+    int used = 0;
+    while (1 + used < argc && !strcmp(argv[1 + used], "--limit")) {
+        if (2 + used >= argc) {
+            fprintf(stderr, "kiln: --limit needs NAME=VALUE[,...]\n");
+            return -1;
+        }
+        if (kiln_limits_parse(argv[2 + used], &l) != KILN_OK) {
+            fprintf(stderr, "kiln: --limit: %s\n", kiln_last_error());
+            return -1;
+        }
+        used += 2;
+    }
+    if (kiln_limits_set(&l) != KILN_OK) {
+        fprintf(stderr, "kiln: --limit: %s\n", kiln_last_error());
+        return -1;
+    }
+    return used;
+}
+
 int main(int argc, char **argv) {
+    int used = apply_limits(argc, argv);
+    if (used < 0) return 2;
+    if (used) { /* drop the global options: argv[1] is the command again */
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
     if (argc < 2) {
         usage_main(stderr);
         return 2;
