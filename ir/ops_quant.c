@@ -2157,6 +2157,8 @@ kiln_status kiln_infer_DFT(kiln_infer_ctx *c)
         set_unknown_rank(c->out[0], x->dtype);
         return KILN_OK;
     }
+    if (x->rank < 2) /* [..., signal, 1 or 2]: found by fuzz_onnx (a scalar input) */
+        return kiln_node_errorf(n, KILN_ERR_SHAPE, "input must have rank >= 2 ([..., signal, 1|2]), got rank %d", x->rank);
     kiln_value_copy_type(c->out[0], x);
     kiln_value *o = c->out[0];
     o->dims[x->rank - 1] = d.out_last;
