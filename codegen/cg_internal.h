@@ -40,6 +40,7 @@ typedef struct cg {
     int n_keys, cap_keys;
     const kiln_node *node; /* the node being emitted (for names) */
     char group[256];       /* its group name */
+    uint64_t scratch_bytes; /* kiln_cg_scratch space so far, after the memory plan's arena */
 } cg;
 
 void kiln_cg_vprintf(sbuf *b, const char *fmt, va_list ap);
@@ -58,6 +59,19 @@ void kiln_cg_kernel_name(cg *c, const char *what, char *buf, size_t len);
 kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn);
 kiln_status kiln_cg_launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,
                            const kiln_bundle_arg *args, uint32_t n_args);
+/* The same with `shared_bytes` of dynamic shared memory (over 48 KiB: the runtime opts in). */
+kiln_status kiln_cg_launch_smem(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,
+                                uint32_t shared_bytes, const kiln_bundle_arg *args, uint32_t n_args);
+/* Picks one of n candidate configurations (names: short, stable strings such as
+ * "128x128x32s4w8k1") for a kernel whose generated code is fully determined by `signature`
+ * (family, shape, dtypes, epilogue: no value names). Precedence: the node's "kiln_tile"
+ * attribute, then o->tune_lookup, then `heuristic`. Records the choice (o->tune_record) and in
+ * the tiles metadata. Returns the chosen index. */
+/* `bytes` of arena memory that only the current node's launches use (split-K partial sums):
+ * placed after the memory plan's arena, never shared with another node, not initialized. */
+kiln_status kiln_cg_scratch(cg *c, uint64_t bytes, kiln_bundle_arg *a);
+uint64_t kiln_cg_scratch_base(const cg *c); /* where scratch starts in the arena */
+int kiln_cg_choose(cg *c, const char *signature, const char *const *names, int n, int heuristic);
 uint64_t kiln_cg_grid_1d(int64_t total);
 const kiln_value *kiln_cg_val(const cg *c, int v);
 int64_t kiln_cg_numel(const kiln_value *v);

@@ -184,6 +184,11 @@ kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn) {
 
 kiln_status kiln_cg_launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,
                           const kiln_bundle_arg *args, uint32_t n_args) {
+    return kiln_cg_launch_smem(c, fn, gx, gy, gz, threads, 0, args, n_args);
+}
+
+kiln_status kiln_cg_launch_smem(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,
+                                uint32_t shared_bytes, const kiln_bundle_arg *args, uint32_t n_args) {
     if (gx > 0x7fffffffu || gy > 65535 || gz > 65535)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "grid %llux%llux%llu is too large", (unsigned long long)gx,
                            (unsigned long long)gy, (unsigned long long)gz);
@@ -193,7 +198,40 @@ kiln_status kiln_cg_launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint
     if (st) return st;
     uint32_t grid[3] = {(uint32_t)(gx ? gx : 1), (uint32_t)(gy ? gy : 1), (uint32_t)(gz ? gz : 1)};
     uint32_t block[3] = {threads, 1, 1};
-    return kiln_bundle_add_launch(c->b, k, grid, block, 0, 0, args, n_args);
+    return kiln_bundle_add_launch(c->b, k, grid, block, shared_bytes, 0, args, n_args);
+}
+
+uint64_t kiln_cg_scratch_base(const cg *c) {
+    uint64_t a = c->g->arena_bytes > 0 ? (uint64_t)c->g->arena_bytes : 0;
+    return (a + 255) & ~(uint64_t)255;
+}
+
+kiln_status kiln_cg_scratch(cg *c, uint64_t bytes, kiln_bundle_arg *a) {
+    if (!bytes || bytes > ((uint64_t)1 << 40)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "scratch of %llu bytes", (unsigned long long)bytes);
+    uint64_t at = kiln_cg_scratch_base(c) + c->scratch_bytes;
+    c->scratch_bytes += (bytes + 255) & ~(uint64_t)255;
+    *a = (kiln_bundle_arg){KILN_ARG_ARENA, 8, at};
+    return KILN_OK;
+}
+
+int kiln_cg_choose(cg *c, const char *signature, const char *const *names, int n, int heuristic) {
+    if (n <= 0) return 0;
+    if (heuristic < 0 || heuristic >= n) heuristic = 0;
+    int chosen = heuristic;
+    kiln_tune_source src = KILN_TUNE_HEURISTIC;
+    const char *want = c->node ? kiln_attr_str(c->node, "kiln_tile", NULL) : NULL;
+    if (want) src = KILN_TUNE_FORCED;
+    else if (c->o->tune_lookup && (want = c->o->tune_lookup(c->o->tune_ctx, signature))) src = KILN_TUNE_LOOKUP;
+    if (want) {
+        for (int i = 0; i < n; i++)
+            if (!strcmp(names[i], want)) {
+                chosen = i;
+                break;
+            }
+        if (strcmp(names[chosen], want)) src = KILN_TUNE_HEURISTIC; /* a stale name: keep the heuristic */
+    }
+    if (c->o->tune_record) c->o->tune_record(c->o->tune_ctx, c->group, signature, names, n, chosen, src);
+    return chosen;
 }
 
 uint64_t kiln_cg_grid_1d(int64_t total) {

@@ -369,6 +369,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         c.node = n;
         group_name(g, n, c.group, sizeof c.group);
         uint32_t first = (uint32_t)b->n_launches;
+        uint64_t scratch0 = c.scratch_bytes;
         kiln_status ns = emit_node(&c, n);
         if (ns == KILN_OK && (uint32_t)b->n_launches > first) { /* views without a copy make no layer */
             pending_layer *pl = &layers[n_layers++];
@@ -377,6 +378,14 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             pl->count = (uint32_t)b->n_launches - first;
             ns = value_regions(g, n->inputs, n->n_inputs, &pl->rd, &pl->n_rd);
             if (!ns) ns = value_regions(g, n->outputs, n->n_outputs, &pl->wr, &pl->n_wr);
+            if (!ns && c.scratch_bytes > scratch0) { /* this node's own scratch (kiln_cg_scratch) */
+                region *wr = realloc(pl->wr, sizeof *wr * (size_t)(pl->n_wr + 1));
+                if (!wr) ns = kiln_errorf(KILN_ERR_OOM, "out of memory");
+                else {
+                    pl->wr = wr;
+                    pl->wr[pl->n_wr++] = (region){0, kiln_cg_scratch_base(&c) + scratch0, kiln_cg_scratch_base(&c) + c.scratch_bytes};
+                }
+            }
             if (!ns) ns = cover_launch_args(b, pl);
         }
         if (ns == KILN_ERR_UNSUPPORTED) {
@@ -417,7 +426,8 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
                          unsupported, n_listed < n_bad ? "\n  ..." : "");
     if (!st && (c.src.oom || c.tiles.oom)) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
 
-    if (!st && g->arena_bytes > 0) st = kiln_bundle_set_arena(b, (uint64_t)g->arena_bytes, 256);
+    if (!st && (g->arena_bytes > 0 || c.scratch_bytes))
+        st = kiln_bundle_set_arena(b, c.scratch_bytes ? kiln_cg_scratch_base(&c) + c.scratch_bytes : (uint64_t)g->arena_bytes, 256);
     for (int v = 0; !st && v < g->n_values; v++) {
         const kiln_value *gv = &g->values[v];
         if (gv->arena_offset < 0 || gv->alias_of >= 0 || gv->data || kiln_cg_io_index(g->outputs, g->n_outputs, v) >= 0 ||

@@ -39,6 +39,13 @@
 #include "pass.h"
 #include "runtime/bundle.h"
 
+/* Where a tunable kernel's configuration came from. */
+typedef enum kiln_tune_source {
+    KILN_TUNE_HEURISTIC = 0, /* the per-architecture heuristic (no GPU, or nothing measured) */
+    KILN_TUNE_LOOKUP = 1,    /* tune_lookup: a tuning cache or this build's measurements */
+    KILN_TUNE_FORCED = 2     /* the node's "kiln_tile" attribute */
+} kiln_tune_source;
+
 typedef struct kiln_codegen_opts {
     const char *const *archs; /* "sm_80", "sm_90", ...: one cubin each */
     int n_archs;
@@ -46,6 +53,17 @@ typedef struct kiln_codegen_opts {
     kiln_precision precision; /* FP32 (FFMA), TF32 or FP16 (conv/gemm on tensor cores; FP16 also
                                * stores constant conv/gemm operands as fp16); INT8 is refused */
     bool compile;             /* false: emit the source and the plan only, no NVRTC (tests) */
+    /* Tunable kernels (codegen/cg_tune.c). For every kernel with several candidate
+     * configurations codegen asks tune_lookup(tune_ctx, signature) for the name of the
+     * candidate to use (NULL or an unknown name: the heuristic's pick), then reports the choice
+     * with tune_record: the group name, the signature (the kernel family, shape and dtypes:
+     * layers with the same signature get the same code), every candidate's name, the chosen
+     * index and where the choice came from. A node attribute "kiln_tile" (string) forces a
+     * candidate by name (the tuner times one candidate that way). Both callbacks may be NULL. */
+    const char *(*tune_lookup)(void *tune_ctx, const char *signature);
+    void (*tune_record)(void *tune_ctx, const char *group, const char *signature, const char *const *names, int n,
+                        int chosen, kiln_tune_source source);
+    void *tune_ctx;
 } kiln_codegen_opts;
 
 /* fp32, {"sm_90"}, PTX, compile. */
