@@ -9,9 +9,12 @@
  * graph with the same fp16-rounded inputs; pass: relative L2 error <= 5e-3 and no NaN.
  * With --nvrtc it instead NVRTC-compiles every candidate tile of one shape for sm_80 and sm_90
  * and prints ptxas's registers / shared memory / spills (SKIP 77 without NVRTC).
- * usage: emu_conv_nhwc SOURCE_DIR WORK_DIR [--nvrtc]; exit 0 pass, 1 fail, 77 skip. */
+ * With --gpu (label gpu) the same cases are compiled for sm_80 + sm_90 and run through the runtime
+ * on the GPU (SKIP 77 without one).
+ * usage: emu_conv_nhwc SOURCE_DIR WORK_DIR [--nvrtc | --gpu]; exit 0 pass, 1 fail, 77 skip. */
 #include "codegen/codegen.h"
 #include "runtime/bundle.h"
+#include "codegen/nvrtc.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -135,6 +138,52 @@ static int64_t nhwc_index(const int64_t *d, int64_t i) { /* NCHW flat index i ->
     return ((n * d[2] + h) * d[3] + w) * d[1] + c;
 }
 
+
+/* Seeded random fp16 inputs: cin[i] fp32 NCHW for the CPU, hin[i] the same values fp16 NHWC;
+ * hout[0] the NHWC output, poisoned (NaN). Returns the output's element count. */
+static int64_t make_io(const kiln_graph *ref, kiln_tensor **cin, uint16_t **hin, uint16_t **hout) {
+    rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < ref->n_inputs; i++) {
+        const kiln_value *v = &ref->values[ref->inputs[i]];
+        cin[i] = kiln_tensor_new(KILN_F32, v->rank, v->dims);
+        hin[i] = malloc(2 * (size_t)cin[i]->numel);
+        for (int64_t e = 0; e < cin[i]->numel; e++) {
+            uint16_t h = kiln_f32_to_f16((float)rnd());
+            hin[i][nhwc_index(v->dims, e)] = h;
+            kiln_tensor_set(cin[i], e, kiln_f16_to_f32(h));
+        }
+    }
+    const kiln_value *yv = &ref->values[ref->outputs[0]];
+    int64_t yn = 1;
+    for (int i = 0; i < yv->rank; i++) yn *= yv->dims[i];
+    hout[0] = malloc(2 * (size_t)yn);
+    memset(hout[0], 0xff, 2 * (size_t)yn);
+    return yn;
+}
+
+/* The CPU evaluator on the fp32 graph against the NHWC fp16 result: rel L2 <= 5e-3, no NaN. */
+static int compare(const conv_case *k, const kiln_graph *ref, kiln_tensor **cin, kiln_tensor **cout, const uint16_t *y,
+                   int64_t yn, uint32_t n_launches, const char *tile) {
+    const kiln_value *yv = &ref->values[ref->outputs[0]];
+    if (kiln_graph_run_cpu(ref, cin, ref->n_inputs, cout, 1)) {
+        printf("FAIL: %s: CPU: %s\n", k->name, kiln_last_error());
+        return 1;
+    }
+    double num = 0, den = 0;
+    int64_t nan = 0;
+    for (int64_t e = 0; e < yn; e++) {
+        double want = kiln_tensor_get(cout[0], e), got = kiln_f16_to_f32(y[nhwc_index(yv->dims, e)]);
+        if (isnan(got)) nan++;
+        else num += (got - want) * (got - want);
+        den += want * want;
+    }
+    double rel = sqrt(num / (den > 0 ? den : 1));
+    int failed = nan > 0 || !(rel <= 5e-3);
+    printf("%s: %s (%dx%d s%d p%d, C %d K %d, M %lld): rel L2 %.3g, %lld NaN, %u launches, tile %s\n", failed ? "FAIL" : "PASS",
+           k->name, k->r, k->s, k->stride, k->pad, k->c, k->k, (long long)(yn / k->k), rel, (long long)nan, n_launches, tile);
+    return failed;
+}
+
 typedef void (*tramp_fn)(void **);
 typedef int (*launch_fn)(tramp_fn, void **, const unsigned *, const unsigned *);
 
@@ -186,25 +235,9 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
         printf("FAIL: %s: %s\n", k->name, dlerror());
         return 1;
     }
-    /* inputs: random fp16 values; the CPU gets them as fp32 NCHW, the kernels as fp16 NHWC */
     kiln_tensor *cin[4] = {0}, *cout[2] = {0};
     uint16_t *hin[4] = {0}, *hout[2] = {0};
-    rng = 0x9e3779b97f4a7c15ull;
-    for (int i = 0; i < ref->n_inputs; i++) {
-        const kiln_value *v = &ref->values[ref->inputs[i]];
-        cin[i] = kiln_tensor_new(KILN_F32, v->rank, v->dims);
-        hin[i] = malloc(2 * (size_t)cin[i]->numel);
-        for (int64_t e = 0; e < cin[i]->numel; e++) {
-            uint16_t h = kiln_f32_to_f16((float)rnd());
-            hin[i][nhwc_index(v->dims, e)] = h;
-            kiln_tensor_set(cin[i], e, kiln_f16_to_f32(h));
-        }
-    }
-    const kiln_value *yv = &ref->values[ref->outputs[0]];
-    int64_t yn = 1;
-    for (int i = 0; i < yv->rank; i++) yn *= yv->dims[i];
-    hout[0] = malloc(2 * (size_t)yn);
-    memset(hout[0], 0xff, 2 * (size_t)yn);
+    int64_t yn = make_io(ref, cin, hin, hout);
     uint8_t *arena = malloc(b->arena_bytes + 16), *weights = aligned_alloc(64, (b->weight_bytes + 64) / 64 * 64);
     memset(arena, 0xff, b->arena_bytes + 16);
     memcpy(weights, b->weight_data, b->weight_bytes);
@@ -236,24 +269,7 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
         }
         failed = launch(t, params, L->grid, L->block) != 0;
     }
-    if (kiln_graph_run_cpu(ref, cin, ref->n_inputs, cout, 1)) {
-        printf("FAIL: %s: CPU: %s\n", k->name, kiln_last_error());
-        return 1;
-    }
-    double num = 0, den = 0;
-    int64_t nan = 0;
-    for (int64_t e = 0; e < yn; e++) {
-        double want = kiln_tensor_get(cout[0], e), got = kiln_f16_to_f32(hout[0][nhwc_index(yv->dims, e)]);
-        if (isnan(got)) nan++;
-        else num += (got - want) * (got - want);
-        den += want * want;
-    }
-    double rel = sqrt(num / (den > 0 ? den : 1));
-    failed |= nan > 0 || !(rel <= 5e-3);
-    printf("%s: %s (%dx%d s%d p%d, C %d K %d, M %lld): rel L2 %.3g, %lld NaN, %u launches, tile %.*s\n", failed ? "FAIL" : "PASS",
-           k->name, k->r, k->s, k->stride, k->pad, k->c, k->k, (long long)(yn / k->k), rel, (long long)nan,
-           b->n_launches,
-           (int)strlen(tile_used), tile_used);
+    failed |= compare(k, ref, cin, cout, hout[0], yn, b->n_launches, tile_used);
     for (int i = 0; i < 4; i++) free(hin[i]), kiln_tensor_free(cin[i]);
     free(hout[0]);
     kiln_tensor_free(cout[0]);
@@ -268,12 +284,169 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
     return failed;
 }
 
+/* The tile name from the generated comment "..., tile NAME". */
+static void tile_of(const char *cuda, char *buf, size_t len) {
+    const char *tl = strstr(cuda, "], tile ");
+    buf[0] = 0;
+    if (tl) snprintf(buf, len, "%.*s", (int)strcspn(tl + 8, "\n"), tl + 8);
+}
+
+/* --gpu: the same cases compiled for sm_80 + sm_90 and run through the runtime (host-bound I/O). */
+static int gpu_case(const conv_case *k, const char *work, bool *skip) {
+    kiln_graph *g = prepare(k), *ref = build(k);
+    if (!g || !ref) return 1;
+    static const char *const archs[] = {"sm_80", "sm_90"};
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = KILN_PREC_FP16;
+    o.archs = archs;
+    o.n_archs = 2;
+    kiln_bundle *b = kiln_bundle_new();
+    char *cuda = NULL, path[1024], tile[64];
+    if (!b || kiln_codegen_build(g, &o, b, &cuda)) {
+        printf("FAIL: %s: codegen: %s\n", k->name, kiln_last_error());
+        return 1;
+    }
+    tile_of(cuda, tile, sizeof tile);
+    free(cuda);
+    snprintf(path, sizeof path, "%s/%s.kiln", work, k->name);
+    kiln_bundle_model *m = NULL;
+    kiln_exec_context *ctx = NULL;
+    if (kiln_bundle_write(b, path)) {
+        printf("FAIL: %s: %s\n", k->name, kiln_last_error());
+        return 1;
+    }
+    kiln_status st = kiln_bundle_model_open(path, NULL, &m);
+    if (st == KILN_ERR_UNSUPPORTED) {
+        printf("SKIP: no GPU or driver: %s\n", kiln_last_error());
+        *skip = true;
+        return 0;
+    }
+    kiln_tensor *cin[4] = {0}, *cout[2] = {0};
+    uint16_t *hin[4] = {0}, *hout[2] = {0};
+    int64_t yn = make_io(ref, cin, hin, hout);
+    if (!st) st = kiln_exec_context_new(m, 0, &ctx);
+    for (int i = 0; !st && i < kiln_bundle_model_num_inputs(m); i++) {
+        const char *name;
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        st = kiln_bundle_model_input_info(m, i, &name, &dt, &rank, dims);
+        int gi = -1;
+        for (int j = 0; j < ref->n_inputs; j++)
+            if (!strcmp(ref->values[ref->inputs[j]].name, name)) gi = j;
+        if (!st) st = gi < 0 ? KILN_ERR_INTERNAL : kiln_exec_context_bind_input(ctx, i, hin[gi], dt, rank, dims, KILN_MEM_HOST);
+    }
+    if (!st) {
+        const char *name;
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        st = kiln_bundle_model_output_info(m, 0, &name, &dt, &rank, dims);
+        if (!st) st = kiln_exec_context_bind_output(ctx, 0, hout[0], dt, rank, dims, KILN_MEM_HOST);
+    }
+    if (!st) st = kiln_exec_context_run(ctx, NULL);
+    int failed = st ? 1 : 0;
+    if (st) printf("FAIL: %s: run: %s\n", k->name, kiln_last_error());
+    else failed = compare(k, ref, cin, cout, hout[0], yn, b->n_launches, tile);
+    for (int i = 0; i < 4; i++) free(hin[i]), kiln_tensor_free(cin[i]);
+    free(hout[0]);
+    kiln_tensor_free(cout[0]);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+    kiln_graph_free(ref);
+    return failed;
+}
+
+/* --nvrtc: every candidate of one shape (ResNet-50-like 3x3, C = K = 256, 14x14, batch 8, bias +
+ * relu + residual) NVRTC-compiled for sm_80 and sm_90 with ptxas -v; prints registers, shared
+ * memory and spills per candidate; fails on a compile error or a spill. */
+static const char *const all_tiles[] = {"128x128x32s4w8k1", "128x64x32s4w4k1", "64x128x32s4w4k1", "64x64x32s4w4k1",
+                                        "64x64x64s3w4k1",   "32x64x64s4w4k1",  "32x32x64s4w2k1",  "64x64x32s4w4k2",
+                                        "64x64x32s4w4k4",   "32x64x64s4w4k2",  "32x64x64s4w4k4",  "32x64x64s4w4k8",
+                                        "32x64x64s4w4k16"};
+static int nvrtc_all(void) {
+    int major, minor;
+    if (kiln_nvrtc_version(&major, &minor)) {
+        printf("SKIP: emu_conv_nhwc --nvrtc: %s\n", kiln_last_error());
+        return 77;
+    }
+    int fails = 0;
+    for (size_t t = 0; t < sizeof all_tiles / sizeof all_tiles[0]; t++) {
+        conv_case k = {"nvrtc", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, all_tiles[t]};
+        kiln_graph *g = prepare(&k);
+        kiln_codegen_opts o;
+        kiln_codegen_opts_init(&o);
+        o.precision = KILN_PREC_FP16;
+        o.compile = false;
+        kiln_bundle *b = kiln_bundle_new();
+        char *cuda = NULL, tile[64];
+        if (!g || !b || kiln_codegen_build(g, &o, b, &cuda)) {
+            printf("FAIL: %s: codegen: %s\n", all_tiles[t], kiln_last_error());
+            fails++;
+            continue;
+        }
+        tile_of(cuda, tile, sizeof tile);
+        if (strcmp(tile, all_tiles[t])) {
+            printf("FAIL: %s: got tile '%s'\n", all_tiles[t], tile);
+            fails++;
+        }
+        static const char *const archs[] = {"sm_80", "sm_90"};
+        for (int a = 0; a < 2; a++) {
+            static const char *const opts[] = {"--ptxas-options=-v"};
+            kiln_nvrtc_request rq = {.name = "conv_nhwc", .source = cuda, .headers = kiln_kernel_headers,
+                                     .n_headers = kiln_kernel_header_count, .archs = &archs[a], .n_archs = 1,
+                                     .options = opts, .n_options = 1};
+            kiln_nvrtc_output out;
+            memset(&out, 0, sizeof out);
+            kiln_status st = kiln_nvrtc_compile(&rq, &out);
+            /* ptxas -v: "Used N registers, ... N bytes smem" and "N bytes spill stores" per function */
+            int regs = -1, spills = 0;
+            const char *lg = out.log ? out.log : "", *p = lg, *u;
+            if (getenv("KILN_NHWC_LOG")) fputs(lg, stdout);
+            while ((p = strstr(p, "Function properties for k")) && strstr(p, "_conv_nhwc\n") != strchr(p, '_'))
+                p++; /* the main kernel's entry, not the split-K sum's */
+            if (p) {
+                const char *sp = strstr(p, "bytes stack frame, ");
+                if (sp) spills = atoi(sp + 19);
+                sp = sp ? strstr(sp, "bytes spill stores, ") : NULL;
+                if (sp) spills += atoi(sp + 20);
+            }
+            if ((u = strstr(p ? p : lg, "Used "))) regs = atoi(u + 5);
+            printf("%s: %-16s %s: %d registers, %d B spills, %d B dynamic smem%s%s\n", st || spills ? "FAIL" : "PASS",
+                   all_tiles[t], archs[a], regs, spills, (int)b->launches[0].shared_bytes, st ? ": " : "",
+                   st ? kiln_last_error() : "");
+            fails += st != KILN_OK || spills > 0;
+            kiln_nvrtc_output_free(&out);
+        }
+        free(cuda);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
+    printf("%s: %d failures\n", fails ? "FAIL" : "PASS", fails);
+    return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: emu_conv_nhwc SOURCE_DIR WORK_DIR [--nvrtc]\n");
         return 2;
     }
     const char *src = argv[1], *work = argv[2];
+    if (argc > 3 && !strcmp(argv[3], "--nvrtc")) return nvrtc_all();
+    if (argc > 3 && !strcmp(argv[3], "--gpu")) {
+        char mk[1100];
+        snprintf(mk, sizeof mk, "mkdir -p %s", work);
+        if (system(mk)) return 1;
+        int fails = 0;
+        bool skip = false;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0] && !skip; i++) fails += gpu_case(&cases[i], work, &skip);
+        if (skip) return 77;
+        printf("%s: %d of %d cases failed on the GPU\n", fails ? "FAIL" : "PASS", fails, (int)(sizeof cases / sizeof cases[0]));
+        return fails ? 1 : 0;
+    }
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "mkdir -p %s && g++ -O1 -fPIC -c %s/tests/codegen/emu/emu_sched.cpp -o %s/emu_sched.o", work,
              src, work);
