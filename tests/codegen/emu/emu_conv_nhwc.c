@@ -448,11 +448,15 @@ int main(int argc, char **argv) {
         return fails ? 1 : 0;
     }
     char cmd[2048];
+    if (system("command -v g++ >/dev/null 2>&1")) {
+        printf("SKIP: emu_conv_nhwc: no g++\n");
+        return 77;
+    }
     snprintf(cmd, sizeof cmd, "mkdir -p %s && g++ -O1 -fPIC -c %s/tests/codegen/emu/emu_sched.cpp -o %s/emu_sched.o", work,
              src, work);
     if (system(cmd)) {
-        printf("SKIP: emu_conv_nhwc: no g++\n");
-        return 77;
+        printf("FAIL: emu_conv_nhwc: %s\n", cmd);
+        return 1;
     }
     int fails = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) fails += run_case(&cases[i], src, work);
