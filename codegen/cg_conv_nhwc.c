@@ -10,11 +10,13 @@
  * Tile configurations are candidates of kiln_cg_choose() (names "BMxBNxBKsSTAGESwWARPSkSPLITK",
  * warp tiles fixed per name); the shape filters them (no block tile much taller than M or wider
  * than K, split-K only with >= 2 K tiles per split, shared memory within the smallest target's
- * limit) and a heuristic picks the largest tile whose grid fills the GPU, else the candidate with
- * the most blocks (batch 1, late stages: small tiles and split-K).
+ * limit) and a heuristic picks the candidate of least estimated time (cfg_cost: SM waves x tile
+ * efficiency and resident warps, a latency per K tile, vs DRAM traffic; batch 1's late stages get
+ * small tiles and split-K).
  */
 #include "codegen/cg_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +47,34 @@ static int64_t round_pow2(int64_t v, int64_t lo) {
     return p;
 }
 
-/* The SM count the heuristic fills: sm_80 (A100) 108, sm_90 (H100) 132. */
-static int target_sms(const cg *c) {
+/* The heuristic's machine: SMs, fp16 mma rate per SM (flop/s), DRAM bandwidth (bytes/s), for the
+ * first target architecture: sm_80 (A100) or sm_90 and later (H100). */
+typedef struct nhwc_gpu {
+    double sms, sm_rate, bw;
+} nhwc_gpu;
+static nhwc_gpu target_gpu(const cg *c) {
     const char *a = c->o->n_archs > 0 && c->o->archs ? c->o->archs[0] : "sm_90";
-    return !strcmp(a, "sm_80") || !strcmp(a, "sm_86") ? 108 : 132;
+    if (!strncmp(a, "sm_8", 4)) return (nhwc_gpu){108, 312e12 / 108, 2.0e12};
+    return (nhwc_gpu){132, 990e12 / 132, 3.3e12};
+}
+
+/* Estimated seconds of one candidate: the busiest SM's mma work (ceil(blocks / SMs) block tiles)
+ * at an efficiency that grows with the tile's arithmetic intensity BM*BN/(BM+BN) and with the
+ * warps resident per SM (at least ~80 ns per K tile), or the DRAM
+ * traffic (with split-K's partials written and read back), whichever is larger, plus the second
+ * launch of split-K. A model to rank candidates, not a prediction; the tuner measures. */
+static double cfg_cost(const nhwc_cfg *f, nhwc_gpu gpu, int64_t M, int64_t K, int64_t KD, int64_t x_bytes) {
+    double blocks = (double)((M + f->bm - 1) / f->bm) * (double)((K + f->bn - 1) / f->bn) * f->splitk;
+    double waves = ceil(blocks / gpu.sms);
+    double kd = (double)((KD + f->bk - 1) / f->bk) / f->splitk * f->bk;
+    double inten = (double)f->bm * f->bn / (f->bm + f->bn), eff = inten / (inten + 32.0);
+    /* fewer than 8 warps on an SM leave tensor cores idle; each K tile costs some latency */
+    double warps = (double)cfg_threads(f) / 32.0 * fmin(blocks / gpu.sms, floor(200.0 * 1024 / cfg_smem(f)));
+    eff *= fmin(1.0, warps / 8.0);
+    double t_mma = fmax(waves * 2.0 * f->bm * f->bn * kd / (gpu.sm_rate * eff), waves * kd / f->bk * 8e-8);
+    double bytes = (double)x_bytes + 2.0 * (double)K * KD + 2.0 * (double)M * K;
+    if (f->splitk > 1) bytes += 8.0 * f->splitk * (double)M * K;
+    return fmax(t_mma, bytes / gpu.bw) + (f->splitk > 1 ? 3e-6 : 0.0);
 }
 
 static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }
@@ -94,24 +120,22 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     /* candidates for this shape */
     const char *names[N_CFGS];
     char name_buf[N_CFGS][40];
-    int idx[N_CFGS], n_c = 0, heur = -1, best_blocks = -1, best_i = 0;
-    const int64_t KT = (KD + 31) / 32;
+    int idx[N_CFGS], n_c = 0, heur = 0;
+    double best = 0;
+    const nhwc_gpu gpu = target_gpu(c);
     for (int i = 0; i < N_CFGS; i++) {
         const nhwc_cfg *f = &nhwc_cfgs[i];
         int64_t kt = (KD + f->bk - 1) / f->bk;
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > SMEM_LIMIT) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
-        (void)KT;
         cfg_name(f, name_buf[n_c], sizeof name_buf[n_c]);
         names[n_c] = name_buf[n_c];
         idx[n_c] = i;
-        int64_t blocks = ((M + f->bm - 1) / f->bm) * ((K + f->bn - 1) / f->bn) * f->splitk;
-        if (heur < 0 && blocks >= target_sms(c)) heur = n_c;
-        if (blocks > best_blocks) best_blocks = (int)(blocks > 0x7fffffff ? 0x7fffffff : blocks), best_i = n_c;
+        double cost = cfg_cost(f, gpu, M, K, KD, 2 * N * H * W * C);
+        if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
     }
     if (!n_c) return KILN_OK;
-    if (heur < 0) heur = best_i;
 
     /* the signature: everything the generated code depends on */
     char sig[512];
