@@ -482,6 +482,25 @@ int main(int argc, char **argv) {
         return 1;
     }
     int fails = 0;
+    /* not for this kernel: C = 12 (not a multiple of 8) must not reach conv_nhwc_f16 */
+    {
+        conv_case k = {"c12", 1, 12, 6, 6, 16, 3, 3, 1, 1, 1, 0, 0, NULL};
+        kiln_graph *g = prepare(&k);
+        kiln_codegen_opts o;
+        kiln_codegen_opts_init(&o);
+        o.precision = KILN_PREC_FP16;
+        o.compile = false;
+        kiln_bundle *b = kiln_bundle_new();
+        char *cuda = NULL;
+        kiln_status st = g && b ? kiln_codegen_build(g, &o, b, &cuda) : KILN_ERR_OOM;
+        bool used = cuda && strstr(cuda, "conv_nhwc_f16<");
+        printf("%s: c12: C %% 8 != 0 left to the generic path (%s)\n", used ? "FAIL" : "PASS",
+               st ? kiln_last_error() : "built");
+        fails += used;
+        free(cuda);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) fails += run_case(&cases[i], src, work);
     printf("%s: %d of %d cases failed\n", fails ? "FAIL" : "PASS", fails, (int)(sizeof cases / sizeof cases[0]));
     return fails ? 1 : 0;
