@@ -54,17 +54,17 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool vali
 #else
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     const int n = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
 #endif
 }
 __device__ __forceinline__ void cp_async_commit() {
 #ifndef KILN_EMU
-    asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
 #endif
 }
 template <int N> __device__ __forceinline__ void cp_async_wait() {
 #ifndef KILN_EMU
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); // shared memory changed under the compiler
 #endif
 }
 
