@@ -62,6 +62,8 @@ for v in plain asan; do
     t "$v-gpu_perlayer" bash "$P/gpu_perlayer.sh" "$B/kiln" "$B/check_layers" "$P/.." "$P/$v-gpu_perlayer.work" --gpu
   # the fp16 NHWC convolution (cg_conv_nhwc.c) through the runtime against the CPU evaluator
   [ -x "$B/emu_conv_nhwc" ] && t "$v-gpu_conv_nhwc" "$B/emu_conv_nhwc" "$P/.." "$P/$v-gpu_conv_nhwc.work" --gpu
+  [ $v = plain ] && [ -x "$B/emu_conv_nhwc" ] && [ -f "$P/../tests/gpu/bench_conv_nhwc.sh" ] &&
+    bash "$P/../tests/gpu/bench_conv_nhwc.sh" "$B/kiln" "$P/$v-gpu_conv_nhwc.work" "$P/$v-gpu_conv_nhwc.log" | tee "$P/bench_conv_nhwc.txt"
 done
 unset ASAN_OPTIONS LSAN_OPTIONS
 # built without a GPU for sm_90 (scripts/gpu_pack.sh): runs here unchanged and matches the CPU evaluator

@@ -127,7 +127,7 @@ static kiln_graph *build(const conv_case *k) {
 }
 
 /* fuse-epilogue + plan-memory; x, res and y become fp16 NHWC I/O; the node gets the forced tile. */
-static kiln_graph *prepare(const conv_case *k) {
+static kiln_graph *prepare_layout(const conv_case *k, kiln_layout layout) {
     kiln_graph *g = build(k);
     if (!g) return NULL;
     kiln_pipeline_opts po;
@@ -140,13 +140,15 @@ static kiln_graph *prepare(const conv_case *k) {
         kiln_graph_free(g);
         return NULL;
     }
-    for (int i = 0; i < g->n_inputs; i++) g->values[g->inputs[i]].dtype = KILN_F16, g->values[g->inputs[i]].layout = KILN_LAYOUT_NHWC;
+    for (int i = 0; i < g->n_inputs; i++) g->values[g->inputs[i]].dtype = KILN_F16, g->values[g->inputs[i]].layout = layout;
     for (int i = 0; i < g->n_outputs; i++)
-        g->values[g->outputs[i]].dtype = KILN_F16, g->values[g->outputs[i]].layout = KILN_LAYOUT_NHWC;
+        g->values[g->outputs[i]].dtype = KILN_F16, g->values[g->outputs[i]].layout = layout;
     if (k->tile)
         for (int i = 0; i < g->n_nodes; i++) kiln_node_set_str(&g->nodes[i], "kiln_tile", k->tile);
     return g;
 }
+
+static kiln_graph *prepare(const conv_case *k) { return prepare_layout(k, KILN_LAYOUT_NHWC); }
 
 static int64_t nhwc_index(const int64_t *d, int64_t i) { /* NCHW flat index i -> NHWC flat index */
     int64_t w = i % d[3], h = (i / d[3]) % d[2], c = (i / (d[3] * d[2])) % d[1], n = i / (d[3] * d[2] * d[1]);
@@ -380,6 +382,26 @@ static int gpu_case(const conv_case *k, const char *work, bool *skip) {
     return failed;
 }
 
+/* For `kiln bench` against today's NCHW fp16 path: WORK/NAME_nchw.kiln, the same conv with
+ * NCHW activations (conv2d_igemm_mma); built only. */
+static int gpu_baseline(const conv_case *k, const char *work) {
+    kiln_graph *g = prepare_layout(k, KILN_LAYOUT_NCHW);
+    static const char *const archs[] = {"sm_80", "sm_90"};
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = KILN_PREC_FP16;
+    o.archs = archs;
+    o.n_archs = 2;
+    kiln_bundle *b = kiln_bundle_new();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s_nchw.kiln", work, k->name);
+    int failed = !g || !b || kiln_codegen_build(g, &o, b, NULL) || kiln_bundle_write(b, path);
+    if (failed) printf("FAIL: %s_nchw: %s\n", k->name, kiln_last_error());
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+    return failed;
+}
+
 /* --nvrtc: every candidate of one shape (ResNet-50-like 3x3, C = K = 256, 14x14, batch 8, bias +
  * relu + residual) NVRTC-compiled for sm_80 and sm_90 with ptxas -v; prints registers, shared
  * memory and spills per candidate; fails on a compile error or a spill. */
@@ -465,7 +487,7 @@ int main(int argc, char **argv) {
         int n = 0;
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++, n++) fails += gpu_case(&cases[i], work, &skip);
         for (size_t i = 0; i < sizeof gpu_cases / sizeof gpu_cases[0]; i++, n++)
-            fails += gpu_case(&gpu_cases[i], work, &skip);
+            fails += gpu_case(&gpu_cases[i], work, &skip) + gpu_baseline(&gpu_cases[i], work);
         if (skip) return fails ? 1 : 77;
         printf("%s: %d of %d cases failed on the GPU\n", fails ? "FAIL" : "PASS", fails, n);
         return fails ? 1 : 0;
