@@ -69,7 +69,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 }
 
 // ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: lane l supplies the row address for
-// matrix l / 8 (lanes beyond 8 * NMAT are ignored but must be valid for .x1/.x2), receives r[i]
+// matrix l / 8 (the addresses of lanes 8 * NMAT and up are not used), receives r[i]
 // of matrix i.
 template <int NMAT, bool TRANS> __device__ __forceinline__ void ldmatrix(u32 *r, const void *row) {
 #ifdef KILN_EMU
