@@ -200,9 +200,11 @@ typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
 
 
 kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
+    bool nhwc = false; /* the fp16 NHWC tensor-core kernel when it applies (cg_conv_nhwc.c) */
+    kiln_status st = kiln_cg_emit_conv_nhwc(c, n, &nhwc);
+    if (st || nhwc) return st;
     anchor a;
-    kiln_status st = get_anchor(c, n, &a);
-    if (st) return st;
+    if ((st = get_anchor(c, n, &a))) return st;
     if (a.an->op != KILN_OP_Conv)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "anchor %s", kiln_op_table[a.an->op].onnx_type);
     const kiln_value *x = kiln_cg_val(c, a.x), *w = kiln_cg_val(c, a.w), *y = kiln_cg_val(c, a.y);
@@ -294,6 +296,22 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
     if ((st = kiln_cg_value_arg(c, a.y, &args[4])) || (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[5]))) return st;
     return kiln_cg_launch(c, fn, gx, gy, gz, threads, args, 6);
+}
+
+/* For cg_conv_nhwc.c (cg_internal.h). */
+kiln_status kiln_cg_conv_operands_get(cg *c, const kiln_node *n, kiln_cg_conv_operands *o) {
+    anchor a;
+    kiln_status st = get_anchor(c, n, &a);
+    if (st) return st;
+    *o = (kiln_cg_conv_operands){a.an, a.x, a.w, a.bias, a.residual, a.y};
+    return KILN_OK;
+}
+
+kiln_status kiln_cg_conv_emit_epilogue(cg *c, const kiln_node *n, const char *epi, const char *bias_expr) {
+    anchor a;
+    kiln_status st = get_anchor(c, n, &a);
+    if (!st) st = emit_epilogue_head(c, &a, epi, "kiln::i64 ch, kiln::i64 o");
+    return st ? st : emit_epilogue_body(c, &a, bias_expr);
 }
 
 /* ------------------------------------------------------------ gemm / matmul -- */

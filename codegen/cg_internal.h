@@ -85,6 +85,17 @@ void kiln_cg_ints_or(const kiln_node *n, const char *name, int count, int64_t de
 /* Emitters, one per node kind (see codegen.c's dispatcher). */
 kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n);
+/* cg_conv_nhwc.c: the fp16 NHWC implicit GEMM; *handled = false (KILN_OK) when it does not apply. */
+kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled);
+/* cg_conv.c, for other conv emitters: a Conv's (or conv_epilogue group's) anchor node and outer
+ * value ids (bias, residual: -1 when absent), and the epilogue struct `epi` with
+ * apply(bias, res, ch, o, v) (bias_expr: the bias term, NULL for none). */
+typedef struct kiln_cg_conv_operands {
+    const kiln_node *an;
+    int x, w, bias, residual, y;
+} kiln_cg_conv_operands;
+kiln_status kiln_cg_conv_operands_get(cg *c, const kiln_node *n, kiln_cg_conv_operands *o);
+kiln_status kiln_cg_conv_emit_epilogue(cg *c, const kiln_node *n, const char *epi, const char *bias_expr);
 kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_softmax(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_concat(cg *c, const kiln_node *n);

@@ -353,7 +353,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
               "#include \"conv.cuh\"\n#include \"copy.cuh\"\n#include \"elementwise.cuh\"\n#include \"gemm.cuh\"\n"
               "#include \"pool.cuh\"\n#include \"softmax.cuh\"\n"
               "#include \"reduce.cuh\"\n#include \"gather.cuh\"\n#include \"convtranspose.cuh\"\n"
-              "#include \"resize.cuh\"\n",
+              "#include \"resize.cuh\"\n#include \"conv_nhwc.cuh\"\n",
               KILN_VERSION_STRING, g->name ? g->name : "");
 
     /* every node; unsupported ones are collected into one message */

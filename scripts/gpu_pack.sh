@@ -18,10 +18,12 @@ libs() { ldd "$@" | awk '/=> \// {print $3}' | grep -E 'protobuf-c|subunit|check
 cp "$plain/kiln" "$plain/tests/check_runtime" "$plain/tests/gpu_smoke" "$plain/tests/check_cuda_driver" "$out/plain/"
 for l in $(libs "$plain/kiln" "$plain/tests/check_runtime"); do cp -L "$l" "$out/"; done
 [ -x "$plain/tests/check_layers" ] && cp "$plain/tests/check_layers" "$out/plain/"
+[ -x "$plain/tests/emu_conv_nhwc" ] && cp "$plain/tests/emu_conv_nhwc" "$out/plain/"
 if [ -n "$asan" ]; then
   mkdir -p "$out/asan"
   cp "$asan/kiln" "$asan/tests/check_runtime" "$asan/tests/gpu_smoke" "$out/asan/"
   [ -x "$asan/tests/check_layers" ] && cp "$asan/tests/check_layers" "$out/asan/"
+  [ -x "$asan/tests/emu_conv_nhwc" ] && cp "$asan/tests/emu_conv_nhwc" "$out/asan/"
   for l in $(libs "$asan/kiln" "$asan/tests/check_runtime"); do cp -L "$l" "$out/"; done
 fi
 cp tests/cli_bundle.sh tests/gpu_perlayer.sh tests/lsan_cuda.supp "$out/"
@@ -58,6 +60,10 @@ for v in plain asan; do
   # per-layer compare and multi-stream runs (needs the repository above the packed folder)
   [ -x "$B/check_layers" ] && [ -f "$P/../examples/tiny_cnn.onnx" ] &&
     t "$v-gpu_perlayer" bash "$P/gpu_perlayer.sh" "$B/kiln" "$B/check_layers" "$P/.." "$P/$v-gpu_perlayer.work" --gpu
+  # the fp16 NHWC convolution (cg_conv_nhwc.c) through the runtime against the CPU evaluator
+  [ -x "$B/emu_conv_nhwc" ] && t "$v-gpu_conv_nhwc" "$B/emu_conv_nhwc" "$P/.." "$P/$v-gpu_conv_nhwc.work" --gpu
+  [ $v = plain ] && [ -x "$B/emu_conv_nhwc" ] && [ -f "$P/../tests/gpu/bench_conv_nhwc.sh" ] &&
+    bash "$P/../tests/gpu/bench_conv_nhwc.sh" "$B/kiln" "$P/$v-gpu_conv_nhwc.work" "$P/$v-gpu_conv_nhwc.log" | tee "$P/bench_conv_nhwc.txt"
 done
 unset ASAN_OPTIONS LSAN_OPTIONS
 # built without a GPU for sm_90 (scripts/gpu_pack.sh): runs here unchanged and matches the CPU evaluator
@@ -65,6 +71,10 @@ t portable-bundle "$P/plain/kiln" compare "$P/bundles/tiny_cnn.onnx" "$P/bundles
 if command -v compute-sanitizer >/dev/null; then
   t memcheck-check_runtime_gpu compute-sanitizer --tool memcheck --error-exitcode 1 "$P/plain/check_runtime" --gpu
   t racecheck-check_runtime_gpu compute-sanitizer --tool racecheck --error-exitcode 1 "$P/plain/check_runtime" --gpu
+  if [ -x "$P/plain/emu_conv_nhwc" ]; then # the cp.async / ldmatrix pipeline: out-of-bounds and shared-memory races
+    t memcheck-gpu_conv_nhwc compute-sanitizer --tool memcheck --error-exitcode 1 "$P/plain/emu_conv_nhwc" "$P/.." "$P/mc-conv_nhwc.work" --gpu
+    t racecheck-gpu_conv_nhwc compute-sanitizer --tool racecheck --error-exitcode 1 "$P/plain/emu_conv_nhwc" "$P/.." "$P/rc-conv_nhwc.work" --gpu
+  fi
 fi
 echo "$fails failure(s)"
 exit $((fails > 0))

@@ -112,6 +112,44 @@ extern "C" void emu_warp_mma(int prec, int mt, int nt, float *acc, const uint32_
     __syncthreads();
 }
 
+// ---------------------------------------------------------- cp.async, ldmatrix --
+// kernels/conv_nhwc.cuh: cp.async.cg 16 bytes with src-size 0 or 16 (a synchronous copy here;
+// commit/wait are no-ops), and ldmatrix.m8n8.x{1,2,4}[.trans].b16 as a warp exchange: every lane
+// publishes its row address, meets the others at a barrier and takes the words the PTX ISA's
+// layout gives it: matrix i's row addresses come from lanes 8i..8i+7; without .trans lane l
+// receives row l / 4, halves 2 (l % 4) and 2 (l % 4) + 1; with .trans it receives column l / 4 of
+// rows 2 (l % 4) and 2 (l % 4) + 1 (the first in the low 16 bits).
+static const uint16_t **ldm_rows;
+
+extern "C" void emu_cp_async16(void *dst, const void *src, int src_bytes) {
+    memset(dst, 0, 16);
+    if (src_bytes > 0) memcpy(dst, src, (size_t)src_bytes);
+}
+
+extern "C" void emu_ldmatrix(int n, int trans, uint32_t *r, const void *row) {
+    if (cur >= frag_cap || (n != 1 && n != 2 && n != 4)) {
+        fprintf(stderr, "emu_ldmatrix: thread %d, .x%d\n", cur, n);
+        abort();
+    }
+    const int t = cur, lane = t % 32;
+    ldm_rows[t] = (const uint16_t *)row;
+    __syncthreads();
+    const uint16_t *const *w = ldm_rows + (t - lane);
+    uint32_t out[4];
+    for (int i = 0; i < n; i++) {
+        uint16_t lo, hi;
+        if (!trans) {
+            const uint16_t *p = w[i * 8 + lane / 4];
+            lo = p[2 * (lane % 4)], hi = p[2 * (lane % 4) + 1];
+        } else {
+            lo = w[i * 8 + 2 * (lane % 4)][lane / 4], hi = w[i * 8 + 2 * (lane % 4) + 1][lane / 4];
+        }
+        out[i] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+    __syncthreads(); /* every lane has read the rows before anyone writes its registers */
+    for (int i = 0; i < n; i++) r[i] = out[i];
+}
+
 extern "C" float emu_shfl_xor(float v, int off) {
     unsigned u;
     memcpy(&u, &v, 4);
@@ -132,15 +170,16 @@ static void entry(void) {
 extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned grid[3], const unsigned block[3]) {
     int n = (int)(block[0] * block[1] * block[2]);
     if (n > cap) {
-        free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b);
+        free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
         ctxs = (ucontext_t *)calloc((size_t)n, sizeof *ctxs);
         frag_a = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_a);
         frag_b = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_b);
+        ldm_rows = (const uint16_t **)calloc((size_t)n + 32, sizeof *ldm_rows);
         frag_cap = n;
         stacks = (char *)malloc((size_t)n * STACK);
         state = (int *)calloc((size_t)n, sizeof *state);
         slots = (unsigned long long *)calloc((size_t)n, sizeof *slots);
-        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b) return -1;
+        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b || !ldm_rows) return -1;
         cap = n;
     }
     tramp_fn = tramp;
@@ -181,7 +220,7 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
 // Frees the scheduler's buffers (emu_run calls it before dlclose, so that leak checkers see
 // nothing left).
 extern "C" void emu_release(void) {
-    free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b);
-    ctxs = NULL, stacks = NULL, state = NULL, slots = NULL, frag_a = frag_b = NULL;
+    free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
+    ctxs = NULL, stacks = NULL, state = NULL, slots = NULL, frag_a = frag_b = NULL, ldm_rows = NULL;
     cap = frag_cap = 0;
 }

@@ -1,0 +1,235 @@
+/*
+ * cg_conv_nhwc.c — 2-D convolutions with NHWC activations at --precision fp16 on the
+ * cp.async + ldmatrix + mma.sync implicit GEMM of kernels/conv_nhwc.cuh.
+ *
+ * kiln_cg_emit_conv (cg_conv.c) asks kiln_cg_emit_conv_nhwc first; it handles a Conv or
+ * conv_epilogue group when: 2-D, group 1, x and y stored NHWC, precision fp16, x / y / residual
+ * fp16, C % 8 == 0 and K % 8 == 0, constant weights. Anything else is left to the generic path
+ * (*handled = false, KILN_OK). The weights are added to the bundle as OHWI [K][R][S][C] fp16.
+ *
+ * Tile configurations are candidates of kiln_cg_choose() (names "BMxBNxBKsSTAGESwWARPSkSPLITK",
+ * warp tiles fixed per name); the shape filters them (no block tile much taller than M or wider
+ * than K, split-K only with >= 2 K tiles per split, shared memory within the smallest target's
+ * limit) and a heuristic picks the candidate of least estimated time (cfg_cost: SM waves x tile
+ * efficiency and resident warps, a latency per K tile, vs DRAM traffic; batch 1's late stages get
+ * small tiles and split-K).
+ */
+#include "codegen/cg_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct nhwc_cfg {
+    int bm, bn, bk, wm, wn, stages, splitk;
+} nhwc_cfg;
+
+/* In preference order: larger tiles first, split-K last. */
+static const nhwc_cfg nhwc_cfgs[] = {
+    {128, 128, 32, 64, 32, 4, 1}, {128, 64, 32, 64, 32, 4, 1}, {64, 128, 32, 32, 64, 4, 1},
+    {64, 64, 32, 32, 32, 4, 1},   {64, 64, 64, 32, 32, 3, 1},  {32, 64, 64, 16, 32, 4, 1},
+    {32, 32, 64, 16, 32, 4, 1},   {64, 64, 32, 32, 32, 4, 2},  {64, 64, 32, 32, 32, 4, 4},
+    {32, 64, 64, 16, 32, 4, 2},   {32, 64, 64, 16, 32, 4, 4},  {32, 64, 64, 16, 32, 4, 8},
+    {32, 64, 64, 16, 32, 4, 16},
+};
+#define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
+#define SMEM_LIMIT (160 * 1024) /* under sm_80's 163 KiB per block (sm_90: 227 KiB) */
+
+static int cfg_threads(const nhwc_cfg *f) { return (f->bm / f->wm) * (f->bn / f->wn) * 32; }
+static uint32_t cfg_smem(const nhwc_cfg *f) { return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + 8) * 2); }
+static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
+    snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
+}
+static int64_t round_pow2(int64_t v, int64_t lo) {
+    int64_t p = lo;
+    while (p < v) p *= 2;
+    return p;
+}
+
+/* The heuristic's machine: SMs, fp16 mma rate per SM (flop/s), DRAM bandwidth (bytes/s), for the
+ * first target architecture: sm_80 (A100) or sm_90 and later (H100). */
+typedef struct nhwc_gpu {
+    double sms, sm_rate, bw;
+} nhwc_gpu;
+static nhwc_gpu target_gpu(const cg *c) {
+    const char *a = c->o->n_archs > 0 && c->o->archs ? c->o->archs[0] : "sm_90";
+    if (!strncmp(a, "sm_8", 4)) return (nhwc_gpu){108, 312e12 / 108, 2.0e12};
+    return (nhwc_gpu){132, 990e12 / 132, 3.3e12};
+}
+
+/* Estimated seconds of one candidate: the busiest SM's mma work (ceil(blocks / SMs) block tiles)
+ * at an efficiency that grows with the tile's arithmetic intensity BM*BN/(BM+BN) and with the
+ * warps resident per SM (at least ~80 ns per K tile), or the DRAM
+ * traffic (with split-K's partials written and read back), whichever is larger, plus the second
+ * launch of split-K. A model to rank candidates, not a prediction; the tuner measures. */
+static double cfg_cost(const nhwc_cfg *f, nhwc_gpu gpu, int64_t M, int64_t K, int64_t KD, int64_t x_bytes) {
+    double blocks = (double)((M + f->bm - 1) / f->bm) * (double)((K + f->bn - 1) / f->bn) * f->splitk;
+    double waves = ceil(blocks / gpu.sms);
+    double kd = (double)((KD + f->bk - 1) / f->bk) / f->splitk * f->bk;
+    double inten = (double)f->bm * f->bn / (f->bm + f->bn), eff = inten / (inten + 32.0);
+    /* fewer than 8 warps on an SM leave tensor cores idle; each K tile costs some latency */
+    double warps = (double)cfg_threads(f) / 32.0 * fmin(blocks / gpu.sms, floor(200.0 * 1024 / cfg_smem(f)));
+    eff *= fmin(1.0, warps / 8.0);
+    double t_mma = fmax(waves * 2.0 * f->bm * f->bn * kd / (gpu.sm_rate * eff), waves * kd / f->bk * 8e-8);
+    double bytes = (double)x_bytes + 2.0 * (double)K * KD + 2.0 * (double)M * K;
+    if (f->splitk > 1) bytes += 8.0 * f->splitk * (double)M * K;
+    return fmax(t_mma, bytes / gpu.bw) + (f->splitk > 1 ? 3e-6 : 0.0);
+}
+
+static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }
+
+kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
+    *handled = false;
+    if (c->o->precision != KILN_PREC_FP16) return KILN_OK;
+    kiln_cg_conv_operands a;
+    kiln_status st = kiln_cg_conv_operands_get(c, n, &a);
+    if (st || a.an->op != KILN_OP_Conv) return KILN_OK; /* the generic path reports it */
+    const kiln_value *x = kiln_cg_val(c, a.x), *w = kiln_cg_val(c, a.w), *y = kiln_cg_val(c, a.y);
+    if (x->rank != 4 || y->rank != 4 || w->rank != 4 || x->layout != KILN_LAYOUT_NHWC || y->layout != KILN_LAYOUT_NHWC)
+        return KILN_OK;
+    if (!is_f16(c, a.x) || !is_f16(c, a.y) || !is_f16(c, a.residual)) return KILN_OK;
+    if (a.residual >= 0 && (kiln_cg_val(c, a.residual)->layout != KILN_LAYOUT_NHWC ||
+                            kiln_cg_numel(kiln_cg_val(c, a.residual)) != kiln_cg_numel(y)))
+        return KILN_OK;
+    if (!w->data || (w->data->dtype != KILN_F32 && w->data->dtype != KILN_F16) ||
+        kiln_cg_io_index(c->g->inputs, c->g->n_inputs, a.w) >= 0)
+        return KILN_OK;
+    if (kiln_attr_int(a.an, "group", 1) != 1) return KILN_OK;
+    const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    const int64_t K = y->dims[1], P = y->dims[2], Q = y->dims[3], R = w->dims[2], S = w->dims[3];
+    if (C % 8 || K % 8 || w->dims[0] != K || w->dims[1] != C) return KILN_OK;
+    int64_t in[2] = {H, W}, k[2] = {R, S}, s[2], d[2], pb[2], pe[2];
+    kiln_cg_ints_or(a.an, "strides", 2, 1, s);
+    kiln_cg_ints_or(a.an, "dilations", 2, 1, d);
+    if ((st = kiln_cg_window_pads(a.an, 2, in, k, s, d, pb, pe))) return st;
+    const int64_t M = N * P * Q, KD = R * S * C;
+    /* the kernel indexes with 32-bit ints below the element offset */
+    if (M * K > ((int64_t)1 << 31) - 1 || N * H * W * C > ((int64_t)1 << 31) - 1 || K * KD > ((int64_t)1 << 31) - 1)
+        return KILN_OK;
+    const char *bias_expr = NULL, *bias_t = "none";
+    if (a.bias >= 0) {
+        const kiln_value *bv = kiln_cg_val(c, a.bias);
+        int64_t bn = kiln_cg_numel(bv);
+        if (bn != K && bn != 1) return KILN_OK;
+        bias_expr = bn == 1 ? "kiln::to_f32(bias[0])" : "kiln::to_f32(bias[ch])";
+        bias_t = bv->dtype == KILN_F16 ? (bn == 1 ? "f16s" : "f16") : (bn == 1 ? "f32s" : "f32");
+        if (bv->dtype != KILN_F16 && bv->dtype != KILN_F32) return KILN_OK;
+    }
+
+    /* candidates for this shape */
+    const char *names[N_CFGS];
+    char name_buf[N_CFGS][40];
+    int idx[N_CFGS], n_c = 0, heur = 0;
+    double best = 0;
+    const nhwc_gpu gpu = target_gpu(c);
+    for (int i = 0; i < N_CFGS; i++) {
+        const nhwc_cfg *f = &nhwc_cfgs[i];
+        int64_t kt = (KD + f->bk - 1) / f->bk;
+        if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > SMEM_LIMIT) continue;
+        if (f->splitk > 1 && kt < 2 * f->splitk) continue;
+        cfg_name(f, name_buf[n_c], sizeof name_buf[n_c]);
+        names[n_c] = name_buf[n_c];
+        idx[n_c] = i;
+        double cost = cfg_cost(f, gpu, M, K, KD, 2 * N * H * W * C);
+        if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
+        n_c++;
+    }
+    if (!n_c) return KILN_OK;
+
+    /* the signature: everything the generated code depends on */
+    char sig[512];
+    int sl = snprintf(sig, sizeof sig,
+                      "conv_nhwc_f16:n%lld:c%lld:h%lld:w%lld:k%lld:p%lld:q%lld:r%lld:s%lld:st%lldx%lld:pad%lldx%lld:"
+                      "dil%lldx%lld:bias=%s:res=%s",
+                      (long long)N, (long long)C, (long long)H, (long long)W, (long long)K, (long long)P, (long long)Q,
+                      (long long)R, (long long)S, (long long)s[0], (long long)s[1], (long long)pb[0], (long long)pb[1],
+                      (long long)d[0], (long long)d[1], bias_t, a.residual >= 0 ? "f16" : "none");
+    if (a.an != n) { /* a group: its activations with their parameters */
+        static const char *const keys[] = {"activation", "post_activation"};
+        for (int i = 0; i < 2 && sl > 0 && sl < (int)sizeof sig; i++) {
+            char ka[64], kb[64];
+            snprintf(ka, sizeof ka, "%s_alpha", keys[i]);
+            snprintf(kb, sizeof kb, "%s_beta", keys[i]);
+            sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":%s=%s(%.9g,%.9g)", keys[i],
+                           kiln_attr_str(n, keys[i], "none"), (double)kiln_attr_float(n, ka, 0.0f),
+                           (double)kiln_attr_float(n, kb, 0.0f));
+        }
+    }
+    int pick = kiln_cg_choose(c, sig, names, n_c, heur);
+    const nhwc_cfg *f = &nhwc_cfgs[idx[pick]];
+    const int threads = cfg_threads(f);
+    const uint32_t smem = cfg_smem(f);
+
+    /* main kernel */
+    char fn[64], epi[80], shp[80];
+    kiln_cg_kernel_name(c, "conv_nhwc", fn, sizeof fn);
+    snprintf(epi, sizeof epi, "%s_epilogue", fn);
+    snprintf(shp, sizeof shp, "%s_shape", fn);
+    kiln_cg_printf(&c->src, "\n// %s: %s (%s), NHWC x[%lld,%lld,%lld,%lld] * OHWI w[%lld,%lld,%lld,%lld], tile %s\n", fn,
+                   c->group, a.an != n ? "conv_epilogue" : "Conv", (long long)N, (long long)H, (long long)W, (long long)C,
+                   (long long)K, (long long)R, (long long)S, (long long)C, names[pick]);
+    kiln_cg_printf(&c->src,
+                   "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, K = %lld, P = %lld, Q = "
+                   "%lld, R = %lld, S = %lld;\n    static constexpr int SH = %lld, SW = %lld, PH = %lld, PW = %lld, DH = "
+                   "%lld, DW = %lld;\n};\n",
+                   shp, (long long)N, (long long)H, (long long)W, (long long)C, (long long)K, (long long)P, (long long)Q,
+                   (long long)R, (long long)S, (long long)s[0], (long long)s[1], (long long)pb[0], (long long)pb[1],
+                   (long long)d[0], (long long)d[1]);
+    if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;
+    kiln_cg_printf(&c->src,
+                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const %s::bias_t "
+                   "*bias, const %s::res_t *res, __half *y, float *part) {\n"
+                   "    KILN_NHWC_SMEM(smem, %u);\n"
+                   "    kiln::conv_nhwc_f16<%s, %d, %d, %d, %d, %d, %d, %d, %s>(x, w, bias, res, y, part, smem);\n}\n",
+                   threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->splitk, epi);
+
+    /* OHWI fp16 weights */
+    kiln_bundle_arg args[6];
+    {
+        const kiln_tensor *t = w->data;
+        uint16_t *h = malloc(sizeof *h * (size_t)(K * KD));
+        if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+        for (int64_t ko = 0; ko < K; ko++)
+            for (int64_t ci = 0; ci < C; ci++)
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t sx = 0; sx < S; sx++)
+                        h[((ko * R + r) * S + sx) * C + ci] =
+                            kiln_f32_to_f16((float)kiln_tensor_get(t, ((ko * C + ci) * R + r) * S + sx));
+        char wname[256];
+        snprintf(wname, sizeof wname, "%s.ohwi", w->name && *w->name ? w->name : "const");
+        int64_t dims[4] = {K, R, S, C};
+        uint64_t off;
+        st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 4, dims, h, (uint64_t)(K * KD) * 2, &off);
+        free(h);
+        if (st) return st;
+        args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, off};
+    }
+    if ((st = kiln_cg_value_arg(c, a.x, &args[0]))) return st;
+    if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
+    if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
+    if ((st = kiln_cg_value_arg(c, a.y, &args[4]))) return st;
+    if (f->splitk > 1) {
+        if ((st = kiln_cg_scratch(c, (uint64_t)f->splitk * (uint64_t)(M * K) * 4, &args[5]))) return st;
+    } else {
+        args[5] = kiln_cg_null_arg;
+    }
+    const uint64_t gx = (uint64_t)((M + f->bm - 1) / f->bm), gy = (uint64_t)((K + f->bn - 1) / f->bn);
+    if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, 6))) return st;
+    *handled = true;
+    if (f->splitk == 1) return KILN_OK;
+
+    /* split-K: the ordered sum of the partials and the epilogue */
+    char rfn[64], repi[80];
+    kiln_cg_kernel_name(c, "conv_nhwc_splitk", rfn, sizeof rfn);
+    snprintf(repi, sizeof repi, "%s_epilogue", rfn);
+    kiln_cg_printf(&c->src, "\n// %s: %s, the sum of %d split-K partials and the epilogue\n", rfn, c->group, f->splitk);
+    if ((st = kiln_cg_conv_emit_epilogue(c, n, repi, bias_expr))) return st;
+    kiln_cg_printf(&c->src,
+                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const float *part, const %s::bias_t *bias, const "
+                   "%s::res_t *res, __half *y) {\n"
+                   "    kiln::conv_nhwc_splitk_reduce<%lld, %lld, %d, %s>(part, bias, res, y);\n}\n",
+                   BLOCK_1D, rfn, repi, repi, (long long)M, (long long)K, f->splitk, repi);
+    kiln_bundle_arg rargs[4] = {args[5], args[2], args[3], args[4]};
+    return kiln_cg_launch(c, rfn, kiln_cg_grid_1d(M * K / 2), 1, 1, BLOCK_1D, rargs, 4);
+}

@@ -1,0 +1,240 @@
+// conv_nhwc.cuh — fp16 NHWC implicit-GEMM convolution for sm_80+ (cp.async, ldmatrix,
+// mma.sync.m16n8k16 with fp32 accumulation), emitted by codegen/cg_conv_nhwc.c.
+//
+//     conv_nhwc_f16<SHP, BM, BN, BK, WM, WN, STAGES, SPLITK, E>(x, w, bias, res, y, part, smem)
+//
+// GEMM view: rows m = output pixels (n, p, q) of x NHWC [N][H][W][C], columns = output channels
+// k, depth = R*S*C in (r, s, c) order (c innermost) so that one 16-byte chunk of 8 channels is
+// one contiguous piece of x and of the weights, stored OHWI [K][R][S][C]. y is NHWC: y[m * K + k].
+// SHP is a generated struct of `static constexpr int` N, H, W, C, K, P, Q, R, S, SH, SW, PH, PW,
+// DH, DW: every index division is by a constant. Requires C % 8 == 0 and K % 8 == 0.
+//
+// Launch: (BM / WM) * (BN / WN) warps, grid (ceil(M / BM), ceil(K / BN), SPLITK), dynamic shared
+// memory conv_nhwc_smem_bytes(BM, BN, BK, STAGES). Each thread keeps the same 16-byte chunk
+// column of the A and B tiles for the whole kernel, so its pixels' (n, p, q) decomposition is
+// done once; per K tile only (r, s, c) of its one chunk column is computed.
+//
+// Pipeline: STAGES shared stages filled with cp.async.cg (16 bytes, src-size 0 = zero fill for
+// padding taps, rows past M or K and depth past R*S*C), one commit group per stage; the loads of
+// tile i + STAGES - 1 are issued before the mma work on tile i. Shared rows are BK + 8 halves
+// long: the 8 row addresses of one ldmatrix 8x8 matrix then fall on 8 distinct 4-bank groups.
+// Fragments: ldmatrix.x4 (non-transposed) gives A's a0..a3 of one 16x16 tile (lane l addresses
+// row l % 16, column 8 * (l / 16)), and for B = weights [n][k] (what mma's .col B wants) the
+// b0, b1 of two adjacent n8 tiles (lane l: row (l % 8) + 8 * (l / 16), column 8 * ((l / 8) % 2)).
+//
+// SPLITK > 1: split z accumulates K tiles [z * KT_SPLIT, (z + 1) * KT_SPLIT) and writes fp32
+// partials part[z][M][K]; conv_nhwc_splitk_reduce sums the splits in order (deterministic) and
+// applies the epilogue. SPLITK == 1 applies E::apply(bias, res, channel, flat index, v) and
+// stores two adjacent channels as one 32-bit word.
+//
+// Under the CPU emulator (KILN_EMU) cp.async is a synchronous copy with zero fill (commit and
+// wait do nothing) and ldmatrix is a warp exchange in tests/codegen/emu/emu_sched.cpp that hands
+// each lane the words the PTX ISA's layout gives it, so a fragment-layout bug fails the tests.
+#pragma once
+
+#include "kiln_common.cuh"
+#include "mma.cuh"
+
+#ifdef KILN_EMU
+extern "C" void emu_cp_async16(void *dst, const void *src, int src_bytes);
+extern "C" void emu_ldmatrix(int n, int trans, kiln::u32 *r, const void *row);
+#define KILN_NHWC_SMEM(name, bytes) alignas(16) static unsigned char name[bytes]
+#else
+#define KILN_NHWC_SMEM(name, bytes) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
+namespace kiln {
+
+#define KILN_NHWC_SMEM_BYTES(BM, BN, BK, STAGES) ((STAGES) * ((BM) + (BN)) * ((BK) + 8) * 2)
+
+// 16 bytes global -> shared; valid == false writes 16 zero bytes and reads nothing.
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+#ifdef KILN_EMU
+    emu_cp_async16(dst, src, valid ? 16 : 0);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    const int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#ifndef KILN_EMU
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+#ifndef KILN_EMU
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); // shared memory changed under the compiler
+#endif
+}
+
+// ldmatrix.sync.aligned.m8n8.x{1,2,4}[.trans].shared.b16: lane l supplies the row address for
+// matrix l / 8 (the addresses of lanes 8 * NMAT and up are not used), receives r[i]
+// of matrix i.
+template <int NMAT, bool TRANS> __device__ __forceinline__ void ldmatrix(u32 *r, const void *row) {
+#ifdef KILN_EMU
+    emu_ldmatrix(NMAT, TRANS, r, row);
+#else
+    const unsigned a = (unsigned)__cvta_generic_to_shared(row);
+    if constexpr (NMAT == 4 && !TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(a));
+    else if constexpr (NMAT == 4)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(a));
+    else if constexpr (NMAT == 2 && !TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+    else if constexpr (NMAT == 2)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+    else if constexpr (!TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(a));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(a));
+#endif
+}
+
+// Two floats as two halves in one 32-bit store (p is 4-byte aligned: even channel, K % 8 == 0).
+__device__ __forceinline__ void st_half2(__half *p, float a, float b) {
+    const u32 v = (u32)__half_as_ushort(__float2half_rn(a)) | ((u32)__half_as_ushort(__float2half_rn(b)) << 16);
+    *reinterpret_cast<u32 *>(p) = v;
+}
+
+template <class SHP, int BM, int BN, int BK, int WM, int WN, int STAGES, int SPLITK, class E>
+__device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                              const typename E::bias_t *bias, const typename E::res_t *res,
+                                              __half *y, float *part, unsigned char *smem) {
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = SHP::R * SHP::S * SHP::C;
+    constexpr int KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
+    constexpr int WARPS_N = BN / WN, NTH = (BM / WM) * WARPS_N * 32;
+    constexpr int MT = WM / 16, NT = WN / 8;
+    constexpr int LD = BK + 8;  // shared row stride in halves (see the header)
+    constexpr int CPR = BK / 8; // 16-byte chunks per tile row
+    constexpr int ROWS = NTH / CPR, A_CH = BM / ROWS, B_CH = BN / ROWS;
+    static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
+    static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 16 == 0, "warp tiles");
+    static_assert(BK % 16 == 0 && NTH % CPR == 0 && BM % ROWS == 0 && BN % ROWS == 0, "tile loads");
+    static_assert(STAGES >= 2, "at least two stages");
+    unsigned short *As = reinterpret_cast<unsigned short *>(smem); // [STAGES][BM][LD]
+    unsigned short *Bs = As + STAGES * BM * LD;                    // [STAGES][BN][LD]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
+    const int m0 = (int)blockIdx.x * BM, n0 = (int)blockIdx.y * BN;
+    const int cc = tid % CPR, row0 = tid / CPR;
+
+    // this thread's A rows: pixel base offset in x and the top-left input tap (out of range
+    // rows get a row far outside the image, so every tap of them is zero-filled)
+    i64 a_base[A_CH];
+    int a_h[A_CH], a_w[A_CH];
+#pragma unroll
+    for (int j = 0; j < A_CH; j++) {
+        const int m = m0 + row0 + j * ROWS;
+        const int b = m / (SHP::P * SHP::Q), pq = m % (SHP::P * SHP::Q);
+        a_base[j] = (i64)b * SHP::H * SHP::W * SHP::C;
+        a_h[j] = m < M ? (pq / SHP::Q) * SHP::SH - SHP::PH : -(1 << 28);
+        a_w[j] = (pq % SHP::Q) * SHP::SW - SHP::PW;
+    }
+
+    // issue the cp.async copies of K tile kt into stage slot
+    auto load = [&](int slot, int kt) {
+        const int kk = kt * BK + cc * 8;
+        const bool kin = kk < KD;
+        const int r = kk / (SHP::S * SHP::C), s = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
+        unsigned short *as = As + slot * BM * LD + row0 * LD + cc * 8;
+        unsigned short *bs = Bs + slot * BN * LD + row0 * LD + cc * 8;
+#pragma unroll
+        for (int j = 0; j < A_CH; j++) {
+            const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + s * SHP::DW;
+            const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
+            const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
+            cp_async16(as + j * ROWS * LD, src, ok);
+        }
+#pragma unroll
+        for (int j = 0; j < B_CH; j++) {
+            const int n = n0 + row0 + j * ROWS;
+            const bool ok = kin && n < NN;
+            cp_async16(bs + j * ROWS * LD, ok ? w + (i64)n * KD + kk : w, ok);
+        }
+    };
+
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
+
+    const int kt0 = (int)blockIdx.z * KT_SPLIT;
+    const int nk = KT - kt0 < KT_SPLIT ? KT - kt0 : KT_SPLIT; // <= 0: an empty last split
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < nk) load(s, kt0 + s);
+        cp_async_commit(); // always: the group count stays in step with the tiles
+    }
+    // lane's ldmatrix row/column inside a 16x16 A tile and a 16(n)x16(k) B pair
+    const int la_r = lane & 15, la_c = (lane >> 4) * 8;
+    const int lb_r = (lane & 7) + ((lane >> 4) << 3), lb_c = ((lane >> 3) & 1) * 8;
+    for (int i = 0; i < nk; i++) {
+        cp_async_wait<STAGES - 2>(); // tile i landed (this thread's copies) ...
+        __syncthreads();             // ... everyone's, and stage (i - 1) % STAGES is free
+        const int pf = i + STAGES - 1;
+        if (pf < nk) load(pf % STAGES, kt0 + pf);
+        cp_async_commit();
+        const unsigned short *as = As + (i % STAGES) * BM * LD, *bs = Bs + (i % STAGES) * BN * LD;
+#pragma unroll
+        for (int ks = 0; ks < BK; ks += 16) {
+            u32 af[MT][4], bf[NT][2];
+#pragma unroll
+            for (int mi = 0; mi < MT; mi++) ldmatrix<4, false>(af[mi], as + (wm0 + mi * 16 + la_r) * LD + ks + la_c);
+#pragma unroll
+            for (int nj = 0; nj < NT; nj += 2) {
+                u32 r4[4];
+                ldmatrix<4, false>(r4, bs + (wn0 + nj * 8 + lb_r) * LD + ks + lb_c);
+                bf[nj][0] = r4[0], bf[nj][1] = r4[1], bf[nj + 1][0] = r4[2], bf[nj + 1][1] = r4[3];
+            }
+            warp_mma<mma_f16, MT, NT>(acc, af, bf);
+        }
+    }
+    cp_async_wait<0>();
+
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int j = 0; j < NT; j++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int m = m0 + wm0 + i * 16 + g + 8 * h, n = n0 + wn0 + j * 8 + 2 * t;
+                if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
+                const i64 o = (i64)m * NN + n;
+                if constexpr (SPLITK == 1) {
+                    st_half2(y + o, E::apply(bias, res, n, o, acc[i][j][2 * h]),
+                             E::apply(bias, res, n + 1, o + 1, acc[i][j][2 * h + 1]));
+                } else {
+                    float *p = part + (i64)blockIdx.z * M * NN + o;
+                    p[0] = acc[i][j][2 * h];
+                    p[1] = acc[i][j][2 * h + 1];
+                }
+            }
+}
+
+// Split-K second pass: y = epilogue(sum over z of part[z]), summed in split order. One thread
+// per two adjacent channels, grid-stride.
+template <int M, int NN, int SPLITK, class E>
+__device__ __forceinline__ void conv_nhwc_splitk_reduce(const float *__restrict__ part, const typename E::bias_t *bias,
+                                                        const typename E::res_t *res, __half *y) {
+    constexpr i64 PAIRS = (i64)M * NN / 2, PLANE = (i64)M * NN;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < PAIRS; i += (i64)gridDim.x * blockDim.x) {
+        const i64 o = 2 * i;
+        const int n = (int)(o % NN);
+        float a = 0.0f, b = 0.0f;
+#pragma unroll
+        for (int z = 0; z < SPLITK; z++) a += part[z * PLANE + o], b += part[z * PLANE + o + 1];
+        st_half2(y + o, E::apply(bias, res, n, o, a), E::apply(bias, res, n + 1, o + 1, b));
+    }
+}
+
+} // namespace kiln

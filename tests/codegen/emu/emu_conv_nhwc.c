@@ -1,0 +1,529 @@
+/* emu_conv_nhwc.c — the fp16 NHWC convolution (codegen/cg_conv_nhwc.c, kernels/conv_nhwc.cuh)
+ * without a GPU. NHWC activations only appear once select-layout runs at fp16 on the GPU path,
+ * so each case builds a graph by hand: x [N,C,H,W] -> Conv (+ bias, relu, residual, relu as a
+ * conv_epilogue group) -> y, runs fuse-epilogue and plan-memory, then marks x, the residual
+ * and y as fp16 NHWC graph I/O, generates the module (a tile forced with "kiln_tile" where the
+ * case names one), compiles it as host C++ with the CUDA shim (emu_shim.h: cp.async, ldmatrix
+ * and mma.sync emulated from the PTX layouts) and runs the launch plan on NHWC copies of seeded
+ * random inputs (outputs poisoned with NaN first). The reference is the CPU evaluator on the fp32
+ * graph with the same fp16-rounded inputs; pass: relative L2 error <= 5e-3 and no NaN.
+ * With --nvrtc it instead NVRTC-compiles every candidate tile of one shape for sm_80 and sm_90
+ * and prints ptxas's registers / shared memory / spills (SKIP 77 without NVRTC).
+ * With --gpu (label gpu) the same cases are compiled for sm_80 + sm_90 and run through the runtime
+ * on the GPU (SKIP 77 without one).
+ * usage: emu_conv_nhwc SOURCE_DIR WORK_DIR [--nvrtc | --gpu]; exit 0 pass, 1 fail, 77 skip. */
+#include "codegen/codegen.h"
+#include "runtime/bundle.h"
+#include "codegen/nvrtc.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conv_case {
+    const char *name;
+    int n, c, h, w, k, r, s, stride, pad;
+    int bias, relu, residual; /* residual: + r, then relu again */
+    const char *tile;         /* forced candidate, NULL = heuristic */
+} conv_case;
+
+static const conv_case cases[] = {
+    {"1x1", 2, 16, 8, 8, 32, 1, 1, 1, 0, 1, 0, 0, NULL},
+    {"3x3_pad1", 1, 16, 9, 9, 16, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"3x3_s2", 2, 32, 10, 10, 24, 3, 3, 2, 1, 0, 0, 0, NULL},
+    {"7x7_s2_c8", 1, 8, 20, 20, 16, 7, 7, 2, 3, 1, 1, 0, NULL},
+    {"res_relu", 1, 32, 7, 7, 32, 3, 3, 1, 1, 1, 1, 1, NULL},
+    {"c24", 1, 24, 6, 6, 40, 3, 3, 1, 1, 1, 0, 0, NULL},
+    {"m_tail_64", 1, 16, 11, 11, 64, 1, 1, 1, 0, 0, 0, 0, "64x64x32s4w4k1"},
+    {"big_tile", 2, 32, 12, 12, 128, 1, 1, 1, 0, 1, 1, 0, "128x128x32s4w8k1"},
+    {"splitk4", 1, 64, 5, 5, 64, 3, 3, 1, 1, 1, 1, 1, "32x64x64s4w4k4"},
+    {"splitk2_s3", 1, 32, 7, 7, 64, 3, 3, 1, 1, 1, 0, 0, "64x64x32s4w4k2"},
+};
+
+/* --gpu also runs ResNet-50's convolution shapes (heuristic tiles; too slow to emulate) and
+ * leaves each bundle as WORK/NAME.kiln for `kiln bench`. */
+static const conv_case gpu_cases[] = {
+    {"r50_s1_3x3_b1", 1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"r50_s1_1x1_b1", 1, 64, 56, 56, 256, 1, 1, 1, 0, 1, 1, 1, NULL},
+    {"r50_s2_3x3_b1", 1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"r50_s3_3x3_b1", 1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"r50_s3_1x1_b1", 1, 1024, 14, 14, 256, 1, 1, 1, 0, 1, 1, 0, NULL},
+    {"r50_s4_3x3_b1", 1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"r50_s4_1x1_b1", 1, 2048, 7, 7, 512, 1, 1, 1, 0, 1, 1, 0, NULL},
+    {"r50_s4_3x3s2_b1", 1, 256, 14, 14, 256, 3, 3, 2, 1, 1, 1, 0, NULL},
+    {"r50_s3_3x3_b8", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"r50_s1_3x3_b8", 8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+};
+
+static uint64_t rng;
+static double rnd(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static int val(kiln_graph *g, const char *name, int rank, const int64_t *dims) {
+    int v = kiln_graph_find_value(g, name);
+    if (v < 0) v = kiln_graph_add_value(g, name);
+    if (v >= 0 && rank) kiln_value_set(&g->values[v], KILN_F32, rank, dims);
+    return v;
+}
+static int cst(kiln_graph *g, const char *name, int rank, const int64_t *dims, double scale) {
+    int v = val(g, name, rank, dims);
+    kiln_tensor *t = kiln_tensor_new(KILN_F32, rank, dims);
+    if (v < 0 || !t) return -1;
+    for (int64_t i = 0; i < t->numel; i++) kiln_tensor_set(t, i, rnd() * scale);
+    g->values[v].data = t;
+    g->values[v].flags |= KILN_VALUE_INITIALIZER;
+    return v;
+}
+static void io(kiln_graph *g, int v, bool out) {
+    int **ids = out ? &g->outputs : &g->inputs, *n = out ? &g->n_outputs : &g->n_inputs;
+    *ids = realloc(*ids, sizeof(int) * (size_t)(*n + 1));
+    (*ids)[(*n)++] = v;
+    g->values[v].flags |= out ? KILN_VALUE_OUTPUT : KILN_VALUE_INPUT;
+}
+
+/* The fp32 graph of a case (weights from the seeded generator: two builds are identical). */
+static kiln_graph *build(const conv_case *k) {
+    rng = 0x2545F4914F6CDD1Dull;
+    kiln_graph *g = kiln_graph_new();
+    if (!g) return NULL;
+    int64_t p = (k->h + 2 * k->pad - k->r) / k->stride + 1, q = (k->w + 2 * k->pad - k->s) / k->stride + 1;
+    int64_t xd[4] = {k->n, k->c, k->h, k->w}, wd[4] = {k->k, k->c, k->r, k->s}, bd[1] = {k->k}, yd[4] = {k->n, k->k, p, q};
+    io(g, val(g, "x", 4, xd), false);
+    if (k->residual) io(g, val(g, "res", 4, yd), false);
+    cst(g, "w", 4, wd, 1.0 / sqrt((double)(k->c * k->r * k->s)));
+    if (k->bias) cst(g, "b", 1, bd, 0.5);
+    const char *cur = "conv";
+    int ci[3] = {val(g, "x", 0, NULL), val(g, "w", 0, NULL), k->bias ? val(g, "b", 0, NULL) : -1};
+    int co = val(g, "conv", 0, NULL);
+    int nid = kiln_graph_add_node(g, KILN_OP_Conv, "conv", ci, k->bias ? 3 : 2, &co, 1);
+    if (nid < 0) return NULL;
+    int64_t st[2] = {k->stride, k->stride}, pads[4] = {k->pad, k->pad, k->pad, k->pad}, ks[2] = {k->r, k->s};
+    kiln_node_set_ints(&g->nodes[nid], "strides", st, 2);
+    kiln_node_set_ints(&g->nodes[nid], "pads", pads, 4);
+    kiln_node_set_ints(&g->nodes[nid], "kernel_shape", ks, 2);
+    if (k->relu) {
+        int i = val(g, cur, 0, NULL), o = val(g, "act", 0, NULL);
+        kiln_graph_add_node(g, KILN_OP_Relu, "relu", &i, 1, &o, 1);
+        cur = "act";
+    }
+    if (k->residual) {
+        int i[2] = {val(g, cur, 0, NULL), val(g, "res", 0, NULL)}, o = val(g, "sum", 0, NULL);
+        kiln_graph_add_node(g, KILN_OP_Add, "add", i, 2, &o, 1);
+        int o2 = val(g, "y", 0, NULL);
+        kiln_graph_add_node(g, KILN_OP_Relu, "relu2", &o, 1, &o2, 1);
+        cur = "y";
+    }
+    io(g, val(g, cur, 0, NULL), true);
+    if (kiln_graph_normalize(g)) {
+        fprintf(stderr, "%s: %s\n", k->name, kiln_last_error());
+        kiln_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* fuse-epilogue + plan-memory; x, res and y become fp16 NHWC I/O; the node gets the forced tile. */
+static kiln_graph *prepare_layout(const conv_case *k, kiln_layout layout) {
+    kiln_graph *g = build(k);
+    if (!g) return NULL;
+    kiln_pipeline_opts po;
+    kiln_pipeline_opts_init(&po);
+    po.only = "fuse-epilogue,plan-memory";
+    po.ctx.precision = KILN_PREC_FP16;
+    int ns = 0;
+    if (kiln_pipeline_run(g, &po, NULL, 0, &ns)) {
+        fprintf(stderr, "%s: %s\n", k->name, kiln_last_error());
+        kiln_graph_free(g);
+        return NULL;
+    }
+    for (int i = 0; i < g->n_inputs; i++) g->values[g->inputs[i]].dtype = KILN_F16, g->values[g->inputs[i]].layout = layout;
+    for (int i = 0; i < g->n_outputs; i++)
+        g->values[g->outputs[i]].dtype = KILN_F16, g->values[g->outputs[i]].layout = layout;
+    if (k->tile)
+        for (int i = 0; i < g->n_nodes; i++) kiln_node_set_str(&g->nodes[i], "kiln_tile", k->tile);
+    return g;
+}
+
+static kiln_graph *prepare(const conv_case *k) { return prepare_layout(k, KILN_LAYOUT_NHWC); }
+
+static int64_t nhwc_index(const int64_t *d, int64_t i) { /* NCHW flat index i -> NHWC flat index */
+    int64_t w = i % d[3], h = (i / d[3]) % d[2], c = (i / (d[3] * d[2])) % d[1], n = i / (d[3] * d[2] * d[1]);
+    return ((n * d[2] + h) * d[3] + w) * d[1] + c;
+}
+
+
+/* Seeded random fp16 inputs: cin[i] fp32 NCHW for the CPU, hin[i] the same values fp16 NHWC;
+ * hout[0] the NHWC output, poisoned (NaN). Returns the output's element count. */
+static int64_t make_io(const kiln_graph *ref, kiln_tensor **cin, uint16_t **hin, uint16_t **hout) {
+    rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < ref->n_inputs; i++) {
+        const kiln_value *v = &ref->values[ref->inputs[i]];
+        cin[i] = kiln_tensor_new(KILN_F32, v->rank, v->dims);
+        hin[i] = malloc(2 * (size_t)cin[i]->numel);
+        for (int64_t e = 0; e < cin[i]->numel; e++) {
+            uint16_t h = kiln_f32_to_f16((float)rnd());
+            hin[i][nhwc_index(v->dims, e)] = h;
+            kiln_tensor_set(cin[i], e, kiln_f16_to_f32(h));
+        }
+    }
+    const kiln_value *yv = &ref->values[ref->outputs[0]];
+    int64_t yn = 1;
+    for (int i = 0; i < yv->rank; i++) yn *= yv->dims[i];
+    hout[0] = malloc(2 * (size_t)yn);
+    memset(hout[0], 0xff, 2 * (size_t)yn);
+    return yn;
+}
+
+/* The CPU evaluator on the fp32 graph against the NHWC fp16 result: rel L2 <= 5e-3, no NaN. */
+static int compare(const conv_case *k, const kiln_graph *ref, kiln_tensor **cin, kiln_tensor **cout, const uint16_t *y,
+                   int64_t yn, uint32_t n_launches, const char *tile) {
+    const kiln_value *yv = &ref->values[ref->outputs[0]];
+    if (kiln_graph_run_cpu(ref, cin, ref->n_inputs, cout, 1)) {
+        printf("FAIL: %s: CPU: %s\n", k->name, kiln_last_error());
+        return 1;
+    }
+    double num = 0, den = 0;
+    int64_t nan = 0;
+    for (int64_t e = 0; e < yn; e++) {
+        double want = kiln_tensor_get(cout[0], e), got = kiln_f16_to_f32(y[nhwc_index(yv->dims, e)]);
+        if (isnan(got)) nan++;
+        else num += (got - want) * (got - want);
+        den += want * want;
+    }
+    double rel = sqrt(num / (den > 0 ? den : 1));
+    int failed = nan > 0 || !(rel <= 5e-3);
+    printf("%s: %s (%dx%d s%d p%d, C %d K %d, M %lld, %.3g GFLOP): rel L2 %.3g, %lld NaN, %u launches, tile %s\n",
+           failed ? "FAIL" : "PASS", k->name, k->r, k->s, k->stride, k->pad, k->c, k->k, (long long)(yn / k->k),
+           2e-9 * (double)yn * k->c * k->r * k->s, rel, (long long)nan, n_launches, tile);
+    return failed;
+}
+
+typedef void (*tramp_fn)(void **);
+typedef int (*launch_fn)(tramp_fn, void **, const unsigned *, const unsigned *);
+
+static int run_case(const conv_case *k, const char *src, const char *work) {
+    kiln_graph *g = prepare(k), *ref = build(k);
+    if (!g || !ref) return 1;
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = KILN_PREC_FP16;
+    o.compile = false;
+    kiln_bundle *b = kiln_bundle_new();
+    char *cuda = NULL;
+    if (!b || kiln_codegen_build(g, &o, b, &cuda)) {
+        printf("FAIL: %s: codegen: %s\n", k->name, kiln_last_error());
+        return 1;
+    }
+    if (!strstr(cuda, "conv_nhwc_f16<")) {
+        printf("FAIL: %s: the NHWC kernel was not used\n", k->name);
+        return 1;
+    }
+    char want_tile[96];
+    snprintf(want_tile, sizeof want_tile, "tile %s\n", k->tile ? k->tile : "");
+    if (k->tile && !strstr(cuda, want_tile)) {
+        printf("FAIL: %s: the forced tile %s was not used\n", k->name, k->tile);
+        return 1;
+    }
+    const char *tl = strstr(cuda, "], tile ");
+    char tile_used[64] = "";
+    if (tl) snprintf(tile_used, sizeof tile_used, "%.*s", (int)strcspn(tl + 8, "\n"), tl + 8);
+    char path[1024], cmd[4096];
+    snprintf(path, sizeof path, "%s/%s.cu", work, k->name);
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    fputs(cuda, f);
+    fclose(f);
+    free(cuda);
+    snprintf(cmd, sizeof cmd,
+             "python3 %s/tests/codegen/emu/gen_tramp.py %s/%s.cu %s/%s.cpp && g++ -O1 -std=c++17 -fPIC -shared -include "
+             "%s/tests/codegen/emu/emu_shim.h -I%s/tests/codegen/emu -I%s/kernels %s/%s.cpp %s/emu_sched.o -o %s/%s.so",
+             src, work, k->name, work, k->name, src, src, src, work, k->name, work, work, k->name);
+    if (system(cmd)) {
+        printf("FAIL: %s: host compile\n", k->name);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/%s.so", work, k->name);
+    void *so = dlopen(path, RTLD_NOW);
+    launch_fn launch = so ? (launch_fn)(uintptr_t)dlsym(so, "emu_launch") : NULL;
+    if (!launch) {
+        printf("FAIL: %s: %s\n", k->name, dlerror());
+        return 1;
+    }
+    kiln_tensor *cin[4] = {0}, *cout[2] = {0};
+    uint16_t *hin[4] = {0}, *hout[2] = {0};
+    int64_t yn = make_io(ref, cin, hin, hout);
+    uint8_t *arena = malloc(b->arena_bytes + 16), *weights = aligned_alloc(64, (b->weight_bytes + 64) / 64 * 64);
+    memset(arena, 0xff, b->arena_bytes + 16);
+    memcpy(weights, b->weight_data, b->weight_bytes);
+    int failed = 0;
+    for (int li = 0; li < b->n_launches && !failed; li++) {
+        const kiln_bundle_launch *L = &b->launches[li];
+        char sym[512];
+        snprintf(sym, sizeof sym, "emu_tramp_%s", b->kernels[L->kernel].function);
+        tramp_fn t = (tramp_fn)(uintptr_t)dlsym(so, sym);
+        if (!t) {
+            printf("FAIL: %s: no %s\n", k->name, sym);
+            return 1;
+        }
+        uint64_t vals[KILN_BUNDLE_MAX_ARGS];
+        void *params[KILN_BUNDLE_MAX_ARGS];
+        for (uint32_t a = 0; a < L->n_args; a++) {
+            const kiln_bundle_arg *A = &L->args[a];
+            void *p = NULL;
+            switch (A->kind) {
+            case KILN_ARG_ARENA: p = arena + A->value; break;
+            case KILN_ARG_WEIGHT: p = weights + A->value; break;
+            case KILN_ARG_INPUT: p = hin[A->value]; break;
+            case KILN_ARG_OUTPUT: p = hout[A->value]; break;
+            case KILN_ARG_SCALAR: vals[a] = A->value; break;
+            case KILN_ARG_BYTES: break;
+            }
+            if (A->kind <= KILN_ARG_OUTPUT) memcpy(&vals[a], &p, sizeof p);
+            params[a] = A->kind == KILN_ARG_BYTES ? (void *)(b->const_pool + A->value) : (void *)&vals[a];
+        }
+        failed = launch(t, params, L->grid, L->block) != 0;
+    }
+    failed |= compare(k, ref, cin, cout, hout[0], yn, b->n_launches, tile_used);
+    for (int i = 0; i < 4; i++) free(hin[i]), kiln_tensor_free(cin[i]);
+    free(hout[0]);
+    kiln_tensor_free(cout[0]);
+    free(arena);
+    free(weights);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+    kiln_graph_free(ref);
+    void (*release)(void) = (void (*)(void))(uintptr_t)dlsym(so, "emu_release");
+    if (release) release();
+    dlclose(so);
+    return failed;
+}
+
+/* The tile name from the generated comment "..., tile NAME". */
+static void tile_of(const char *cuda, char *buf, size_t len) {
+    const char *tl = strstr(cuda, "], tile ");
+    buf[0] = 0;
+    if (tl) snprintf(buf, len, "%.*s", (int)strcspn(tl + 8, "\n"), tl + 8);
+}
+
+/* --gpu: the same cases compiled for sm_80 + sm_90 and run through the runtime (host-bound I/O). */
+static int gpu_case(const conv_case *k, const char *work, bool *skip) {
+    kiln_graph *g = prepare(k), *ref = build(k);
+    if (!g || !ref) return 1;
+    static const char *const archs[] = {"sm_80", "sm_90"};
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = KILN_PREC_FP16;
+    o.archs = archs;
+    o.n_archs = 2;
+    kiln_bundle *b = kiln_bundle_new();
+    char *cuda = NULL, path[1024], tile[64];
+    if (!b || kiln_codegen_build(g, &o, b, &cuda)) {
+        printf("FAIL: %s: codegen: %s\n", k->name, kiln_last_error());
+        return 1;
+    }
+    tile_of(cuda, tile, sizeof tile);
+    free(cuda);
+    snprintf(path, sizeof path, "%s/%s.kiln", work, k->name);
+    kiln_bundle_model *m = NULL;
+    kiln_exec_context *ctx = NULL;
+    if (kiln_bundle_write(b, path)) {
+        printf("FAIL: %s: %s\n", k->name, kiln_last_error());
+        return 1;
+    }
+    kiln_status st = kiln_bundle_model_open(path, NULL, &m);
+    if (st == KILN_ERR_UNSUPPORTED) {
+        if (!*skip) printf("SKIP: no GPU or driver (the cases are still generated and NVRTC-compiled): %s\n", kiln_last_error());
+        *skip = true;
+        printf("  generated %s: %u launches, tile %s\n", k->name, b->n_launches, tile);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+        kiln_graph_free(ref);
+        return 0;
+    }
+    kiln_tensor *cin[4] = {0}, *cout[2] = {0};
+    uint16_t *hin[4] = {0}, *hout[2] = {0};
+    int64_t yn = make_io(ref, cin, hin, hout);
+    if (!st) st = kiln_exec_context_new(m, 0, &ctx);
+    for (int i = 0; !st && i < kiln_bundle_model_num_inputs(m); i++) {
+        const char *name;
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        st = kiln_bundle_model_input_info(m, i, &name, &dt, &rank, dims);
+        int gi = -1;
+        for (int j = 0; j < ref->n_inputs; j++)
+            if (!strcmp(ref->values[ref->inputs[j]].name, name)) gi = j;
+        if (!st) st = gi < 0 ? KILN_ERR_INTERNAL : kiln_exec_context_bind_input(ctx, i, hin[gi], dt, rank, dims, KILN_MEM_HOST);
+    }
+    if (!st) {
+        const char *name;
+        kiln_dtype dt;
+        int rank;
+        int64_t dims[KILN_MAX_RANK];
+        st = kiln_bundle_model_output_info(m, 0, &name, &dt, &rank, dims);
+        if (!st) st = kiln_exec_context_bind_output(ctx, 0, hout[0], dt, rank, dims, KILN_MEM_HOST);
+    }
+    if (!st) st = kiln_exec_context_run(ctx, NULL);
+    int failed = st ? 1 : 0;
+    if (st) printf("FAIL: %s: run: %s\n", k->name, kiln_last_error());
+    else failed = compare(k, ref, cin, cout, hout[0], yn, b->n_launches, tile);
+    for (int i = 0; i < 4; i++) free(hin[i]), kiln_tensor_free(cin[i]);
+    free(hout[0]);
+    kiln_tensor_free(cout[0]);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+    kiln_graph_free(ref);
+    return failed;
+}
+
+/* For `kiln bench` against today's NCHW fp16 path: WORK/NAME_nchw.kiln, the same conv with
+ * NCHW activations (conv2d_igemm_mma); built only. */
+static int gpu_baseline(const conv_case *k, const char *work) {
+    kiln_graph *g = prepare_layout(k, KILN_LAYOUT_NCHW);
+    static const char *const archs[] = {"sm_80", "sm_90"};
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = KILN_PREC_FP16;
+    o.archs = archs;
+    o.n_archs = 2;
+    kiln_bundle *b = kiln_bundle_new();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s_nchw.kiln", work, k->name);
+    int failed = !g || !b || kiln_codegen_build(g, &o, b, NULL) || kiln_bundle_write(b, path);
+    if (failed) printf("FAIL: %s_nchw: %s\n", k->name, kiln_last_error());
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+    return failed;
+}
+
+/* --nvrtc: every candidate of one shape (ResNet-50-like 3x3, C = K = 256, 14x14, batch 8, bias +
+ * relu + residual) NVRTC-compiled for sm_80 and sm_90 with ptxas -v; prints registers, shared
+ * memory and spills per candidate; fails on a compile error or a spill. */
+static const char *const all_tiles[] = {"128x128x32s4w8k1", "128x64x32s4w4k1", "64x128x32s4w4k1", "64x64x32s4w4k1",
+                                        "64x64x64s3w4k1",   "32x64x64s4w4k1",  "32x32x64s4w2k1",  "64x64x32s4w4k2",
+                                        "64x64x32s4w4k4",   "32x64x64s4w4k2",  "32x64x64s4w4k4",  "32x64x64s4w4k8",
+                                        "32x64x64s4w4k16"};
+static int nvrtc_all(void) {
+    int major, minor;
+    if (kiln_nvrtc_version(&major, &minor)) {
+        printf("SKIP: emu_conv_nhwc --nvrtc: %s\n", kiln_last_error());
+        return 77;
+    }
+    int fails = 0;
+    for (size_t t = 0; t < sizeof all_tiles / sizeof all_tiles[0]; t++) {
+        conv_case k = {"nvrtc", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, all_tiles[t]};
+        kiln_graph *g = prepare(&k);
+        kiln_codegen_opts o;
+        kiln_codegen_opts_init(&o);
+        o.precision = KILN_PREC_FP16;
+        o.compile = false;
+        kiln_bundle *b = kiln_bundle_new();
+        char *cuda = NULL, tile[64];
+        if (!g || !b || kiln_codegen_build(g, &o, b, &cuda)) {
+            printf("FAIL: %s: codegen: %s\n", all_tiles[t], kiln_last_error());
+            fails++;
+            continue;
+        }
+        tile_of(cuda, tile, sizeof tile);
+        if (strcmp(tile, all_tiles[t])) {
+            printf("FAIL: %s: got tile '%s'\n", all_tiles[t], tile);
+            fails++;
+        }
+        static const char *const archs[] = {"sm_80", "sm_90"};
+        for (int a = 0; a < 2; a++) {
+            static const char *const opts[] = {"--ptxas-options=-v"};
+            kiln_nvrtc_request rq = {.name = "conv_nhwc", .source = cuda, .headers = kiln_kernel_headers,
+                                     .n_headers = kiln_kernel_header_count, .archs = &archs[a], .n_archs = 1,
+                                     .options = opts, .n_options = 1};
+            kiln_nvrtc_output out;
+            memset(&out, 0, sizeof out);
+            kiln_status st = kiln_nvrtc_compile(&rq, &out);
+            /* ptxas -v: "Used N registers, ... N bytes smem" and "N bytes spill stores" per function */
+            int regs = -1, spills = 0;
+            const char *lg = out.log ? out.log : "", *p = lg, *u;
+            if (getenv("KILN_NHWC_LOG")) fputs(lg, stdout);
+            while ((p = strstr(p, "Function properties for k")) && strstr(p, "_conv_nhwc\n") != strchr(p, '_'))
+                p++; /* the main kernel's entry, not the split-K sum's */
+            if (p) {
+                const char *sp = strstr(p, "bytes stack frame, ");
+                if (sp) spills = atoi(sp + 19);
+                sp = sp ? strstr(sp, "bytes spill stores, ") : NULL;
+                if (sp) spills += atoi(sp + 20);
+            }
+            if ((u = strstr(p ? p : lg, "Used "))) regs = atoi(u + 5);
+            printf("%s: %-16s %s: %d registers, %d B spills, %d B dynamic smem%s%s\n", st || spills ? "FAIL" : "PASS",
+                   all_tiles[t], archs[a], regs, spills, (int)b->launches[0].shared_bytes, st ? ": " : "",
+                   st ? kiln_last_error() : "");
+            fails += st != KILN_OK || spills > 0;
+            kiln_nvrtc_output_free(&out);
+        }
+        free(cuda);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
+    printf("%s: %d failures\n", fails ? "FAIL" : "PASS", fails);
+    return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: emu_conv_nhwc SOURCE_DIR WORK_DIR [--nvrtc]\n");
+        return 2;
+    }
+    const char *src = argv[1], *work = argv[2];
+    if (argc > 3 && !strcmp(argv[3], "--nvrtc")) return nvrtc_all();
+    if (argc > 3 && !strcmp(argv[3], "--gpu")) {
+        char mk[1100];
+        snprintf(mk, sizeof mk, "mkdir -p %s", work);
+        if (system(mk)) return 1;
+        int fails = 0;
+        bool skip = false;
+        int n = 0;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++, n++) fails += gpu_case(&cases[i], work, &skip);
+        for (size_t i = 0; i < sizeof gpu_cases / sizeof gpu_cases[0]; i++, n++)
+            fails += gpu_case(&gpu_cases[i], work, &skip) + gpu_baseline(&gpu_cases[i], work);
+        if (skip) return fails ? 1 : 77;
+        printf("%s: %d of %d cases failed on the GPU\n", fails ? "FAIL" : "PASS", fails, n);
+        return fails ? 1 : 0;
+    }
+    char cmd[2048];
+    if (system("command -v g++ >/dev/null 2>&1")) {
+        printf("SKIP: emu_conv_nhwc: no g++\n");
+        return 77;
+    }
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && g++ -O1 -fPIC -c %s/tests/codegen/emu/emu_sched.cpp -o %s/emu_sched.o", work,
+             src, work);
+    if (system(cmd)) {
+        printf("FAIL: emu_conv_nhwc: %s\n", cmd);
+        return 1;
+    }
+    int fails = 0;
+    /* not for this kernel: C = 12 (not a multiple of 8) must not reach conv_nhwc_f16 */
+    {
+        conv_case k = {"c12", 1, 12, 6, 6, 16, 3, 3, 1, 1, 1, 0, 0, NULL};
+        kiln_graph *g = prepare(&k);
+        kiln_codegen_opts o;
+        kiln_codegen_opts_init(&o);
+        o.precision = KILN_PREC_FP16;
+        o.compile = false;
+        kiln_bundle *b = kiln_bundle_new();
+        char *cuda = NULL;
+        kiln_status st = g && b ? kiln_codegen_build(g, &o, b, &cuda) : KILN_ERR_OOM;
+        bool used = cuda && strstr(cuda, "conv_nhwc_f16<");
+        printf("%s: c12: C %% 8 != 0 left to the generic path (%s)\n", used ? "FAIL" : "PASS",
+               st ? kiln_last_error() : "built");
+        fails += used;
+        free(cuda);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) fails += run_case(&cases[i], src, work);
+    printf("%s: %d of %d cases failed\n", fails ? "FAIL" : "PASS", fails, (int)(sizeof cases / sizeof cases[0]));
+    return fails ? 1 : 0;
+}
