@@ -689,3 +689,86 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
     sum->seconds = now_s() - t0;
     return st;
 }
+
+/* ----------------------------------------------------------- layer costs -- */
+static uint64_t value_bytes(const kiln_graph *g, int v) {
+    if (v < 0 || v >= g->n_values) return 0;
+    const kiln_value *val = &g->values[v];
+    uint64_t n = kiln_dtype_size(val->dtype);
+    for (int d = 0; d < val->rank; d++) n *= val->dims[d] > 0 ? (uint64_t)val->dims[d] : 0;
+    return n;
+}
+
+static uint64_t value_numel(const kiln_graph *g, int v) {
+    if (v < 0 || v >= g->n_values) return 0;
+    uint64_t n = 1;
+    for (int d = 0; d < g->values[v].rank; d++) n *= g->values[v].dims[d] > 0 ? (uint64_t)g->values[v].dims[d] : 0;
+    return n;
+}
+
+/* Multiply-adds x 2 of a Conv / ConvTranspose / Gemm / MatMul node of graph g, else 0. */
+static uint64_t node_flops(const kiln_graph *g, const kiln_node *n) {
+    if (n->n_inputs < 2 || n->n_outputs < 1 || n->inputs[0] < 0 || n->inputs[1] < 0 || n->outputs[0] < 0) return 0;
+    const kiln_value *a = &g->values[n->inputs[0]], *w = &g->values[n->inputs[1]];
+    uint64_t y = value_numel(g, n->outputs[0]);
+    if (n->op == KILN_OP_Conv) {
+        uint64_t k = w->rank >= 1 && w->dims[0] > 0 ? (uint64_t)w->dims[0] : 1;
+        return 2 * y * (value_numel(g, n->inputs[1]) / k);
+    }
+    if (n->op == KILN_OP_Gemm) {
+        int64_t kd = kiln_attr_int(n, "transA", 0) ? (a->rank >= 2 ? a->dims[0] : 1) : a->dims[a->rank - 1];
+        return 2 * y * (kd > 0 ? (uint64_t)kd : 0);
+    }
+    if (n->op == KILN_OP_MatMul && a->rank >= 1) return 2 * y * (a->dims[a->rank - 1] > 0 ? (uint64_t)a->dims[a->rank - 1] : 0);
+    return 0;
+}
+
+kiln_status kiln_tune_layer_costs(const kiln_graph *g, char **out) {
+    size_t cap = 64, len = 0;
+    for (int i = 0; i < g->n_nodes; i++) cap += 64 + (g->nodes[i].name ? strlen(g->nodes[i].name) : 0) +
+                                                  (g->nodes[i].n_outputs > 0 && g->nodes[i].outputs[0] >= 0 && g->values[g->nodes[i].outputs[0]].name
+                                                       ? strlen(g->values[g->nodes[i].outputs[0]].name)
+                                                       : 0);
+    char *s = malloc(cap);
+    if (!s) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    s[0] = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = &g->nodes[i];
+        if (kiln_node_is_view(n)) continue;
+        uint64_t flops = 0, bytes = 0;
+        if (n->op == KILN_OP_Fused && n->body) {
+            for (int k = 0; k < n->body->n_nodes; k++) flops += node_flops(n->body, &n->body->nodes[k]);
+        } else {
+            flops = node_flops(g, n);
+        }
+        for (int k = 0; k < n->n_inputs; k++) bytes += value_bytes(g, n->inputs[k]);
+        for (int k = 0; k < n->n_outputs; k++) bytes += value_bytes(g, n->outputs[k]);
+        /* the layer name codegen gives: the node's name, else its first output's */
+        const char *name = n->name && *n->name ? n->name
+                           : n->n_outputs > 0 && n->outputs[0] >= 0 && g->values[n->outputs[0]].name ? g->values[n->outputs[0]].name
+                                                                                                   : NULL;
+        if (!name || strpbrk(name, "=;,")) continue; /* cannot be written unambiguously */
+        len += (size_t)snprintf(s + len, cap - len, "%s=%llu,%llu;", name, (unsigned long long)flops,
+                                (unsigned long long)bytes);
+    }
+    *out = s;
+    return KILN_OK;
+}
+
+bool kiln_tune_layer_cost_find(const char *costs, const char *layer, uint64_t *flops, uint64_t *bytes) {
+    if (!costs || !layer) return false;
+    size_t ll = strcspn(layer, "@"); /* "@output" marks a duplicate group name */
+    for (const char *p = costs; *p;) {
+        const char *eq = strchr(p, '='), *semi = strchr(p, ';');
+        if (!eq || !semi || eq > semi) return false;
+        if ((size_t)(eq - p) == ll && !strncmp(p, layer, ll)) {
+            unsigned long long f, b;
+            if (sscanf(eq + 1, "%llu,%llu", &f, &b) != 2) return false;
+            *flops = f;
+            *bytes = b;
+            return true;
+        }
+        p = semi + 1;
+    }
+    return false;
+}

@@ -139,4 +139,13 @@ typedef struct kiln_tune_summary {
 kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, const kiln_tune_opts *o,
                           const kiln_tune_device *dev, kiln_tune_cache *cache, kiln_tune_summary *sum);
 
+/* ----------------------------------------------------------- layer costs -- */
+/* The bundle's "layer_costs" metadata for `kiln bench --profile`: "layer=FLOPS,BYTES;" per
+ * top-level node (views excluded), FLOPS = 2 x multiply-adds of its Conv/Gemm/MatMul (0 for
+ * others), BYTES = its input, weight and output values as the graph types them (an upper
+ * bound: fp16-stored fp32 weights count 4 bytes). Caller frees. */
+kiln_status kiln_tune_layer_costs(const kiln_graph *g, char **out);
+/* Looks up a layer (a name with "@output" appended matches its group) in such a string. */
+bool kiln_tune_layer_cost_find(const char *costs, const char *layer, uint64_t *flops, uint64_t *bytes);
+
 #endif /* KILN_TUNE_H */
