@@ -298,6 +298,62 @@ START_TEST(layer_costs_round_trip) {
 }
 END_TEST
 
+/* The tuner without a GPU: the candidate sets compile in parallel threads (NVRTC from several
+ * threads), then timing fails cleanly; with every signature in the cache nothing is built or
+ * timed and it succeeds. */
+START_TEST(tuner_without_gpu) {
+    kiln_graph *g = tune_graph();
+    kiln_codegen_opts co;
+    kiln_codegen_opts_init(&co);
+    co.precision = KILN_PREC_FP16;
+    static const char *const arch[] = {"sm_80"};
+    co.archs = arch;
+    co.n_archs = 1;
+    co.ptx = false;
+    kiln_tune_opts to;
+    kiln_tune_opts_init(&to);
+    to.threads = 3;
+    FILE *prog = tmpfile();
+    ck_assert_ptr_nonnull(prog);
+    to.progress = prog;
+    kiln_tune_cache cache;
+    kiln_tune_cache_init(&cache);
+    kiln_tune_summary sum;
+    kiln_status st = kiln_tune_run(g, &co, &to, &DEV_A, &cache, &sum);
+    ck_assert_int_eq(sum.signatures, 2);
+    ck_assert_int_eq(sum.from_cache, 0);
+#ifdef KILN_HAVE_CUDA
+    ck_assert_int_ne(st, KILN_OK); /* no GPU here: the candidate builds worked, the timing failed */
+    ck_assert_msg(strstr(kiln_last_error(), "timing candidate set 0"), "%s", kiln_last_error());
+#else
+    (void)st;
+#endif
+    ck_assert_int_eq(cache.n, 0);
+    /* a full cache: nothing to time */
+    kiln_tune_log log;
+    kiln_tune_log_init(&log);
+    char *tiles;
+    size_t len;
+    free(gen(g, NULL, &log, &tiles, &len));
+    free(tiles);
+    for (int i = 0; i < log.n; i++)
+        ck_assert_int_eq(kiln_tune_cache_put(&cache, &DEV_A, log.e[i].signature, log.e[i].names[1], 5.0), KILN_OK);
+    ck_assert_msg(kiln_tune_run(g, &co, &to, &DEV_A, &cache, &sum) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(sum.from_cache, 2);
+    ck_assert_int_eq(sum.tuned, 0);
+    ck_assert_int_eq(sum.candidates, 0);
+    rewind(prog);
+    char line[512];
+    bool said = false;
+    while (fgets(line, sizeof line, prog)) said |= strstr(line, "nothing timed") != NULL;
+    ck_assert(said);
+    fclose(prog);
+    kiln_tune_log_free(&log);
+    kiln_tune_cache_free(&cache);
+    kiln_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tune");
     TCase *tc = tcase_create("tune");
@@ -306,6 +362,7 @@ int main(void) {
     tcase_add_test(tc, cache_file);
     tcase_add_test(tc, choices_and_forcing);
     tcase_add_test(tc, layer_costs_round_trip);
+    tcase_add_test(tc, tuner_without_gpu);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
