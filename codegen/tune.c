@@ -617,7 +617,7 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
         n_sigs++;
         if (e->n > max_n) max_n = e->n;
     }
-    if (!st && o->progress) {
+    if (!st && o->progress && sum->signatures) {
         if (!n_sigs)
             fprintf(o->progress, "autotune: %d tunable kernel signatures, all answered by the tuning cache: nothing timed\n",
                     sum->signatures);
@@ -669,7 +669,7 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
         st = kiln_tune_cache_put(cache, dev, e->signature, e->names[best], us);
         sum->tuned++;
         sum->changed += best != e->chosen;
-        if (!st && o->progress && !tty)
+        if (!st && o->progress)
             fprintf(o->progress, "autotune: %s: %s (%.1f us; heuristic %s %.1f us)\n", e->signature, e->names[best], us,
                     e->names[e->chosen],
                     sigs[s].timed[e->chosen] ? 1000.0 * sigs[s].total[e->chosen] / sigs[s].timed[e->chosen] : 0.0);

@@ -214,9 +214,9 @@ int kiln_cmd_build(int argc, char **argv) {
             goto done;
         }
         if (sum.tuned)
-            fprintf(stderr, "autotune: %d kernel signatures tuned on %s (sm_%c%c), %d candidate sets timed, %.1f s; "
-                    "%d chose another tile than the heuristic; %d from the tuning cache\n", sum.tuned, dev.gpu, dev.cc[0],
-                    dev.cc[2] ? dev.cc[2] : '0', sum.candidates, sum.seconds, sum.changed, sum.from_cache);
+            fprintf(stderr, "autotune: %d kernel signatures tuned on %s (compute capability %s), %d candidate sets timed, "
+                    "%.1f s; %d chose another tile than the heuristic; %d from the tuning cache\n", sum.tuned, dev.gpu,
+                    dev.cc, sum.candidates, sum.seconds, sum.changed, sum.from_cache);
         if (sum.tuned && cache_path && kiln_tune_cache_save(&cache, cache_path)) {
             rc = fail(kiln_last_error());
             goto done;

@@ -593,7 +593,8 @@ static int rebuild_optimized(const char *onnx, const kiln_bundle *b, kiln_tensor
             return fail("compare", msg);
         }
         if (r > 0) continue;
-        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--arch") || !strcmp(argv[i], "--emit-cuda")) && i + 1 < argc) {
+        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--arch") || !strcmp(argv[i], "--emit-cuda") ||
+             !strcmp(argv[i], "--tuning-cache")) && i + 1 < argc) {
             i++;
         } else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
             char *spec = argv[++i], *eq = strrchr(spec, '=');
