@@ -630,9 +630,23 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
     if (!st && n_sigs) {
         vs = calloc((size_t)max_n, sizeof *vs);
         if (!vs) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+        /* only this GPU's cubin when the build targets it: a fraction of the NVRTC time */
+        char native[24];
+        const char *one[1] = {native};
+        int maj = 0, min = 0;
+        bool only_native = false;
+        if (sscanf(dev->cc, "%d.%d", &maj, &min) == 2) {
+            snprintf(native, sizeof native, "sm_%d%d", maj, min);
+            for (int i = 0; i < co->n_archs; i++) only_native |= !strcmp(co->archs[i], native);
+        }
         for (int k = 0; vs && k < max_n; k++) {
             vs[k] = (variant){.g = g, .co = *co, .sigs = sigs, .n_sigs = n_sigs, .k = k, .cache = cache, .dev = dev};
             vs[k].co.compile = true;
+            if (only_native) {
+                vs[k].co.archs = one;
+                vs[k].co.n_archs = 1;
+                vs[k].co.ptx = false;
+            }
             kiln_tune_log_init(&vs[k].log);
         }
         int nt = o->threads < 1 ? 1 : o->threads > max_n ? max_n : o->threads, next = 0, started = 0;
