@@ -328,6 +328,7 @@ kiln_status kiln_tune_cache_save(const kiln_tune_cache *c, const char *path) {
 
 const char *kiln_tune_answer_lookup(void *ctx, const char *signature) {
     const kiln_tune_answer *a = ctx;
+    if (a->force) return a->force;
     if (!a->cache || !a->dev) return NULL;
     const kiln_tune_cache_entry *e = kiln_tune_cache_find(a->cache, a->dev, signature);
     return e ? e->choice : NULL;

@@ -108,6 +108,7 @@ typedef struct kiln_tune_answer {
     const kiln_tune_cache *cache;
     const kiln_tune_device *dev;
     kiln_tune_log *log;
+    const char *force; /* non-NULL: the answer for every signature (`kiln build --tile`, tests) */
 } kiln_tune_answer;
 const char *kiln_tune_answer_lookup(void *ctx, const char *signature);
 void kiln_tune_answer_record(void *ctx, const char *group, const char *signature, const char *const *names, int n,

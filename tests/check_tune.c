@@ -48,9 +48,11 @@ START_TEST(cache_round_trip) {
     snprintf(other_driver.driver, sizeof other_driver.driver, "12080");
     ck_assert_ptr_null(kiln_tune_cache_find(&d, &other_driver, "conv_mma:f16:1,64"));
     ck_assert_ptr_null(kiln_tune_cache_find(&d, &DEV_A, "conv_mma:f16:1,65"));
-    kiln_tune_answer ans = {&d, &DEV_B, NULL};
+    kiln_tune_answer ans = {&d, &DEV_B, NULL, NULL};
     ck_assert_str_eq(kiln_tune_answer_lookup(&ans, "conv_mma:f16:1,64"), "32x32x32/16x16");
     ck_assert_ptr_null(kiln_tune_answer_lookup(&ans, "gemm_mma:f16:33,2"));
+    ans.force = "16x32x32/16x8"; /* kiln build --tile */
+    ck_assert_str_eq(kiln_tune_answer_lookup(&ans, "gemm_mma:f16:33,2"), "16x32x32/16x8");
     free(text);
     free(text2);
     kiln_tune_cache_free(&c);

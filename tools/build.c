@@ -21,7 +21,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: kiln build MODEL.onnx -o M.kiln [--precision fp32|tf32|fp16] [--arch LIST] [--shape NAME=DIMS]...\n"
             "                  [-O<n>] [--passes a,b] [--disable-pass X] [--emit-cuda DIR]\n"
-            "                  [--autotune | --no-autotune] [--tuning-cache FILE]\n"
+            "                  [--autotune | --no-autotune] [--tuning-cache FILE] [--tile NAME]\n"
             "Compiles the model for the GPU into one bundle file (written atomically): the graph passes of\n"
             "`kiln optimize`, CUDA C for every kernel, NVRTC cubins for each architecture plus PTX of the\n"
             "newest, the launch plan, the weights, the memory plan and build metadata. No GPU is needed.\n"
@@ -37,6 +37,8 @@ static void usage(FILE *f) {
             "  --no-autotune      use the per-architecture heuristic's tiles\n"
             "  --tuning-cache F   read and update the tuning cache F: kernels it answers for this GPU,\n"
             "                     compute capability, NVRTC and driver are not timed again\n"
+            "  --tile NAME        every tunable kernel with candidate NAME uses it, e.g. 16x64x32/16x16\n"
+            "                     (no autotuning; for tests and experiments)\n"
             "SOURCE_DATE_EPOCH (seconds) replaces the clock in the 'created' metadata (reproducible builds).\n");
 }
 
@@ -81,6 +83,7 @@ void kiln_cli_gpu_pass_options(kiln_pipeline_opts *o, char *buf, size_t len) {
 
 int kiln_cmd_build(int argc, char **argv) {
     const char *model = NULL, *out_path = NULL, *emit_dir = NULL, *arch_list = NULL, *cache_path = NULL;
+    const char *force_tile = NULL;
     int autotune = -1; /* -1: when a GPU is present */
     const char *shape_specs[MAX_SHAPES];
     int n_shapes = 0;
@@ -107,6 +110,9 @@ int kiln_cmd_build(int argc, char **argv) {
             autotune = 0;
         } else if (!strcmp(a, "--tuning-cache") && i + 1 < argc) {
             cache_path = argv[++i];
+        } else if (!strcmp(a, "--tile") && i + 1 < argc) {
+            force_tile = argv[++i];
+            autotune = 0;
         } else if (!strcmp(a, "--emit-cuda") && i + 1 < argc) {
             emit_dir = argv[++i];
         } else if (!strcmp(a, "--shape") && i + 1 < argc) {
@@ -199,7 +205,7 @@ int kiln_cmd_build(int argc, char **argv) {
         rc = fail(kiln_last_error());
         goto done;
     }
-    kiln_tune_answer answer = {autotune ? &cache : NULL, autotune ? &dev : NULL, &tlog};
+    kiln_tune_answer answer = {autotune ? &cache : NULL, autotune ? &dev : NULL, &tlog, force_tile};
     if (autotune) {
         int foreign = kiln_tune_cache_foreign(&cache, &dev);
         if (foreign)
