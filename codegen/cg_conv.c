@@ -159,6 +159,26 @@ static mma_tile mma_tile_pick(int64_t M, int64_t N, int64_t Z) {
         if (((M + c[i].bm - 1) / c[i].bm) * ((N + c[i].bn - 1) / c[i].bn) * Z >= MMA_FILL_BLOCKS) return c[i];
     return c[n - 1];
 }
+/* Every tile the mma templates take, for the tuner (kiln_cg_choose): the heuristic's pick is one
+ * of them. Names are stable: they key tuning caches. */
+static const mma_tile mma_all[] = {{64, 64, 32, 32, 32}, {64, 32, 32, 32, 16}, {32, 64, 32, 32, 16},
+                                   {32, 32, 32, 16, 16}, {16, 64, 32, 16, 16}, {16, 32, 32, 16, 8}};
+#define MMA_N_ALL ((int)(sizeof mma_all / sizeof mma_all[0]))
+/* The tile of a conv/gemm mma kernel: the heuristic's, a forced one or the tuner's. `sig` is the
+ * kernel's signature without the tile (family, shape, dtypes, epilogue). */
+static mma_tile mma_tile_choose(cg *c, const char *sig, int64_t M, int64_t N, int64_t Z) {
+    mma_tile h = mma_tile_pick(M, N, Z);
+    char names[MMA_N_ALL][40];
+    const char *np[MMA_N_ALL];
+    int heur = 0;
+    for (int i = 0; i < MMA_N_ALL; i++) {
+        const mma_tile *t = &mma_all[i];
+        snprintf(names[i], sizeof names[i], "%dx%dx%d/%dx%d", t->bm, t->bn, t->bk, t->wm, t->wn);
+        np[i] = names[i];
+        if (!memcmp(t, &h, sizeof h)) heur = i;
+    }
+    return mma_all[kiln_cg_choose(c, sig, np, MMA_N_ALL, heur)];
+}
 static uint32_t mma_threads(mma_tile t) { return (uint32_t)((t.bm / t.wm) * (t.bn / t.wn) * 32); }
 
 /* "kiln::mma_tf32" or "kiln::mma_f16" when conv/gemm run on tensor cores, NULL for FFMA. */
@@ -265,7 +285,12 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
         kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
     } else if (mma) {
-        mma_tile t = mma_tile_pick(sh.K / sh.groups, sh.N * sh.P * sh.Q, sh.groups);
+        char sig[400];
+        snprintf(sig, sizeof sig, "conv_mma:%s:%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld:%s,%s,%s:b%dr%d",
+                 mma + 6, (long long)sh.N, (long long)sh.C, (long long)sh.H, (long long)sh.W, (long long)sh.K,
+                 (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, (long long)sh.ph, (long long)sh.pw,
+                 (long long)sh.dh, (long long)sh.dw, (long long)sh.groups, tx, tw, ty, a.bias >= 0, a.residual >= 0);
+        mma_tile t = mma_tile_choose(c, sig, sh.K / sh.groups, sh.N * sh.P * sh.Q, sh.groups);
         threads = mma_threads(t);
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
@@ -403,7 +428,11 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
     if ((st = emit_epilogue_body(c, &a, a.bias >= 0 ? bias_expr : NULL))) return st;
     const char *mma = mma_kind(c);
     if (mma) {
-        mma_tile t = mma_tile_pick(sh.M, sh.N, Z);
+        char sig[400];
+        snprintf(sig, sizeof sig, "gemm_mma:%s:%lld,%lld,%lld,%lld:%lld,%lld,%lld,%lld:%s,%s,%s:b%dr%d", mma + 6,
+                 (long long)sh.M, (long long)sh.N, (long long)sh.K, (long long)Z, (long long)sh.sam, (long long)sh.sak,
+                 (long long)sh.sbk, (long long)sh.sbn, ta_, tb_, ty, a.bias >= 0, a.residual >= 0);
+        mma_tile t = mma_tile_choose(c, sig, sh.M, sh.N, Z);
         uint32_t threads = mma_threads(t);
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "

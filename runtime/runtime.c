@@ -820,8 +820,36 @@ static kiln_status run_layers_on(kiln_exec_context *ctx, CUstream s, int copy, k
 }
 #endif
 
+#ifdef KILN_HAVE_CUDA
+/* The profile run: layer by layer on s (no graph, no synchronization between layers), an event
+ * before the first layer and after each, then layer_ms[l] = the time between events l and l+1. */
+static kiln_status profile_on(kiln_exec_context *ctx, CUstream s, float *layer_ms) {
+    const kiln_bundle *b = ctx->m->b;
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    int n = b->n_layers;
+    CUevent *ev = calloc((size_t)n + 1, sizeof *ev);
+    if (!ev) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    kiln_status st = KILN_OK;
+    int made = 0;
+    for (; made <= n && st == KILN_OK; made++)
+        st = kiln_cuda_check(cu, cu->event_create(&ev[made], 0), "cuEventCreate");
+    if (st != KILN_OK) made--; /* the failed one holds nothing */
+    if (st == KILN_OK) st = kiln_cuda_check(cu, cu->event_record(ev[0], s), "cuEventRecord");
+    for (int l = 0; l < n && st == KILN_OK; l++) {
+        st = launch_range(ctx, s, (int)b->layers[l].first_launch, (int)b->layers[l].n_launches);
+        if (st == KILN_OK) st = kiln_cuda_check(cu, cu->event_record(ev[l + 1], s), "cuEventRecord");
+    }
+    if (st == KILN_OK) st = kiln_cuda_check(cu, cu->event_synchronize(ev[n]), "cuEventSynchronize");
+    for (int l = 0; l < n && st == KILN_OK; l++)
+        st = kiln_cuda_check(cu, cu->event_elapsed_time(&layer_ms[l], ev[l], ev[l + 1]), "cuEventElapsedTime");
+    for (int k = 0; k < made; k++) cu->event_destroy(ev[k]);
+    free(ev);
+    return st;
+}
+#endif
+
 static kiln_status run_impl(kiln_exec_context *ctx, void *stream, bool debug, int copy, kiln_layer_callback cb,
-                            void *user) {
+                            void *user, float *layer_ms) {
     if (!ctx) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_exec_context_run: NULL context");
     const kiln_bundle_model *m = ctx->m;
     for (int i = 0; i < m->n_in; i++)
@@ -836,6 +864,7 @@ static kiln_status run_impl(kiln_exec_context *ctx, void *stream, bool debug, in
     (void)copy;
     (void)cb;
     (void)user;
+    (void)layer_ms;
     return kiln_errorf(KILN_ERR_UNSUPPORTED, "kiln was built without CUDA");
 #else
     const kiln_cuda_driver *cu = m->cu;
@@ -879,7 +908,10 @@ static kiln_status run_impl(kiln_exec_context *ctx, void *stream, bool debug, in
     }
     kiln_status st;
     bool use_graph = !debug && !(ctx->flags & KILN_EXEC_NO_GRAPH) && ctx->runs >= 1 && m->b->n_launches > 0;
-    if (debug) {
+    if (layer_ms) {
+        st = profile_on(ctx, s, layer_ms);
+        if (changed) drop_graph(ctx);
+    } else if (debug) {
         st = run_layers_on(ctx, s, copy, cb, user);
         if (changed) drop_graph(ctx);
     } else if (use_graph) {
@@ -910,12 +942,19 @@ static kiln_status run_impl(kiln_exec_context *ctx, void *stream, bool debug, in
 }
 
 kiln_status kiln_exec_context_run(kiln_exec_context *ctx, void *stream) {
-    return run_impl(ctx, stream, false, 0, NULL, NULL);
+    return run_impl(ctx, stream, false, 0, NULL, NULL, NULL);
+}
+
+kiln_status kiln_exec_context_profile(kiln_exec_context *ctx, void *stream, float *layer_ms) {
+    if (!layer_ms) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_exec_context_profile: NULL layer_ms");
+    if (ctx && !ctx->m->b->n_layers && ctx->m->b->n_launches)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "the bundle has no layer table (built by an older kiln): rebuild it");
+    return run_impl(ctx, stream, true, 0, NULL, NULL, layer_ms);
 }
 
 kiln_status kiln_exec_context_run_layers(kiln_exec_context *ctx, void *stream, int copy_to_host,
                                          kiln_layer_callback cb, void *user) {
-    return run_impl(ctx, stream, true, copy_to_host, cb, user);
+    return run_impl(ctx, stream, true, copy_to_host, cb, user, NULL);
 }
 
 kiln_status kiln_exec_context_set_streams(kiln_exec_context *ctx, int n_streams) {

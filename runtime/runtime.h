@@ -42,4 +42,10 @@ void kiln_stream_plan_free(kiln_stream_plan *p);
 /* Device memory this context allocated (arena + staging); the model's weights are extra. */
 uint64_t kiln_exec_context_device_bytes(const kiln_exec_context *ctx);
 
+/* One profiled run (`kiln bench --profile`, the tuner): the plan layer by layer on one stream
+ * without a CUDA graph or synchronization between layers, CUDA events between layers;
+ * layer_ms[l] (kiln_bundle_model_num_layers entries) receives layer l's time. Inputs are copied
+ * in (host bindings) before the first event; outputs are copied out after the run. */
+kiln_status kiln_exec_context_profile(kiln_exec_context *ctx, void *stream, float *layer_ms);
+
 #endif /* KILN_RUNTIME_H */

@@ -3,6 +3,7 @@
 
 #include "codegen/codegen.h"
 #include "codegen/nvrtc.h"
+#include "codegen/tune.h"
 #include "runtime/cuda_driver.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_ARCHS 8
 #define MAX_SHAPES 16
@@ -19,6 +21,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: kiln build MODEL.onnx -o M.kiln [--precision fp32|tf32|fp16] [--arch LIST] [--shape NAME=DIMS]...\n"
             "                  [-O<n>] [--passes a,b] [--disable-pass X] [--emit-cuda DIR]\n"
+            "                  [--autotune | --no-autotune] [--tuning-cache FILE] [--tile NAME]\n"
             "Compiles the model for the GPU into one bundle file (written atomically): the graph passes of\n"
             "`kiln optimize`, CUDA C for every kernel, NVRTC cubins for each architecture plus PTX of the\n"
             "newest, the launch plan, the weights, the memory plan and build metadata. No GPU is needed.\n"
@@ -28,7 +31,15 @@ static void usage(FILE *f) {
             "  --arch LIST        comma-separated sm_XX (default: this machine's GPU, else sm_90),\n"
             "                     e.g. sm_80,sm_86,sm_89,sm_90\n"
             "  --shape NAME=DIMS  fix the dims of input NAME, e.g. input=1x3x224x224 (needed for dynamic dims)\n"
-            "  --emit-cuda DIR    also write the generated CUDA source to DIR/MODEL.cu\n");
+            "  --emit-cuda DIR    also write the generated CUDA source to DIR/MODEL.cu\n"
+            "  --autotune         time every candidate tile of every tunable kernel on this machine's GPU\n"
+            "                     and keep the fastest (default when a GPU is present; docs/tuning.md)\n"
+            "  --no-autotune      use the per-architecture heuristic's tiles\n"
+            "  --tuning-cache F   read and update the tuning cache F: kernels it answers for this GPU,\n"
+            "                     compute capability, NVRTC and driver are not timed again\n"
+            "  --tile NAME        every tunable kernel with candidate NAME uses it, e.g. 16x64x32/16x16\n"
+            "                     (no autotuning; for tests and experiments)\n"
+            "SOURCE_DATE_EPOCH (seconds) replaces the clock in the 'created' metadata (reproducible builds).\n");
 }
 
 static int fail(const char *what) { return kiln_cli_fail("build", what); }
@@ -71,7 +82,9 @@ void kiln_cli_gpu_pass_options(kiln_pipeline_opts *o, char *buf, size_t len) {
 }
 
 int kiln_cmd_build(int argc, char **argv) {
-    const char *model = NULL, *out_path = NULL, *emit_dir = NULL, *arch_list = NULL;
+    const char *model = NULL, *out_path = NULL, *emit_dir = NULL, *arch_list = NULL, *cache_path = NULL;
+    const char *force_tile = NULL;
+    int autotune = -1; /* -1: when a GPU is present */
     const char *shape_specs[MAX_SHAPES];
     int n_shapes = 0;
     kiln_pipeline_opts po;
@@ -91,6 +104,15 @@ int kiln_cmd_build(int argc, char **argv) {
             out_path = argv[++i];
         } else if (!strcmp(a, "--arch") && i + 1 < argc) {
             arch_list = argv[++i];
+        } else if (!strcmp(a, "--autotune")) {
+            autotune = 1;
+        } else if (!strcmp(a, "--no-autotune")) {
+            autotune = 0;
+        } else if (!strcmp(a, "--tuning-cache") && i + 1 < argc) {
+            cache_path = argv[++i];
+        } else if (!strcmp(a, "--tile") && i + 1 < argc) {
+            force_tile = argv[++i];
+            autotune = 0;
         } else if (!strcmp(a, "--emit-cuda") && i + 1 < argc) {
             emit_dir = argv[++i];
         } else if (!strcmp(a, "--shape") && i + 1 < argc) {
@@ -136,7 +158,17 @@ int kiln_cmd_build(int argc, char **argv) {
 
     kiln_graph *g = NULL;
     kiln_bundle *b = NULL;
-    char *cuda = NULL;
+    char *cuda = NULL, *tune_meta = NULL, *costs = NULL;
+    kiln_tune_log tlog;
+    kiln_tune_log_init(&tlog);
+    kiln_tune_cache cache;
+    kiln_tune_cache_init(&cache);
+    kiln_tune_device dev;
+    memset(&dev, 0, sizeof dev);
+    bool have_gpu = native_arch(native, sizeof native) != NULL;
+    if (autotune < 0) autotune = have_gpu;
+    if (autotune && !have_gpu) return fail("--autotune needs a GPU on this machine (use --no-autotune)");
+    if (autotune && kiln_tune_device_query(&dev, 0)) return fail(kiln_last_error());
     uint8_t *bytes = NULL;
     int rc = 0;
     if (kiln_model_load(model, &g)) {
@@ -168,6 +200,39 @@ int kiln_cmd_build(int argc, char **argv) {
     co.archs = archs;
     co.n_archs = n_archs;
     co.precision = po.ctx.precision;
+    /* tuning: the cache, then timing what it does not answer */
+    if (cache_path && kiln_tune_cache_load(&cache, cache_path)) {
+        rc = fail(kiln_last_error());
+        goto done;
+    }
+    kiln_tune_answer answer = {autotune ? &cache : NULL, autotune ? &dev : NULL, &tlog, force_tile};
+    if (autotune) {
+        int foreign = kiln_tune_cache_foreign(&cache, &dev);
+        if (foreign)
+            fprintf(stderr, "kiln build: note: tuning cache %s: %d entries for another GPU, compute capability, NVRTC or "
+                    "driver are kept but not used\n", cache_path, foreign);
+        kiln_tune_opts to;
+        kiln_tune_opts_init(&to);
+        to.progress = stderr;
+        kiln_tune_summary sum;
+        if (kiln_tune_run(g, &co, &to, &dev, &cache, &sum)) {
+            rc = fail(kiln_last_error());
+            goto done;
+        }
+        if (sum.tuned)
+            fprintf(stderr, "autotune: %d kernel signatures tuned on %s (compute capability %s), %d candidate sets timed, "
+                    "%.1f s; %d chose another tile than the heuristic; %d from the tuning cache\n", sum.tuned, dev.gpu,
+                    dev.cc, sum.candidates, sum.seconds, sum.changed, sum.from_cache);
+        if (sum.tuned && cache_path && kiln_tune_cache_save(&cache, cache_path)) {
+            rc = fail(kiln_last_error());
+            goto done;
+        }
+    } else if (cache_path) {
+        fprintf(stderr, "kiln build: note: --tuning-cache is not used without autotuning (no GPU or --no-autotune)\n");
+    }
+    co.tune_lookup = kiln_tune_answer_lookup;
+    co.tune_record = kiln_tune_answer_record;
+    co.tune_ctx = &answer;
     b = kiln_bundle_new();
     if (!b) {
         rc = fail("out of memory");
@@ -200,6 +265,19 @@ int kiln_cmd_build(int argc, char **argv) {
         rc = fail(kiln_last_error());
         goto done;
     }
+    if (tlog.oom || kiln_tune_log_meta(&tlog, &tune_meta) || kiln_tune_layer_costs(g, &costs)) {
+        rc = fail(tlog.oom ? "out of memory" : kiln_last_error());
+        goto done;
+    }
+    {
+        int tunable = kiln_tune_log_count(&tlog, KILN_TUNE_HEURISTIC, true) + kiln_tune_log_count(&tlog, KILN_TUNE_LOOKUP, true) +
+                      kiln_tune_log_count(&tlog, KILN_TUNE_FORCED, true);
+        int heur = kiln_tune_log_count(&tlog, KILN_TUNE_HEURISTIC, true);
+        if (tunable)
+            printf("tuning: %d of %d tunable kernels used heuristic choices (for %s%s), %d tuned, %d forced by kiln_tile\n",
+                   heur, tunable, archs[0], n_archs > 1 ? " and the other --arch targets" : "",
+                   kiln_tune_log_count(&tlog, KILN_TUNE_LOOKUP, true), kiln_tune_log_count(&tlog, KILN_TUNE_FORCED, true));
+    }
 
     /* metadata */
     size_t len = 0;
@@ -210,6 +288,12 @@ int kiln_cmd_build(int argc, char **argv) {
     for (int i = 0; i < argc && ol < sizeof opts; i++)
         ol += (size_t)snprintf(opts + ol, sizeof opts - ol, " %s", argv[i]);
     time_t now = time(NULL);
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && *sde) {
+        char *end;
+        long long v = strtoll(sde, &end, 10);
+        if (!*end && v >= 0) now = (time_t)v;
+    }
     struct tm tmv;
     if (gmtime_r(&now, &tmv)) strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     if (kiln_bundle_set_meta(b, "kiln_version", KILN_VERSION_STRING) || kiln_bundle_set_meta(b, "options", opts) ||
@@ -217,7 +301,9 @@ int kiln_cmd_build(int argc, char **argv) {
                                              : co.precision == KILN_PREC_FP16 ? "fp16"
                                                                                : "fp32") ||
         (hash[0] && kiln_bundle_set_meta(b, "source_model_hash", hash)) ||
-        (created[0] && kiln_bundle_set_meta(b, "created", created)) || kiln_bundle_write(b, out_path)) {
+        (created[0] && kiln_bundle_set_meta(b, "created", created)) ||
+        (tune_meta[0] && kiln_bundle_set_meta(b, "tune", tune_meta)) ||
+        (costs[0] && kiln_bundle_set_meta(b, "layer_costs", costs)) || kiln_bundle_write(b, out_path)) {
         rc = fail(kiln_last_error());
         goto done;
     }
@@ -228,6 +314,10 @@ int kiln_cmd_build(int argc, char **argv) {
     printf(" + PTX, weights %.2f MB, arena %.2f MB, images %.2f MB\n", (double)b->weight_bytes / 1e6,
            (double)b->arena_bytes / 1e6, (double)image_bytes / 1e6);
 done:
+    free(tune_meta);
+    free(costs);
+    kiln_tune_log_free(&tlog);
+    kiln_tune_cache_free(&cache);
     free(bytes);
     free(cuda);
     kiln_bundle_free(b);

@@ -215,8 +215,116 @@ static void usage_bench(FILE *f) {
             "GPU memory, timing each run with CUDA events; prints latency p50/p90/p99/mean, throughput\n"
             "(samples/s: the first input's first dim per run) and GPU memory used. --no-graph launches\n"
             "kernel by kernel instead of replaying a CUDA graph. --streams N runs independent branches on up\n"
-            "to N streams (default 1; the graph then has parallel branches).\n");
+            "to N streams (default 1; the graph then has parallel branches).\n"
+            "  --profile            then run the plan layer by layer (no graph, CUDA events between layers)\n"
+            "                       the same number of times and print per layer: group, op, tiles, median us,\n"
+            "                       %% of the sum, FLOPs, bytes, TFLOP/s, GB/s (docs/tuning.md)\n"
+            "  --ceilings T,G       with --profile: also the fraction of T TFLOP/s and G GB/s reached\n"
+            "  --profile-json FILE  with --profile: also write the table as JSON\n");
 }
+
+static int cmp_float(const void *a, const void *b);
+
+/* The value of "name=VALUE;" in a "k=v;k=v;" metadata string into buf ("" when absent); a layer
+ * name with "@output" appended matches its group. */
+static const char *meta_item(const char *meta, const char *name, char *buf, size_t len) {
+    buf[0] = 0;
+    if (!meta) return buf;
+    size_t nl = strcspn(name, "@");
+    for (const char *p = meta; *p;) {
+        const char *eq = strchr(p, '='), *semi = strchr(p, ';');
+        if (!eq || !semi || eq > semi) break;
+        if ((size_t)(eq - p) == nl && !strncmp(p, name, nl)) {
+            size_t vl = (size_t)(semi - eq - 1);
+            snprintf(buf, len, "%.*s", (int)(vl < len ? vl : len - 1), eq + 1);
+            return buf;
+        }
+        p = semi + 1;
+    }
+    return buf;
+}
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", (unsigned char)*s);
+        else fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+#ifdef KILN_HAVE_CUDA
+/* `kiln bench --profile`: per-layer medians of `iters` profiled runs (after `warmup`). */
+static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream stream, uint64_t iters, uint64_t warmup,
+                         double whole_ms, const double *ceil, const char *json_path) {
+    const kiln_bundle *b = kiln_bundle_model_bundle(m);
+    int nl = b->n_layers;
+    if (!nl) return fail("bench", "--profile: the bundle has no layer table (rebuild it)");
+    float *ms = malloc(sizeof *ms * (size_t)nl * iters), *col = malloc(sizeof *col * iters);
+    double *med = malloc(sizeof *med * (size_t)nl);
+    int rc = 0;
+    if (!ms || !col || !med) rc = fail("bench", "out of memory");
+    for (uint64_t it = 0; !rc && it < warmup; it++)
+        if (kiln_exec_context_profile(ctx, stream, ms)) rc = fail("bench", kiln_last_error());
+    for (uint64_t it = 0; !rc && it < iters; it++)
+        if (kiln_exec_context_profile(ctx, stream, ms + it * (uint64_t)nl)) rc = fail("bench", kiln_last_error());
+    double total = 0;
+    for (int l = 0; !rc && l < nl; l++) {
+        for (uint64_t it = 0; it < iters; it++) col[it] = ms[it * (uint64_t)nl + (uint64_t)l];
+        qsort(col, iters, sizeof *col, cmp_float);
+        med[l] = col[iters / 2];
+        total += med[l];
+    }
+    FILE *jf = NULL;
+    if (!rc && json_path && !(jf = fopen(json_path, "w"))) rc = fail("bench", "--profile-json: cannot write the file");
+    if (!rc) {
+        const char *tiles = kiln_bundle_get_meta(b, "tiles"), *costs = kiln_bundle_get_meta(b, "layer_costs");
+        printf("profile: %d layers, median of %llu runs layer by layer (no graph)\n", nl, (unsigned long long)iters);
+        printf("%-32s %-28s %-22s %10s %6s %12s %12s %8s %8s%s\n", "layer", "op", "tiles", "us", "%", "FLOPs", "bytes",
+               "TFLOP/s", "GB/s", ceil ? "  %peakF  %peakB" : "");
+        if (jf) {
+            fprintf(jf, "{\"layers\": [");
+        }
+        for (int l = 0; l < nl; l++) {
+            const kiln_bundle_layer *ly = &b->layers[l];
+            char tile[160], cost[64];
+            unsigned long long flops = 0, bytes = 0;
+            meta_item(tiles, ly->name, tile, sizeof tile);
+            if (*meta_item(costs, ly->name, cost, sizeof cost) && sscanf(cost, "%llu,%llu", &flops, &bytes) != 2)
+                flops = bytes = 0;
+            double us = med[l] * 1000.0, tf = us > 0 ? (double)flops / us * 1e-6 : 0, gb = us > 0 ? (double)bytes / us * 1e-3 : 0;
+            printf("%-32.32s %-28.28s %-22.22s %10.2f %6.2f %12llu %12llu %8.2f %8.1f", ly->name, ly->op,
+                   tile[0] ? tile : "-", us, total > 0 ? 100.0 * med[l] / total : 0.0, flops, bytes, tf, gb);
+            if (ceil) printf("  %6.1f%% %6.1f%%", 100.0 * tf / ceil[0], 100.0 * gb / ceil[1]);
+            printf("\n");
+            if (jf) {
+                fprintf(jf, "%s\n  {\"layer\": ", l ? "," : "");
+                json_str(jf, ly->name);
+                fprintf(jf, ", \"op\": ");
+                json_str(jf, ly->op);
+                fprintf(jf, ", \"tiles\": ");
+                json_str(jf, tile);
+                fprintf(jf, ", \"us\": %.3f, \"flops\": %llu, \"bytes\": %llu, \"tflops\": %.4f, \"gbps\": %.3f", us,
+                        flops, bytes, tf, gb);
+                if (ceil) fprintf(jf, ", \"frac_tflops\": %.4f, \"frac_gbps\": %.4f", tf / ceil[0], gb / ceil[1]);
+                fprintf(jf, "}");
+            }
+        }
+        printf("profile: layers sum %.4f ms, whole run p50 %.4f ms\n", total, whole_ms);
+        if (jf) {
+            fprintf(jf, "\n], \"layers_sum_ms\": %.4f, \"whole_run_p50_ms\": %.4f}\n", total, whole_ms);
+            if (fclose(jf)) rc = fail("bench", "--profile-json: cannot write the file");
+            jf = NULL;
+        }
+    }
+    if (jf) fclose(jf);
+    free(ms);
+    free(col);
+    free(med);
+    return rc;
+}
+#endif
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -226,7 +334,10 @@ static int cmp_float(const void *a, const void *b) {
 int kiln_cmd_bench(int argc, char **argv) {
     const char *path = NULL;
     uint64_t iters = 100, warmup = 10, device = 0, streams = 1;
-    bool no_graph = false;
+    bool no_graph = false, profile = false;
+    const char *json_path = NULL;
+    double ceil[2] = {0, 0};
+    bool have_ceil = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -245,6 +356,17 @@ int kiln_cmd_bench(int argc, char **argv) {
                 return fail("bench", "--streams takes a count from 1 to 16");
         } else if (!strcmp(a, "--no-graph")) {
             no_graph = true;
+        } else if (!strcmp(a, "--profile")) {
+            profile = true;
+        } else if (!strcmp(a, "--profile-json") && i + 1 < argc) {
+            json_path = argv[++i];
+            profile = true;
+        } else if (!strcmp(a, "--ceilings") && i + 1 < argc) {
+            char *end;
+            ceil[0] = strtod(argv[++i], &end);
+            if (*end == ',') ceil[1] = strtod(end + 1, &end);
+            if (*end || !(ceil[0] > 0) || !(ceil[1] > 0)) return fail("bench", "--ceilings takes TFLOPS,GBPS, e.g. 990,3350");
+            have_ceil = true;
         } else if (a[0] == '-') {
             fprintf(stderr, "kiln bench: unknown option or missing value: '%s'\n", a);
             usage_bench(stderr);
@@ -260,6 +382,9 @@ int kiln_cmd_bench(int argc, char **argv) {
         return 2;
     }
 #ifndef KILN_HAVE_CUDA
+    (void)profile;
+    (void)json_path;
+    (void)have_ceil;
     return fail("bench", "kiln was built without CUDA (KILN_CUDA=OFF)");
 #else
     const kiln_cuda_driver *cu = NULL;
@@ -355,6 +480,7 @@ int kiln_cmd_bench(int argc, char **argv) {
                "went down by %.2f MB (incl. CUDA context, modules)\n",
                (double)kiln_bundle_model_weight_bytes(m) / 1e6, (double)kiln_exec_context_device_bytes(ctx) / 1e6,
                (double)io_bytes / 1e6, free0 > free1 ? (double)(free0 - free1) / 1e6 : 0.0);
+        if (profile) rc = bench_profile(m, ctx, stream, iters, warmup, PCT(0.5), have_ceil ? ceil : NULL, json_path);
     }
 done:
     if (cu) {
@@ -467,7 +593,8 @@ static int rebuild_optimized(const char *onnx, const kiln_bundle *b, kiln_tensor
             return fail("compare", msg);
         }
         if (r > 0) continue;
-        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--arch") || !strcmp(argv[i], "--emit-cuda")) && i + 1 < argc) {
+        if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--arch") || !strcmp(argv[i], "--emit-cuda") ||
+             !strcmp(argv[i], "--tuning-cache")) && i + 1 < argc) {
             i++;
         } else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
             char *spec = argv[++i], *eq = strrchr(spec, '=');

@@ -23,7 +23,7 @@ run() { # MODEL PRECISION [build options...]
     local m=$1 prec=$2
     shift 2
     local n
-    n=$(basename "$m" .onnx)_$prec
+    n=$(basename "$m" .onnx)_$prec${EMU_SUFFIX:-}
     local tol=(1e-3 1e-4)
     [ "$prec" = tf32 ] && tol=(1e-3 1e-4 5e-3)
     [ "$prec" = fp16 ] && tol=(1e-3 1e-4 1e-2)
@@ -51,6 +51,10 @@ for m in "$WORK"/cases/*.onnx; do
     shape=()
     [ "$(basename "$m")" = tiny_cnn.onnx ] && shape=(--shape image=2x3x32x32)
     for prec in ${EMU_PRECISIONS:-fp32 tf32 fp16}; do run "$m" "$prec" "${shape[@]}"; done
+done
+# Every tensor-core tile the autotuner may pick (kiln build --tile forces one everywhere; docs/tuning.md)
+for t in 64x64x32/32x32 64x32x32/32x16 32x64x32/32x16 32x32x32/16x16 16x64x32/16x16 16x32x32/16x8; do
+    EMU_SUFFIX=_tile${t//\//_} run "$WORK/cases/tiny_cnn.onnx" fp16 --shape image=2x3x32x32 --tile "$t"
 done
 # The models at one precision each (CI time: ~1.5 min per ResNet-50 run on one core); both also
 # compile every kernel for sm_80 as well as sm_90. fp32 and tf32 of ResNet-50 run on the GPU

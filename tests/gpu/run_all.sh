@@ -3,9 +3,9 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance,sanitize (default: all)
+#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all)
 set -uo pipefail
-P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize}
+P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize,tune}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH=$P${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 K=$P/plain/kiln
@@ -26,6 +26,29 @@ fi
 if has perlayer; then
   bash tests/gpu_perlayer.sh "$K" "$P/plain/check_layers" . /tmp/gpu_perlayer /tmp/models --gpu > "$OUT/perlayer.txt" 2>&1
   echo "gpu_perlayer exit $?"; grep -E "^(FAIL|PASS)" "$OUT/perlayer.txt" | tail -12
+fi
+if has tune; then  # autotuning, the tuning cache, bench --profile (issue 5; docs/tuning.md)
+  bash tests/codegen/cli_tune.sh "$K" examples/tiny_cnn.onnx /tmp/gpu_tune --gpu > "$OUT/tune.txt" 2>&1
+  echo "gpu_tune exit $?"; grep -E "^(FAIL|PASS)" "$OUT/tune.txt"
+  R=/tmp/models/resnet50_torchvision/model.onnx
+  if [ -f "$R" ]; then  # ResNet-50 b32 fp16: cold and warm tuning-cache builds, then the per-kernel profile
+    rm -f /tmp/r50_cache.txt
+    for run in cold warm; do
+      s=$(date +%s%N)
+      SOURCE_DATE_EPOCH=1 "$K" build "$R" -o /tmp/r50.kiln --shape input=32x3x224x224 --precision fp16 \
+        --tuning-cache /tmp/r50_cache.txt > "$OUT/r50_build_$run.txt" 2>&1
+      rc=$? e=$(date +%s%N); cp /tmp/r50.kiln "/tmp/r50_$run.kiln" 2>/dev/null
+      echo "resnet50 b32 fp16 build, $run tuning cache: exit $rc, $(( (e - s) / 1000000 )) ms"
+      grep -E "^(autotune|tuning)" "$OUT/r50_build_$run.txt" | tail -3
+    done
+    cmp -s /tmp/r50_cold.kiln /tmp/r50_warm.kiln && echo "resnet50: warm bundle byte-identical" || echo "resnet50: FAIL warm bundle differs"
+    cp /tmp/r50_cache.txt "$OUT/"
+    "$K" bench /tmp/r50_warm.kiln --no-graph --iterations 50 --profile --profile-json "$OUT/r50_profile.json" \
+      > "$OUT/r50_profile.txt" 2>&1
+    echo "resnet50 bench --profile exit $?: $(grep '^profile: layers sum' "$OUT/r50_profile.txt")"
+    timeout 300 "$K" compare "$R" /tmp/r50_warm.kiln --rel-l2 0.01 > "$OUT/r50_compare.txt" 2>&1  # CPU side: slow at b32
+    echo "resnet50 autotuned fp16 vs CPU: exit $? $(grep -cE 'PASS' "$OUT/r50_compare.txt") PASS"
+  fi
 fi
 if has torchvision; then
   python3 tests/gpu/torchvision_check.py "$K" /tmp/tv --memcheck resnet50:fp32,resnet50:fp16 2>&1 |
