@@ -39,7 +39,8 @@ static void usage(FILE *f) {
             "                     compute capability, NVRTC and driver are not timed again\n"
             "  --tile NAME        every tunable kernel with candidate NAME uses it, e.g. 16x64x32/16x16\n"
             "                     (no autotuning; for tests and experiments)\n"
-            "SOURCE_DATE_EPOCH (seconds) replaces the clock in the 'created' metadata (reproducible builds).\n");
+            "Builds are deterministic (same model, options and tuning cache: the same bytes); SOURCE_DATE_EPOCH\n"
+            "(seconds) adds a 'created' metadata entry.\n");
 }
 
 static int fail(const char *what) { return kiln_cli_fail("build", what); }
@@ -285,17 +286,24 @@ int kiln_cmd_build(int argc, char **argv) {
     if (kiln_read_file(model, KILN_MAX_MODEL_BYTES, &bytes, &len) == KILN_OK)
         snprintf(hash, sizeof hash, "fnv1a64:%016llx", (unsigned long long)fnv1a64(bytes, len));
     size_t ol = (size_t)snprintf(opts, sizeof opts, "kiln build");
-    for (int i = 0; i < argc && ol < sizeof opts; i++)
+    /* Deterministic builds: the output path is left out of the recorded options and there is no
+     * build time unless SOURCE_DATE_EPOCH gives one, so that the same model, options and tuning
+     * cache give a byte-identical bundle. */
+    for (int i = 0; i < argc && ol < sizeof opts; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+            i++;
+            continue;
+        }
         ol += (size_t)snprintf(opts + ol, sizeof opts - ol, " %s", argv[i]);
-    time_t now = time(NULL);
+    }
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     if (sde && *sde) {
         char *end;
         long long v = strtoll(sde, &end, 10);
-        if (!*end && v >= 0) now = (time_t)v;
+        time_t when = (time_t)v;
+        struct tm tmv;
+        if (!*end && v >= 0 && gmtime_r(&when, &tmv)) strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     }
-    struct tm tmv;
-    if (gmtime_r(&now, &tmv)) strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     if (kiln_bundle_set_meta(b, "kiln_version", KILN_VERSION_STRING) || kiln_bundle_set_meta(b, "options", opts) ||
         kiln_bundle_set_meta(b, "precision", co.precision == KILN_PREC_TF32   ? "tf32"
                                              : co.precision == KILN_PREC_FP16 ? "fp16"
