@@ -209,8 +209,10 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     const char *tx = NULL, *tw = NULL, *ty = NULL; /* gcc 12 -O2 sees a maybe-uninitialized path */
     if ((st = elem_type(x, &tx)) || (st = elem_type(w, &tw)) || (st = elem_type(y, &ty))) return st;
     if (x->rank != 4 && x->rank != 3) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%d-D convolution", x->rank - 2);
-    if (y->layout == KILN_LAYOUT_NHWC || x->layout == KILN_LAYOUT_NHWC)
-        return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout (fp32 kernels are NCHW)");
+    /* NHWC (select-layout): the same kernels index x, y and the residual as [N][H][W][C]; a
+     * layout-invariant operand (C == 1 or H*W == 1, stored NCHW) has the same bytes */
+    const bool nhwc = kiln_cg_node_nhwc(n) && x->rank == 4;
+    const char *lay = nhwc ? ", true" : ""; /* NCHW: the template's default (the same source as before) */
     int nsp = x->rank - 2;
     int64_t in[2], k[2], s[2], d[2], pb[2], pe[2];
     for (int i = 0; i < nsp; i++) {
@@ -246,9 +248,10 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     if (!direct && f16_weight(c, a.w)) tw = "__half";
     kiln_cg_kernel_name(c, direct ? "conv_direct" : mma ? "conv_mma" : "conv_igemm", fn, sizeof fn);
     snprintf(epi, sizeof epi, "%s_epilogue", fn);
-    kiln_cg_printf(&c->src, "\n// %s: %s (%s), x[%lld,%lld,%lld,%lld] * w[%lld,%lld,%lld,%lld] group %lld\n", fn, c->group,
+    kiln_cg_printf(&c->src, "\n// %s: %s (%s), x[%lld,%lld,%lld,%lld] * w[%lld,%lld,%lld,%lld] group %lld%s\n", fn, c->group,
               a.fused ? "conv_epilogue" : "Conv", (long long)sh.N, (long long)sh.C, (long long)sh.H, (long long)sh.W,
-              (long long)sh.K, (long long)(sh.C / sh.groups), (long long)sh.R, (long long)sh.S, (long long)sh.groups);
+              (long long)sh.K, (long long)(sh.C / sh.groups), (long long)sh.R, (long long)sh.S, (long long)sh.groups,
+              nhwc ? ", NHWC" : "");
     if ((st = emit_epilogue_head(c, &a, epi, "kiln::i64 ch, kiln::i64 o")) || (st = emit_epilogue_body(c, &a, bias_expr)))
         return st;
     int bm = 0, bn = 0, tm = 0, tn = 0;
@@ -258,8 +261,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_direct<%s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
-                  BLOCK_1D, fn, tx, tw, epi, epi, ty, epi, tx, tw, ty);
+                  "    kiln::conv2d_direct<%s, %s, %s, %s%s>({x, w, bias, res, y, s});\n}\n",
+                  BLOCK_1D, fn, tx, tw, epi, epi, ty, epi, tx, tw, ty, lay);
         gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
         kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
     } else if (mma) {
@@ -268,9 +271,9 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d>({x, w, bias, res, y, s});\n}\n",
+                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d%s>({x, w, bias, res, y, s});\n}\n",
                   threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty, (int)sh.R,
-                  (int)sh.S);
+                  (int)sh.S, lay);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
@@ -280,8 +283,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_igemm<%d, %d, %d, %d, %d, %s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
-                  threads, fn, tx, tw, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, tx, tw, ty);
+                  "    kiln::conv2d_igemm<%d, %d, %d, %d, %d, %s, %s, %s, %s%s>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, tx, tw, ty, lay);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + bn - 1) / bn), gy = (uint64_t)((M + bm - 1) / bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
