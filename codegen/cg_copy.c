@@ -154,6 +154,12 @@ kiln_status kiln_cg_emit_with_layout(cg *c, const kiln_node *n, kiln_status (*em
     int64_t mi = kiln_attr_int(n, "kiln_convert_input", 0), mo = kiln_attr_int(n, "kiln_convert_output", 0);
     c->n_ovr = 0;
     if (!mi && !mo) return emit(c, n);
+    /* A single-output elementwise kernel reads every operand through its storage strides and
+     * writes its output's storage order: it converts on the fly (one pass instead of two). */
+    bool ew = n->op == KILN_OP_Fused ? !strcmp(kiln_attr_str(n, "kind", ""), "elementwise")
+                                     : kiln_op_table[n->op].kind == KILN_KIND_ELEMENTWISE ||
+                                           kiln_op_table[n->op].kind == KILN_KIND_BROADCAST;
+    if (ew && n->n_outputs == 1 && !kiln_node_is_view(n)) return emit(c, n);
     const bool nhwc = kiln_cg_node_nhwc(n);
     kiln_status st = KILN_OK;
     for (int i = 0; i < n->n_inputs && i < 63 && !st; i++) {
