@@ -159,7 +159,9 @@ kiln_status kiln_cg_emit_with_layout(cg *c, const kiln_node *n, kiln_status (*em
     bool ew = n->op == KILN_OP_Fused ? !strcmp(kiln_attr_str(n, "kind", ""), "elementwise")
                                      : kiln_op_table[n->op].kind == KILN_KIND_ELEMENTWISE ||
                                            kiln_op_table[n->op].kind == KILN_KIND_BROADCAST;
-    if (ew && n->n_outputs == 1 && !kiln_node_is_view(n)) return emit(c, n);
+    /* Not in place: reading element j while writing element i of the same storage would race. */
+    if (ew && n->n_outputs == 1 && n->outputs[0] >= 0 && !kiln_node_is_view(n) && c->g->values[n->outputs[0]].alias_of < 0)
+        return emit(c, n);
     const bool nhwc = kiln_cg_node_nhwc(n);
     kiln_status st = KILN_OK;
     for (int i = 0; i < n->n_inputs && i < 63 && !st; i++) {

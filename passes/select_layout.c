@@ -23,7 +23,8 @@
  *                        read + write, shared by all consumers on the other side); a value with
  *                        C == 1 or H*W == 1 has the same bytes in both layouts and costs nothing.
  *      A region is NHWC only when gain > cost. Regions meet only through NCHW nodes, so deciding
- *      each one alone is optimal for this model.
+ *      each one alone is optimal for this model. A region with a value a view (Reshape,
+ *      Flatten, ...) reads stays NCHW: the view aliases the storage and cannot convert.
  *
  *        x(NCHW) ─▶[T]─▶ conv ─▶ relu ─▶ conv ─▶ add ─▶[T]─▶ Flatten      [T] = one conversion
  *                      └──────── one NHWC region ────────┘
@@ -294,6 +295,16 @@ kiln_status kiln_pass_select_layout(kiln_graph *g, const kiln_pass_ctx *ctx, boo
         /* crosses the border: a region's value read in NCHW, or an NCHW value read by a region */
         if (from_region ? (has_fixed_user[v] || is_out[v]) : true)
             cost[uf_find(parent, first_flex[v])] += 2 * numel1(&g->values[v]);
+    }
+    /* A view (Reshape, Flatten, ...) aliases its input's storage (plan-memory), so it cannot
+     * convert: a region whose value a view reads in NCHW stays NCHW (layout-invariant values,
+     * such as a global pool's [N,C,1,1] before Flatten, are the same bytes and do not count). */
+    for (int ni = 0; ni < nn; ni++) {
+        const kiln_node *n = &g->nodes[ni];
+        if (n->dead || !kiln_node_is_view(n) || n->n_inputs < 1) continue;
+        int v = n->inputs[0];
+        if (is_act4(g, v) && first_flex[v] >= 0 && !layout_invariant(&g->values[v]))
+            gain[uf_find(parent, first_flex[v])] = -1e300;
     }
     /* 4. decide, then annotate */
     for (int v = 0; v < nv; v++) {

@@ -412,6 +412,17 @@ def nhwc_cases(d):
          [w("w1", 48, 32, 1, 1, scale=0.3), w("b1", 48), w("wd1", 48, 1, 3, 3), w("bd1", 48), scalar("lo", 0),
           scalar("hi", 6), w("wd2", 48, 1, 3, 3), w("wg", 32, 24, 3, 3, scale=0.1), w("bg", 32),
           w("w3", 45, 32, 1, 1, scale=0.3), w("wd3", 45, 1, 3, 3)])
+    # a Flatten (a view: it aliases its input and cannot convert) keeps its region NCHW; the
+    # region of the second input is NHWC
+    save(d, "nhwc_view_border",
+         [N("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1]), N("Relu", ["a"], ["ar"]),
+          N("Conv", ["ar", "wb"], ["b"], strides=[2, 2]), N("Flatten", ["b"], ["f"]),
+          N("Gemm", ["f", "wg"], ["out"], transB=1),
+          N("Conv", ["x2", "wc"], ["c"], pads=[1, 1, 1, 1]), N("Relu", ["c"], ["cr"]),
+          N("Conv", ["cr", "wd", "bd"], ["e"], pads=[1, 1, 1, 1]), N("Conv", ["e", "we"], ["out2"])],
+         [("x", [2, 8, 10, 10]), ("x2", [1, 8, 9, 11])], ["out", "out2"],
+         [w("wa", 16, 8, 3, 3, scale=0.3), w("ba", 16), w("wb", 16, 16, 1, 1, scale=0.3), w("wg", 7, 400, scale=0.1),
+          w("wc", 16, 8, 3, 3, scale=0.3), w("wd", 16, 16, 3, 3, scale=0.2), w("bd", 16), w("we", 8, 16, 1, 1)])
 
 
 def typed_cases(d):
