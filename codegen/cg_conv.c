@@ -192,6 +192,28 @@ static kiln_status operand_arg(cg *c, int v, kiln_bundle_arg *a) {
     return KILN_OK;
 }
 
+/* NHWC tensor-core conv: pixels as the GEMM's M ("pixels_m", conv2d_igemm_mma_nhwc_t: the
+ * input loads are coalesced along C) or output channels as M ("channels_m", the NCHW kernel
+ * with NHWC indexing: input loads C apart). A tunable choice (kiln_cg_choose); the heuristic
+ * takes pixels_m. */
+static bool nhwc_swapped(cg *c, const anchor *a, const void *shape, const char *tx, const char *tw, const char *ty) {
+    static const char *const names[] = {"pixels_m", "channels_m"};
+    struct conv_dims { /* the layout of conv_shape_host (below) */
+        int64_t N, C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dh, dw, groups;
+    } shv;
+    memcpy(&shv, shape, sizeof shv);
+    const struct conv_dims *sh = &shv;
+    char sig[320];
+    snprintf(sig, sizeof sig, "conv_nhwc_mma:%s:x%lldx%lldx%lldx%lld:w%lldx%lldx%lldx%lld:s%lldx%lld:p%lldx%lld:d%lldx%lld:g%lld:%s,%s,%s:b%d:r%d:%s:%s",
+             c->o->precision == KILN_PREC_TF32 ? "tf32" : "fp16", (long long)sh->N, (long long)sh->C, (long long)sh->H,
+             (long long)sh->W, (long long)sh->K, (long long)(sh->C / sh->groups), (long long)sh->R, (long long)sh->S,
+             (long long)sh->sh, (long long)sh->sw, (long long)sh->ph, (long long)sh->pw, (long long)sh->dh,
+             (long long)sh->dw, (long long)sh->groups, tx, tw, ty, a->bias >= 0, a->residual >= 0,
+             a->fused ? kiln_attr_str(a->fused, "activation", "none") : "none",
+             a->fused ? kiln_attr_str(a->fused, "post_activation", "none") : "none");
+    return kiln_cg_choose(c, sig, names, 2, 0) == 0;
+}
+
 /* ----------------------------------------------------------------------- conv -- */
 typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
     int64_t N, C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dh, dw, groups;
@@ -265,6 +287,19 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
                   BLOCK_1D, fn, tx, tw, epi, epi, ty, epi, tx, tw, ty, lay);
         gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
         kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
+    } else if (mma && nhwc && nhwc_swapped(c, &a, &sh, tx, tw, ty)) {
+        /* NHWC, pixels as the GEMM's M (conv2d_igemm_mma_nhwc_t: coalesced input loads) */
+        int64_t M = sh.N * sh.P * sh.Q, N = sh.K / sh.groups;
+        mma_tile t = mma_tile_pick(M, N, sh.groups);
+        threads = mma_threads(t);
+        kiln_cg_printf(&c->src,
+                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
+                  "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
+                  "    kiln::conv2d_igemm_mma_nhwc_t<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty, (int)sh.R,
+                  (int)sh.S);
+        gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
+        kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d:nhwc_t;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
     } else if (mma) {
         mma_tile t = mma_tile_pick(sh.K / sh.groups, sh.N * sh.P * sh.Q, sh.groups);
         threads = mma_threads(t);

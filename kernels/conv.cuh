@@ -90,6 +90,48 @@ struct conv2d_problem {
     }
 };
 
+// NHWC with the GEMM's roles swapped: Y^T (output pixels x output channels) = B^T * A^T, so
+// M = N*P*Q pixels and N = K/groups channels, and K is tap-major (k = (r*S + s) * C/groups + c).
+// mma.cuh's consecutive threads load consecutive k of A: here consecutive channels of one
+// input pixel, contiguous in NHWC (coalesced), where conv2d_problem<..., NHWC> reads them C
+// apart. The weights (OIHW, small, cached) are B. Same args and epilogue as conv2d_problem.
+template <class Epi, typename TX = float, typename TW = float, typename TY = float, int FR = 0, int FS = 0>
+struct conv2d_problem_nhwc_t {
+    typedef typename conv2d_problem<Epi, TX, TW, TY, FR, FS, true>::args args;
+    static __device__ __forceinline__ float load_a(const args &p, int g, i64 m64, i64 k64) {
+        const int cg = (int)(p.s.C / p.s.groups), S = FS ? FS : (int)p.s.S, rs = (FR ? FR : (int)p.s.R) * S;
+        const int k = (int)k64, n = (int)m64, t = k / cg, ch = g * cg + (k - t * cg);
+        if (rs == 1 && p.s.sh == 1 && p.s.sw == 1 && p.s.ph == 0 && p.s.pw == 0 && p.s.P == p.s.H && p.s.Q == p.s.W)
+            return to_f32(p.x[(i64)n * p.s.C + ch]);
+        const int Q = (int)p.s.Q, pq = (int)(p.s.P * p.s.Q);
+        const int r = t / S, s = t - r * S, b = n / pq, o = n - b * pq, op = o / Q, oq = o - op * Q;
+        const int h = op * (int)p.s.sh - (int)p.s.ph + r * (int)p.s.dh;
+        const int w = oq * (int)p.s.sw - (int)p.s.pw + s * (int)p.s.dw;
+        if (h < 0 || h >= (int)p.s.H || w < 0 || w >= (int)p.s.W) return 0.0f;
+        return to_f32(p.x[((i64)(b * (int)p.s.H + h) * p.s.W + w) * p.s.C + ch]);
+    }
+    static __device__ __forceinline__ float load_b(const args &p, int g, i64 k64, i64 n64) {
+        const int cg = (int)(p.s.C / p.s.groups), rs = (FR ? FR : (int)p.s.R) * (FS ? FS : (int)p.s.S);
+        const int k = (int)k64, t = k / cg, c = k - t * cg, kout = g * (int)(p.s.K / p.s.groups) + (int)n64;
+        return to_f32(p.w[((i64)kout * cg + c) * rs + t]);
+    }
+    static __device__ __forceinline__ void store(const args &p, int g, i64 m, i64 n, float acc) {
+        const int k = g * (int)(p.s.K / p.s.groups) + (int)n;
+        const i64 o = m * p.s.K + k;
+        p.y[o] = from_f32<TY>(Epi::apply(p.bias, p.res, k, o, acc));
+    }
+};
+
+// Grid (ceil((K/groups) / BN), ceil(N*P*Q / BM), groups), (BM/WM)*(BN/WN) warps: the swapped
+// NHWC implicit GEMM on tensor cores (conv2d_problem_nhwc_t).
+template <int BM, int BN, int BK, int WM, int WN, int PREC, class Epi, typename TX = float, typename TW = float,
+          typename TY = float, int FR = 0, int FS = 0>
+__device__ __forceinline__ void conv2d_igemm_mma_nhwc_t(const typename conv2d_problem_nhwc_t<Epi, TX, TW, TY, FR, FS>::args &a) {
+    const conv2d_shape &s = a.s;
+    mma_gemm<BM, BN, BK, WM, WN, PREC, conv2d_problem_nhwc_t<Epi, TX, TW, TY, FR, FS>>(a, s.N * s.P * s.Q, s.K / s.groups,
+                                                                                     (s.C / s.groups) * s.R * s.S);
+}
+
 // Grid (ceil(N*P*Q / BN), ceil((K/groups) / BM), groups), (BM/TM)*(BN/TN) threads.
 template <int BM, int BN, int BK, int TM, int TN, class Epi, typename TX = float, typename TW = float,
           typename TY = float, bool NHWC = false>
