@@ -233,8 +233,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     if (x->rank != 4 && x->rank != 3) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%d-D convolution", x->rank - 2);
     /* NHWC (select-layout): the same kernels index x, y and the residual as [N][H][W][C]; a
      * layout-invariant operand (C == 1 or H*W == 1, stored NCHW) has the same bytes */
-    const bool nhwc = kiln_cg_node_nhwc(n) && x->rank == 4;
-    const char *lay = nhwc ? ", true" : ""; /* NCHW: the template's default (the same source as before) */
+    const bool nhwc_layout = kiln_cg_node_nhwc(n) && x->rank == 4;
+    const char *lay = nhwc_layout ? ", true" : ""; /* NCHW: the template's default (the same source as before) */
     int nsp = x->rank - 2;
     int64_t in[2], k[2], s[2], d[2], pb[2], pe[2];
     for (int i = 0; i < nsp; i++) {
@@ -273,7 +273,7 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     kiln_cg_printf(&c->src, "\n// %s: %s (%s), x[%lld,%lld,%lld,%lld] * w[%lld,%lld,%lld,%lld] group %lld%s\n", fn, c->group,
               a.fused ? "conv_epilogue" : "Conv", (long long)sh.N, (long long)sh.C, (long long)sh.H, (long long)sh.W,
               (long long)sh.K, (long long)(sh.C / sh.groups), (long long)sh.R, (long long)sh.S, (long long)sh.groups,
-              nhwc ? ", NHWC" : "");
+              nhwc_layout ? ", NHWC" : "");
     if ((st = emit_epilogue_head(c, &a, epi, "kiln::i64 ch, kiln::i64 o")) || (st = emit_epilogue_body(c, &a, bias_expr)))
         return st;
     int bm = 0, bn = 0, tm = 0, tn = 0;
@@ -287,7 +287,7 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
                   BLOCK_1D, fn, tx, tw, epi, epi, ty, epi, tx, tw, ty, lay);
         gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
         kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
-    } else if (mma && nhwc && nhwc_swapped(c, &a, &sh, tx, tw, ty)) {
+    } else if (mma && nhwc_layout && nhwc_swapped(c, &a, &sh, tx, tw, ty)) {
         /* NHWC, pixels as the GEMM's M (conv2d_igemm_mma_nhwc_t: coalesced input loads) */
         int64_t M = sh.N * sh.P * sh.Q, N = sh.K / sh.groups;
         mma_tile t = mma_tile_pick(M, N, sh.groups);
