@@ -212,6 +212,28 @@ static kiln_status operand_arg(cg *c, int v, kiln_bundle_arg *a) {
     return KILN_OK;
 }
 
+/* NHWC tensor-core conv: pixels as the GEMM's M ("pixels_m", conv2d_igemm_mma_nhwc_t: the
+ * input loads are coalesced along C) or output channels as M ("channels_m", the NCHW kernel
+ * with NHWC indexing: input loads C apart). A tunable choice (kiln_cg_choose); the heuristic
+ * takes pixels_m. */
+static bool nhwc_swapped(cg *c, const anchor *a, const void *shape, const char *tx, const char *tw, const char *ty) {
+    static const char *const names[] = {"pixels_m", "channels_m"};
+    struct conv_dims { /* the layout of conv_shape_host (below) */
+        int64_t N, C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dh, dw, groups;
+    } shv;
+    memcpy(&shv, shape, sizeof shv);
+    const struct conv_dims *sh = &shv;
+    char sig[320];
+    snprintf(sig, sizeof sig, "conv_nhwc_mma:%s:x%lldx%lldx%lldx%lld:w%lldx%lldx%lldx%lld:s%lldx%lld:p%lldx%lld:d%lldx%lld:g%lld:%s,%s,%s:b%d:r%d:%s:%s",
+             c->o->precision == KILN_PREC_TF32 ? "tf32" : "fp16", (long long)sh->N, (long long)sh->C, (long long)sh->H,
+             (long long)sh->W, (long long)sh->K, (long long)(sh->C / sh->groups), (long long)sh->R, (long long)sh->S,
+             (long long)sh->sh, (long long)sh->sw, (long long)sh->ph, (long long)sh->pw, (long long)sh->dh,
+             (long long)sh->dw, (long long)sh->groups, tx, tw, ty, a->bias >= 0, a->residual >= 0,
+             a->fused ? kiln_attr_str(a->fused, "activation", "none") : "none",
+             a->fused ? kiln_attr_str(a->fused, "post_activation", "none") : "none");
+    return kiln_cg_choose(c, sig, names, 2, 0) == 0;
+}
+
 /* ----------------------------------------------------------------------- conv -- */
 typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
     int64_t N, C, H, W, K, P, Q, R, S, sh, sw, ph, pw, dh, dw, groups;
@@ -231,8 +253,10 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     const char *tx = NULL, *tw = NULL, *ty = NULL; /* gcc 12 -O2 sees a maybe-uninitialized path */
     if ((st = elem_type(x, &tx)) || (st = elem_type(w, &tw)) || (st = elem_type(y, &ty))) return st;
     if (x->rank != 4 && x->rank != 3) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%d-D convolution", x->rank - 2);
-    if (y->layout == KILN_LAYOUT_NHWC || x->layout == KILN_LAYOUT_NHWC)
-        return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout (fp32 kernels are NCHW)");
+    /* NHWC (select-layout): the same kernels index x, y and the residual as [N][H][W][C]; a
+     * layout-invariant operand (C == 1 or H*W == 1, stored NCHW) has the same bytes */
+    const bool nhwc_layout = kiln_cg_node_nhwc(n) && x->rank == 4;
+    const char *lay = nhwc_layout ? ", true" : ""; /* NCHW: the template's default (the same source as before) */
     int nsp = x->rank - 2;
     int64_t in[2], k[2], s[2], d[2], pb[2], pe[2];
     for (int i = 0; i < nsp; i++) {
@@ -268,9 +292,10 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     if (!direct && f16_weight(c, a.w)) tw = "__half";
     kiln_cg_kernel_name(c, direct ? "conv_direct" : mma ? "conv_mma" : "conv_igemm", fn, sizeof fn);
     snprintf(epi, sizeof epi, "%s_epilogue", fn);
-    kiln_cg_printf(&c->src, "\n// %s: %s (%s), x[%lld,%lld,%lld,%lld] * w[%lld,%lld,%lld,%lld] group %lld\n", fn, c->group,
+    kiln_cg_printf(&c->src, "\n// %s: %s (%s), x[%lld,%lld,%lld,%lld] * w[%lld,%lld,%lld,%lld] group %lld%s\n", fn, c->group,
               a.fused ? "conv_epilogue" : "Conv", (long long)sh.N, (long long)sh.C, (long long)sh.H, (long long)sh.W,
-              (long long)sh.K, (long long)(sh.C / sh.groups), (long long)sh.R, (long long)sh.S, (long long)sh.groups);
+              (long long)sh.K, (long long)(sh.C / sh.groups), (long long)sh.R, (long long)sh.S, (long long)sh.groups,
+              nhwc_layout ? ", NHWC" : "");
     if ((st = emit_epilogue_head(c, &a, epi, "kiln::i64 ch, kiln::i64 o")) || (st = emit_epilogue_body(c, &a, bias_expr)))
         return st;
     int bm = 0, bn = 0, tm = 0, tn = 0;
@@ -280,10 +305,23 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_direct<%s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
-                  BLOCK_1D, fn, tx, tw, epi, epi, ty, epi, tx, tw, ty);
+                  "    kiln::conv2d_direct<%s, %s, %s, %s%s>({x, w, bias, res, y, s});\n}\n",
+                  BLOCK_1D, fn, tx, tw, epi, epi, ty, epi, tx, tw, ty, lay);
         gx = kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), gy = gz = 1, threads = BLOCK_1D;
         kiln_cg_printf(&c->tiles, "%s=direct;", c->group);
+    } else if (mma && nhwc_layout && nhwc_swapped(c, &a, &sh, tx, tw, ty)) {
+        /* NHWC, pixels as the GEMM's M (conv2d_igemm_mma_nhwc_t: coalesced input loads) */
+        int64_t M = sh.N * sh.P * sh.Q, N = sh.K / sh.groups;
+        mma_tile t = mma_tile_pick(M, N, sh.groups);
+        threads = mma_threads(t);
+        kiln_cg_printf(&c->src,
+                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
+                  "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
+                  "    kiln::conv2d_igemm_mma_nhwc_t<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty, (int)sh.R,
+                  (int)sh.S);
+        gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
+        kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d:nhwc_t;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
     } else if (mma) {
         char sig[400];
         snprintf(sig, sizeof sig, "conv_mma:%s:%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld:%s,%s,%s:b%dr%d",
@@ -295,9 +333,9 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d>({x, w, bias, res, y, s});\n}\n",
+                  "    kiln::conv2d_igemm_mma<%d, %d, %d, %d, %d, %s, %s, %s, %s, %s, %d, %d%s>({x, w, bias, res, y, s});\n}\n",
                   threads, fn, tx, tw, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, tx, tw, ty, (int)sh.R,
-                  (int)sh.S);
+                  (int)sh.S, lay);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
@@ -307,8 +345,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"
-                  "    kiln::conv2d_igemm<%d, %d, %d, %d, %d, %s, %s, %s, %s>({x, w, bias, res, y, s});\n}\n",
-                  threads, fn, tx, tw, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, tx, tw, ty);
+                  "    kiln::conv2d_igemm<%d, %d, %d, %d, %d, %s, %s, %s, %s%s>({x, w, bias, res, y, s});\n}\n",
+                  threads, fn, tx, tw, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, tx, tw, ty, lay);
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + bn - 1) / bn), gy = (uint64_t)((M + bm - 1) / bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);

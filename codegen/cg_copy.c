@@ -44,18 +44,173 @@ static kiln_status emit_copy(cg *c, int xv, int yv, int64_t outer, int64_t row_x
     return kiln_cg_launch(c, fn, kiln_cg_grid_1d(outer * row_x), 1, 1, BLOCK_1D, args, 6);
 }
 
+/* The affine gather (kernels/copy.cuh) from x's storage to y's: per output dim (dims, row-major
+ * over y's storage), the input index start + i * step (outside [0, in_dims): pad_bits) and its
+ * element stride. */
+static kiln_status gather_launch(cg *c, kiln_bundle_arg xa, kiln_bundle_arg ya, size_t es, int rank, const int64_t *dims,
+                                 const int64_t *start, const int64_t *step, const int64_t *in_dims,
+                                 const int64_t *in_strides, uint64_t pad_bits, const char *what, const char *yname) {
+    const char *T = uint_of_size(es);
+    if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "element size %zu", es);
+    int R = rank < 1 ? 1 : rank;
+    int64_t total = 1;
+    for (int d = 0; d < rank; d++) total *= dims[d];
+    if (total == 0) return KILN_OK;
+    int64_t sh[1 + 5 * KILN_MAX_RANK];
+    sh[0] = total;
+    for (int d = 0; d < R; d++) {
+        bool scalar = rank == 0;
+        sh[1 + d] = scalar ? 1 : dims[d];
+        sh[1 + R + d] = scalar ? 0 : start[d];
+        sh[1 + 2 * R + d] = scalar ? 0 : step[d];
+        sh[1 + 3 * R + d] = scalar ? 1 : in_dims[d];
+        sh[1 + 4 * R + d] = scalar ? 0 : in_strides[d];
+    }
+    char fn[64];
+    kiln_cg_kernel_name(c, what, fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+              "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
+              "kiln::gather_shape<%d> s, %s pad) {\n    kiln::affine_gather<%s, %d>(x, y, s, pad);\n}\n",
+              fn, c->group, yname, BLOCK_1D, fn, T, T, R, T, T, R);
+    kiln_bundle_arg args[4] = {xa, ya};
+    kiln_status st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(1 + 5 * R), &args[2]);
+    if (st) return st;
+    args[3] = (kiln_bundle_arg){KILN_ARG_SCALAR, (uint32_t)es, pad_bits};
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 4);
+}
+
+/* y = affine gather of x over y's logical dims (see gather_launch). */
+static kiln_status emit_gather(cg *c, int xv, int yv, const int64_t *start, const int64_t *step,
+                               const int64_t *in_dims, const int64_t *in_strides, uint64_t pad_bits,
+                               const char *what) {
+    const kiln_value *y = kiln_cg_val(c, yv);
+    kiln_bundle_arg xa, ya;
+    kiln_status st;
+    if ((st = kiln_cg_value_arg(c, xv, &xa)) || (st = kiln_cg_value_arg(c, yv, &ya))) return st;
+    return gather_launch(c, xa, ya, kiln_dtype_size(y->dtype), y->rank, y->dims, start, step, in_dims, in_strides,
+                         pad_bits, what, y->name);
+}
+
+/* ---------------------------------------------------------------- layouts -- */
+/* Same bytes in NCHW and NHWC: C == 1 or H*W == 1 (select-layout stores such values NCHW). */
+static bool layout_invariant(const kiln_value *v) {
+    return v->rank == 4 && (v->dims[1] == 1 || (v->dims[2] == 1 && v->dims[3] == 1));
+}
+/* NHWC: the physical position of logical NCHW dim d is nhwc_pos[d]; its dims in storage order
+ * are the logical ones taken in nhwc_dim order. */
+static const int nhwc_pos[4] = {0, 3, 1, 2}, nhwc_dim[4] = {0, 2, 3, 1};
+
+bool kiln_cg_node_nhwc(const kiln_node *n) {
+    const char *l = kiln_attr_str(n, "kiln_layout", NULL);
+    return l && !strcmp(l, "NHWC");
+}
+
+static bool stored_nhwc(const kiln_value *v) { return v->rank == 4 && v->layout == KILN_LAYOUT_NHWC; }
+
+void kiln_cg_storage_strides(const kiln_value *v, int R, int64_t *strides) {
+    int64_t s[KILN_MAX_RANK];
+    if (stored_nhwc(v)) {
+        s[1] = 1;
+        s[3] = v->dims[1];
+        s[2] = v->dims[3] * v->dims[1];
+        s[0] = v->dims[2] * s[2];
+    } else if (v->rank > 0) {
+        kiln_strides(v->rank, v->dims, s);
+    }
+    for (int i = R - 1, j = v->rank - 1; i >= 0; i--, j--) strides[i] = j >= 0 && v->dims[j] != 1 ? s[j] : 0;
+}
+
+/* The 4-D value v (logical dims) from one layout's storage `from` into the other's `to`. */
+static kiln_status emit_layout_convert(cg *c, const kiln_value *v, kiln_bundle_arg from, kiln_bundle_arg to,
+                                       bool to_nhwc) {
+    const int64_t N = v->dims[0], C = v->dims[1], H = v->dims[2], W = v->dims[3];
+    int64_t dims[4], zero[4] = {0, 0, 0, 0}, one[4] = {1, 1, 1, 1};
+    if (to_nhwc) {
+        int64_t d[4] = {N, H, W, C}, s[4] = {C * H * W, W, 1, H * W};
+        memcpy(dims, d, sizeof d);
+        return gather_launch(c, from, to, kiln_dtype_size(v->dtype), 4, dims, zero, one, dims, s, 0, "to_nhwc", v->name);
+    }
+    int64_t d[4] = {N, C, H, W}, s[4] = {H * W * C, 1, W * C, C};
+    memcpy(dims, d, sizeof d);
+    return gather_launch(c, from, to, kiln_dtype_size(v->dtype), 4, dims, zero, one, dims, s, 0, "to_nchw", v->name);
+}
+
+static kiln_status add_override(cg *c, int v, bool nhwc, kiln_bundle_arg *scratch) {
+    const kiln_value *val = &c->g->values[v];
+    if (c->n_ovr == 8) return kiln_errorf(KILN_ERR_UNSUPPORTED, "more than 8 layout conversions in one node");
+    if (val->rank != 4) return kiln_errorf(KILN_ERR_INTERNAL, "layout conversion of a %d-D value", val->rank);
+    uint64_t bytes = (uint64_t)kiln_cg_numel(val) * kiln_dtype_size(val->dtype);
+    kiln_status st = kiln_cg_scratch(c, bytes ? bytes : 1, scratch);
+    if (st) return st;
+    c->ovr_v[c->n_ovr] = v;
+    c->ovr_arg[c->n_ovr] = *scratch;
+    c->ovr_val[c->n_ovr] = *val;
+    c->ovr_val[c->n_ovr].layout = nhwc ? KILN_LAYOUT_NHWC : KILN_LAYOUT_NCHW;
+    c->n_ovr++;
+    return KILN_OK;
+}
+
+kiln_status kiln_cg_emit_with_layout(cg *c, const kiln_node *n, kiln_status (*emit)(cg *, const kiln_node *)) {
+    int64_t mi = kiln_attr_int(n, "kiln_convert_input", 0), mo = kiln_attr_int(n, "kiln_convert_output", 0);
+    c->n_ovr = 0;
+    if (!mi && !mo) return emit(c, n);
+    /* A single-output elementwise kernel reads every operand through its storage strides and
+     * writes its output's storage order: it converts on the fly (one pass instead of two). */
+    bool ew = n->op == KILN_OP_Fused ? !strcmp(kiln_attr_str(n, "kind", ""), "elementwise")
+                                     : kiln_op_table[n->op].kind == KILN_KIND_ELEMENTWISE ||
+                                           kiln_op_table[n->op].kind == KILN_KIND_BROADCAST;
+    /* Not in place: reading element j while writing element i of the same storage would race. */
+    if (ew && n->n_outputs == 1 && n->outputs[0] >= 0 && !kiln_node_is_view(n) && c->g->values[n->outputs[0]].alias_of < 0)
+        return emit(c, n);
+    const bool nhwc = kiln_cg_node_nhwc(n);
+    kiln_status st = KILN_OK;
+    for (int i = 0; i < n->n_inputs && i < 63 && !st; i++) {
+        int v = n->inputs[i];
+        bool dup = false;
+        for (int k = 0; k < c->n_ovr; k++) dup |= c->ovr_v[k] == v;
+        if (!(mi >> i & 1) || v < 0 || dup) continue;
+        kiln_bundle_arg from, to;
+        if ((st = kiln_cg_value_arg(c, v, &from))) break;
+        if ((st = add_override(c, v, nhwc, &to))) break;
+        st = emit_layout_convert(c, &c->g->values[v], from, to, nhwc);
+    }
+    int first_out = c->n_ovr;
+    for (int i = 0; i < n->n_outputs && i < 63 && !st; i++) {
+        int v = n->outputs[i];
+        if (!(mo >> i & 1) || v < 0) continue;
+        if (!nhwc) st = kiln_errorf(KILN_ERR_INTERNAL, "kiln_convert_output on an NCHW node");
+        kiln_bundle_arg to;
+        if (!st) st = add_override(c, v, true, &to);
+    }
+    if (!st) st = emit(c, n);
+    int n_ovr = c->n_ovr;
+    c->n_ovr = 0; /* the outputs' own (NCHW) storage from here on */
+    for (int k = first_out; k < n_ovr && !st; k++) {
+        kiln_bundle_arg dst;
+        if (!(st = kiln_cg_value_arg(c, c->ovr_v[k], &dst)))
+            st = emit_layout_convert(c, &c->g->values[c->ovr_v[k]], c->ovr_arg[k], dst, false);
+    }
+    return st;
+}
+
 kiln_status kiln_cg_emit_concat(cg *c, const kiln_node *n) {
     const kiln_value *y = kiln_cg_val(c, n->outputs[0]);
-    if (y->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     int64_t axis;
     if (!kiln_norm_axis(kiln_attr_int(n, "axis", 0), y->rank, &axis))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+    /* NHWC: the same rows-at-an-offset copy over the storage order (the axis remapped); a
+     * layout-invariant operand (C == 1 or H*W == 1) has the same bytes either way */
+    bool nhwc = kiln_cg_node_nhwc(n) && y->rank == 4;
+    int64_t pdims[KILN_MAX_RANK], paxis = nhwc ? nhwc_pos[axis] : axis;
+    for (int i = 0; i < y->rank; i++) pdims[i] = nhwc ? y->dims[nhwc_dim[i]] : y->dims[i];
     int64_t outer = 1, inner = 1, at = 0;
-    for (int i = 0; i < axis; i++) outer *= y->dims[i];
-    for (int i = (int)axis + 1; i < y->rank; i++) inner *= y->dims[i];
+    for (int i = 0; i < paxis; i++) outer *= pdims[i];
+    for (int i = (int)paxis + 1; i < y->rank; i++) inner *= pdims[i];
     for (int i = 0; i < n->n_inputs; i++) {
         const kiln_value *x = kiln_cg_val(c, n->inputs[i]);
         if (x->dtype != y->dtype) return kiln_errorf(KILN_ERR_UNSUPPORTED, "mixed dtypes");
+        if (nhwc != stored_nhwc(x) && !layout_invariant(x))
+            return kiln_errorf(KILN_ERR_INTERNAL, "Concat input '%s' in another layout", x->name);
         int64_t d = x->dims[axis];
         if (d > 0) {
             kiln_status st = emit_copy(c, n->inputs[i], n->outputs[0], outer, d * inner, y->dims[axis] * inner,
@@ -67,53 +222,41 @@ kiln_status kiln_cg_emit_concat(cg *c, const kiln_node *n) {
     return KILN_OK;
 }
 
-/* y = affine gather of x (kernels/copy.cuh): per output dim, the input index start + i * step
- * (outside [0, in_dims): pad_bits) and its element stride. */
-static kiln_status emit_gather(cg *c, int xv, int yv, const int64_t *start, const int64_t *step,
-                               const int64_t *in_dims, const int64_t *in_strides, uint64_t pad_bits,
-                               const char *what) {
-    const kiln_value *y = kiln_cg_val(c, yv);
-    size_t es = kiln_dtype_size(y->dtype);
-    const char *T = uint_of_size(es);
-    if (!T) return kiln_errorf(KILN_ERR_UNSUPPORTED, "element size %zu", es);
-    int R = y->rank < 1 ? 1 : y->rank;
-    int64_t total = kiln_cg_numel(y);
-    if (total == 0) return KILN_OK;
-    int64_t sh[1 + 5 * KILN_MAX_RANK];
-    sh[0] = total;
-    for (int d = 0; d < R; d++) {
-        bool scalar = y->rank == 0;
-        sh[1 + d] = scalar ? 1 : y->dims[d];
-        sh[1 + R + d] = scalar ? 0 : start[d];
-        sh[1 + 2 * R + d] = scalar ? 0 : step[d];
-        sh[1 + 3 * R + d] = scalar ? 1 : in_dims[d];
-        sh[1 + 4 * R + d] = scalar ? 0 : in_strides[d];
-    }
-    char fn[64];
-    kiln_cg_kernel_name(c, what, fn, sizeof fn);
-    kiln_cg_printf(&c->src,
-              "\n// %s: %s -> %s\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, %s *y, "
-              "kiln::gather_shape<%d> s, %s pad) {\n    kiln::affine_gather<%s, %d>(x, y, s, pad);\n}\n",
-              fn, c->group, y->name, BLOCK_1D, fn, T, T, R, T, T, R);
-    kiln_bundle_arg args[4];
-    kiln_status st;
-    if ((st = kiln_cg_value_arg(c, xv, &args[0])) || (st = kiln_cg_value_arg(c, yv, &args[1])) ||
-        (st = kiln_cg_bytes_arg(c, sh, sizeof(int64_t) * (size_t)(1 + 5 * R), &args[2])))
-        return st;
-    args[3] = (kiln_bundle_arg){KILN_ARG_SCALAR, (uint32_t)es, pad_bits};
-    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(total), 1, 1, BLOCK_1D, args, 4);
-}
-
 /* Constant integer input i of n (at most KILN_MAX_RANK values), -1 when absent or not known. */
 static int const_input_ints(const cg *c, const kiln_node *n, int i, int64_t *out) {
     if (i >= n->n_inputs || n->inputs[i] < 0) return -1;
     return kiln_value_const_ints(kiln_cg_val(c, n->inputs[i]), out, 2 * KILN_MAX_RANK);
 }
 
+/* Split of an NHWC tensor: a slice along the remapped axis of the storage order. */
+static kiln_status emit_split_nhwc(cg *c, const kiln_node *n) {
+    const kiln_value *x = kiln_cg_val(c, n->inputs[0]);
+    int64_t axis;
+    if (!kiln_norm_axis(kiln_attr_int(n, "axis", 0), 4, &axis)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "axis out of range");
+    int64_t pin[4], xs[4], start[4] = {0, 0, 0, 0}, step[4] = {1, 1, 1, 1}, at = 0;
+    for (int i = 0; i < 4; i++) pin[i] = x->dims[nhwc_dim[i]];
+    kiln_strides(4, pin, xs);
+    kiln_bundle_arg xa;
+    kiln_status st = kiln_cg_value_arg(c, n->inputs[0], &xa);
+    for (int o = 0; o < n->n_outputs && !st; o++) {
+        if (n->outputs[o] < 0) continue;
+        const kiln_value *y = kiln_cg_val(c, n->outputs[o]);
+        int64_t pout[4];
+        for (int i = 0; i < 4; i++) pout[i] = y->dims[nhwc_dim[i]];
+        start[nhwc_pos[axis]] = at;
+        kiln_bundle_arg ya;
+        if (!(st = kiln_cg_value_arg(c, n->outputs[o], &ya)))
+            st = gather_launch(c, xa, ya, kiln_dtype_size(y->dtype), 4, pout, start, step, pin, xs, 0, "split_nhwc", y->name);
+        at += y->dims[axis];
+    }
+    return st;
+}
+
 kiln_status kiln_cg_emit_data_movement(cg *c, const kiln_node *n) {
     const kiln_value *x = kiln_cg_val(c, n->inputs[0]);
     int64_t xs[KILN_MAX_RANK], start[KILN_MAX_RANK], step[KILN_MAX_RANK], ind[KILN_MAX_RANK], ins[KILN_MAX_RANK];
-    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    if (n->op == KILN_OP_Split && kiln_cg_node_nhwc(n) && x->rank == 4) return emit_split_nhwc(c, n);
+    if (stored_nhwc(x) && !layout_invariant(x)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
     kiln_strides(x->rank, x->dims, xs);
     for (int d = 0; d < x->rank; d++) start[d] = 0, step[d] = 1, ind[d] = x->dims[d], ins[d] = xs[d];
     switch (n->op) {

@@ -435,7 +435,8 @@ static kiln_status emit_ew_outputs(cg *c, ew *e, const int *by, const int *yv, i
         const kiln_value *yo = kiln_cg_val(c, yv[o]);
         if (kind_of(yo->dtype) == EK_NONE || !stype_of(yo->dtype))
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "a %s result", kiln_dtype_name(yo->dtype));
-        if (yo->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+        if (yo->rank == 4 && y->rank == 4 && (yo->layout == KILN_LAYOUT_NHWC) != (y->layout == KILN_LAYOUT_NHWC))
+            return kiln_errorf(KILN_ERR_UNSUPPORTED, "outputs in different layouts written in one pass");
         if (yo->rank != y->rank || memcmp(yo->dims, y->dims, sizeof(int64_t) * (size_t)(y->rank > 0 ? y->rank : 0)))
             return kiln_errorf(KILN_ERR_UNSUPPORTED, "outputs of different shapes written in place over each other's inputs");
     }
@@ -451,8 +452,17 @@ static kiln_status emit_ew_outputs(cg *c, ew *e, const int *by, const int *yv, i
     if (st) return st;
     if (e->body.oom) return kiln_errorf(KILN_ERR_OOM, "out of memory");
     int R = y->rank < 1 ? 1 : y->rank, NIN = e->n_leaves < 1 ? 1 : e->n_leaves;
-    int64_t dims[KILN_MAX_RANK], total = kiln_cg_numel(y);
-    for (int i = 0; i < R; i++) dims[i] = y->rank ? y->dims[i] : 1;
+    /* The loop runs over y's storage order: NHWC (select-layout) permutes the logical dims to
+     * N,H,W,C and every leaf's strides with them; each leaf's strides follow its own storage
+     * (an NHWC activation, or a logical row-major constant / per-channel / scalar operand). */
+    static const int nhwc_dim[4] = {0, 2, 3, 1};
+    const bool nhwc = y->rank == 4 && y->layout == KILN_LAYOUT_NHWC;
+    int64_t dims[KILN_MAX_RANK], cstr[KILN_MAX_RANK], total = kiln_cg_numel(y);
+    for (int i = 0; i < R; i++) dims[i] = y->rank ? y->dims[nhwc ? nhwc_dim[i] : i] : 1;
+    for (int i = R - 1, s = 1; i >= 0; i--) {
+        cstr[i] = dims[i] == 1 ? 0 : s;
+        s *= (int)(dims[i] > 0 ? dims[i] : 1);
+    }
     /* the shape struct: numel, dims[R], strides[NIN][R] (0 on broadcast dims) */
     size_t words = 1 + (size_t)R + (size_t)NIN * (size_t)R;
     int64_t *shape = calloc(words, sizeof *shape);
@@ -463,12 +473,12 @@ static kiln_status emit_ew_outputs(cg *c, ew *e, const int *by, const int *yv, i
     for (int k = 0; k < e->n_leaves; k++) {
         if (e->leaf_outer[k] < 0) continue; /* an omitted optional input (Clip without min): never read */
         const kiln_value *x = kiln_cg_val(c, e->leaf_outer[k]);
-        int64_t *st_k = shape + 1 + R + (size_t)k * R, stride = 1;
+        int64_t *st_k = shape + 1 + R + (size_t)k * R, ls[KILN_MAX_RANK];
         if (kiln_cg_numel(x) != total) contiguous = false;
-        for (int i = R - 1, j = x->rank - 1; i >= 0; i--, j--) {
-            int64_t d = j >= 0 ? x->dims[j] : 1;
-            st_k[i] = d == 1 ? 0 : stride;
-            stride *= d;
+        kiln_cg_storage_strides(x, R, ls);
+        for (int i = 0; i < R; i++) {
+            st_k[i] = dims[i] == 1 ? 0 : ls[nhwc ? nhwc_dim[i] : i];
+            if (st_k[i] != cstr[i]) contiguous = false;
         }
     }
     char fn[64];

@@ -41,6 +41,13 @@ typedef struct cg {
     const kiln_node *node; /* the node being emitted (for names) */
     char group[256];       /* its group name */
     uint64_t scratch_bytes; /* kiln_cg_scratch space so far, after the memory plan's arena */
+    /* Layout conversions at region borders (cg_copy.c kiln_cg_emit_with_layout): while the
+     * node is emitted, value ovr_v[i] is read from / written to ovr_arg[i] (scratch) and
+     * kiln_cg_val() returns ovr_val[i], a copy that names the other layout. */
+    int n_ovr;
+    int ovr_v[8];
+    kiln_bundle_arg ovr_arg[8];
+    kiln_value ovr_val[8];
 } cg;
 
 void kiln_cg_vprintf(sbuf *b, const char *fmt, va_list ap);
@@ -101,6 +108,15 @@ kiln_status kiln_cg_emit_softmax(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_concat(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_data_movement(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_view(cg *c, const kiln_node *n);
+/* cg_copy.c: emits node n with emit(), converting the inputs its "kiln_convert_input" mask names
+ * into the node's layout first (scratch copies) and its "kiln_convert_output" outputs (graph
+ * outputs, stored NCHW) from the node's NHWC afterwards. */
+kiln_status kiln_cg_emit_with_layout(cg *c, const kiln_node *n, kiln_status (*emit)(cg *, const kiln_node *));
+/* The node runs in NHWC (select-layout's "kiln_layout" attribute). */
+bool kiln_cg_node_nhwc(const kiln_node *n);
+/* Element strides of v's storage for its logical (NCHW) dims, 0 on dims of size 1; right-
+ * aligned to rank R (a lower-rank operand gets 0s in front). */
+void kiln_cg_storage_strides(const kiln_value *v, int R, int64_t *strides);
 kiln_status kiln_cg_emit_elementwise(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_reduce(cg *c, const kiln_node *n);  /* cg_reduce.c: Reduce*, ArgMax, ArgMin */
 kiln_status kiln_cg_emit_reduction_group(cg *c, const kiln_node *n); /* cg_reduce.c: fused kind "reduction" */

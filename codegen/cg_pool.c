@@ -10,7 +10,7 @@
 #include <string.h>
 
 typedef struct pool_shape_host { /* kernels/pool.cuh pool2d_shape */
-    int64_t NC, H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw, pe_h, pe_w;
+    int64_t NC, H, W, P, Q, R, S, sh, sw, ph, pw, dh, dw, pe_h, pe_w, C;
 } pool_shape_host;
 
 /* The storage type of a float tensor the pooling and softmax templates take (NULL: none). */
@@ -28,7 +28,9 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     kiln_status st;
     const char *T = float_type(x->dtype);
     if (!T || y->dtype != x->dtype) return kiln_errorf(KILN_ERR_UNSUPPORTED, "%s pooling", kiln_dtype_name(x->dtype));
-    if (x->layout == KILN_LAYOUT_NHWC) return kiln_errorf(KILN_ERR_UNSUPPORTED, "NHWC layout");
+    /* NHWC (select-layout): x is stored [N][H][W][C]; a [N,C,1,1] output is the same bytes in
+     * both layouts */
+    const bool nhwc = kiln_cg_node_nhwc(n) && x->rank == 4;
     if (n->n_outputs > 1 && n->outputs[1] >= 0 && kiln_value_live_uses(c->g, n->outputs[1]) > 0)
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "MaxPool's Indices output");
     char fn[64];
@@ -36,6 +38,19 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     if (n->op == KILN_OP_GlobalAveragePool || n->op == KILN_OP_GlobalMaxPool) {
         bool mx = n->op == KILN_OP_GlobalMaxPool;
         int64_t rows = x->rank >= 2 ? x->dims[0] * x->dims[1] : 1, len = kiln_cg_numel(x) / (rows ? rows : 1);
+        if (nhwc) {
+            int64_t L = x->dims[2] * x->dims[3], N = x->dims[0], C = x->dims[1];
+            kiln_cg_kernel_name(c, mx ? "global_max_pool_nhwc" : "global_avg_pool_nhwc", fn, sizeof fn);
+            kiln_cg_printf(&c->src,
+                      "\n// %s: %s, NHWC [%lld, %lld, %lld]\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s "
+                      "*x, %s *y, kiln::i64 n, kiln::i64 l, kiln::i64 ch) {\n    kiln::global_pool_nhwc<%s, %s>(x, y, n, l, ch);\n}\n",
+                      fn, c->group, (long long)N, (long long)L, (long long)C, BLOCK_1D, fn, T, T, mx ? "true" : "false", T);
+            if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])))
+                return st;
+            kiln_bundle_arg all[5] = {args[0], args[1], {KILN_ARG_SCALAR, 8, (uint64_t)N}, {KILN_ARG_SCALAR, 8, (uint64_t)L},
+                                      {KILN_ARG_SCALAR, 8, (uint64_t)C}};
+            return kiln_cg_launch(c, fn, kiln_cg_grid_1d(N * C), 1, 1, BLOCK_1D, all, 5);
+        }
         kiln_cg_kernel_name(c, mx ? "global_max_pool" : "global_avg_pool", fn, sizeof fn);
         kiln_cg_printf(&c->src,
                   "\n// %s: %s, %lld rows of %lld\nextern \"C\" __global__ void __launch_bounds__(%d) %s(const %s "
@@ -54,7 +69,7 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     kiln_cg_ints_or(n, "strides", nsp, 1, s);
     kiln_cg_ints_or(n, "dilations", nsp, 1, d);
     if ((st = kiln_cg_window_pads(n, nsp, in, k, s, d, pb, pe))) return st;
-    pool_shape_host sh = {.NC = x->dims[0] * x->dims[1]};
+    pool_shape_host sh = {.NC = x->dims[0] * x->dims[1], .C = x->dims[1]};
     if (nsp == 2) {
         sh.H = in[0], sh.W = in[1], sh.P = y->dims[2], sh.Q = y->dims[3], sh.R = k[0], sh.S = k[1];
         sh.sh = s[0], sh.sw = s[1], sh.ph = pb[0], sh.pw = pb[1], sh.dh = d[0], sh.dw = d[1];
@@ -66,12 +81,13 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     const char *mode = n->op == KILN_OP_MaxPool                      ? "kiln::pool_max"
                        : kiln_attr_int(n, "count_include_pad", 0) ? "kiln::pool_avg_include_pad"
                                                                    : "kiln::pool_avg";
-    kiln_cg_kernel_name(c, n->op == KILN_OP_MaxPool ? "max_pool" : "avg_pool", fn, sizeof fn);
+    kiln_cg_kernel_name(c, n->op == KILN_OP_MaxPool ? (nhwc ? "max_pool_nhwc" : "max_pool") : (nhwc ? "avg_pool_nhwc" : "avg_pool"),
+                        fn, sizeof fn);
     kiln_cg_printf(&c->src,
-              "\n// %s: %s, window %lldx%lld stride %lldx%lld\nextern \"C\" __global__ void __launch_bounds__(%d) "
-              "%s(const %s *x, %s *y, kiln::pool2d_shape s) {\n    kiln::pool2d<%s, %s>(x, y, s);\n}\n",
-              fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, BLOCK_1D, fn, T, T, mode,
-              T);
+              "\n// %s: %s, window %lldx%lld stride %lldx%lld%s\nextern \"C\" __global__ void __launch_bounds__(%d) "
+              "%s(const %s *x, %s *y, kiln::pool2d_shape s) {\n    kiln::pool2d<%s, %s%s>(x, y, s);\n}\n",
+              fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, nhwc ? ", NHWC" : "",
+              BLOCK_1D, fn, T, T, mode, T, nhwc ? ", true" : "");
     if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])) ||
         (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[2])))
         return st;

@@ -85,6 +85,11 @@ kiln_status kiln_cg_weight_arg(cg *c, int v, kiln_bundle_arg *a) {
 /* Where value v's bytes are at run time (see the header comment). */
 kiln_status kiln_cg_value_arg(cg *c, int v, kiln_bundle_arg *a) {
     const kiln_graph *g = c->g;
+    for (int i = 0; i < c->n_ovr; i++)
+        if (c->ovr_v[i] == v) {
+            *a = c->ovr_arg[i];
+            return KILN_OK;
+        }
     int r = v;
     for (int steps = 0; steps <= g->n_values; steps++) {
         int k;
@@ -240,7 +245,11 @@ uint64_t kiln_cg_grid_1d(int64_t total) {
     return (uint64_t)(blocks > MAX_GRID_1D ? MAX_GRID_1D : blocks);
 }
 
-const kiln_value *kiln_cg_val(const cg *c, int v) { return &c->g->values[v]; }
+const kiln_value *kiln_cg_val(const cg *c, int v) {
+    for (int i = 0; i < c->n_ovr; i++)
+        if (c->ovr_v[i] == v) return &c->ovr_val[i];
+    return &c->g->values[v];
+}
 
 int64_t kiln_cg_numel(const kiln_value *v) {
     int64_t n = 1;

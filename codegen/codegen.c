@@ -370,7 +370,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         group_name(g, n, c.group, sizeof c.group);
         uint32_t first = (uint32_t)b->n_launches;
         uint64_t scratch0 = c.scratch_bytes;
-        kiln_status ns = emit_node(&c, n);
+        kiln_status ns = kiln_cg_emit_with_layout(&c, n, emit_node);
         if (ns == KILN_OK && (uint32_t)b->n_launches > first) { /* views without a copy make no layer */
             pending_layer *pl = &layers[n_layers++];
             pl->node = ni;

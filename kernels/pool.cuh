@@ -15,19 +15,31 @@ struct pool2d_shape {
     i64 R, S;            // window
     i64 sh, sw, ph, pw, dh, dw;
     i64 pe_h, pe_w;      // end padding (for count_include_pad)
+    i64 C;               // channels: NHWC indexing (NC = batch * C)
 };
 
 enum pool_mode { pool_max = 0, pool_avg = 1, pool_avg_include_pad = 2 };
 
-// One thread per output element, grid-stride; a 1-D grid of any size.
-template <int MODE, typename T = float>
+// One thread per output element, grid-stride; a 1-D grid of any size. NHWC: x and y are
+// [N][H][W][C] (neighbouring threads take neighbouring channels: coalesced), else [NC][H][W].
+template <int MODE, typename T = float, bool NHWC = false>
 __device__ __forceinline__ void pool2d(const T *x, T *y, const pool2d_shape &s) {
     const i64 total = s.NC * s.P * s.Q;
     for (i64 o = global_thread_index(); o < total; o += grid_thread_count()) {
         // 32-bit index math: codegen refuses tensors of 2^31 elements or more
-        const int Q = (int)s.Q, P = (int)s.P, H = (int)s.H, W = (int)s.W, oi = (int)o;
-        const int oq = oi % Q, op = (oi / Q) % P, nc = oi / (P * Q);
-        const T *xc = x + (i64)nc * H * W;
+        const int Q = (int)s.Q, P = (int)s.P, H = (int)s.H, W = (int)s.W, oi = (int)o, C = (int)s.C;
+        int oq, op, xs; // xs: element stride between neighbouring w in x
+        const T *xc;
+        if (NHWC) {
+            const int ch = oi % C, pix = oi / C;
+            oq = pix % Q, op = (pix / Q) % P;
+            xc = x + (i64)(pix / (P * Q)) * H * W * C + ch;
+            xs = C;
+        } else {
+            oq = oi % Q, op = (oi / Q) % P;
+            xc = x + (i64)(oi / (P * Q)) * H * W;
+            xs = 1;
+        }
         const int h0 = op * (int)s.sh - (int)s.ph, w0 = oq * (int)s.sw - (int)s.pw;
         float acc = MODE == pool_max ? neg_inf() : 0.0f;
         int valid = 0, rows = 0, cols = 0;
@@ -38,7 +50,7 @@ __device__ __forceinline__ void pool2d(const T *x, T *y, const pool2d_shape &s) 
             for (int q = 0; q < (int)s.S; q++) {
                 const int w = w0 + q * (int)s.dw;
                 if (w < 0 || w >= W) continue;
-                const float v = to_f32(xc[h * W + w]);
+                const float v = to_f32(xc[(i64)(h * W + w) * xs]);
                 if (MODE == pool_max) acc = fmaxf(acc, v);
                 else acc += v;
                 valid++;
@@ -67,6 +79,19 @@ __device__ __forceinline__ void global_pool(const T *x, T *y, i64 rows, i64 len)
         acc = MAX ? fmaxf(acc, o) : acc + o;
     }
     if (lane == 0) y[row] = from_f32<T>(MAX ? acc : acc / (float)len);
+}
+
+// Global pooling of NHWC x [N][L][C] into y [N][C]: one thread per (n, c), grid-stride;
+// neighbouring threads read neighbouring channels.
+template <bool MAX, typename T = float>
+__device__ __forceinline__ void global_pool_nhwc(const T *x, T *y, i64 N, i64 L, i64 C) {
+    for (i64 o = global_thread_index(); o < N * C; o += grid_thread_count()) {
+        const i64 n = o / C, ch = o - n * C;
+        const T *xr = x + n * L * C + ch;
+        float acc = MAX ? neg_inf() : 0.0f;
+        for (i64 i = 0; i < L; i++) acc = MAX ? fmaxf(acc, to_f32(xr[i * C])) : acc + to_f32(xr[i * C]);
+        y[o] = from_f32<T>(MAX ? acc : acc / (float)L);
+    }
 }
 
 } // namespace kiln

@@ -23,19 +23,27 @@
  *                        read + write, shared by all consumers on the other side); a value with
  *                        C == 1 or H*W == 1 has the same bytes in both layouts and costs nothing.
  *      A region is NHWC only when gain > cost. Regions meet only through NCHW nodes, so deciding
- *      each one alone is optimal for this model.
+ *      each one alone is optimal for this model. A region with a value a view (Reshape,
+ *      Flatten, ...) reads stays NCHW: the view aliases the storage and cannot convert.
  *
  *        x(NCHW) ─▶[T]─▶ conv ─▶ relu ─▶ conv ─▶ add ─▶[T]─▶ Flatten      [T] = one conversion
  *                      └──────── one NHWC region ────────┘
  *
  * Annotations (the IR stays logically NCHW; codegen emits the physical layout):
- *   value->layout            KILN_LAYOUT_NHWC / NCHW for every 4-D activation, as stored;
- *   node "kiln_layout"       "NHWC"/"NCHW" on every flexible node (and a fused group's anchor):
- *                            the bundle writer transposes conv weights to OHWI once for "NHWC";
+ *   value->layout            KILN_LAYOUT_NHWC / NCHW for every 4-D activation, as stored; a
+ *                            graph output is always stored NCHW (the contract), and so is a
+ *                            layout-invariant value (C == 1 or H*W == 1: same bytes), which
+ *                            every kernel may read in either layout;
+ *   node "kiln_layout"       "NHWC"/"NCHW" on every flexible node (and a fused group's anchor);
+ *                            conv weights stay OIHW (codegen's kernels index them so);
  *   node "kiln_convert_input"  bitmask: input i is stored in the other layout than this node
- *                            reads it in, convert on the way in;
- *   node "kiln_convert_output" bitmask: output i is a graph output produced in NHWC, also
- *                            written as NCHW.
+ *                            reads it in: codegen converts it into scratch memory first;
+ *   node "kiln_convert_output" bitmask: output i is a graph output this NHWC node produces:
+ *                            codegen writes it NHWC into scratch, then converts it to its NCHW
+ *                            storage (NHWC consumers in the region convert it back on input).
+ * "Flexible" is exactly what codegen runs in NHWC (cg_copy.c kiln_cg_emit_with_layout and the
+ * emitters): a node this pass calls flexible must have an NHWC kernel; fused groups of kind
+ * "elementwise" and "conv_epilogue" only, no ConvTranspose, LpPool or BatchNormalization.
  * kiln_graph_layout_conversions counts the converted values for the report. */
 #include "pass.h"
 
@@ -105,7 +113,7 @@ static bool anchor_info(const kiln_graph *outer, const kiln_node *fn, const kiln
     if (x->rank != 4 || y->rank != 4) return false;
     double b = numel1(x) + numel1(y);
     switch (n->op) {
-    case KILN_OP_Conv: case KILN_OP_ConvTranspose: {
+    case KILN_OP_Conv: {
         if (n->n_inputs < 2 || !body_const(outer, fn, g, n->inputs[1])) return false; /* weights are pre-transformed */
         if (n->n_inputs > 2 && !body_const(outer, fn, g, n->inputs[2])) return false;
         int64_t group = kiln_attr_int(n, "group", 1);
@@ -117,7 +125,7 @@ static bool anchor_info(const kiln_graph *outer, const kiln_node *fn, const kiln
     case KILN_OP_MaxPool:
         if (n->n_outputs > 1 && n->outputs[1] >= 0) return false; /* flat NCHW indices */
         /* fallthrough */
-    case KILN_OP_AveragePool: case KILN_OP_LpPool:
+    case KILN_OP_AveragePool:
         *gain = p == KILN_PREC_FP32 ? 0 : b / 2;
         return true;
     case KILN_OP_GlobalAveragePool: case KILN_OP_GlobalMaxPool:
@@ -133,7 +141,9 @@ static bool elementwise_flex(const kiln_graph *g, const kiln_node *n, bool (*is_
                                                                                          const void *),
                              const void *cx) {
     kiln_op_kind kind = kiln_op_table[n->op].kind;
-    if ((kind != KILN_KIND_ELEMENTWISE && kind != KILN_KIND_BROADCAST) || n->op == KILN_OP_Expand) return false;
+    if ((kind != KILN_KIND_ELEMENTWISE && kind != KILN_KIND_BROADCAST) || n->op == KILN_OP_Expand ||
+        n->op == KILN_OP_BatchNormalization) /* codegen's elementwise emitter has no BatchNormalization */
+        return false;
     for (int o = 0; o < n->n_outputs; o++)
         if (n->outputs[o] >= 0 && g->values[n->outputs[o]].rank != 4) return false;
     for (int i = 0; i < n->n_inputs; i++) {
@@ -167,7 +177,8 @@ static node_info classify(const kiln_graph *g, const kiln_node *n, kiln_precisio
     double gain = 0;
     if (n->op == KILN_OP_Fused) {
         const kiln_graph *b = n->body;
-        if (!b) return r;
+        const char *kind = kiln_attr_str(n, "kind", "");
+        if (!b || (strcmp(kind, "elementwise") && strcmp(kind, "conv_epilogue"))) return r; /* what codegen runs in NHWC */
         body_cx cx = {g, n};
         for (int k = 0; k < b->n_nodes; k++) {
             const kiln_node *bn = &b->nodes[k];
@@ -285,13 +296,25 @@ kiln_status kiln_pass_select_layout(kiln_graph *g, const kiln_pass_ctx *ctx, boo
         if (from_region ? (has_fixed_user[v] || is_out[v]) : true)
             cost[uf_find(parent, first_flex[v])] += 2 * numel1(&g->values[v]);
     }
+    /* A view (Reshape, Flatten, ...) aliases its input's storage (plan-memory), so it cannot
+     * convert: a region whose value a view reads in NCHW stays NCHW (layout-invariant values,
+     * such as a global pool's [N,C,1,1] before Flatten, are the same bytes and do not count). */
+    for (int ni = 0; ni < nn; ni++) {
+        const kiln_node *n = &g->nodes[ni];
+        if (n->dead || !kiln_node_is_view(n) || n->n_inputs < 1) continue;
+        int v = n->inputs[0];
+        if (is_act4(g, v) && first_flex[v] >= 0 && !layout_invariant(&g->values[v]))
+            gain[uf_find(parent, first_flex[v])] = -1e300;
+    }
     /* 4. decide, then annotate */
     for (int v = 0; v < nv; v++) {
         if (!is_act4(g, v)) continue;
         int p = producer[v];
-        if (p >= 0 && info[p].flex) {
+        if (p >= 0 && info[p].flex && !is_out[v] && !layout_invariant(&g->values[v])) {
             int r = uf_find(parent, p);
             layout[v] = gain[r] > cost[r] ? KILN_LAYOUT_NHWC : KILN_LAYOUT_NCHW;
+        } else if (p >= 0 && info[p].flex) {
+            layout[v] = KILN_LAYOUT_NCHW; /* a graph output (the contract), or the same bytes either way */
         } else if (p >= 0 || (g->values[v].flags & KILN_VALUE_INPUT)) {
             layout[v] = KILN_LAYOUT_NCHW;
         }
@@ -311,7 +334,7 @@ kiln_status kiln_pass_select_layout(kiln_graph *g, const kiln_pass_ctx *ctx, boo
         }
         for (int i = 0; i < n->n_outputs && i < 63; i++) {
             int v = n->outputs[i];
-            if (is_act4(g, v) && is_out[v] && layout[v] == KILN_LAYOUT_NHWC && !layout_invariant(&g->values[v]))
+            if (is_act4(g, v) && is_out[v] && mine == KILN_LAYOUT_NHWC && !layout_invariant(&g->values[v]))
                 cout[ni] |= (int64_t)1 << i;
         }
     }

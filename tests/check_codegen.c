@@ -345,6 +345,79 @@ START_TEST(tensor_core_precisions) {
 }
 END_TEST
 
+/* NHWC at tf32/fp16 (select-layout on, as kiln build runs it): the NHWC conv/pool/elementwise
+ * kernels and the border conversions are in the source and NVRTC-compile for sm_80/sm_90;
+ * fp32 keeps the NCHW source. */
+static char *build_layout(kiln_graph *g, kiln_precision prec) {
+    kiln_pipeline_opts po;
+    kiln_pipeline_opts_init(&po);
+    po.ctx.precision = prec;
+    ck_assert_msg(kiln_pipeline_run(g, &po, NULL, 0, NULL) == KILN_OK, "passes: %s", kiln_last_error());
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = prec;
+    o.archs = ARCHS;
+    o.n_archs = 2;
+#ifndef KILN_HAVE_CUDA
+    o.compile = false;
+#endif
+    kiln_bundle *b = kiln_bundle_new();
+    char *src = NULL;
+    kiln_status st = kiln_codegen_build(g, &o, b, &src);
+    ck_assert_msg(st == KILN_OK, "codegen: %s\n%s", kiln_last_error(), src ? src : "");
+#ifdef KILN_HAVE_CUDA
+    ck_assert_int_eq(b->n_images, 3);
+#endif
+    kiln_bundle_free(b);
+    return src;
+}
+
+START_TEST(nhwc_kernels) {
+    kiln_precision precs[3] = {KILN_PREC_TF32, KILN_PREC_FP16, KILN_PREC_FP32};
+    for (int p = 0; p < 3; p++) {
+        kiln_graph *g = kiln_graph_new();
+        int64_t xd[4] = {2, 3, 32, 32}, w0[4] = {32, 3, 3, 3}, w1[4] = {32, 32, 3, 3}, wd[4] = {32, 1, 3, 3};
+        gb_input(g, "x", KILN_F32, 4, xd, NULL);
+        gb_const(g, "w0", KILN_F32, 4, w0, -0.5, 0.5);
+        gb_const(g, "w1", KILN_F32, 4, w1, -0.2, 0.2);
+        gb_const(g, "wd", KILN_F32, 4, wd, -0.5, 0.5);
+        set_ints(gb_node(g, KILN_OP_Conv, "stem", "x,w0", "s"), "pads", 4, 1, 1, 1, 1);
+        gb_node(g, KILN_OP_Relu, "r", "s", "r0");
+        kiln_node *mp = gb_node(g, KILN_OP_MaxPool, "mp", "r0", "m");
+        set_ints(mp, "kernel_shape", 2, 2, 2, 0, 0);
+        set_ints(mp, "strides", 2, 2, 2, 0, 0);
+        set_ints(gb_node(g, KILN_OP_Conv, "c1", "m,w1", "c"), "pads", 4, 1, 1, 1, 1);
+        kiln_node *dw = gb_node(g, KILN_OP_Conv, "dw", "c,wd", "d");
+        set_ints(dw, "pads", 4, 1, 1, 1, 1);
+        kiln_node_set_int(dw, "group", 32);
+        gb_node(g, KILN_OP_Add, "add", "d,m", "e");
+        gb_node(g, KILN_OP_GlobalAveragePool, "gap", "e", "gp");
+        gb_output(g, "gp");
+        gb_output(g, "e");
+        gb_output(g, "d");
+        gb_finish(g);
+        char *src = build_layout(g, precs[p]);
+        if (precs[p] == KILN_PREC_FP32) {
+            ck_assert_ptr_null(strstr(src, "NHWC"));
+            ck_assert_ptr_null(strstr(src, "_to_nhwc"));
+        } else {
+            const char *T = precs[p] == KILN_PREC_FP16 ? "__half" : "float";
+            char want[96];
+            /* d: a graph output the depthwise conv produces in NHWC (fp16: its Cast to fp32 converts) */
+            if (precs[p] == KILN_PREC_TF32) assert_has(src, "_to_nchw");
+            snprintf(want, sizeof want, "kiln::pool2d<kiln::pool_max, %s, true>", T);
+            assert_has(src, want);
+            snprintf(want, sizeof want, "kiln::global_pool_nhwc<false, %s>", T);
+            assert_has(src, want);
+            assert_has(src, "group 32, NHWC"); /* the depthwise conv */
+            assert_has(src, "kiln::conv2d_igemm_mma_nhwc_t<"); /* pixels as M: coalesced NHWC loads */
+        }
+        free(src);
+        kiln_graph_free(g);
+    }
+}
+END_TEST
+
 /* Typed kernels: what codegen cannot run on a dtype is refused with the op and the dtype
  * (conformance then reports UNSUPPORTED, not FAIL); typed elementwise groups NVRTC-compile. */
 START_TEST(typed_kernels_and_refusals) {
@@ -436,6 +509,7 @@ int main(void) {
     tcase_add_test(tc, elementwise_templates);
     tcase_add_test(tc, unsupported_nodes_are_all_listed);
     tcase_add_test(tc, tensor_core_precisions);
+    tcase_add_test(tc, nhwc_kernels);
     tcase_add_test(tc, typed_kernels_and_refusals);
     tcase_add_test(tc, precision_and_dynamic_dims_errors);
     suite_add_tcase(s, tc);

@@ -9,7 +9,7 @@
 # kernels with their layers in another order that the recorded dependencies allow
 # (KILN_EMU_ORDER=reverse): a missing dependency edge gives wrong outputs there.
 # With --gpu (SKIP 77 without a GPU):
-#   - compare --per-layer PASSes ("all N layers match") on tiny_cnn, a model with three
+#   - compare --per-layer PASSes ("all N layers match") on tiny_cnn (also at fp16, NHWC), a model with three
 #     independent conv branches (check_layers --write-branches) and the generated ResNet-50
 #     from MODELS_DIR (rtol 1e-3 atol 1e-4 everywhere, as gpu_codegen);
 #   - a weight of layer 2 of tiny_cnn changed by +1.0 (checksums rewritten): compare
@@ -110,6 +110,11 @@ streams() { # NAME BUNDLE MIN_STREAMS
 }
 
 per_layer tiny_cnn "$TINY" "$WORK/tiny.kiln" --rtol 1e-3 --atol 1e-4
+# fp16: select-layout stores tiny_cnn's conv region NHWC; --per-layer must read those layer
+# values back in the CPU's NCHW order (a transposed read fails by far more than fp16 rounding)
+"$KILN" build "$TINY" -o "$WORK/tiny16.kiln" --shape image=2x3x32x32 --precision fp16 >"$WORK/build16.log" 2>&1 ||
+    fail "kiln build tiny_cnn --precision fp16"
+per_layer tiny_cnn_fp16 "$TINY" "$WORK/tiny16.kiln" --rtol 5e-2 --atol 5e-2
 streams tiny_cnn "$WORK/tiny.kiln" 1
 
 # a weight of layer 2 changed: the first divergence is layer 2

@@ -663,9 +663,23 @@ static int compare_layer(void *user, const kiln_layer_info *li) {
             q.dims[d] = e->dims[d];
             q.numel *= e->dims[d];
         }
+        /* select-layout stored this value NHWC: back to the logical NCHW order of the CPU's */
+        void *nchw = NULL;
+        if (lc->cpu->g->values[v].layout == KILN_LAYOUT_NHWC && e->rank == 4 && q.numel > 0 &&
+            (size_t)q.numel * kiln_dtype_size(q.dtype) <= (size_t)e->nbytes && (nchw = malloc((size_t)e->nbytes))) {
+            const int64_t N = e->dims[0], C = e->dims[1], HW = e->dims[2] * e->dims[3];
+            const size_t es = kiln_dtype_size(q.dtype);
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t ch = 0; ch < C; ch++)
+                    for (int64_t p = 0; p < HW; p++)
+                        memcpy((char *)nchw + (size_t)((n * C + ch) * HW + p) * es,
+                               (const char *)e->host + (size_t)((n * HW + p) * C + ch) * es, es);
+            q.data = nchw;
+        }
         if (c->dtype != q.dtype || c->numel != q.numel) {
             ok = false;
             snprintf(note, sizeof note, " ('%s': dtype or element count differs from the CPU's)", e->name);
+            free(nchw);
             continue;
         }
         any = true;
@@ -679,6 +693,7 @@ static int compare_layer(void *user, const kiln_layer_info *li) {
                      e->name, (long long)df.bad, (long long)c->numel, (long long)df.worst,
                      kiln_tensor_get(&q, df.worst), kiln_tensor_get(c, df.worst));
         }
+        free(nchw);
     }
     const char *verdict = !ok ? "FAIL" : any ? "PASS" : "SKIP";
     printf("  %3d %-36s %-28s max abs %-10.3g rel L2 %-10.3g %s%s\n", li->index, li->name, li->op, max_abs, rel, verdict,

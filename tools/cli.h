@@ -13,8 +13,8 @@ int kiln_cmd_build(int argc, char **argv); /* tools/build.c */
  * (with *err). */
 int kiln_cli_pass_option(int argc, char **argv, int *i, kiln_pipeline_opts *o, const char **err);
 /* The pass options of a GPU build (kiln build, and kiln compare --per-layer replaying one):
- * the GPU kernels are NCHW, so at tf32/fp16 select-layout (which would pick NHWC regions for
- * tensor cores) is added to o->disabled; buf (>= 512 bytes) holds the new list. */
+ * today none are changed (codegen runs select-layout's NHWC regions); buf (>= 512 bytes) may
+ * hold a new o->disabled list. */
 void kiln_cli_gpu_pass_options(kiln_pipeline_opts *o, char *buf, size_t len);
 
 /* Element-wise difference of two tensors of one dtype and element count: elements outside

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # emu_codegen.sh KILN EMU_RUN SOURCE_DIR WORK [MODELS_DIR] — codegen's kernels without a GPU:
 # every codegen case (make_cases.py) and the example model at fp32, tf32 and fp16, and
-# ResNet-50 (fp32, tf32, fp16) and MobileNetV2 (fp32, fp16) when MODELS_DIR has them
+# ResNet-50 (fp16) and MobileNetV2 (fp32, fp16) when MODELS_DIR has them
 # (tests/models; a minute or two each on one core) are built with `kiln build --emit-cuda`,
 # the generated module is compiled as host C++ with a CUDA shim (tests/codegen/emu/, which
 # emulates mma.sync from the PTX fragment layouts) and emu_run runs the launch plan on the CPU
@@ -39,6 +39,24 @@ run() { # MODEL PRECISION [build options...]
         fails=$((fails + 1))
         return
     fi
+    # Layouts (select-layout): fp32 stays NCHW everywhere; the nhwc_* cases and the models run
+    # their convolution regions in NHWC at tf32/fp16 (codegen marks NHWC kernels ", NHWC").
+    local cu nhwc_kernels
+    cu="$WORK/$n/$(basename "$m" .onnx).cu"
+    nhwc_kernels=$(grep -c '^// .*, NHWC' "$cu")
+    if [ "$prec" = fp32 ] && [ "$nhwc_kernels" -ne 0 ]; then
+        echo "FAIL: $n: $nhwc_kernels NHWC kernels at fp32 (the cost model keeps fp32 NCHW)"
+        fails=$((fails + 1))
+    fi
+    case "$n" in nhwc_*_tf32 | nhwc_*_fp16 | resnet50_torchvision_fp16 | mobilenetv2_fp16)
+        if [ "$nhwc_kernels" -lt 3 ]; then
+            echo "FAIL: $n: only $nhwc_kernels NHWC kernels (select-layout should make its conv regions NHWC)"
+            fails=$((fails + 1))
+        else
+            echo "$n: $nhwc_kernels NHWC kernels"
+        fi
+        ;;
+    esac
     if "$EMU" "$m" "$WORK/$n.kiln" "$WORK/$n/emu.so" "${tol[@]}" >"$WORK/$n.run" 2>&1; then
         echo "PASS: $n"
     else
@@ -59,7 +77,7 @@ done
 # The models at one precision each (CI time: ~1.5 min per ResNet-50 run on one core); both also
 # compile every kernel for sm_80 as well as sm_90. fp32 and tf32 of ResNet-50 run on the GPU
 # (gpu_codegen.sh, tests/gpu/torchvision_check.py).
-for spec in "resnet50_torchvision:fp16" "mobilenetv2:fp32"; do
+for spec in "resnet50_torchvision:fp16" "mobilenetv2:fp32 fp16"; do
     n=${spec%%:*}
     [ -n "$MODELS" ] || continue
     if [ ! -f "$MODELS/$n/model.onnx" ]; then

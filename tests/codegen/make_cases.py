@@ -357,6 +357,72 @@ def main(d):
          [("x", [1, 6, 12, 12])], ["cat", "out1"],
          [w("wa", 8, 6, 3, 3), w("ba", 8), w("wb", 8, 6, 1, 1), w("wc", 8, 6, 3, 3), w("wd", 8, 6, 1, 1)])
     typed_cases(d)
+    nhwc_cases(d)
+
+
+def nhwc_cases(d):
+    """Cases whose convolution regions select-layout makes NHWC at tf32 and fp16 (emu_codegen.sh
+    asserts the NHWC kernels are in the generated source): the NHWC conv paths (3-channel stem,
+    grouped, depthwise), pools, per-channel and [N,C,1,1] broadcasts, Concat/Split with the
+    axis remapped, border conversions both ways and graph outputs produced in NHWC."""
+    N = helper.make_node
+
+    def ints(name, vals):
+        return helper.make_tensor(name, TensorProto.INT64, [len(vals)], vals)
+    # stem (C = 3), max/average pools, a per-channel graph input, an SE-style [N,C,1,1] scale,
+    # global pools; `c` is a graph output that the region also reads, `out` one it produces
+    save(d, "nhwc_stem_pools",
+         [N("Conv", ["x", "w0", "b0"], ["s"], pads=[1, 1, 1, 1]), N("Relu", ["s"], ["r"]),
+          N("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("AveragePool", ["m"], ["a1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1),
+          N("AveragePool", ["a1"], ["a2"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+          N("Conv", ["a2", "w1"], ["c"]),
+          N("Mul", ["c", "chs"], ["e"]),
+          N("GlobalAveragePool", ["e"], ["g"]), N("Sigmoid", ["g"], ["gs"]), N("Mul", ["e", "gs"], ["se"]),
+          N("GlobalMaxPool", ["se"], ["out_g"]),
+          N("Conv", ["se", "w2", "b2"], ["out"], strides=[2, 2], pads=[1, 1, 1, 1])],
+         [("x", [2, 3, 20, 22]), ("chs", [24, 1, 1])], ["out", "out_g", "c"],
+         [w("w0", 16, 3, 3, 3), w("b0", 16), w("w1", 24, 16, 1, 1, scale=0.3), w("w2", 32, 24, 3, 3, scale=0.2),
+          w("b2", 32)])
+    # Concat (channels and width) and Split (channels) in NHWC; a Transpose leaves the region
+    # (NHWC -> NCHW) and the next conv enters another one (NCHW -> NHWC)
+    save(d, "nhwc_concat_split",
+         [N("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1]), N("Conv", ["x", "wb"], ["b"]),
+          N("Concat", ["a", "b"], ["cat"], axis=1),
+          N("Split", ["cat", "sp"], ["s1", "s2"], axis=1),
+          N("Conv", ["s1", "wc"], ["o1"], pads=[1, 1, 1, 1]), N("Conv", ["s2", "wd"], ["o2"]),
+          N("Concat", ["o1", "o2"], ["cw"], axis=3),
+          N("Transpose", ["cw"], ["t"], perm=[0, 1, 3, 2]),
+          N("Conv", ["t", "we", "be"], ["t2"], pads=[1, 1, 1, 1]), N("Relu", ["t2"], ["t3"]),
+          N("Conv", ["t3", "wf"], ["out"])],
+         [("x", [1, 8, 12, 10])], ["out", "cat"],
+         [w("wa", 16, 8, 3, 3, scale=0.3), w("ba", 16), w("wb", 8, 8, 1, 1), ints("sp", [10, 14]),
+          w("wc", 16, 10, 3, 3, scale=0.3), w("wd", 16, 14, 1, 1, scale=0.3), w("we", 24, 16, 3, 3, scale=0.2),
+          w("be", 24), w("wf", 16, 24, 1, 1, scale=0.3)])
+    # MobileNet-like: 1x1 expand, depthwise 3x3 (stride 1 and 2, ReLU6), a grouped conv
+    # (C/groups = 24: the implicit GEMM), odd channel count depthwise (45: no channel pairs)
+    save(d, "nhwc_depthwise_grouped",
+         [N("Conv", ["x", "w1", "b1"], ["e"]), N("Relu", ["e"], ["er"]),
+          N("Conv", ["er", "wd1", "bd1"], ["d1"], group=48, pads=[1, 1, 1, 1]), N("Clip", ["d1", "lo", "hi"], ["d1c"]),
+          N("Conv", ["d1c", "wd2"], ["d2"], group=48, strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("Conv", ["d2", "wg", "bg"], ["gr"], group=2, pads=[1, 1, 1, 1]),
+          N("Conv", ["gr", "w3"], ["f"]),
+          N("Conv", ["f", "wd3"], ["d3"], group=45, pads=[1, 1, 1, 1]), N("Add", ["d3", "f"], ["out"])],
+         [("x", [2, 32, 13, 14])], ["out"],
+         [w("w1", 48, 32, 1, 1, scale=0.3), w("b1", 48), w("wd1", 48, 1, 3, 3), w("bd1", 48), scalar("lo", 0),
+          scalar("hi", 6), w("wd2", 48, 1, 3, 3), w("wg", 32, 24, 3, 3, scale=0.1), w("bg", 32),
+          w("w3", 45, 32, 1, 1, scale=0.3), w("wd3", 45, 1, 3, 3)])
+    # a Flatten (a view: it aliases its input and cannot convert) keeps its region NCHW; the
+    # region of the second input is NHWC
+    save(d, "nhwc_view_border",
+         [N("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1]), N("Relu", ["a"], ["ar"]),
+          N("Conv", ["ar", "wb"], ["b"], strides=[2, 2]), N("Flatten", ["b"], ["f"]),
+          N("Gemm", ["f", "wg"], ["out"], transB=1),
+          N("Conv", ["x2", "wc"], ["c"], pads=[1, 1, 1, 1]), N("Relu", ["c"], ["cr"]),
+          N("Conv", ["cr", "wd", "bd"], ["e"], pads=[1, 1, 1, 1]), N("Conv", ["e", "we"], ["out2"])],
+         [("x", [2, 8, 10, 10]), ("x2", [1, 8, 9, 11])], ["out", "out2"],
+         [w("wa", 16, 8, 3, 3, scale=0.3), w("ba", 16), w("wb", 16, 16, 1, 1, scale=0.3), w("wg", 7, 400, scale=0.1),
+          w("wc", 16, 8, 3, 3, scale=0.3), w("wd", 16, 16, 3, 3, scale=0.2), w("bd", 16), w("we", 8, 16, 1, 1)])
 
 
 def typed_cases(d):
