@@ -33,7 +33,8 @@ static void usage(FILE *f) {
             "  --shape NAME=DIMS  fix the dims of input NAME, e.g. input=1x3x224x224 (needed for dynamic dims)\n"
             "  --emit-cuda DIR    also write the generated CUDA source to DIR/MODEL.cu\n"
             "  --autotune         time every candidate tile of every tunable kernel on this machine's GPU\n"
-            "                     and keep the fastest (default when a GPU is present; docs/tuning.md)\n"
+            "                     and keep the fastest (default when a GPU is present and KILN_AUTOTUNE\n"
+            "                     is not 0; docs/tuning.md)\n"
             "  --no-autotune      use the per-architecture heuristic's tiles\n"
             "  --tuning-cache F   read and update the tuning cache F: kernels it answers for this GPU,\n"
             "                     compute capability, NVRTC and driver are not timed again\n"
@@ -169,7 +170,10 @@ int kiln_cmd_build(int argc, char **argv) {
     kiln_tune_device dev;
     memset(&dev, 0, sizeof dev);
     bool have_gpu = native_arch(native, sizeof native) != NULL;
-    if (autotune < 0) autotune = have_gpu;
+    if (autotune < 0) { /* KILN_AUTOTUNE=0 makes the heuristic the default (test scripts that build many models) */
+        const char *env = getenv("KILN_AUTOTUNE");
+        autotune = env && !strcmp(env, "0") ? 0 : have_gpu;
+    }
     if (autotune && !have_gpu) return fail("--autotune needs a GPU on this machine (use --no-autotune)");
     if (autotune && kiln_tune_device_query(&dev, 0)) return fail(kiln_last_error());
     uint8_t *bytes = NULL;
