@@ -63,6 +63,13 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 template <int N> __device__ __forceinline__ void wgmma_wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+// Pins the accumulators in registers at this point (an empty asm that "redefines" them), so
+// that no move or rematerialisation lands inside a wgmma pipeline stage (ptxas C7515 would
+// otherwise serialize the wgmmas).
+template <int N> __device__ __forceinline__ void wgmma_pin(float *d) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // D[64 x N] += A[64 x 16] * B[16 x N], both operands from shared memory (descriptors), K-major.
@@ -192,6 +199,8 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
 #pragma unroll
         for (int j = 0; j < BN / 2; j++) acc[i][j] = 0.0f;
 
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
     const int kt0 = (int)blockIdx.z * KT_SPLIT;
     const int nk = KT - kt0 < KT_SPLIT ? KT - kt0 : KT_SPLIT; // <= 0: an empty last split
 #pragma unroll
@@ -209,15 +218,17 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
         const unsigned char *as = As + (i % STAGES) * A_BYTES + wg * MI * 64 * 128, *bs = Bs + (i % STAGES) * B_BYTES;
         wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < BK / 16; ks++) {
-            const u64 db = wgmma_desc(bs + ks * 256, 128, 1024);
+        for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-            for (int mi = 0; mi < MI; mi++) wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024), db);
-        }
+            for (int ks = 0; ks < BK / 16; ks++)
+                wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
+                                   wgmma_desc(bs + ks * 256, 128, 1024));
         wgmma_commit();
         wgmma_wait<1>();
     }
     wgmma_wait<0>();
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
     cp_async_wait<0>();
 
     const int g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
