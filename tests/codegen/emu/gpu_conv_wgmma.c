@@ -154,8 +154,8 @@ static int wg_emu(const char *src, const char *work) {
     /* run_case builds without archs (no sm_90a), so the wg tiles are offered through an
      * sm_90a codegen here and checked for the fallback's template; then emulated */
     static const conv_case ec[] = {
-        {"emu_wg_res", 1, 16, 9, 9, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
-        {"emu_wg_s2_splitk", 1, 64, 9, 9, 64, 3, 3, 2, 1, 1, 0, 0, NULL},
+        {"emu_wg_res", 1, 16, 9, 9, 128, 3, 3, 1, 1, 1, 1, 1, NULL},
+        {"emu_wg_s2_splitk", 2, 64, 17, 17, 128, 3, 3, 2, 1, 1, 0, 0, NULL},
     };
     static const char *const et[] = {"wg64x128x64s4g1k1", "wg128x128x64s4g2k2"};
     int fails = 0;
@@ -205,8 +205,31 @@ static int wg_gpu(const char *work) {
             fails += gpu_case(&kk, work, &skip);
             n++;
         }
-    /* timing bundles: ResNet-50 batch 32, every wg tile and the big mma.sync tiles (sm_90 only) */
+    /* the runtime must have loaded the sm_90a cubin (else the cases above ran the fallback) */
+    if (!skip) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s@%s.kiln", work, wg_cases[0].name, wg_tiles[1]);
+        kiln_bundle_model *m = NULL;
+        kiln_status st = kiln_bundle_model_open(path, NULL, &m);
+        const char *info = st ? kiln_last_error() : kiln_bundle_model_image_info(m);
+        bool ok = !st && strstr(info, "cubin sm_90a") != NULL;
+        printf("%s: image loaded for the wg tiles: %s\n", ok ? "PASS" : "FAIL", info);
+        fails += !ok;
+        kiln_bundle_model_free(m);
+    }
+    /* timing bundles: ResNet-50 batch 32, every wg tile and the big mma.sync tiles (sm_90 only);
+     * WORK/bench/gflop.txt: "SHAPE GFLOP" for the TFLOP/s of tests/gpu/bench_conv_wgmma.sh */
     static const char *const arch_90[] = {"sm_90"};
+    char gpath[1200];
+    snprintf(gpath, sizeof gpath, "%s/bench/gflop.txt", work);
+    FILE *gf = fopen(gpath, "w");
+    if (!gf) return 1;
+    for (size_t i = 0; i < sizeof wg_bench / sizeof wg_bench[0]; i++) {
+        const conv_case *k = &wg_bench[i];
+        int64_t p = (k->h + 2 * k->pad - k->r) / k->stride + 1, q = (k->w + 2 * k->pad - k->s) / k->stride + 1;
+        fprintf(gf, "%s %.6f\n", k->name, 2e-9 * (double)k->n * p * q * k->k * k->c * k->r * k->s);
+    }
+    fclose(gf);
     for (size_t i = 0; i < sizeof wg_bench / sizeof wg_bench[0]; i++)
         for (int t = 0; t < N_WG + 4; t++) {
             const bool wg = t < N_WG;
