@@ -24,19 +24,24 @@
 typedef struct nhwc_cfg {
     int bm, bn, bk, wm, wn, stages, splitk;
     int wg; /* > 0: conv_wgmma.cuh with this many warpgroups (sm_90a builds only; wm, wn unused) */
+    int sw; /* wgmma: 128-byte swizzled shared layout ("wgz" names) */
 } nhwc_cfg;
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
-    {128, 128, 32, 64, 32, 4, 1, 0}, {128, 64, 32, 64, 32, 4, 1, 0}, {64, 128, 32, 32, 64, 4, 1, 0},
-    {64, 64, 32, 32, 32, 4, 1, 0},   {64, 64, 64, 32, 32, 3, 1, 0},  {32, 64, 64, 16, 32, 4, 1, 0},
-    {32, 32, 64, 16, 32, 4, 1, 0},   {64, 64, 32, 32, 32, 4, 2, 0},  {64, 64, 32, 32, 32, 4, 4, 0},
-    {32, 64, 64, 16, 32, 4, 2, 0},   {32, 64, 64, 16, 32, 4, 4, 0},  {32, 64, 64, 16, 32, 4, 8, 0},
-    {32, 64, 64, 16, 32, 4, 16, 0},
+    {128, 128, 32, 64, 32, 4, 1, 0, 0}, {128, 64, 32, 64, 32, 4, 1, 0, 0}, {64, 128, 32, 32, 64, 4, 1, 0, 0},
+    {64, 64, 32, 32, 32, 4, 1, 0, 0},   {64, 64, 64, 32, 32, 3, 1, 0, 0},  {32, 64, 64, 16, 32, 4, 1, 0, 0},
+    {32, 32, 64, 16, 32, 4, 1, 0, 0},   {64, 64, 32, 32, 32, 4, 2, 0, 0},  {64, 64, 32, 32, 32, 4, 4, 0, 0},
+    {32, 64, 64, 16, 32, 4, 2, 0, 0},   {32, 64, 64, 16, 32, 4, 4, 0, 0},  {32, 64, 64, 16, 32, 4, 8, 0, 0},
+    {32, 64, 64, 16, 32, 4, 16, 0, 0},
     /* wgmma (kernels/conv_wgmma.cuh), offered only when the build targets sm_90a */
-    {128, 128, 64, 0, 0, 4, 1, 1}, {128, 128, 64, 0, 0, 4, 1, 2}, {128, 256, 64, 0, 0, 4, 1, 2},
-    {256, 128, 64, 0, 0, 4, 1, 2}, {128, 256, 64, 0, 0, 3, 1, 2}, {64, 128, 64, 0, 0, 4, 1, 1},
-    {128, 64, 64, 0, 0, 4, 1, 2},  {128, 128, 64, 0, 0, 4, 2, 2}, {128, 128, 64, 0, 0, 4, 4, 2},
+    {128, 128, 64, 0, 0, 4, 1, 1, 0}, {128, 128, 64, 0, 0, 4, 1, 2, 0}, {128, 256, 64, 0, 0, 4, 1, 2, 0},
+    {256, 128, 64, 0, 0, 4, 1, 2, 0}, {128, 256, 64, 0, 0, 3, 1, 2, 0}, {64, 128, 64, 0, 0, 4, 1, 1, 0},
+    {128, 64, 64, 0, 0, 4, 1, 2, 0},  {128, 128, 64, 0, 0, 4, 2, 2, 0}, {128, 128, 64, 0, 0, 4, 4, 2, 0},
+    /* the same with the 128-byte swizzled layout; after the plain ones, so that the heuristic
+     * keeps the plain tile at equal cost (the tuner measures) */
+    {128, 128, 64, 0, 0, 4, 1, 1, 1}, {128, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 256, 64, 0, 0, 4, 1, 2, 1},
+    {256, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 64, 64, 0, 0, 4, 1, 2, 1},
 };
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
 /* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */
@@ -54,10 +59,11 @@ static bool has_sm90a(const cg *c) {
 
 static int cfg_threads(const nhwc_cfg *f) { return f->wg ? 128 * f->wg : (f->bm / f->wm) * (f->bn / f->wn) * 32; }
 static uint32_t cfg_smem(const nhwc_cfg *f) {
-    return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2);
+    return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw ? 1024 : 0));
 }
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
-    if (f->wg) snprintf(buf, len, "wg%dx%dx%ds%dg%dk%d", f->bm, f->bn, f->bk, f->stages, f->wg, f->splitk);
+    if (f->wg)
+        snprintf(buf, len, "wg%s%dx%dx%ds%dg%dk%d", f->sw ? "z" : "", f->bm, f->bn, f->bk, f->stages, f->wg, f->splitk);
     else snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
 }
 static int64_t round_pow2(int64_t v, int64_t lo) {
@@ -207,8 +213,9 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_wgmma_f16<%s, %d, %d, %d, %d, %d, %s>(x, w, bias, res, y, part, smem);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->wg, f->stages, f->splitk, epi);
+                       "    kiln::conv_wgmma_f16<%s, %d, %d, %d, %d, %d, %s, %s>(x, w, bias, res, y, part, smem);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->wg, f->stages, f->splitk, epi,
+                       f->sw ? "true" : "false");
     else
         kiln_cg_printf(&c->src,
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "

@@ -21,7 +21,9 @@
 
 static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1", "wg128x256x64s4g2k1",
                                        "wg256x128x64s4g2k1", "wg128x256x64s3g2k1", "wg64x128x64s4g1k1",
-                                       "wg128x64x64s4g2k1",  "wg128x128x64s4g2k2", "wg128x128x64s4g2k4"};
+                                       "wg128x64x64s4g2k1",  "wg128x128x64s4g2k2", "wg128x128x64s4g2k4",
+                                       "wgz128x128x64s4g1k1", "wgz128x128x64s4g2k1", "wgz128x256x64s4g2k1",
+                                       "wgz256x128x64s4g2k1", "wgz128x64x64s4g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -29,10 +31,10 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
 static const conv_case wg_cases[] = {
     {"wg_1x1", 2, 64, 16, 16, 128, 1, 1, 1, 0, 1, 0, 0, NULL},
     {"wg_3x3_pad1", 1, 64, 13, 13, 200, 3, 3, 1, 1, 1, 1, 0, NULL},
-    {"wg_3x3_s2", 2, 32, 17, 17, 64, 3, 3, 2, 1, 0, 0, 0, NULL},
+    {"wg_3x3_s2", 2, 32, 33, 33, 128, 3, 3, 2, 1, 0, 0, 0, NULL},
     {"wg_res_relu", 2, 128, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, NULL},
     {"wg_ktail_c8", 1, 8, 23, 23, 136, 3, 3, 1, 1, 1, 1, 0, NULL},
-    {"wg_deep_1x1", 1, 512, 7, 7, 256, 1, 1, 1, 0, 1, 1, 1, NULL},
+    {"wg_deep_1x1", 4, 512, 7, 7, 256, 1, 1, 1, 0, 1, 1, 1, NULL},
 };
 
 /* ResNet-50's convolutions at batch 32 (the issue-5 targets) for the timing bundles */
