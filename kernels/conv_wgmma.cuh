@@ -1,7 +1,7 @@
 // conv_wgmma.cuh — fp16 NHWC implicit-GEMM convolution on Hopper's warpgroup MMA (wgmma,
 // sm_90a only), emitted by codegen/cg_conv_nhwc.c for the "wg..." tile candidates.
 //
-//     conv_wgmma_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, SW>(x, w, bias, res, y, part, smem)
+//     conv_wgmma_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, SWZ>(x, w, bias, res, y, part, smem)
 //
 // Same GEMM view, arguments, SHP struct, epilogue E and split-K protocol as conv_nhwc_f16
 // (kernels/conv_nhwc.cuh): rows m = output pixels, columns = output channels, depth = (r, s, c)
@@ -18,7 +18,7 @@
 // leading-dimension byte offset (between core matrices adjacent in K) is 128 and the stride
 // byte offset (adjacent in M or N) is 1024. A and B (weights, [n][k] = K-major B) use the
 // same layout, so both wgmma operands come from shared memory with transpose flags 0.
-// SW = true: the 128-byte swizzle mode instead: row r of an 8-row, 1024-byte atom is 128
+// SWZ = true: the 128-byte swizzle mode instead: row r of an 8-row, 1024-byte atom is 128
 // contiguous bytes at r * 128, its 16-byte chunk c stored at chunk position c ^ r (bank-conflict
 // free for wgmma's reads); shared memory then needs 1 KiB more for the 1024-byte alignment.
 // Each thread copies 16-byte chunks (row t % 8 of a core matrix, chunk (t / 8) % 8): a warp
@@ -152,7 +152,7 @@ template <> struct wgmma_f16<256> {
 };
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SW = false>
+template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SWZ = false>
 __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                const typename E::bias_t *bias, const typename E::res_t *res,
                                                __half *y, float *part, unsigned char *smem) {
@@ -166,14 +166,14 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
     static_assert(BM % ROWS == 0 && BN % ROWS == 0, "tile loads");
     constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2;
-    if constexpr (SW) // 128-byte swizzle atoms must start on 1024 bytes (the launch has 1 KiB spare)
+    if constexpr (SWZ) // 128-byte swizzle atoms must start on 1024 bytes (the launch has 1 KiB spare)
         smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023;
     unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES; // [STAGES][BM/8][1024 B core-matrix group]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
     const int m0 = (int)blockIdx.x * BM, n0 = (int)blockIdx.y * BN;
     const int cr = tid & 7, cc = (tid >> 3) & 7, row0 = (tid >> 6) * 8 + cr; // chunk row / column
-    const int s_off = (tid >> 6) * 1024 + (SW ? cr * 128 + ((cc ^ cr) << 4) : cc * 128 + cr * 16); // shared bytes
+    const int s_off = (tid >> 6) * 1024 + (SWZ ? cr * 128 + ((cc ^ cr) << 4) : cc * 128 + cr * 16); // shared bytes
 
     i64 a_base[A_CH];
     int a_h[A_CH], a_w[A_CH];
@@ -233,7 +233,7 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
         for (int mi = 0; mi < MI; mi++)
 #pragma unroll
             for (int ks = 0; ks < BK / 16; ks++)
-                if constexpr (SW) // k16 step = 32 bytes along the swizzled 128-byte row
+                if constexpr (SWZ) // k16 step = 32 bytes along the swizzled 128-byte row
                     wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
                                        wgmma_desc_sw128(bs + ks * 32));
                 else

@@ -139,6 +139,23 @@ static int wg_nvrtc(const char *work) {
         }
         free(cuda);
     }
+    /* what the heuristic picks for ResNet-50 batch 32 in an sm_90 + sm_90a build (information) */
+    for (size_t i = 0; i < sizeof wg_bench / sizeof wg_bench[0]; i++) {
+        kiln_graph *g = prepare(&wg_bench[i]);
+        kiln_codegen_opts o;
+        kiln_codegen_opts_init(&o);
+        o.precision = KILN_PREC_FP16;
+        o.archs = arch_90a;
+        o.n_archs = 2;
+        o.compile = false;
+        kiln_bundle *b = kiln_bundle_new();
+        char *cuda = NULL, tile[64] = "";
+        if (g && b && !kiln_codegen_build(g, &o, b, &cuda)) tile_of(cuda, tile, sizeof tile);
+        printf("heuristic (sm_90,sm_90a): %-16s tile %s\n", wg_bench[i].name, tile);
+        free(cuda);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
     printf("%s: gpu_conv_wgmma --nvrtc: %d failures\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
 }
