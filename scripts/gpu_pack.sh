@@ -69,8 +69,9 @@ for v in plain asan; do
   if [ $v = plain ] && [ -x "$B/gpu_conv_wgmma" ]; then
     t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu
     grep -E "^FAIL|image loaded|cases failed" "$P/$v-gpu_conv_wgmma.log"
-    bash "$P/../tests/gpu/bench_conv_wgmma.sh" "$B/kiln" "$P/$v-gpu_conv_wgmma.work" > "$P/bench_conv_wgmma.txt" 2>&1
-    grep "^BEST" "$P/bench_conv_wgmma.txt"
+    "$B/gpu_conv_wgmma" "$P/.." "$P/wgmma_nvrtc" --nvrtc > "$P/wgmma_nvrtc.log" 2>&1
+    bash "$P/../tests/gpu/bench_conv_wgmma.sh" "$B/kiln" "$P/$v-gpu_conv_wgmma.work" "$P/wgmma_nvrtc" > "$P/bench_conv_wgmma.txt" 2>&1
+    grep -E "^(BEST|SASS)" "$P/bench_conv_wgmma.txt"
   fi
 done
 unset ASAN_OPTIONS LSAN_OPTIONS
