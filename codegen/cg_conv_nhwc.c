@@ -42,6 +42,8 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * keeps the plain tile at equal cost (the tuner measures) */
     {128, 128, 64, 0, 0, 4, 1, 1, 1}, {128, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 256, 64, 0, 0, 4, 1, 2, 1},
     {256, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 64, 64, 0, 0, 4, 1, 2, 1},
+    /* 96 KiB: two blocks (four warpgroups) per SM */
+    {128, 128, 64, 0, 0, 3, 1, 2, 0}, {128, 128, 64, 0, 0, 3, 1, 2, 1},
 };
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
 /* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */

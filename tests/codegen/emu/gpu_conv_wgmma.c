@@ -23,7 +23,8 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "wg256x128x64s4g2k1", "wg128x256x64s3g2k1", "wg64x128x64s4g1k1",
                                        "wg128x64x64s4g2k1",  "wg128x128x64s4g2k2", "wg128x128x64s4g2k4",
                                        "wgz128x128x64s4g1k1", "wgz128x128x64s4g2k1", "wgz128x256x64s4g2k1",
-                                       "wgz256x128x64s4g2k1", "wgz128x64x64s4g2k1"};
+                                       "wgz256x128x64s4g2k1", "wgz128x64x64s4g2k1",  "wg128x128x64s3g2k1",
+                                       "wgz128x128x64s3g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
