@@ -23,23 +23,50 @@
 
 typedef struct nhwc_cfg {
     int bm, bn, bk, wm, wn, stages, splitk;
+    int wg; /* > 0: conv_wgmma.cuh with this many warpgroups (sm_90a builds only; wm, wn unused) */
+    int sw; /* wgmma: 128-byte swizzled shared layout ("wgz" names) */
 } nhwc_cfg;
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
-    {128, 128, 32, 64, 32, 4, 1}, {128, 64, 32, 64, 32, 4, 1}, {64, 128, 32, 32, 64, 4, 1},
-    {64, 64, 32, 32, 32, 4, 1},   {64, 64, 64, 32, 32, 3, 1},  {32, 64, 64, 16, 32, 4, 1},
-    {32, 32, 64, 16, 32, 4, 1},   {64, 64, 32, 32, 32, 4, 2},  {64, 64, 32, 32, 32, 4, 4},
-    {32, 64, 64, 16, 32, 4, 2},   {32, 64, 64, 16, 32, 4, 4},  {32, 64, 64, 16, 32, 4, 8},
-    {32, 64, 64, 16, 32, 4, 16},
+    {128, 128, 32, 64, 32, 4, 1, 0, 0}, {128, 64, 32, 64, 32, 4, 1, 0, 0}, {64, 128, 32, 32, 64, 4, 1, 0, 0},
+    {64, 64, 32, 32, 32, 4, 1, 0, 0},   {64, 64, 64, 32, 32, 3, 1, 0, 0},  {32, 64, 64, 16, 32, 4, 1, 0, 0},
+    {32, 32, 64, 16, 32, 4, 1, 0, 0},   {64, 64, 32, 32, 32, 4, 2, 0, 0},  {64, 64, 32, 32, 32, 4, 4, 0, 0},
+    {32, 64, 64, 16, 32, 4, 2, 0, 0},   {32, 64, 64, 16, 32, 4, 4, 0, 0},  {32, 64, 64, 16, 32, 4, 8, 0, 0},
+    {32, 64, 64, 16, 32, 4, 16, 0, 0},
+    /* wgmma (kernels/conv_wgmma.cuh), offered only when the build targets sm_90a */
+    {128, 128, 64, 0, 0, 4, 1, 1, 0}, {128, 128, 64, 0, 0, 4, 1, 2, 0}, {128, 256, 64, 0, 0, 4, 1, 2, 0},
+    {256, 128, 64, 0, 0, 4, 1, 2, 0}, {128, 256, 64, 0, 0, 3, 1, 2, 0}, {64, 128, 64, 0, 0, 4, 1, 1, 0},
+    {128, 64, 64, 0, 0, 4, 1, 2, 0},  {128, 128, 64, 0, 0, 4, 2, 2, 0}, {128, 128, 64, 0, 0, 4, 4, 2, 0},
+    /* the same with the 128-byte swizzled layout; after the plain ones, so that the heuristic
+     * keeps the plain tile at equal cost (the tuner measures) */
+    {128, 128, 64, 0, 0, 4, 1, 1, 1}, {128, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 256, 64, 0, 0, 4, 1, 2, 1},
+    {256, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 64, 64, 0, 0, 4, 1, 2, 1},
+    /* 96 KiB: two blocks (four warpgroups) per SM */
+    {128, 128, 64, 0, 0, 3, 1, 2, 0}, {128, 128, 64, 0, 0, 3, 1, 2, 1},
 };
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
-#define SMEM_LIMIT (160 * 1024) /* under sm_80's 163 KiB per block (sm_90: 227 KiB) */
+/* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */
+static uint32_t smem_limit(const cg *c) {
+    for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
+        if (strncmp(c->o->archs[i], "sm_9", 4) && strncmp(c->o->archs[i], "sm_1", 4)) return 160 * 1024;
+    return c->o->n_archs > 0 ? 224 * 1024 : 160 * 1024;
+}
+/* wgmma exists only on sm_90a: its tiles are candidates only when the build has an sm_90a cubin */
+static bool has_sm90a(const cg *c) {
+    for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
+        if (!strcmp(c->o->archs[i], "sm_90a")) return true;
+    return false;
+}
 
-static int cfg_threads(const nhwc_cfg *f) { return (f->bm / f->wm) * (f->bn / f->wn) * 32; }
-static uint32_t cfg_smem(const nhwc_cfg *f) { return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + 8) * 2); }
+static int cfg_threads(const nhwc_cfg *f) { return f->wg ? 128 * f->wg : (f->bm / f->wm) * (f->bn / f->wn) * 32; }
+static uint32_t cfg_smem(const nhwc_cfg *f) {
+    return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw ? 1024 : 0));
+}
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
-    snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
+    if (f->wg)
+        snprintf(buf, len, "wg%s%dx%dx%ds%dg%dk%d", f->sw ? "z" : "", f->bm, f->bn, f->bk, f->stages, f->wg, f->splitk);
+    else snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
 }
 static int64_t round_pow2(int64_t v, int64_t lo) {
     int64_t p = lo;
@@ -67,10 +94,12 @@ static double cfg_cost(const nhwc_cfg *f, nhwc_gpu gpu, int64_t M, int64_t K, in
     double blocks = (double)((M + f->bm - 1) / f->bm) * (double)((K + f->bn - 1) / f->bn) * f->splitk;
     double waves = ceil(blocks / gpu.sms);
     double kd = (double)((KD + f->bk - 1) / f->bk) / f->splitk * f->bk;
-    double inten = (double)f->bm * f->bn / (f->bm + f->bn), eff = inten / (inten + 32.0);
+    /* wgmma needs less operand traffic per flop than ldmatrix + mma.sync (KERNELS.md: mma.sync
+     * tops out near 65% of Hopper's peak) and one warpgroup per SM can keep it busy */
+    double inten = (double)f->bm * f->bn / (f->bm + f->bn), eff = inten / (inten + (f->wg ? 12.0 : 32.0));
     /* fewer than 8 warps on an SM leave tensor cores idle; each K tile costs some latency */
-    double warps = (double)cfg_threads(f) / 32.0 * fmin(blocks / gpu.sms, floor(200.0 * 1024 / cfg_smem(f)));
-    eff *= fmin(1.0, warps / 8.0);
+    double warps = (double)cfg_threads(f) / 32.0 * fmin(blocks / gpu.sms, floor(228.0 * 1024 / cfg_smem(f)));
+    eff *= fmin(1.0, warps / (f->wg ? 4.0 : 8.0));
     double t_mma = fmax(waves * 2.0 * f->bm * f->bn * kd / (gpu.sm_rate * eff), waves * kd / f->bk * 8e-8);
     double bytes = (double)x_bytes + 2.0 * (double)K * KD + 2.0 * (double)M * K;
     if (f->splitk > 1) bytes += 8.0 * f->splitk * (double)M * K;
@@ -119,14 +148,17 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
 
     /* candidates for this shape */
     const char *names[N_CFGS];
-    char name_buf[N_CFGS][40];
+    char name_buf[N_CFGS][48];
     int idx[N_CFGS], n_c = 0, heur = 0;
     double best = 0;
     const nhwc_gpu gpu = target_gpu(c);
+    const uint32_t smem_max = smem_limit(c);
+    const bool wgmma = has_sm90a(c);
     for (int i = 0; i < N_CFGS; i++) {
         const nhwc_cfg *f = &nhwc_cfgs[i];
         int64_t kt = (KD + f->bk - 1) / f->bk;
-        if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > SMEM_LIMIT) continue;
+        if (f->wg && !wgmma) continue;
+        if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
         cfg_name(f, name_buf[n_c], sizeof name_buf[n_c]);
         names[n_c] = name_buf[n_c];
@@ -177,12 +209,22 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                    (long long)R, (long long)S, (long long)s[0], (long long)s[1], (long long)pb[0], (long long)pb[1],
                    (long long)d[0], (long long)d[1]);
     if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;
-    kiln_cg_printf(&c->src,
-                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const %s::bias_t "
-                   "*bias, const %s::res_t *res, __half *y, float *part) {\n"
-                   "    KILN_NHWC_SMEM(smem, %u);\n"
-                   "    kiln::conv_nhwc_f16<%s, %d, %d, %d, %d, %d, %d, %d, %s>(x, w, bias, res, y, part, smem);\n}\n",
-                   threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->splitk, epi);
+    if (f->wg) /* sm_90a: wgmma; other targets run the mma.sync fallback inside conv_wgmma_f16 */
+        kiln_cg_printf(&c->src,
+                       "#include \"conv_wgmma.cuh\"\n"
+                       "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
+                       "    KILN_NHWC_SMEM(smem, %u);\n"
+                       "    kiln::conv_wgmma_f16<%s, %d, %d, %d, %d, %d, %s, %s>(x, w, bias, res, y, part, smem);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->wg, f->stages, f->splitk, epi,
+                       f->sw ? "true" : "false");
+    else
+        kiln_cg_printf(&c->src,
+                       "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
+                       "    KILN_NHWC_SMEM(smem, %u);\n"
+                       "    kiln::conv_nhwc_f16<%s, %d, %d, %d, %d, %d, %d, %d, %s>(x, w, bias, res, y, part, smem);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->splitk, epi);
 
     /* OHWI fp16 weights */
     kiln_bundle_arg args[6];

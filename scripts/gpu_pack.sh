@@ -19,6 +19,7 @@ cp "$plain/kiln" "$plain/tests/check_runtime" "$plain/tests/gpu_smoke" "$plain/t
 for l in $(libs "$plain/kiln" "$plain/tests/check_runtime"); do cp -L "$l" "$out/"; done
 [ -x "$plain/tests/check_layers" ] && cp "$plain/tests/check_layers" "$out/plain/"
 [ -x "$plain/tests/emu_conv_nhwc" ] && cp "$plain/tests/emu_conv_nhwc" "$out/plain/"
+[ -x "$plain/tests/gpu_conv_wgmma" ] && cp "$plain/tests/gpu_conv_wgmma" "$out/plain/"
 if [ -n "$asan" ]; then
   mkdir -p "$out/asan"
   cp "$asan/kiln" "$asan/tests/check_runtime" "$asan/tests/gpu_smoke" "$out/asan/"
@@ -64,6 +65,14 @@ for v in plain asan; do
   [ -x "$B/emu_conv_nhwc" ] && t "$v-gpu_conv_nhwc" "$B/emu_conv_nhwc" "$P/.." "$P/$v-gpu_conv_nhwc.work" --gpu
   [ $v = plain ] && [ -x "$B/emu_conv_nhwc" ] && [ -f "$P/../tests/gpu/bench_conv_nhwc.sh" ] &&
     bash "$P/../tests/gpu/bench_conv_nhwc.sh" "$B/kiln" "$P/$v-gpu_conv_nhwc.work" "$P/$v-gpu_conv_nhwc.log" | tee "$P/bench_conv_nhwc.txt"
+  # the wgmma (sm_90a) tiles: every tile x shape vs the CPU evaluator, then wgmma vs mma.sync timings
+  if [ $v = plain ] && [ -x "$B/gpu_conv_wgmma" ]; then
+    t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu
+    grep -E "^FAIL|image loaded|cases failed" "$P/$v-gpu_conv_wgmma.log"
+    "$B/gpu_conv_wgmma" "$P/.." "$P/wgmma_nvrtc" --nvrtc > "$P/wgmma_nvrtc.log" 2>&1
+    bash "$P/../tests/gpu/bench_conv_wgmma.sh" "$B/kiln" "$P/$v-gpu_conv_wgmma.work" "$P/wgmma_nvrtc" > "$P/bench_conv_wgmma.txt" 2>&1
+    grep -E "^(BEST|SASS)" "$P/bench_conv_wgmma.txt"
+  fi
 done
 unset ASAN_OPTIONS LSAN_OPTIONS
 # built without a GPU for sm_90 (scripts/gpu_pack.sh): runs here unchanged and matches the CPU evaluator

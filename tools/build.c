@@ -28,8 +28,9 @@ static void usage(FILE *f) {
             "  -o FILE            the bundle to write\n"
             "  --precision P      fp32 (FFMA), tf32 or fp16 (convolutions and matrix products on tensor\n"
             "                     cores with fp32 accumulation; fp16 also stores their weights as fp16)\n"
-            "  --arch LIST        comma-separated sm_XX (default: this machine's GPU, else sm_90),\n"
-            "                     e.g. sm_80,sm_86,sm_89,sm_90\n"
+            "  --arch LIST        comma-separated sm_XX (default: this machine's GPU, else sm_90; an\n"
+            "                     H100/H200 gets sm_90,sm_90a: sm_90a adds wgmma fp16 convolutions),\n"
+            "                     e.g. sm_80,sm_86,sm_89,sm_90,sm_90a\n"
             "  --shape NAME=DIMS  fix the dims of input NAME, e.g. input=1x3x224x224 (needed for dynamic dims)\n"
             "  --emit-cuda DIR    also write the generated CUDA source to DIR/MODEL.cu\n"
             "  --autotune         time every candidate tile of every tunable kernel on this machine's GPU\n"
@@ -46,7 +47,8 @@ static void usage(FILE *f) {
 
 static int fail(const char *what) { return kiln_cli_fail("build", what); }
 
-/* "sm_90" for this machine's GPU when a driver and a device are there, else NULL. */
+/* "sm_86" for this machine's GPU ("sm_90,sm_90a" on compute capability 9.0) when a driver and
+ * a device are there, else NULL. */
 static const char *native_arch(char *buf, size_t len) {
 #ifdef KILN_HAVE_CUDA
     const kiln_cuda_driver *cu;
@@ -57,7 +59,10 @@ static const char *native_arch(char *buf, size_t len) {
         cu->device_get_attribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev) != CUDA_SUCCESS ||
         cu->device_get_attribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev) != CUDA_SUCCESS)
         return NULL;
-    snprintf(buf, len, "sm_%d%d", major, minor);
+    /* compute capability 9.0: also an sm_90a cubin (wgmma tiles, kernels/conv_wgmma.cuh), which
+     * the runtime prefers on such a GPU; the sm_90 cubin and the PTX keep the bundle portable */
+    if (major == 9 && minor == 0) snprintf(buf, len, "sm_90,sm_90a");
+    else snprintf(buf, len, "sm_%d%d", major, minor);
     return buf;
 #else
     (void)buf;

@@ -202,6 +202,11 @@ static int compare(const conv_case *k, const kiln_graph *ref, kiln_tensor **cin,
     return failed;
 }
 
+/* Target archs for run_case / gpu_case when set (gpu_conv_wgmma.c: sm_90 + sm_90a); else the
+ * codegen default for the emulator and sm_80 + sm_90 on the GPU. */
+static const char *const *case_archs;
+static int case_n_archs;
+
 typedef void (*tramp_fn)(void **);
 typedef int (*launch_fn)(tramp_fn, void **, const unsigned *, const unsigned *);
 
@@ -212,13 +217,14 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
     kiln_codegen_opts_init(&o);
     o.precision = KILN_PREC_FP16;
     o.compile = false;
+    if (case_archs) o.archs = case_archs, o.n_archs = case_n_archs;
     kiln_bundle *b = kiln_bundle_new();
     char *cuda = NULL;
     if (!b || kiln_codegen_build(g, &o, b, &cuda)) {
         printf("FAIL: %s: codegen: %s\n", k->name, kiln_last_error());
         return 1;
     }
-    if (!strstr(cuda, "conv_nhwc_f16<")) {
+    if (!strstr(cuda, "conv_nhwc_f16<") && !strstr(cuda, "conv_wgmma_f16<")) {
         printf("FAIL: %s: the NHWC kernel was not used\n", k->name);
         return 1;
     }
@@ -317,8 +323,8 @@ static int gpu_case(const conv_case *k, const char *work, bool *skip) {
     kiln_codegen_opts o;
     kiln_codegen_opts_init(&o);
     o.precision = KILN_PREC_FP16;
-    o.archs = archs;
-    o.n_archs = 2;
+    o.archs = case_archs ? case_archs : archs;
+    o.n_archs = case_archs ? case_n_archs : 2;
     kiln_bundle *b = kiln_bundle_new();
     char *cuda = NULL, path[1024], tile[64];
     if (!b || kiln_codegen_build(g, &o, b, &cuda)) {

@@ -1,0 +1,276 @@
+// conv_wgmma.cuh — fp16 NHWC implicit-GEMM convolution on Hopper's warpgroup MMA (wgmma,
+// sm_90a only), emitted by codegen/cg_conv_nhwc.c for the "wg..." tile candidates.
+//
+//     conv_wgmma_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, SWZ>(x, w, bias, res, y, part, smem)
+//
+// Same GEMM view, arguments, SHP struct, epilogue E and split-K protocol as conv_nhwc_f16
+// (kernels/conv_nhwc.cuh): rows m = output pixels, columns = output channels, depth = (r, s, c)
+// with c innermost; x NHWC, w OHWI [K][R][S][C], y NHWC; SPLITK > 1 writes fp32 partials
+// part[z][M][K] summed by conv_nhwc_splitk_reduce. Requires C % 8 == 0 and K % 8 == 0.
+//
+// Launch: 128 * WG threads (WG warpgroups stacked along M, each BM / WG rows = MI m64 blocks,
+// all BN columns), grid (ceil(M / BM), ceil(K / BN), SPLITK), dynamic shared memory
+// KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES), 128-byte aligned. BK is 64 (four k16 steps per tile).
+//
+// Shared layout: wgmma's no-swizzle ("interleaved") K-major canonical layout. A tile of R rows x
+// 64 halves is a grid of core matrices (8 rows x 16 bytes, 128 contiguous bytes, row i at 16 i):
+// core matrix (row group g, chunk kc) at byte g * 1024 + kc * 128. In the matrix descriptor the
+// leading-dimension byte offset (between core matrices adjacent in K) is 128 and the stride
+// byte offset (adjacent in M or N) is 1024. A and B (weights, [n][k] = K-major B) use the
+// same layout, so both wgmma operands come from shared memory with transpose flags 0.
+// SWZ = true: the 128-byte swizzle mode instead: row r of an 8-row, 1024-byte atom is 128
+// contiguous bytes at r * 128, its 16-byte chunk c stored at chunk position c ^ r (bank-conflict
+// free for wgmma's reads); shared memory then needs 1 KiB more for the 1024-byte alignment.
+// Each thread copies 16-byte chunks (row t % 8 of a core matrix, chunk (t / 8) % 8): a warp
+// writes 512 contiguous shared bytes (no bank conflicts) and reads 64 contiguous global bytes
+// from each of 8 pixels.
+//
+// Pipeline: STAGES slots filled by cp.async (zero fill for padding taps and tails, as in
+// conv_nhwc.cuh), prefetch distance STAGES - 2, and one wgmma group left in flight
+// (wgmma.wait_group 1): the slot refilled at iteration i was read by the wgmma group of
+// iteration i - 2, which every warpgroup has waited for before the barrier of iteration i.
+// Generic-proxy writes (cp.async) become visible to wgmma (async proxy) through
+// fence.proxy.async after the cp.async wait and before the barrier.
+//
+// Accumulator fragment (m64nNk16, f32): thread lane l of warp w (of its warpgroup) holds
+// d[4 j + q] = D[16 w + l / 4 + 8 (q / 2)][8 j + 2 (l % 4) + q % 2], j < N / 8.
+//
+// Other targets (sm_80, sm_90 without "a", the PTX image, the CPU emulator) have no wgmma:
+// there the same launch runs conv_nhwc_f16 with a BK = 32, 4-stage mma.sync tile of the same
+// BM x BN and 4 * WG warps (its shared memory fits in this kernel's), so a bundle with a "wg"
+// tile stays correct on every architecture and the emulator checks the plumbing.
+#pragma once
+
+#include "conv_nhwc.cuh"
+
+namespace kiln {
+
+#define KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) ((STAGES) * ((BM) + (BN)) * 64 * 2)
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(KILN_EMU)
+#define KILN_HAVE_WGMMA 1
+#elif defined(KILN_WGMMA_REQUIRE) && defined(__CUDA_ARCH__)
+#error "KILN_WGMMA_REQUIRE: this target has no wgmma (__CUDA_ARCH_FEAT_SM90_ALL undefined)"
+#endif
+
+#ifdef KILN_HAVE_WGMMA
+
+// wgmma's 64-bit shared memory descriptor, no swizzle: start address, leading-dimension byte
+// offset (K) and stride byte offset (M/N), each in 16-byte units (PTX ISA "Matrix Descriptor").
+__device__ __forceinline__ u64 wgmma_desc(const void *p, unsigned lbo, unsigned sbo) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    return (u64)((a & 0x3FFFF) >> 4) | ((u64)(lbo >> 4) << 16) | ((u64)(sbo >> 4) << 32);
+}
+// The same for the 128-byte swizzle mode (1 in bits 62-63): K-major rows of 128 bytes, 8-row
+// atoms of 1024 bytes (stride byte offset), 16-byte chunk c of row r stored at chunk c ^ r; the
+// leading byte offset is unused (1). p advances along K inside a row (the hardware swizzles the
+// address, so the atom must be 1024-byte aligned).
+__device__ __forceinline__ u64 wgmma_desc_sw128(const void *p) {
+    return wgmma_desc(p, 16, 1024) | ((u64)1 << 62);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Pins the accumulators in registers at this point (an empty asm that "redefines" them), so
+// that no move or rematerialisation lands inside a wgmma pipeline stage (ptxas C7515 would
+// otherwise serialize the wgmmas).
+template <int N> __device__ __forceinline__ void wgmma_pin(float *d) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// D[64 x N] += A[64 x 16] * B[16 x N], both operands from shared memory (descriptors), K-major.
+template <int N> struct wgmma_f16;
+template <> struct wgmma_f16<64> {
+    static __device__ __forceinline__ void run(float *d, u64 da, u64 db) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                     "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(da), "l"(db), "r"(1));
+    }
+};
+template <> struct wgmma_f16<128> {
+    static __device__ __forceinline__ void run(float *d, u64 da, u64 db) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                     "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                     : "l"(da), "l"(db), "r"(1));
+    }
+};
+template <> struct wgmma_f16<256> {
+    static __device__ __forceinline__ void run(float *d, u64 da, u64 db) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+                     "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+                     "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+                     "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+                     "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+                     "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+                       "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+                       "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+                       "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+                       "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+                       "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+                       "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+                       "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+                       "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                     : "l"(da), "l"(db), "r"(1));
+    }
+};
+#endif // __CUDA_ARCH_FEAT_SM90_ALL
+
+template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SWZ = false>
+__device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                               const typename E::bias_t *bias, const typename E::res_t *res,
+                                               __half *y, float *part, unsigned char *smem) {
+    static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
+    static_assert(BM % (64 * WG) == 0 && STAGES >= 3, "tile");
+#ifdef KILN_HAVE_WGMMA
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = SHP::R * SHP::S * SHP::C;
+    constexpr int BK = 64, KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
+    constexpr int NTH = 128 * WG, MI = BM / WG / 64;
+    constexpr int ROWS = 8 * (NTH / 64), A_CH = BM / ROWS, B_CH = BN / ROWS; // rows per copy pass
+    static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
+    static_assert(BM % ROWS == 0 && BN % ROWS == 0, "tile loads");
+    constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2;
+    if constexpr (SWZ) // 128-byte swizzle atoms must start on 1024 bytes (the launch has 1 KiB spare)
+        smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023;
+    unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES; // [STAGES][BM/8][1024 B core-matrix group]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+    const int m0 = (int)blockIdx.x * BM, n0 = (int)blockIdx.y * BN;
+    const int cr = tid & 7, cc = (tid >> 3) & 7, row0 = (tid >> 6) * 8 + cr; // chunk row / column
+    const int s_off = (tid >> 6) * 1024 + (SWZ ? cr * 128 + ((cc ^ cr) << 4) : cc * 128 + cr * 16); // shared bytes
+
+    i64 a_base[A_CH];
+    int a_h[A_CH], a_w[A_CH];
+#pragma unroll
+    for (int j = 0; j < A_CH; j++) {
+        const int m = m0 + row0 + j * ROWS;
+        const int b = m / (SHP::P * SHP::Q), pq = m % (SHP::P * SHP::Q);
+        a_base[j] = (i64)b * SHP::H * SHP::W * SHP::C;
+        a_h[j] = m < M ? (pq / SHP::Q) * SHP::SH - SHP::PH : -(1 << 28);
+        a_w[j] = (pq % SHP::Q) * SHP::SW - SHP::PW;
+    }
+    auto load = [&](int slot, int kt) {
+        const int kk = kt * BK + cc * 8;
+        const bool kin = kk < KD;
+        const int r = kk / (SHP::S * SHP::C), s = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
+        unsigned char *as = As + slot * A_BYTES + s_off, *bs = Bs + slot * B_BYTES + s_off;
+#pragma unroll
+        for (int j = 0; j < A_CH; j++) {
+            const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + s * SHP::DW;
+            const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
+            const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
+            cp_async16(as + j * (ROWS / 8) * 1024, src, ok);
+        }
+#pragma unroll
+        for (int j = 0; j < B_CH; j++) {
+            const int n = n0 + row0 + j * ROWS;
+            const bool ok = kin && n < NN;
+            cp_async16(bs + j * (ROWS / 8) * 1024, ok ? w + (i64)n * KD + kk : w, ok);
+        }
+    };
+
+    float acc[MI][BN / 2];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < BN / 2; j++) acc[i][j] = 0.0f;
+
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+    const int kt0 = (int)blockIdx.z * KT_SPLIT;
+    const int nk = KT - kt0 < KT_SPLIT ? KT - kt0 : KT_SPLIT; // <= 0: an empty last split
+#pragma unroll
+    for (int s = 0; s < STAGES - 2; s++) {
+        if (s < nk) load(s, kt0 + s);
+        cp_async_commit(); // always: the group count stays in step with the tiles
+    }
+    for (int i = 0; i < nk; i++) {
+        cp_async_wait<STAGES - 3>(); // tile i landed (this thread's copies) ...
+        fence_proxy_async();         // ... visible to the async proxy ...
+        __syncthreads();             // ... everyone's; wgmma group i - 2 finished in every warpgroup
+        const int pf = i + STAGES - 2;
+        if (pf < nk) load(pf % STAGES, kt0 + pf);
+        cp_async_commit();
+        const unsigned char *as = As + (i % STAGES) * A_BYTES + wg * MI * 64 * 128, *bs = Bs + (i % STAGES) * B_BYTES;
+        wgmma_fence();
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+            for (int ks = 0; ks < BK / 16; ks++)
+                if constexpr (SWZ) // k16 step = 32 bytes along the swizzled 128-byte row
+                    wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
+                                       wgmma_desc_sw128(bs + ks * 32));
+                else
+                    wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
+                                       wgmma_desc(bs + ks * 256, 128, 1024));
+        wgmma_commit();
+        wgmma_wait<1>();
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+    cp_async_wait<0>();
+
+    const int g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
+                if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
+                const i64 o = (i64)m * NN + n;
+                const float v0 = acc[mi][4 * j + 2 * h], v1 = acc[mi][4 * j + 2 * h + 1];
+                if constexpr (SPLITK == 1) {
+                    st_half2(y + o, E::apply(bias, res, n, o, v0), E::apply(bias, res, n + 1, o + 1, v1));
+                } else {
+                    float *p = part + (i64)blockIdx.z * M * NN + o;
+                    p[0] = v0;
+                    p[1] = v1;
+                }
+            }
+#else
+    // no wgmma here: the mma.sync kernel with the same block tile and thread count
+    static_assert(KILN_NHWC_SMEM_BYTES(BM, BN, 32, 4) <= KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES), "fallback smem");
+    conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / (2 * WG), 4, SPLITK, E>(x, w, bias, res, y, part, smem);
+#endif
+}
+
+} // namespace kiln
