@@ -63,15 +63,20 @@ for v in plain asan; do
     t "$v-gpu_perlayer" bash "$P/gpu_perlayer.sh" "$B/kiln" "$B/check_layers" "$P/.." "$P/$v-gpu_perlayer.work" --gpu
   # the fp16 NHWC convolution (cg_conv_nhwc.c) through the runtime against the CPU evaluator
   [ -x "$B/emu_conv_nhwc" ] && t "$v-gpu_conv_nhwc" "$B/emu_conv_nhwc" "$P/.." "$P/$v-gpu_conv_nhwc.work" --gpu
-  [ $v = plain ] && [ -x "$B/emu_conv_nhwc" ] && [ -f "$P/../tests/gpu/bench_conv_nhwc.sh" ] &&
+  [ $v = plain ] && [ "${KILN_KERNEL_BENCH:-0}" = 1 ] && [ -x "$B/emu_conv_nhwc" ] && [ -f "$P/../tests/gpu/bench_conv_nhwc.sh" ] &&
     bash "$P/../tests/gpu/bench_conv_nhwc.sh" "$B/kiln" "$P/$v-gpu_conv_nhwc.work" "$P/$v-gpu_conv_nhwc.log" | tee "$P/bench_conv_nhwc.txt"
   # the wgmma (sm_90a) tiles: every tile x shape vs the CPU evaluator, then wgmma vs mma.sync timings
   if [ $v = plain ] && [ -x "$B/gpu_conv_wgmma" ]; then
     t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu
     grep -E "^FAIL|image loaded|cases failed" "$P/$v-gpu_conv_wgmma.log"
     "$B/gpu_conv_wgmma" "$P/.." "$P/wgmma_nvrtc" --nvrtc > "$P/wgmma_nvrtc.log" 2>&1
-    bash "$P/../tests/gpu/bench_conv_wgmma.sh" "$B/kiln" "$P/$v-gpu_conv_wgmma.work" "$P/wgmma_nvrtc" > "$P/bench_conv_wgmma.txt" 2>&1
-    grep -E "^(BEST|SASS)" "$P/bench_conv_wgmma.txt"
+    for c in "$P"/wgmma_nvrtc/*.sm_90a.cubin; do # HGMMA in the SASS (cuobjdump on the GPU machine)
+      [ -f "$c" ] && command -v cuobjdump >/dev/null && echo "SASS $(basename "$c"): $(cuobjdump --dump-sass "$c" | grep -c HGMMA) HGMMA"
+    done | head -4
+    if [ "${KILN_KERNEL_BENCH:-0}" = 1 ]; then # several minutes: per-shape wgmma vs mma.sync timings
+      bash "$P/../tests/gpu/bench_conv_wgmma.sh" "$B/kiln" "$P/$v-gpu_conv_wgmma.work" "$P/wgmma_nvrtc" > "$P/bench_conv_wgmma.txt" 2>&1
+      grep -E "^(BEST|SASS)" "$P/bench_conv_wgmma.txt"
+    fi
   fi
 done
 unset ASAN_OPTIONS LSAN_OPTIONS
