@@ -637,8 +637,14 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
         int maj = 0, min = 0;
         bool only_native = false;
         if (sscanf(dev->cc, "%d.%d", &maj, &min) == 2) {
-            snprintf(native, sizeof native, "sm_%d%d", maj, min);
+            /* the architecture-specific target (sm_90a) when the build has it: the runtime loads
+             * that cubin on this GPU, and its candidate lists (wgmma tiles) are the build's */
+            snprintf(native, sizeof native, "sm_%d%da", maj, min);
             for (int i = 0; i < co->n_archs; i++) only_native |= !strcmp(co->archs[i], native);
+            if (!only_native) {
+                snprintf(native, sizeof native, "sm_%d%d", maj, min);
+                for (int i = 0; i < co->n_archs; i++) only_native |= !strcmp(co->archs[i], native);
+            }
         }
         for (int k = 0; vs && k < max_n; k++) {
             vs[k] = (variant){.g = g, .co = *co, .sigs = sigs, .n_sigs = n_sigs, .k = k, .cache = cache, .dev = dev};
