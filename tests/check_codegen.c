@@ -410,7 +410,9 @@ START_TEST(nhwc_kernels) {
             snprintf(want, sizeof want, "kiln::global_pool_nhwc<false, %s>", T);
             assert_has(src, want);
             assert_has(src, "group 32, NHWC"); /* the depthwise conv */
-            assert_has(src, "kiln::conv2d_igemm_mma_nhwc_t<"); /* pixels as M: coalesced NHWC loads */
+            /* tf32: the generic NHWC implicit GEMM (pixels as M: coalesced NHWC loads); fp16: the
+             * fast cp.async/ldmatrix kernel (kernels/conv_nhwc.cuh) */
+            assert_has(src, precs[p] == KILN_PREC_TF32 ? "kiln::conv2d_igemm_mma_nhwc_t<" : "kiln::conv_nhwc_f16<");
         }
         free(src);
         kiln_graph_free(g);
