@@ -378,6 +378,12 @@ kiln_status kiln_cg_conv_emit_epilogue(cg *c, const kiln_node *n, const char *ep
 }
 
 /* ------------------------------------------------------------ gemm / matmul -- */
+/* kernels/gemv.cuh: small-M Gemm/MatMul, one weight row per warp, GEMV_WARPS warps a block,
+ * up to GEMV_MB rows of A per block (more rows: more blocks, each re-reading its weight rows
+ * from L2). */
+#define GEMV_MAX_M 64
+#define GEMV_WARPS 4
+#define GEMV_MB 8
 typedef struct gemm_shape_host { /* kernels/gemm.cuh gemm_shape */
     int64_t M, N, K, sam, sak, sbk, sbn, batch_dims[4], a_batch[4], b_batch[4];
 } gemm_shape_host;
@@ -455,8 +461,40 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
     }
     if (a.residual >= 0 && kiln_cg_numel(kiln_cg_val(c, a.residual)) != kiln_cg_numel(Y))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "a residual of another shape");
+    const char *mma = mma_kind(c);
+    /* Candidates: the mma tiles (tf32/fp16) or the FFMA tile (fp32), plus the small-M warp-per-
+     * column kernel (kernels/gemv.cuh, "rows_w4") when M <= GEMV_MAX_M; the heuristic takes the
+     * latter for a constant B with contiguous K (a classifier's transB=1 weights). */
+    char sig[400];
+    snprintf(sig, sizeof sig, "%s:%s:%lld,%lld,%lld,%lld:%lld,%lld,%lld,%lld:%s,%s,%s:b%dr%d", mma ? "gemm_mma" : "gemm",
+             mma ? mma + 6 : "f32", (long long)sh.M, (long long)sh.N, (long long)sh.K, (long long)Z, (long long)sh.sam,
+             (long long)sh.sak, (long long)sh.sbk, (long long)sh.sbn, ta_, tb_, ty, a.bias >= 0, a.residual >= 0);
+    bool gemv = false;
+    mma_tile t = {0, 0, 0, 0, 0};
+    if (sh.M <= GEMV_MAX_M) {
+        char names[MMA_N_ALL + 1][40];
+        const char *np[MMA_N_ALL + 1];
+        int nc = 0, heur = 0;
+        mma_tile h = mma_tile_pick(sh.M, sh.N, Z);
+        if (mma)
+            for (; nc < MMA_N_ALL; nc++) {
+                const mma_tile *ti = &mma_all[nc];
+                snprintf(names[nc], sizeof names[nc], "%dx%dx%d/%dx%d", ti->bm, ti->bn, ti->bk, ti->wm, ti->wn);
+                if (!memcmp(ti, &h, sizeof h)) heur = nc;
+            }
+        else
+            snprintf(names[nc++], sizeof names[0], "tiled");
+        snprintf(names[nc++], sizeof names[0], "rows_w%d", GEMV_WARPS);
+        for (int i = 0; i < nc; i++) np[i] = names[i];
+        if (sh.sbk == 1 && B->data) heur = nc - 1;
+        int pick = kiln_cg_choose(c, sig, np, nc, heur);
+        gemv = pick == nc - 1;
+        if (mma && !gemv) t = mma_all[pick];
+    } else if (mma) {
+        t = mma_tile_choose(c, sig, sh.M, sh.N, Z);
+    }
     char fn[64], epi[80], al[64];
-    kiln_cg_kernel_name(c, mma_kind(c) ? "gemm_mma" : "gemm", fn, sizeof fn);
+    kiln_cg_kernel_name(c, gemv ? "gemv" : mma ? "gemm_mma" : "gemm", fn, sizeof fn);
     snprintf(epi, sizeof epi, "%s_epilogue", fn);
     kiln_cg_printf(&c->src, "\n// %s: %s (%s), M %lld N %lld K %lld, batch %lld\n", fn, c->group,
               a.fused ? "gemm_epilogue" : kiln_op_table[an->op].onnx_type, (long long)sh.M, (long long)sh.N,
@@ -464,14 +502,22 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
     if ((st = emit_epilogue_head(c, &a, epi, "kiln::i64 m, kiln::i64 n, kiln::i64 o"))) return st;
     if (alpha != 1.0f) kiln_cg_printf(&c->src, "        v *= %s;\n", kiln_cg_flit(al, sizeof al, alpha));
     if ((st = emit_epilogue_body(c, &a, a.bias >= 0 ? bias_expr : NULL))) return st;
-    const char *mma = mma_kind(c);
-    if (mma) {
-        char sig[400];
-        snprintf(sig, sizeof sig, "gemm_mma:%s:%lld,%lld,%lld,%lld:%lld,%lld,%lld,%lld:%s,%s,%s:b%dr%d", mma + 6,
-                 (long long)sh.M, (long long)sh.N, (long long)sh.K, (long long)Z, (long long)sh.sam, (long long)sh.sak,
-                 (long long)sh.sbk, (long long)sh.sbn, ta_, tb_, ty, a.bias >= 0, a.residual >= 0);
-        mma_tile t = mma_tile_choose(c, sig, sh.M, sh.N, Z);
-        uint32_t threads = mma_threads(t);
+    uint32_t threads;
+    uint64_t gx, gy;
+    if (gemv) {
+        /* rows of A per block: M itself up to GEMV_MB (one pass over the weights at batch 1) */
+        int mb = sh.M <= 1 ? 1 : sh.M <= 2 ? 2 : sh.M <= 4 ? 4 : GEMV_MB;
+        threads = GEMV_WARPS * 32;
+        gx = (uint64_t)((sh.N + GEMV_WARPS - 1) / GEMV_WARPS), gy = (uint64_t)((sh.M + mb - 1) / mb);
+        kiln_cg_printf(&c->src,
+                       "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "
+                       "*bias, const %s::res_t *res, %s *y, kiln::gemm_shape s) {\n"
+                       "    kiln::gemv_rows<%d, %d, %s, %s, %s, %s>({a, b, bias, res, y, s});\n}\n",
+                       threads, fn, ta_, tb_, epi, epi, ty, GEMV_WARPS, mb, epi, ta_, tb_, ty);
+        kiln_cg_printf(&c->tiles, "%s=rows_w%d/m%d;", c->group, GEMV_WARPS, mb);
+    } else if (mma) {
+        threads = mma_threads(t);
+        gx = (uint64_t)((sh.N + t.bn - 1) / t.bn), gy = (uint64_t)((sh.M + t.bm - 1) / t.bm);
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::gemm_shape s) {\n"
@@ -479,31 +525,26 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
                   "s.M, s.N, s.K);\n}\n",
                   threads, fn, ta_, tb_, epi, epi, ty, t.bm, t.bn, t.bk, t.wm, t.wn, mma, epi, ta_, tb_, ty);
         kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
-        kiln_bundle_arg args[6];
-        if ((st = operand_arg(c, a.x, &args[0])) || (st = operand_arg(c, a.w, &args[1]))) return st;
-        if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
-        if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
-        if ((st = kiln_cg_value_arg(c, a.y, &args[4])) || (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[5]))) return st;
-        return kiln_cg_launch(c, fn, (uint64_t)((sh.N + t.bn - 1) / t.bn), (uint64_t)((sh.M + t.bm - 1) / t.bm),
-                              (uint64_t)Z, threads, args, 6);
+    } else {
+        int bm, bn, tm, tn;
+        tile_pick(sh.M, &bm, &bn, &tm, &tn);
+        threads = (uint32_t)((bm / tm) * (bn / tn));
+        gx = (uint64_t)((sh.N + bn - 1) / bn), gy = (uint64_t)((sh.M + bm - 1) / bm);
+        kiln_cg_printf(&c->src,
+                  "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "
+                  "*bias, const %s::res_t *res, %s *y, kiln::gemm_shape s) {\n"
+                  "    kiln::tiled_gemm<%d, %d, %d, %d, %d, kiln::gemm_problem<%s, %s, %s, %s>>({a, b, bias, res, y, s}, "
+                  "s.M, s.N, s.K);\n}\n",
+                  threads, fn, ta_, tb_, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, ta_, tb_, ty);
+        kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
     }
-    int bm, bn, tm, tn;
-    tile_pick(sh.M, &bm, &bn, &tm, &tn);
-    uint32_t threads = (uint32_t)((bm / tm) * (bn / tn));
-    kiln_cg_printf(&c->src,
-              "extern \"C\" __global__ void __launch_bounds__(%u) %s(const %s *a, const %s *b, const %s::bias_t "
-              "*bias, const %s::res_t *res, %s *y, kiln::gemm_shape s) {\n"
-              "    kiln::tiled_gemm<%d, %d, %d, %d, %d, kiln::gemm_problem<%s, %s, %s, %s>>({a, b, bias, res, y, s}, "
-              "s.M, s.N, s.K);\n}\n",
-              threads, fn, ta_, tb_, epi, epi, ty, bm, bn, TILE_BK, tm, tn, epi, ta_, tb_, ty);
-    kiln_cg_printf(&c->tiles, "%s=%dx%dx%d/%dx%d;", c->group, bm, bn, TILE_BK, tm, tn);
+    /* operand_arg: fp16 copies of constant operands at --precision fp16 (ta_/tb_ say __half) */
     kiln_bundle_arg args[6];
-    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.w, &args[1]))) return st;
+    if ((st = operand_arg(c, a.x, &args[0])) || (st = operand_arg(c, a.w, &args[1]))) return st;
     if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
     if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
     if ((st = kiln_cg_value_arg(c, a.y, &args[4])) || (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[5]))) return st;
-    return kiln_cg_launch(c, fn, (uint64_t)((sh.N + bn - 1) / bn), (uint64_t)((sh.M + bm - 1) / bm), (uint64_t)Z, threads,
-                  args, 6);
+    return kiln_cg_launch(c, fn, gx, gy, (uint64_t)Z, threads, args, 6);
 }
 
 /* ---------------------------------------------------------------- pooling -- */

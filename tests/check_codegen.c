@@ -73,7 +73,7 @@ START_TEST(tiny_cnn_example) {
     assert_has(src, "kiln::pool2d<kiln::pool_max, float>");
     assert_has(src, "kiln::global_pool<false, float>");
     assert_has(src, "kiln::softmax_rows<false, float>");
-    assert_has(src, "kiln::tiled_gemm<");
+    assert_has(src, "kiln::gemv_rows<4, 2,"); /* the classifier: M = 2, constant transB weights */
     assert_has(src, "v += kiln::to_f32(res[o]);"); /* the residual block */
     /* the graph input and output are bindings, not arena slots */
     bool in = false, out = false;
@@ -420,6 +420,44 @@ START_TEST(nhwc_kernels) {
 }
 END_TEST
 
+/* Small-M Gemm (kernels/gemv.cuh): a classifier (M = 3, constant transB weights, K = 2048: the
+ * vector path) takes gemv_rows at every precision (fp16: its weights stored as fp16), a
+ * non-constant B keeps the tile GEMMs; NVRTC-compiled for sm_80 and sm_90. (Numerics: the
+ * gemv_small_m emu_codegen case.) */
+START_TEST(gemv_small_m) {
+    kiln_precision precs[3] = {KILN_PREC_FP32, KILN_PREC_TF32, KILN_PREC_FP16};
+    for (int p = 0; p < 3; p++) {
+        kiln_graph *g = kiln_graph_new();
+        int64_t xd[2] = {3, 2048}, wd[2] = {1000, 2048}, bd = 1000, yd[2] = {5, 2048};
+        gb_input(g, "x", KILN_F32, 2, xd, NULL);
+        gb_input(g, "y", KILN_F32, 2, yd, NULL);
+        gb_const(g, "w", KILN_F32, 2, wd, -0.05, 0.05);
+        gb_const(g, "b", KILN_F32, 1, &bd, -0.5, 0.5);
+        kiln_node_set_int(gb_node(g, KILN_OP_Gemm, "fc", "x,w,b", "z"), "transB", 1);
+        gb_node(g, KILN_OP_Relu, "fc_relu", "z", "zr");
+        gb_output(g, "zr");
+        kiln_node_set_int(gb_node(g, KILN_OP_Gemm, "xy", "x,y", "o"), "transB", 1); /* B not constant */
+        gb_output(g, "o");
+        gb_finish(g);
+        kiln_bundle *b;
+        char *src = build_prec(g, precs[p], &b);
+        const char *T = precs[p] == KILN_PREC_FP16 ? "__half" : "float";
+        char want[96];
+        assert_has(src, "kiln::gemv_rows<4, 4, k"); /* 4 warps, MB = M = 3 rounded up */
+        snprintf(want, sizeof want, "_gemv_epilogue, float, %s, float>", T); /* fp32 activations (no convert-precision here), B */
+        assert_has(src, want);
+        assert_has(src, "v = fmaxf(v, 0.0f);");
+        assert_has(src, precs[p] == KILN_PREC_FP32 ? "kiln::tiled_gemm<" : "kiln::mma_gemm<");
+        int f16 = 0;
+        for (int i = 0; i < b->n_weights; i++) f16 += b->weights[i].dtype == KILN_F16;
+        ck_assert_int_eq(f16, precs[p] == KILN_PREC_FP16 ? 1 : 0); /* w; the bias stays fp32 */
+        free(src);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
+}
+END_TEST
+
 /* Typed kernels: what codegen cannot run on a dtype is refused with the op and the dtype
  * (conformance then reports UNSUPPORTED, not FAIL); typed elementwise groups NVRTC-compile. */
 START_TEST(typed_kernels_and_refusals) {
@@ -512,6 +550,7 @@ int main(void) {
     tcase_add_test(tc, unsupported_nodes_are_all_listed);
     tcase_add_test(tc, tensor_core_precisions);
     tcase_add_test(tc, nhwc_kernels);
+    tcase_add_test(tc, gemv_small_m);
     tcase_add_test(tc, typed_kernels_and_refusals);
     tcase_add_test(tc, precision_and_dynamic_dims_errors);
     suite_add_tcase(s, tc);

@@ -40,8 +40,12 @@ else
 fi
 for prec in tf32 fp16; do # tensor cores: the mma template, the precision and tiles in the metadata
     tag=${prec/fp16/f16}
+    # fp16: the convs run NHWC (conv_nhwc.cuh) and the classifier (M = 2) on kernels/gemv.cuh,
+    # so the Gemm is forced onto the mma template to see it and its tile in the metadata
+    tile=()
+    [ "$prec" = fp16 ] && tile=(--tile 16x32x32/16x8)
     if "$KILN" build "$MODEL" -o "$WORK/$prec.kiln" --precision $prec --shape image=2x3x32x32 --arch sm_80,sm_90 \
-        --emit-cuda "$WORK/cuda_$prec" >"$WORK/$prec.log" 2>&1 && grep -q "kiln::mma_$tag" "$WORK/cuda_$prec/tiny_cnn.cu" &&
+        "${tile[@]}" --emit-cuda "$WORK/cuda_$prec" >"$WORK/$prec.log" 2>&1 && grep -q "kiln::mma_$tag" "$WORK/cuda_$prec/tiny_cnn.cu" &&
         "$KILN" inspect "$WORK/$prec.kiln" >"$WORK/$prec.inspect" 2>&1 && grep -q "precision.*$prec" "$WORK/$prec.inspect" &&
         grep -q "mma_$tag:" "$WORK/$prec.inspect"; then
         echo "ok: build --precision $prec"

@@ -74,6 +74,11 @@ done
 for t in 64x64x32/32x32 64x32x32/32x16 32x64x32/32x16 32x32x32/16x16 16x64x32/16x16 16x32x32/16x8; do
     EMU_SUFFIX=_tile${t//\//_} run "$WORK/cases/tiny_cnn.onnx" fp16 --shape image=2x3x32x32 --tile "$t"
 done
+# Small-M Gemm/MatMul: the heuristic picks rows_w4 (kernels/gemv.cuh) there; also force the
+# smallest mma tile over them, and rows_w4 over every Gemm/MatMul (strided B: its scalar path)
+EMU_SUFFIX=_tile16x32x32_16x8 run "$WORK/cases/gemv_small_m.onnx" fp16 --tile 16x32x32/16x8
+for prec in fp32 fp16; do EMU_SUFFIX=_tile_rows_w4 run "$WORK/cases/gemm_softmax_matmul.onnx" "$prec" --tile rows_w4; done
+EMU_SUFFIX=_tile_rows_w4 run "$WORK/cases/gemv_small_m.onnx" tf32 --tile rows_w4
 # The models at one precision each (CI time: ~1.5 min per ResNet-50 run on one core); both also
 # compile every kernel for sm_80 as well as sm_90. fp32 and tf32 of ResNet-50 run on the GPU
 # (gpu_codegen.sh, tests/gpu/torchvision_check.py).

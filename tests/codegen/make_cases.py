@@ -109,6 +109,18 @@ def main(d):
           N("MatMul", ["x", "wt"], ["mv"])],
          [("x", [3, 37]), ("a", [3, 1, 4, 5])], ["prob", "lsm", "mv"],
          [w("w", 70, 37), w("c", 70), w("bm", 2, 5, 6), w("wt", 37)])
+    # small-M Gemm (kernels/gemv.cuh "rows_w4"): M = 1 (K = 512: 16-byte vector loads), M = 3
+    # (K = 203: scalar path), M = 32 (K = 40, C broadcast over rows, beta != 1, residual + relu),
+    # and a small-M MatMul with B [K][N] (strided k: not the heuristic's gemv)
+    save(d, "gemv_small_m",
+         [N("Gemm", ["x1", "w1", "c1"], ["y1"], transB=1),
+          N("Gemm", ["x3", "w3", "c3"], ["g3"], transB=1, alpha=0.75, beta=-1.5), N("Relu", ["g3"], ["y3"]),
+          N("Gemm", ["x32", "w32", "c32"], ["g32"], transB=1, beta=0.5), N("Add", ["g32", "r32"], ["s32"]),
+          N("Relu", ["s32"], ["y32"]),
+          N("MatMul", ["x3", "wm"], ["ym"])],
+         [("x1", [1, 512]), ("x3", [3, 203]), ("x32", [32, 40]), ("r32", [32, 50])], ["y1", "y3", "y32", "ym"],
+         [w("w1", 100, 512, scale=0.1), w("c1", 100), w("w3", 70, 203, scale=0.1), w("c3", 70),
+          w("w32", 50, 40), w("c32", 1, 50), w("wm", 203, 9, scale=0.1)])
     # elementwise: a broadcast DAG with two outputs, variadic Max, unary chain
     save(d, "elementwise",
          [N("Mul", ["x", "y"], ["t0"]), N("Add", ["t0", "c"], ["t1"]), N("Sigmoid", ["t1"], ["t2"]),

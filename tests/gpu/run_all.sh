@@ -3,7 +3,7 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all)
+#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv
 set -uo pipefail
 P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize,tune}
 mkdir -p "$OUT"
@@ -50,6 +50,19 @@ if has tune; then  # autotuning, the tuning cache, bench --profile (issue 5; doc
     timeout 300 "$K" compare "$R" /tmp/r50_warm.kiln --rel-l2 0.01 > "$OUT/r50_compare.txt" 2>&1  # CPU side: slow at b32
     echo "resnet50 autotuned fp16 vs CPU: exit $? $(grep -cE 'PASS' "$OUT/r50_compare.txt") PASS"
   fi
+fi
+if has gemv; then  # the small-M classifier Gemm (kernels/gemv.cuh): rows_w4 vs the mma tile it replaced, fp16
+  R=/tmp/models/resnet50_torchvision/model.onnx
+  for b in 1 32; do
+    for v in heuristic mma; do
+      t=(); [ $v = mma ] && t=(--tile 16x32x32/16x8)
+      "$K" build "$R" -o /tmp/r50_gemv.kiln --shape input=${b}x3x224x224 --precision fp16 "${t[@]}" > "$OUT/gemv_build_${b}_$v.txt" 2>&1 &&
+        "$K" bench /tmp/r50_gemv.kiln --no-graph --iterations 50 --profile > "$OUT/gemv_profile_${b}_$v.txt" 2>&1
+      echo "resnet50 b$b fp16 $v: exit $? $(grep -E 'Gemm|gemm' "$OUT/gemv_profile_${b}_$v.txt" | head -2 | tr -s ' ')"
+      [ $v = heuristic ] && [ $b = 1 ] && { timeout 300 "$K" compare "$R" /tmp/r50_gemv.kiln --rel-l2 0.01 > "$OUT/gemv_compare_$b.txt" 2>&1
+        echo "  vs CPU: exit $? $(grep -c PASS "$OUT/gemv_compare_$b.txt") PASS"; }
+    done
+  done
 fi
 if has torchvision; then
   python3 tests/gpu/torchvision_check.py "$K" /tmp/tv --memcheck resnet50:fp32,resnet50:fp16 2>&1 |
