@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--out", default="")
     ap.add_argument("--profile-out", default="", help="JSON of kiln's ResNet-50 b32 fp16 profile")
     ap.add_argument("--no-tune", action="store_true", help="kiln build --no-autotune (heuristic tiles)")
+    ap.add_argument("--build-args", default="", help="extra kiln build arguments, space-separated (e.g. '--arch sm_90')")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     card = torch.cuda.get_device_name(0)
@@ -116,6 +117,7 @@ def main():
                     os.remove(cache)
                 cmd = [a.kiln, "build", onnx_path, "--precision", prec, "--shape", f"input={batch}x3x224x224"]
                 cmd += ["--no-autotune"] if a.no_tune else ["--autotune", "--tuning-cache", cache]
+                cmd += a.build_args.split()
                 t0 = time.time()
                 r = subprocess.run(cmd + ["-o", bundle], capture_output=True, text=True)
                 row["build_s"] = time.time() - t0
