@@ -188,6 +188,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const int threads = cfg_threads(f);
     const uint32_t smem = cfg_smem(f);
 
+    /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
+     * launch as the launched function, so each kernel's text must directly precede its launch */
+    kiln_bundle_arg args[6];
+    if (C != C0 && (st = emit_pad_c8(c, a.x, N * H * W, C0, &args[0]))) return st;
+
     /* main kernel */
     char fn[64], epi[80], shp[80];
     kiln_cg_kernel_name(c, "conv_nhwc", fn, sizeof fn);
@@ -212,7 +217,6 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                    threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->splitk, epi);
 
     /* OHWI fp16 weights */
-    kiln_bundle_arg args[6];
     {
         const kiln_tensor *t = w->data;
         uint16_t *h = calloc((size_t)(K * KD), sizeof *h); /* padded channels stay zero */
@@ -232,7 +236,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if (st) return st;
         args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, off};
     }
-    if ((st = C != C0 ? emit_pad_c8(c, a.x, N * H * W, C0, &args[0]) : kiln_cg_value_arg(c, a.x, &args[0]))) return st;
+    if (C == C0 && (st = kiln_cg_value_arg(c, a.x, &args[0]))) return st;
     if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
     if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
     if ((st = kiln_cg_value_arg(c, a.y, &args[4]))) return st;
