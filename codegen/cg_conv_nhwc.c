@@ -4,7 +4,9 @@
  *
  * kiln_cg_emit_conv (cg_conv.c) asks kiln_cg_emit_conv_nhwc first; it handles a Conv or
  * conv_epilogue group when: 2-D, group 1, x and y stored NHWC, precision fp16, x / y / residual
- * fp16, C % 8 == 0 and K % 8 == 0, constant weights. Anything else is left to the generic path
+ * fp16, C % 8 == 0 (or C < 8: x is first copied to node scratch with C padded to 8 by
+ * emit_pad_c8, the weights padded with zeros, the signature says ":cpadC") and K % 8 == 0,
+ * constant weights. Anything else is left to the generic path
  * (*handled = false, KILN_OK). The weights are added to the bundle as OHWI [K][R][S][C] fp16.
  *
  * Tile configurations are candidates of kiln_cg_choose() (names "BMxBNxBKsSTAGESwWARPSkSPLITK",
@@ -106,6 +108,26 @@ static double cfg_cost(const nhwc_cfg *f, nhwc_gpu gpu, int64_t M, int64_t K, in
     return fmax(t_mma, bytes / gpu.bw) + (f->splitk > 1 ? 3e-6 : 0.0);
 }
 
+/* The stem's input padding: x NHWC [pixels][c0] (c0 < 8) copied to node scratch as [pixels][8]
+ * with zero channels c0..7 (kernels/conv_nhwc.cuh conv_nhwc_pad_c8); *xp: the copy, for the conv
+ * launch that follows in the same node. */
+static kiln_status emit_pad_c8(cg *c, int x, int64_t pixels, int64_t c0, kiln_bundle_arg *xp) {
+    char fn[64];
+    kiln_bundle_arg args[3];
+    kiln_status st;
+    kiln_cg_kernel_name(c, "conv_nhwc_pad_c8", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s, NHWC x [%lld pixels][%lld] padded to 8 channels for conv_nhwc\n"
+                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, __half *xp, kiln::i64 n) {\n"
+                   "    kiln::conv_nhwc_pad_c8<%lld>(x, xp, n);\n}\n",
+                   fn, c->group, (long long)pixels, (long long)c0, BLOCK_1D, fn, (long long)c0);
+    if ((st = kiln_cg_value_arg(c, x, &args[0]))) return st;
+    if ((st = kiln_cg_scratch(c, (uint64_t)pixels * 16, &args[1]))) return st;
+    args[2] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)pixels};
+    *xp = args[1];
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(pixels), 1, 1, BLOCK_1D, args, 3);
+}
+
 static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }
 
 kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
@@ -115,7 +137,9 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     kiln_status st = kiln_cg_conv_operands_get(c, n, &a);
     if (st || a.an->op != KILN_OP_Conv) return KILN_OK; /* the generic path reports it */
     const kiln_value *x = kiln_cg_val(c, a.x), *w = kiln_cg_val(c, a.w), *y = kiln_cg_val(c, a.y);
-    if (x->rank != 4 || y->rank != 4 || w->rank != 4 || x->layout != KILN_LAYOUT_NHWC || y->layout != KILN_LAYOUT_NHWC)
+    /* (one channel: NCHW and NHWC are the same bytes) */
+    if (x->rank != 4 || y->rank != 4 || w->rank != 4 || (x->layout != KILN_LAYOUT_NHWC && x->dims[1] != 1) ||
+        y->layout != KILN_LAYOUT_NHWC)
         return KILN_OK;
     if (!is_f16(c, a.x) || !is_f16(c, a.y) || !is_f16(c, a.residual)) return KILN_OK;
     if (a.residual >= 0 && (kiln_cg_val(c, a.residual)->layout != KILN_LAYOUT_NHWC ||
@@ -125,9 +149,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         kiln_cg_io_index(c->g->inputs, c->g->n_inputs, a.w) >= 0)
         return KILN_OK;
     if (kiln_attr_int(a.an, "group", 1) != 1) return KILN_OK;
-    const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    const int64_t N = x->dims[0], C0 = x->dims[1], H = x->dims[2], W = x->dims[3];
     const int64_t K = y->dims[1], P = y->dims[2], Q = y->dims[3], R = w->dims[2], S = w->dims[3];
-    if (C % 8 || K % 8 || w->dims[0] != K || w->dims[1] != C) return KILN_OK;
+    if (K % 8 || w->dims[0] != K || w->dims[1] != C0 || C0 < 1 || (C0 % 8 && C0 > 8)) return KILN_OK;
+    /* C < 8 (a stem's RGB input): the kernel runs on x padded to C = 8 (emit_pad_c8) */
+    const int64_t C = C0 % 8 ? 8 : C0;
     int64_t in[2] = {H, W}, k[2] = {R, S}, s[2], d[2], pb[2], pe[2];
     kiln_cg_ints_or(a.an, "strides", 2, 1, s);
     kiln_cg_ints_or(a.an, "dilations", 2, 1, d);
@@ -177,6 +203,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                       (long long)N, (long long)C, (long long)H, (long long)W, (long long)K, (long long)P, (long long)Q,
                       (long long)R, (long long)S, (long long)s[0], (long long)s[1], (long long)pb[0], (long long)pb[1],
                       (long long)d[0], (long long)d[1], bias_t, a.residual >= 0 ? "f16" : "none");
+    if (C != C0 && sl > 0 && sl < (int)sizeof sig) sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":cpad%lld", (long long)C0);
     if (a.an != n) { /* a group: its activations with their parameters */
         static const char *const keys[] = {"activation", "post_activation"};
         for (int i = 0; i < 2 && sl > 0 && sl < (int)sizeof sig; i++) {
@@ -192,6 +219,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const nhwc_cfg *f = &nhwc_cfgs[idx[pick]];
     const int threads = cfg_threads(f);
     const uint32_t smem = cfg_smem(f);
+
+    /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
+     * launch as the launched function, so each kernel's text must directly precede its launch */
+    kiln_bundle_arg args[6];
+    if (C != C0 && (st = emit_pad_c8(c, a.x, N * H * W, C0, &args[0]))) return st;
 
     /* main kernel */
     char fn[64], epi[80], shp[80];
@@ -227,17 +259,16 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->splitk, epi);
 
     /* OHWI fp16 weights */
-    kiln_bundle_arg args[6];
     {
         const kiln_tensor *t = w->data;
-        uint16_t *h = malloc(sizeof *h * (size_t)(K * KD));
+        uint16_t *h = calloc((size_t)(K * KD), sizeof *h); /* padded channels stay zero */
         if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
         for (int64_t ko = 0; ko < K; ko++)
-            for (int64_t ci = 0; ci < C; ci++)
+            for (int64_t ci = 0; ci < C0; ci++)
                 for (int64_t r = 0; r < R; r++)
                     for (int64_t sx = 0; sx < S; sx++)
                         h[((ko * R + r) * S + sx) * C + ci] =
-                            kiln_f32_to_f16((float)kiln_tensor_get(t, ((ko * C + ci) * R + r) * S + sx));
+                            kiln_f32_to_f16((float)kiln_tensor_get(t, ((ko * C0 + ci) * R + r) * S + sx));
         char wname[256];
         snprintf(wname, sizeof wname, "%s.ohwi", w->name && *w->name ? w->name : "const");
         int64_t dims[4] = {K, R, S, C};
@@ -247,7 +278,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if (st) return st;
         args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, off};
     }
-    if ((st = kiln_cg_value_arg(c, a.x, &args[0]))) return st;
+    if (C == C0 && (st = kiln_cg_value_arg(c, a.x, &args[0]))) return st;
     if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
     if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
     if ((st = kiln_cg_value_arg(c, a.y, &args[4]))) return st;

@@ -81,6 +81,22 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     const char *mode = n->op == KILN_OP_MaxPool                      ? "kiln::pool_max"
                        : kiln_attr_int(n, "count_include_pad", 0) ? "kiln::pool_avg_include_pad"
                                                                    : "kiln::pool_avg";
+    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])))
+        return st;
+    /* fp16 NHWC, 8 channels per thread in 16-byte vectors: arena offsets must be 16-byte aligned
+     * (bound inputs and outputs are device allocations) */
+    if (nhwc && nsp == 2 && x->dtype == KILN_F16 && sh.C % 8 == 0 && sh.NC * in[0] * in[1] < ((int64_t)1 << 31) &&
+        (args[0].kind != KILN_ARG_ARENA || args[0].value % 16 == 0) &&
+        (args[1].kind != KILN_ARG_ARENA || args[1].value % 16 == 0)) {
+        kiln_cg_kernel_name(c, n->op == KILN_OP_MaxPool ? "max_pool_nhwc_h8" : "avg_pool_nhwc_h8", fn, sizeof fn);
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s, window %lldx%lld stride %lldx%lld, NHWC fp16 x 8 channels\nextern \"C\" __global__ void "
+                       "__launch_bounds__(%d) %s(const __half *x, __half *y, kiln::pool2d_shape s) {\n"
+                       "    kiln::pool2d_nhwc_h8<%s>(x, y, s);\n}\n",
+                       fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, BLOCK_1D, fn, mode);
+        if ((st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[2]))) return st;
+        return kiln_cg_launch(c, fn, kiln_cg_grid_1d(sh.NC / 8 * sh.P * sh.Q), 1, 1, BLOCK_1D, args, 3);
+    }
     kiln_cg_kernel_name(c, n->op == KILN_OP_MaxPool ? (nhwc ? "max_pool_nhwc" : "max_pool") : (nhwc ? "avg_pool_nhwc" : "avg_pool"),
                         fn, sizeof fn);
     kiln_cg_printf(&c->src,
@@ -88,9 +104,7 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
               "%s(const %s *x, %s *y, kiln::pool2d_shape s) {\n    kiln::pool2d<%s, %s%s>(x, y, s);\n}\n",
               fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, nhwc ? ", NHWC" : "",
               BLOCK_1D, fn, T, T, mode, T, nhwc ? ", true" : "");
-    if ((st = kiln_cg_value_arg(c, n->inputs[0], &args[0])) || (st = kiln_cg_value_arg(c, n->outputs[0], &args[1])) ||
-        (st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[2])))
-        return st;
+    if ((st = kiln_cg_bytes_arg(c, &sh, sizeof sh, &args[2]))) return st;
     return kiln_cg_launch(c, fn, kiln_cg_grid_1d(sh.NC * sh.P * sh.Q), 1, 1, BLOCK_1D, args, 3);
 }
 

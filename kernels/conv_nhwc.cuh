@@ -238,3 +238,23 @@ __device__ __forceinline__ void conv_nhwc_splitk_reduce(const float *__restrict_
 }
 
 } // namespace kiln
+
+// ---- stem input padding (codegen/cg_conv_nhwc.c emit_pad_c8) ----
+// conv_nhwc_pad_c8<C>: x NHWC [pixels][C] with C < 8 -> xp [pixels][8], channels C..7 zero, so
+// that conv_nhwc_f16 runs with C = 8 on it (its weights padded alike at build time). One thread
+// per pixel, one 16-byte store; xp is 16-byte aligned (node scratch).
+namespace kiln {
+struct alignas(16) conv_nhwc_h8 {
+    __half h[8];
+};
+template <int C> __device__ __forceinline__ void conv_nhwc_pad_c8(const __half *x, __half *xp, i64 pixels) {
+    static_assert(C > 0 && C < 8, "pads fewer than 8 channels");
+    const __half zero = from_f32<__half>(0.0f);
+    for (i64 p = global_thread_index(); p < pixels; p += grid_thread_count()) {
+        conv_nhwc_h8 v;
+#pragma unroll
+        for (int i = 0; i < 8; i++) v.h[i] = i < C ? x[p * C + i] : zero;
+        reinterpret_cast<conv_nhwc_h8 *>(xp)[p] = v;
+    }
+}
+} // namespace kiln

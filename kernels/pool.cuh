@@ -1,4 +1,5 @@
-// pool.cuh — max / average pooling over 2-D windows (NCHW), and global average / max pooling.
+// pool.cuh — max / average pooling over 2-D windows (NCHW, NHWC; fp16 NHWC with C % 8 == 0 in
+// 16-byte vectors), and global average / max pooling.
 // T is the storage type (float, __half or __nv_bfloat16): loads widen to fp32, the
 // accumulation is fp32, the store rounds to T. Semantics follow kiln's CPU evaluator: windows may hang over the end padding
 // (ceil_mode); max pooling takes the largest tap inside the input; average pooling divides
@@ -61,6 +62,55 @@ __device__ __forceinline__ void pool2d(const T *x, T *y, const pool2d_shape &s) 
         if (MODE == pool_avg) acc = valid ? acc / (float)valid : 0.0f;
         if (MODE == pool_avg_include_pad) acc = rows * cols ? acc / (float)(rows * cols) : 0.0f;
         y[o] = from_f32<T>(acc);
+    }
+}
+
+// 8 fp16 channels as one 16-byte word: a struct copy of it is one 128-bit load / store.
+struct alignas(16) half8 {
+    __half h[8];
+};
+
+// pool2d for fp16 NHWC with C % 8 == 0 (x and y 16-byte aligned): one thread per (output pixel,
+// 8 channels), one 16-byte load per window tap; neighbouring threads take neighbouring 8-channel
+// groups of one pixel, so a warp reads 512 contiguous bytes per tap. Same semantics as pool2d.
+template <int MODE>
+__device__ __forceinline__ void pool2d_nhwc_h8(const __half *x, __half *y, const pool2d_shape &s) {
+    const int C8 = (int)s.C / 8, Q = (int)s.Q, P = (int)s.P, H = (int)s.H, W = (int)s.W;
+    const i64 total = s.NC / 8 * s.P * s.Q;
+    const half8 *x8 = reinterpret_cast<const half8 *>(x);
+    for (i64 o = global_thread_index(); o < total; o += grid_thread_count()) {
+        const int oi = (int)o, g = oi % C8, pix = oi / C8; // 32-bit: codegen refuses 2^31 elements
+        const int oq = pix % Q, op = (pix / Q) % P, nb = pix / (P * Q);
+        const half8 *xc = x8 + (i64)nb * H * W * C8 + g;
+        const int h0 = op * (int)s.sh - (int)s.ph, w0 = oq * (int)s.sw - (int)s.pw;
+        float acc[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[i] = MODE == pool_max ? neg_inf() : 0.0f;
+        int valid = 0, rows = 0, cols = 0;
+        for (int r = 0; r < (int)s.R; r++) {
+            const int h = h0 + r * (int)s.dh;
+            if (h < H + (int)s.pe_h) rows = r + 1;
+            if (h < 0 || h >= H) continue;
+            for (int q = 0; q < (int)s.S; q++) {
+                const int w = w0 + q * (int)s.dw;
+                if (w < 0 || w >= W) continue;
+                const half8 v = xc[(i64)(h * W + w) * C8];
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    const float f = to_f32(v.h[i]);
+                    acc[i] = MODE == pool_max ? fmaxf(acc[i], f) : acc[i] + f;
+                }
+                valid++;
+            }
+        }
+        for (int q = 0; q < (int)s.S; q++)
+            if (w0 + q * s.dw < s.W + s.pe_w) cols = q + 1;
+        const float div = MODE == pool_avg ? (float)valid : MODE == pool_avg_include_pad ? (float)(rows * cols) : 1.0f;
+        half8 out;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            out.h[i] = from_f32<__half>(MODE == pool_max ? acc[i] : div > 0.0f ? acc[i] / div : 0.0f);
+        reinterpret_cast<half8 *>(y)[o] = out;
     }
 }
 

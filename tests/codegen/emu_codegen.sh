@@ -57,6 +57,19 @@ run() { # MODEL PRECISION [build options...]
         fi
         ;;
     esac
+    # the fp16 stem with C < 8 pads x to 8 channels; C % 8 == 0 pools take 16-byte vectors, others not
+    case "$n" in nhwc_stem_c*_fp16)
+        if ! grep -q 'conv_nhwc_pad_c8<' "$cu" || ! grep -q 'conv_nhwc_f16<' "$cu" || ! grep -q 'pool2d_nhwc_h8<kiln::pool_max>' "$cu"; then
+            echo "FAIL: $n: the padded-stem conv_nhwc or the vectorized NHWC MaxPool was not used"
+            fails=$((fails + 1))
+        fi
+        ;;
+    esac
+    if [ "$n" = nhwc_stem_c3_fp16 ] && { ! grep -q 'pool2d_nhwc_h8<kiln::pool_avg>' "$cu" ||
+        ! grep -q 'pool2d<kiln::pool_max, __half, true>' "$cu"; }; then
+        echo "FAIL: $n: expected the vectorized AveragePool and the per-element C = 12 MaxPool"
+        fails=$((fails + 1))
+    fi
     if "$EMU" "$m" "$WORK/$n.kiln" "$WORK/$n/emu.so" "${tol[@]}" >"$WORK/$n.run" 2>&1; then
         echo "PASS: $n"
     else

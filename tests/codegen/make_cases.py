@@ -396,6 +396,26 @@ def nhwc_cases(d):
          [("x", [2, 3, 20, 22]), ("chs", [24, 1, 1])], ["out", "out_g", "c"],
          [w("w0", 16, 3, 3, 3), w("b0", 16), w("w1", 24, 16, 1, 1, scale=0.3), w("w2", 32, 24, 3, 3, scale=0.2),
           w("b2", 32)])
+    # fp16 stems with C < 8 (x padded to 8 channels in scratch, cg_conv_nhwc.c emit_pad_c8) and
+    # NHWC pools on 16-byte vectors of 8 channels (pool2d_nhwc_h8); the C = 12 MaxPool stays on
+    # the per-element NHWC pool (emu_codegen.sh greps the fp16 sources for each)
+    save(d, "nhwc_stem_c3",
+         [N("Conv", ["x", "w0", "b0"], ["s"], strides=[2, 2], pads=[3, 3, 3, 3]), N("Relu", ["s"], ["r"]),
+          N("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("AveragePool", ["m"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+          N("Conv", ["a", "w1"], ["c"]),
+          N("MaxPool", ["c"], ["m2"], kernel_shape=[2, 2], strides=[2, 2]),
+          N("Conv", ["m2", "w2", "b2"], ["out"])],
+         [("x", [2, 3, 29, 30])], ["out"],
+         [w("w0", 16, 3, 7, 7, scale=0.2), w("b0", 16), w("w1", 12, 16, 1, 1, scale=0.3), w("w2", 8, 12, 1, 1),
+          w("b2", 8)])
+    for cin in (1, 4):
+        save(d, "nhwc_stem_c%d" % cin,
+             [N("Conv", ["x", "w0", "b0"], ["s"], strides=[2, 2], pads=[3, 3, 3, 3]), N("Relu", ["s"], ["r"]),
+              N("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+              N("Conv", ["m", "w1"], ["out"])],
+             [("x", [1, cin, 21, 19])], ["out"],
+             [w("w0", 16, cin, 7, 7, scale=0.3), w("b0", 16), w("w1", 16, 16, 1, 1, scale=0.3)])
     # Concat (channels and width) and Split (channels) in NHWC; a Transpose leaves the region
     # (NHWC -> NCHW) and the next conv enters another one (NCHW -> NHWC)
     save(d, "nhwc_concat_split",

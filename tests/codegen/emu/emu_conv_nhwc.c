@@ -40,6 +40,10 @@ static const conv_case cases[] = {
     {"big_tile", 2, 32, 12, 12, 128, 1, 1, 1, 0, 1, 1, 0, "128x128x32s4w8k1"},
     {"splitk4", 1, 64, 5, 5, 64, 3, 3, 1, 1, 1, 1, 1, "32x64x64s4w4k4"},
     {"splitk2_s3", 1, 32, 7, 7, 64, 3, 3, 1, 1, 1, 0, 0, "64x64x32s4w4k2"},
+    /* C < 8: x padded to 8 channels in scratch (conv_nhwc_pad_c8), weights padded */
+    {"stem_c3", 2, 3, 18, 18, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
+    {"stem_c1", 1, 1, 12, 12, 16, 3, 3, 1, 1, 1, 0, 0, "32x32x64s4w2k1"},
+    {"stem_c4_splitk", 1, 4, 9, 9, 64, 7, 7, 2, 3, 0, 1, 0, "32x64x64s4w4k2"},
 };
 
 /* --gpu also runs ResNet-50's convolution shapes (heuristic tiles; too slow to emulate) and
@@ -55,6 +59,8 @@ static const conv_case gpu_cases[] = {
     {"r50_s4_3x3s2_b1", 1, 256, 14, 14, 256, 3, 3, 2, 1, 1, 1, 0, NULL},
     {"r50_s3_3x3_b8", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 0, NULL},
     {"r50_s1_3x3_b8", 8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"r50_stem_b1", 1, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
+    {"r50_stem_b8", 8, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
 };
 
 static uint64_t rng;
@@ -226,6 +232,10 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
     }
     if (!strstr(cuda, "conv_nhwc_f16<") && !strstr(cuda, "conv_wgmma_f16<")) {
         printf("FAIL: %s: the NHWC kernel was not used\n", k->name);
+        return 1;
+    }
+    if (k->c % 8 && !strstr(cuda, "conv_nhwc_pad_c8<")) {
+        printf("FAIL: %s: C = %d was not padded to 8\n", k->name, k->c);
         return 1;
     }
     char want_tile[96];
@@ -510,7 +520,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int fails = 0;
-    /* not for this kernel: C = 12 (not a multiple of 8) must not reach conv_nhwc_f16 */
+    /* not for this kernel: C = 12 (not a multiple of 8, not < 8 to pad) must not reach conv_nhwc_f16 */
     {
         conv_case k = {"c12", 1, 12, 6, 6, 16, 3, 3, 1, 1, 1, 0, 0, NULL};
         kiln_graph *g = prepare(&k);
@@ -522,7 +532,7 @@ int main(int argc, char **argv) {
         char *cuda = NULL;
         kiln_status st = g && b ? kiln_codegen_build(g, &o, b, &cuda) : KILN_ERR_OOM;
         bool used = cuda && strstr(cuda, "conv_nhwc_f16<");
-        printf("%s: c12: C %% 8 != 0 left to the generic path (%s)\n", used ? "FAIL" : "PASS",
+        printf("%s: c12: C %% 8 != 0 and C > 8 left to the generic path (%s)\n", used ? "FAIL" : "PASS",
                st ? kiln_last_error() : "built");
         fails += used;
         free(cuda);
