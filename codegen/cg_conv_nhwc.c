@@ -216,6 +216,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         }
     }
     int pick = kiln_cg_choose(c, sig, names, n_c, heur);
+    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:%s;", c->group, names[pick]); /* the `tiles` metadata (kiln bench --profile) */
     const nhwc_cfg *f = &nhwc_cfgs[idx[pick]];
     const int threads = cfg_threads(f);
     const uint32_t smem = cfg_smem(f);

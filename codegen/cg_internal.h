@@ -72,8 +72,8 @@ kiln_status kiln_cg_launch_smem(cg *c, const char *fn, uint64_t gx, uint64_t gy,
 /* Picks one of n candidate configurations (names: short, stable strings such as
  * "128x128x32s4w8k1") for a kernel whose generated code is fully determined by `signature`
  * (family, shape, dtypes, epilogue: no value names). Precedence: the node's "kiln_tile"
- * attribute, then o->tune_lookup, then `heuristic`. Records the choice (o->tune_record) and in
- * the tiles metadata. Returns the chosen index. */
+ * attribute, then o->tune_lookup, then `heuristic`. Records the choice (o->tune_record; the
+ * caller adds its `tiles` metadata entry). Returns the chosen index. */
 /* `bytes` of arena memory that only the current node's launches use (split-K partial sums):
  * placed after the memory plan's arena, never shared with another node, not initialized. */
 kiln_status kiln_cg_scratch(cg *c, uint64_t bytes, kiln_bundle_arg *a);
