@@ -194,7 +194,7 @@ kiln_status kiln_tune_cache_parse(kiln_tune_cache *c, const char *text, size_t l
                                  line, CACHE_HEADER);
             header = true;
         } else if (s[0] && s[0] != '#') {
-            char *f[8];
+            char *f[8] = {0};
             int nf = 0;
             for (char *p = s; nf < 8;) {
                 f[nf++] = p;
