@@ -241,6 +241,165 @@ typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
 
 
 
+/* ------------------------------------------------------ fp32 conv (conv_f32) -- */
+/* kernels/conv_f32.cuh: the fp32 NCHW implicit GEMM (FFMA) with compile-time shapes, weights
+ * transposed at build time to [G][C/G*R*S][K/G] (".crsk"), register-tile micro kernels and
+ * split-K through node scratch. Candidates (kiln_cg_choose) are named
+ * "f32_BMxBNxBK_TMxTN_kSPLITK"; split-K candidates exist only when the grid without split has
+ * fewer than two blocks per SM and each split gets >= 2 K tiles. The heuristic takes the least
+ * f32_cost(). */
+typedef struct f32_cfg {
+    int bm, bn, bk, tm, tn, splitk;
+} f32_cfg;
+static const f32_cfg f32_cfgs[] = {
+    {128, 128, 8, 8, 8, 1}, {128, 64, 8, 8, 8, 1}, {64, 128, 8, 8, 8, 1}, {64, 64, 8, 8, 4, 1},
+    {64, 32, 8, 4, 4, 1},   {32, 64, 8, 4, 4, 1},  {32, 32, 8, 4, 4, 1},  {128, 128, 16, 8, 8, 1},
+    {128, 64, 8, 8, 8, 2},  {128, 64, 8, 8, 8, 4}, {64, 64, 8, 8, 4, 2},  {64, 64, 8, 8, 4, 4},
+    {64, 64, 8, 8, 4, 8},   {64, 32, 8, 4, 4, 2},  {64, 32, 8, 4, 4, 4},  {64, 32, 8, 4, 4, 8},
+    {64, 32, 8, 4, 4, 16},  {32, 32, 8, 4, 4, 4},  {32, 32, 8, 4, 4, 8},  {32, 32, 8, 4, 4, 16},
+};
+#define N_F32_CFGS ((int)(sizeof f32_cfgs / sizeof f32_cfgs[0]))
+static int f32_threads(const f32_cfg *f) { return (f->bm / f->tm) * (f->bn / f->tn); }
+static void f32_name(const f32_cfg *f, char *buf, size_t len) {
+    snprintf(buf, len, "f32_%dx%dx%d_%dx%d_k%d", f->bm, f->bn, f->bk, f->tm, f->tn, f->splitk);
+}
+
+/* Estimated seconds of one candidate (a model to rank candidates; the tuner measures): the
+ * busiest SM's FFMA work at an efficiency that grows with the thread tile (FFMA per shared
+ * load) and the block tile (FFMA per global load) and with resident warps, or the latency of
+ * its K tiles (overlapped by the blocks resident on an SM), or the DRAM traffic, whichever is
+ * larger, plus the second launch of split-K. */
+static double f32_cost(const cg *c, const f32_cfg *f, int64_t KG, int64_t NPIX, int64_t G, int64_t KD, double bytes,
+                       double y_elems) {
+    const char *arch = c->o->n_archs > 0 && c->o->archs ? c->o->archs[0] : "sm_90";
+    const bool a100 = !strncmp(arch, "sm_8", 4);
+    const double sms = a100 ? 108 : 132, sm_rate = (a100 ? 19.5e12 : 51e12) / sms, bw = a100 ? 2.0e12 : 3.3e12;
+    const int nt = f32_threads(f);
+    double blocks = (double)((KG + f->bm - 1) / f->bm) * (double)((NPIX + f->bn - 1) / f->bn) * (double)G * f->splitk;
+    double regs = f->tm * f->tn + 40.0, smem = 2.0 * f->bk * (f->bm + f->bn) * 4;
+    double res = fmin(fmin(2048.0 / nt, 65536.0 / (nt * regs)), fmin(32.0, 228.0 * 1024 / smem));
+    res = fmax(1.0, floor(res));
+    double per_sm = fmin(res, blocks / sms); /* blocks resident on a busy SM */
+    double tt = (double)f->tm * f->tn, inten = (double)f->bm * f->bn / (f->bm + f->bn);
+    double eff = tt / (tt + 12.0) * inten / (inten + 8.0) * fmin(1.0, per_sm * nt / 32.0 / 8.0);
+    double kt = ceil((double)((KD + f->bk - 1) / f->bk) / f->splitk);
+    double t_ffma = ceil(blocks / sms) * 2.0 * f->bm * f->bn * kt * f->bk / (sm_rate * eff);
+    double t_lat = ceil(blocks / (sms * res)) * kt * 6e-7 / fmax(1.0, per_sm);
+    double b = bytes + (f->splitk > 1 ? 8.0 * f->splitk * y_elems : 0.0);
+    return fmax(fmax(t_ffma, t_lat), b / bw) + (f->splitk > 1 ? 3e-6 : 0.0);
+}
+
+/* The fp32 NCHW conv on conv_f32 when it applies (fp32 x, w, y stored NCHW, constant fp32
+ * weights, 32-bit indices); *handled = false otherwise (the generic conv2d_igemm runs). fn and
+ * epi: the kernel name and the epilogue struct kiln_cg_emit_conv emitted just before. */
+static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, const conv_shape_host *sh, const char *fn,
+                                 const char *epi, const char *bias_expr, bool *handled) {
+    kiln_status st;
+    const kiln_value *w = kiln_cg_val(c, a->w);
+    *handled = false;
+    const int64_t G = sh->groups, KG = sh->K / G, CG = sh->C / G, KD = CG * sh->R * sh->S, NPIX = sh->N * sh->P * sh->Q;
+    const int64_t lim = ((int64_t)1 << 31) - 1, y_elems = sh->N * sh->K * sh->P * sh->Q;
+    if (y_elems * 16 > lim || sh->N * sh->C * sh->H * sh->W > lim || sh->K * KD > lim) return KILN_OK;
+
+    const char *names[N_F32_CFGS];
+    char name_buf[N_F32_CFGS][48];
+    int idx[N_F32_CFGS], n_c = 0, heur = 0;
+    double best = 0;
+    const double bytes = 4.0 * (double)(sh->N * sh->C * sh->H * sh->W + sh->K * KD + y_elems);
+    for (int i = 0; i < N_F32_CFGS; i++) {
+        const f32_cfg *f = &f32_cfgs[i];
+        int64_t kt = (KD + f->bk - 1) / f->bk, blocks1 = ((KG + f->bm - 1) / f->bm) * ((NPIX + f->bn - 1) / f->bn) * G;
+        if (f->splitk > 1 && (kt < 2 * f->splitk || blocks1 >= 264)) continue;
+        f32_name(f, name_buf[n_c], sizeof name_buf[n_c]);
+        names[n_c] = name_buf[n_c];
+        idx[n_c] = i;
+        double cost = f32_cost(c, f, KG, NPIX, G, KD, bytes, (double)y_elems);
+        if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the earlier (larger) tile */
+        n_c++;
+    }
+    char sig[512];
+    snprintf(sig, sizeof sig,
+             "conv_f32:n%lld:c%lld:h%lld:w%lld:k%lld:p%lld:q%lld:r%lld:s%lld:st%lldx%lld:pad%lldx%lld:dil%lldx%lld:g%lld:"
+             "b%d:r%d:%s:%s",
+             (long long)sh->N, (long long)sh->C, (long long)sh->H, (long long)sh->W, (long long)sh->K, (long long)sh->P,
+             (long long)sh->Q, (long long)sh->R, (long long)sh->S, (long long)sh->sh, (long long)sh->sw,
+             (long long)sh->ph, (long long)sh->pw, (long long)sh->dh, (long long)sh->dw, (long long)G, a->bias >= 0,
+             a->residual >= 0, a->fused ? kiln_attr_str(a->fused, "activation", "none") : "none",
+             a->fused ? kiln_attr_str(a->fused, "post_activation", "none") : "none");
+    int pick = kiln_cg_choose(c, sig, names, n_c, heur);
+    const f32_cfg *f = &f32_cfgs[idx[pick]];
+    const int threads = f32_threads(f);
+    kiln_cg_printf(&c->tiles, "%s=%s;", c->group, names[pick]);
+
+    char shp[96];
+    snprintf(shp, sizeof shp, "%s_shape", fn);
+    kiln_cg_printf(&c->src,
+                   "struct %s {\n    static constexpr int N = %lld, C = %lld, H = %lld, W = %lld, K = %lld, P = %lld, Q = "
+                   "%lld, R = %lld, S = %lld;\n    static constexpr int SH = %lld, SW = %lld, PH = %lld, PW = %lld, DH = "
+                   "%lld, DW = %lld, G = %lld;\n};\n",
+                   shp, (long long)sh->N, (long long)sh->C, (long long)sh->H, (long long)sh->W, (long long)sh->K,
+                   (long long)sh->P, (long long)sh->Q, (long long)sh->R, (long long)sh->S, (long long)sh->sh,
+                   (long long)sh->sw, (long long)sh->ph, (long long)sh->pw, (long long)sh->dh, (long long)sh->dw,
+                   (long long)G);
+    kiln_cg_printf(&c->src,
+                   "#include \"conv_f32.cuh\"\n"
+                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const float *x, const float *w, const %s::bias_t "
+                   "*bias, const %s::res_t *res, float *y, float *part) {\n"
+                   "    kiln::conv_f32<%s, %d, %d, %d, %d, %d, %d, %s>(x, w, bias, res, y, part);\n}\n",
+                   threads, fn, epi, epi, shp, f->bm, f->bn, f->bk, f->tm, f->tn, f->splitk, epi);
+
+    /* weights transposed to [G][KD][KG] (fp32) */
+    kiln_bundle_arg args[6];
+    {
+        const kiln_tensor *t = w->data;
+        float *h = malloc(sizeof *h * (size_t)(sh->K * KD));
+        if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t m = 0; m < KG; m++)
+                for (int64_t k = 0; k < KD; k++)
+                    h[(g * KD + k) * KG + m] = (float)kiln_tensor_get(t, (g * KG + m) * KD + k);
+        char wname[256];
+        snprintf(wname, sizeof wname, "%s.crsk", w->name && *w->name ? w->name : "const");
+        int64_t dims[3] = {G, KD, KG};
+        uint64_t off;
+        st = kiln_bundle_add_weight(c->b, wname, KILN_F32, 3, dims, h, (uint64_t)(sh->K * KD) * 4, &off);
+        free(h);
+        if (st) return st;
+        args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, off};
+    }
+    if ((st = kiln_cg_value_arg(c, a->x, &args[0]))) return st;
+    if (a->bias >= 0 ? (st = kiln_cg_value_arg(c, a->bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
+    if (a->residual >= 0 ? (st = kiln_cg_value_arg(c, a->residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
+    if ((st = kiln_cg_value_arg(c, a->y, &args[4]))) return st;
+    if (f->splitk > 1) {
+        if ((st = kiln_cg_scratch(c, (uint64_t)f->splitk * (uint64_t)y_elems * 4, &args[5]))) return st;
+    } else {
+        args[5] = kiln_cg_null_arg;
+    }
+    const uint64_t gx = (uint64_t)((NPIX + f->bn - 1) / f->bn), gy = (uint64_t)((KG + f->bm - 1) / f->bm);
+    if ((st = kiln_cg_launch(c, fn, gx, gy, (uint64_t)(G * f->splitk), (uint32_t)threads, args, 6))) return st;
+    *handled = true;
+    if (f->splitk == 1) return KILN_OK;
+
+    /* split-K: the ordered sum of the partials and the epilogue (its own epilogue struct: the
+     * main kernel's text may have been deduplicated away) */
+    char rfn[64], repi[80], rshp[96];
+    kiln_cg_kernel_name(c, "conv_f32_splitk", rfn, sizeof rfn);
+    snprintf(repi, sizeof repi, "%s_epilogue", rfn);
+    snprintf(rshp, sizeof rshp, "%s_shape", rfn);
+    kiln_cg_printf(&c->src, "\n// %s: %s, the sum of %d split-K partials and the epilogue\n", rfn, c->group, f->splitk);
+    if ((st = kiln_cg_conv_emit_epilogue(c, n, repi, bias_expr))) return st;
+    kiln_cg_printf(&c->src,
+                   "struct %s {\n    static constexpr int N = %lld, K = %lld, P = %lld, Q = %lld;\n};\n"
+                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const float *part, const %s::bias_t *bias, const "
+                   "%s::res_t *res, float *y) {\n"
+                   "    kiln::conv_f32_splitk_reduce<%s, %d, %s>(part, bias, res, y);\n}\n",
+                   rshp, (long long)sh->N, (long long)sh->K, (long long)sh->P, (long long)sh->Q, BLOCK_1D, rfn, repi, repi,
+                   rshp, f->splitk, repi);
+    kiln_bundle_arg rargs[4] = {args[5], args[2], args[3], args[4]};
+    return kiln_cg_launch(c, rfn, kiln_cg_grid_1d(y_elems), 1, 1, BLOCK_1D, rargs, 4);
+}
+
 kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     bool nhwc = false; /* the fp16 NHWC tensor-core kernel when it applies (cg_conv_nhwc.c) */
     kiln_status st = kiln_cg_emit_conv_nhwc(c, n, &nhwc);
@@ -299,6 +458,7 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     if ((st = emit_epilogue_head(c, &a, epi, "kiln::i64 ch, kiln::i64 o")) || (st = emit_epilogue_body(c, &a, bias_expr)))
         return st;
     int bm = 0, bn = 0, tm = 0, tn = 0;
+    bool f32 = false; /* emitted by emit_conv_f32 */
     uint64_t gx, gy, gz;
     uint32_t threads;
     if (direct) {
@@ -339,6 +499,12 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
         int64_t N = sh.N * sh.P * sh.Q, M = sh.K / sh.groups;
         gx = (uint64_t)((N + t.bn - 1) / t.bn), gy = (uint64_t)((M + t.bm - 1) / t.bm), gz = (uint64_t)sh.groups;
         kiln_cg_printf(&c->tiles, "%s=%s:%dx%dx%d/%dx%d;", c->group, mma + 6, t.bm, t.bn, t.bk, t.wm, t.wn);
+    } else if (!nhwc_layout && !strcmp(tx, "float") && !strcmp(tw, "float") && !strcmp(ty, "float") && w->data &&
+               w->data->dtype == KILN_F32 && kiln_cg_io_index(c->g->inputs, c->g->n_inputs, a.w) < 0 &&
+               (st = emit_conv_f32(c, n, &a, &sh, fn, epi, bias_expr, &f32)) == KILN_OK && f32) {
+        return KILN_OK; /* launched (conv_f32 and, with split-K, its reduce) */
+    } else if (st) {
+        return st;
     } else {
         tile_pick(sh.K / sh.groups, &bm, &bn, &tm, &tn);
         threads = (uint32_t)((bm / tm) * (bn / tn));
