@@ -333,6 +333,7 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
 
     char shp[96];
     snprintf(shp, sizeof shp, "%s_shape", fn);
+    kiln_cg_printf(&c->src, "// tile %s\n", names[pick]); /* (tests read it) */
     kiln_cg_printf(&c->src,
                    "struct %s {\n    static constexpr int N = %lld, C = %lld, H = %lld, W = %lld, K = %lld, P = %lld, Q = "
                    "%lld, R = %lld, S = %lld;\n    static constexpr int SH = %lld, SW = %lld, PH = %lld, PW = %lld, DH = "

@@ -84,7 +84,7 @@ START_TEST(tiny_cnn_example) {
         }
     ck_assert(in && out);
     ck_assert_int_eq(b->n_io, 2);
-    ck_assert_uint_eq(b->arena_bytes, (uint64_t)g->arena_bytes);
+    ck_assert_uint_ge(b->arena_bytes, (uint64_t)g->arena_bytes); /* + node scratch (fp32 conv split-K partials) */
     free(src);
     kiln_bundle_free(b);
     kiln_graph_free(g);
@@ -155,7 +155,7 @@ START_TEST(conv_templates) {
     gb_output(g, "out");
     gb_finish(g);
     char *src = build(g, NULL);
-    assert_has(src, "kiln::conv2d_igemm<");
+    assert_has(src, "kiln::conv_f32<"); /* fp32, constant weights: kernels/conv_f32.cuh */
     assert_has(src, "kiln::conv2d_direct<");
     assert_has(src, "fminf(fmaxf(v, 0.0f), 6.0f)");
     assert_has(src, "erff(");
