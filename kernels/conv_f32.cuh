@@ -44,6 +44,14 @@ __device__ __forceinline__ f32x4 conv_f32_ld4(const float *p) { // p: 16-byte al
 #endif
 }
 
+__device__ __forceinline__ void conv_f32_st4(float *p, const f32x4 &v) { // p: 16-byte aligned global memory
+#ifdef KILN_EMU
+    for (int i = 0; i < 4; i++) p[i] = v.v[i];
+#else
+    *reinterpret_cast<f32x4 *>(p) = v;
+#endif
+}
+
 template <class SHP, int BM, int BN, int BK, int TM, int TN, int SPLITK, class E>
 __device__ __forceinline__ void conv_f32(const float *__restrict__ x, const float *__restrict__ wt,
                                          const typename E::bias_t *bias, const typename E::res_t *res,
@@ -139,21 +147,47 @@ __device__ __forceinline__ void conv_f32(const float *__restrict__ x, const floa
         __syncthreads();
     }
 
-    // epilogue: per column its pixel's NCHW offset (image, p*Q + q), per row its channel
+    // epilogue: per column its pixel's NCHW offset (image, p*Q + q), per row its channel. With
+    // P*Q % 4 == 0 a thread's 4 consecutive columns are 4 consecutive pixels of one image: one
+    // 16-byte store when dst is 16-byte aligned (arena values and the split-K scratch are; a
+    // bound graph output may not be) and o % 4 == 0.
+    float *dst = SPLITK == 1 ? y : part + (i64)split * NPIX * SHP::K;
+    const bool vec = PQ % 4 == 0 && ((unsigned long long)dst & 15) == 0;
 #pragma unroll
-    for (int jj = 0; jj < TN; jj++) {
-        const int n = n0 + (jj / 4) * TX * 4 + tx * 4 + (jj % 4);
-        if (n >= NPIX) continue;
-        const int b = n / PQ;
-        const i64 ybase = (i64)b * SHP::K * PQ + (n - b * PQ);
+    for (int u = 0; u < TN / 4; u++) {
+        const int nb = n0 + u * TX * 4 + tx * 4;
+        if (vec) {
+            if (nb >= NPIX) continue; // NPIX % 4 == 0: nb + 3 < NPIX too
+            const int b = nb / PQ;
+            const i64 ybase = (i64)b * SHP::K * PQ + (nb - b * PQ);
 #pragma unroll
-        for (int ii = 0; ii < TM; ii++) {
-            const int m = m0 + (ii / 4) * TY * 4 + ty * 4 + (ii % 4);
-            if (m >= KG) continue;
-            const int ch = g * KG + m;
-            const i64 o = ybase + (i64)ch * PQ;
-            if constexpr (SPLITK == 1) y[o] = E::apply(bias, res, ch, o, acc[ii][jj]);
-            else part[(i64)split * NPIX * SHP::K + o] = acc[ii][jj];
+            for (int ii = 0; ii < TM; ii++) {
+                const int m = m0 + (ii / 4) * TY * 4 + ty * 4 + (ii % 4);
+                if (m >= KG) continue;
+                const int ch = g * KG + m;
+                const i64 o = ybase + (i64)ch * PQ;
+                f32x4 v;
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    v.v[e] = SPLITK == 1 ? E::apply(bias, res, ch, o + e, acc[ii][u * 4 + e]) : acc[ii][u * 4 + e];
+                conv_f32_st4(dst + o, v);
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int n = nb + e;
+                if (n >= NPIX) continue;
+                const int b = n / PQ;
+                const i64 ybase = (i64)b * SHP::K * PQ + (n - b * PQ);
+#pragma unroll
+                for (int ii = 0; ii < TM; ii++) {
+                    const int m = m0 + (ii / 4) * TY * 4 + ty * 4 + (ii % 4);
+                    if (m >= KG) continue;
+                    const int ch = g * KG + m;
+                    const i64 o = ybase + (i64)ch * PQ;
+                    dst[o] = SPLITK == 1 ? E::apply(bias, res, ch, o, acc[ii][u * 4 + e]) : acc[ii][u * 4 + e];
+                }
+            }
         }
     }
 }
