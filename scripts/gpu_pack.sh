@@ -20,6 +20,7 @@ for l in $(libs "$plain/kiln" "$plain/tests/check_runtime"); do cp -L "$l" "$out
 [ -x "$plain/tests/check_layers" ] && cp "$plain/tests/check_layers" "$out/plain/"
 [ -x "$plain/tests/emu_conv_nhwc" ] && cp "$plain/tests/emu_conv_nhwc" "$out/plain/"
 [ -x "$plain/tests/gpu_conv_wgmma" ] && cp "$plain/tests/gpu_conv_wgmma" "$out/plain/"
+[ -x "$plain/tests/emu_conv_f32" ] && cp "$plain/tests/emu_conv_f32" "$out/plain/"
 if [ -n "$asan" ]; then
   mkdir -p "$out/asan"
   cp "$asan/kiln" "$asan/tests/check_runtime" "$asan/tests/gpu_smoke" "$out/asan/"
@@ -65,6 +66,14 @@ for v in plain asan; do
   [ -x "$B/emu_conv_nhwc" ] && t "$v-gpu_conv_nhwc" "$B/emu_conv_nhwc" "$P/.." "$P/$v-gpu_conv_nhwc.work" --gpu
   [ $v = plain ] && [ "${KILN_KERNEL_BENCH:-0}" = 1 ] && [ -x "$B/emu_conv_nhwc" ] && [ -f "$P/../tests/gpu/bench_conv_nhwc.sh" ] &&
     bash "$P/../tests/gpu/bench_conv_nhwc.sh" "$B/kiln" "$P/$v-gpu_conv_nhwc.work" "$P/$v-gpu_conv_nhwc.log" | tee "$P/bench_conv_nhwc.txt"
+  # the fp32 NCHW convolution (kernels/conv_f32.cuh): every candidate + ResNet-50 shapes vs the CPU
+  # evaluator, then conv_f32 vs the generic fp32 path per ResNet-50 shape (kiln bench)
+  if [ $v = plain ] && [ -x "$B/emu_conv_f32" ]; then
+    t "$v-gpu_conv_f32" "$B/emu_conv_f32" "$P/.." "$P/$v-gpu_conv_f32.work" --gpu
+    grep -E "^FAIL|cases failed" "$P/$v-gpu_conv_f32.log"
+    [ -f "$P/../tests/gpu/bench_conv_f32.sh" ] &&
+      bash "$P/../tests/gpu/bench_conv_f32.sh" "$B/kiln" "$P/$v-gpu_conv_f32.work" "$P/$v-gpu_conv_f32.log" | tee "$P/bench_conv_f32.txt"
+  fi
   # the wgmma (sm_90a) tiles: every tile x shape vs the CPU evaluator, then wgmma vs mma.sync timings
   if [ $v = plain ] && [ -x "$B/gpu_conv_wgmma" ]; then
     t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu
@@ -88,6 +97,10 @@ if command -v compute-sanitizer >/dev/null; then
   if [ -x "$P/plain/emu_conv_nhwc" ]; then # the cp.async / ldmatrix pipeline: out-of-bounds and shared-memory races
     t memcheck-gpu_conv_nhwc compute-sanitizer --tool memcheck --error-exitcode 1 "$P/plain/emu_conv_nhwc" "$P/.." "$P/mc-conv_nhwc.work" --gpu
     t racecheck-gpu_conv_nhwc compute-sanitizer --tool racecheck --error-exitcode 1 "$P/plain/emu_conv_nhwc" "$P/.." "$P/rc-conv_nhwc.work" --gpu
+  fi
+  if [ -x "$P/plain/emu_conv_f32" ]; then # the fp32 conv's two shared stages and split-K: the small cases
+    t memcheck-gpu_conv_f32 env EMU_CONV_F32_SMALL=1 compute-sanitizer --tool memcheck --error-exitcode 1 "$P/plain/emu_conv_f32" "$P/.." "$P/mc-conv_f32.work" --gpu
+    t racecheck-gpu_conv_f32 env EMU_CONV_F32_SMALL=1 compute-sanitizer --tool racecheck --error-exitcode 1 "$P/plain/emu_conv_f32" "$P/.." "$P/rc-conv_f32.work" --gpu
   fi
 fi
 echo "$fails failure(s)"

@@ -11,7 +11,9 @@
  * candidate, FAIL on a compile error or a spill (SKIP 77 without NVRTC).
  * --gpu (label gpu): the same cases plus ResNet-50's conv shapes (batch 1 and 8, heuristic tiles)
  * compiled for sm_80 + sm_90 and run through the runtime against the CPU evaluator; each bundle is
- * left as WORK/NAME.kiln for `kiln bench` (tests/gpu/bench_conv_f32.sh). SKIP 77 without a GPU.
+ * left as WORK/NAME.kiln for `kiln bench` (tests/gpu/bench_conv_f32.sh), with WORK/NAME_old.kiln, the
+ * same conv on the generic fp32 path, as its baseline. SKIP 77 without a GPU;
+ * EMU_CONV_F32_SMALL=1: the small cases only.
  * usage: emu_conv_f32 SOURCE_DIR WORK_DIR [--nvrtc | --gpu]; exit 0 pass, 1 fail, 77 skip. */
 #include "codegen/codegen.h"
 #include "codegen/nvrtc.h"
@@ -81,6 +83,7 @@ static const conv_case gpu_cases[] = {
 };
 
 static uint64_t rng;
+static bool w_as_input; /* the weights as a graph input: the generic conv2d_igemm (a timing baseline) */
 static double rnd(void) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
     return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
@@ -118,7 +121,8 @@ static kiln_graph *build(const conv_case *k) {
     int64_t yd[4] = {k->n, k->k, p, q};
     io(g, val(g, "x", 4, xd), false);
     if (k->residual) io(g, val(g, "res", 4, yd), false);
-    cst(g, "w", 4, wd, 1.0 / sqrt((double)(k->c / k->group * k->r * k->s)));
+    if (w_as_input) io(g, val(g, "w", 4, wd), false);
+    else cst(g, "w", 4, wd, 1.0 / sqrt((double)(k->c / k->group * k->r * k->s)));
     if (k->bias) cst(g, "b", 1, bd, 0.5);
     const char *cur = "conv";
     int ci[3] = {val(g, "x", 0, NULL), val(g, "w", 0, NULL), k->bias ? val(g, "b", 0, NULL) : -1};
@@ -394,6 +398,30 @@ static int gpu_case(const conv_case *k, const char *work, bool *skip) {
     return failed;
 }
 
+/* For `kiln bench` against the generic fp32 path: WORK/NAME_old.kiln, the same conv with the
+ * weights as a graph input (conv2d_igemm on tiled_gemm); built only. */
+static int gpu_baseline(const conv_case *k, const char *work) {
+    w_as_input = true;
+    kiln_graph *g = prepare(k);
+    w_as_input = false;
+    static const char *const archs[] = {"sm_80", "sm_90"};
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = KILN_PREC_FP32;
+    o.archs = archs;
+    o.n_archs = 2;
+    kiln_bundle *b = kiln_bundle_new();
+    char path[1024], *cuda = NULL;
+    snprintf(path, sizeof path, "%s/%s_old.kiln", work, k->name);
+    int failed = !g || !b || kiln_codegen_build(g, &o, b, &cuda) || kiln_bundle_write(b, path);
+    if (failed) printf("FAIL: %s_old: %s\n", k->name, kiln_last_error());
+    else if (!strstr(cuda, "kiln::conv2d_igemm<")) printf("FAIL: %s_old: not the generic conv2d_igemm\n", k->name), failed = 1;
+    free(cuda);
+    kiln_bundle_free(b);
+    kiln_graph_free(g);
+    return failed;
+}
+
 /* --nvrtc: every candidate on one shape, ptxas -v per architecture. */
 static const char *const all_tiles[] = {
     "f32_128x128x8_8x8_k1", "f32_128x64x8_8x8_k1", "f32_64x128x8_8x8_k1", "f32_64x64x8_8x4_k1",
@@ -470,7 +498,10 @@ int main(int argc, char **argv) {
         int fails = 0, n = 0;
         bool skip = false;
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++, n++) fails += gpu_case(&cases[i], work, &skip);
-        for (size_t i = 0; i < sizeof gpu_cases / sizeof gpu_cases[0]; i++, n++) fails += gpu_case(&gpu_cases[i], work, &skip);
+        /* EMU_CONV_F32_SMALL=1 (compute-sanitizer runs): the small cases only */
+        const char *small = getenv("EMU_CONV_F32_SMALL");
+        for (size_t i = 0; i < sizeof gpu_cases / sizeof gpu_cases[0] && !(small && *small == '1'); i++, n++)
+            fails += gpu_case(&gpu_cases[i], work, &skip) + gpu_baseline(&gpu_cases[i], work);
         if (skip) return fails ? 1 : 77;
         printf("%s: %d of %d cases failed on the GPU\n", fails ? "FAIL" : "PASS", fails, n);
         return fails ? 1 : 0;
