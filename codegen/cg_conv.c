@@ -462,7 +462,30 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     bool f32 = false; /* emitted by emit_conv_f32 */
     uint64_t gx, gy, gz;
     uint32_t threads;
-    if (direct) {
+    if (direct && c->o->precision == KILN_PREC_FP32 && !nhwc_layout && sh.C == sh.groups && !strcmp(tx, "float") && !strcmp(tw, "float") &&
+        !strcmp(ty, "float") && sh.N * sh.K * sh.P * sh.Q < ((int64_t)1 << 31) && sh.N * sh.C * sh.H * sh.W < ((int64_t)1 << 31)) {
+        /* fp32 NCHW depthwise: kernels/conv_f32.cuh conv_f32_dw (constant shapes, unrolled taps) */
+        kiln_cg_printf(&c->src,
+                       "struct %s_shape {\n    static constexpr int N = %lld, C = %lld, H = %lld, W = %lld, K = %lld, P = "
+                       "%lld, Q = %lld, R = %lld, S = %lld;\n    static constexpr int SH = %lld, SW = %lld, PH = %lld, PW = "
+                       "%lld, DH = %lld, DW = %lld, G = %lld;\n};\n"
+                       "#include \"conv_f32.cuh\"\n"
+                       "extern \"C\" __global__ void __launch_bounds__(%d) %s(const float *x, const float *w, const "
+                       "%s::bias_t *bias, const %s::res_t *res, float *y) {\n"
+                       "    kiln::conv_f32_dw<%s_shape, %s>(x, w, bias, res, y);\n}\n",
+                       fn, (long long)sh.N, (long long)sh.C, (long long)sh.H, (long long)sh.W, (long long)sh.K,
+                       (long long)sh.P, (long long)sh.Q, (long long)sh.R, (long long)sh.S, (long long)sh.sh,
+                       (long long)sh.sw, (long long)sh.ph, (long long)sh.pw, (long long)sh.dh, (long long)sh.dw,
+                       (long long)sh.groups, BLOCK_1D, fn, epi, epi, fn, epi);
+        kiln_bundle_arg args[5];
+        if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.w, &args[1]))) return st;
+        if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
+        if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0))
+            return st;
+        if ((st = kiln_cg_value_arg(c, a.y, &args[4]))) return st;
+        kiln_cg_printf(&c->tiles, "%s=direct_f32;", c->group);
+        return kiln_cg_launch(c, fn, kiln_cg_grid_1d(sh.N * sh.K * sh.P * sh.Q), 1, 1, BLOCK_1D, args, 5);
+    } else if (direct) {
         kiln_cg_printf(&c->src,
                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const %s *x, const %s *w, const %s::bias_t "
                   "*bias, const %s::res_t *res, %s *y, kiln::conv2d_shape s) {\n"

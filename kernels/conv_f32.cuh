@@ -206,4 +206,38 @@ __device__ __forceinline__ void conv_f32_splitk_reduce(const float *__restrict__
     }
 }
 
+// Depthwise (one input channel per group: C / G == 1, any channel multiplier K / G) fp32 NCHW
+// convolution, for the convs with few taps that a GEMM tile would mostly pad: one thread per
+// output, grid-stride over the NCHW output (consecutive threads: consecutive q, so the input
+// row loads of a warp coalesce and neighbouring taps hit L1). Shapes from SHP (as conv_f32):
+// constant divisions, and the R x S taps unrolled.
+template <class SHP, class E>
+__device__ __forceinline__ void conv_f32_dw(const float *__restrict__ x, const float *__restrict__ w,
+                                            const typename E::bias_t *bias, const typename E::res_t *res,
+                                            float *__restrict__ y) {
+    constexpr int KG = SHP::K / SHP::G, HW = SHP::H * SHP::W;
+    constexpr i64 TOTAL = (i64)SHP::N * SHP::K * SHP::P * SHP::Q;
+    static_assert(SHP::C == SHP::G, "one input channel per group");
+    for (i64 i = global_thread_index(); i < TOTAL; i += grid_thread_count()) {
+        const int o = (int)i; // < 2^31 (codegen checks)
+        const int t = o / SHP::Q, oq = o - t * SHP::Q, t2 = t / SHP::P, op = t - t2 * SHP::P;
+        const int b = t2 / SHP::K, k = t2 - b * SHP::K;
+        const float *xc = x + (i64)(b * SHP::C + k / KG) * HW;
+        const float *wk = w + k * SHP::R * SHP::S;
+        const int h0 = op * SHP::SH - SHP::PH, w0 = oq * SHP::SW - SHP::PW;
+        float acc = 0.0f;
+#pragma unroll
+        for (int r = 0; r < SHP::R; r++) {
+            const int h = h0 + r * SHP::DH;
+            if ((unsigned)h >= (unsigned)SHP::H) continue;
+#pragma unroll
+            for (int s = 0; s < SHP::S; s++) {
+                const int ww = w0 + s * SHP::DW;
+                if ((unsigned)ww < (unsigned)SHP::W) acc = fmaf(xc[h * SHP::W + ww], wk[r * SHP::S + s], acc);
+            }
+        }
+        y[i] = E::apply(bias, res, k, i, acc);
+    }
+}
+
 } // namespace kiln

@@ -61,6 +61,10 @@ static const conv_case cases[] = {
     {"k16_64x32", 1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, 1, 1, "f32_64x32x8_4x4_k16"},
     {"k8_32x32", 1, 64, 7, 7, 72, 3, 3, 1, 1, 1, 1, 0, 0, "f32_32x32x8_4x4_k8"},
     {"k16_32x32_g2", 1, 128, 5, 5, 40, 3, 3, 1, 1, 2, 1, 1, 1, "f32_32x32x8_4x4_k16"},
+    /* depthwise (C / G == 1): conv_f32_dw */
+    {"dw3x3", 2, 32, 9, 10, 32, 3, 3, 1, 1, 32, 1, 1, 1, NULL},
+    {"dw3x3_s2_mult2", 1, 16, 11, 11, 32, 3, 3, 2, 1, 16, 1, 0, 0, NULL},
+    {"dw5x5_s2", 2, 8, 12, 9, 8, 5, 5, 2, 2, 8, 0, 1, 0, NULL},
 };
 
 /* --gpu also runs ResNet-50's convolution shapes (heuristic tiles; too slow to emulate) and
@@ -80,6 +84,9 @@ static const conv_case gpu_cases[] = {
     {"r50_s3_3x3_b8", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, 0, NULL},
     {"r50_s4_3x3_b8", 8, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 0, NULL},
     {"r50_stem_b8", 8, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 1, 0, NULL},
+    {"mnv2_dw_s1_b8", 8, 96, 56, 56, 96, 3, 3, 1, 1, 96, 1, 1, 0, NULL},
+    {"mnv2_dw_s2_b8", 8, 144, 56, 56, 144, 3, 3, 2, 1, 144, 1, 1, 0, NULL},
+    {"mnv2_pw_b8", 8, 24, 56, 56, 144, 1, 1, 1, 0, 1, 1, 1, 0, NULL},
 };
 
 static uint64_t rng;
@@ -184,6 +191,12 @@ static void tile_of(const char *cuda, char *buf, size_t len) {
 /* Checks the generated source: conv_f32 used, the forced tile taken. */
 static int check_source(const conv_case *k, const char *cuda, char *tile, size_t len) {
     tile_of(cuda, tile, len);
+    if (k->group == k->c) { /* depthwise */
+        snprintf(tile, len, "direct_f32");
+        if (strstr(cuda, "kiln::conv_f32_dw<")) return 0;
+        printf("FAIL: %s: conv_f32_dw was not used\n", k->name);
+        return 1;
+    }
     if (!strstr(cuda, "kiln::conv_f32<")) {
         printf("FAIL: %s: conv_f32 was not used\n", k->name);
         return 1;
@@ -399,7 +412,9 @@ static int gpu_case(const conv_case *k, const char *work, bool *skip) {
 }
 
 /* For `kiln bench` against the generic fp32 path: WORK/NAME_old.kiln, the same conv with the
- * weights as a graph input (conv2d_igemm on tiled_gemm); built only. */
+ * weights as a graph input (conv2d_igemm on tiled_gemm; depthwise: conv2d_direct, which
+ * conv_f32_dw replaces for any weights, so the baseline is built at tf32, where depthwise
+ * convs keep conv2d_direct, true fp32 FFMA as well); built only. */
 static int gpu_baseline(const conv_case *k, const char *work) {
     w_as_input = true;
     kiln_graph *g = prepare(k);
@@ -407,7 +422,7 @@ static int gpu_baseline(const conv_case *k, const char *work) {
     static const char *const archs[] = {"sm_80", "sm_90"};
     kiln_codegen_opts o;
     kiln_codegen_opts_init(&o);
-    o.precision = KILN_PREC_FP32;
+    o.precision = k->group == k->c ? KILN_PREC_TF32 : KILN_PREC_FP32;
     o.archs = archs;
     o.n_archs = 2;
     kiln_bundle *b = kiln_bundle_new();
@@ -415,7 +430,7 @@ static int gpu_baseline(const conv_case *k, const char *work) {
     snprintf(path, sizeof path, "%s/%s_old.kiln", work, k->name);
     int failed = !g || !b || kiln_codegen_build(g, &o, b, &cuda) || kiln_bundle_write(b, path);
     if (failed) printf("FAIL: %s_old: %s\n", k->name, kiln_last_error());
-    else if (!strstr(cuda, "kiln::conv2d_igemm<")) printf("FAIL: %s_old: not the generic conv2d_igemm\n", k->name), failed = 1;
+    else if (!strstr(cuda, k->group == k->c ? "kiln::conv2d_direct<" : "kiln::conv2d_igemm<")) printf("FAIL: %s_old: not the generic conv2d_igemm\n", k->name), failed = 1;
     free(cuda);
     kiln_bundle_free(b);
     kiln_graph_free(g);
