@@ -447,7 +447,11 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
 
     char fn[64], epi[80];
     int64_t taps = (sh.C / sh.groups) * sh.R * sh.S;
-    bool direct = taps <= 32;
+    /* few taps: the direct kernel, except fp32 convs with several input channels per group and
+     * constant weights (MobileNetV2's 1x1 convs on 16-24 channels): conv_f32 shares each input
+     * load across its tile's output channels */
+    bool direct = taps <= 32 && !(c->o->precision == KILN_PREC_FP32 && sh.C / sh.groups > 1 && !nhwc_layout && w->data &&
+                                  w->data->dtype == KILN_F32 && kiln_cg_io_index(c->g->inputs, c->g->n_inputs, a.w) < 0);
     const char *mma = direct ? NULL : mma_kind(c);
     if (!direct && f16_weight(c, a.w)) tw = "__half";
     kiln_cg_kernel_name(c, direct ? "conv_direct" : mma ? "conv_mma" : "conv_igemm", fn, sizeof fn);

@@ -69,7 +69,7 @@ START_TEST(tiny_cnn_example) {
     ck_assert_msg(kiln_codegen_fix_shape(g, "image", 4, dims) == KILN_OK, "%s", kiln_last_error());
     kiln_bundle *b;
     char *src = build(g, &b);
-    assert_has(src, "kiln::conv2d_");
+    assert_has(src, "kiln::conv_f32<"); /* fp32 convs (kernels/conv_f32.cuh) */
     assert_has(src, "kiln::pool2d<kiln::pool_max, float>");
     assert_has(src, "kiln::global_pool<false, float>");
     assert_has(src, "kiln::softmax_rows<false, float>");
@@ -155,8 +155,8 @@ START_TEST(conv_templates) {
     gb_output(g, "out");
     gb_finish(g);
     char *src = build(g, NULL);
-    assert_has(src, "kiln::conv_f32<"); /* fp32, constant weights: kernels/conv_f32.cuh */
-    assert_has(src, "kiln::conv2d_direct<");
+    assert_has(src, "kiln::conv_f32<");    /* fp32, constant weights: kernels/conv_f32.cuh */
+    assert_has(src, "kiln::conv_f32_dw<"); /* the depthwise conv at fp32 */
     assert_has(src, "fminf(fmaxf(v, 0.0f), 6.0f)");
     assert_has(src, "erff(");
     assert_has(src, "kiln::copy_rows<"); /* a view that is a graph output is copied */
