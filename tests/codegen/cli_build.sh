@@ -30,7 +30,7 @@ expect_fail "wrong input name" "no input named" "$MODEL" -o "$WORK/bad.kiln" --s
 expect_fail "shape against the model" "dim 1 is 3" "$MODEL" -o "$WORK/bad.kiln" --shape image=1x4x32x32
 expect_fail "no output" "usage" "$MODEL"
 if "$KILN" build "$MODEL" -o "$WORK/m.kiln" --shape image=2x3x32x32 --arch sm_80,sm_90 --emit-cuda "$WORK/cuda" \
-    >"$WORK/ok.log" 2>&1 && [ -s "$WORK/m.kiln" ] && grep -q "conv2d_" "$WORK/cuda/tiny_cnn.cu" &&
+    >"$WORK/ok.log" 2>&1 && [ -s "$WORK/m.kiln" ] && grep -q "conv_f32<" "$WORK/cuda/tiny_cnn.cu" &&
     grep -q "archs sm_80 sm_90 + PTX" "$WORK/ok.log"; then
     echo "ok: build: $(tail -1 "$WORK/ok.log")"
 else
