@@ -3,7 +3,7 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv
+#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, fp32
 set -uo pipefail
 P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize,tune}
 mkdir -p "$OUT"
@@ -61,6 +61,28 @@ if has gemv; then  # the small-M classifier Gemm (kernels/gemv.cuh): rows_w4 vs 
       echo "resnet50 b$b fp16 $v: exit $? $(grep -E 'Gemm|gemm' "$OUT/gemv_profile_${b}_$v.txt" | head -2 | tr -s ' ')"
       [ $v = heuristic ] && [ $b = 1 ] && { timeout 300 "$K" compare "$R" /tmp/r50_gemv.kiln --rel-l2 0.01 > "$OUT/gemv_compare_$b.txt" 2>&1
         echo "  vs CPU: exit $? $(grep -c PASS "$OUT/gemv_compare_$b.txt") PASS"; }
+    done
+  done
+fi
+if has fp32; then  # the fp32 conv (kernels/conv_f32.cuh): per-shape check + timings, then whole models, heuristic tiles
+  E=$P/plain/emu_conv_f32
+  if [ -x "$E" ]; then
+    "$E" . /tmp/conv_f32 --gpu > "$OUT/conv_f32.txt" 2>&1; echo "emu_conv_f32 --gpu exit $?: $(tail -1 "$OUT/conv_f32.txt")"
+    grep '^FAIL' "$OUT/conv_f32.txt" | head
+    bash tests/gpu/bench_conv_f32.sh "$K" /tmp/conv_f32 "$OUT/conv_f32.txt" | tee "$OUT/bench_conv_f32.txt"
+  fi
+  for m in resnet50_torchvision mobilenetv2; do
+    R=/tmp/models/$m/model.onnx
+    [ -f "$R" ] || { echo "FAIL: $R missing"; continue; }
+    for b in 1 32; do
+      "$K" build "$R" -o /tmp/f32_${m}_$b.kiln --shape input=${b}x3x224x224 --precision fp32 > "$OUT/f32_build_${m}_$b.txt" 2>&1 ||
+        { echo "FAIL: $m b$b fp32 build"; tail -3 "$OUT/f32_build_${m}_$b.txt"; continue; }
+      "$K" bench /tmp/f32_${m}_$b.kiln --iterations 50 > "$OUT/f32_bench_${m}_$b.txt" 2>&1
+      echo "$m b$b fp32 (conv_f32, heuristic tiles): $(grep '^latency' "$OUT/f32_bench_${m}_$b.txt")"
+      if [ $b = 1 ]; then  # the CPU side is slow at b32
+        timeout 300 "$K" compare "$R" /tmp/f32_${m}_$b.kiln > "$OUT/f32_compare_${m}_$b.txt" 2>&1
+        echo "  vs CPU (rtol 1e-4 atol 1e-5): exit $? $(grep -cE 'PASS' "$OUT/f32_compare_${m}_$b.txt") PASS $(grep -cE 'FAIL' "$OUT/f32_compare_${m}_$b.txt") FAIL"
+      fi
     done
   done
 fi
