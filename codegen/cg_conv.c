@@ -246,7 +246,7 @@ typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
  * transposed at build time to [G][C/G*R*S][K/G] (".crsk"), register-tile micro kernels and
  * split-K through node scratch. Candidates (kiln_cg_choose) are named
  * "f32_BMxBNxBK_TMxTN_kSPLITK"; split-K candidates exist only when the grid without split has
- * fewer than two blocks per SM and each split gets >= 2 K tiles. The heuristic takes the least
+ * fewer than two blocks per SM, each split gets >= 2 K tiles and the partials fit in 64 MiB. The heuristic takes the least
  * f32_cost(). */
 typedef struct f32_cfg {
     int bm, bn, bk, tm, tn, splitk;
@@ -309,7 +309,10 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
     for (int i = 0; i < N_F32_CFGS; i++) {
         const f32_cfg *f = &f32_cfgs[i];
         int64_t kt = (KD + f->bk - 1) / f->bk, blocks1 = ((KG + f->bm - 1) / f->bm) * ((NPIX + f->bn - 1) / f->bn) * G;
-        if (f->splitk > 1 && (kt < 2 * f->splitk || blocks1 >= 264)) continue;
+        /* split-K: only for small grids, >= 2 K tiles per split, <= 64 MiB of partials (node scratch
+         * is not shared between nodes) */
+        if (f->splitk > 1 && (kt < 2 * f->splitk || blocks1 >= 264 || (double)f->splitk * (double)y_elems * 4 > 64.0 * 1048576))
+            continue;
         f32_name(f, name_buf[n_c], sizeof name_buf[n_c]);
         names[n_c] = name_buf[n_c];
         idx[n_c] = i;
