@@ -313,6 +313,7 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
          * is not shared between nodes) */
         if (f->splitk > 1 && (kt < 2 * f->splitk || blocks1 >= 264 || (double)f->splitk * (double)y_elems * 4 > 64.0 * 1048576))
             continue;
+        if (G * f->splitk > 65535 || (KG + f->bm - 1) / f->bm > 65535) continue; /* grid.z, grid.y limits */
         f32_name(f, name_buf[n_c], sizeof name_buf[n_c]);
         names[n_c] = name_buf[n_c];
         idx[n_c] = i;
@@ -320,6 +321,7 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the earlier (larger) tile */
         n_c++;
     }
+    if (!n_c) return KILN_OK; /* (absurd group counts) the generic path */
     char sig[512];
     snprintf(sig, sizeof sig,
              "conv_f32:n%lld:c%lld:h%lld:w%lld:k%lld:p%lld:q%lld:r%lld:s%lld:st%lldx%lld:pad%lldx%lld:dil%lldx%lld:g%lld:"
