@@ -304,7 +304,7 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
     const int64_t lim = ((int64_t)1 << 31) - 1, y_elems = sh->N * sh->K * sh->P * sh->Q;
     if (y_elems * 16 > lim || sh->N * sh->C * sh->H * sh->W > lim || sh->K * KD > lim) return KILN_OK;
 
-    const char *names[N_F32_CFGS];
+    const char *names[N_F32_CFGS + 1];
     char name_buf[N_F32_CFGS][48];
     int idx[N_F32_CFGS], n_c = 0, heur = 0;
     double best = 0;
@@ -325,6 +325,7 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
         n_c++;
     }
     if (!n_c) return KILN_OK; /* (absurd group counts) the generic path */
+    names[n_c] = "f32_generic"; /* the generic conv2d_igemm (never the heuristic's; an escape hatch: --tile f32_generic) */
     char sig[512];
     snprintf(sig, sizeof sig,
              "conv_f32:n%lld:c%lld:h%lld:w%lld:k%lld:p%lld:q%lld:r%lld:s%lld:st%lldx%lld:pad%lldx%lld:dil%lldx%lld:g%lld:"
@@ -334,7 +335,8 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
              (long long)sh->ph, (long long)sh->pw, (long long)sh->dh, (long long)sh->dw, (long long)G, a->bias >= 0,
              a->residual >= 0, a->fused ? kiln_attr_str(a->fused, "activation", "none") : "none",
              a->fused ? kiln_attr_str(a->fused, "post_activation", "none") : "none");
-    int pick = kiln_cg_choose(c, sig, names, n_c, heur);
+    int pick = kiln_cg_choose(c, sig, names, n_c + 1, heur);
+    if (pick == n_c) return KILN_OK; /* f32_generic: kiln_cg_emit_conv's generic path */
     const f32_cfg *f = &f32_cfgs[idx[pick]];
     const int threads = f32_threads(f);
     kiln_cg_printf(&c->tiles, "%s=%s;", c->group, names[pick]);
