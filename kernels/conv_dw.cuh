@@ -9,18 +9,89 @@
 // Shape `Sh`: a struct with static constexpr int N, C, H, W (input), P, Q (output), R, S
 // (filter), SH, SW (stride), PH, PW (leading padding), DH, DW (dilation). K == C.
 // One thread per (output pixel group of TQ columns, channel group); launch ceil(threads / B)
-// blocks of any size B (conv_dw_threads gives the count).
+// blocks of any size B (conv_dw_nhwc_threads / conv_dw_nchw_threads give the count).
 #pragma once
 
 #include "conv.cuh"
 
 namespace kiln {
 
-// V consecutive elements as one aligned word: a struct copy is one V*sizeof(T)-byte load/store.
-template <typename T, int V>
-struct alignas(sizeof(T) * V) dw_vec {
-    T v[V];
+// A value's bits as a plain integer (dw_store).
+template <typename T>
+struct dw_bits;
+template <>
+struct dw_bits<float> {
+    typedef unsigned int type;
+    static __device__ __forceinline__ type get(float f) {
+        union {
+            float f;
+            unsigned int u;
+        } b;
+        b.f = f;
+        return b.u;
+    }
 };
+template <>
+struct dw_bits<__half> {
+    typedef unsigned short type;
+    static __device__ __forceinline__ type get(__half h) { return __half_as_ushort(h); }
+};
+
+// Loads V values at p (aligned to V elements) as floats: one 16-, 8- or 4-byte read-only load
+// (ld.global.nc: the explicit form, as the stores' inline PTX hides that x is never written).
+#ifndef KILN_EMU
+__device__ __forceinline__ void dw_unpack(unsigned int u, float *f, float) { f[0] = __uint_as_float(u); }
+__device__ __forceinline__ void dw_unpack(unsigned int u, float *f, __half) {
+    f[0] = __half2float(__ushort_as_half((unsigned short)(u & 0xffffu)));
+    f[1] = __half2float(__ushort_as_half((unsigned short)(u >> 16)));
+}
+#endif
+template <typename T, int V>
+__device__ __forceinline__ void dw_load(const T *p, float (&f)[V]) {
+    constexpr int BYTES = V * (int)sizeof(T), PER = 4 / (int)sizeof(T);
+#ifndef KILN_EMU
+    if constexpr (BYTES == 16) {
+        const uint4 u = __ldg(reinterpret_cast<const uint4 *>(p));
+        dw_unpack(u.x, f, T()), dw_unpack(u.y, f + PER, T()), dw_unpack(u.z, f + 2 * PER, T()), dw_unpack(u.w, f + 3 * PER, T());
+    } else if constexpr (BYTES == 8) {
+        const uint2 u = __ldg(reinterpret_cast<const uint2 *>(p));
+        dw_unpack(u.x, f, T()), dw_unpack(u.y, f + PER, T());
+    } else if constexpr (BYTES == 4) {
+        dw_unpack(__ldg(reinterpret_cast<const unsigned int *>(p)), f, T());
+    } else
+#endif
+    {
+#pragma unroll
+        for (int i = 0; i < V; i++) f[i] = to_f32(p[i]);
+    }
+}
+
+// Stores V values at y (global memory, aligned to V elements, V * sizeof(TY) <= 16) as 32-bit
+// words packed by hand in one 4-, 8- or 16-byte store.
+template <typename TY, int V>
+__device__ __forceinline__ void dw_store(TY *y, const TY (&v)[V]) {
+    constexpr int BYTES = V * (int)sizeof(TY);
+    static_assert(BYTES <= 16, "at most 16 bytes a store");
+    if constexpr (BYTES >= 4) {
+        unsigned int u[BYTES / 4];
+#pragma unroll
+        for (int k = 0; k < BYTES / 4; k++) {
+            if constexpr (sizeof(TY) == 4) u[k] = dw_bits<TY>::get(v[k]);
+            else u[k] = (unsigned int)dw_bits<TY>::get(v[2 * k]) | (unsigned int)dw_bits<TY>::get(v[2 * k + 1]) << 16;
+        }
+#ifdef KILN_EMU
+        memcpy(y, u, BYTES);
+#else
+        // __stcg (st.global.cg): NVVM splits even a plain uint4 store here into 4-byte stores
+        if constexpr (BYTES == 16) __stcg(reinterpret_cast<uint4 *>(y), make_uint4(u[0], u[1], u[2], u[3]));
+        else if constexpr (BYTES == 8) __stcg(reinterpret_cast<uint2 *>(y), make_uint2(u[0], u[1]));
+        else *reinterpret_cast<unsigned int *>(y) = u[0];
+#endif
+    } else {
+#pragma unroll
+        for (int i = 0; i < V; i++) y[i] = v[i];
+    }
+}
 
 // The input columns one row of a TQ-wide output group reads: TQ outputs SW apart, S taps DW apart.
 template <class Sh, int TQ>
@@ -52,8 +123,6 @@ __device__ __forceinline__ void conv_dw_nhwc(const TX *__restrict__ x, const TW 
     const int p = np % Sh::P, n = np / Sh::P;
     const int c0 = cv * V, q0 = qb * TQ;
     const int h0 = p * Sh::SH - Sh::PH, w0 = q0 * Sh::SW - Sh::PW;
-    typedef dw_vec<TX, V> xv_t;
-    typedef dw_vec<TW, V> wv_t;
     float acc[TQ][V];
 #pragma unroll
     for (int j = 0; j < TQ; j++)
@@ -66,20 +135,14 @@ __device__ __forceinline__ void conv_dw_nhwc(const TX *__restrict__ x, const TW 
         if (h < 0 || h >= Sh::H) continue;
         float wf[Sh::S][V];
 #pragma unroll
-        for (int s = 0; s < Sh::S; s++) {
-            const wv_t wv = *reinterpret_cast<const wv_t *>(w + (r * Sh::S + s) * Sh::C + c0);
-#pragma unroll
-            for (int i = 0; i < V; i++) wf[s][i] = to_f32(wv.v[i]);
-        }
+        for (int s = 0; s < Sh::S; s++) dw_load<TW, V>(w + (r * Sh::S + s) * Sh::C + c0, wf[s]);
         const TX *xr = xn + (i64)h * Sh::W * Sh::C;
 #pragma unroll
         for (int col = 0; col < SPAN; col++) {
             const int wc = w0 + col;
             if (wc < 0 || wc >= Sh::W) continue;
-            const xv_t xv = *reinterpret_cast<const xv_t *>(xr + wc * Sh::C);
             float xf[V];
-#pragma unroll
-            for (int i = 0; i < V; i++) xf[i] = to_f32(xv.v[i]);
+            dw_load<TX, V>(xr + wc * Sh::C, xf);
             // every (output j, tap s) that reads this column: j*SW + s*DW == col (compile time)
 #pragma unroll
             for (int j = 0; j < TQ; j++)
@@ -90,16 +153,18 @@ __device__ __forceinline__ void conv_dw_nhwc(const TX *__restrict__ x, const TW 
                         for (int i = 0; i < V; i++) acc[j][i] = fmaf(xf[i], wf[s][i], acc[j][i]);
         }
     }
+    // every output first, then the stores (their inline PTX would otherwise reload the bias)
+    const i64 o0 = ((i64)np * Sh::Q + q0) * Sh::C + c0;
+    TY yv[TQ][V];
 #pragma unroll
-    for (int j = 0; j < TQ; j++) {
-        const int q = q0 + j;
-        if (q >= Sh::Q) break;
-        const i64 o = ((i64)np * Sh::Q + q) * Sh::C + c0;
-        dw_vec<TY, V> yv;
+    for (int j = 0; j < TQ; j++)
+        if (q0 + j < Sh::Q) // (a residual past the row's end may be past the tensor's)
 #pragma unroll
-        for (int i = 0; i < V; i++) yv.v[i] = from_f32<TY>(Epi::apply(bias, res, c0 + i, o + i, acc[j][i]));
-        *reinterpret_cast<dw_vec<TY, V> *>(y + o) = yv;
-    }
+            for (int i = 0; i < V; i++)
+                yv[j][i] = from_f32<TY>(Epi::apply(bias, res, c0 + i, o0 + j * Sh::C + i, acc[j][i]));
+#pragma unroll
+    for (int j = 0; j < TQ; j++)
+        if (q0 + j < Sh::Q) dw_store<TY, V>(y + o0 + j * Sh::C, yv[j]);
 }
 
 // NCHW: x [N][C][H][W], y [N][C][P][Q], weights as ONNX stores them ([C][1][R][S]). Consecutive
