@@ -11,7 +11,7 @@
  * left to the generic path (*handled = false, KILN_OK).
  *
  * Candidates (kiln_cg_choose, names "dw_q1".."dw_q8"): TQ, the output columns one thread
- * computes. The heuristic takes 4 at stride 1 and 2 otherwise (window reuse in registers),
+ * computes; and "direct": not handled here (cg_conv.c's conv2d_direct, the previous kernel). The heuristic takes 4 at stride 1 and 2 otherwise (window reuse in registers),
  * halved while the grid has fewer than DW_MIN_THREADS threads (small late layers need
  * parallelism more than reuse).
  */
@@ -114,12 +114,15 @@ kiln_status kiln_cg_emit_conv_dw(cg *c, const kiln_node *n, bool *handled) {
     const int64_t threads_q1 = nhwc ? N * P * Q * (C / V) : N * C * P * Q;
     int heur = s[1] == 1 ? 2 : 1; /* dw_q4 / dw_q2 */
     while (heur > 0 && threads_q1 / dw_tq[heur] < DW_MIN_THREADS) heur--;
-    const char *names[DW_N_TQ];
+    /* the last candidate, "direct", leaves the node to cg_conv.c's generic conv2d_direct (the
+     * tuner may measure it; `kiln build --tile direct` is the baseline and the way back) */
+    const char *names[DW_N_TQ + 1];
     char nbuf[DW_N_TQ][16];
     for (int i = 0; i < DW_N_TQ; i++) {
         snprintf(nbuf[i], sizeof nbuf[i], "dw_q%d", dw_tq[i]);
         names[i] = nbuf[i];
     }
+    names[DW_N_TQ] = "direct";
     char sig[512];
     int sl = snprintf(sig, sizeof sig,
                       "conv_dw:%s:v%d:n%lld:c%lld:h%lld:w%lld:p%lld:q%lld:r%lld:s%lld:st%lldx%lld:pad%lldx%lld:dil%lldx%lld:"
@@ -139,7 +142,9 @@ kiln_status kiln_cg_emit_conv_dw(cg *c, const kiln_node *n, bool *handled) {
                            (double)kiln_attr_float(n, ka, 0.0f), (double)kiln_attr_float(n, kb, 0.0f));
         }
     }
-    const int tq = dw_tq[kiln_cg_choose(c, sig, names, DW_N_TQ, heur)];
+    const int pick = kiln_cg_choose(c, sig, names, DW_N_TQ + 1, heur);
+    if (pick == DW_N_TQ) return KILN_OK;
+    const int tq = dw_tq[pick];
     const int64_t total = nhwc ? N * P * ((Q + tq - 1) / tq) * (C / V) : N * C * P * ((Q + tq - 1) / tq);
 
     char fn[64], epi[80], shp[80];

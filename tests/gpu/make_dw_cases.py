@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes MobileNetV2's depthwise layers at batch 32 as small ONNX models into DIR for
-tests/gpu/conv_dw_check.sh: x [32, C/6, H, W] -> 1x1 expand (C/6 -> C) + ReLU6 -> depthwise 3x3
+tests/gpu/conv_dw_check.sh: x [32, max(40, C/6), H, W] -> 1x1 expand (C/6 -> C) + ReLU6 -> depthwise 3x3
 (stride 1 or 2, pad 1, bias) + ReLU6 -> out, the block shape select-layout makes NHWC at fp16.
 Seeded random weights; names dw_C_H_sS.
 usage: make_dw_cases.py DIR [BATCH]"""
@@ -22,7 +22,7 @@ def main(d, batch):
     rng = np.random.default_rng(5)
     N = helper.make_node
     for c, h, s in SHAPES:
-        cin = max(8, c // 6)
+        cin = max(40, c // 6)  # > 32 taps: the expand conv is never "direct" (conv_dw_check.sh)
 
         def t(name, *shape, scale=0.5):
             return helper.make_tensor(name, TensorProto.FLOAT, shape,
