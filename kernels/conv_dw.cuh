@@ -38,29 +38,50 @@ struct dw_bits<__half> {
 };
 
 // Loads V values at p (aligned to V elements) as floats: one 16-, 8- or 4-byte read-only load
-// (ld.global.nc: the explicit form, as the stores' inline PTX hides that x is never written).
-#ifndef KILN_EMU
-__device__ __forceinline__ void dw_unpack(unsigned int u, float *f, float) { f[0] = __uint_as_float(u); }
-__device__ __forceinline__ void dw_unpack(unsigned int u, float *f, __half) {
-    f[0] = __half2float(__ushort_as_half((unsigned short)(u & 0xffffu)));
-    f[1] = __half2float(__ushort_as_half((unsigned short)(u >> 16)));
+// (ld.global.nc: the explicit form, as the stores' inline PTX hides that x is never written),
+// unpacked from 32-bit words (the emulator copies the words and unpacks them the same way).
+__device__ __forceinline__ void dw_unpack(unsigned int u, float *f, float) {
+    union {
+        unsigned int u;
+        float f;
+    } b;
+    b.u = u;
+    f[0] = b.f;
 }
+__device__ __forceinline__ float dw_half_bits_to_f32(unsigned short b) {
+#ifdef KILN_EMU
+    __half h;
+    h.x = b;
+    return __half2float(h);
+#else
+    return __half2float(__ushort_as_half(b));
 #endif
+}
+__device__ __forceinline__ void dw_unpack(unsigned int u, float *f, __half) {
+    f[0] = dw_half_bits_to_f32((unsigned short)(u & 0xffffu)); // the lower address
+    f[1] = dw_half_bits_to_f32((unsigned short)(u >> 16));
+}
 template <typename T, int V>
 __device__ __forceinline__ void dw_load(const T *p, float (&f)[V]) {
     constexpr int BYTES = V * (int)sizeof(T), PER = 4 / (int)sizeof(T);
-#ifndef KILN_EMU
-    if constexpr (BYTES == 16) {
-        const uint4 u = __ldg(reinterpret_cast<const uint4 *>(p));
-        dw_unpack(u.x, f, T()), dw_unpack(u.y, f + PER, T()), dw_unpack(u.z, f + 2 * PER, T()), dw_unpack(u.w, f + 3 * PER, T());
-    } else if constexpr (BYTES == 8) {
-        const uint2 u = __ldg(reinterpret_cast<const uint2 *>(p));
-        dw_unpack(u.x, f, T()), dw_unpack(u.y, f + PER, T());
-    } else if constexpr (BYTES == 4) {
-        dw_unpack(__ldg(reinterpret_cast<const unsigned int *>(p)), f, T());
-    } else
+    if constexpr (BYTES >= 4 && BYTES <= 16) {
+        unsigned int u[BYTES / 4];
+#ifdef KILN_EMU
+        memcpy(u, p, BYTES);
+#else
+        if constexpr (BYTES == 16) {
+            const uint4 v = __ldg(reinterpret_cast<const uint4 *>(p));
+            u[0] = v.x, u[1] = v.y, u[2] = v.z, u[3] = v.w;
+        } else if constexpr (BYTES == 8) {
+            const uint2 v = __ldg(reinterpret_cast<const uint2 *>(p));
+            u[0] = v.x, u[1] = v.y;
+        } else {
+            u[0] = __ldg(reinterpret_cast<const unsigned int *>(p));
+        }
 #endif
-    {
+#pragma unroll
+        for (int k = 0; k < BYTES / 4; k++) dw_unpack(u[k], f + k * PER, T());
+    } else {
 #pragma unroll
         for (int i = 0; i < V; i++) f[i] = to_f32(p[i]);
     }
