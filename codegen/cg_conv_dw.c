@@ -11,7 +11,8 @@
  * left to the generic path (*handled = false, KILN_OK).
  *
  * Candidates (kiln_cg_choose, names "dw_q1".."dw_q8"): TQ, the output columns one thread
- * computes; and "direct": not handled here (cg_conv.c's conv2d_direct, the previous kernel). The heuristic takes 4 at stride 1 and 2 otherwise (window reuse in registers),
+ * computes; and, for R*S <= 32, "direct": not handled here (cg_conv.c's conv2d_direct, the
+ * previous kernel). The heuristic takes 4 at stride 1 and 2 otherwise (window reuse in registers),
  * halved while the grid has fewer than DW_MIN_THREADS threads (small late layers need
  * parallelism more than reuse).
  */
@@ -115,7 +116,8 @@ kiln_status kiln_cg_emit_conv_dw(cg *c, const kiln_node *n, bool *handled) {
     int heur = s[1] == 1 ? 2 : 1; /* dw_q4 / dw_q2 */
     while (heur > 0 && threads_q1 / dw_tq[heur] < DW_MIN_THREADS) heur--;
     /* the last candidate, "direct", leaves the node to cg_conv.c's generic conv2d_direct (the
-     * tuner may measure it; `kiln build --tile direct` is the baseline and the way back) */
+     * tuner may measure it; `kiln build --tile direct` is the baseline and the way back); only
+     * where that path makes no choice of its own (<= 32 taps), so a group records one choice */
     const char *names[DW_N_TQ + 1];
     char nbuf[DW_N_TQ][16];
     for (int i = 0; i < DW_N_TQ; i++) {
@@ -142,7 +144,7 @@ kiln_status kiln_cg_emit_conv_dw(cg *c, const kiln_node *n, bool *handled) {
                            (double)kiln_attr_float(n, ka, 0.0f), (double)kiln_attr_float(n, kb, 0.0f));
         }
     }
-    const int pick = kiln_cg_choose(c, sig, names, DW_N_TQ + 1, heur);
+    const int pick = kiln_cg_choose(c, sig, names, R * S <= 32 ? DW_N_TQ + 1 : DW_N_TQ, heur);
     if (pick == DW_N_TQ) return KILN_OK;
     const int tq = dw_tq[pick];
     const int64_t total = nhwc ? N * P * ((Q + tq - 1) / tq) * (C / V) : N * C * P * ((Q + tq - 1) / tq);
