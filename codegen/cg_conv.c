@@ -415,6 +415,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     bool nhwc = false; /* the fp16 NHWC tensor-core kernel when it applies (cg_conv_nhwc.c) */
     kiln_status st = kiln_cg_emit_conv_nhwc(c, n, &nhwc);
     if (st || nhwc) return st;
+    bool dw = false; /* depthwise: the compile-time-shape kernels (cg_conv_dw.c) */
+    if ((st = kiln_cg_emit_conv_dw(c, n, &dw)) || dw) return st;
     anchor a;
     if ((st = get_anchor(c, n, &a))) return st;
     if (a.an->op != KILN_OP_Conv)

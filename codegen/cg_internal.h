@@ -94,6 +94,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n);
 /* cg_conv_nhwc.c: the fp16 NHWC implicit GEMM; *handled = false (KILN_OK) when it does not apply. */
 kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled);
+/* cg_conv_dw.c: depthwise convolutions (group == C == K); *handled = false when it does not apply. */
+kiln_status kiln_cg_emit_conv_dw(cg *c, const kiln_node *n, bool *handled);
 /* cg_conv.c, for other conv emitters: a Conv's (or conv_epilogue group's) anchor node and outer
  * value ids (bias, residual: -1 when absent), and the epilogue struct `epi` with
  * apply(bias, res, ch, o, v) (bias_expr: the bias term, NULL for none). */

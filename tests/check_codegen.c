@@ -286,7 +286,7 @@ START_TEST(unsupported_nodes_are_all_listed) {
 }
 END_TEST
 
-/* tf32 and fp16: Conv (M >= 64 and a depthwise that stays direct), Gemm (32 <= M < 64) and a
+/* tf32 and fp16: Conv (M >= 64 and a depthwise on conv_dw.cuh), Gemm (32 <= M < 64) and a
  * batched MatMul (M < 32) on the tensor-core template (large and small grids), NVRTC-compiled for sm_80 and sm_90;
  * fp16 stores the conv/gemm weights as fp16. (Numerics: emu_codegen and gpu_codegen.) */
 static kiln_graph *mma_graph(void) {
@@ -328,7 +328,7 @@ START_TEST(tensor_core_precisions) {
         assert_has(src, "kiln::conv2d_igemm_mma<64, 64, 32, 32, 32,"); /* 2 x 72 blocks */
         assert_has(src, "kiln::mma_gemm<32, 32, 32, 16, 16,");        /* Gemm, M = 33, N = 2: 2 blocks */
         assert_has(src, "kiln::mma_gemm<16, 32, 32, 16, 8,");         /* MatMul, M = 4 */
-        assert_has(src, "kiln::conv2d_direct<");               /* depthwise stays direct */
+        assert_has(src, "kiln::conv_dw_nchw<"); /* depthwise: the compile-time-shape kernel (conv_dw.cuh) */
         ck_assert_ptr_null(strstr(src, "kiln::tiled_gemm<"));
         int f16 = 0;
         for (int i = 0; i < b->n_weights; i++) f16 += b->weights[i].dtype == KILN_F16;
@@ -414,7 +414,9 @@ START_TEST(nhwc_kernels) {
             }
             snprintf(want, sizeof want, "kiln::global_pool_nhwc<false, %s>", T);
             assert_has(src, want);
-            assert_has(src, "group 32, NHWC"); /* the depthwise conv */
+            /* the depthwise conv: conv_dw.cuh, 16 bytes of channels a thread */
+            assert_has(src, "w[32,1,3,3], NHWC");
+            assert_has(src, precs[p] == KILN_PREC_FP16 ? "_conv_dw_shape, 8, " : "_conv_dw_shape, 4, ");
             /* tf32: the generic NHWC implicit GEMM (pixels as M: coalesced NHWC loads); fp16: the
              * fast cp.async/ldmatrix kernel (kernels/conv_nhwc.cuh) */
             assert_has(src, precs[p] == KILN_PREC_TF32 ? "kiln::conv2d_igemm_mma_nhwc_t<" : "kiln::conv_nhwc_f16<");

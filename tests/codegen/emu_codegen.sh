@@ -70,6 +70,16 @@ run() { # MODEL PRECISION [build options...]
         echo "FAIL: $n: expected the vectorized AveragePool and the per-element C = 12 MaxPool"
         fails=$((fails + 1))
     fi
+    # depthwise cases: the compile-time-shape kernels (cg_conv_dw.c), NHWC at fp16, NCHW at fp32
+    case "$n" in *dw_*_fp16* | *dw_*_fp32*)
+        local want=conv_dw_nhwc
+        case "$n" in *_fp32*) want=conv_dw_nchw ;; esac
+        if ! grep -q "kiln::$want<" "$cu"; then
+            echo "FAIL: $n: no $want kernel"
+            fails=$((fails + 1))
+        fi
+        ;;
+    esac
     if "$EMU" "$m" "$WORK/$n.kiln" "$WORK/$n/emu.so" "${tol[@]}" >"$WORK/$n.run" 2>&1; then
         echo "PASS: $n"
     else
@@ -87,6 +97,11 @@ done
 for t in 64x64x32/32x32 64x32x32/32x16 32x64x32/32x16 32x32x32/16x16 16x64x32/16x16 16x32x32/16x8; do
     EMU_SUFFIX=_tile${t//\//_} run "$WORK/cases/tiny_cnn.onnx" fp16 --shape image=2x3x32x32 --tile "$t"
 done
+# Depthwise: every column-group width (the heuristic takes dw_q1 on these small shapes)
+for t in dw_q2 dw_q4 dw_q8; do
+    for prec in fp32 fp16; do EMU_SUFFIX=_tile_$t run "$WORK/cases/dw_taps.onnx" "$prec" --tile "$t"; done
+done
+EMU_SUFFIX=_tile_dw_q4 run "$WORK/cases/nhwc_dw_odd_c.onnx" fp16 --tile dw_q4
 # Small-M Gemm/MatMul: the heuristic picks rows_w4 (kernels/gemv.cuh) there; also force the
 # smallest mma tile over them, and rows_w4 over every Gemm/MatMul (strided B: its scalar path)
 EMU_SUFFIX=_tile16x32x32_16x8 run "$WORK/cases/gemv_small_m.onnx" fp16 --tile 16x32x32/16x8

@@ -444,6 +444,38 @@ def nhwc_cases(d):
          [w("w1", 48, 32, 1, 1, scale=0.3), w("b1", 48), w("wd1", 48, 1, 3, 3), w("bd1", 48), scalar("lo", 0),
           scalar("hi", 6), w("wd2", 48, 1, 3, 3), w("wg", 32, 24, 3, 3, scale=0.1), w("bg", 32),
           w("w3", 45, 32, 1, 1, scale=0.3), w("wd3", 45, 1, 3, 3)])
+    # depthwise convolutions (codegen/cg_conv_dw.c, kernels/conv_dw.cuh): NCHW at fp32, NHWC at
+    # tf32 (4 floats a thread) and fp16 (8 halves a thread). 3x3 stride 1 and 2, 5x5, dilation,
+    # asymmetric pads, widths that leave a partial column group, bias, Clip (ReLU6), a residual.
+    save(d, "dw_taps",
+         [N("Conv", ["x", "wd1", "bd1"], ["d1"], group=32, pads=[1, 1, 1, 1]), N("Clip", ["d1", "lo", "hi"], ["d1c"]),
+          N("Conv", ["d1c", "wd2"], ["d2"], group=32, strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("Conv", ["d2", "wd3", "bd3"], ["d3"], group=32, pads=[2, 2, 2, 2]), N("Relu", ["d3"], ["d3r"]),
+          N("Conv", ["d3r", "wd4"], ["d4"], group=32, dilations=[2, 2], pads=[2, 1, 1, 2]),
+          N("Conv", ["d4", "wd5", "bd5"], ["d5"], group=32, strides=[2, 1], pads=[0, 1, 1, 0]),
+          N("Conv", ["d4", "wd6"], ["d5b"], group=32, kernel_shape=[3, 3], strides=[2, 1], pads=[0, 1, 1, 0]),
+          N("Add", ["d5", "d5b"], ["out"])],
+         [("x", [2, 32, 13, 23])], ["out"],
+         [w("wd1", 32, 1, 3, 3), w("bd1", 32), scalar("lo", 0), scalar("hi", 6), w("wd2", 32, 1, 3, 3),
+          w("wd3", 32, 1, 5, 5, scale=0.3), w("bd3", 32), w("wd4", 32, 1, 3, 3), w("wd5", 32, 1, 3, 3), w("bd5", 32),
+          w("wd6", 32, 1, 3, 3)])
+    # channel counts without a 16-byte vector (12: 4 halves, 45: one channel a thread), a
+    # depthwise conv with its residual fused (d + x), and a MobileNetV2 inverted-residual block
+    save(d, "nhwc_dw_odd_c",
+         [N("Conv", ["x", "wd1", "bd1"], ["d1"], group=12, pads=[1, 1, 1, 1]), N("Add", ["d1", "x"], ["d1s"]),
+          N("Conv", ["d1s", "we"], ["e"]), N("Clip", ["e", "lo", "hi"], ["ec"]),
+          N("Conv", ["ec", "wd2", "bd2"], ["d2"], group=45, strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("Clip", ["d2", "lo", "hi"], ["out"])],
+         [("x", [2, 12, 11, 9])], ["out"],
+         [w("wd1", 12, 1, 3, 3), w("bd1", 12), w("we", 45, 12, 1, 1, scale=0.3), scalar("lo", 0), scalar("hi", 6),
+          w("wd2", 45, 1, 3, 3), w("bd2", 45)])
+    save(d, "nhwc_dw_mbv2_block",
+         [N("Conv", ["x", "w1", "b1"], ["e"]), N("Clip", ["e", "lo", "hi"], ["ec"]),
+          N("Conv", ["ec", "wd", "bd"], ["d"], group=96, pads=[1, 1, 1, 1]), N("Clip", ["d", "lo", "hi"], ["dc"]),
+          N("Conv", ["dc", "w2", "b2"], ["p"]), N("Add", ["p", "x"], ["out"])],
+         [("x", [2, 16, 10, 10])], ["out"],
+         [w("w1", 96, 16, 1, 1, scale=0.3), w("b1", 96), scalar("lo", 0), scalar("hi", 6), w("wd", 96, 1, 3, 3),
+          w("bd", 96), w("w2", 16, 96, 1, 1, scale=0.2), w("b2", 16)])
     # a Flatten (a view: it aliases its input and cannot convert) keeps its region NCHW; the
     # region of the second input is NHWC
     save(d, "nhwc_view_border",

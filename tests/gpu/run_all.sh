@@ -3,7 +3,7 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, fp32
+#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, fp32, dw
 set -uo pipefail
 P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize,tune}
 mkdir -p "$OUT"
@@ -85,6 +85,10 @@ if has fp32; then  # the fp32 conv (kernels/conv_f32.cuh): per-shape check + tim
       fi
     done
   done
+if has dw; then  # depthwise convs at MobileNetV2's b32 shapes (conv_dw.cuh): vs the CPU, and the layer's time vs conv2d_direct
+  bash tests/gpu/conv_dw_check.sh "$K" /tmp/conv_dw > "$OUT/conv_dw.txt" 2>&1
+  echo "conv_dw_check exit $?: $(grep -c '^PASS' "$OUT/conv_dw.txt") passed, $(grep -c '^FAIL' "$OUT/conv_dw.txt") failed"
+  grep -E '^(PASS|FAIL|SKIP)' "$OUT/conv_dw.txt"
 fi
 if has torchvision; then
   python3 tests/gpu/torchvision_check.py "$K" /tmp/tv --memcheck resnet50:fp32,resnet50:fp16 2>&1 |
