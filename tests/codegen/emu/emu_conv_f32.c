@@ -206,10 +206,10 @@ static int check_source(const conv_case *k, const char *cuda, char *tile, size_t
         printf("FAIL: %s: f32_generic did not give the generic conv2d_igemm\n", k->name);
         return 1;
     }
-    if (k->group == k->c) { /* depthwise */
-        snprintf(tile, len, "direct_f32");
-        if (strstr(cuda, "kiln::conv_f32_dw<")) return 0;
-        printf("FAIL: %s: conv_f32_dw was not used\n", k->name);
+    if (k->group == k->c) { /* depthwise: conv_dw.cuh (cg_conv_dw.c) for multiplier 1, else conv_f32_dw */
+        snprintf(tile, len, "%s", strstr(cuda, "kiln::conv_dw_nchw<") ? "dw_nchw" : "direct_f32");
+        if (strstr(cuda, k->k == k->c ? "kiln::conv_dw_nchw<" : "kiln::conv_f32_dw<")) return 0;
+        printf("FAIL: %s: %s was not used\n", k->name, k->k == k->c ? "conv_dw_nchw" : "conv_f32_dw");
         return 1;
     }
     if (!strstr(cuda, "kiln::conv_f32<")) {
@@ -445,7 +445,8 @@ static int gpu_baseline(const conv_case *k, const char *work) {
     snprintf(path, sizeof path, "%s/%s_old.kiln", work, k->name);
     int failed = !g || !b || kiln_codegen_build(g, &o, b, &cuda) || kiln_bundle_write(b, path);
     if (failed) printf("FAIL: %s_old: %s\n", k->name, kiln_last_error());
-    else if (!strstr(cuda, "kiln::conv2d_direct<") && !strstr(cuda, "kiln::conv2d_igemm<")) printf("FAIL: %s_old: not the generic conv2d_igemm / conv2d_direct\n", k->name), failed = 1;
+    else if (!strstr(cuda, "kiln::conv2d_direct<") && !strstr(cuda, "kiln::conv2d_igemm<") &&
+             !strstr(cuda, "kiln::conv_dw_nchw<")) printf("FAIL: %s_old: not the generic conv2d_igemm / conv2d_direct\n", k->name), failed = 1;
     free(cuda);
     kiln_bundle_free(b);
     kiln_graph_free(g);
