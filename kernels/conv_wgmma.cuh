@@ -248,6 +248,33 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     cp_async_wait<0>();
 
     const int g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
+    if constexpr (SPLITK == 1) {
+        // shared-memory epilogue (conv_nhwc.cuh): 64-row units u = wg * MI + mi, UPP of them
+        // staged per pass (all at once when BM fp32 rows fit in the pipeline's shared memory)
+        constexpr int UNITS = WG * MI, SMEM = STAGES * (A_BYTES + B_BYTES), UNIT_B = 64 * KILN_NHWC_EPI_LD(BN) * 4;
+        constexpr int UPP = UNITS * UNIT_B <= SMEM ? UNITS : (UNITS / 2) * UNIT_B <= SMEM ? UNITS / 2 : 1;
+        static_assert(UNIT_B <= SMEM && UNITS % UPP == 0, "epilogue staging");
+        float *cs = reinterpret_cast<float *>(smem);
+        __syncthreads(); // every warpgroup's wgmma reads of the last stages are done
+#pragma unroll
+        for (int p = 0; p < UNITS / UPP; p++) {
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++) {
+                const int u = wg * MI + mi;
+                if (u / UPP != p) continue;
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++)
+                        conv_nhwc_epi_put<BN>(cs, (u % UPP) * 64 + (warp & 3) * 16 + g + 8 * h, j * 8 + 2 * t,
+                                              acc[mi][4 * j + 2 * h], acc[mi][4 * j + 2 * h + 1]);
+            }
+            __syncthreads();
+            conv_nhwc_epi_rows<BN, UPP * 64, NTH, M, NN, E>(cs, m0 + p * UPP * 64, n0, bias, res, y, tid);
+            if (p + 1 < UNITS / UPP) __syncthreads(); // the next pass overwrites the buffer
+        }
+        return;
+    }
 #pragma unroll
     for (int mi = 0; mi < MI; mi++)
 #pragma unroll
