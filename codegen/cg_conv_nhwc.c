@@ -323,5 +323,5 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                    "    kiln::conv_nhwc_splitk_reduce<%lld, %lld, %d, %s>(part, bias, res, y);\n}\n",
                    BLOCK_1D, rfn, repi, repi, (long long)M, (long long)K, f->splitk, repi);
     kiln_bundle_arg rargs[4] = {args[5], args[2], args[3], args[4]};
-    return kiln_cg_launch(c, rfn, kiln_cg_grid_1d(M * K / 2), 1, 1, BLOCK_1D, rargs, 4);
+    return kiln_cg_launch(c, rfn, kiln_cg_grid_1d(M * K / 8), 1, 1, BLOCK_1D, rargs, 4); /* 8 channels a thread */
 }

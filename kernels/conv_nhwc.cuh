@@ -285,41 +285,58 @@ __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, cons
                                           acc[i][j][2 * h + 1]);
         __syncthreads();
         conv_nhwc_epi_rows<BN, BM, NTH, M, NN, E>(cs, m0, n0, bias, res, y, tid);
-        return;
-    }
+    } else {
 #pragma unroll
-    for (int i = 0; i < MT; i++)
+        for (int i = 0; i < MT; i++)
 #pragma unroll
-        for (int j = 0; j < NT; j++)
+            for (int j = 0; j < NT; j++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int m = m0 + wm0 + i * 16 + g + 8 * h, n = n0 + wn0 + j * 8 + 2 * t;
-                if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
-                const i64 o = (i64)m * NN + n;
-                if constexpr (SPLITK == 1) {
-                    st_half2(y + o, E::apply(bias, res, n, o, acc[i][j][2 * h]),
-                             E::apply(bias, res, n + 1, o + 1, acc[i][j][2 * h + 1]));
-                } else {
-                    float *p = part + (i64)blockIdx.z * M * NN + o;
-                    p[0] = acc[i][j][2 * h];
-                    p[1] = acc[i][j][2 * h + 1];
+                for (int h = 0; h < 2; h++) {
+                    const int m = m0 + wm0 + i * 16 + g + 8 * h, n = n0 + wn0 + j * 8 + 2 * t;
+                    if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
+                    const i64 o = (i64)m * NN + n;
+                    if constexpr (SPLITK == 1) {
+                        st_half2(y + o, E::apply(bias, res, n, o, acc[i][j][2 * h]),
+                                 E::apply(bias, res, n + 1, o + 1, acc[i][j][2 * h + 1]));
+                    } else {
+                        float *p = part + (i64)blockIdx.z * M * NN + o;
+                        p[0] = acc[i][j][2 * h];
+                        p[1] = acc[i][j][2 * h + 1];
+                    }
                 }
-            }
+    }
 }
 
 // Split-K second pass: y = epilogue(sum over z of part[z]), summed in split order. One thread
-// per two adjacent channels, grid-stride.
+// per 8 adjacent channels (NN % 8 == 0): 16-byte loads of the partials and of the residual,
+// 16-byte stores of y; grid-stride.
 template <int M, int NN, int SPLITK, class E>
 __device__ __forceinline__ void conv_nhwc_splitk_reduce(const float *__restrict__ part, const typename E::bias_t *bias,
                                                         const typename E::res_t *res, __half *y) {
-    constexpr i64 PAIRS = (i64)M * NN / 2, PLANE = (i64)M * NN;
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < PAIRS; i += (i64)gridDim.x * blockDim.x) {
-        const i64 o = 2 * i;
+    constexpr i64 CHUNKS = (i64)M * NN / 8, PLANE = (i64)M * NN;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < CHUNKS; i += (i64)gridDim.x * blockDim.x) {
+        const i64 o = 8 * i;
         const int n = (int)(o % NN);
-        float a = 0.0f, b = 0.0f;
+        float v[8];
 #pragma unroll
-        for (int z = 0; z < SPLITK; z++) a += part[z * PLANE + o], b += part[z * PLANE + o + 1];
-        st_half2(y + o, E::apply(bias, res, n, o, a), E::apply(bias, res, n + 1, o + 1, b));
+        for (int q = 0; q < 8; q++) v[q] = 0.0f;
+#pragma unroll
+        for (int z = 0; z < SPLITK; z++) {
+            const conv_nhwc_v4f a = *reinterpret_cast<const conv_nhwc_v4f *>(part + z * PLANE + o);
+            const conv_nhwc_v4f b = *reinterpret_cast<const conv_nhwc_v4f *>(part + z * PLANE + o + 4);
+#pragma unroll
+            for (int q = 0; q < 4; q++) v[q] += a.f[q], v[4 + q] += b.f[q];
+        }
+        conv_nhwc_v8h out;
+        if constexpr (conv_nhwc_is_half<typename E::res_t>::value) {
+            const conv_nhwc_v8h rv = *reinterpret_cast<const conv_nhwc_v8h *>(res + o);
+#pragma unroll
+            for (int q = 0; q < 8; q++) out.h[q] = __float2half_rn(E::apply(bias, rv.h, n + q, q, v[q]));
+        } else {
+#pragma unroll
+            for (int q = 0; q < 8; q++) out.h[q] = __float2half_rn(E::apply(bias, res, n + q, o + q, v[q]));
+        }
+        *reinterpret_cast<conv_nhwc_v8h *>(y + o) = out;
     }
 }
 

@@ -285,26 +285,26 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     const int g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
     if constexpr (SPLITK == 1) {
         wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc, smem, wg, tid, m0, n0, bias, res, y);
-        return;
-    }
+    } else {
 #pragma unroll
-    for (int mi = 0; mi < MI; mi++)
+        for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-        for (int j = 0; j < BN / 8; j++)
+            for (int j = 0; j < BN / 8; j++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
-                if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
-                const i64 o = (i64)m * NN + n;
-                const float v0 = acc[mi][4 * j + 2 * h], v1 = acc[mi][4 * j + 2 * h + 1];
-                if constexpr (SPLITK == 1) {
-                    st_half2(y + o, E::apply(bias, res, n, o, v0), E::apply(bias, res, n + 1, o + 1, v1));
-                } else {
-                    float *p = part + (i64)blockIdx.z * M * NN + o;
-                    p[0] = v0;
-                    p[1] = v1;
+                for (int h = 0; h < 2; h++) {
+                    const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
+                    if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
+                    const i64 o = (i64)m * NN + n;
+                    const float v0 = acc[mi][4 * j + 2 * h], v1 = acc[mi][4 * j + 2 * h + 1];
+                    if constexpr (SPLITK == 1) {
+                        st_half2(y + o, E::apply(bias, res, n, o, v0), E::apply(bias, res, n + 1, o + 1, v1));
+                    } else {
+                        float *p = part + (i64)blockIdx.z * M * NN + o;
+                        p[0] = v0;
+                        p[1] = v1;
+                    }
                 }
-            }
+    }
 #else
     // no wgmma here: the mma.sync kernel with the same block tile and thread count
     static_assert(KILN_NHWC_SMEM_BYTES(BM, BN, 32, 4) <= KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES), "fallback smem");
@@ -337,9 +337,7 @@ __device__ __forceinline__ void mbar_init(unsigned a, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(a), "r"(count) : "memory");
 }
 __device__ __forceinline__ void mbar_arrive(unsigned a) {
-    u64 state;
-    asm volatile("mbarrier.arrive.shared::cta.b64 %0, [%1];\n" : "=l"(state) : "r"(a) : "memory");
-    (void)state;
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(a) : "memory");
 }
 // arrive once all of this thread's earlier cp.async copies have completed (count set at init)
 __device__ __forceinline__ void mbar_arrive_cp_async(unsigned a) {
