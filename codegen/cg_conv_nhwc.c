@@ -61,6 +61,14 @@ static const nhwc_cfg nhwc_cfgs[] = {
 };
 /* 1: the heuristic may pick a "ws" tile (by cfg_cost); 0: only the tuner or a forced tile does */
 #define NHWC_WS_HEURISTIC 0
+/* The ws tiles are candidates only with KILN_WGMMA_WS=1 in the environment (or by default when
+ * this is 1), until tests/codegen/emu/gpu_conv_wgmma.c --gpu has passed on an H100: a hang or a
+ * wrong result there must not reach the autotuner of every sm_90a build. */
+#define NHWC_WS_DEFAULT 0
+static bool ws_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_WS");
+    return e && *e ? strcmp(e, "0") != 0 : NHWC_WS_DEFAULT;
+}
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
 /* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */
 static uint32_t smem_limit(const cg *c) {
@@ -196,11 +204,12 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     double best = 0;
     const nhwc_gpu gpu = target_gpu(c);
     const uint32_t smem_max = smem_limit(c);
-    const bool wgmma = has_sm90a(c);
+    const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled();
     for (int i = 0; i < N_CFGS; i++) {
         const nhwc_cfg *f = &nhwc_cfgs[i];
         int64_t kt = (KD + f->bk - 1) / f->bk;
         if (f->wg && !wgmma) continue;
+        if ((f->sw & NHWC_WS) && !ws) continue;
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
         cfg_name(f, name_buf[n_c], sizeof name_buf[n_c]);

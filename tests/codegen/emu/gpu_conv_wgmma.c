@@ -307,6 +307,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: gpu_conv_wgmma SOURCE_DIR WORK_DIR --nvrtc | --emu | --gpu\n");
         return 2;
     }
+    setenv("KILN_WGMMA_WS", "1", 1); /* the warp-specialized "ws" tiles are candidates only then */
     if (!strcmp(argv[3], "--nvrtc")) return wg_nvrtc(argv[2]);
     if (!strcmp(argv[3], "--emu")) return wg_emu(argv[1], argv[2]);
     if (!strcmp(argv[3], "--gpu")) {
