@@ -320,8 +320,8 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
 // last warpgroup is a producer that only issues the cp.async copies of every stage, the first WG
 // warpgroups only issue wgmma. No block-wide barrier in the main loop; per stage s two mbarriers
 // in shared memory after the stages (KILN_WGMMA_WS_SMEM_BYTES):
-//   full[s]  (128 arrivals): each producer thread's `cp.async.mbarrier.arrive.noinc` after its
-//            copies of the stage: the phase completes when all 128 threads' copies have landed;
+//   full[s]  (128 arrivals): each producer thread arrives once its copies of the stage have
+//            landed (KILN_WGMMA_WS_ASYNC_ARRIVE below): the phase completes when all have;
 //   empty[s] (4 * WG arrivals): lane 0 of each consumer warp, once wgmma.wait_group 1 has
 //            retired the wgmma group that read the stage.
 // Tile i uses stage i % STAGES; the producer waits for empty phase (i / STAGES - 1) & 1 before
@@ -331,6 +331,14 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
 // Other targets: the producer warpgroup exits at once (bar.sync waits only for non-exited
 // threads) and the first 4 * WG warps run conv_wgmma_f16's mma.sync fallback.
 #define KILN_WGMMA_WS_SMEM_BYTES(BM, BN, STAGES) (KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) + 256)
+// 0 (default): the producer publishes tile i once its own copies of it have landed
+// (cp.async.wait_group, then fence.proxy.async on the writing thread, then a plain mbarrier
+// arrive: the same writer-side proxy fence as conv_wgmma_f16), two tiles of copies in flight
+// per thread; 1: `cp.async.mbarrier.arrive.noinc` (the hardware arrives when the copies land;
+// the consumers' fence.proxy.async after the wait is then the only proxy fence).
+#ifndef KILN_WGMMA_WS_ASYNC_ARRIVE
+#define KILN_WGMMA_WS_ASYNC_ARRIVE 0
+#endif
 
 #ifdef KILN_HAVE_WGMMA
 __device__ __forceinline__ void mbar_init(unsigned a, unsigned count) {
@@ -365,6 +373,7 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
     constexpr int BK = 64, KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
     constexpr int NTH = 128 * (WG + 1), MI = BM / WG / 64;
     constexpr int ROWS = 16, A_CH = BM / ROWS, B_CH = BN / ROWS; // the producer's 128 threads: 16 rows per pass
+    constexpr int WS_LAG = 2; // tiles of copies in flight per producer thread (<= STAGES - 1: no deadlock)
     static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
     constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
     if constexpr (SWZ) // 128-byte swizzle atoms must start on 1024 bytes (the launch has 1 KiB spare)
@@ -404,6 +413,13 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
         }
         for (int i = 0; i < nk; i++) {
             const int slot = i % STAGES;
+#if KILN_WGMMA_WS_ASYNC_ARRIVE == 0
+            if (i >= WS_LAG) { // tile i - WS_LAG landed (this thread's copies): publish it
+                cp_async_wait<WS_LAG - 1>();
+                fence_proxy_async();
+                mbar_arrive(bar0 + 8 * ((i - WS_LAG) % STAGES));
+            }
+#endif
             if (i >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(i / STAGES - 1) & 1);
             const int kk = (kt0 + i) * BK + cc * 8;
             const bool kin = kk < KD;
@@ -422,9 +438,17 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
                 const bool ok = kin && n < NN;
                 cp_async16(bs + j * (ROWS / 8) * 1024, ok ? w + (i64)n * KD + kk : w, ok);
             }
+#if KILN_WGMMA_WS_ASYNC_ARRIVE
             mbar_arrive_cp_async(bar0 + 8 * slot);
+#else
+            cp_async_commit();
+#endif
         }
         cp_async_wait<0>();
+#if KILN_WGMMA_WS_ASYNC_ARRIVE == 0
+        fence_proxy_async();
+        for (int i = nk - WS_LAG < 0 ? 0 : nk - WS_LAG; i < nk; i++) mbar_arrive(bar0 + 8 * (i % STAGES));
+#endif
     } else { // consumers
 #pragma unroll
         for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
