@@ -149,9 +149,10 @@ __device__ __forceinline__ void conv_nhwc_epi_rows(const float *cs, int m_first,
         const int r = i / CPR, c = i % CPR;
         const int m = m_first + r, n = n0 + 8 * c;
         if (m >= M || n >= NN) continue; // NN % 8 == 0: a chunk is all in or all out
-        // chunks c and c + 4 of a row are 256 bytes apart (same banks): the odd group of four
-        // reads its upper half first, so 8 consecutive threads read 8 distinct bank quads
-        const bool sw = (c >> 2) & 1;
+        // chunks i and i + 4 are 256 bytes apart (same banks; rows are LD = 8 mod 32 floats
+        // apart): odd groups of four read their upper half first, so 8 consecutive threads
+        // read 8 distinct bank quads
+        const bool sw = (i >> 2) & 1;
         const float *src = cs + r * LD + 8 * c;
         const conv_nhwc_v4f p0 = *reinterpret_cast<const conv_nhwc_v4f *>(src + (sw ? 4 : 0));
         const conv_nhwc_v4f p1 = *reinterpret_cast<const conv_nhwc_v4f *>(src + (sw ? 0 : 4));
