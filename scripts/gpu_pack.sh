@@ -67,10 +67,11 @@ for v in plain asan; do
     bash "$P/../tests/gpu/bench_conv_nhwc.sh" "$B/kiln" "$P/$v-gpu_conv_nhwc.work" "$P/$v-gpu_conv_nhwc.log" | tee "$P/bench_conv_nhwc.txt"
   # the wgmma (sm_90a) tiles: every tile x shape vs the CPU evaluator, then wgmma vs mma.sync timings
   if [ $v = plain ] && [ -x "$B/gpu_conv_wgmma" ]; then
-    t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu wg
+    # (the timing bundles only when they will be timed: minutes of NVRTC)
+    KILN_WGMMA_BUNDLES=${KILN_KERNEL_BENCH:-0} t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu wg
     grep -E "^FAIL|image loaded|cases failed" "$P/$v-gpu_conv_wgmma.log"
     # the warp-specialized "ws" tiles (mbarrier pipeline, unverified until this runs): a hang is a FAIL
-    t "$v-gpu_conv_wgmma_ws" timeout 900 "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma_ws.work" --gpu ws
+    KILN_WGMMA_BUNDLES=${KILN_KERNEL_BENCH:-0} t "$v-gpu_conv_wgmma_ws" timeout 900 "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma_ws.work" --gpu ws
     grep -E "^FAIL|image loaded|cases failed" "$P/$v-gpu_conv_wgmma_ws.log"
     "$B/gpu_conv_wgmma" "$P/.." "$P/wgmma_nvrtc" --nvrtc > "$P/wgmma_nvrtc.log" 2>&1
     for c in "$P"/wgmma_nvrtc/*.sm_90a.cubin; do # HGMMA in the SASS (cuobjdump on the GPU machine)

@@ -3,7 +3,7 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, wgbench
+#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv
 set -uo pipefail
 P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize,tune}
 mkdir -p "$OUT"
@@ -50,11 +50,6 @@ if has tune; then  # autotuning, the tuning cache, bench --profile (issue 5; doc
     timeout 300 "$K" compare "$R" /tmp/r50_warm.kiln --rel-l2 0.01 > "$OUT/r50_compare.txt" 2>&1  # CPU side: slow at b32
     echo "resnet50 autotuned fp16 vs CPU: exit $? $(grep -cE 'PASS' "$OUT/r50_compare.txt") PASS"
   fi
-fi
-if has wgbench; then  # opt-in, after `tests`: wgmma "wg" vs warp-specialized "ws" vs mma.sync tiles, ResNet-50 b32 shapes
-  bash tests/gpu/bench_conv_wgmma.sh "$K" "$P/plain-gpu_conv_wgmma.work,$P/plain-gpu_conv_wgmma_ws.work" "$P/wgmma_nvrtc" \
-    > "$OUT/bench_conv_wgmma.txt" 2>&1
-  echo "bench_conv_wgmma exit $?"; grep -E "^(BEST|FAIL)" "$OUT/bench_conv_wgmma.txt"
 fi
 if has gemv; then  # the small-M classifier Gemm (kernels/gemv.cuh): rows_w4 vs the mma tile it replaced, fp16
   R=/tmp/models/resnet50_torchvision/model.onnx
