@@ -26,8 +26,11 @@
 typedef struct nhwc_cfg {
     int bm, bn, bk, wm, wn, stages, splitk;
     int wg; /* > 0: conv_wgmma.cuh with this many warpgroups (sm_90a builds only; wm, wn unused) */
-    int sw; /* wgmma: 128-byte swizzled shared layout ("wgz" names) */
+    int sw; /* wgmma flags: NHWC_SWZ = 128-byte swizzled shared layout ("wgz" names), NHWC_WS =
+             * warp-specialized: one more (producer) warpgroup, mbarrier stages ("ws" names) */
 } nhwc_cfg;
+#define NHWC_SWZ 1
+#define NHWC_WS 2
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
@@ -46,7 +49,26 @@ static const nhwc_cfg nhwc_cfgs[] = {
     {256, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 64, 64, 0, 0, 4, 1, 2, 1},
     /* 96 KiB: two blocks (four warpgroups) per SM */
     {128, 128, 64, 0, 0, 3, 1, 2, 0}, {128, 128, 64, 0, 0, 3, 1, 2, 1},
+    /* warp-specialized wgmma (conv_wgmma_ws_f16): a producer warpgroup feeds the consumers through
+     * mbarriers; separate names so that a GPU failure drops only these. Never the heuristic's
+     * pick (NHWC_WS_HEURISTIC) until measured: the tuner (or --tile) chooses them. Smaller M
+     * tiles and split-K for the late ResNet stages (M = 6272 at batch 32 is 49 blocks of 128). */
+    {128, 256, 64, 0, 0, 4, 1, 2, NHWC_WS},          {128, 128, 64, 0, 0, 4, 1, 2, NHWC_WS},
+    {128, 128, 64, 0, 0, 6, 1, 2, NHWC_WS},          {64, 128, 64, 0, 0, 6, 1, 1, NHWC_WS},
+    {64, 256, 64, 0, 0, 4, 1, 1, NHWC_WS},           {128, 256, 64, 0, 0, 4, 2, 2, NHWC_WS},
+    {128, 128, 64, 0, 0, 4, 2, 2, NHWC_WS},          {128, 256, 64, 0, 0, 4, 1, 2, NHWC_WS | NHWC_SWZ},
+    {128, 128, 64, 0, 0, 6, 1, 2, NHWC_WS | NHWC_SWZ},
 };
+/* 1: the heuristic may pick a "ws" tile (by cfg_cost); 0: only the tuner or a forced tile does */
+#define NHWC_WS_HEURISTIC 0
+/* The ws tiles are candidates only with KILN_WGMMA_WS=1 in the environment (or by default when
+ * this is 1), until tests/codegen/emu/gpu_conv_wgmma.c --gpu has passed on an H100: a hang or a
+ * wrong result there must not reach the autotuner of every sm_90a build. */
+#define NHWC_WS_DEFAULT 0
+static bool ws_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_WS");
+    return e && *e ? strcmp(e, "0") != 0 : NHWC_WS_DEFAULT;
+}
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
 /* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */
 static uint32_t smem_limit(const cg *c) {
@@ -61,13 +83,16 @@ static bool has_sm90a(const cg *c) {
     return false;
 }
 
-static int cfg_threads(const nhwc_cfg *f) { return f->wg ? 128 * f->wg : (f->bm / f->wm) * (f->bn / f->wn) * 32; }
-static uint32_t cfg_smem(const nhwc_cfg *f) {
-    return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw ? 1024 : 0));
+static int cfg_threads(const nhwc_cfg *f) {
+    return f->wg ? 128 * (f->wg + !!(f->sw & NHWC_WS)) : (f->bm / f->wm) * (f->bn / f->wn) * 32;
+}
+static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES) */
+    return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & NHWC_SWZ ? 1024 : 0) + (f->sw & NHWC_WS ? 256 : 0));
 }
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
-        snprintf(buf, len, "wg%s%dx%dx%ds%dg%dk%d", f->sw ? "z" : "", f->bm, f->bn, f->bk, f->stages, f->wg, f->splitk);
+        snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d", f->sw & NHWC_WS ? "ws" : "wg", f->sw & NHWC_SWZ ? "z" : "", f->bm, f->bn, f->bk, f->stages,
+                 f->wg, f->splitk);
     else snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
 }
 static int64_t round_pow2(int64_t v, int64_t lo) {
@@ -179,17 +204,19 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     double best = 0;
     const nhwc_gpu gpu = target_gpu(c);
     const uint32_t smem_max = smem_limit(c);
-    const bool wgmma = has_sm90a(c);
+    const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled();
     for (int i = 0; i < N_CFGS; i++) {
         const nhwc_cfg *f = &nhwc_cfgs[i];
         int64_t kt = (KD + f->bk - 1) / f->bk;
         if (f->wg && !wgmma) continue;
+        if ((f->sw & NHWC_WS) && !ws) continue;
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
         cfg_name(f, name_buf[n_c], sizeof name_buf[n_c]);
         names[n_c] = name_buf[n_c];
         idx[n_c] = i;
         double cost = cfg_cost(f, gpu, M, K, KD, 2 * N * H * W * C);
+        if ((f->sw & NHWC_WS) && !NHWC_WS_HEURISTIC && n_c) cost = INFINITY;
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
     }
@@ -248,9 +275,9 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_wgmma_f16<%s, %d, %d, %d, %d, %d, %s, %s>(x, w, bias, res, y, part, smem);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->wg, f->stages, f->splitk, epi,
-                       f->sw ? "true" : "false");
+                       "    kiln::conv_wgmma%s_f16<%s, %d, %d, %d, %d, %d, %s, %s>(x, w, bias, res, y, part, smem);\n}\n",
+                       threads, fn, epi, epi, smem, f->sw & NHWC_WS ? "_ws" : "", shp, f->bm, f->bn, f->wg, f->stages,
+                       f->splitk, epi, f->sw & NHWC_SWZ ? "true" : "false");
     else
         kiln_cg_printf(&c->src,
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
@@ -305,5 +332,5 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                    "    kiln::conv_nhwc_splitk_reduce<%lld, %lld, %d, %s>(part, bias, res, y);\n}\n",
                    BLOCK_1D, rfn, repi, repi, (long long)M, (long long)K, f->splitk, repi);
     kiln_bundle_arg rargs[4] = {args[5], args[2], args[3], args[4]};
-    return kiln_cg_launch(c, rfn, kiln_cg_grid_1d(M * K / 2), 1, 1, BLOCK_1D, rargs, 4);
+    return kiln_cg_launch(c, rfn, kiln_cg_grid_1d(M * K / 8), 1, 1, BLOCK_1D, rargs, 4); /* 8 channels a thread */
 }

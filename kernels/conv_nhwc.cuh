@@ -24,8 +24,10 @@
 //
 // SPLITK > 1: split z accumulates K tiles [z * KT_SPLIT, (z + 1) * KT_SPLIT) and writes fp32
 // partials part[z][M][K]; conv_nhwc_splitk_reduce sums the splits in order (deterministic) and
-// applies the epilogue. SPLITK == 1 applies E::apply(bias, res, channel, flat index, v) and
-// stores two adjacent channels as one 32-bit word.
+// applies the epilogue. SPLITK == 1 stages the accumulators in shared memory and stores 16-byte
+// chunks of 8 channels (conv_nhwc_epi_rows below; a tile whose fp32 rows do not fit in the
+// pipeline's shared memory applies E::apply(bias, res, channel, flat index, v) to the fragments
+// and stores two adjacent channels as one 32-bit word).
 //
 // Under the CPU emulator (KILN_EMU) cp.async is a synchronous copy with zero fill (commit and
 // wait do nothing) and ldmatrix is a warp exchange in tests/codegen/emu/emu_sched.cpp that hands
@@ -99,6 +101,76 @@ template <int NMAT, bool TRANS> __device__ __forceinline__ void ldmatrix(u32 *r,
 __device__ __forceinline__ void st_half2(__half *p, float a, float b) {
     const u32 v = (u32)__half_as_ushort(__float2half_rn(a)) | ((u32)__half_as_ushort(__float2half_rn(b)) << 16);
     *reinterpret_cast<u32 *>(p) = v;
+}
+
+// ---- the shared-memory epilogue (SPLITK == 1) ----
+// After the main loop the block's fp32 accumulators are staged in the (now free) pipeline
+// shared memory as rows of BN floats, stride KILN_NHWC_EPI_LD(BN) = BN + 8 floats: the warps'
+// fragment stores (two floats at row g (+8), column 2t, g = lane / 4, t = lane % 4) then put the
+// 4 rows of a half-warp 8 banks apart (conflict-free 8-byte stores). The block reads back chunks
+// of 8 channels of one pixel, loads 16 bytes of the residual (when E has one: E::res_t is __half,
+// NHWC like y), applies E::apply per element and stores 16 bytes of y: whole rows of BN channels
+// are contiguous in NHWC, so a warp's stores are coalesced 16-byte writes.
+#define KILN_NHWC_EPI_LD(BN) ((BN) + 8)
+struct alignas(16) conv_nhwc_v8h {
+    __half h[8];
+};
+struct alignas(16) conv_nhwc_v4f {
+    float f[4];
+};
+struct alignas(8) conv_nhwc_v2f {
+    float f[2];
+};
+// The residual is present exactly when the generated epilogue's res_t is __half (cg_conv_nhwc.c
+// only takes fp16 residuals; without one res_t is float and res is null).
+template <class T> struct conv_nhwc_is_half {
+    static constexpr bool value = false;
+};
+template <> struct conv_nhwc_is_half<__half> {
+    static constexpr bool value = true;
+};
+
+// Two accumulators of row `row`, columns col, col + 1 into the staging buffer.
+template <int BN> __device__ __forceinline__ void conv_nhwc_epi_put(float *cs, int row, int col, float a, float b) {
+    conv_nhwc_v2f v;
+    v.f[0] = a, v.f[1] = b;
+    *reinterpret_cast<conv_nhwc_v2f *>(cs + row * KILN_NHWC_EPI_LD(BN) + col) = v;
+}
+
+// Staged rows [0, NR) of the buffer are output pixels m_first + row, channels n0 .. n0 + BN - 1;
+// all NTH threads of the block (after a barrier that follows the staging) store them to y.
+// E::apply reads res[o] only, so with a residual it gets the 8 loaded halves and o = 0..7.
+template <int BN, int NR, int NTH, int M, int NN, class E>
+__device__ __forceinline__ void conv_nhwc_epi_rows(const float *cs, int m_first, int n0, const typename E::bias_t *bias,
+                                                   const typename E::res_t *res, __half *y, int tid) {
+    constexpr int CPR = BN / 8, LD = KILN_NHWC_EPI_LD(BN);
+#pragma unroll 4
+    for (int i = tid; i < NR * CPR; i += NTH) {
+        const int r = i / CPR, c = i % CPR;
+        const int m = m_first + r, n = n0 + 8 * c;
+        if (m >= M || n >= NN) continue; // NN % 8 == 0: a chunk is all in or all out
+        // chunks i and i + 4 are 256 bytes apart (same banks; rows are LD = 8 mod 32 floats
+        // apart): odd groups of four read their upper half first, so 8 consecutive threads
+        // read 8 distinct bank quads
+        const bool sw = (i >> 2) & 1;
+        const float *src = cs + r * LD + 8 * c;
+        const conv_nhwc_v4f p0 = *reinterpret_cast<const conv_nhwc_v4f *>(src + (sw ? 4 : 0));
+        const conv_nhwc_v4f p1 = *reinterpret_cast<const conv_nhwc_v4f *>(src + (sw ? 0 : 4));
+        float v[8];
+#pragma unroll
+        for (int q = 0; q < 4; q++) v[q] = sw ? p1.f[q] : p0.f[q], v[4 + q] = sw ? p0.f[q] : p1.f[q];
+        const i64 o = (i64)m * NN + n;
+        conv_nhwc_v8h out;
+        if constexpr (conv_nhwc_is_half<typename E::res_t>::value) {
+            const conv_nhwc_v8h rv = *reinterpret_cast<const conv_nhwc_v8h *>(res + o);
+#pragma unroll
+            for (int q = 0; q < 8; q++) out.h[q] = __float2half_rn(E::apply(bias, rv.h, n + q, q, v[q]));
+        } else {
+#pragma unroll
+            for (int q = 0; q < 8; q++) out.h[q] = __float2half_rn(E::apply(bias, res, n + q, o + q, v[q]));
+        }
+        *reinterpret_cast<conv_nhwc_v8h *>(y + o) = out;
+    }
 }
 
 template <class SHP, int BM, int BN, int BK, int WM, int WN, int STAGES, int SPLITK, class E>
@@ -201,39 +273,71 @@ __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, cons
     cp_async_wait<0>();
 
     const int g = lane >> 2, t = lane & 3;
+    if constexpr (SPLITK == 1 && BM * KILN_NHWC_EPI_LD(BN) * 4 <= KILN_NHWC_SMEM_BYTES(BM, BN, BK, STAGES)) {
+        __syncthreads(); // every warp is done with the pipeline's shared memory
+        float *cs = reinterpret_cast<float *>(smem);
 #pragma unroll
-    for (int i = 0; i < MT; i++)
+        for (int i = 0; i < MT; i++)
 #pragma unroll
-        for (int j = 0; j < NT; j++)
+            for (int j = 0; j < NT; j++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int m = m0 + wm0 + i * 16 + g + 8 * h, n = n0 + wn0 + j * 8 + 2 * t;
-                if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
-                const i64 o = (i64)m * NN + n;
-                if constexpr (SPLITK == 1) {
-                    st_half2(y + o, E::apply(bias, res, n, o, acc[i][j][2 * h]),
-                             E::apply(bias, res, n + 1, o + 1, acc[i][j][2 * h + 1]));
-                } else {
-                    float *p = part + (i64)blockIdx.z * M * NN + o;
-                    p[0] = acc[i][j][2 * h];
-                    p[1] = acc[i][j][2 * h + 1];
+                for (int h = 0; h < 2; h++)
+                    conv_nhwc_epi_put<BN>(cs, wm0 + i * 16 + g + 8 * h, wn0 + j * 8 + 2 * t, acc[i][j][2 * h],
+                                          acc[i][j][2 * h + 1]);
+        __syncthreads();
+        conv_nhwc_epi_rows<BN, BM, NTH, M, NN, E>(cs, m0, n0, bias, res, y, tid);
+    } else {
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int j = 0; j < NT; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int m = m0 + wm0 + i * 16 + g + 8 * h, n = n0 + wn0 + j * 8 + 2 * t;
+                    if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
+                    const i64 o = (i64)m * NN + n;
+                    if constexpr (SPLITK == 1) {
+                        st_half2(y + o, E::apply(bias, res, n, o, acc[i][j][2 * h]),
+                                 E::apply(bias, res, n + 1, o + 1, acc[i][j][2 * h + 1]));
+                    } else {
+                        float *p = part + (i64)blockIdx.z * M * NN + o;
+                        p[0] = acc[i][j][2 * h];
+                        p[1] = acc[i][j][2 * h + 1];
+                    }
                 }
-            }
+    }
 }
 
 // Split-K second pass: y = epilogue(sum over z of part[z]), summed in split order. One thread
-// per two adjacent channels, grid-stride.
+// per 8 adjacent channels (NN % 8 == 0): 16-byte loads of the partials and of the residual,
+// 16-byte stores of y; grid-stride.
 template <int M, int NN, int SPLITK, class E>
 __device__ __forceinline__ void conv_nhwc_splitk_reduce(const float *__restrict__ part, const typename E::bias_t *bias,
                                                         const typename E::res_t *res, __half *y) {
-    constexpr i64 PAIRS = (i64)M * NN / 2, PLANE = (i64)M * NN;
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < PAIRS; i += (i64)gridDim.x * blockDim.x) {
-        const i64 o = 2 * i;
+    constexpr i64 CHUNKS = (i64)M * NN / 8, PLANE = (i64)M * NN;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < CHUNKS; i += (i64)gridDim.x * blockDim.x) {
+        const i64 o = 8 * i;
         const int n = (int)(o % NN);
-        float a = 0.0f, b = 0.0f;
+        float v[8];
 #pragma unroll
-        for (int z = 0; z < SPLITK; z++) a += part[z * PLANE + o], b += part[z * PLANE + o + 1];
-        st_half2(y + o, E::apply(bias, res, n, o, a), E::apply(bias, res, n + 1, o + 1, b));
+        for (int q = 0; q < 8; q++) v[q] = 0.0f;
+#pragma unroll
+        for (int z = 0; z < SPLITK; z++) {
+            const conv_nhwc_v4f a = *reinterpret_cast<const conv_nhwc_v4f *>(part + z * PLANE + o);
+            const conv_nhwc_v4f b = *reinterpret_cast<const conv_nhwc_v4f *>(part + z * PLANE + o + 4);
+#pragma unroll
+            for (int q = 0; q < 4; q++) v[q] += a.f[q], v[4 + q] += b.f[q];
+        }
+        conv_nhwc_v8h out;
+        if constexpr (conv_nhwc_is_half<typename E::res_t>::value) {
+            const conv_nhwc_v8h rv = *reinterpret_cast<const conv_nhwc_v8h *>(res + o);
+#pragma unroll
+            for (int q = 0; q < 8; q++) out.h[q] = __float2half_rn(E::apply(bias, rv.h, n + q, q, v[q]));
+        } else {
+#pragma unroll
+            for (int q = 0; q < 8; q++) out.h[q] = __float2half_rn(E::apply(bias, res, n + q, o + q, v[q]));
+        }
+        *reinterpret_cast<conv_nhwc_v8h *>(y + o) = out;
     }
 }
 

@@ -150,6 +150,41 @@ template <> struct wgmma_f16<256> {
                      : "l"(da), "l"(db), "r"(1));
     }
 };
+
+// The SPLITK == 1 epilogue of the wgmma kernels through shared memory (conv_nhwc.cuh's
+// conv_nhwc_epi_rows): 64-row units u = wg * MI + mi are staged as fp32 rows, UPP units per pass
+// (all at once when BM rows fit in the SMEM bytes of pipeline shared memory), then all NTH
+// threads of the block store 16-byte chunks. Threads of warpgroup wg >= WG (a producer) hold no
+// accumulators but take part in the barriers and the stores.
+template <class SHP, int BM, int BN, int WG, int NTH, int SMEM, class E>
+__device__ __forceinline__ void wgmma_epi_smem(float (*acc)[BN / 2], unsigned char *smem, int wg, int tid, int m0,
+                                               int n0, const typename E::bias_t *bias, const typename E::res_t *res,
+                                               __half *y) {
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, MI = BM / WG / 64;
+    constexpr int UNITS = WG * MI, UNIT_B = 64 * KILN_NHWC_EPI_LD(BN) * 4;
+    constexpr int UPP = UNITS * UNIT_B <= SMEM ? UNITS : (UNITS / 2) * UNIT_B <= SMEM ? UNITS / 2 : 1;
+    static_assert(UNIT_B <= SMEM && UNITS % UPP == 0, "epilogue staging");
+    const int lane = tid & 31, warp = (tid >> 5) & 3, g = lane >> 2, t = lane & 3;
+    float *cs = reinterpret_cast<float *>(smem);
+    __syncthreads(); // every warpgroup's wgmma reads of the last stages are done
+#pragma unroll
+    for (int p = 0; p < UNITS / UPP; p++) {
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) {
+            const int u = wg * MI + mi;
+            if (wg >= WG || u / UPP != p) continue;
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+                    conv_nhwc_epi_put<BN>(cs, (u % UPP) * 64 + warp * 16 + g + 8 * h, j * 8 + 2 * t,
+                                          acc[mi][4 * j + 2 * h], acc[mi][4 * j + 2 * h + 1]);
+        }
+        __syncthreads();
+        conv_nhwc_epi_rows<BN, UPP * 64, NTH, M, NN, E>(cs, m0 + p * UPP * 64, n0, bias, res, y, tid);
+        if (p + 1 < UNITS / UPP) __syncthreads(); // the next pass overwrites the buffer
+    }
+}
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SWZ = false>
@@ -248,28 +283,220 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     cp_async_wait<0>();
 
     const int g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
+    if constexpr (SPLITK == 1) {
+        wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc, smem, wg, tid, m0, n0, bias, res, y);
+    } else {
 #pragma unroll
-    for (int mi = 0; mi < MI; mi++)
+        for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-        for (int j = 0; j < BN / 8; j++)
+            for (int j = 0; j < BN / 8; j++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
-                if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
-                const i64 o = (i64)m * NN + n;
-                const float v0 = acc[mi][4 * j + 2 * h], v1 = acc[mi][4 * j + 2 * h + 1];
-                if constexpr (SPLITK == 1) {
-                    st_half2(y + o, E::apply(bias, res, n, o, v0), E::apply(bias, res, n + 1, o + 1, v1));
-                } else {
-                    float *p = part + (i64)blockIdx.z * M * NN + o;
-                    p[0] = v0;
-                    p[1] = v1;
+                for (int h = 0; h < 2; h++) {
+                    const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
+                    if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
+                    const i64 o = (i64)m * NN + n;
+                    const float v0 = acc[mi][4 * j + 2 * h], v1 = acc[mi][4 * j + 2 * h + 1];
+                    if constexpr (SPLITK == 1) {
+                        st_half2(y + o, E::apply(bias, res, n, o, v0), E::apply(bias, res, n + 1, o + 1, v1));
+                    } else {
+                        float *p = part + (i64)blockIdx.z * M * NN + o;
+                        p[0] = v0;
+                        p[1] = v1;
+                    }
                 }
-            }
+    }
 #else
     // no wgmma here: the mma.sync kernel with the same block tile and thread count
     static_assert(KILN_NHWC_SMEM_BYTES(BM, BN, 32, 4) <= KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES), "fallback smem");
     conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / (2 * WG), 4, SPLITK, E>(x, w, bias, res, y, part, smem);
+#endif
+}
+
+// ---- warp-specialized variant ("ws" candidates) ----
+//
+//     conv_wgmma_ws_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, SWZ>(x, w, bias, res, y, part, smem)
+//
+// Same arguments, tile layout and results as conv_wgmma_f16, but 128 * (WG + 1) threads: the
+// last warpgroup is a producer that only issues the cp.async copies of every stage, the first WG
+// warpgroups only issue wgmma. No block-wide barrier in the main loop; per stage s two mbarriers
+// in shared memory after the stages (KILN_WGMMA_WS_SMEM_BYTES):
+//   full[s]  (128 arrivals): each producer thread arrives once its copies of the stage have
+//            landed (KILN_WGMMA_WS_ASYNC_ARRIVE below): the phase completes when all have;
+//   empty[s] (4 * WG arrivals): lane 0 of each consumer warp, once wgmma.wait_group 1 has
+//            retired the wgmma group that read the stage.
+// Tile i uses stage i % STAGES; the producer waits for empty phase (i / STAGES - 1) & 1 before
+// refilling (i >= STAGES), the consumers for full phase (i / STAGES) & 1, then fence.proxy.async
+// (the copies are generic-proxy writes, wgmma reads through the async proxy). Up to STAGES tiles
+// are in flight ahead of the tensor cores (the plain kernel: STAGES - 2).
+// Other targets: the producer warpgroup exits at once (bar.sync waits only for non-exited
+// threads) and the first 4 * WG warps run conv_wgmma_f16's mma.sync fallback.
+#define KILN_WGMMA_WS_SMEM_BYTES(BM, BN, STAGES) (KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) + 256)
+// 0 (default): the producer publishes tile i once its own copies of it have landed
+// (cp.async.wait_group, then fence.proxy.async on the writing thread, then a plain mbarrier
+// arrive: the same writer-side proxy fence as conv_wgmma_f16), two tiles of copies in flight
+// per thread; 1: `cp.async.mbarrier.arrive.noinc` (the hardware arrives when the copies land;
+// the consumers' fence.proxy.async after the wait is then the only proxy fence).
+#ifndef KILN_WGMMA_WS_ASYNC_ARRIVE
+#define KILN_WGMMA_WS_ASYNC_ARRIVE 0
+#endif
+
+#ifdef KILN_HAVE_WGMMA
+__device__ __forceinline__ void mbar_init(unsigned a, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(a), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned a) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(a) : "memory");
+}
+// arrive once all of this thread's earlier cp.async copies have completed (count set at init)
+__device__ __forceinline__ void mbar_arrive_cp_async(unsigned a) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(a) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned a, unsigned parity) {
+    unsigned done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(a), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+#endif
+
+template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SWZ = false>
+__device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                                  const typename E::bias_t *bias, const typename E::res_t *res,
+                                                  __half *y, float *part, unsigned char *smem) {
+    static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
+    static_assert(BM % (64 * WG) == 0 && STAGES >= 3 && STAGES <= 16, "tile");
+#ifdef KILN_HAVE_WGMMA
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = SHP::R * SHP::S * SHP::C;
+    constexpr int BK = 64, KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
+    constexpr int NTH = 128 * (WG + 1), MI = BM / WG / 64;
+    constexpr int ROWS = 16, A_CH = BM / ROWS, B_CH = BN / ROWS; // the producer's 128 threads: 16 rows per pass
+    constexpr int WS_LAG = 2; // tiles of copies in flight per producer thread (<= STAGES - 1: no deadlock)
+    static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
+    constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
+    if constexpr (SWZ) // 128-byte swizzle atoms must start on 1024 bytes (the launch has 1 KiB spare)
+        smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023;
+    unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES;
+    const unsigned bar0 = (unsigned)__cvta_generic_to_shared(smem + STAGE_BYTES); // full[s] at 8 s, empty[s] at 8 (STAGES + s)
+
+    const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
+    const int m0 = (int)blockIdx.x * BM, n0 = (int)blockIdx.y * BN;
+    const int kt0 = (int)blockIdx.z * KT_SPLIT;
+    const int nk = KT - kt0 < KT_SPLIT ? KT - kt0 : KT_SPLIT; // <= 0: an empty last split
+    if (tid < STAGES) {
+        mbar_init(bar0 + 8 * tid, 128);
+        mbar_init(bar0 + 8 * (STAGES + tid), 4 * WG);
+    }
+    __syncthreads();
+
+    float acc[MI][BN / 2];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < BN / 2; j++) acc[i][j] = 0.0f;
+
+    if (wg == WG) { // producer
+        const int pt = tid - 128 * WG;
+        const int cr = pt & 7, cc = (pt >> 3) & 7, row0 = (pt >> 6) * 8 + cr;
+        const int s_off = (pt >> 6) * 1024 + (SWZ ? cr * 128 + ((cc ^ cr) << 4) : cc * 128 + cr * 16);
+        i64 a_base[A_CH];
+        int a_h[A_CH], a_w[A_CH];
+#pragma unroll
+        for (int j = 0; j < A_CH; j++) {
+            const int m = m0 + row0 + j * ROWS;
+            const int b = m / (SHP::P * SHP::Q), pq = m % (SHP::P * SHP::Q);
+            a_base[j] = (i64)b * SHP::H * SHP::W * SHP::C;
+            a_h[j] = m < M ? (pq / SHP::Q) * SHP::SH - SHP::PH : -(1 << 28);
+            a_w[j] = (pq % SHP::Q) * SHP::SW - SHP::PW;
+        }
+        for (int i = 0; i < nk; i++) {
+            const int slot = i % STAGES;
+#if KILN_WGMMA_WS_ASYNC_ARRIVE == 0
+            if (i >= WS_LAG) { // tile i - WS_LAG landed (this thread's copies): publish it
+                cp_async_wait<WS_LAG - 1>();
+                fence_proxy_async();
+                mbar_arrive(bar0 + 8 * ((i - WS_LAG) % STAGES));
+            }
+#endif
+            if (i >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(i / STAGES - 1) & 1);
+            const int kk = (kt0 + i) * BK + cc * 8;
+            const bool kin = kk < KD;
+            const int r = kk / (SHP::S * SHP::C), sx = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
+            unsigned char *as = As + slot * A_BYTES + s_off, *bs = Bs + slot * B_BYTES + s_off;
+#pragma unroll
+            for (int j = 0; j < A_CH; j++) {
+                const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + sx * SHP::DW;
+                const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
+                const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
+                cp_async16(as + j * (ROWS / 8) * 1024, src, ok);
+            }
+#pragma unroll
+            for (int j = 0; j < B_CH; j++) {
+                const int n = n0 + row0 + j * ROWS;
+                const bool ok = kin && n < NN;
+                cp_async16(bs + j * (ROWS / 8) * 1024, ok ? w + (i64)n * KD + kk : w, ok);
+            }
+#if KILN_WGMMA_WS_ASYNC_ARRIVE
+            mbar_arrive_cp_async(bar0 + 8 * slot);
+#else
+            cp_async_commit();
+#endif
+        }
+        cp_async_wait<0>();
+#if KILN_WGMMA_WS_ASYNC_ARRIVE == 0
+        fence_proxy_async();
+        for (int i = nk - WS_LAG < 0 ? 0 : nk - WS_LAG; i < nk; i++) mbar_arrive(bar0 + 8 * (i % STAGES));
+#endif
+    } else { // consumers
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+        for (int i = 0; i < nk; i++) {
+            const int slot = i % STAGES;
+            mbar_wait(bar0 + 8 * slot, (unsigned)(i / STAGES) & 1);
+            fence_proxy_async(); // the producer's generic-proxy copies, seen here, before wgmma reads them
+            const unsigned char *as = As + slot * A_BYTES + wg * MI * 64 * 128, *bs = Bs + slot * B_BYTES;
+            wgmma_fence();
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ks = 0; ks < BK / 16; ks++)
+                    if constexpr (SWZ)
+                        wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
+                                           wgmma_desc_sw128(bs + ks * 32));
+                    else
+                        wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
+                                           wgmma_desc(bs + ks * 256, 128, 1024));
+            wgmma_commit();
+            wgmma_wait<1>(); // the group of tile i - 1 retired: its stage goes back to the producer
+            if (i > 0 && (tid & 31) == 0) mbar_arrive(bar0 + 8 * (STAGES + (i - 1) % STAGES));
+        }
+        wgmma_wait<0>();
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+    }
+
+    if constexpr (SPLITK == 1) {
+        wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGE_BYTES, E>(acc, smem, wg, tid, m0, n0, bias, res, y);
+    } else if (wg < WG) {
+        const int lane = tid & 31, g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
+                    if (m >= M || n >= NN) continue;
+                    float *p = part + (i64)blockIdx.z * M * NN + (i64)m * NN + n;
+                    p[0] = acc[mi][4 * j + 2 * h];
+                    p[1] = acc[mi][4 * j + 2 * h + 1];
+                }
+    }
+#else
+    if ((int)threadIdx.x >= 128 * WG) return; // the producer warpgroup has nothing to do here
+    conv_wgmma_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, SWZ>(x, w, bias, res, y, part, smem);
 #endif
 }
 

@@ -76,14 +76,18 @@ for v in plain asan; do
   fi
   # the wgmma (sm_90a) tiles: every tile x shape vs the CPU evaluator, then wgmma vs mma.sync timings
   if [ $v = plain ] && [ -x "$B/gpu_conv_wgmma" ]; then
-    t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu
+    # (the timing bundles only when they will be timed: minutes of NVRTC)
+    KILN_WGMMA_BUNDLES=${KILN_KERNEL_BENCH:-0} t "$v-gpu_conv_wgmma" "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma.work" --gpu wg
     grep -E "^FAIL|image loaded|cases failed" "$P/$v-gpu_conv_wgmma.log"
+    # the warp-specialized "ws" tiles (mbarrier pipeline, unverified until this runs): a hang is a FAIL
+    KILN_WGMMA_BUNDLES=${KILN_KERNEL_BENCH:-0} t "$v-gpu_conv_wgmma_ws" timeout 900 "$B/gpu_conv_wgmma" "$P/.." "$P/$v-gpu_conv_wgmma_ws.work" --gpu ws
+    grep -E "^FAIL|image loaded|cases failed" "$P/$v-gpu_conv_wgmma_ws.log"
     "$B/gpu_conv_wgmma" "$P/.." "$P/wgmma_nvrtc" --nvrtc > "$P/wgmma_nvrtc.log" 2>&1
     for c in "$P"/wgmma_nvrtc/*.sm_90a.cubin; do # HGMMA in the SASS (cuobjdump on the GPU machine)
       [ -f "$c" ] && command -v cuobjdump >/dev/null && echo "SASS $(basename "$c"): $(cuobjdump --dump-sass "$c" | grep -c HGMMA) HGMMA"
     done | head -4
     if [ "${KILN_KERNEL_BENCH:-0}" = 1 ]; then # several minutes: per-shape wgmma vs mma.sync timings
-      bash "$P/../tests/gpu/bench_conv_wgmma.sh" "$B/kiln" "$P/$v-gpu_conv_wgmma.work" "$P/wgmma_nvrtc" > "$P/bench_conv_wgmma.txt" 2>&1
+      bash "$P/../tests/gpu/bench_conv_wgmma.sh" "$B/kiln" "$P/$v-gpu_conv_wgmma.work,$P/$v-gpu_conv_wgmma_ws.work" "$P/wgmma_nvrtc" > "$P/bench_conv_wgmma.txt" 2>&1
       grep -E "^(BEST|SASS)" "$P/bench_conv_wgmma.txt"
     fi
   fi

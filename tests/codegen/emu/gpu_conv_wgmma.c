@@ -10,11 +10,13 @@
  *     Writes WORK/NAME.sm_90a.cubin for `cuobjdump --dump-sass ... | grep HGMMA`.
  *   --emu (label codegen): the wg tiles' fallback path (what sm_80/sm_90 run) on the CPU
  *     emulator for a few cases: the codegen plumbing (threads, shared bytes, split-K).
- *   --gpu (label gpu, SKIP 77 without one): every wg candidate x shape (1x1, 3x3 pad 1, 3x3
+ *   --gpu [PREFIXES] (label gpu, SKIP 77 without one; PREFIXES: comma-separated tile-name
+ *     prefixes, e.g. "ws,wg128x256x64s4g2k1", limit the tiles): every wg/ws candidate x shape (1x1, 3x3 pad 1, 3x3
  *     stride 2, residual epilogue, M and K tails, split-K) built for sm_90 + sm_90a and run on
  *     the GPU against the CPU evaluator (rel L2 <= 5e-3, no NaN), one PASS/FAIL line each; then
  *     bundles WORK/bench/SHAPE@TILE.kiln of ResNet-50's batch-32 shapes for every wg tile and the
- *     largest mma.sync tiles, which tests/gpu/bench_conv_wgmma.sh times with `kiln bench`. */
+ *     largest mma.sync tiles, which tests/gpu/bench_conv_wgmma.sh times with `kiln bench`
+ *     (not with KILN_WGMMA_BUNDLES=0: the GPU pack skips them unless KILN_KERNEL_BENCH=1). */
 #define main emu_conv_nhwc_main
 #include "emu_conv_nhwc.c"
 #undef main
@@ -24,7 +26,11 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "wg128x64x64s4g2k1",  "wg128x128x64s4g2k2", "wg128x128x64s4g2k4",
                                        "wgz128x128x64s4g1k1", "wgz128x128x64s4g2k1", "wgz128x256x64s4g2k1",
                                        "wgz256x128x64s4g2k1", "wgz128x64x64s4g2k1",  "wg128x128x64s3g2k1",
-                                       "wgz128x128x64s3g2k1"};
+                                       "wgz128x128x64s3g2k1",
+                                       /* warp-specialized (conv_wgmma_ws_f16) */
+                                       "ws128x256x64s4g2k1", "ws128x128x64s4g2k1", "ws128x128x64s6g2k1",
+                                       "ws64x128x64s6g1k1", "ws64x256x64s4g1k1", "ws128x256x64s4g2k2",
+                                       "ws128x128x64s4g2k2", "wsz128x256x64s4g2k1", "wsz128x128x64s6g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -125,9 +131,14 @@ static int wg_nvrtc(const char *work) {
             if (sp) spills += atoi(sp + 20);
             if ((u = strstr(p, "Used "))) regs = atoi(u + 5);
             bool serial = strstr(lg, "C7509") || strstr(lg, "C7510") || strstr(lg, "serializ");
-            bool bad = st != KILN_OK || spills > 0 || serial;
-            printf("%s: %-20s %-6s: %d registers, %d B spills%s%s%s\n", bad ? "FAIL" : "PASS", wg_tiles[t], archs[a],
-                   regs, spills, serial ? ", wgmma serialized" : "", st ? ": " : "", st ? kiln_last_error() : "");
+            /* a ws tile's fallback (sm_80 / sm_90: no wgmma) runs 4 * WG of its 4 * (WG + 1) warps
+             * under the kernel's __launch_bounds__: 128x256 then spills a little there, where it
+             * does not matter (an H100 loads the sm_90a cubin); sm_90a must not spill */
+            bool ws_fallback = a > 0 && !strncmp(wg_tiles[t], "ws", 2);
+            bool bad = st != KILN_OK || (spills > 0 && !ws_fallback) || serial;
+            printf("%s: %-20s %-6s: %d registers, %d B spills%s%s%s%s\n", bad ? "FAIL" : "PASS", wg_tiles[t], archs[a],
+                   regs, spills, spills > 0 && ws_fallback ? " (mma.sync fallback, tolerated)" : "",
+                   serial ? ", wgmma serialized" : "", st ? ": " : "", st ? kiln_last_error() : "");
             fails += bad;
             if (!st && a == 0 && out.n_images > 0) {
                 char path[1200];
@@ -177,17 +188,17 @@ static int wg_emu(const char *src, const char *work) {
         {"emu_wg_res", 1, 16, 9, 9, 128, 3, 3, 1, 1, 1, 1, 1, NULL},
         {"emu_wg_s2_splitk", 2, 64, 17, 17, 128, 3, 3, 2, 1, 1, 0, 0, NULL},
     };
-    static const char *const et[] = {"wg64x128x64s4g1k1", "wg128x128x64s4g2k2"};
+    static const char *const et[] = {"wg64x128x64s4g1k1", "wg128x128x64s4g2k2", "ws64x128x64s6g1k1", "ws128x128x64s4g2k2"};
     int fails = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 4; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
         char *cuda = NULL;
         kiln_bundle *b = NULL;
-        int r = gen(&ec[i], et[i], arch_90a, 2, false, &b, &cuda);
-        if (r || !strstr(cuda, "conv_wgmma_f16<")) {
-            printf("FAIL: %s: tile %s not generated\n", ec[i].name, et[i]);
+        int r = gen(&ec[i % 2], et[i], arch_90a, 2, false, &b, &cuda);
+        if (r || !strstr(cuda, i < 2 ? "conv_wgmma_f16<" : "conv_wgmma_ws_f16<")) {
+            printf("FAIL: %s: tile %s not generated\n", ec[i % 2].name, et[i]);
             fails++;
         } else {
-            conv_case kk = ec[i];
+            conv_case kk = ec[i % 2];
             kk.tile = et[i];
             case_archs = arch_90a, case_n_archs = 2;
             fails += run_case(&kk, src, work);
@@ -199,6 +210,19 @@ static int wg_emu(const char *src, const char *work) {
     return fails ? 1 : 0;
 }
 
+/* --gpu [PREFIXES]: a comma-separated list of tile-name prefixes ("ws,wg128x256") limits the
+ * wg/ws tiles checked and bundled (GPU time); without it, all */
+static const char *tile_filter;
+static bool tile_selected(const char *tile) {
+    if (!tile_filter || !*tile_filter) return true;
+    for (const char *p = tile_filter; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && !strncmp(tile, p, n)) return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
 /* --gpu: every wg candidate x correctness shape on the GPU, then the timing bundles */
 static int wg_gpu(const char *work) {
     char mk[1100];
@@ -207,9 +231,11 @@ static int wg_gpu(const char *work) {
     case_archs = arch_90a, case_n_archs = 2;
     int fails = 0, n = 0, skipped = 0;
     bool skip = false;
+    char first_run[128] = "";
     for (size_t i = 0; i < sizeof wg_cases / sizeof wg_cases[0]; i++)
         for (int t = 0; t < N_WG; t++) {
             char *cuda = NULL;
+            if (!tile_selected(wg_tiles[t])) continue;
             int r = gen(&wg_cases[i], wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
             free(cuda);
             if (r) { /* not a candidate of this shape (e.g. split-K with too few K tiles) */
@@ -223,12 +249,13 @@ static int wg_gpu(const char *work) {
             snprintf(name, sizeof name, "%s@%s", wg_cases[i].name, wg_tiles[t]);
             kk.name = name;
             fails += gpu_case(&kk, work, &skip);
+            if (!first_run[0]) snprintf(first_run, sizeof first_run, "%s", name);
             n++;
         }
     /* the runtime must have loaded the sm_90a cubin (else the cases above ran the fallback) */
-    if (!skip) {
+    if (!skip && first_run[0]) {
         char path[1200];
-        snprintf(path, sizeof path, "%s/%s@%s.kiln", work, wg_cases[0].name, wg_tiles[1]);
+        snprintf(path, sizeof path, "%s/%s.kiln", work, first_run);
         kiln_bundle_model *m = NULL;
         kiln_status st = kiln_bundle_model_open(path, NULL, &m);
         const char *info = st ? kiln_last_error() : kiln_bundle_model_image_info(m);
@@ -240,6 +267,13 @@ static int wg_gpu(const char *work) {
     /* timing bundles: ResNet-50 batch 32, every wg tile and the big mma.sync tiles (sm_90 only);
      * WORK/bench/gflop.txt: "SHAPE GFLOP" for the TFLOP/s of tests/gpu/bench_conv_wgmma.sh */
     static const char *const arch_90[] = {"sm_90"};
+    const char *nb = getenv("KILN_WGMMA_BUNDLES"); /* "0": no timing bundles (minutes of NVRTC) */
+    if (nb && !strcmp(nb, "0")) {
+        printf("%s: gpu_conv_wgmma --gpu: %d of %d wg cases failed (%d tile/shape pairs not candidates; no timing "
+               "bundles: KILN_WGMMA_BUNDLES=0)%s\n",
+               fails ? "FAIL" : "PASS", fails, n, skipped, skip ? " (no GPU: generated and compiled only)" : "");
+        return fails ? 1 : skip ? 77 : 0;
+    }
     char gpath[1200];
     snprintf(gpath, sizeof gpath, "%s/bench/gflop.txt", work);
     FILE *gf = fopen(gpath, "w");
@@ -254,6 +288,7 @@ static int wg_gpu(const char *work) {
         for (int t = 0; t < N_WG + 4; t++) {
             const bool wg = t < N_WG;
             const char *tile = wg ? wg_tiles[t] : mma_tiles[t - N_WG];
+            if (wg && !tile_selected(tile)) continue;
             kiln_bundle *b = NULL;
             char *cuda = NULL, path[1200];
             int r = gen(&wg_bench[i], tile, wg ? arch_90a : arch_90, wg ? 2 : 1, true, &b, &cuda);
@@ -280,9 +315,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: gpu_conv_wgmma SOURCE_DIR WORK_DIR --nvrtc | --emu | --gpu\n");
         return 2;
     }
+    setenv("KILN_WGMMA_WS", "1", 1); /* the warp-specialized "ws" tiles are candidates only then */
     if (!strcmp(argv[3], "--nvrtc")) return wg_nvrtc(argv[2]);
     if (!strcmp(argv[3], "--emu")) return wg_emu(argv[1], argv[2]);
-    if (!strcmp(argv[3], "--gpu")) return wg_gpu(argv[2]);
+    if (!strcmp(argv[3], "--gpu")) {
+        tile_filter = argc > 4 ? argv[4] : NULL;
+        return wg_gpu(argv[2]);
+    }
     fprintf(stderr, "gpu_conv_wgmma: unknown mode %s\n", argv[3]);
     return 2;
 }
