@@ -156,7 +156,7 @@ START_TEST(conv_templates) {
     gb_finish(g);
     char *src = build(g, NULL);
     assert_has(src, "kiln::conv_f32<");    /* fp32, constant weights: kernels/conv_f32.cuh */
-    assert_has(src, "kiln::conv_f32_dw<"); /* the depthwise conv at fp32 */
+    assert_has(src, "kiln::conv_dw_nchw<"); /* the depthwise conv at fp32 (cg_conv_dw.c) */
     assert_has(src, "fminf(fmaxf(v, 0.0f), 6.0f)");
     assert_has(src, "erff(");
     assert_has(src, "kiln::copy_rows<"); /* a view that is a graph output is copied */
