@@ -49,9 +49,12 @@ static const nhwc_cfg nhwc_cfgs[] = {
 };
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
 /* The stem's two-tap kernel (C <= 4, x padded to 4 channels; names "t4:<tile>") takes the mma.sync
- * tiles above and these BK 16 ones: a 3x3 stem's depth is 3 * 4 * 4 = 48. */
+ * tiles above and these: BK 16 (a 3x3 stem's depth is 3 * 4 * 4 = 48) and BN 32 (MobileNetV2's
+ * stem has K = 32) with tall BM (M = N * P * Q is large). The tile loads need BM and BN to be
+ * multiples of threads / (BK / 8). */
 static const nhwc_cfg pair_cfgs[] = {
-    {128, 64, 16, 64, 32, 6, 1, 0, 0}, {64, 64, 16, 32, 32, 6, 1, 0, 0}, {128, 128, 16, 64, 32, 6, 1, 0, 0}};
+    {128, 64, 16, 64, 32, 6, 1, 0, 0}, {64, 64, 16, 32, 32, 6, 1, 0, 0}, {128, 32, 32, 32, 32, 4, 1, 0, 0},
+    {128, 32, 16, 64, 32, 6, 1, 0, 0}, {64, 32, 16, 32, 32, 6, 1, 0, 0}};
 #define N_PAIR ((int)(sizeof pair_cfgs / sizeof pair_cfgs[0]))
 #define N_CANDS (2 * N_CFGS + N_PAIR)
 /* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */

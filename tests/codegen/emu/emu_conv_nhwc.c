@@ -53,6 +53,8 @@ static const conv_case cases[] = {
     {"stem_t4_c4_splitk", 1, 4, 9, 9, 64, 7, 7, 2, 3, 0, 1, 0, "t4:32x64x64s4w4k2"},
     {"stem_t4_c1_s1", 1, 1, 12, 12, 48, 3, 3, 1, 1, 1, 0, 0, "t4:128x64x16s6w4k1"},
     {"stem_t4_c2_even_s", 1, 2, 16, 14, 40, 4, 4, 2, 1, 1, 0, 0, "t4:64x64x32s4w4k1"},
+    {"stem_t4_mbv2_bn32", 2, 3, 17, 15, 32, 3, 3, 2, 1, 1, 1, 0, "t4:128x32x16s6w2k1"},
+    {"stem_t4_bn32_bk32", 1, 3, 21, 23, 32, 3, 3, 2, 1, 1, 0, 0, "t4:128x32x32s4w4k1"},
     {"stem_t4_heur", 1, 3, 23, 21, 32, 7, 7, 2, 3, 1, 1, 0, NULL},
 };
 
@@ -71,6 +73,13 @@ static const conv_case gpu_cases[] = {
     {"r50_s1_3x3_b8", 8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
     {"r50_stem_b1", 1, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
     {"r50_stem_b8", 8, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
+    /* the stems at batch 32: the two-tap kernel ("t4:") vs C padded to 8, same tile (bench the
+     * WORK/NAME.kiln bundles against each other) */
+    {"r50_stem_b32_t4", 32, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, "t4:128x64x32s4w4k1"},
+    {"r50_stem_b32_pad8", 32, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, "128x64x32s4w4k1"},
+    {"r50_stem_b32_t4_bk16", 32, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, "t4:128x64x16s6w4k1"},
+    {"mbv2_stem_b32_t4", 32, 3, 224, 224, 32, 3, 3, 2, 1, 1, 1, 0, "t4:128x32x16s6w2k1"},
+    {"mbv2_stem_b32_pad8", 32, 3, 224, 224, 32, 3, 3, 2, 1, 1, 1, 0, "32x32x64s4w2k1"},
 };
 
 static uint64_t rng;
@@ -441,7 +450,8 @@ static const char *const all_tiles[] = {"128x128x32s4w8k1", "128x64x32s4w4k1", "
                                         /* the stem's two-tap kernel (ResNet-50's 7x7 s2 and
                                          * MobileNetV2's 3x3 s2 stems, C = 3; see below) */
                                         "t4:128x64x32s4w4k1", "t4:64x64x32s4w4k1", "t4:128x64x16s6w4k1",
-                                        "t4:64x64x16s6w4k1", "t4:32x64x64s4w4k2"};
+                                        "t4:64x64x16s6w4k1", "t4:32x64x64s4w4k2", "t4:128x32x32s4w4k1",
+                                        "t4:128x32x16s6w2k1", "t4:64x32x16s6w2k1"};
 static int nvrtc_all(void) {
     int major, minor;
     if (kiln_nvrtc_version(&major, &minor)) {
@@ -453,7 +463,7 @@ static int nvrtc_all(void) {
         conv_case k = {"nvrtc", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, all_tiles[t]};
         if (!strncmp(all_tiles[t], "t4:", 3)) { /* stems: 7x7 s2, 3x3 s2 for BK 16 */
             bool bk16 = strstr(all_tiles[t], "x16s") != NULL;
-            k = (conv_case){"nvrtc", 8, 3, 224, 224, 64, bk16 ? 3 : 7, bk16 ? 3 : 7, 2, bk16 ? 1 : 3,
+            k = (conv_case){"nvrtc", 8, 3, 224, 224, strstr(all_tiles[t], "x32x") ? 32 : 64, bk16 ? 3 : 7, bk16 ? 3 : 7, 2, bk16 ? 1 : 3,
                             1, 1, 0, all_tiles[t]};
         }
         kiln_graph *g = prepare(&k);
