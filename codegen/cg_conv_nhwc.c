@@ -5,7 +5,8 @@
  * kiln_cg_emit_conv (cg_conv.c) asks kiln_cg_emit_conv_nhwc first; it handles a Conv or
  * conv_epilogue group when: 2-D, group 1, x and y stored NHWC, precision fp16, x / y / residual
  * fp16, C % 8 == 0 (or C < 8: x is first copied to node scratch with C padded to 8 by
- * emit_pad_c8, the weights padded with zeros, the signature says ":cpadC") and K % 8 == 0,
+ * emit_pad_c, the weights padded with zeros, the signature says ":cpadC"; for C <= 4 also the
+ * two-tap "t4:" candidates on x padded to 4, see pair_cfgs) and K % 8 == 0,
  * constant weights. Anything else is left to the generic path
  * (*handled = false, KILN_OK). The weights are added to the bundle as OHWI [K][R][S][C] fp16.
  *

@@ -73,13 +73,11 @@ static const conv_case gpu_cases[] = {
     {"r50_s1_3x3_b8", 8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
     {"r50_stem_b1", 1, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
     {"r50_stem_b8", 8, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
-    /* the stems at batch 32: the two-tap kernel ("t4:") vs C padded to 8, same tile (bench the
-     * WORK/NAME.kiln bundles against each other) */
-    {"r50_stem_b32_t4", 32, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, "t4:128x64x32s4w4k1"},
-    {"r50_stem_b32_pad8", 32, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, "128x64x32s4w4k1"},
-    {"r50_stem_b32_t4_bk16", 32, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, "t4:128x64x16s6w4k1"},
-    {"mbv2_stem_b32_t4", 32, 3, 224, 224, 32, 3, 3, 2, 1, 1, 1, 0, "t4:128x32x16s6w2k1"},
-    {"mbv2_stem_b32_pad8", 32, 3, 224, 224, 32, 3, 3, 2, 1, 1, 1, 0, "32x32x64s4w2k1"},
+    /* the stems (the heuristic takes the two-tap "t4:" kernel) vs C padded to 8, same tile size;
+     * r50_stem3x3_b8 is MobileNetV2's stem (3x3 s2, K = 32); tests/gpu/bench_conv_nhwc.sh */
+    {"r50_stem_b8_pad8", 8, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, 0, "128x64x32s4w4k1"},
+    {"r50_stem3x3_b8", 8, 3, 224, 224, 32, 3, 3, 2, 1, 1, 1, 0, NULL},
+    {"r50_stem3x3_b8_pad8", 8, 3, 224, 224, 32, 3, 3, 2, 1, 1, 1, 0, "32x32x64s4w2k1"},
 };
 
 static uint64_t rng;
