@@ -136,7 +136,8 @@ static kiln_status emit_pad_c(cg *c, int x, int64_t pixels, int64_t c0, int to, 
     if ((st = kiln_cg_scratch(c, (uint64_t)pixels * 2 * (uint64_t)to, &args[1]))) return st;
     args[2] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)pixels};
     *xp = args[1];
-    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(pixels), 1, 1, BLOCK_1D, args, 3);
+    /* pad_c4: a thread per 8 pixels */
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(to == 4 ? (pixels + 7) / 8 : pixels), 1, 1, BLOCK_1D, args, 3);
 }
 
 static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }

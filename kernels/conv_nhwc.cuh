@@ -288,15 +288,28 @@ namespace kiln {
 struct alignas(16) conv_nhwc_h8 {
     __half h[8];
 };
-// conv_nhwc_pad_c4<C>: the same to [pixels][4] (C < 4) for the two-tap stem kernel: one 8-byte
-// store per pixel (a warp writes 256 contiguous bytes).
+// conv_nhwc_pad_c4<C>: the same to [pixels][4] (C < 4) for the two-tap stem kernel. Groups of 8
+// pixels: C 16-byte loads and four 16-byte stores per thread (x 16-byte aligned; else and for
+// the last pixels % 8, one thread and one 8-byte store per pixel).
 struct alignas(8) conv_nhwc_h4 {
     __half h[4];
 };
 template <int C> __device__ __forceinline__ void conv_nhwc_pad_c4(const __half *x, __half *xp, i64 pixels) {
     static_assert(C > 0 && C < 4, "pads fewer than 4 channels");
     const __half zero = from_f32<__half>(0.0f);
-    for (i64 p = global_thread_index(); p < pixels; p += grid_thread_count()) {
+    const i64 groups = ((unsigned long long)x & 15) ? 0 : pixels / 8;
+    for (i64 g = global_thread_index(); g < groups; g += grid_thread_count()) {
+        conv_nhwc_h8 in[C], out[4];
+#pragma unroll
+        for (int i = 0; i < C; i++) in[i] = reinterpret_cast<const conv_nhwc_h8 *>(x + g * 8 * C)[i];
+#pragma unroll
+        for (int q = 0; q < 8; q++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) out[q / 2].h[(q % 2) * 4 + i] = i < C ? in[(q * C + i) / 8].h[(q * C + i) % 8] : zero;
+#pragma unroll
+        for (int k = 0; k < 4; k++) reinterpret_cast<conv_nhwc_h8 *>(xp + g * 32)[k] = out[k];
+    }
+    for (i64 p = groups * 8 + global_thread_index(); p < pixels; p += grid_thread_count()) {
         conv_nhwc_h4 v;
 #pragma unroll
         for (int i = 0; i < 4; i++) v.h[i] = i < C ? x[p * C + i] : zero;
