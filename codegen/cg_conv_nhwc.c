@@ -188,7 +188,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     }
 
     /* candidates for this shape */
-    /* the two-tap stem candidates first (mma.sync only), then the C = 8 ones */
+    /* the two-tap stem candidates first (mma.sync only; pair_cfgs' tall tiles before the others:
+     * at equal estimates, often all DRAM-bound for a stem, the first one stays), then C = 8 */
     const char *names[N_CANDS];
     char name_buf[N_CANDS][48];
     const nhwc_cfg *cfg_of[N_CANDS];
@@ -200,7 +201,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const bool wgmma = has_sm90a(c);
     for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < N_CANDS; i++) {
         const bool pair = i < N_CFGS + N_PAIR;
-        const nhwc_cfg *f = i < N_CFGS ? &nhwc_cfgs[i] : pair ? &pair_cfgs[i - N_CFGS] : &nhwc_cfgs[i - N_CFGS - N_PAIR];
+        const nhwc_cfg *f = i < N_PAIR ? &pair_cfgs[i] : &nhwc_cfgs[(i - N_PAIR) % N_CFGS];
         const int64_t kd = pair ? KD4 : KD8, kt = (kd + f->bk - 1) / f->bk;
         if (f->wg && (!wgmma || pair)) continue;
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
