@@ -143,15 +143,17 @@ static kiln_status emit_transpose(cg *c, kiln_bundle_arg xa, kiln_bundle_arg ya,
     int64_t V = 1;
     for (int64_t v = 16 / osz; v > 1 && V == 1; v /= 2)
         if ((A % v == 0 && WA % v == 0) || (WA == A && (A * B) % v == 0 && (A * WB) % v == 0)) V = v;
+    /* 16-byte reads along B where every tile row splits into whole vectors */
+    const int64_t rv = 16 / (int64_t)kiln_dtype_size(ti), RV = B % rv == 0 && WB % rv == 0 ? rv : 1;
     char fn[64];
     kiln_cg_kernel_name(c, what, fn, sizeof fn);
     kiln_cg_printf(&c->src,
                    "\n// %s: %s -> %s, [%lld][%lld][%lld] transposed, tile %lldx%lld\nextern \"C\" __global__ void "
                    "__launch_bounds__(256) %s(const %s *x, %s *y) {\n    kiln::transpose_cvt<%s, %s, %lld, %lld, %lld, "
-                   "%lld, %lld>(x, y);\n}\n",
+                   "%lld, %lld, %lld>(x, y);\n}\n",
                    fn, c->group, yname, (long long)N, (long long)A, (long long)B, (long long)WA, (long long)WB, fn,
                    kiln_cg_ctype(ti), kiln_cg_ctype(to), kiln_cg_ctype(ti), kiln_cg_ctype(to), (long long)A,
-                   (long long)B, (long long)WA, (long long)WB, (long long)V);
+                   (long long)B, (long long)WA, (long long)WB, (long long)V, (long long)RV);
     kiln_bundle_arg args[2] = {xa, ya};
     *done = true;
     return kiln_cg_launch(c, fn, (uint64_t)((B + WB - 1) / WB), (uint64_t)((A + WA - 1) / WA), (uint64_t)N, 256, args,

@@ -61,12 +61,13 @@ namespace kiln {
 // a tile with WA == A (few channels) writes one contiguous run of WB * A elements. VEC > 1: V
 // consecutive outputs of a thread go out as one store of V * sizeof(TO) bytes (the generator
 // checks the alignment: A % V == 0 and WA % V == 0, or WA == A with A * B and A * WB multiples
-// of V). Shared rows are LDS = WB (odd) or WB + 1 floats long: the transposed reads hit distinct
-// banks.
+// of V). RV > 1: reads of RV * sizeof(TI) bytes (B % RV == 0 and WB % RV == 0; scalar when x
+// itself is not 16-byte aligned). Shared rows are LDS = WB (odd) or WB + 1 floats long: the
+// transposed reads hit distinct banks.
 template <int V, int BYTES> struct alignas(BYTES) transpose_vec {
     unsigned char b[BYTES];
 };
-template <typename TI, typename TO, int A, int B, int WA, int WB, int V>
+template <typename TI, typename TO, int A, int B, int WA, int WB, int V, int RV = 1>
 __device__ __forceinline__ void transpose_cvt(const TI *__restrict__ x, TO *__restrict__ y) {
     constexpr int NT = 256, LDS = WB % 2 ? WB : WB + 1, TILE = WA * WB;
     __shared__ float s[WA * LDS];
@@ -74,10 +75,24 @@ __device__ __forceinline__ void transpose_cvt(const TI *__restrict__ x, TO *__re
     const int ta = A - a0 < WA ? A - a0 : WA, tb = B - b0 < WB ? B - b0 : WB;
     const i64 n = blockIdx.z;
     const TI *xs = x + (n * A + a0) * B + b0;
+    if (RV > 1 && !((unsigned long long)x & 15)) {
+        static_assert(RV == 1 || (B % RV == 0 && WB % RV == 0), "vector reads");
 #pragma unroll 4
-    for (int f = tid; f < TILE; f += NT) {
-        const int i = f / WB, j = f % WB;
-        if (i < ta && j < tb) s[i * LDS + j] = to_f32(xs[(i64)i * B + j]);
+        for (int f = tid * RV; f < TILE; f += NT * RV) {
+            const int i = f / WB, j = f % WB; // j % RV == 0, and tb % RV == 0
+            if (i < ta && j < tb) {
+                const transpose_vec<RV, RV * sizeof(TI)> w =
+                    *reinterpret_cast<const transpose_vec<RV, RV * sizeof(TI)> *>(xs + (i64)i * B + j);
+#pragma unroll
+                for (int e = 0; e < RV; e++) s[i * LDS + j + e] = to_f32(reinterpret_cast<const TI *>(w.b)[e]);
+            }
+        }
+    } else {
+#pragma unroll 4
+        for (int f = tid; f < TILE; f += NT) {
+            const int i = f / WB, j = f % WB;
+            if (i < ta && j < tb) s[i * LDS + j] = to_f32(xs[(i64)i * B + j]);
+        }
     }
     __syncthreads();
     TO *ys = y + (n * B + b0) * A + a0;
