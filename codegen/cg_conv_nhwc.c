@@ -5,7 +5,8 @@
  * kiln_cg_emit_conv (cg_conv.c) asks kiln_cg_emit_conv_nhwc first; it handles a Conv or
  * conv_epilogue group when: 2-D, group 1, x and y stored NHWC, precision fp16, x / y / residual
  * fp16, C % 8 == 0 (or C < 8: x is first copied to node scratch with C padded to 8 by
- * emit_pad_c8, the weights padded with zeros, the signature says ":cpadC") and K % 8 == 0,
+ * emit_pad_c, the weights padded with zeros, the signature says ":cpadC"; for C <= 4 also the
+ * two-tap "t4:" candidates on x padded to 4, see pair_cfgs) and K % 8 == 0,
  * constant weights. Anything else is left to the generic path
  * (*handled = false, KILN_OK). The weights are added to the bundle as OHWI [K][R][S][C] fp16.
  *
@@ -70,6 +71,15 @@ static bool ws_enabled(void) {
     return e && *e ? strcmp(e, "0") != 0 : NHWC_WS_DEFAULT;
 }
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
+/* The stem's two-tap kernel (C <= 4, x padded to 4 channels; names "t4:<tile>") takes the mma.sync
+ * tiles above and these: BK 16 (a 3x3 stem's depth is 3 * 4 * 4 = 48) and BN 32 (MobileNetV2's
+ * stem has K = 32) with tall BM (M = N * P * Q is large). The tile loads need BM and BN to be
+ * multiples of threads / (BK / 8). */
+static const nhwc_cfg pair_cfgs[] = {
+    {128, 64, 16, 64, 32, 6, 1, 0, 0}, {64, 64, 16, 32, 32, 6, 1, 0, 0}, {128, 32, 32, 32, 32, 4, 1, 0, 0},
+    {128, 32, 16, 64, 32, 6, 1, 0, 0}, {64, 32, 16, 32, 32, 6, 1, 0, 0}};
+#define N_PAIR ((int)(sizeof pair_cfgs / sizeof pair_cfgs[0]))
+#define N_CANDS (2 * N_CFGS + N_PAIR)
 /* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */
 static uint32_t smem_limit(const cg *c) {
     for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
@@ -133,24 +143,26 @@ static double cfg_cost(const nhwc_cfg *f, nhwc_gpu gpu, int64_t M, int64_t K, in
     return fmax(t_mma, bytes / gpu.bw) + (f->splitk > 1 ? 3e-6 : 0.0);
 }
 
-/* The stem's input padding: x NHWC [pixels][c0] (c0 < 8) copied to node scratch as [pixels][8]
- * with zero channels c0..7 (kernels/conv_nhwc.cuh conv_nhwc_pad_c8); *xp: the copy, for the conv
- * launch that follows in the same node. */
-static kiln_status emit_pad_c8(cg *c, int x, int64_t pixels, int64_t c0, kiln_bundle_arg *xp) {
-    char fn[64];
+/* The stem's input padding: x NHWC [pixels][c0] (c0 < to, to = 4 or 8) copied to node scratch as
+ * [pixels][to] with zero channels c0..to-1 (kernels/conv_nhwc.cuh conv_nhwc_pad_c4 / _c8); *xp:
+ * the copy, for the conv launch that follows in the same node. */
+static kiln_status emit_pad_c(cg *c, int x, int64_t pixels, int64_t c0, int to, kiln_bundle_arg *xp) {
+    char fn[64], kn[32];
     kiln_bundle_arg args[3];
     kiln_status st;
-    kiln_cg_kernel_name(c, "conv_nhwc_pad_c8", fn, sizeof fn);
+    snprintf(kn, sizeof kn, "conv_nhwc_pad_c%d", to);
+    kiln_cg_kernel_name(c, kn, fn, sizeof fn);
     kiln_cg_printf(&c->src,
-                   "\n// %s: %s, NHWC x [%lld pixels][%lld] padded to 8 channels for conv_nhwc\n"
+                   "\n// %s: %s, NHWC x [%lld pixels][%lld] padded to %d channels for conv_nhwc\n"
                    "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, __half *xp, kiln::i64 n) {\n"
-                   "    kiln::conv_nhwc_pad_c8<%lld>(x, xp, n);\n}\n",
-                   fn, c->group, (long long)pixels, (long long)c0, BLOCK_1D, fn, (long long)c0);
+                   "    kiln::%s<%lld>(x, xp, n);\n}\n",
+                   fn, c->group, (long long)pixels, (long long)c0, to, BLOCK_1D, fn, kn, (long long)c0);
     if ((st = kiln_cg_value_arg(c, x, &args[0]))) return st;
-    if ((st = kiln_cg_scratch(c, (uint64_t)pixels * 16, &args[1]))) return st;
+    if ((st = kiln_cg_scratch(c, (uint64_t)pixels * 2 * (uint64_t)to, &args[1]))) return st;
     args[2] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)pixels};
     *xp = args[1];
-    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(pixels), 1, 1, BLOCK_1D, args, 3);
+    /* pad_c4: a thread per 8 pixels */
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(to == 4 ? (pixels + 7) / 8 : pixels), 1, 1, BLOCK_1D, args, 3);
 }
 
 static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }
@@ -177,13 +189,16 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const int64_t N = x->dims[0], C0 = x->dims[1], H = x->dims[2], W = x->dims[3];
     const int64_t K = y->dims[1], P = y->dims[2], Q = y->dims[3], R = w->dims[2], S = w->dims[3];
     if (K % 8 || w->dims[0] != K || w->dims[1] != C0 || C0 < 1 || (C0 % 8 && C0 > 8)) return KILN_OK;
-    /* C < 8 (a stem's RGB input): the kernel runs on x padded to C = 8 (emit_pad_c8) */
-    const int64_t C = C0 % 8 ? 8 : C0;
+    /* C < 8 (a stem's RGB input): the kernel runs on x padded to C = 8 (emit_pad_c), or for
+     * C <= 4 on x padded to 4 with two taps per 16-byte chunk ("t4:" candidates, S padded to SE) */
+    int64_t C = C0 % 8 ? 8 : C0;
+    const bool pair_ok = C0 <= 4;
     int64_t in[2] = {H, W}, k[2] = {R, S}, s[2], d[2], pb[2], pe[2];
     kiln_cg_ints_or(a.an, "strides", 2, 1, s);
     kiln_cg_ints_or(a.an, "dilations", 2, 1, d);
     if ((st = kiln_cg_window_pads(a.an, 2, in, k, s, d, pb, pe))) return st;
-    const int64_t M = N * P * Q, KD = R * S * C;
+    const int64_t M = N * P * Q, SE = S + (S & 1), KD8 = R * S * C, KD4 = R * SE * 4;
+    int64_t KD = KD8;
     /* the kernel indexes with 32-bit ints below the element offset */
     if (M * K > ((int64_t)1 << 31) - 1 || N * H * W * C > ((int64_t)1 << 31) - 1 || K * KD > ((int64_t)1 << 31) - 1)
         return KILN_OK;
@@ -198,24 +213,32 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     }
 
     /* candidates for this shape */
-    const char *names[N_CFGS];
-    char name_buf[N_CFGS][48];
-    int idx[N_CFGS], n_c = 0, heur = 0;
+    /* the two-tap stem candidates first (mma.sync only; pair_cfgs' tall tiles before the others:
+     * at equal estimates, often all DRAM-bound for a stem, the first one stays), then C = 8 */
+    const char *names[N_CANDS];
+    char name_buf[N_CANDS][48];
+    const nhwc_cfg *cfg_of[N_CANDS];
+    bool pair_of[N_CANDS];
+    int n_c = 0, heur = 0;
     double best = 0;
     const nhwc_gpu gpu = target_gpu(c);
     const uint32_t smem_max = smem_limit(c);
     const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled();
-    for (int i = 0; i < N_CFGS; i++) {
-        const nhwc_cfg *f = &nhwc_cfgs[i];
-        int64_t kt = (KD + f->bk - 1) / f->bk;
-        if (f->wg && !wgmma) continue;
+    for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < N_CANDS; i++) {
+        const bool pair = i < N_CFGS + N_PAIR;
+        const nhwc_cfg *f = i < N_PAIR ? &pair_cfgs[i] : &nhwc_cfgs[(i - N_PAIR) % N_CFGS];
+        const int64_t kd = pair ? KD4 : KD8, kt = (kd + f->bk - 1) / f->bk;
+        if (f->wg && (!wgmma || pair)) continue;
         if ((f->sw & NHWC_WS) && !ws) continue;
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
-        cfg_name(f, name_buf[n_c], sizeof name_buf[n_c]);
+        char tn[40];
+        cfg_name(f, tn, sizeof tn);
+        snprintf(name_buf[n_c], sizeof name_buf[n_c], "%s%s", pair ? "t4:" : "", tn);
         names[n_c] = name_buf[n_c];
-        idx[n_c] = i;
-        double cost = cfg_cost(f, gpu, M, K, KD, 2 * N * H * W * C);
+        cfg_of[n_c] = f;
+        pair_of[n_c] = pair;
+        double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * H * W * (pair ? 4 : C));
         if ((f->sw & NHWC_WS) && !NHWC_WS_HEURISTIC && n_c) cost = INFINITY;
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
@@ -230,7 +253,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                       (long long)N, (long long)C, (long long)H, (long long)W, (long long)K, (long long)P, (long long)Q,
                       (long long)R, (long long)S, (long long)s[0], (long long)s[1], (long long)pb[0], (long long)pb[1],
                       (long long)d[0], (long long)d[1], bias_t, a.residual >= 0 ? "f16" : "none");
-    if (C != C0 && sl > 0 && sl < (int)sizeof sig) sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":cpad%lld", (long long)C0);
+    if (C != C0 && sl > 0 && sl < (int)sizeof sig)
+        sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":cpad%lld%s", (long long)C0, pair_ok ? ":t4" : "");
     if (a.an != n) { /* a group: its activations with their parameters */
         static const char *const keys[] = {"activation", "post_activation"};
         for (int i = 0; i < 2 && sl > 0 && sl < (int)sizeof sig; i++) {
@@ -244,14 +268,17 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     }
     int pick = kiln_cg_choose(c, sig, names, n_c, heur);
     kiln_cg_printf(&c->tiles, "%s=nhwc_f16:%s;", c->group, names[pick]); /* the `tiles` metadata (kiln bench --profile) */
-    const nhwc_cfg *f = &nhwc_cfgs[idx[pick]];
+    const nhwc_cfg *f = cfg_of[pick];
+    const bool pair = pair_of[pick];
+    const int64_t SW_ = pair ? SE : S; /* the weights' (padded) filter width */
+    if (pair) C = 4, KD = KD4;
     const int threads = cfg_threads(f);
     const uint32_t smem = cfg_smem(f);
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
     kiln_bundle_arg args[6];
-    if (C != C0 && (st = emit_pad_c8(c, a.x, N * H * W, C0, &args[0]))) return st;
+    if (C != C0 && (st = emit_pad_c(c, a.x, N * H * W, C0, (int)C, &args[0]))) return st;
 
     /* main kernel */
     char fn[64], epi[80], shp[80];
@@ -295,11 +322,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
             for (int64_t ci = 0; ci < C0; ci++)
                 for (int64_t r = 0; r < R; r++)
                     for (int64_t sx = 0; sx < S; sx++)
-                        h[((ko * R + r) * S + sx) * C + ci] =
+                        h[((ko * R + r) * SW_ + sx) * C + ci] =
                             kiln_f32_to_f16((float)kiln_tensor_get(t, ((ko * C0 + ci) * R + r) * S + sx));
         char wname[256];
         snprintf(wname, sizeof wname, "%s.ohwi", w->name && *w->name ? w->name : "const");
-        int64_t dims[4] = {K, R, S, C};
+        int64_t dims[4] = {K, R, SW_, C};
         uint64_t off;
         st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 4, dims, h, (uint64_t)(K * KD) * 2, &off);
         free(h);

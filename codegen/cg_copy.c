@@ -120,11 +120,55 @@ void kiln_cg_storage_strides(const kiln_value *v, int R, int64_t *strides) {
     for (int i = R - 1, j = v->rank - 1; i >= 0; i--, j--) strides[i] = j >= 0 && v->dims[j] != 1 ? s[j] : 0;
 }
 
+static bool transpose_dtype(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
+
+/* y [N][B][A] = (to) x [N][A][B] by the tiled transpose of kernels/copy.cuh (transpose_cvt): NCHW
+ * <-> NHWC with an optional fp32 <-> fp16 / bf16 conversion. *done = false (nothing emitted) for
+ * shapes or types it does not take; the caller falls back to the affine gather. */
+static kiln_status emit_transpose(cg *c, kiln_bundle_arg xa, kiln_bundle_arg ya, int64_t N, int64_t A, int64_t B,
+                                  kiln_dtype ti, kiln_dtype to, const char *what, const char *yname, bool *done) {
+    *done = false;
+    if (!transpose_dtype(ti) || !transpose_dtype(to) || N < 1 || A < 1 || B < 1 || N > 65535 ||
+        A * B > ((int64_t)1 << 31) - 1)
+        return KILN_OK;
+    /* tile: few channels on either side take the whole side and ~4096 elements */
+    const int64_t E = 4096;
+    int64_t WA, WB;
+    if (A <= 32) WA = A, WB = E / A / 32 * 32, WB = WB < 32 ? 32 : WB > B ? B : WB;
+    else if (B <= 32) WB = B, WA = E / B / 32 * 32, WA = WA < 32 ? 32 : WA > A ? A : WA;
+    else WA = 32, WB = 128;
+    if ((A + WA - 1) / WA > 65535) return KILN_OK;
+    /* 16- or 8-byte stores where every group of V outputs is contiguous and aligned */
+    const int64_t osz = (int64_t)kiln_dtype_size(to);
+    int64_t V = 1;
+    for (int64_t v = 16 / osz; v > 1 && V == 1; v /= 2)
+        if ((A % v == 0 && WA % v == 0) || (WA == A && (A * B) % v == 0 && (A * WB) % v == 0)) V = v;
+    /* 16-byte reads along B where every tile row splits into whole vectors */
+    const int64_t rv = 16 / (int64_t)kiln_dtype_size(ti), RV = B % rv == 0 && WB % rv == 0 ? rv : 1;
+    char fn[64];
+    kiln_cg_kernel_name(c, what, fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s -> %s, [%lld][%lld][%lld] transposed, tile %lldx%lld\nextern \"C\" __global__ void "
+                   "__launch_bounds__(256) %s(const %s *x, %s *y) {\n    kiln::transpose_cvt<%s, %s, %lld, %lld, %lld, "
+                   "%lld, %lld, %lld>(x, y);\n}\n",
+                   fn, c->group, yname, (long long)N, (long long)A, (long long)B, (long long)WA, (long long)WB, fn,
+                   kiln_cg_ctype(ti), kiln_cg_ctype(to), kiln_cg_ctype(ti), kiln_cg_ctype(to), (long long)A,
+                   (long long)B, (long long)WA, (long long)WB, (long long)V, (long long)RV);
+    kiln_bundle_arg args[2] = {xa, ya};
+    *done = true;
+    return kiln_cg_launch(c, fn, (uint64_t)((B + WB - 1) / WB), (uint64_t)((A + WA - 1) / WA), (uint64_t)N, 256, args,
+                          2);
+}
+
 /* The 4-D value v (logical dims) from one layout's storage `from` into the other's `to`. */
 static kiln_status emit_layout_convert(cg *c, const kiln_value *v, kiln_bundle_arg from, kiln_bundle_arg to,
                                        bool to_nhwc) {
     const int64_t N = v->dims[0], C = v->dims[1], H = v->dims[2], W = v->dims[3];
     int64_t dims[4], zero[4] = {0, 0, 0, 0}, one[4] = {1, 1, 1, 1};
+    bool done;
+    kiln_status st = emit_transpose(c, from, to, N, to_nhwc ? C : H * W, to_nhwc ? H * W : C, v->dtype, v->dtype,
+                                    to_nhwc ? "to_nhwc" : "to_nchw", v->name, &done);
+    if (st || done) return st;
     if (to_nhwc) {
         int64_t d[4] = {N, H, W, C}, s[4] = {C * H * W, W, 1, H * W};
         memcpy(dims, d, sizeof d);
@@ -160,8 +204,25 @@ kiln_status kiln_cg_emit_with_layout(cg *c, const kiln_node *n, kiln_status (*em
                                      : kiln_op_table[n->op].kind == KILN_KIND_ELEMENTWISE ||
                                            kiln_op_table[n->op].kind == KILN_KIND_BROADCAST;
     /* Not in place: reading element j while writing element i of the same storage would race. */
-    if (ew && n->n_outputs == 1 && n->outputs[0] >= 0 && !kiln_node_is_view(n) && c->g->values[n->outputs[0]].alias_of < 0)
+    if (ew && n->n_outputs == 1 && n->outputs[0] >= 0 && !kiln_node_is_view(n) && c->g->values[n->outputs[0]].alias_of < 0) {
+        /* a Cast across layouts (the fp32 NCHW graph input to fp16 NHWC, an fp16 NHWC output
+         * back to fp32 NCHW): the tiled transpose instead of the strided elementwise kernel */
+        const kiln_value *x = n->n_inputs == 1 && n->inputs[0] >= 0 ? kiln_cg_val(c, n->inputs[0]) : NULL;
+        const kiln_value *y = kiln_cg_val(c, n->outputs[0]);
+        if (n->op == KILN_OP_Cast && x && x->rank == 4 && y->rank == 4 && !memcmp(x->dims, y->dims, sizeof x->dims[0] * 4) &&
+            stored_nhwc(x) != stored_nhwc(y) && !layout_invariant(x)) {
+            const int64_t N = x->dims[0], C = x->dims[1], HW = x->dims[2] * x->dims[3];
+            const bool to_nhwc = stored_nhwc(y);
+            kiln_bundle_arg xa, ya;
+            bool done;
+            kiln_status st;
+            if ((st = kiln_cg_value_arg(c, n->inputs[0], &xa)) || (st = kiln_cg_value_arg(c, n->outputs[0], &ya))) return st;
+            if ((st = emit_transpose(c, xa, ya, N, to_nhwc ? C : HW, to_nhwc ? HW : C, x->dtype, y->dtype,
+                                     to_nhwc ? "cast_to_nhwc" : "cast_to_nchw", y->name, &done)) || done)
+                return st;
+        }
         return emit(c, n);
+    }
     const bool nhwc = kiln_cg_node_nhwc(n);
     kiln_status st = KILN_OK;
     for (int i = 0; i < n->n_inputs && i < 63 && !st; i++) {

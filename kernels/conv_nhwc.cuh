@@ -7,7 +7,8 @@
 // k, depth = R*S*C in (r, s, c) order (c innermost) so that one 16-byte chunk of 8 channels is
 // one contiguous piece of x and of the weights, stored OHWI [K][R][S][C]. y is NHWC: y[m * K + k].
 // SHP is a generated struct of `static constexpr int` N, H, W, C, K, P, Q, R, S, SH, SW, PH, PW,
-// DH, DW: every index division is by a constant. Requires C % 8 == 0 and K % 8 == 0.
+// DH, DW: every index division is by a constant. Requires C % 8 == 0 (or C == 4: the stem's
+// two-tap chunks, nhwc_load_a_pair; S padded to even, weights [K][R][S + S % 2][4]) and K % 8 == 0.
 //
 // Launch: (BM / WM) * (BN / WN) warps, grid (ceil(M / BM), ceil(K / BN), SPLITK), dynamic shared
 // memory conv_nhwc_smem_bytes(BM, BN, BK, STAGES). Each thread keeps the same 16-byte chunk
@@ -39,6 +40,7 @@
 
 #ifdef KILN_EMU
 extern "C" void emu_cp_async16(void *dst, const void *src, int src_bytes);
+extern "C" void emu_cp_async8(void *dst, const void *src, int src_bytes);
 extern "C" void emu_ldmatrix(int n, int trans, kiln::u32 *r, const void *row);
 #define KILN_NHWC_SMEM(name, bytes) alignas(16) static unsigned char name[bytes]
 #else
@@ -57,6 +59,17 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool vali
     const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
     const int n = valid ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
+#endif
+}
+// 8 bytes global -> shared (cp.async.ca: .cg takes only 16); valid == false zero-fills. The
+// stem's two-tap chunks (conv_nhwc_f16 with SHP::C == 4).
+__device__ __forceinline__ void cp_async8(void *dst, const void *src, bool valid) {
+#ifdef KILN_EMU
+    emu_cp_async8(dst, src, valid ? 8 : 0);
+#else
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    const int n = valid ? 8 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(d), "l"(src), "r"(n) : "memory");
 #endif
 }
 __device__ __forceinline__ void cp_async_commit() {
@@ -173,18 +186,42 @@ __device__ __forceinline__ void conv_nhwc_epi_rows(const float *cs, int m_first,
     }
 }
 
+// The stem's A chunk (SHP::C == 4, x [pixels][4]): depth kk = (r * SE + s) * 4 + c with s even,
+// so the chunk at kk is taps (r, s) and (r, s + 1), 4 channels each: two 8-byte copies, each
+// with its own border predicate (the second also off for the padded tap s + 1 == S). as: this
+// thread's chunk in row 0 of its A rows, DST: the shared stride between its A rows.
+template <class SHP, int A_CH, int DST, int SE>
+__device__ __forceinline__ void nhwc_load_a_pair(unsigned short *as, const __half *x, const i64 *a_base, const int *a_h,
+                                                 const int *a_w, int kk, bool kin) {
+    const int r = kk / (SE * 4), s = (kk / 4) % SE;
+    const bool s1 = s + 1 < SHP::S;
+#pragma unroll
+    for (int j = 0; j < A_CH; j++) {
+        const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + s * SHP::DW, iw1 = iw + SHP::DW;
+        const bool hok = kin && (unsigned)ih < (unsigned)SHP::H;
+        const bool ok0 = hok && (unsigned)iw < (unsigned)SHP::W, ok1 = hok && s1 && (unsigned)iw1 < (unsigned)SHP::W;
+        const i64 row = a_base[j] + (i64)ih * SHP::W * 4; // (only offset into x where a copy is valid)
+        cp_async8(as + j * DST, ok0 ? x + row + iw * 4 : x, ok0);
+        cp_async8(as + j * DST + 4, ok1 ? x + row + iw1 * 4 : x, ok1);
+    }
+}
+
 template <class SHP, int BM, int BN, int BK, int WM, int WN, int STAGES, int SPLITK, class E>
 __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                               const typename E::bias_t *bias, const typename E::res_t *res,
                                               __half *y, float *part, unsigned char *smem) {
-    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = SHP::R * SHP::S * SHP::C;
+    // C == 4 (the stem, x padded to 4 channels): one 16-byte chunk is two taps (s, s + 1) of 4
+    // channels, S padded to even (SE) with zero weights; see nhwc_load_a_pair
+    constexpr bool PAIR = SHP::C == 4;
+    constexpr int SE = PAIR ? (SHP::S + 1) / 2 * 2 : SHP::S;
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = SHP::R * SE * SHP::C;
     constexpr int KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
     constexpr int WARPS_N = BN / WN, NTH = (BM / WM) * WARPS_N * 32;
     constexpr int MT = WM / 16, NT = WN / 8;
     constexpr int LD = BK + 8;  // shared row stride in halves (see the header)
     constexpr int CPR = BK / 8; // 16-byte chunks per tile row
     constexpr int ROWS = NTH / CPR, A_CH = BM / ROWS, B_CH = BN / ROWS;
-    static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
+    static_assert((SHP::C % 8 == 0 || PAIR) && SHP::K % 8 == 0, "channels must be multiples of 8 (or C == 4)");
     static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 16 == 0, "warp tiles");
     static_assert(BK % 16 == 0 && NTH % CPR == 0 && BM % ROWS == 0 && BN % ROWS == 0, "tile loads");
     static_assert(STAGES >= 2, "at least two stages");
@@ -213,15 +250,19 @@ __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, cons
     auto load = [&](int slot, int kt) {
         const int kk = kt * BK + cc * 8;
         const bool kin = kk < KD;
-        const int r = kk / (SHP::S * SHP::C), s = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
         unsigned short *as = As + slot * BM * LD + row0 * LD + cc * 8;
         unsigned short *bs = Bs + slot * BN * LD + row0 * LD + cc * 8;
+        if constexpr (PAIR) {
+            nhwc_load_a_pair<SHP, A_CH, ROWS * LD, SE>(as, x, a_base, a_h, a_w, kk, kin);
+        } else {
+            const int r = kk / (SHP::S * SHP::C), s = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
 #pragma unroll
-        for (int j = 0; j < A_CH; j++) {
-            const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + s * SHP::DW;
-            const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
-            const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
-            cp_async16(as + j * ROWS * LD, src, ok);
+            for (int j = 0; j < A_CH; j++) {
+                const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + s * SHP::DW;
+                const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
+                const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
+                cp_async16(as + j * ROWS * LD, src, ok);
+            }
         }
 #pragma unroll
         for (int j = 0; j < B_CH; j++) {
@@ -351,6 +392,34 @@ namespace kiln {
 struct alignas(16) conv_nhwc_h8 {
     __half h[8];
 };
+// conv_nhwc_pad_c4<C>: the same to [pixels][4] (C < 4) for the two-tap stem kernel. Groups of 8
+// pixels: C 16-byte loads and four 16-byte stores per thread (x 16-byte aligned; else and for
+// the last pixels % 8, one thread and one 8-byte store per pixel).
+struct alignas(8) conv_nhwc_h4 {
+    __half h[4];
+};
+template <int C> __device__ __forceinline__ void conv_nhwc_pad_c4(const __half *x, __half *xp, i64 pixels) {
+    static_assert(C > 0 && C < 4, "pads fewer than 4 channels");
+    const __half zero = from_f32<__half>(0.0f);
+    const i64 groups = ((unsigned long long)x & 15) ? 0 : pixels / 8;
+    for (i64 g = global_thread_index(); g < groups; g += grid_thread_count()) {
+        conv_nhwc_h8 in[C], out[4];
+#pragma unroll
+        for (int i = 0; i < C; i++) in[i] = reinterpret_cast<const conv_nhwc_h8 *>(x + g * 8 * C)[i];
+#pragma unroll
+        for (int q = 0; q < 8; q++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) out[q / 2].h[(q % 2) * 4 + i] = i < C ? in[(q * C + i) / 8].h[(q * C + i) % 8] : zero;
+#pragma unroll
+        for (int k = 0; k < 4; k++) reinterpret_cast<conv_nhwc_h8 *>(xp + g * 32)[k] = out[k];
+    }
+    for (i64 p = groups * 8 + global_thread_index(); p < pixels; p += grid_thread_count()) {
+        conv_nhwc_h4 v;
+#pragma unroll
+        for (int i = 0; i < 4; i++) v.h[i] = i < C ? x[p * C + i] : zero;
+        reinterpret_cast<conv_nhwc_h4 *>(xp)[p] = v;
+    }
+}
 template <int C> __device__ __forceinline__ void conv_nhwc_pad_c8(const __half *x, __half *xp, i64 pixels) {
     static_assert(C > 0 && C < 8, "pads fewer than 8 channels");
     const __half zero = from_f32<__half>(0.0f);

@@ -51,3 +51,76 @@ __device__ __forceinline__ void affine_gather(const T *x, T *y, const gather_sha
 }
 
 } // namespace kiln
+
+namespace kiln {
+
+// Batched transpose with a type conversion: y[n][b][a] = TO(x[n][a][b]) for x [N][A][B], y
+// [N][B][A] — NCHW <-> NHWC (A = C, B = H*W, or A = H*W, B = C), and the fp32 NCHW graph input
+// cast to fp16 NHWC in one pass. One block of 256 threads per WA x WB tile (grid (ceil(B / WB),
+// ceil(A / WA), N)): coalesced reads along B into shared memory, then coalesced writes along A;
+// a tile with WA == A (few channels) writes one contiguous run of WB * A elements. VEC > 1: V
+// consecutive outputs of a thread go out as one store of V * sizeof(TO) bytes (the generator
+// checks the alignment: A % V == 0 and WA % V == 0, or WA == A with A * B and A * WB multiples
+// of V). RV > 1: reads of RV * sizeof(TI) bytes (B % RV == 0 and WB % RV == 0; scalar when x
+// itself is not 16-byte aligned). Shared rows are LDS = WB (odd) or WB + 1 floats long: the
+// transposed reads hit distinct banks.
+template <int V, int BYTES> struct alignas(BYTES) transpose_vec {
+    unsigned char b[BYTES];
+};
+template <typename TI, typename TO, int A, int B, int WA, int WB, int V, int RV = 1>
+__device__ __forceinline__ void transpose_cvt(const TI *__restrict__ x, TO *__restrict__ y) {
+    constexpr int NT = 256, LDS = WB % 2 ? WB : WB + 1, TILE = WA * WB;
+    __shared__ float s[WA * LDS];
+    const int b0 = (int)blockIdx.x * WB, a0 = (int)blockIdx.y * WA, tid = threadIdx.x;
+    const int ta = A - a0 < WA ? A - a0 : WA, tb = B - b0 < WB ? B - b0 : WB;
+    const i64 n = blockIdx.z;
+    const TI *xs = x + (n * A + a0) * B + b0;
+    if (RV > 1 && !((unsigned long long)x & 15)) {
+        static_assert(RV == 1 || (B % RV == 0 && WB % RV == 0), "vector reads");
+#pragma unroll 4
+        for (int f = tid * RV; f < TILE; f += NT * RV) {
+            const int i = f / WB, j = f % WB; // j % RV == 0, and tb % RV == 0
+            if (i < ta && j < tb) {
+                const transpose_vec<RV, RV * sizeof(TI)> w =
+                    *reinterpret_cast<const transpose_vec<RV, RV * sizeof(TI)> *>(xs + (i64)i * B + j);
+#pragma unroll
+                for (int e = 0; e < RV; e++) s[i * LDS + j + e] = to_f32(reinterpret_cast<const TI *>(w.b)[e]);
+            }
+        }
+    } else {
+#pragma unroll 4
+        for (int f = tid; f < TILE; f += NT) {
+            const int i = f / WB, j = f % WB;
+            if (i < ta && j < tb) s[i * LDS + j] = to_f32(xs[(i64)i * B + j]);
+        }
+    }
+    __syncthreads();
+    TO *ys = y + (n * B + b0) * A + a0;
+#pragma unroll 4
+    for (int f0 = tid * V; f0 < TILE; f0 += NT * V) {
+        TO v[V];
+        bool all = true;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            const int f = f0 + e, i = f % WA, j = f / WA;
+            const bool ok = i < ta && j < tb;
+            all = all && ok;
+            v[e] = from_f32<TO>(ok ? s[i * LDS + j] : 0.0f);
+        }
+        const int i = f0 % WA, j = f0 / WA;
+        if (V > 1 && all) { // V consecutive outputs (see the header)
+            transpose_vec<V, V * sizeof(TO)> w;
+#pragma unroll
+            for (int e = 0; e < V; e++) reinterpret_cast<TO *>(w.b)[e] = v[e];
+            *reinterpret_cast<transpose_vec<V, V * sizeof(TO)> *>(ys + (i64)j * A + i) = w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < V; e++) {
+                const int fi = (f0 + e) % WA, fj = (f0 + e) / WA;
+                if (fi < ta && fj < tb) ys[(i64)fj * A + fi] = v[e];
+            }
+        }
+    }
+}
+
+} // namespace kiln

@@ -369,6 +369,7 @@ static char *build_layout(kiln_graph *g, kiln_precision prec) {
     ck_assert_int_eq(b->n_images, 3);
 #endif
     kiln_bundle_free(b);
+    if (getenv("CHECK_CODEGEN_DUMP")) fputs(src, stderr);
     return src;
 }
 
@@ -405,9 +406,13 @@ START_TEST(nhwc_kernels) {
             char want[96];
             /* d: a graph output the depthwise conv produces in NHWC (fp16: its Cast to fp32 converts) */
             if (precs[p] == KILN_PREC_TF32) assert_has(src, "_to_nchw");
-            if (precs[p] == KILN_PREC_FP16) { /* C = 32: 8 channels per thread; the C = 3 stem padded to 8 */
+            if (precs[p] == KILN_PREC_FP16) { /* C = 32: 8 channels per thread; the C = 3 stem padded to 4
+                                                 * (two-tap kernel); x cast to fp16 NHWC and d back to
+                                                 * fp32 NCHW by the tiled transpose */
                 assert_has(src, "kiln::pool2d_nhwc_h8<kiln::pool_max>");
-                assert_has(src, "kiln::conv_nhwc_pad_c8<3>");
+                assert_has(src, "kiln::conv_nhwc_pad_c4<3>");
+                assert_has(src, "kiln::transpose_cvt<float, __half, 3, 1024, 3, 1024, 8, 4>");
+                assert_has(src, "kiln::transpose_cvt<__half, float, 256, 32, 128, 32, 4, 8>");
             } else {
                 snprintf(want, sizeof want, "kiln::pool2d<kiln::pool_max, %s, true>", T);
                 assert_has(src, want);

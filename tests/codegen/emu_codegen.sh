@@ -57,9 +57,14 @@ run() { # MODEL PRECISION [build options...]
         fi
         ;;
     esac
-    # the fp16 stem with C < 8 pads x to 8 channels; C % 8 == 0 pools take 16-byte vectors, others not
+    # the fp16 stem with C < 8 pads x to 8 channels, or with C <= 4 to 4 for the two-tap kernel
+    # ("t4:" tiles; C = 4 unpadded); the fp32 NCHW input enters by the tiled transpose-cast
+    # (C = 1: the same bytes in both layouts, a plain Cast);
+    # C % 8 == 0 pools take 16-byte vectors, others not
     case "$n" in nhwc_stem_c*_fp16)
-        if ! grep -q 'conv_nhwc_pad_c8<' "$cu" || ! grep -q 'conv_nhwc_f16<' "$cu" || ! grep -q 'pool2d_nhwc_h8<kiln::pool_max>' "$cu"; then
+        if ! grep -qE 'conv_nhwc_pad_c[48]<|tile t4:' "$cu" || ! grep -q 'conv_nhwc_f16<' "$cu" ||
+            ! grep -q 'pool2d_nhwc_h8<kiln::pool_max>' "$cu" ||
+            { [ "$n" != nhwc_stem_c1_fp16 ] && ! grep -q 'transpose_cvt<float, __half' "$cu"; }; then
             echo "FAIL: $n: the padded-stem conv_nhwc or the vectorized NHWC MaxPool was not used"
             fails=$((fails + 1))
         fi

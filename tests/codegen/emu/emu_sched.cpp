@@ -126,6 +126,11 @@ extern "C" void emu_cp_async16(void *dst, const void *src, int src_bytes) {
     if (src_bytes > 0) memcpy(dst, src, (size_t)src_bytes);
 }
 
+extern "C" void emu_cp_async8(void *dst, const void *src, int src_bytes) { // cp.async.ca 8 bytes
+    memset(dst, 0, 8);
+    if (src_bytes > 0) memcpy(dst, src, (size_t)src_bytes);
+}
+
 extern "C" void emu_ldmatrix(int n, int trans, uint32_t *r, const void *row) {
     if (cur >= frag_cap || (n != 1 && n != 2 && n != 4)) {
         fprintf(stderr, "emu_ldmatrix: thread %d, .x%d\n", cur, n);
