@@ -29,9 +29,10 @@ def main(d, batch):
                                       rng.uniform(-scale, scale, size=shape).astype(np.float32).ravel().tolist())
         scal = lambda name, v: helper.make_tensor(name, TensorProto.FLOAT, [], [float(v)])
         name = "dw_%d_%d_s%d" % (c, h, s)
-        nodes = [N("Conv", ["x", "we", "be"], ["e"]), N("Clip", ["e", "lo", "hi"], ["ec"]),
-                 N("Conv", ["ec", "wd", "bd"], ["dd"], group=c, strides=[s, s], pads=[1, 1, 1, 1]),
-                 N("Clip", ["dd", "lo", "hi"], ["out"])]
+        # named nodes: the profile's layer (and tiles) names come from them
+        nodes = [N("Conv", ["x", "we", "be"], ["e"], name="expand"), N("Clip", ["e", "lo", "hi"], ["ec"], name="expand_relu6"),
+                 N("Conv", ["ec", "wd", "bd"], ["dd"], name="dw", group=c, strides=[s, s], pads=[1, 1, 1, 1]),
+                 N("Clip", ["dd", "lo", "hi"], ["out"], name="dw_relu6")]
         g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, cin, h, h])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT,
                                                              [batch, c, (h - 1) // s + 1, (h - 1) // s + 1])],
