@@ -131,6 +131,20 @@ static kiln_status emit_transpose(cg *c, kiln_bundle_arg xa, kiln_bundle_arg ya,
     if (!transpose_dtype(ti) || !transpose_dtype(to) || N < 1 || A < 1 || B < 1 || N > 65535 ||
         A * B > ((int64_t)1 << 31) - 1)
         return KILN_OK;
+    if (A <= 4 && B % 8 == 0) { /* an RGB input: two plain streams */
+        char fn[64];
+        kiln_cg_kernel_name(c, what, fn, sizeof fn);
+        const int64_t groups = N * B / 8;
+        kiln_cg_printf(&c->src,
+                       "\n// %s: %s -> %s, [%lld][%lld][%lld] transposed, 8 columns a thread\nextern \"C\" __global__ void "
+                       "__launch_bounds__(256) %s(const %s *x, %s *y) {\n    kiln::transpose_few_rows<%s, %s, %lld, %lld>(x, y, "
+                       "%lldLL);\n}\n",
+                       fn, c->group, yname, (long long)N, (long long)A, (long long)B, fn, kiln_cg_ctype(ti), kiln_cg_ctype(to),
+                       kiln_cg_ctype(ti), kiln_cg_ctype(to), (long long)A, (long long)B, (long long)groups);
+        kiln_bundle_arg args[2] = {xa, ya};
+        *done = true;
+        return kiln_cg_launch(c, fn, kiln_cg_grid_1d(groups), 1, 1, BLOCK_1D, args, 2);
+    }
     /* tile: few channels on either side take the whole side and ~4096 elements */
     const int64_t E = 4096;
     int64_t WA, WB;

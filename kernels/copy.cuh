@@ -67,6 +67,57 @@ namespace kiln {
 template <int V, int BYTES> struct alignas(BYTES) transpose_vec {
     unsigned char b[BYTES];
 };
+// Few rows (A <= 4: an RGB graph input, NCHW -> NHWC) without shared memory: one thread takes 8
+// consecutive columns b of one n, reads them from each of the A rows (one 8-element vector per
+// row where x is aligned to it) and writes its 8 * A outputs, contiguous in y, as 16-byte stores
+// when 8 * A * sizeof(TO) is a multiple of 16 and y is 16-byte aligned (scalar otherwise).
+// The tiled transpose_cvt below leaves such a tile's warps with little work per barrier (~500 GB/s on an
+// H100 for ResNet-50's batch-32 input); this is two plain streams. Launch: 1-D, grid-stride over
+// the groups = N * B / 8 column groups.
+template <typename TI, typename TO, int A, int B>
+__device__ __forceinline__ void transpose_few_rows_one(const TI *__restrict__ x, TO *__restrict__ y, i64 g) {
+    const i64 n = g / (B / 8);
+    const int b = (int)(g - n * (B / 8)) * 8;
+    const TI *xs = x + n * A * B + b;
+    float v[A][8];
+    const bool xv = !((unsigned long long)x % (8 * sizeof(TI))); // B % 8 == 0: every row start aligned too
+#pragma unroll
+    for (int a = 0; a < A; a++) {
+        if (xv) {
+            const transpose_vec<8, 8 * sizeof(TI)> w = *reinterpret_cast<const transpose_vec<8, 8 * sizeof(TI)> *>(xs + (i64)a * B);
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[a][e] = to_f32(reinterpret_cast<const TI *>(w.b)[e]);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[a][e] = to_f32(xs[(i64)a * B + e]);
+        }
+    }
+    constexpr int OB = 8 * A * (int)sizeof(TO);
+    struct alignas(16) out_t {
+        TO o[8 * A];
+    } out;
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+#pragma unroll
+        for (int a = 0; a < A; a++) out.o[e * A + a] = from_f32<TO>(v[a][e]);
+    TO *ys = y + (n * B + b) * A;
+    if (OB % 16 == 0 && !((unsigned long long)y % 16)) { // (n * B + b) * A * sizeof(TO) is a multiple of OB
+#pragma unroll
+        for (int q = 0; q < OB / 16; q++)
+            reinterpret_cast<transpose_vec<16 / sizeof(TO), 16> *>(ys)[q] = reinterpret_cast<const transpose_vec<16 / sizeof(TO), 16> *>(&out)[q];
+    } else {
+#pragma unroll
+        for (int q = 0; q < 8 * A; q++) ys[q] = out.o[q];
+    }
+}
+
+template <typename TI, typename TO, int A, int B>
+__device__ __forceinline__ void transpose_few_rows(const TI *__restrict__ x, TO *__restrict__ y, i64 groups) {
+    static_assert(B % 8 == 0 && A >= 1 && A <= 4, "transpose_few_rows: B % 8 == 0, A <= 4");
+    for (i64 g = global_thread_index(); g < groups; g += grid_thread_count())
+        transpose_few_rows_one<TI, TO, A, B>(x, y, g);
+}
+
 template <typename TI, typename TO, int A, int B, int WA, int WB, int V, int RV = 1>
 __device__ __forceinline__ void transpose_cvt(const TI *__restrict__ x, TO *__restrict__ y) {
     constexpr int NT = 256, LDS = WB % 2 ? WB : WB + 1, TILE = WA * WB;

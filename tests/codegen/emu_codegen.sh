@@ -64,7 +64,7 @@ run() { # MODEL PRECISION [build options...]
     case "$n" in nhwc_stem_c*_fp16)
         if ! grep -qE 'conv_nhwc_pad_c[48]<|tile t4:' "$cu" || ! grep -q 'conv_nhwc_f16<' "$cu" ||
             ! grep -q 'pool2d_nhwc_h8<kiln::pool_max>' "$cu" ||
-            { [ "$n" != nhwc_stem_c1_fp16 ] && ! grep -q 'transpose_cvt<float, __half' "$cu"; }; then
+            { [ "$n" != nhwc_stem_c1_fp16 ] && ! grep -qE 'transpose_(cvt|few_rows)<float, __half' "$cu"; }; then
             echo "FAIL: $n: the padded-stem conv_nhwc or the vectorized NHWC MaxPool was not used"
             fails=$((fails + 1))
         fi
