@@ -50,6 +50,9 @@ static const nhwc_cfg nhwc_cfgs[] = {
     {256, 128, 64, 0, 0, 4, 1, 2, 1}, {128, 64, 64, 0, 0, 4, 1, 2, 1},
     /* 96 KiB: two blocks (four warpgroups) per SM */
     {128, 128, 64, 0, 0, 3, 1, 2, 0}, {128, 128, 64, 0, 0, 3, 1, 2, 1},
+    /* swizzled split-K and a 64-row tile for the late stages' small grids (ResNet-50 b32 layer4:
+     * M = 1568 pixels, 104 blocks of 128x64 for 132 SMs) */
+    {128, 128, 64, 0, 0, 4, 2, 2, 1}, {128, 64, 64, 0, 0, 4, 2, 2, 1}, {64, 128, 64, 0, 0, 4, 1, 1, 1},
     /* warp-specialized wgmma (conv_wgmma_ws_f16): a producer warpgroup feeds the consumers through
      * mbarriers; separate names so that a GPU failure drops only these. Never the heuristic's
      * pick (NHWC_WS_HEURISTIC) until measured: the tuner (or --tile) chooses them. Smaller M

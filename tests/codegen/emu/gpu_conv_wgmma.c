@@ -26,7 +26,8 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "wg128x64x64s4g2k1",  "wg128x128x64s4g2k2", "wg128x128x64s4g2k4",
                                        "wgz128x128x64s4g1k1", "wgz128x128x64s4g2k1", "wgz128x256x64s4g2k1",
                                        "wgz256x128x64s4g2k1", "wgz128x64x64s4g2k1",  "wg128x128x64s3g2k1",
-                                       "wgz128x128x64s3g2k1",
+                                       "wgz128x128x64s3g2k1", "wgz128x128x64s4g2k2", "wgz128x64x64s4g2k2",
+                                       "wgz64x128x64s4g1k1",
                                        /* warp-specialized (conv_wgmma_ws_f16) */
                                        "ws128x256x64s4g2k1", "ws128x128x64s4g2k1", "ws128x128x64s6g2k1",
                                        "ws64x128x64s6g1k1", "ws64x256x64s4g1k1", "ws128x256x64s4g2k2",
