@@ -84,6 +84,8 @@ def main():
     ap.add_argument("--out", default="")
     ap.add_argument("--profile-out", default="", help="JSON of kiln's ResNet-50 b32 fp16 profile")
     ap.add_argument("--no-tune", action="store_true", help="kiln build --no-autotune (heuristic tiles)")
+    ap.add_argument("--tune-precisions", default="fp16,fp32",
+                    help="precisions kiln autotunes (others: --no-autotune, the heuristic's tiles)")
     ap.add_argument("--build-args", default="", help="extra kiln build arguments, space-separated (e.g. '--arch sm_90')")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -116,7 +118,9 @@ def main():
                 if os.path.exists(cache):
                     os.remove(cache)
                 cmd = [a.kiln, "build", onnx_path, "--precision", prec, "--shape", f"input={batch}x3x224x224"]
-                cmd += ["--no-autotune"] if a.no_tune else ["--autotune", "--tuning-cache", cache]
+                tune = not a.no_tune and prec in a.tune_precisions.split(",")
+                row["tuned"] = tune
+                cmd += ["--autotune", "--tuning-cache", cache] if tune else ["--no-autotune"]
                 cmd += a.build_args.split()
                 t0 = time.time()
                 r = subprocess.run(cmd + ["-o", bundle], capture_output=True, text=True)
@@ -179,7 +183,10 @@ def main():
              f"Median latency in ms ({a.iterations} runs after {a.warmup} warm-up, CUDA events). fp32 rows: TF32 off in "
              "PyTorch. fp16 eager: channels_last half. compile: torch.compile(mode=\"reduce-overhead\"). "
              "build s: kiln build wall time with a cold / warm tuning cache (same: the warm build's bundle is "
-             "byte-identical). Memory: MB, torch max_memory_allocated; kiln weights + arena. "
+             "byte-identical). kiln autotuned at: "
+             f"{', '.join(p for p in a.precisions.split(',') if not a.no_tune and p in a.tune_precisions.split(',')) or 'none'}"
+             " (other precisions: the heuristic's tiles, --no-autotune). "
+             "Memory: MB, torch max_memory_allocated; kiln weights + arena. "
              f"Ceilings measured in this run: fp16 GEMM (torch.matmul 8192^3) {ceil_tflops:.0f} TFLOP/s, "
              f"device copy {ceil_gbps:.0f} GB/s.", "",
              "| model | prec | batch | kiln | eager | compile | kiln/compile | kiln/eager | kiln build s cold / warm | mem kiln / eager / compile |",
