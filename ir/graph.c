@@ -184,7 +184,14 @@ int64_t kiln_attr_int(const kiln_node *n, const char *name, int64_t def) {
     const kiln_attr *a = kiln_attr_find(n, name);
     if (!a) return def;
     if (a->type == KILN_ATTR_INT) return a->i;
-    if (a->type == KILN_ATTR_FLOAT) return (int64_t)a->f;
+    if (a->type == KILN_ATTR_FLOAT) {
+        /* a float where an int is expected: truncate, saturating (a model's value must not be UB) */
+        double f = a->f;
+        if (f != f) return def;
+        if (f <= -9223372036854775808.0) return INT64_MIN;
+        if (f >= 9223372036854775807.0) return INT64_MAX;
+        return (int64_t)f;
+    }
     return def;
 }
 
