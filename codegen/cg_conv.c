@@ -81,9 +81,14 @@ static kiln_status get_anchor(cg *c, const kiln_node *n, anchor *a) {
     a->fused = n;
     a->ag = body;
     const char *anchor_op = kiln_attr_str(n, "anchor", "");
+    /* a conv pair (passes/fuse_conv_pair.c): the second Conv is not the anchor */
+    const int pw = (int)kiln_attr_int(n, "pair_w_input", -1);
+    const int pair_w = pw >= 0 && pw < n->n_inputs ? n->inputs[pw] : -1;
     for (int i = 0; i < body->n_nodes && !a->an; i++) {
         const kiln_node *bn = &body->nodes[i];
-        if (!strcmp(kiln_op_table[bn->op].onnx_type, anchor_op)) a->an = bn;
+        if (!strcmp(kiln_op_table[bn->op].onnx_type, anchor_op) &&
+            (pair_w < 0 || bn->n_inputs < 2 || outer_of(n, bn->inputs[1]) != pair_w))
+            a->an = bn;
     }
     if (!a->an) return kiln_errorf(KILN_ERR_UNSUPPORTED, "fused group without its '%s' anchor", anchor_op);
     a->x = outer_of(n, a->an->inputs[0]);
@@ -415,6 +420,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     bool nhwc = false; /* the fp16 NHWC tensor-core kernel when it applies (cg_conv_nhwc.c) */
     kiln_status st = kiln_cg_emit_conv_nhwc(c, n, &nhwc);
     if (st || nhwc) return st;
+    if (n->op == KILN_OP_Fused && kiln_attr_int(n, "pair_x_input", -1) >= 0) /* fuse-conv-pair checked its conditions */
+        return kiln_errorf(KILN_ERR_INTERNAL, "conv pair group '%s': the fp16 NHWC kernel did not take it", c->group);
     bool dw = false; /* depthwise: the compile-time-shape kernels (cg_conv_dw.c) */
     if ((st = kiln_cg_emit_conv_dw(c, n, &dw)) || dw) return st;
     anchor a;

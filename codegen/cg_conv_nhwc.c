@@ -170,6 +170,111 @@ static kiln_status emit_pad_c(cg *c, int x, int64_t pixels, int64_t c0, int to, 
 
 static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }
 
+/* One GEMM source of the kernel: a convolution's input x (NHWC), geometry and weights. A plain
+ * conv has one; a conv pair (passes/fuse_conv_pair.c) two, the second's depth after the first's. */
+typedef struct conv_src {
+    int x;
+    const kiln_node *node;
+    int64_t h, w, c, r, s, st[2], d[2], pb[2];
+    const kiln_value *wv;
+    int bias; /* a pair's second bias (outer value id), -1 none */
+} conv_src;
+
+/* The second convolution of a conv pair group n, when the kernel can take it: x2 fp16 NHWC with
+ * C % 8 == 0, constant weights [K][C][R][S], group 1, the same output grid N x P x Q x K. */
+static bool pair_source(cg *c, const kiln_node *n, int64_t N, int64_t K, int64_t P, int64_t Q, conv_src *q) {
+    const int xi = (int)kiln_attr_int(n, "pair_x_input", -1), wi = (int)kiln_attr_int(n, "pair_w_input", -1);
+    const int bi = (int)kiln_attr_int(n, "pair_bias_input", -1);
+    if (!n->body || xi < 0 || xi >= n->n_inputs || wi < 0 || wi >= n->n_inputs || bi >= n->n_inputs) return false;
+    memset(q, 0, sizeof *q);
+    q->x = n->inputs[xi];
+    q->bias = bi >= 0 ? n->inputs[bi] : -1;
+    const int wv = n->inputs[wi];
+    for (int k = 0; k < n->body->n_nodes && !q->node; k++) {
+        const kiln_node *bn = &n->body->nodes[k];
+        if (bn->op != KILN_OP_Conv || bn->n_inputs < 2) continue;
+        for (int i = 0; i < n->body->n_inputs; i++)
+            if (n->body->inputs[i] == bn->inputs[1] && n->inputs[i] == wv) q->node = bn;
+    }
+    if (!q->node || q->x < 0 || kiln_attr_int(q->node, "group", 1) != 1) return false;
+    const kiln_value *x = kiln_cg_val(c, q->x), *w = kiln_cg_val(c, wv);
+    if (x->rank != 4 || w->rank != 4 || x->dtype != KILN_F16 || (x->layout != KILN_LAYOUT_NHWC && x->dims[1] != 1))
+        return false;
+    if (!w->data || (w->data->dtype != KILN_F32 && w->data->dtype != KILN_F16) ||
+        kiln_cg_io_index(c->g->inputs, c->g->n_inputs, wv) >= 0)
+        return false;
+    q->h = x->dims[2], q->w = x->dims[3], q->c = x->dims[1], q->r = w->dims[2], q->s = w->dims[3], q->wv = w;
+    if (x->dims[0] != N || q->c % 8 || w->dims[0] != K || w->dims[1] != q->c) return false;
+    int64_t in[2] = {q->h, q->w}, k[2] = {q->r, q->s}, pe[2];
+    kiln_cg_ints_or(q->node, "strides", 2, 1, q->st);
+    kiln_cg_ints_or(q->node, "dilations", 2, 1, q->d);
+    if (kiln_cg_window_pads(q->node, 2, in, k, q->st, q->d, q->pb, pe)) return false;
+    for (int i = 0; i < 2; i++) {
+        const int64_t out = (in[i] + q->pb[i] + pe[i] - q->d[i] * (k[i] - 1) - 1) / q->st[i] + 1;
+        if (out != (i ? Q : P)) return false;
+    }
+    if (q->bias >= 0) {
+        const kiln_value *b = kiln_cg_val(c, q->bias);
+        if (!b->data || (kiln_cg_numel(b) != K && kiln_cg_numel(b) != 1)) return false;
+    }
+    return true;
+}
+
+/* The kernel's SHP struct: the output grid and one source's geometry. */
+static void emit_shape(cg *c, const char *name, int64_t N, int64_t K, int64_t P, int64_t Q, const conv_src *q) {
+    kiln_cg_printf(&c->src,
+                   "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, K = %lld, P = %lld, "
+                   "Q = %lld, R = %lld, S = %lld;\n    static constexpr int SH = %lld, SW = %lld, PH = %lld, PW = %lld, "
+                   "DH = %lld, DW = %lld;\n};\n",
+                   name, (long long)N, (long long)q->h, (long long)q->w, (long long)q->c, (long long)K, (long long)P,
+                   (long long)Q, (long long)q->r, (long long)q->s, (long long)q->st[0], (long long)q->st[1],
+                   (long long)q->pb[0], (long long)q->pb[1], (long long)q->d[0], (long long)q->d[1]);
+}
+
+/* Source q's weights (tensor t [K][c0][R][S]) as OHWI fp16 rows into h[K][ld] at column off; sw is
+ * the filter width in h (the stem's padded taps stay zero, as do channels c0..q->c-1). */
+static void fill_ohwi(uint16_t *h, int64_t ld, int64_t off, const kiln_tensor *t, int64_t K, int64_t c0,
+                      const conv_src *q, int64_t sw) {
+    for (int64_t ko = 0; ko < K; ko++)
+        for (int64_t ci = 0; ci < c0; ci++)
+            for (int64_t r = 0; r < q->r; r++)
+                for (int64_t sx = 0; sx < q->s; sx++)
+                    h[ko * ld + off + (r * sw + sx) * q->c + ci] =
+                        kiln_f32_to_f16((float)kiln_tensor_get(t, ((ko * c0 + ci) * q->r + r) * q->s + sx));
+}
+
+/* A pair's bias: the anchor's (b1, -1 none) plus the second conv's (b2), one [K] weight in b1's
+ * type (fp32 when b1 is absent: the epilogue's bias_t is then float). */
+static kiln_status pair_bias(cg *c, int b1, int b2, int64_t K, kiln_bundle_arg *arg) {
+    const kiln_value *v1 = b1 >= 0 ? kiln_cg_val(c, b1) : NULL, *v2 = kiln_cg_val(c, b2);
+    const bool h = v1 && v1->dtype == KILN_F16;
+    if ((v1 && !v1->data) || !v2->data) return kiln_errorf(KILN_ERR_INTERNAL, "conv pair: a bias is not a constant");
+    float *f = malloc(sizeof(float) * (size_t)K);
+    uint16_t *hf = malloc(sizeof(uint16_t) * (size_t)K);
+    kiln_status st = KILN_OK;
+    if (!f || !hf) {
+        st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+        goto done;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        double s = kiln_tensor_get(v2->data, v2->data->numel == 1 ? 0 : k);
+        if (v1) s += kiln_tensor_get(v1->data, v1->data->numel == 1 ? 0 : k);
+        f[k] = (float)s;
+        hf[k] = kiln_f32_to_f16(f[k]);
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%s+pair", v2->name && *v2->name ? v2->name : "bias");
+    int64_t dims[1] = {K};
+    uint64_t off;
+    st = kiln_bundle_add_weight(c->b, name, h ? KILN_F16 : KILN_F32, 1, dims, h ? (const void *)hf : (const void *)f,
+                                (uint64_t)K * (h ? 2 : 4), &off);
+    if (!st) *arg = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, off};
+done:
+    free(f);
+    free(hf);
+    return st;
+}
+
 kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     *handled = false;
     if (c->o->precision != KILN_PREC_FP16) return KILN_OK;
@@ -200,10 +305,20 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     kiln_cg_ints_or(a.an, "strides", 2, 1, s);
     kiln_cg_ints_or(a.an, "dilations", 2, 1, d);
     if ((st = kiln_cg_window_pads(a.an, 2, in, k, s, d, pb, pe))) return st;
-    const int64_t M = N * P * Q, SE = S + (S & 1), KD8 = R * S * C, KD4 = R * SE * 4;
+    /* a conv pair (passes/fuse_conv_pair.c): the second convolution's source; the kernel's first
+     * source is the one whose depth is a multiple of 64 (whole K tiles per source) */
+    conv_src pr;
+    const bool is_pair = n->op == KILN_OP_Fused && kiln_attr_int(n, "pair_x_input", -1) >= 0;
+    if (is_pair && (C != C0 || !pair_source(c, n, N, K, P, Q, &pr))) return KILN_OK;
+    conv_src an_src = {a.x, a.an, H, W, C, R, S, {s[0], s[1]}, {d[0], d[1]}, {pb[0], pb[1]}, w, -1};
+    const conv_src *s1 = &an_src, *s2 = is_pair ? &pr : NULL;
+    if (is_pair && (R * S * C) % 64) s1 = &pr, s2 = &an_src;
+    const int64_t KD2 = s2 ? s2->r * s2->s * s2->c : 0;
+    const int64_t M = N * P * Q, SE = S + (S & 1), KD8 = s1->r * s1->s * s1->c + KD2, KD4 = R * SE * 4;
     int64_t KD = KD8;
     /* the kernel indexes with 32-bit ints below the element offset */
-    if (M * K > ((int64_t)1 << 31) - 1 || N * H * W * C > ((int64_t)1 << 31) - 1 || K * KD > ((int64_t)1 << 31) - 1)
+    if (M * K > ((int64_t)1 << 31) - 1 || N * H * W * C > ((int64_t)1 << 31) - 1 || K * KD > ((int64_t)1 << 31) - 1 ||
+        (s2 && N * s2->h * s2->w * s2->c > ((int64_t)1 << 31) - 1))
         return KILN_OK;
     const char *bias_expr = NULL, *bias_t = "none";
     if (a.bias >= 0) {
@@ -213,6 +328,12 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         bias_expr = bn == 1 ? "kiln::to_f32(bias[0])" : "kiln::to_f32(bias[ch])";
         bias_t = bv->dtype == KILN_F16 ? (bn == 1 ? "f16s" : "f16") : (bn == 1 ? "f32s" : "f32");
         if (bv->dtype != KILN_F16 && bv->dtype != KILN_F32) return KILN_OK;
+    }
+    if (is_pair && pr.bias >= 0) { /* one summed bias vector (pair_bias), in the anchor bias' type */
+        if (!kiln_cg_val(c, pr.bias)->data) return KILN_OK;
+        const bool h = a.bias >= 0 && kiln_cg_val(c, a.bias)->dtype == KILN_F16;
+        bias_expr = "kiln::to_f32(bias[ch])";
+        bias_t = h ? "f16" : "f32";
     }
 
     /* candidates for this shape */
@@ -232,7 +353,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         const nhwc_cfg *f = i < N_PAIR ? &pair_cfgs[i] : &nhwc_cfgs[(i - N_PAIR) % N_CFGS];
         const int64_t kd = pair ? KD4 : KD8, kt = (kd + f->bk - 1) / f->bk;
         if (f->wg && (!wgmma || pair)) continue;
-        if ((f->sw & NHWC_WS) && !ws) continue;
+        if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
         char tn[40];
@@ -241,7 +362,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         names[n_c] = name_buf[n_c];
         cfg_of[n_c] = f;
         pair_of[n_c] = pair;
-        double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * H * W * (pair ? 4 : C));
+        double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * (H * W * (pair ? 4 : C) + (s2 ? s2->h * s2->w * s2->c : 0)));
         if ((f->sw & NHWC_WS) && !NHWC_WS_HEURISTIC && n_c) cost = INFINITY;
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
@@ -258,6 +379,16 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                       (long long)d[0], (long long)d[1], bias_t, a.residual >= 0 ? "f16" : "none");
     if (C != C0 && sl > 0 && sl < (int)sizeof sig)
         sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":cpad%lld%s", (long long)C0, pair_ok ? ":t4" : "");
+    if (s2 && sl > 0 && sl < (int)sizeof sig) /* a pair: the sources in kernel order (SHP, SHP2) */
+        for (int i = 0; i < 2 && sl > 0 && sl < (int)sizeof sig; i++) {
+            const conv_src *q = i ? s2 : s1;
+            sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":%s=h%lldw%lldc%lldr%llds%lldst%lldx%lldpad%lldx%lld",
+                           i ? "pair2" : "pair1", (long long)q->h, (long long)q->w, (long long)q->c, (long long)q->r,
+                           (long long)q->s, (long long)q->st[0], (long long)q->st[1], (long long)q->pb[0],
+                           (long long)q->pb[1]);
+            if (q->d[0] != 1 || q->d[1] != 1)
+                sl += snprintf(sig + sl, sizeof sig - (size_t)sl, "dil%lldx%lld", (long long)q->d[0], (long long)q->d[1]);
+        }
     if (a.an != n) { /* a group: its activations with their parameters */
         static const char *const keys[] = {"activation", "post_activation"};
         for (int i = 0; i < 2 && sl > 0 && sl < (int)sizeof sig; i++) {
@@ -280,64 +411,70 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
-    kiln_bundle_arg args[6];
+    kiln_bundle_arg args[7];
     if (C != C0 && (st = emit_pad_c(c, a.x, N * H * W, C0, (int)C, &args[0]))) return st;
 
     /* main kernel */
-    char fn[64], epi[80], shp[80];
+    char fn[64], epi[80], shp[80], shp2[80] = "";
     kiln_cg_kernel_name(c, "conv_nhwc", fn, sizeof fn);
     snprintf(epi, sizeof epi, "%s_epilogue", fn);
     snprintf(shp, sizeof shp, "%s_shape", fn);
     kiln_cg_printf(&c->src, "\n// %s: %s (%s), NHWC x[%lld,%lld,%lld,%lld] * OHWI w[%lld,%lld,%lld,%lld], tile %s\n", fn,
                    c->group, a.an != n ? "conv_epilogue" : "Conv", (long long)N, (long long)H, (long long)W, (long long)C,
                    (long long)K, (long long)R, (long long)S, (long long)C, names[pick]);
-    kiln_cg_printf(&c->src,
-                   "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, K = %lld, P = %lld, Q = "
-                   "%lld, R = %lld, S = %lld;\n    static constexpr int SH = %lld, SW = %lld, PH = %lld, PW = %lld, DH = "
-                   "%lld, DW = %lld;\n};\n",
-                   shp, (long long)N, (long long)H, (long long)W, (long long)C, (long long)K, (long long)P, (long long)Q,
-                   (long long)R, (long long)S, (long long)s[0], (long long)s[1], (long long)pb[0], (long long)pb[1],
-                   (long long)d[0], (long long)d[1]);
+    {
+        conv_src q = *s1;
+        if (!s2) q.c = C; /* (the stem's padded channels) */
+        emit_shape(c, shp, N, K, P, Q, &q);
+        if (s2) {
+            snprintf(shp2, sizeof shp2, "%s_shape2", fn);
+            emit_shape(c, shp2, N, K, P, Q, s2);
+        }
+    }
     if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;
     if (f->wg) /* sm_90a: wgmma; other targets run the mma.sync fallback inside conv_wgmma_f16 */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
-                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part%s) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_wgmma%s_f16<%s, %d, %d, %d, %d, %d, %s, %s>(x, w, bias, res, y, part, smem);\n}\n",
-                       threads, fn, epi, epi, smem, f->sw & NHWC_WS ? "_ws" : "", shp, f->bm, f->bn, f->wg, f->stages,
-                       f->splitk, epi, f->sw & NHWC_SWZ ? "true" : "false");
+                       "    kiln::conv_wgmma%s_f16<%s, %d, %d, %d, %d, %d, %s, %s%s%s>(x, w, bias, res, y, part, smem%s);\n}\n",
+                       threads, fn, epi, epi, s2 ? ", const __half *x2" : "", smem, f->sw & NHWC_WS ? "_ws" : "", shp,
+                       f->bm, f->bn, f->wg, f->stages, f->splitk, epi, f->sw & NHWC_SWZ ? "true" : "false",
+                       s2 ? ", " : "", shp2, s2 ? ", x2" : "");
     else
         kiln_cg_printf(&c->src,
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
-                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part%s) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_nhwc_f16<%s, %d, %d, %d, %d, %d, %d, %d, %s>(x, w, bias, res, y, part, smem);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->bk, f->wm, f->wn, f->stages, f->splitk, epi);
+                       "    kiln::conv_nhwc_f16<%s, %d, %d, %d, %d, %d, %d, %d, %s%s%s>(x, w, bias, res, y, part, smem%s);\n}\n",
+                       threads, fn, epi, epi, s2 ? ", const __half *x2" : "", smem, shp, f->bm, f->bn, f->bk, f->wm, f->wn,
+                       f->stages, f->splitk, epi, s2 ? ", " : "", shp2, s2 ? ", x2" : "");
 
-    /* OHWI fp16 weights */
+    /* OHWI fp16 weights; a pair's rows are [source 1's R*S*C | source 2's] */
     {
-        const kiln_tensor *t = w->data;
         uint16_t *h = calloc((size_t)(K * KD), sizeof *h); /* padded channels stay zero */
         if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
-        for (int64_t ko = 0; ko < K; ko++)
-            for (int64_t ci = 0; ci < C0; ci++)
-                for (int64_t r = 0; r < R; r++)
-                    for (int64_t sx = 0; sx < S; sx++)
-                        h[((ko * R + r) * SW_ + sx) * C + ci] =
-                            kiln_f32_to_f16((float)kiln_tensor_get(t, ((ko * C0 + ci) * R + r) * S + sx));
+        conv_src q = *s1;
+        if (!s2) q.c = C;
+        fill_ohwi(h, KD, 0, q.wv->data, K, s2 ? q.c : C0, &q, s2 ? q.s : SW_);
+        if (s2) fill_ohwi(h, KD, KD - KD2, s2->wv->data, K, s2->c, s2, s2->s);
         char wname[256];
-        snprintf(wname, sizeof wname, "%s.ohwi", w->name && *w->name ? w->name : "const");
+        snprintf(wname, sizeof wname, "%s%s.ohwi", w->name && *w->name ? w->name : "const", s2 ? "+pair" : "");
         int64_t dims[4] = {K, R, SW_, C};
+        if (s2) dims[1] = 1, dims[2] = 1, dims[3] = KD;
         uint64_t off;
         st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 4, dims, h, (uint64_t)(K * KD) * 2, &off);
         free(h);
         if (st) return st;
         args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, off};
     }
-    if (C == C0 && (st = kiln_cg_value_arg(c, a.x, &args[0]))) return st;
-    if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) return st;
+    if (C == C0 && (st = kiln_cg_value_arg(c, s1->x, &args[0]))) return st;
+    if (is_pair && pr.bias >= 0) {
+        if ((st = pair_bias(c, a.bias, pr.bias, K, &args[2]))) return st;
+    } else if (a.bias >= 0 ? (st = kiln_cg_value_arg(c, a.bias, &args[2])) : (args[2] = kiln_cg_null_arg, 0)) {
+        return st;
+    }
     if (a.residual >= 0 ? (st = kiln_cg_value_arg(c, a.residual, &args[3])) : (args[3] = kiln_cg_null_arg, 0)) return st;
     if ((st = kiln_cg_value_arg(c, a.y, &args[4]))) return st;
     if (f->splitk > 1) {
@@ -346,7 +483,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         args[5] = kiln_cg_null_arg;
     }
     const uint64_t gx = (uint64_t)((M + f->bm - 1) / f->bm), gy = (uint64_t)((K + f->bn - 1) / f->bn);
-    if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, 6))) return st;
+    if (s2 && (st = kiln_cg_value_arg(c, s2->x, &args[6]))) return st;
+    if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, s2 ? 7 : 6))) return st;
     *handled = true;
     if (f->splitk == 1) return KILN_OK;
 

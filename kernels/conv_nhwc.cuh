@@ -1,7 +1,7 @@
 // conv_nhwc.cuh — fp16 NHWC implicit-GEMM convolution for sm_80+ (cp.async, ldmatrix,
 // mma.sync.m16n8k16 with fp32 accumulation), emitted by codegen/cg_conv_nhwc.c.
 //
-//     conv_nhwc_f16<SHP, BM, BN, BK, WM, WN, STAGES, SPLITK, E>(x, w, bias, res, y, part, smem)
+//     conv_nhwc_f16<SHP, BM, BN, BK, WM, WN, STAGES, SPLITK, E[, SHP2]>(x, w, bias, res, y, part, smem[, x2])
 //
 // GEMM view: rows m = output pixels (n, p, q) of x NHWC [N][H][W][C], columns = output channels
 // k, depth = R*S*C in (r, s, c) order (c innermost) so that one 16-byte chunk of 8 channels is
@@ -9,6 +9,8 @@
 // SHP is a generated struct of `static constexpr int` N, H, W, C, K, P, Q, R, S, SH, SW, PH, PW,
 // DH, DW: every index division is by a constant. Requires C % 8 == 0 (or C == 4: the stem's
 // two-tap chunks, nhwc_load_a_pair; S padded to even, weights [K][R][S + S % 2][4]) and K % 8 == 0.
+// With SHP2 (a conv pair, see conv_no_src2) the depth continues with a second convolution's
+// (r, s, c) over x2: y = conv(x) + conv2(x2) in one accumulator.
 //
 // Launch: (BM / WM) * (BN / WN) warps, grid (ceil(M / BM), ceil(K / BN), SPLITK), dynamic shared
 // memory conv_nhwc_smem_bytes(BM, BN, BK, STAGES). Each thread keeps the same 16-byte chunk
@@ -206,15 +208,56 @@ __device__ __forceinline__ void nhwc_load_a_pair(unsigned short *as, const __hal
     }
 }
 
-template <class SHP, int BM, int BN, int BK, int WM, int WN, int STAGES, int SPLITK, class E>
+// The second operand source of a conv pair (cg_conv_nhwc.c, "conv_pair" groups: Add(conv(x), conv2(x2))
+// as one GEMM): SHP2 is a second convolution with the same output pixels and channels; its depth
+// KD2 = R2 * S2 * C2 follows the first's KD1 (a multiple of BK) in the GEMM, the weights are
+// [K][KD1 + KD2] and its pixels come from x2. conv_no_src2: no second source.
+struct conv_no_src2 {
+    static constexpr int H = 1, W = 1, C = 0, R = 0, S = 0, SH = 1, SW = 1, PH = 0, PW = 0, DH = 1, DW = 1;
+};
+
+// One thread's A rows of one source (im2col): per row, the pixel's image offset and its top-left
+// input tap; rows past M get a tap far outside the image, so every copy of them zero-fills.
+// OUT gives the output grid (N, P, Q), SRC the source's H, W, C, strides, pads and dilations.
+template <class OUT, class SRC, int A_CH> struct nhwc_rows {
+    i64 base[A_CH];
+    int h[A_CH], w[A_CH];
+    __device__ __forceinline__ nhwc_rows(int m_first, int step) {
+        constexpr int M = OUT::N * OUT::P * OUT::Q;
+#pragma unroll
+        for (int j = 0; j < A_CH; j++) {
+            const int m = m_first + j * step;
+            const int b = m / (OUT::P * OUT::Q), pq = m % (OUT::P * OUT::Q);
+            base[j] = (i64)b * SRC::H * SRC::W * SRC::C;
+            h[j] = m < M ? (pq / OUT::Q) * SRC::SH - SRC::PH : -(1 << 28);
+            w[j] = (pq % OUT::Q) * SRC::SW - SRC::PW;
+        }
+    }
+    // cp.async of depth chunk kk (8 channels at tap (r, s), channel c) of every row: row j to
+    // dst + j * step bytes; kin == false zero-fills
+    __device__ __forceinline__ void copy(unsigned char *dst, int step, const __half *x, int kk, bool kin) const {
+        const int r = kk / (SRC::S * SRC::C), s = (kk / SRC::C) % SRC::S, c = kk % SRC::C;
+#pragma unroll
+        for (int j = 0; j < A_CH; j++) {
+            const int ih = h[j] + r * SRC::DH, iw = w[j] + s * SRC::DW;
+            const bool ok = kin && (unsigned)ih < (unsigned)SRC::H && (unsigned)iw < (unsigned)SRC::W;
+            cp_async16(dst + j * step, ok ? x + base[j] + ((i64)ih * SRC::W + iw) * SRC::C + c : x, ok);
+        }
+    }
+};
+
+template <class SHP, int BM, int BN, int BK, int WM, int WN, int STAGES, int SPLITK, class E, class SHP2 = conv_no_src2>
 __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                               const typename E::bias_t *bias, const typename E::res_t *res,
-                                              __half *y, float *part, unsigned char *smem) {
+                                              __half *y, float *part, unsigned char *smem,
+                                              const __half *__restrict__ x2 = nullptr) {
     // C == 4 (the stem, x padded to 4 channels): one 16-byte chunk is two taps (s, s + 1) of 4
     // channels, S padded to even (SE) with zero weights; see nhwc_load_a_pair
     constexpr bool PAIR = SHP::C == 4;
     constexpr int SE = PAIR ? (SHP::S + 1) / 2 * 2 : SHP::S;
-    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = SHP::R * SE * SHP::C;
+    constexpr int KD1 = SHP::R * SE * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = KD1 + KD2;
+    static_assert(KD2 == 0 || (KD1 % BK == 0 && SHP2::C % 8 == 0 && !PAIR), "conv pair: whole K tiles per source");
     constexpr int KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
     constexpr int WARPS_N = BN / WN, NTH = (BM / WM) * WARPS_N * 32;
     constexpr int MT = WM / 16, NT = WN / 8;
@@ -233,18 +276,9 @@ __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, cons
     const int m0 = (int)blockIdx.x * BM, n0 = (int)blockIdx.y * BN;
     const int cc = tid % CPR, row0 = tid / CPR;
 
-    // this thread's A rows: pixel base offset in x and the top-left input tap (out of range
-    // rows get a row far outside the image, so every tap of them is zero-filled)
-    i64 a_base[A_CH];
-    int a_h[A_CH], a_w[A_CH];
-#pragma unroll
-    for (int j = 0; j < A_CH; j++) {
-        const int m = m0 + row0 + j * ROWS;
-        const int b = m / (SHP::P * SHP::Q), pq = m % (SHP::P * SHP::Q);
-        a_base[j] = (i64)b * SHP::H * SHP::W * SHP::C;
-        a_h[j] = m < M ? (pq / SHP::Q) * SHP::SH - SHP::PH : -(1 << 28);
-        a_w[j] = (pq % SHP::Q) * SHP::SW - SHP::PW;
-    }
+    // this thread's A rows of each source
+    const nhwc_rows<SHP, SHP, A_CH> ra(m0 + row0, ROWS);
+    const nhwc_rows<SHP, SHP2, KD2 ? A_CH : 1> rb(m0 + row0, ROWS);
 
     // issue the cp.async copies of K tile kt into stage slot
     auto load = [&](int slot, int kt) {
@@ -252,17 +286,15 @@ __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, cons
         const bool kin = kk < KD;
         unsigned short *as = As + slot * BM * LD + row0 * LD + cc * 8;
         unsigned short *bs = Bs + slot * BN * LD + row0 * LD + cc * 8;
+        unsigned char *ab = reinterpret_cast<unsigned char *>(as);
+        (void)ab;
         if constexpr (PAIR) {
-            nhwc_load_a_pair<SHP, A_CH, ROWS * LD, SE>(as, x, a_base, a_h, a_w, kk, kin);
+            nhwc_load_a_pair<SHP, A_CH, ROWS * LD, SE>(as, x, ra.base, ra.h, ra.w, kk, kin);
+        } else if constexpr (KD2 > 0) { // (KD1 % BK == 0: a K tile is all of one source)
+            if (kt * BK >= KD1) rb.copy(ab, ROWS * LD * 2, x2, kk - KD1, kin);
+            else ra.copy(ab, ROWS * LD * 2, x, kk, kin);
         } else {
-            const int r = kk / (SHP::S * SHP::C), s = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
-#pragma unroll
-            for (int j = 0; j < A_CH; j++) {
-                const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + s * SHP::DW;
-                const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
-                const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
-                cp_async16(as + j * ROWS * LD, src, ok);
-            }
+            ra.copy(ab, ROWS * LD * 2, x, kk, kin);
         }
 #pragma unroll
         for (int j = 0; j < B_CH; j++) {

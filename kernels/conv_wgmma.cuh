@@ -187,15 +187,19 @@ __device__ __forceinline__ void wgmma_epi_smem(float (*acc)[BN / 2], unsigned ch
 }
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
-template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SWZ = false>
+template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SWZ = false,
+          class SHP2 = conv_no_src2>
 __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                const typename E::bias_t *bias, const typename E::res_t *res,
-                                               __half *y, float *part, unsigned char *smem) {
+                                               __half *y, float *part, unsigned char *smem,
+                                               const __half *__restrict__ x2 = nullptr) {
     static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
     static_assert(BM % (64 * WG) == 0 && STAGES >= 3, "tile");
 #ifdef KILN_HAVE_WGMMA
-    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = SHP::R * SHP::S * SHP::C;
+    constexpr int KD1 = SHP::R * SHP::S * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = KD1 + KD2;
     constexpr int BK = 64, KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
+    static_assert(KD2 == 0 || (KD1 % BK == 0 && SHP2::C % 8 == 0), "conv pair: whole K tiles per source");
     constexpr int NTH = 128 * WG, MI = BM / WG / 64;
     constexpr int ROWS = 8 * (NTH / 64), A_CH = BM / ROWS, B_CH = BN / ROWS; // rows per copy pass
     static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
@@ -210,27 +214,17 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     const int cr = tid & 7, cc = (tid >> 3) & 7, row0 = (tid >> 6) * 8 + cr; // chunk row / column
     const int s_off = (tid >> 6) * 1024 + (SWZ ? cr * 128 + ((cc ^ cr) << 4) : cc * 128 + cr * 16); // shared bytes
 
-    i64 a_base[A_CH];
-    int a_h[A_CH], a_w[A_CH];
-#pragma unroll
-    for (int j = 0; j < A_CH; j++) {
-        const int m = m0 + row0 + j * ROWS;
-        const int b = m / (SHP::P * SHP::Q), pq = m % (SHP::P * SHP::Q);
-        a_base[j] = (i64)b * SHP::H * SHP::W * SHP::C;
-        a_h[j] = m < M ? (pq / SHP::Q) * SHP::SH - SHP::PH : -(1 << 28);
-        a_w[j] = (pq % SHP::Q) * SHP::SW - SHP::PW;
-    }
+    const nhwc_rows<SHP, SHP, A_CH> ra(m0 + row0, ROWS);
+    const nhwc_rows<SHP, SHP2, KD2 ? A_CH : 1> rb(m0 + row0, ROWS);
     auto load = [&](int slot, int kt) {
         const int kk = kt * BK + cc * 8;
         const bool kin = kk < KD;
-        const int r = kk / (SHP::S * SHP::C), s = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
         unsigned char *as = As + slot * A_BYTES + s_off, *bs = Bs + slot * B_BYTES + s_off;
-#pragma unroll
-        for (int j = 0; j < A_CH; j++) {
-            const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + s * SHP::DW;
-            const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
-            const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
-            cp_async16(as + j * (ROWS / 8) * 1024, src, ok);
+        if constexpr (KD2 > 0) { // (KD1 % BK == 0: a K tile is all of one source)
+            if (kt * BK >= KD1) rb.copy(as, (ROWS / 8) * 1024, x2, kk - KD1, kin);
+            else ra.copy(as, (ROWS / 8) * 1024, x, kk, kin);
+        } else {
+            ra.copy(as, (ROWS / 8) * 1024, x, kk, kin);
         }
 #pragma unroll
         for (int j = 0; j < B_CH; j++) {
@@ -308,7 +302,7 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
 #else
     // no wgmma here: the mma.sync kernel with the same block tile and thread count
     static_assert(KILN_NHWC_SMEM_BYTES(BM, BN, 32, 4) <= KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES), "fallback smem");
-    conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / (2 * WG), 4, SPLITK, E>(x, w, bias, res, y, part, smem);
+    conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / (2 * WG), 4, SPLITK, E, SHP2>(x, w, bias, res, y, part, smem, x2);
 #endif
 }
 
@@ -401,16 +395,7 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
         const int pt = tid - 128 * WG;
         const int cr = pt & 7, cc = (pt >> 3) & 7, row0 = (pt >> 6) * 8 + cr;
         const int s_off = (pt >> 6) * 1024 + (SWZ ? cr * 128 + ((cc ^ cr) << 4) : cc * 128 + cr * 16);
-        i64 a_base[A_CH];
-        int a_h[A_CH], a_w[A_CH];
-#pragma unroll
-        for (int j = 0; j < A_CH; j++) {
-            const int m = m0 + row0 + j * ROWS;
-            const int b = m / (SHP::P * SHP::Q), pq = m % (SHP::P * SHP::Q);
-            a_base[j] = (i64)b * SHP::H * SHP::W * SHP::C;
-            a_h[j] = m < M ? (pq / SHP::Q) * SHP::SH - SHP::PH : -(1 << 28);
-            a_w[j] = (pq % SHP::Q) * SHP::SW - SHP::PW;
-        }
+        const nhwc_rows<SHP, SHP, A_CH> ra(m0 + row0, ROWS);
         for (int i = 0; i < nk; i++) {
             const int slot = i % STAGES;
 #if KILN_WGMMA_WS_ASYNC_ARRIVE == 0
@@ -423,15 +408,8 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
             if (i >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(i / STAGES - 1) & 1);
             const int kk = (kt0 + i) * BK + cc * 8;
             const bool kin = kk < KD;
-            const int r = kk / (SHP::S * SHP::C), sx = (kk / SHP::C) % SHP::S, c = kk % SHP::C;
             unsigned char *as = As + slot * A_BYTES + s_off, *bs = Bs + slot * B_BYTES + s_off;
-#pragma unroll
-            for (int j = 0; j < A_CH; j++) {
-                const int ih = a_h[j] + r * SHP::DH, iw = a_w[j] + sx * SHP::DW;
-                const bool ok = kin && (unsigned)ih < (unsigned)SHP::H && (unsigned)iw < (unsigned)SHP::W;
-                const __half *src = ok ? x + a_base[j] + ((i64)ih * SHP::W + iw) * SHP::C + c : x;
-                cp_async16(as + j * (ROWS / 8) * 1024, src, ok);
-            }
+            ra.copy(as, (ROWS / 8) * 1024, x, kk, kin);
 #pragma unroll
             for (int j = 0; j < B_CH; j++) {
                 const int n = n0 + row0 + j * ROWS;

@@ -25,6 +25,8 @@ static const kiln_pass_info pipeline[] = {
      "--precision fp16: float32 activations and constants stored as float16 (graph I/O stays float32)"},
     {"select-layout", kiln_pass_select_layout, 2, 0,
      "NCHW or NHWC per convolution region from a precision-aware cost model"},
+    {"fuse-conv-pair", kiln_pass_fuse_conv_pair, 2, 0,
+     "fp16 NHWC: Add(conv(x), conv2(a)) groups as one GEMM over both depths (ResNet projection blocks)"},
     {"plan-memory", kiln_pass_plan_memory, 0, 0, "liveness -> offsets in one activation arena, in-place reuse"},
 };
 #define N_PASSES ((int)(sizeof pipeline / sizeof pipeline[0]))

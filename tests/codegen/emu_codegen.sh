@@ -75,6 +75,14 @@ run() { # MODEL PRECISION [build options...]
         echo "FAIL: $n: expected the vectorized AveragePool and the per-element C = 12 MaxPool"
         fails=$((fails + 1))
     fi
+    # conv pairs (passes/fuse_conv_pair.c): both projection blocks are one two-source kernel at fp16
+    case "$n" in nhwc_conv_pair_fp16*)
+        if [ "$(grep -c '_shape2>(' "$cu")" -ne 2 ]; then
+            echo "FAIL: $n: expected 2 conv pair kernels (SHP2), found $(grep -c '_shape2>(' "$cu")"
+            fails=$((fails + 1))
+        fi
+        ;;
+    esac
     # depthwise cases: the compile-time-shape kernels (cg_conv_dw.c), NHWC at fp16, NCHW at fp32
     case "$n" in *dw_*_fp16* | *dw_*_fp32*)
         local want=conv_dw_nhwc
@@ -107,6 +115,11 @@ for t in dw_q2 dw_q4 dw_q8; do
     for prec in fp32 fp16; do EMU_SUFFIX=_tile_$t run "$WORK/cases/dw_taps.onnx" "$prec" --tile "$t"; done
 done
 EMU_SUFFIX=_tile_dw_q4 run "$WORK/cases/nhwc_dw_odd_c.onnx" fp16 --tile dw_q4
+# conv pairs on split-K and on a wgmma tile's mma.sync fallback (sm_90a build: the NVRTC compile
+# of the wgmma path too)
+for t in 64x64x32s4w4k2 wgz128x64x64s4g2k1; do
+    EMU_SUFFIX=_tile_$t run "$WORK/cases/nhwc_conv_pair.onnx" fp16 --arch sm_90a --tile "$t"
+done
 # Small-M Gemm/MatMul: the heuristic picks rows_w4 (kernels/gemv.cuh) there; also force the
 # smallest mma tile over them, and rows_w4 over every Gemm/MatMul (strided B: its scalar path)
 EMU_SUFFIX=_tile16x32x32_16x8 run "$WORK/cases/gemv_small_m.onnx" fp16 --tile 16x32x32/16x8

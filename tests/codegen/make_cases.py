@@ -416,6 +416,23 @@ def nhwc_cases(d):
               N("Conv", ["m", "w1"], ["out"])],
              [("x", [1, cin, 21, 19])], ["out"],
              [w("w0", 16, cin, 7, 7, scale=0.3), w("b0", 16), w("w1", 16, 16, 1, 1, scale=0.3)])
+    # conv pairs (passes/fuse_conv_pair.c, fp16): Add(conv, conv) + Relu as one GEMM over both
+    # depths. First pair: the anchor (the later conv, 1x1 stride 2 on 24 channels: depth 24) is
+    # not a whole K tile, so the 3x3 conv's depth (576) goes first; second pair: two 1x1 convs
+    # (ResNet-50's projection), the anchor without a bias. M = 50 pixels: partial tiles.
+    save(d, "nhwc_conv_pair",
+         [N("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), N("Relu", ["c1"], ["c1r"]),
+          N("Conv", ["c1r", "wt"], ["t"], strides=[2, 2], pads=[1, 1, 1, 1]), N("Relu", ["t"], ["tr"]),
+          N("Conv", ["tr", "wu", "bu"], ["u"], pads=[1, 1, 1, 1]),
+          N("Conv", ["x", "wv", "bv"], ["v"], strides=[2, 2]),
+          N("Add", ["u", "v"], ["s1"]), N("Relu", ["s1"], ["y1"]),
+          N("Conv", ["y1", "wp", "bp"], ["p"]),
+          N("Conv", ["tr", "wq"], ["q"]),
+          N("Add", ["p", "q"], ["s2"]), N("Relu", ["s2"], ["out"])],
+         [("x", [2, 24, 10, 9])], ["out"],
+         [w("w1", 64, 24, 3, 3, scale=0.2), w("b1", 64), w("wt", 64, 64, 3, 3, scale=0.1),
+          w("wu", 64, 64, 3, 3, scale=0.1), w("bu", 64), w("wv", 64, 24, 1, 1, scale=0.3), w("bv", 64),
+          w("wp", 64, 64, 1, 1, scale=0.2), w("bp", 64), w("wq", 64, 64, 1, 1, scale=0.2)])
     # Concat (channels and width) and Split (channels) in NHWC; a Transpose leaves the region
     # (NHWC -> NCHW) and the next conv enters another one (NCHW -> NHWC)
     save(d, "nhwc_concat_split",
