@@ -83,6 +83,9 @@ static const nhwc_cfg pair_cfgs[] = {
     {128, 32, 16, 64, 32, 6, 1, 0, 0}, {64, 32, 16, 32, 32, 6, 1, 0, 0}};
 #define N_PAIR ((int)(sizeof pair_cfgs / sizeof pair_cfgs[0]))
 #define N_CANDS (2 * N_CFGS + N_PAIR)
+/* ... and the stride-2 stem's space-to-depth candidates ("s2d:<tile>", conv_nhwc_s2d) after them */
+#define N_ALL (N_CANDS + N_CFGS)
+enum { CAND_T4, CAND_PLAIN, CAND_S2D };
 /* under sm_80's 163 KiB per block; 224 KiB when every target is sm_90 or later (227 KiB) */
 static uint32_t smem_limit(const cg *c) {
     for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
@@ -166,6 +169,29 @@ static kiln_status emit_pad_c(cg *c, int x, int64_t pixels, int64_t c0, int to, 
     *xp = args[1];
     /* pad_c4: a thread per 8 pixels */
     return kiln_cg_launch(c, fn, kiln_cg_grid_1d(to == 4 ? (pixels + 7) / 8 : pixels), 1, 1, BLOCK_1D, args, 3);
+}
+
+/* The stride-2 stem's space-to-depth copy of x (kernels/conv_nhwc.cuh conv_nhwc_s2d) into node
+ * scratch: [N][h2][w2][16]; *xs: the copy, for the conv launch that follows. */
+static kiln_status emit_s2d(cg *c, int x, int64_t N, int64_t c0, int64_t H, int64_t W, const int64_t *pb, int64_t h2,
+                            int64_t w2, kiln_bundle_arg *xs) {
+    char fn[64];
+    kiln_bundle_arg args[3];
+    kiln_status st;
+    const int64_t pixels = N * h2 * w2;
+    kiln_cg_kernel_name(c, "conv_nhwc_s2d", fn, sizeof fn);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s, NHWC x [%lld,%lld,%lld,%lld] as space-to-depth [%lld,%lld,%lld,16] for a stride-1 conv\n"
+                   "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, __half *xs, kiln::i64 n) {\n"
+                   "    kiln::conv_nhwc_s2d<%lld, %lld, %lld, %lld, %lld, %lld, %lld>(x, xs, n);\n}\n",
+                   fn, c->group, (long long)N, (long long)H, (long long)W, (long long)c0, (long long)N, (long long)h2,
+                   (long long)w2, BLOCK_1D, fn, (long long)c0, (long long)H, (long long)W, (long long)pb[0],
+                   (long long)pb[1], (long long)h2, (long long)w2);
+    if ((st = kiln_cg_value_arg(c, x, &args[0]))) return st;
+    if ((st = kiln_cg_scratch(c, (uint64_t)pixels * 32, &args[1]))) return st;
+    args[2] = (kiln_bundle_arg){KILN_ARG_SCALAR, 8, (uint64_t)pixels};
+    *xs = args[1];
+    return kiln_cg_launch(c, fn, kiln_cg_grid_1d(pixels), 1, 1, BLOCK_1D, args, 3);
 }
 
 static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }
@@ -316,6 +342,10 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const int64_t KD2 = s2 ? s2->r * s2->s * s2->c : 0;
     const int64_t M = N * P * Q, SE = S + (S & 1), KD8 = s1->r * s1->s * s1->c + KD2, KD4 = R * SE * 4;
     int64_t KD = KD8;
+    /* a stride-2 stem (C <= 4) also as a stride-1 conv over its space-to-depth input: 16 channels,
+     * filter ceil(R / 2) x ceil(S / 2), input (P + R2 - 1) x (Q + S2 - 1) with the padding in it */
+    const bool s2d_ok = pair_ok && !is_pair && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1;
+    const int64_t R2 = (R + 1) / 2, S2 = (S + 1) / 2, H2 = P + R2 - 1, W2 = Q + S2 - 1, KDS = R2 * S2 * 16;
     /* the kernel indexes with 32-bit ints below the element offset */
     if (M * K > ((int64_t)1 << 31) - 1 || N * H * W * C > ((int64_t)1 << 31) - 1 || K * KD > ((int64_t)1 << 31) - 1 ||
         (s2 && N * s2->h * s2->w * s2->c > ((int64_t)1 << 31) - 1))
@@ -339,30 +369,32 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     /* candidates for this shape */
     /* the two-tap stem candidates first (mma.sync only; pair_cfgs' tall tiles before the others:
      * at equal estimates, often all DRAM-bound for a stem, the first one stays), then C = 8 */
-    const char *names[N_CANDS];
-    char name_buf[N_CANDS][48];
-    const nhwc_cfg *cfg_of[N_CANDS];
-    bool pair_of[N_CANDS];
+    const char *names[N_ALL];
+    char name_buf[N_ALL][48];
+    const nhwc_cfg *cfg_of[N_ALL];
+    int kind_of[N_ALL];
     int n_c = 0, heur = 0;
     double best = 0;
     const nhwc_gpu gpu = target_gpu(c);
     const uint32_t smem_max = smem_limit(c);
     const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled();
-    for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < N_CANDS; i++) {
-        const bool pair = i < N_CFGS + N_PAIR;
+    for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < (s2d_ok ? N_ALL : N_CANDS); i++) {
+        const int kind = i < N_CFGS + N_PAIR ? CAND_T4 : i < N_CANDS ? CAND_PLAIN : CAND_S2D;
+        const bool pair = kind == CAND_T4;
         const nhwc_cfg *f = i < N_PAIR ? &pair_cfgs[i] : &nhwc_cfgs[(i - N_PAIR) % N_CFGS];
-        const int64_t kd = pair ? KD4 : KD8, kt = (kd + f->bk - 1) / f->bk;
+        const int64_t kd = pair ? KD4 : kind == CAND_S2D ? KDS : KD8, kt = (kd + f->bk - 1) / f->bk;
         if (f->wg && (!wgmma || pair)) continue;
         if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
         char tn[40];
         cfg_name(f, tn, sizeof tn);
-        snprintf(name_buf[n_c], sizeof name_buf[n_c], "%s%s", pair ? "t4:" : "", tn);
+        snprintf(name_buf[n_c], sizeof name_buf[n_c], "%s%s", pair ? "t4:" : kind == CAND_S2D ? "s2d:" : "", tn);
         names[n_c] = name_buf[n_c];
         cfg_of[n_c] = f;
-        pair_of[n_c] = pair;
-        double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * (H * W * (pair ? 4 : C) + (s2 ? s2->h * s2->w * s2->c : 0)));
+        kind_of[n_c] = kind;
+        const int64_t xb = kind == CAND_S2D ? H2 * W2 * 16 : H * W * (pair ? 4 : C);
+        double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * (xb + (s2 ? s2->h * s2->w * s2->c : 0)));
         if ((f->sw & NHWC_WS) && !NHWC_WS_HEURISTIC && n_c) cost = INFINITY;
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
@@ -378,7 +410,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                       (long long)R, (long long)S, (long long)s[0], (long long)s[1], (long long)pb[0], (long long)pb[1],
                       (long long)d[0], (long long)d[1], bias_t, a.residual >= 0 ? "f16" : "none");
     if (C != C0 && sl > 0 && sl < (int)sizeof sig)
-        sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":cpad%lld%s", (long long)C0, pair_ok ? ":t4" : "");
+        sl += snprintf(sig + sl, sizeof sig - (size_t)sl, ":cpad%lld%s%s", (long long)C0, pair_ok ? ":t4" : "",
+                       s2d_ok ? ":s2d" : "");
     if (s2 && sl > 0 && sl < (int)sizeof sig) /* a pair: the sources in kernel order (SHP, SHP2) */
         for (int i = 0; i < 2 && sl > 0 && sl < (int)sizeof sig; i++) {
             const conv_src *q = i ? s2 : s1;
@@ -403,16 +436,23 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     int pick = kiln_cg_choose(c, sig, names, n_c, heur);
     kiln_cg_printf(&c->tiles, "%s=nhwc_f16:%s;", c->group, names[pick]); /* the `tiles` metadata (kiln bench --profile) */
     const nhwc_cfg *f = cfg_of[pick];
-    const bool pair = pair_of[pick];
+    const bool pair = kind_of[pick] == CAND_T4, s2d = kind_of[pick] == CAND_S2D;
     const int64_t SW_ = pair ? SE : S; /* the weights' (padded) filter width */
     if (pair) C = 4, KD = KD4;
+    if (s2d) { /* the conv over the space-to-depth copy */
+        C = 16, KD = KDS;
+        an_src.h = H2, an_src.w = W2, an_src.c = 16, an_src.r = R2, an_src.s = S2;
+        an_src.st[0] = an_src.st[1] = 1, an_src.pb[0] = an_src.pb[1] = 0;
+    }
     const int threads = cfg_threads(f);
     const uint32_t smem = cfg_smem(f);
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
     kiln_bundle_arg args[7];
-    if (C != C0 && (st = emit_pad_c(c, a.x, N * H * W, C0, (int)C, &args[0]))) return st;
+    if (s2d ? (st = emit_s2d(c, a.x, N, C0, H, W, pb, H2, W2, &args[0]))
+            : C != C0 && (st = emit_pad_c(c, a.x, N * H * W, C0, (int)C, &args[0])))
+        return st;
 
     /* main kernel */
     char fn[64], epi[80], shp[80], shp2[80] = "";
@@ -457,12 +497,20 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
         conv_src q = *s1;
         if (!s2) q.c = C;
-        fill_ohwi(h, KD, 0, q.wv->data, K, s2 ? q.c : C0, &q, s2 ? q.s : SW_);
+        if (s2d) /* w'[k][i][j][(2a + b) * 4 + c] = w[k][c][2i + a][2j + b] */
+            for (int64_t ko = 0; ko < K; ko++)
+                for (int64_t ci = 0; ci < C0; ci++)
+                    for (int64_t r = 0; r < R; r++)
+                        for (int64_t sx = 0; sx < S; sx++)
+                            h[ko * KD + ((r / 2) * S2 + sx / 2) * 16 + ((r % 2) * 2 + sx % 2) * 4 + ci] =
+                                kiln_f32_to_f16((float)kiln_tensor_get(w->data, ((ko * C0 + ci) * R + r) * S + sx));
+        else
+            fill_ohwi(h, KD, 0, q.wv->data, K, s2 ? q.c : C0, &q, s2 ? q.s : SW_);
         if (s2) fill_ohwi(h, KD, KD - KD2, s2->wv->data, K, s2->c, s2, s2->s);
         char wname[256];
         snprintf(wname, sizeof wname, "%s%s.ohwi", w->name && *w->name ? w->name : "const", s2 ? "+pair" : "");
         int64_t dims[4] = {K, R, SW_, C};
-        if (s2) dims[1] = 1, dims[2] = 1, dims[3] = KD;
+        if (s2 || s2d) dims[1] = 1, dims[2] = 1, dims[3] = KD;
         uint64_t off;
         st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 4, dims, h, (uint64_t)(K * KD) * 2, &off);
         free(h);

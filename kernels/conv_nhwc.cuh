@@ -452,6 +452,35 @@ template <int C> __device__ __forceinline__ void conv_nhwc_pad_c4(const __half *
         reinterpret_cast<conv_nhwc_h4 *>(xp)[p] = v;
     }
 }
+// conv_nhwc_s2d<C0, H, W, PH, PW, H2, W2>: a stride-2 stem as a stride-1 convolution ("s2d:"
+// candidates of cg_conv_nhwc.c): x NHWC [N][H][W][C0] (C0 <= 4) to the space-to-depth tensor
+// xs [N][H2][W2][16], xs[n][i][j][(2a + b) * 4 + c] = x[n][2i + a - PH][2j + b - PW][c], zero
+// outside x and for c >= C0 (the conv's padding is in xs). With the weights rearranged the same
+// way, w'[k][i][j][(2a + b) * 4 + c] = w[k][c][2i + a][2j + b], a 7x7 stride-2 conv is a 4x4
+// stride-1 conv over 16 channels: whole 16-byte chunks, so the wgmma kernel takes it. A thread
+// per xs pixel: two 16-byte stores.
+template <int C0, int H, int W, int PH, int PW, int H2, int W2>
+__device__ __forceinline__ void conv_nhwc_s2d(const __half *x, __half *xs, i64 pixels) {
+    static_assert(C0 > 0 && C0 <= 4, "space-to-depth of at most 4 channels");
+    const __half zero = from_f32<__half>(0.0f);
+    for (i64 t = global_thread_index(); t < pixels; t += grid_thread_count()) {
+        const int j = (int)(t % W2), i = (int)((t / W2) % H2);
+        const i64 n = t / ((i64)W2 * H2);
+        conv_nhwc_h8 out[2];
+#pragma unroll
+        for (int a = 0; a < 2; a++)
+#pragma unroll
+            for (int b = 0; b < 2; b++) {
+                const int ih = 2 * i + a - PH, iw = 2 * j + b - PW;
+                const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+                const __half *px = x + ((n * H + (ok ? ih : 0)) * W + (ok ? iw : 0)) * C0;
+#pragma unroll
+                for (int c = 0; c < 4; c++) out[a].h[b * 4 + c] = ok && c < C0 ? px[c < C0 ? c : 0] : zero;
+            }
+        reinterpret_cast<conv_nhwc_h8 *>(xs + t * 16)[0] = out[0];
+        reinterpret_cast<conv_nhwc_h8 *>(xs + t * 16)[1] = out[1];
+    }
+}
 template <int C> __device__ __forceinline__ void conv_nhwc_pad_c8(const __half *x, __half *xp, i64 pixels) {
     static_assert(C > 0 && C < 8, "pads fewer than 8 channels");
     const __half zero = from_f32<__half>(0.0f);

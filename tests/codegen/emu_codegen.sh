@@ -115,6 +115,15 @@ for t in dw_q2 dw_q4 dw_q8; do
     for prec in fp32 fp16; do EMU_SUFFIX=_tile_$t run "$WORK/cases/dw_taps.onnx" "$prec" --tile "$t"; done
 done
 EMU_SUFFIX=_tile_dw_q4 run "$WORK/cases/nhwc_dw_odd_c.onnx" fp16 --tile dw_q4
+# the stride-2 stem's space-to-depth candidates (cg_conv_nhwc.c "s2d:"): mma.sync, split-K and a
+# wgmma tile (its mma.sync fallback here; the sm_90a build compiles the wgmma path with NVRTC)
+for t in s2d:64x64x32s4w4k1 s2d:64x64x32s4w4k2 s2d:wgz128x64x64s4g2k1; do
+    EMU_SUFFIX=_tile_${t//:/_} run "$WORK/cases/nhwc_stem_s2d.onnx" fp16 --arch sm_90a --tile "$t"
+    if ! grep -q 'kiln::conv_nhwc_s2d<3, 33, 31, 3, 3, 20, 19>' "$WORK/nhwc_stem_s2d_fp16_tile_${t//:/_}/nhwc_stem_s2d.cu"; then
+        echo "FAIL: nhwc_stem_s2d_fp16_tile_${t//:/_}: no space-to-depth copy"
+        fails=$((fails + 1))
+    fi
+done
 # conv pairs on split-K and on a wgmma tile's mma.sync fallback (sm_90a build: the NVRTC compile
 # of the wgmma path too)
 for t in 64x64x32s4w4k2 wgz128x64x64s4g2k1; do

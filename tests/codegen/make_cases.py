@@ -433,6 +433,14 @@ def nhwc_cases(d):
          [w("w1", 64, 24, 3, 3, scale=0.2), w("b1", 64), w("wt", 64, 64, 3, 3, scale=0.1),
           w("wu", 64, 64, 3, 3, scale=0.1), w("bu", 64), w("wv", 64, 24, 1, 1, scale=0.3), w("bv", 64),
           w("wp", 64, 64, 1, 1, scale=0.2), w("bp", 64), w("wq", 64, 64, 1, 1, scale=0.2)])
+    # a stem with K = 64 (the wgmma tiles' width): emu_codegen.sh forces its space-to-depth
+    # candidates ("s2d:", a stride-1 4x4 conv over 16 channels) on mma.sync and wgmma tiles;
+    # odd input sizes put the padding on both sides of the space-to-depth copy
+    save(d, "nhwc_stem_s2d",
+         [N("Conv", ["x", "w0", "b0"], ["s"], strides=[2, 2], pads=[3, 3, 3, 3]), N("Relu", ["s"], ["r"]),
+          N("MaxPool", ["r"], ["out"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+         [("x", [2, 3, 33, 31])], ["out"],
+         [w("w0", 64, 3, 7, 7, scale=0.3), w("b0", 64)])
     # Concat (channels and width) and Split (channels) in NHWC; a Transpose leaves the region
     # (NHWC -> NCHW) and the next conv enters another one (NCHW -> NHWC)
     save(d, "nhwc_concat_split",
