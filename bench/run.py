@@ -15,7 +15,9 @@ precision:
   eager         PyTorch eager: fp32 with TF32 off (kiln's fp32 is true fp32), fp16 as
                 model.half() in channels_last (what cuDNN is fastest with);
   compile       torch.compile(mode="reduce-overhead") of the same module (CUDA graphs).
-Latencies are medians of CUDA-event-timed runs after warm-up. Peak memory: torch's
+Each kiln bundle (the autotuned ones too) also runs once on the row's input and its output is
+compared with PyTorch fp32 (TF32 off): relative L2 <= 1e-2 at fp16, 1e-5 at fp32 (column
+"check"; --no-check skips it). Latencies are medians of CUDA-event-timed runs after warm-up. Peak memory: torch's
 max_memory_allocated, kiln's weights + arena from `kiln bench`. Writes a markdown table whose
 last line is `worst fp16 ratio kiln/torch.compile: R` to --out (default
 bench/results/<date>-<card>.md) and prints it, with the issue's targets and by how much each is
@@ -50,6 +52,30 @@ def torch_time(fn, x, iters, warmup):
     return times[len(times) // 2]
 
 
+# kiln's output vs PyTorch fp32 (TF32 off) on the same input, relative L2 (torchvision_check.py's bounds)
+LIMITS = {"fp32": 1e-5, "tf32": 5e-3, "fp16": 1e-2}
+
+
+def check_output(a, model, bundle, x):
+    """Runs the bundle once on x (kiln run) and returns ||kiln - torch|| / ||torch|| (None: no output).
+    Every benchmarked bundle, the autotuned ones included, is checked this way."""
+    import numpy as np
+
+    inp, outdir = bundle + ".input.npy", bundle + ".out"
+    np.save(inp, x.float().cpu().numpy())
+    with torch.no_grad():
+        ref = model(x.float()).float().cpu().numpy().astype(np.float64)
+    r = subprocess.run([a.kiln, "run", bundle, "--input", f"input={inp}", "--output-dir", outdir],
+                       capture_output=True, text=True)
+    path = os.path.join(outdir, "output.npy")
+    if r.returncode or not os.path.exists(path):
+        return None
+    k = np.load(path).astype(np.float64)
+    if k.shape != ref.shape or not np.isfinite(k).all():
+        return None
+    return float(np.linalg.norm(k - ref) / max(np.linalg.norm(ref), 1e-30))
+
+
 def ceilings():
     """fp16 GEMM TFLOP/s (8192^3, torch.matmul: cuBLAS) and copy GB/s (read + write) on this card."""
     import torch
@@ -81,6 +107,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (quick runs)")
+    ap.add_argument("--no-check", action="store_true", help="skip the output check of each kiln bundle vs PyTorch fp32")
     ap.add_argument("--out", default="")
     ap.add_argument("--profile-out", default="", help="JSON of kiln's ResNet-50 b32 fp16 profile")
     ap.add_argument("--no-tune", action="store_true", help="kiln build --no-autotune (heuristic tiles)")
@@ -161,6 +188,10 @@ def main():
                 torch.backends.cuda.matmul.allow_tf32 = False
                 m_t = model
                 x = torch.randn(batch, 3, 224, 224, device="cuda")
+                if row["kiln"] is not None and not a.no_check:
+                    row["rel_l2"] = check_output(a, model, bundle, x)
+                    if row["rel_l2"] is None or not row["rel_l2"] <= LIMITS[prec]:
+                        row["kiln_err"] = f"output vs PyTorch fp32: rel L2 {row['rel_l2']} > {LIMITS[prec]}"
                 if prec == "fp16":
                     m_t = getattr(torchvision.models, name)(weights=None).eval().cuda()
                     m_t.load_state_dict(model.state_dict())
@@ -187,10 +218,12 @@ def main():
              f"{', '.join(p for p in a.precisions.split(',') if not a.no_tune and p in a.tune_precisions.split(',')) or 'none'}"
              " (other precisions: the heuristic's tiles, --no-autotune). "
              "Memory: MB, torch max_memory_allocated; kiln weights + arena. "
+             "check: kiln's output vs PyTorch fp32 (TF32 off) on the same input, relative L2 (bounds: fp16 1e-2, "
+             "fp32 1e-5). "
              f"Ceilings measured in this run: fp16 GEMM (torch.matmul 8192^3) {ceil_tflops:.0f} TFLOP/s, "
              f"device copy {ceil_gbps:.0f} GB/s.", "",
-             "| model | prec | batch | kiln | eager | compile | kiln/compile | kiln/eager | kiln build s cold / warm | mem kiln / eager / compile |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | prec | batch | kiln | eager | compile | kiln/compile | kiln/eager | kiln build s cold / warm | mem kiln / eager / compile | check |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     misses = []
     worst = None
     for r in rows:
@@ -200,6 +233,11 @@ def main():
         if r["prec"] == "fp16":
             cand = rc if rc is not None else float("inf")
             worst = cand if worst is None else max(worst, cand)
+        if r.get("kiln") is not None and "rel_l2" in r and r["rel_l2"] is None:
+            misses.append(f"{r['model']} {r['prec']} b{r['batch']}: the output check did not run (kiln run failed)")
+        if r.get("rel_l2") is not None and not r["rel_l2"] <= LIMITS[r["prec"]]:
+            misses.append(f"{r['model']} {r['prec']} b{r['batch']}: output rel L2 {r['rel_l2']:.2e} vs PyTorch fp32 "
+                          f"(bound {LIMITS[r['prec']]})")
         if r["prec"] == "fp16" and (rc is None or rc > 0.8):
             misses.append(f"{r['model']} fp16 b{r['batch']}: kiln/compile {fmt(rc, '{:.2f}')} (target <= 0.80)")
         if r["prec"] == "fp32" and (re_ is None or re_ > 1.0):
@@ -213,9 +251,10 @@ def main():
         lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(k)} | {fmt(e)} | {fmt(c)} | {fmt(rc, '{:.2f}')} | "
                      f"{fmt(re_, '{:.2f}')} | {r['build_s']:.1f} / {fmt(r.get('warm_s'), '{:.1f}')}{same} | "
                      f"{fmt(r.get('kiln_mem'), '{:.0f}')} / "
-                     f"{fmt(r.get('eager_mem'), '{:.0f}')} / {fmt(r.get('compile_mem'), '{:.0f}')} |")
+                     f"{fmt(r.get('eager_mem'), '{:.0f}')} / {fmt(r.get('compile_mem'), '{:.0f}')} | "
+                     f"{fmt(r.get('rel_l2'), '{:.1e}')} |")
         if r.get("kiln_err"):
-            lines.append(f"|  | kiln error: {r['kiln_err']} | | | | | | | | |")
+            lines.append(f"|  | kiln error: {r['kiln_err']} | | | | | | | | | |")
     notes = [f"- {r['model']} {r['prec']} b{r['batch']}: {r['tune_note']}" for r in rows if r.get("tune_note")]
     if notes:
         lines += ["", "Tuning (kiln build's summary line):", ""] + notes

@@ -56,6 +56,12 @@ static const conv_case cases[] = {
     {"stem_t4_mbv2_bn32", 2, 3, 17, 15, 32, 3, 3, 2, 1, 1, 1, 0, "t4:128x32x16s6w2k1"},
     {"stem_t4_bn32_bk32", 1, 3, 21, 23, 32, 3, 3, 2, 1, 1, 0, 0, "t4:128x32x32s4w4k1"},
     {"stem_t4_heur", 1, 3, 23, 21, 32, 7, 7, 2, 3, 1, 1, 0, NULL},
+    /* stride-2 stems as a stride-1 conv over a space-to-depth copy ("s2d:", conv_nhwc_s2d; 16
+     * channels, filter ceil(R/2) x ceil(S/2)): odd and even filters, C = 1..4, split-K */
+    {"stem_s2d_7x7s2", 2, 3, 19, 17, 64, 7, 7, 2, 3, 1, 1, 0, "s2d:64x64x32s4w4k1"},
+    {"stem_s2d_3x3s2_bn32", 2, 3, 17, 15, 32, 3, 3, 2, 1, 1, 1, 0, "s2d:32x32x64s4w2k1"},
+    {"stem_s2d_c1_splitk", 1, 1, 16, 14, 64, 7, 7, 2, 3, 0, 1, 0, "s2d:32x64x64s4w4k2"},
+    {"stem_s2d_c4_4x4", 1, 4, 16, 14, 40, 4, 4, 2, 1, 1, 0, 0, "s2d:64x64x32s4w4k1"},
 };
 
 /* --gpu also runs ResNet-50's convolution shapes (heuristic tiles; too slow to emulate) and
@@ -261,9 +267,12 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
     char tile_used[64] = "";
     if (tl) snprintf(tile_used, sizeof tile_used, "%.*s", (int)strcspn(tl + 8, "\n"), tl + 8);
     /* C < 8: padded to 8, or for the two-tap "t4:" kernel to 4 (C = 4 as it is) */
-    const bool t4 = !strncmp(tile_used, "t4:", 3);
-    const char *want_pad = t4 ? (k->c < 4 ? "conv_nhwc_pad_c4<" : NULL) : k->c % 8 ? "conv_nhwc_pad_c8<" : NULL;
-    if ((want_pad && !strstr(cuda, want_pad)) || (!want_pad && strstr(cuda, "conv_nhwc_pad_c"))) {
+    const bool t4 = !strncmp(tile_used, "t4:", 3), s2d = !strncmp(tile_used, "s2d:", 4);
+    const char *want_pad = s2d ? "conv_nhwc_s2d<"
+                           : t4 ? (k->c < 4 ? "conv_nhwc_pad_c4<" : NULL)
+                           : k->c % 8 ? "conv_nhwc_pad_c8<" : NULL;
+    if ((want_pad && !strstr(cuda, want_pad)) || (!want_pad && strstr(cuda, "conv_nhwc_pad_c")) ||
+        (!s2d && strstr(cuda, "conv_nhwc_s2d<"))) {
         printf("FAIL: %s: C = %d: expected %s\n", k->name, k->c, want_pad ? want_pad : "no padding kernel");
         return 1;
     }
@@ -449,7 +458,9 @@ static const char *const all_tiles[] = {"128x128x32s4w8k1", "128x64x32s4w4k1", "
                                          * MobileNetV2's 3x3 s2 stems, C = 3; see below) */
                                         "t4:128x64x32s4w4k1", "t4:64x64x32s4w4k1", "t4:128x64x16s6w4k1",
                                         "t4:64x64x16s6w4k1", "t4:32x64x64s4w4k2", "t4:128x32x32s4w4k1",
-                                        "t4:128x32x16s6w2k1", "t4:64x32x16s6w2k1"};
+                                        "t4:128x32x16s6w2k1", "t4:64x32x16s6w2k1",
+                                        /* its space-to-depth form (7x7 s2 as 4x4 s1 on 16 channels) */
+                                        "s2d:128x64x32s4w4k1", "s2d:64x64x32s4w4k2"};
 static int nvrtc_all(void) {
     int major, minor;
     if (kiln_nvrtc_version(&major, &minor)) {
@@ -459,7 +470,7 @@ static int nvrtc_all(void) {
     int fails = 0;
     for (size_t t = 0; t < sizeof all_tiles / sizeof all_tiles[0]; t++) {
         conv_case k = {"nvrtc", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, all_tiles[t]};
-        if (!strncmp(all_tiles[t], "t4:", 3)) { /* stems: 7x7 s2, 3x3 s2 for BK 16 */
+        if (!strncmp(all_tiles[t], "t4:", 3) || !strncmp(all_tiles[t], "s2d:", 4)) { /* stems: 7x7 s2, 3x3 s2 for BK 16 */
             bool bk16 = strstr(all_tiles[t], "x16s") != NULL;
             k = (conv_case){"nvrtc", 8, 3, 224, 224, strstr(all_tiles[t], "x32x") ? 32 : 64, bk16 ? 3 : 7, bk16 ? 3 : 7, 2, bk16 ? 1 : 3,
                             1, 1, 0, all_tiles[t]};
