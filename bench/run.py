@@ -113,6 +113,8 @@ def main():
     ap.add_argument("--no-tune", action="store_true", help="kiln build --no-autotune (heuristic tiles)")
     ap.add_argument("--tune-precisions", default="fp16,fp32",
                     help="precisions kiln autotunes (others: --no-autotune, the heuristic's tiles)")
+    ap.add_argument("--tune-batches", default="",
+                    help="batches kiln autotunes at (default: all); others use the heuristic's tiles")
     ap.add_argument("--build-args", default="", help="extra kiln build arguments, space-separated (e.g. '--arch sm_90')")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -145,13 +147,22 @@ def main():
                 if os.path.exists(cache):
                     os.remove(cache)
                 cmd = [a.kiln, "build", onnx_path, "--precision", prec, "--shape", f"input={batch}x3x224x224"]
-                tune = not a.no_tune and prec in a.tune_precisions.split(",")
+                tune = not a.no_tune and prec in a.tune_precisions.split(",") and (
+                    not a.tune_batches or str(batch) in a.tune_batches.split(","))
                 row["tuned"] = tune
                 cmd += ["--autotune", "--tuning-cache", cache] if tune else ["--no-autotune"]
                 cmd += a.build_args.split()
                 t0 = time.time()
                 r = subprocess.run(cmd + ["-o", bundle], capture_output=True, text=True)
                 row["build_s"] = time.time() - t0
+                if r.returncode and tune:  # the tuner failed: say so, and measure the heuristic's tiles
+                    row["tune_err"] = (r.stderr.strip().splitlines() or ["?"])[-1]
+                    print(f"autotuned build failed ({row['tune_err']}); building with --no-autotune", flush=True)
+                    tune = row["tuned"] = False
+                    cmd = [c for c in cmd if c not in ("--autotune", "--tuning-cache", cache)] + ["--no-autotune"]
+                    t0 = time.time()
+                    r = subprocess.run(cmd + ["-o", bundle], capture_output=True, text=True)
+                    row["build_s"] = time.time() - t0
                 if not r.returncode:
                     # warm: the same command (the same -o: builds are deterministic), the cache from the cold build
                     os.replace(bundle, bundle + ".cold")
@@ -216,6 +227,7 @@ def main():
              "build s: kiln build wall time with a cold / warm tuning cache (same: the warm build's bundle is "
              "byte-identical). kiln autotuned at: "
              f"{', '.join(p for p in a.precisions.split(',') if not a.no_tune and p in a.tune_precisions.split(',')) or 'none'}"
+             f"{' at batch ' + a.tune_batches if a.tune_batches and not a.no_tune else ''}"
              " (other precisions: the heuristic's tiles, --no-autotune). "
              "Memory: MB, torch max_memory_allocated; kiln weights + arena. "
              "check: kiln's output vs PyTorch fp32 (TF32 off) on the same input, relative L2 (bounds: fp16 1e-2, "
@@ -253,6 +265,8 @@ def main():
                      f"{fmt(r.get('kiln_mem'), '{:.0f}')} / "
                      f"{fmt(r.get('eager_mem'), '{:.0f}')} / {fmt(r.get('compile_mem'), '{:.0f}')} | "
                      f"{fmt(r.get('rel_l2'), '{:.1e}')} |")
+        if r.get("tune_err"):
+            lines.append(f"|  | autotuning failed, heuristic tiles: {r['tune_err']} | | | | | | | | | |")
         if r.get("kiln_err"):
             lines.append(f"|  | kiln error: {r['kiln_err']} | | | | | | | | | |")
     notes = [f"- {r['model']} {r['prec']} b{r['batch']}: {r['tune_note']}" for r in rows if r.get("tune_note")]
