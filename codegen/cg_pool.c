@@ -88,6 +88,21 @@ kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n) {
     if (nhwc && nsp == 2 && x->dtype == KILN_F16 && sh.C % 8 == 0 && sh.NC * in[0] * in[1] < ((int64_t)1 << 31) &&
         (args[0].kind != KILN_ARG_ARENA || args[0].value % 16 == 0) &&
         (args[1].kind != KILN_ARG_ARENA || args[1].value % 16 == 0)) {
+        if (n->op == KILN_OP_MaxPool && sh.dh == 1 && sh.dw == 1 && sh.R <= 8 && sh.S <= 8) {
+            /* compile-time shape, QT = 2 output columns a thread (max_pool_nhwc_h8_ct) */
+            const int64_t QT = sh.Q >= 2 ? 2 : 1, items = sh.NC / 8 * sh.P * ((sh.Q + QT - 1) / QT);
+            kiln_cg_kernel_name(c, "max_pool_nhwc_h8", fn, sizeof fn);
+            kiln_cg_printf(&c->src,
+                           "\n// %s: %s, window %lldx%lld stride %lldx%lld, NHWC fp16 x 8 channels, %lld columns a thread\n"
+                           "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, __half *y) {\n"
+                           "    kiln::max_pool_nhwc_h8_ct<%lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, %lld, "
+                           "%lld>(x, y);\n}\n",
+                           fn, c->group, (long long)sh.R, (long long)sh.S, (long long)sh.sh, (long long)sh.sw, (long long)QT,
+                           BLOCK_1D, fn, (long long)(sh.NC / sh.C), (long long)sh.H, (long long)sh.W, (long long)(sh.C / 8),
+                           (long long)sh.P, (long long)sh.Q, (long long)sh.R, (long long)sh.S, (long long)sh.sh,
+                           (long long)sh.sw, (long long)sh.ph, (long long)sh.pw, (long long)QT);
+            return kiln_cg_launch(c, fn, kiln_cg_grid_1d(items), 1, 1, BLOCK_1D, args, 2);
+        }
         kiln_cg_kernel_name(c, n->op == KILN_OP_MaxPool ? "max_pool_nhwc_h8" : "avg_pool_nhwc_h8", fn, sizeof fn);
         kiln_cg_printf(&c->src,
                        "\n// %s: %s, window %lldx%lld stride %lldx%lld, NHWC fp16 x 8 channels\nextern \"C\" __global__ void "

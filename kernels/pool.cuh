@@ -114,6 +114,57 @@ __device__ __forceinline__ void pool2d_nhwc_h8(const __half *x, __half *y, const
     }
 }
 
+// MaxPool for fp16 NHWC with C % 8 == 0, compile-time shape, no dilation (ResNet's 3x3 stride-2
+// pool after the stem): one thread per (n, p, QT adjacent output columns, 8 channels); the QT
+// windows of a row overlap when S > SW, so the thread loads each input column once ((QT - 1) * SW
+// + S columns a row instead of QT * S) and keeps QT maxima. No runtime division but by constants.
+// Neighbouring threads take neighbouring 8-channel groups. Same semantics as pool2d's max.
+template <int N, int H, int W, int C8, int P, int Q, int R, int S, int SH, int SW, int PH, int PW, int QT>
+__device__ __forceinline__ void max_pool_nhwc_h8_ct(const __half *x, __half *y) {
+    constexpr int QB = (Q + QT - 1) / QT, COLS = (QT - 1) * SW + S;
+    constexpr i64 total = (i64)N * P * QB * C8;
+    const half8 *x8 = reinterpret_cast<const half8 *>(x);
+    half8 *y8 = reinterpret_cast<half8 *>(y);
+    for (i64 t = global_thread_index(); t < total; t += grid_thread_count()) {
+        const int g = (int)(t % C8), qb = (int)((t / C8) % QB), op = (int)((t / ((i64)C8 * QB)) % P);
+        const int nb = (int)(t / ((i64)C8 * QB * P));
+        const int q0 = qb * QT, h0 = op * SH - PH, w0 = q0 * SW - PW;
+        const half8 *xc = x8 + (i64)nb * H * W * C8 + g;
+        float acc[QT][8];
+#pragma unroll
+        for (int k = 0; k < QT; k++)
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[k][i] = neg_inf();
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int h = h0 + r;
+            if (h < 0 || h >= H) continue;
+#pragma unroll
+            for (int cix = 0; cix < COLS; cix++) {
+                const int w = w0 + cix;
+                if (w < 0 || w >= W) continue;
+                const half8 v = xc[(i64)(h * W + w) * C8];
+                float f[8];
+#pragma unroll
+                for (int i = 0; i < 8; i++) f[i] = to_f32(v.h[i]);
+#pragma unroll
+                for (int k = 0; k < QT; k++) // column cix is in window k when 0 <= cix - k * SW < S
+                    if (cix - k * SW >= 0 && cix - k * SW < S)
+#pragma unroll
+                        for (int i = 0; i < 8; i++) acc[k][i] = fmaxf(acc[k][i], f[i]);
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < QT; k++) {
+            if (q0 + k >= Q) break;
+            half8 out;
+#pragma unroll
+            for (int i = 0; i < 8; i++) out.h[i] = from_f32<__half>(acc[k][i]);
+            y8[(((i64)nb * P + op) * Q + q0 + k) * C8 + g] = out;
+        }
+    }
+}
+
 // Global pooling: one warp per (n, c) row of `len` elements; block 256 threads = 8 rows.
 template <bool MAX, typename T = float>
 __device__ __forceinline__ void global_pool(const T *x, T *y, i64 rows, i64 len) {
