@@ -60,6 +60,7 @@ def check_output(a, model, bundle, x):
     """Runs the bundle once on x (kiln run) and returns ||kiln - torch|| / ||torch|| (None: no output).
     Every benchmarked bundle, the autotuned ones included, is checked this way."""
     import numpy as np
+    import torch
 
     inp, outdir = bundle + ".input.npy", bundle + ".out"
     np.save(inp, x.float().cpu().numpy())
@@ -126,6 +127,86 @@ def main():
     rows = []
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gpu"))
     from torchvision_check import calibrate_bn  # BN statistics from random images: O(1) activations
+
+    def report():
+        """The results file from the rows so far (rewritten after every row: a cut run keeps them)."""
+        fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
+        lines = [f"# kiln vs PyTorch on {card}, {datetime.date.today()}", "",
+                 f"Median latency in ms ({a.iterations} runs after {a.warmup} warm-up, CUDA events). fp32 rows: TF32 off in "
+                 "PyTorch. fp16 eager: channels_last half. compile: torch.compile(mode=\"reduce-overhead\"). "
+                 "build s: kiln build wall time with a cold / warm tuning cache (same: the warm build's bundle is "
+                 "byte-identical). kiln autotuned at: "
+                 f"{', '.join(p for p in a.precisions.split(',') if not a.no_tune and p in a.tune_precisions.split(',')) or 'none'}"
+                 f"{' at batch ' + a.tune_batches if a.tune_batches and not a.no_tune else ''}"
+                 " (other precisions: the heuristic's tiles, --no-autotune). "
+                 "Memory: MB, torch max_memory_allocated; kiln weights + arena. "
+                 "check: kiln's output vs PyTorch fp32 (TF32 off) on the same input, relative L2 (bounds: fp16 1e-2, "
+                 "fp32 1e-5). "
+                 f"Ceilings measured in this run: fp16 GEMM (torch.matmul 8192^3) {ceil_tflops:.0f} TFLOP/s, "
+                 f"device copy {ceil_gbps:.0f} GB/s.", "",
+                 "| model | prec | batch | kiln | eager | compile | kiln/compile | kiln/eager | kiln build s cold / warm | mem kiln / eager / compile | check |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        misses = []
+        worst = None
+        for r in rows:
+            k, e, c = r.get("kiln"), r.get("eager"), r.get("compile")
+            rc = k / c if k and c else None
+            re_ = k / e if k and e else None
+            if r["prec"] == "fp16":
+                cand = rc if rc is not None else float("inf")
+                worst = cand if worst is None else max(worst, cand)
+            if r.get("kiln") is not None and "rel_l2" in r and r["rel_l2"] is None:
+                misses.append(f"{r['model']} {r['prec']} b{r['batch']}: the output check did not run (kiln run failed)")
+            if r.get("rel_l2") is not None and not r["rel_l2"] <= LIMITS[r["prec"]]:
+                misses.append(f"{r['model']} {r['prec']} b{r['batch']}: output rel L2 {r['rel_l2']:.2e} vs PyTorch fp32 "
+                              f"(bound {LIMITS[r['prec']]})")
+            if r["prec"] == "fp16" and (rc is None or rc > 0.8):
+                misses.append(f"{r['model']} fp16 b{r['batch']}: kiln/compile {fmt(rc, '{:.2f}')} (target <= 0.80)")
+            if r["prec"] == "fp32" and (re_ is None or re_ > 1.0):
+                misses.append(f"{r['model']} fp32 b{r['batch']}: kiln/eager {fmt(re_, '{:.2f}')} (target <= 1.00)")
+            if r["model"] == "resnet50" and r["prec"] == "fp16":
+                if r["build_s"] > 90:
+                    misses.append(f"resnet50 fp16 b{r['batch']}: cold build {r['build_s']:.1f} s (target <= 90)")
+                if r.get("warm_s") is None or r["warm_s"] > 5:
+                    misses.append(f"resnet50 fp16 b{r['batch']}: warm build {fmt(r.get('warm_s'), '{:.1f}')} s (target <= 5)")
+            same = " same" if r.get("identical") else (" DIFFERENT" if "identical" in r else "")
+            lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(k)} | {fmt(e)} | {fmt(c)} | {fmt(rc, '{:.2f}')} | "
+                         f"{fmt(re_, '{:.2f}')} | {r['build_s']:.1f} / {fmt(r.get('warm_s'), '{:.1f}')}{same} | "
+                         f"{fmt(r.get('kiln_mem'), '{:.0f}')} / "
+                         f"{fmt(r.get('eager_mem'), '{:.0f}')} / {fmt(r.get('compile_mem'), '{:.0f}')} | "
+                         f"{fmt(r.get('rel_l2'), '{:.1e}')} |")
+            if r.get("tune_err"):
+                lines.append(f"|  | autotuning failed, heuristic tiles: {r['tune_err']} | | | | | | | | | |")
+            if r.get("kiln_err"):
+                lines.append(f"|  | kiln error: {r['kiln_err']} | | | | | | | | | |")
+        notes = [f"- {r['model']} {r['prec']} b{r['batch']}: {r['tune_note']}" for r in rows if r.get("tune_note")]
+        if notes:
+            lines += ["", "Tuning (kiln build's summary line):", ""] + notes
+        lines += ["", "## Targets (issue 5)", ""]
+        lines += [f"- MISSED: {m}" for m in misses] or ["- all latency and build-time targets met"]
+        pj = next((r.get("profile_json") for r in rows if r.get("profile_json")), None)
+        if pj:
+            import json
+            with open(pj) as f:
+                prof = json.load(f)
+            convs = sorted((l for l in prof.get("layers", []) if l.get("flops")), key=lambda l: -l["flops"])[:5]
+            lines += ["", f"Largest ResNet-50 batch-32 fp16 layers by FLOPs (target: >= 60% of the {ceil_tflops:.0f} TFLOP/s "
+                      "fp16 GEMM rate measured above):", ""]
+            for l in convs:
+                frac = l["tflops"] / ceil_tflops if ceil_tflops else 0
+                lines.append(f"- {l['layer']} ({l['op']}, {l.get('tiles', '')}): {l['us']:.1f} us, {l['tflops']:.1f} TFLOP/s = "
+                             f"{100 * frac:.0f}%{'' if frac >= 0.6 else ' (MISSED by ' + format(60 - 100 * frac, '.0f') + ' points)'}")
+        if profile_text:
+            lines += ["", "## Per-kernel profile: kiln ResNet-50, batch 32, fp16", "", "```", profile_text.rstrip(), "```"]
+        lines += ["", f"worst fp16 ratio kiln/torch.compile: {worst:.2f}" if worst is not None else
+                  "worst fp16 ratio kiln/torch.compile: -"]
+        text = "\n".join(lines) + "\n"
+        out = a.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                    f"{datetime.date.today()}-{card.replace(' ', '_')}.md")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out, "w") as f:
+            f.write(text)
+        return text
 
     for name in a.models.split(","):
         torch.manual_seed(0)
@@ -220,82 +301,8 @@ def main():
                         row["compile_mem"] = torch.cuda.max_memory_allocated() / 1e6
                 rows.append(row)
                 print(row, flush=True)
-    fmt = lambda v, f="{:.3f}": "-" if v is None else f.format(v)  # noqa: E731
-    lines = [f"# kiln vs PyTorch on {card}, {datetime.date.today()}", "",
-             f"Median latency in ms ({a.iterations} runs after {a.warmup} warm-up, CUDA events). fp32 rows: TF32 off in "
-             "PyTorch. fp16 eager: channels_last half. compile: torch.compile(mode=\"reduce-overhead\"). "
-             "build s: kiln build wall time with a cold / warm tuning cache (same: the warm build's bundle is "
-             "byte-identical). kiln autotuned at: "
-             f"{', '.join(p for p in a.precisions.split(',') if not a.no_tune and p in a.tune_precisions.split(',')) or 'none'}"
-             f"{' at batch ' + a.tune_batches if a.tune_batches and not a.no_tune else ''}"
-             " (other precisions: the heuristic's tiles, --no-autotune). "
-             "Memory: MB, torch max_memory_allocated; kiln weights + arena. "
-             "check: kiln's output vs PyTorch fp32 (TF32 off) on the same input, relative L2 (bounds: fp16 1e-2, "
-             "fp32 1e-5). "
-             f"Ceilings measured in this run: fp16 GEMM (torch.matmul 8192^3) {ceil_tflops:.0f} TFLOP/s, "
-             f"device copy {ceil_gbps:.0f} GB/s.", "",
-             "| model | prec | batch | kiln | eager | compile | kiln/compile | kiln/eager | kiln build s cold / warm | mem kiln / eager / compile | check |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    misses = []
-    worst = None
-    for r in rows:
-        k, e, c = r.get("kiln"), r.get("eager"), r.get("compile")
-        rc = k / c if k and c else None
-        re_ = k / e if k and e else None
-        if r["prec"] == "fp16":
-            cand = rc if rc is not None else float("inf")
-            worst = cand if worst is None else max(worst, cand)
-        if r.get("kiln") is not None and "rel_l2" in r and r["rel_l2"] is None:
-            misses.append(f"{r['model']} {r['prec']} b{r['batch']}: the output check did not run (kiln run failed)")
-        if r.get("rel_l2") is not None and not r["rel_l2"] <= LIMITS[r["prec"]]:
-            misses.append(f"{r['model']} {r['prec']} b{r['batch']}: output rel L2 {r['rel_l2']:.2e} vs PyTorch fp32 "
-                          f"(bound {LIMITS[r['prec']]})")
-        if r["prec"] == "fp16" and (rc is None or rc > 0.8):
-            misses.append(f"{r['model']} fp16 b{r['batch']}: kiln/compile {fmt(rc, '{:.2f}')} (target <= 0.80)")
-        if r["prec"] == "fp32" and (re_ is None or re_ > 1.0):
-            misses.append(f"{r['model']} fp32 b{r['batch']}: kiln/eager {fmt(re_, '{:.2f}')} (target <= 1.00)")
-        if r["model"] == "resnet50" and r["prec"] == "fp16":
-            if r["build_s"] > 90:
-                misses.append(f"resnet50 fp16 b{r['batch']}: cold build {r['build_s']:.1f} s (target <= 90)")
-            if r.get("warm_s") is None or r["warm_s"] > 5:
-                misses.append(f"resnet50 fp16 b{r['batch']}: warm build {fmt(r.get('warm_s'), '{:.1f}')} s (target <= 5)")
-        same = " same" if r.get("identical") else (" DIFFERENT" if "identical" in r else "")
-        lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(k)} | {fmt(e)} | {fmt(c)} | {fmt(rc, '{:.2f}')} | "
-                     f"{fmt(re_, '{:.2f}')} | {r['build_s']:.1f} / {fmt(r.get('warm_s'), '{:.1f}')}{same} | "
-                     f"{fmt(r.get('kiln_mem'), '{:.0f}')} / "
-                     f"{fmt(r.get('eager_mem'), '{:.0f}')} / {fmt(r.get('compile_mem'), '{:.0f}')} | "
-                     f"{fmt(r.get('rel_l2'), '{:.1e}')} |")
-        if r.get("tune_err"):
-            lines.append(f"|  | autotuning failed, heuristic tiles: {r['tune_err']} | | | | | | | | | |")
-        if r.get("kiln_err"):
-            lines.append(f"|  | kiln error: {r['kiln_err']} | | | | | | | | | |")
-    notes = [f"- {r['model']} {r['prec']} b{r['batch']}: {r['tune_note']}" for r in rows if r.get("tune_note")]
-    if notes:
-        lines += ["", "Tuning (kiln build's summary line):", ""] + notes
-    lines += ["", "## Targets (issue 5)", ""]
-    lines += [f"- MISSED: {m}" for m in misses] or ["- all latency and build-time targets met"]
-    pj = next((r.get("profile_json") for r in rows if r.get("profile_json")), None)
-    if pj:
-        import json
-        with open(pj) as f:
-            prof = json.load(f)
-        convs = sorted((l for l in prof.get("layers", []) if l.get("flops")), key=lambda l: -l["flops"])[:5]
-        lines += ["", f"Largest ResNet-50 batch-32 fp16 layers by FLOPs (target: >= 60% of the {ceil_tflops:.0f} TFLOP/s "
-                  "fp16 GEMM rate measured above):", ""]
-        for l in convs:
-            frac = l["tflops"] / ceil_tflops if ceil_tflops else 0
-            lines.append(f"- {l['layer']} ({l['op']}, {l.get('tiles', '')}): {l['us']:.1f} us, {l['tflops']:.1f} TFLOP/s = "
-                         f"{100 * frac:.0f}%{'' if frac >= 0.6 else ' (MISSED by ' + format(60 - 100 * frac, '.0f') + ' points)'}")
-    if profile_text:
-        lines += ["", "## Per-kernel profile: kiln ResNet-50, batch 32, fp16", "", "```", profile_text.rstrip(), "```"]
-    lines += ["", f"worst fp16 ratio kiln/torch.compile: {worst:.2f}" if worst is not None else
-              "worst fp16 ratio kiln/torch.compile: -"]
-    text = "\n".join(lines) + "\n"
-    out = a.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                f"{datetime.date.today()}-{card.replace(' ', '_')}.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        f.write(text)
+                report()
+    text = report()
     print(text)
     return 0
 
