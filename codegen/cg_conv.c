@@ -597,6 +597,7 @@ kiln_status kiln_cg_conv_emit_epilogue(cg *c, const kiln_node *n, const char *ep
 #define GEMV_MAX_M 64
 #define GEMV_WARPS 4
 #define GEMV_MB 8
+#define GEMV_MMA_WARPS 8 /* gemv_mma_rows: warps splitting K in a block of 8 output columns */
 typedef struct gemm_shape_host { /* kernels/gemm.cuh gemm_shape */
     int64_t M, N, K, sam, sak, sbk, sbn, batch_dims[4], a_batch[4], b_batch[4];
 } gemm_shape_host;
@@ -682,11 +683,15 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
     snprintf(sig, sizeof sig, "%s:%s:%lld,%lld,%lld,%lld:%lld,%lld,%lld,%lld:%s,%s,%s:b%dr%d", mma ? "gemm_mma" : "gemm",
              mma ? mma + 6 : "f32", (long long)sh.M, (long long)sh.N, (long long)sh.K, (long long)Z, (long long)sh.sam,
              (long long)sh.sak, (long long)sh.sbk, (long long)sh.sbn, ta_, tb_, ty, a.bias >= 0, a.residual >= 0);
-    bool gemv = false;
+    bool gemv = false, mrows = false;
     mma_tile t = {0, 0, 0, 0, 0};
+    /* "mma_rows_w8" (kernels/gemv.cuh gemv_mma_rows): the small-M kernel on fp16 tensor cores, for
+     * fp16 operands with k contiguous, K % 16 == 0 and even row strides (4-byte fragment loads) */
+    const bool mrows_ok = !strcmp(ta_, "__half") && !strcmp(tb_, "__half") && sh.sak == 1 && sh.sbk == 1 &&
+                          sh.K % 16 == 0 && sh.sam % 2 == 0 && sh.sbn % 2 == 0 && sh.M <= GEMV_MAX_M;
     if (sh.M <= GEMV_MAX_M) {
-        char names[MMA_N_ALL + 1][40];
-        const char *np[MMA_N_ALL + 1];
+        char names[MMA_N_ALL + 2][40];
+        const char *np[MMA_N_ALL + 2];
         int nc = 0, heur = 0;
         mma_tile h = mma_tile_pick(sh.M, sh.N, Z);
         if (mma)
@@ -698,16 +703,21 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
         else
             snprintf(names[nc++], sizeof names[0], "tiled");
         snprintf(names[nc++], sizeof names[0], "rows_w%d", GEMV_WARPS);
+        const int i_rows = nc - 1;
+        if (mrows_ok) snprintf(names[nc++], sizeof names[0], "mma_rows_w%d", GEMV_MMA_WARPS);
         for (int i = 0; i < nc; i++) np[i] = names[i];
-        if (sh.sbk == 1 && B->data) heur = nc - 1;
+        /* the heuristic: a classifier (constant B, contiguous K) takes a rows kernel; tensor
+         * cores from 8 rows up (below, the fp32 kernel's conversions are few) */
+        if (sh.sbk == 1 && B->data) heur = mrows_ok && sh.M >= 8 ? nc - 1 : i_rows;
         int pick = kiln_cg_choose(c, sig, np, nc, heur);
-        gemv = pick == nc - 1;
-        if (mma && !gemv) t = mma_all[pick];
+        gemv = pick == i_rows;
+        mrows = mrows_ok && pick == nc - 1;
+        if (mma && !gemv && !mrows) t = mma_all[pick];
     } else if (mma) {
         t = mma_tile_choose(c, sig, sh.M, sh.N, Z);
     }
     char fn[64], epi[80], al[64];
-    kiln_cg_kernel_name(c, gemv ? "gemv" : mma ? "gemm_mma" : "gemm", fn, sizeof fn);
+    kiln_cg_kernel_name(c, gemv || mrows ? "gemv" : mma ? "gemm_mma" : "gemm", fn, sizeof fn);
     snprintf(epi, sizeof epi, "%s_epilogue", fn);
     kiln_cg_printf(&c->src, "\n// %s: %s (%s), M %lld N %lld K %lld, batch %lld\n", fn, c->group,
               a.fused ? "gemm_epilogue" : kiln_op_table[an->op].onnx_type, (long long)sh.M, (long long)sh.N,
@@ -728,6 +738,16 @@ kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n) {
                        "    kiln::gemv_rows<%d, %d, %s, %s, %s, %s>({a, b, bias, res, y, s});\n}\n",
                        threads, fn, ta_, tb_, epi, epi, ty, GEMV_WARPS, mb, epi, ta_, tb_, ty);
         kiln_cg_printf(&c->tiles, "%s=rows_w%d/m%d;", c->group, GEMV_WARPS, mb);
+    } else if (mrows) {
+        const int mt = (int)((sh.M + 15) / 16);
+        threads = GEMV_MMA_WARPS * 32;
+        gx = (uint64_t)((sh.N + 7) / 8), gy = 1;
+        kiln_cg_printf(&c->src,
+                       "extern \"C\" __global__ void __launch_bounds__(%u) %s(const __half *a, const __half *b, const %s::bias_t "
+                       "*bias, const %s::res_t *res, %s *y, kiln::gemm_shape s) {\n"
+                       "    kiln::gemv_mma_rows<%d, %d, %s, %s>({a, b, bias, res, y, s});\n}\n",
+                       threads, fn, epi, epi, ty, GEMV_MMA_WARPS, mt, epi, ty);
+        kiln_cg_printf(&c->tiles, "%s=mma_rows_w%d/mt%d;", c->group, GEMV_MMA_WARPS, mt);
     } else if (mma) {
         threads = mma_threads(t);
         gx = (uint64_t)((sh.N + t.bn - 1) / t.bn), gy = (uint64_t)((sh.M + t.bm - 1) / t.bm);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "gemm.cuh"
+#include "mma.cuh"
 
 namespace kiln {
 
@@ -81,6 +82,69 @@ __device__ __forceinline__ void gemv_rows(const typename gemm_problem<Epi, TA, T
 #pragma unroll
     for (int i = 0; i < MB; i++)
         if (lane == (i & 31) && n_ok && m0 + i < M) P::store(p, z, m0 + i, n, acc[i]);
+}
+
+// "mma_rows_w<W>": the same small-M GEMM on tensor cores (fp16 A and B, k contiguous in both, K
+// % 16 == 0, rows 4-byte aligned). Converting every fp16 operand to fp32 is what bounds
+// gemv_rows at fp16 (ResNet-50's classifier at batch 32: 65M conversions); mma.sync.m16n8k16
+// takes fp16 as it is. A block owns 8 output columns (one n8 tile) and all M <= 16 * MT rows;
+// its W warps split K (warp w takes k16 steps w, w + W, ...), loading their fragments straight
+// from global memory (A rows through L1: every block reads the same A), then sum their
+// accumulators in shared memory in warp order (deterministic) and warp 0 applies the epilogue.
+// Launch: block = W * 32 threads, grid = (ceil(N / 8), 1, Z).
+template <int W, int MT, class Epi, typename TY>
+__device__ __forceinline__ void gemv_mma_rows(const typename gemm_problem<Epi, __half, __half, TY>::args &p) {
+    typedef gemm_problem<Epi, __half, __half, TY> P;
+    __shared__ float red[W][MT * 4][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int z = blockIdx.z;
+    const i64 M = p.s.M, N = p.s.N, K = p.s.K;
+    const i64 n0 = (i64)blockIdx.x * 8, nl = n0 + g < N ? n0 + g : N - 1; // columns past N: loads only
+    const unsigned short *a = reinterpret_cast<const unsigned short *>(p.a + P::a_base(p, z));
+    const unsigned short *brow = reinterpret_cast<const unsigned short *>(p.b + P::b_base(p, z) + nl * p.s.sbn) + 2 * t;
+    const unsigned short *arow[MT][2];
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const i64 m = i * 16 + g + 8 * h;
+            arow[i][h] = a + (m < M ? m : M - 1) * p.s.sam + 2 * t; // rows past M: loads only
+        }
+    float acc[MT][1][4];
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int q = 0; q < 4; q++) acc[i][0][q] = 0.0f;
+#pragma unroll 4
+    for (i64 k = (i64)warp * 16; k < K; k += W * 16) {
+        u32 af[MT][4], bf[1][2];
+#pragma unroll
+        for (int i = 0; i < MT; i++) {
+            af[i][0] = ld_pair(arow[i][0] + k);
+            af[i][1] = ld_pair(arow[i][1] + k);
+            af[i][2] = ld_pair(arow[i][0] + k + 8);
+            af[i][3] = ld_pair(arow[i][1] + k + 8);
+        }
+        bf[0][0] = ld_pair(brow + k);
+        bf[0][1] = ld_pair(brow + k + 8);
+        warp_mma<mma_f16, MT, 1>(acc, af, bf);
+    }
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int q = 0; q < 4; q++) red[warp][i * 4 + q][lane] = acc[i][0][q];
+    __syncthreads();
+    if (warp != 0) return;
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            float v = red[0][i * 4 + q][lane];
+#pragma unroll
+            for (int w = 1; w < W; w++) v += red[w][i * 4 + q][lane];
+            const i64 m = i * 16 + g + 8 * (q / 2), n = n0 + 2 * t + (q % 2);
+            if (m < M && n < N) P::store(p, z, m, n, v);
+        }
 }
 
 } // namespace kiln

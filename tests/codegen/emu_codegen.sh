@@ -133,6 +133,12 @@ done
 # smallest mma tile over them, and rows_w4 over every Gemm/MatMul (strided B: its scalar path)
 EMU_SUFFIX=_tile16x32x32_16x8 run "$WORK/cases/gemv_small_m.onnx" fp16 --tile 16x32x32/16x8
 for prec in fp32 fp16; do EMU_SUFFIX=_tile_rows_w4 run "$WORK/cases/gemm_softmax_matmul.onnx" "$prec" --tile rows_w4; done
+# small-M fp16 GEMMs on tensor cores: every Gemm of the case forced onto gemv_mma_rows (M = 1 too)
+EMU_SUFFIX=_tile_mma_rows run "$WORK/cases/gemv_mma_rows.onnx" fp16 --tile mma_rows_w8
+if [ "$(grep -c 'kiln::gemv_mma_rows<' "$WORK/gemv_mma_rows_fp16_tile_mma_rows/gemv_mma_rows.cu")" -ne 3 ]; then
+    echo "FAIL: gemv_mma_rows_fp16_tile_mma_rows: expected 3 gemv_mma_rows kernels"
+    fails=$((fails + 1))
+fi
 EMU_SUFFIX=_tile_rows_w4 run "$WORK/cases/gemv_small_m.onnx" tf32 --tile rows_w4
 # The models at one precision each (CI time: ~1.5 min per ResNet-50 run on one core); both also
 # compile every kernel for sm_80 as well as sm_90. fp32 and tf32 of ResNet-50 run on the GPU

@@ -112,6 +112,16 @@ def main(d):
     # small-M Gemm (kernels/gemv.cuh "rows_w4"): M = 1 (K = 512: 16-byte vector loads), M = 3
     # (K = 203: scalar path), M = 32 (K = 40, C broadcast over rows, beta != 1, residual + relu),
     # and a small-M MatMul with B [K][N] (strided k: not the heuristic's gemv)
+    # small-M Gemm on fp16 tensor cores (gemv.cuh "mma_rows_w8", fp16 with K % 16 == 0): M = 32
+    # (two m16 tiles, N = 50 not a multiple of 8, bias + relu), M = 20 (rows past M, residual),
+    # M = 1 (the rows kernel at batch 1 unless forced); emu_codegen.sh forces mma_rows_w8
+    save(d, "gemv_mma_rows",
+         [N("Gemm", ["x32", "w32", "c32"], ["g32"], transB=1), N("Relu", ["g32"], ["y32"]),
+          N("Gemm", ["x20", "w20"], ["g20"], transB=1, alpha=0.5), N("Add", ["g20", "r20"], ["y20"]),
+          N("Gemm", ["x1", "w1", "c1"], ["y1"], transB=1)],
+         [("x32", [32, 256]), ("x20", [20, 64]), ("r20", [20, 24]), ("x1", [1, 128])], ["y32", "y20", "y1"],
+         [w("w32", 50, 256, scale=0.1), w("c32", 50), w("w20", 24, 64, scale=0.2), w("w1", 40, 128, scale=0.1),
+          w("c1", 40)])
     save(d, "gemv_small_m",
          [N("Gemm", ["x1", "w1", "c1"], ["y1"], transB=1),
           N("Gemm", ["x3", "w3", "c3"], ["g3"], transB=1, alpha=0.75, beta=-1.5), N("Relu", ["g3"], ["y3"]),
