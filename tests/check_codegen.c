@@ -407,10 +407,12 @@ START_TEST(nhwc_kernels) {
             /* d: a graph output the depthwise conv produces in NHWC (fp16: its Cast to fp32 converts) */
             if (precs[p] == KILN_PREC_TF32) assert_has(src, "_to_nchw");
             if (precs[p] == KILN_PREC_FP16) { /* C = 32: 8 channels per thread; the C = 3 stem padded to 4
-                                                 * (two-tap kernel); x cast to fp16 NHWC and d back to
-                                                 * fp32 NCHW by the tiled transpose */
-                assert_has(src, "kiln::pool2d_nhwc_h8<kiln::pool_max>");
-                assert_has(src, "kiln::conv_nhwc_pad_c4<3>");
+                                                 * (two-tap kernel) or as space-to-depth (stride 2); x cast
+                                                 * to fp16 NHWC and d back to fp32 NCHW by the tiled
+                                                 * transpose */
+                assert_has(src, "kiln::max_pool_nhwc_h8_ct<");
+                ck_assert_msg(strstr(src, "kiln::conv_nhwc_pad_c4<3>") || strstr(src, "kiln::conv_nhwc_s2d<3,"),
+                              "the C = 3 stem: neither the two-tap pad nor the space-to-depth copy");
                 assert_has(src, "kiln::transpose_few_rows<float, __half, 3, 1024>"); /* the RGB input */
                 assert_has(src, "kiln::transpose_cvt<__half, float, 256, 32, 128, 32, 4, 8>");
             } else {

@@ -62,8 +62,8 @@ run() { # MODEL PRECISION [build options...]
     # (C = 1: the same bytes in both layouts, a plain Cast);
     # C % 8 == 0 pools take 16-byte vectors, others not
     case "$n" in nhwc_stem_c*_fp16)
-        if ! grep -qE 'conv_nhwc_pad_c[48]<|tile t4:' "$cu" || ! grep -q 'conv_nhwc_f16<' "$cu" ||
-            ! grep -q 'pool2d_nhwc_h8<kiln::pool_max>' "$cu" ||
+        if ! grep -qE 'conv_nhwc_pad_c[48]<|tile t4:|conv_nhwc_s2d<' "$cu" || ! grep -q 'conv_nhwc_f16<' "$cu" ||
+            ! grep -q 'max_pool_nhwc_h8_ct<' "$cu" ||
             { [ "$n" != nhwc_stem_c1_fp16 ] && ! grep -qE 'transpose_(cvt|few_rows)<float, __half' "$cu"; }; then
             echo "FAIL: $n: the padded-stem conv_nhwc or the vectorized NHWC MaxPool was not used"
             fails=$((fails + 1))

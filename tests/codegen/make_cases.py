@@ -448,9 +448,10 @@ def nhwc_cases(d):
     # odd input sizes put the padding on both sides of the space-to-depth copy
     save(d, "nhwc_stem_s2d",
          [N("Conv", ["x", "w0", "b0"], ["s"], strides=[2, 2], pads=[3, 3, 3, 3]), N("Relu", ["s"], ["r"]),
-          N("MaxPool", ["r"], ["out"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+          N("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("Conv", ["m", "w1"], ["out"])],
          [("x", [2, 3, 33, 31])], ["out"],
-         [w("w0", 64, 3, 7, 7, scale=0.3), w("b0", 64)])
+         [w("w0", 64, 3, 7, 7, scale=0.3), w("b0", 64), w("w1", 16, 64, 1, 1, scale=0.2)])
     # Concat (channels and width) and Split (channels) in NHWC; a Transpose leaves the region
     # (NHWC -> NCHW) and the next conv enters another one (NCHW -> NHWC)
     save(d, "nhwc_concat_split",
