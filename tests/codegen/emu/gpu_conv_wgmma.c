@@ -253,6 +253,36 @@ static int wg_gpu(const char *work) {
             if (!first_run[0]) snprintf(first_run, sizeof first_run, "%s", name);
             n++;
         }
+    /* the stride-2 stem as a space-to-depth conv on wgmma tiles ("s2d:", cg_conv_nhwc.c): 7x7 and
+     * 3x3 filters, C = 3 and 1, odd sizes, split-K */
+    static const conv_case s2d_cases[] = {
+        {"s2d_7x7", 2, 3, 37, 35, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
+        {"s2d_3x3_k128", 1, 3, 30, 29, 128, 3, 3, 2, 1, 1, 1, 0, NULL},
+        {"s2d_7x7_c1", 1, 1, 41, 40, 64, 7, 7, 2, 3, 0, 1, 0, NULL},
+    };
+    static const char *const s2d_tiles[] = {"s2d:wgz128x64x64s4g2k1", "s2d:wg128x128x64s4g2k1",
+                                            "s2d:wgz128x64x64s4g2k2"};
+    for (size_t i = 0; i < sizeof s2d_cases / sizeof s2d_cases[0]; i++)
+        for (size_t t = 0; t < sizeof s2d_tiles / sizeof s2d_tiles[0]; t++) {
+            char *cuda = NULL;
+            if (!tile_selected(s2d_tiles[t])) continue;
+            int r = gen(&s2d_cases[i], s2d_tiles[t], arch_90a, 2, false, NULL, &cuda);
+            free(cuda);
+            if (r) {
+                skipped += r > 0;
+                fails += r < 0;
+                continue;
+            }
+            conv_case kk = s2d_cases[i];
+            kk.tile = s2d_tiles[t];
+            char name[128];
+            snprintf(name, sizeof name, "%s@%s", s2d_cases[i].name, s2d_tiles[t]);
+            for (char *q = name; *q; q++)
+                if (*q == ':') *q = '_'; /* (a file name) */
+            kk.name = name;
+            fails += gpu_case(&kk, work, &skip);
+            n++;
+        }
     /* the runtime must have loaded the sm_90a cubin (else the cases above ran the fallback) */
     if (!skip && first_run[0]) {
         char path[1200];
