@@ -32,6 +32,7 @@ typedef struct nhwc_cfg {
 } nhwc_cfg;
 #define NHWC_SWZ 1
 #define NHWC_WS 2
+#define NHWC_TR 4 /* wgmma with transposed roles (conv_wgmma_f16 TR): weights as A, pixels as B; BN = 64 */
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
@@ -62,6 +63,11 @@ static const nhwc_cfg nhwc_cfgs[] = {
     {64, 256, 64, 0, 0, 4, 1, 1, NHWC_WS},           {128, 256, 64, 0, 0, 4, 2, 2, NHWC_WS},
     {128, 128, 64, 0, 0, 4, 2, 2, NHWC_WS},          {128, 256, 64, 0, 0, 4, 1, 2, NHWC_WS | NHWC_SWZ},
     {128, 128, 64, 0, 0, 6, 1, 2, NHWC_WS | NHWC_SWZ},
+    /* transposed roles for 64-channel convs ("wt" names: m64nNk16 with N = BM / WG pixels); candidates
+     * only with KILN_WGMMA_TR=1 until measured on the GPU, never the heuristic's pick */
+    {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TR | NHWC_SWZ}, {256, 64, 64, 0, 0, 4, 1, 1, NHWC_TR | NHWC_SWZ},
+    {128, 64, 64, 0, 0, 4, 1, 1, NHWC_TR | NHWC_SWZ}, {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TR},
+    {256, 64, 64, 0, 0, 4, 2, 2, NHWC_TR | NHWC_SWZ},
 };
 /* 1: the heuristic may pick a "ws" tile (by cfg_cost); 0: only the tuner or a forced tile does */
 #define NHWC_WS_HEURISTIC 0
@@ -74,6 +80,10 @@ static bool ws_enabled(void) {
     return e && *e ? strcmp(e, "0") != 0 : NHWC_WS_DEFAULT;
 }
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
+static bool tr_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_TR");
+    return e && *e && strcmp(e, "0") != 0;
+}
 /* The stem's two-tap kernel (C <= 4, x padded to 4 channels; names "t4:<tile>") takes the mma.sync
  * tiles above and these: BK 16 (a 3x3 stem's depth is 3 * 4 * 4 = 48) and BN 32 (MobileNetV2's
  * stem has K = 32) with tall BM (M = N * P * Q is large). The tile loads need BM and BN to be
@@ -107,7 +117,8 @@ static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws: + the mbarriers (KILN_WGMMA
 }
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
-        snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d", f->sw & NHWC_WS ? "ws" : "wg", f->sw & NHWC_SWZ ? "z" : "", f->bm, f->bn, f->bk, f->stages,
+        snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d", f->sw & NHWC_WS ? "ws" : f->sw & NHWC_TR ? "wt" : "wg",
+                 f->sw & NHWC_SWZ ? "z" : "", f->bm, f->bn, f->bk, f->stages,
                  f->wg, f->splitk);
     else snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
 }
@@ -377,7 +388,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     double best = 0;
     const nhwc_gpu gpu = target_gpu(c);
     const uint32_t smem_max = smem_limit(c);
-    const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled();
+    const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled(), tr = wgmma && tr_enabled();
     for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < (s2d_ok ? N_ALL : N_CANDS); i++) {
         const int kind = i < N_CFGS + N_PAIR ? CAND_T4 : i < N_CANDS ? CAND_PLAIN : CAND_S2D;
         const bool pair = kind == CAND_T4;
@@ -385,6 +396,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         const int64_t kd = pair ? KD4 : kind == CAND_S2D ? KDS : KD8, kt = (kd + f->bk - 1) / f->bk;
         if (f->wg && (!wgmma || pair)) continue;
         if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
+        if ((f->sw & NHWC_TR) && (!tr || K % 64)) continue;
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
         char tn[40];
@@ -396,6 +408,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         const int64_t xb = kind == CAND_S2D ? H2 * W2 * 16 : H * W * (pair ? 4 : C);
         double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * (xb + (s2 ? s2->h * s2->w * s2->c : 0)));
         if ((f->sw & NHWC_WS) && !NHWC_WS_HEURISTIC && n_c) cost = INFINITY;
+        if ((f->sw & NHWC_TR) && n_c) cost = INFINITY;
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
     }
@@ -478,10 +491,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part%s) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_wgmma%s_f16<%s, %d, %d, %d, %d, %d, %s, %s%s%s>(x, w, bias, res, y, part, smem%s);\n}\n",
+                       "    kiln::conv_wgmma%s_f16<%s, %d, %d, %d, %d, %d, %s, %s%s%s%s>(x, w, bias, res, y, part, smem%s);\n}\n",
                        threads, fn, epi, epi, s2 ? ", const __half *x2" : "", smem, f->sw & NHWC_WS ? "_ws" : "", shp,
                        f->bm, f->bn, f->wg, f->stages, f->splitk, epi, f->sw & NHWC_SWZ ? "true" : "false",
-                       s2 ? ", " : "", shp2, s2 ? ", x2" : "");
+                       s2 || (f->sw & NHWC_TR) ? ", " : "", s2 ? shp2 : f->sw & NHWC_TR ? "kiln::conv_no_src2" : "",
+                       f->sw & NHWC_TR ? ", true" : "", s2 ? ", x2" : "");
     else
         kiln_cg_printf(&c->src,
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "

@@ -185,10 +185,37 @@ __device__ __forceinline__ void wgmma_epi_smem(float (*acc)[BN / 2], unsigned ch
         if (p + 1 < UNITS / UPP) __syncthreads(); // the next pass overwrites the buffer
     }
 }
+
+// The SPLITK == 1 epilogue of the transposed-roles tiles (TR, see conv_wgmma_f16): warpgroup wg
+// holds D[64 channels][NP pixels] of pixels wg * NP ...; each element goes to the staging rows
+// (pixel-major, as wgmma_epi_smem) by itself, then the block stores rows of 64 channels.
+template <class SHP, int BM, int NP, int WG, int NTH, int SMEM, class E>
+__device__ __forceinline__ void wgmma_epi_smem_tr(const float *acc, unsigned char *smem, int wg, int tid, int m0,
+                                                  int n0, const typename E::bias_t *bias, const typename E::res_t *res,
+                                                  __half *y) {
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, LD = KILN_NHWC_EPI_LD(64);
+    static_assert(BM * LD * 4 <= SMEM, "epilogue staging");
+    const int lane = tid & 31, warp = (tid >> 5) & 3, g = lane >> 2, t = lane & 3;
+    float *cs = reinterpret_cast<float *>(smem);
+    __syncthreads(); // every warpgroup's wgmma reads of the last stages are done
+#pragma unroll
+    for (int j = 0; j < NP / 8; j++)
+#pragma unroll
+        for (int q = 0; q < 4; q++)
+            cs[(wg * NP + 8 * j + 2 * t + (q & 1)) * LD + warp * 16 + g + 8 * (q >> 1)] = acc[4 * j + q];
+    __syncthreads();
+    conv_nhwc_epi_rows<64, BM, NTH, M, NN, E>(cs, m0, n0, bias, res, y, tid);
+}
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
+// TR = true ("wt" candidates: transposed roles, BN == 64 output channels): the GEMM is computed as
+// D[channels][pixels] = W[64][k] * X[pixels][k]^T, weights as wgmma's A (M = 64) and each
+// warpgroup's BM / WG pixels as its B (N = BM / WG = 64, 128 or 256): for 64-channel convs the
+// m64nNk16 wgmma then reads 64 + N rows of shared memory per 64 x N x 16 MACs instead of 64 + 64
+// per 64 x 64 x 16 (ResNet's stage-1 3x3 convs and stem are bound by that). Same loads, shared
+// layout, pipeline and results; the epilogue transposes through the staging rows.
 template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, bool SWZ = false,
-          class SHP2 = conv_no_src2>
+          class SHP2 = conv_no_src2, bool TR = false>
 __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                const typename E::bias_t *bias, const typename E::res_t *res,
                                                __half *y, float *part, unsigned char *smem,
@@ -201,6 +228,8 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     constexpr int BK = 64, KT = (KD + BK - 1) / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
     static_assert(KD2 == 0 || (KD1 % BK == 0 && SHP2::C % 8 == 0), "conv pair: whole K tiles per source");
     constexpr int NTH = 128 * WG, MI = BM / WG / 64;
+    constexpr int NP = BM / WG, AN = TR ? NP : BN, MA = TR ? 1 : MI; // accumulators: [MA][AN / 2]
+    static_assert(!TR || (BN == 64 && (NP == 64 || NP == 128 || NP == 256)), "transposed roles: 64 channels");
     constexpr int ROWS = 8 * (NTH / 64), A_CH = BM / ROWS, B_CH = BN / ROWS; // rows per copy pass
     static_assert(SHP::C % 8 == 0 && SHP::K % 8 == 0, "channels must be multiples of 8");
     static_assert(BM % ROWS == 0 && BN % ROWS == 0, "tile loads");
@@ -234,14 +263,14 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
         }
     };
 
-    float acc[MI][BN / 2];
+    float acc[MA][AN / 2];
 #pragma unroll
-    for (int i = 0; i < MI; i++)
+    for (int i = 0; i < MA; i++)
 #pragma unroll
-        for (int j = 0; j < BN / 2; j++) acc[i][j] = 0.0f;
+        for (int j = 0; j < AN / 2; j++) acc[i][j] = 0.0f;
 
 #pragma unroll
-    for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+    for (int mi = 0; mi < MA; mi++) wgmma_pin<AN / 2>(acc[mi]);
     const int kt0 = (int)blockIdx.z * KT_SPLIT;
     const int nk = KT - kt0 < KT_SPLIT ? KT - kt0 : KT_SPLIT; // <= 0: an empty last split
 #pragma unroll
@@ -258,26 +287,48 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
         cp_async_commit();
         const unsigned char *as = As + (i % STAGES) * A_BYTES + wg * MI * 64 * 128, *bs = Bs + (i % STAGES) * B_BYTES;
         wgmma_fence();
-#pragma unroll
-        for (int mi = 0; mi < MI; mi++)
+        if constexpr (TR) { // weights (64 rows) as A, this warpgroup's NP pixel rows (at as) as B
 #pragma unroll
             for (int ks = 0; ks < BK / 16; ks++)
-                if constexpr (SWZ) // k16 step = 32 bytes along the swizzled 128-byte row
-                    wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
-                                       wgmma_desc_sw128(bs + ks * 32));
+                if constexpr (SWZ)
+                    wgmma_f16<NP>::run(acc[0], wgmma_desc_sw128(bs + ks * 32), wgmma_desc_sw128(as + ks * 32));
                 else
-                    wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
-                                       wgmma_desc(bs + ks * 256, 128, 1024));
+                    wgmma_f16<NP>::run(acc[0], wgmma_desc(bs + ks * 256, 128, 1024), wgmma_desc(as + ks * 256, 128, 1024));
+        } else {
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ks = 0; ks < BK / 16; ks++)
+                    if constexpr (SWZ) // k16 step = 32 bytes along the swizzled 128-byte row
+                        wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
+                                           wgmma_desc_sw128(bs + ks * 32));
+                    else
+                        wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
+                                           wgmma_desc(bs + ks * 256, 128, 1024));
+        }
         wgmma_commit();
         wgmma_wait<1>();
     }
     wgmma_wait<0>();
 #pragma unroll
-    for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+    for (int mi = 0; mi < MA; mi++) wgmma_pin<AN / 2>(acc[mi]);
     cp_async_wait<0>();
 
     const int g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
-    if constexpr (SPLITK == 1) {
+    if constexpr (TR) {
+        if constexpr (SPLITK == 1) {
+            wgmma_epi_smem_tr<SHP, BM, NP, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc[0], smem, wg, tid, m0, n0, bias,
+                                                                                  res, y);
+        } else { // D[channel][pixel] to the partials [z][pixel][channel]
+#pragma unroll
+            for (int j = 0; j < NP / 8; j++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    const int m = m0 + wg * NP + 8 * j + 2 * t + (q & 1), n = n0 + (warp & 3) * 16 + g + 8 * (q >> 1);
+                    if (m < M && n < NN) part[(i64)blockIdx.z * M * NN + (i64)m * NN + n] = acc[0][4 * j + q];
+                }
+        }
+    } else if constexpr (SPLITK == 1) {
         wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc, smem, wg, tid, m0, n0, bias, res, y);
     } else {
 #pragma unroll

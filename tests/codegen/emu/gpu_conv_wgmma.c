@@ -31,7 +31,10 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        /* warp-specialized (conv_wgmma_ws_f16) */
                                        "ws128x256x64s4g2k1", "ws128x128x64s4g2k1", "ws128x128x64s6g2k1",
                                        "ws64x128x64s6g1k1", "ws64x256x64s4g1k1", "ws128x256x64s4g2k2",
-                                       "ws128x128x64s4g2k2", "wsz128x256x64s4g2k1", "wsz128x128x64s6g2k1"};
+                                       "ws128x128x64s4g2k2", "wsz128x256x64s4g2k1", "wsz128x128x64s6g2k1",
+                                       /* transposed roles, 64-channel shapes only (conv_wgmma_f16 TR) */
+                                       "wtz256x64x64s4g2k1", "wtz256x64x64s4g1k1", "wtz128x64x64s4g1k1",
+                                       "wt256x64x64s4g2k1", "wtz256x64x64s4g2k2"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -43,6 +46,10 @@ static const conv_case wg_cases[] = {
     {"wg_res_relu", 2, 128, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, NULL},
     {"wg_ktail_c8", 1, 8, 23, 23, 136, 3, 3, 1, 1, 1, 1, 0, NULL},
     {"wg_deep_1x1", 4, 512, 7, 7, 256, 1, 1, 1, 0, 1, 1, 1, NULL},
+    /* 64 output channels (the transposed-roles "wt" tiles' shapes): a stage-1 3x3 with M tails,
+     * a 1x1 with a residual */
+    {"wg_k64_3x3", 2, 64, 19, 17, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"wg_k64_res", 1, 64, 15, 15, 64, 1, 1, 1, 0, 1, 1, 1, NULL},
 };
 
 /* ResNet-50's convolutions at batch 32 (the issue-5 targets) for the timing bundles */
@@ -347,6 +354,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     setenv("KILN_WGMMA_WS", "1", 1); /* the warp-specialized "ws" tiles are candidates only then */
+    setenv("KILN_WGMMA_TR", "1", 1); /* likewise the transposed-roles "wt" tiles */
     if (!strcmp(argv[3], "--nvrtc")) return wg_nvrtc(argv[2]);
     if (!strcmp(argv[3], "--emu")) return wg_emu(argv[1], argv[2]);
     if (!strcmp(argv[3], "--gpu")) {
