@@ -231,35 +231,46 @@ static bool tile_selected(const char *tile) {
     return false;
 }
 
+/* Each selected tile x case on the GPU (a tile that is no candidate of a shape is skipped). */
+typedef struct run_state {
+    int fails, n, skipped;
+    bool skip;
+    char first_run[128];
+} run_state;
+static void run_tiles(const conv_case *cs, size_t n_cases, const char *const *tiles, int n_tiles, const char *work,
+                      run_state *rs) {
+    for (size_t i = 0; i < n_cases; i++)
+        for (int t = 0; t < n_tiles; t++) {
+            char *cuda = NULL;
+            if (!tile_selected(tiles[t])) continue;
+            int r = gen(&cs[i], tiles[t], arch_90a, 2, false, NULL, &cuda);
+            free(cuda);
+            if (r) { /* not a candidate of this shape (e.g. split-K with too few K tiles) */
+                rs->skipped += r > 0;
+                rs->fails += r < 0;
+                continue;
+            }
+            conv_case kk = cs[i];
+            kk.tile = tiles[t];
+            char name[128];
+            snprintf(name, sizeof name, "%s@%s", cs[i].name, tiles[t]);
+            for (char *q = name; *q; q++)
+                if (*q == ':') *q = '_'; /* (a file name) */
+            kk.name = name;
+            rs->fails += gpu_case(&kk, work, &rs->skip);
+            if (!rs->first_run[0]) snprintf(rs->first_run, sizeof rs->first_run, "%s", name);
+            rs->n++;
+        }
+}
+
 /* --gpu: every wg candidate x correctness shape on the GPU, then the timing bundles */
 static int wg_gpu(const char *work) {
     char mk[1100];
     snprintf(mk, sizeof mk, "mkdir -p %s/bench", work);
     if (system(mk)) return 1;
     case_archs = arch_90a, case_n_archs = 2;
-    int fails = 0, n = 0, skipped = 0;
-    bool skip = false;
-    char first_run[128] = "";
-    for (size_t i = 0; i < sizeof wg_cases / sizeof wg_cases[0]; i++)
-        for (int t = 0; t < N_WG; t++) {
-            char *cuda = NULL;
-            if (!tile_selected(wg_tiles[t])) continue;
-            int r = gen(&wg_cases[i], wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
-            free(cuda);
-            if (r) { /* not a candidate of this shape (e.g. split-K with too few K tiles) */
-                skipped += r > 0;
-                fails += r < 0;
-                continue;
-            }
-            conv_case kk = wg_cases[i];
-            kk.tile = wg_tiles[t];
-            char name[128];
-            snprintf(name, sizeof name, "%s@%s", wg_cases[i].name, wg_tiles[t]);
-            kk.name = name;
-            fails += gpu_case(&kk, work, &skip);
-            if (!first_run[0]) snprintf(first_run, sizeof first_run, "%s", name);
-            n++;
-        }
+    run_state st_ = {0};
+    run_tiles(wg_cases, sizeof wg_cases / sizeof wg_cases[0], wg_tiles, N_WG, work, &st_);
     /* the stride-2 stem as a space-to-depth conv on wgmma tiles ("s2d:", cg_conv_nhwc.c): 7x7 and
      * 3x3 filters, C = 3 and 1, odd sizes, split-K */
     static const conv_case s2d_cases[] = {
@@ -269,27 +280,10 @@ static int wg_gpu(const char *work) {
     };
     static const char *const s2d_tiles[] = {"s2d:wgz128x64x64s4g2k1", "s2d:wg128x128x64s4g2k1",
                                             "s2d:wgz128x64x64s4g2k2"};
-    for (size_t i = 0; i < sizeof s2d_cases / sizeof s2d_cases[0]; i++)
-        for (size_t t = 0; t < sizeof s2d_tiles / sizeof s2d_tiles[0]; t++) {
-            char *cuda = NULL;
-            if (!tile_selected(s2d_tiles[t])) continue;
-            int r = gen(&s2d_cases[i], s2d_tiles[t], arch_90a, 2, false, NULL, &cuda);
-            free(cuda);
-            if (r) {
-                skipped += r > 0;
-                fails += r < 0;
-                continue;
-            }
-            conv_case kk = s2d_cases[i];
-            kk.tile = s2d_tiles[t];
-            char name[128];
-            snprintf(name, sizeof name, "%s@%s", s2d_cases[i].name, s2d_tiles[t]);
-            for (char *q = name; *q; q++)
-                if (*q == ':') *q = '_'; /* (a file name) */
-            kk.name = name;
-            fails += gpu_case(&kk, work, &skip);
-            n++;
-        }
+    run_tiles(s2d_cases, sizeof s2d_cases / sizeof s2d_cases[0], s2d_tiles, 3, work, &st_);
+    int fails = st_.fails, n = st_.n, skipped = st_.skipped;
+    bool skip = st_.skip;
+    const char *first_run = st_.first_run;
     /* the runtime must have loaded the sm_90a cubin (else the cases above ran the fallback) */
     if (!skip && first_run[0]) {
         char path[1200];
