@@ -76,8 +76,7 @@ kiln_status kiln_cg_launch_smem(cg *c, const char *fn, uint64_t gx, uint64_t gy,
  * attribute, then o->tune_lookup, then `heuristic`. Records the choice (o->tune_record; the
  * caller adds its `tiles` metadata entry). Returns the chosen index. */
 /* `bytes` of arena memory that only the current node's launches use (split-K partial sums):
- * placed after the memory plan's arena, not initialized, and reused by the next node (every
- * node's scratch starts at the same base: nothing may be left there for a later node). */
+ * placed after the memory plan's arena, never shared with another node, not initialized. */
 kiln_status kiln_cg_scratch(cg *c, uint64_t bytes, kiln_bundle_arg *a);
 uint64_t kiln_cg_scratch_base(const cg *c); /* where scratch starts in the arena */
 int kiln_cg_choose(cg *c, const char *signature, const char *const *names, int n, int heuristic);
