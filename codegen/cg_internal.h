@@ -40,8 +40,7 @@ typedef struct cg {
     int n_keys, cap_keys;
     const kiln_node *node; /* the node being emitted (for names) */
     char group[256];       /* its group name */
-    uint64_t scratch_bytes; /* the current node's kiln_cg_scratch space so far, after the memory plan's arena */
-    uint64_t scratch_max;   /* the largest node's: every node's scratch starts at the same base (see codegen.c) */
+    uint64_t scratch_bytes; /* kiln_cg_scratch space so far, after the memory plan's arena */
     /* Layout conversions at region borders (cg_copy.c kiln_cg_emit_with_layout): while the
      * node is emitted, value ovr_v[i] is read from / written to ovr_arg[i] (scratch) and
      * kiln_cg_val() returns ovr_val[i], a copy that names the other layout. */

@@ -369,11 +369,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         c.node = n;
         group_name(g, n, c.group, sizeof c.group);
         uint32_t first = (uint32_t)b->n_launches;
-        /* Node scratch is temporary: every node's starts at the scratch base, so the arena grows by
-         * the largest node's, not the sum. Two layers that use scratch both write the same region:
-         * the dependencies below order them (multi-stream runs serialize them, as they must). */
-        c.scratch_bytes = 0;
-        const uint64_t scratch0 = 0;
+        uint64_t scratch0 = c.scratch_bytes;
         kiln_status ns = kiln_cg_emit_with_layout(&c, n, emit_node);
         if (ns == KILN_OK && (uint32_t)b->n_launches > first) { /* views without a copy make no layer */
             pending_layer *pl = &layers[n_layers++];
@@ -392,7 +388,6 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             }
             if (!ns) ns = cover_launch_args(b, pl);
         }
-        if (c.scratch_bytes > c.scratch_max) c.scratch_max = c.scratch_bytes;
         if (ns == KILN_ERR_UNSUPPORTED) {
             n_bad++;
             char line[256];
@@ -431,9 +426,8 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
                          unsupported, n_listed < n_bad ? "\n  ..." : "");
     if (!st && (c.src.oom || c.tiles.oom)) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
 
-    if (c.scratch_bytes > c.scratch_max) c.scratch_max = c.scratch_bytes; /* (the constant outputs' layer) */
-    if (!st && (g->arena_bytes > 0 || c.scratch_max))
-        st = kiln_bundle_set_arena(b, c.scratch_max ? kiln_cg_scratch_base(&c) + c.scratch_max : (uint64_t)g->arena_bytes, 256);
+    if (!st && (g->arena_bytes > 0 || c.scratch_bytes))
+        st = kiln_bundle_set_arena(b, c.scratch_bytes ? kiln_cg_scratch_base(&c) + c.scratch_bytes : (uint64_t)g->arena_bytes, 256);
     for (int v = 0; !st && v < g->n_values; v++) {
         const kiln_value *gv = &g->values[v];
         if (gv->arena_offset < 0 || gv->alias_of >= 0 || gv->data || kiln_cg_io_index(g->outputs, g->n_outputs, v) >= 0 ||
