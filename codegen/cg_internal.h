@@ -40,7 +40,20 @@ typedef struct cg {
     int n_keys, cap_keys;
     const kiln_node *node; /* the node being emitted (for names) */
     char group[256];       /* its group name */
-    uint64_t scratch_bytes; /* kiln_cg_scratch space so far, after the memory plan's arena */
+    /* Node scratch (kiln_cg_scratch), after the memory plan's arena: slots [base, base + size)
+     * reused by a later node only when the slot's last user is an ancestor of it in the graph
+     * (so the reuse adds no ordering the data flow does not already impose: independent
+     * branches keep separate slots and can run on separate streams). */
+    struct cg_scratch_slot {
+        uint64_t base, size;
+        int owner; /* graph node index of its last user */
+    } *slots;
+    int n_slots, cap_slots;
+    uint64_t scratch_bytes;  /* end of the scratch slots */
+    unsigned char *anc;      /* per graph node: an ancestor of anc_node */
+    int anc_node;            /* the node anc describes, -1 none */
+    uint64_t node_alloc[8][2]; /* the current node's scratch ranges (offsets after the base, bytes) */
+    int n_node_alloc;
     /* Layout conversions at region borders (cg_copy.c kiln_cg_emit_with_layout): while the
      * node is emitted, value ovr_v[i] is read from / written to ovr_arg[i] (scratch) and
      * kiln_cg_val() returns ovr_val[i], a copy that names the other layout. */
@@ -75,7 +88,8 @@ kiln_status kiln_cg_launch_smem(cg *c, const char *fn, uint64_t gx, uint64_t gy,
  * attribute, then o->tune_lookup, then `heuristic`. Records the choice (o->tune_record; the
  * caller adds its `tiles` metadata entry). Returns the chosen index. */
 /* `bytes` of arena memory that only the current node's launches use (split-K partial sums):
- * placed after the memory plan's arena, never shared with another node, not initialized. */
+ * placed after the memory plan's arena, not initialized; a later node that descends from this
+ * one may reuse it (nothing may be left there for another node). */
 kiln_status kiln_cg_scratch(cg *c, uint64_t bytes, kiln_bundle_arg *a);
 uint64_t kiln_cg_scratch_base(const cg *c); /* where scratch starts in the arena */
 int kiln_cg_choose(cg *c, const char *signature, const char *const *names, int n, int heuristic);

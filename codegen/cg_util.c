@@ -211,11 +211,67 @@ uint64_t kiln_cg_scratch_base(const cg *c) {
     return (a + 255) & ~(uint64_t)255;
 }
 
+/* c->anc: the ancestors of node `self` (producers of its inputs, transitively). */
+static kiln_status scratch_ancestors(cg *c, int self) {
+    const kiln_graph *g = c->g;
+    if (!c->anc && !(c->anc = malloc((size_t)g->n_nodes + 1))) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    memset(c->anc, 0, (size_t)g->n_nodes + 1);
+    int *stack = malloc(sizeof(int) * ((size_t)g->n_nodes + 1)), n = 0;
+    if (!stack) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    stack[n++] = self;
+    while (n) {
+        const kiln_node *nd = &g->nodes[stack[--n]];
+        for (int i = 0; i < nd->n_inputs; i++) {
+            int v = nd->inputs[i], p = v >= 0 ? g->values[v].producer : -1;
+            if (p >= 0 && p < g->n_nodes && !c->anc[p]) {
+                c->anc[p] = 1;
+                stack[n++] = p;
+            }
+        }
+    }
+    free(stack);
+    c->anc_node = self;
+    return KILN_OK;
+}
+
 kiln_status kiln_cg_scratch(cg *c, uint64_t bytes, kiln_bundle_arg *a) {
     if (!bytes || bytes > ((uint64_t)1 << 40)) return kiln_errorf(KILN_ERR_UNSUPPORTED, "scratch of %llu bytes", (unsigned long long)bytes);
-    uint64_t at = kiln_cg_scratch_base(c) + c->scratch_bytes;
-    c->scratch_bytes += (bytes + 255) & ~(uint64_t)255;
-    *a = (kiln_bundle_arg){KILN_ARG_ARENA, 8, at};
+    if (c->n_node_alloc >= 8) return kiln_errorf(KILN_ERR_INTERNAL, "more than 8 scratch buffers in one node");
+    bytes = (bytes + 255) & ~(uint64_t)255;
+    int self = c->node ? (int)(c->node - c->g->nodes) : -1;
+    if (self >= c->g->n_nodes) self = -1; /* (not a node of the graph: no reuse) */
+    kiln_status st;
+    if (self >= 0 && c->anc_node != self && (st = scratch_ancestors(c, self))) return st;
+    /* a slot whose last user is an ancestor: first fit, else the last slot grown */
+    int pick = -1;
+    for (int i = 0; i < c->n_slots && pick < 0; i++) {
+        const struct cg_scratch_slot *sl = &c->slots[i];
+        if (self >= 0 && sl->owner >= 0 && sl->owner != self && c->anc[sl->owner] && sl->size >= bytes) pick = i;
+    }
+    if (pick < 0 && c->n_slots && self >= 0) {
+        struct cg_scratch_slot *last = &c->slots[c->n_slots - 1];
+        if (last->owner >= 0 && last->owner != self && c->anc[last->owner]) {
+            c->scratch_bytes += bytes - last->size;
+            last->size = bytes;
+            pick = c->n_slots - 1;
+        }
+    }
+    if (pick < 0) {
+        if (c->n_slots == c->cap_slots) {
+            int cap = c->cap_slots ? 2 * c->cap_slots : 8;
+            struct cg_scratch_slot *ns = realloc(c->slots, sizeof *ns * (size_t)cap);
+            if (!ns) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+            c->slots = ns;
+            c->cap_slots = cap;
+        }
+        c->slots[c->n_slots] = (struct cg_scratch_slot){c->scratch_bytes, bytes, self};
+        c->scratch_bytes += bytes;
+        pick = c->n_slots++;
+    }
+    c->slots[pick].owner = self;
+    c->node_alloc[c->n_node_alloc][0] = c->slots[pick].base;
+    c->node_alloc[c->n_node_alloc++][1] = bytes;
+    *a = (kiln_bundle_arg){KILN_ARG_ARENA, 8, kiln_cg_scratch_base(c) + c->slots[pick].base};
     return KILN_OK;
 }
 

@@ -343,6 +343,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
     c.g = g;
     c.o = o;
     c.b = b;
+    c.anc_node = -1;
     c.weight = malloc(sizeof(int64_t) * (size_t)(g->n_values + 1));
     kiln_status st = c.weight ? KILN_OK : kiln_errorf(KILN_ERR_OOM, "out of memory");
     for (int v = 0; v < g->n_values; v++) c.weight[v] = -1;
@@ -369,7 +370,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         c.node = n;
         group_name(g, n, c.group, sizeof c.group);
         uint32_t first = (uint32_t)b->n_launches;
-        uint64_t scratch0 = c.scratch_bytes;
+        c.n_node_alloc = 0;
         kiln_status ns = kiln_cg_emit_with_layout(&c, n, emit_node);
         if (ns == KILN_OK && (uint32_t)b->n_launches > first) { /* views without a copy make no layer */
             pending_layer *pl = &layers[n_layers++];
@@ -378,12 +379,15 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
             pl->count = (uint32_t)b->n_launches - first;
             ns = value_regions(g, n->inputs, n->n_inputs, &pl->rd, &pl->n_rd);
             if (!ns) ns = value_regions(g, n->outputs, n->n_outputs, &pl->wr, &pl->n_wr);
-            if (!ns && c.scratch_bytes > scratch0) { /* this node's own scratch (kiln_cg_scratch) */
-                region *wr = realloc(pl->wr, sizeof *wr * (size_t)(pl->n_wr + 1));
+            if (!ns && c.n_node_alloc) { /* this node's own scratch (kiln_cg_scratch) */
+                region *wr = realloc(pl->wr, sizeof *wr * (size_t)(pl->n_wr + c.n_node_alloc));
                 if (!wr) ns = kiln_errorf(KILN_ERR_OOM, "out of memory");
                 else {
                     pl->wr = wr;
-                    pl->wr[pl->n_wr++] = (region){0, kiln_cg_scratch_base(&c) + scratch0, kiln_cg_scratch_base(&c) + c.scratch_bytes};
+                    for (int k = 0; k < c.n_node_alloc; k++) {
+                        const uint64_t lo = kiln_cg_scratch_base(&c) + c.node_alloc[k][0];
+                        pl->wr[pl->n_wr++] = (region){0, lo, lo + c.node_alloc[k][1]};
+                    }
                 }
             }
             if (!ns) ns = cover_launch_args(b, pl);
@@ -472,6 +476,8 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
     free(c.kkeys);
     free(c.knames);
     free(c.weight);
+    free(c.slots);
+    free(c.anc);
     return st;
 }
 

@@ -67,6 +67,58 @@ static kiln_graph *branches(void) {
     return g;
 }
 
+/* x -> conv a (-> relu) and conv b, 32 output channels so that fp32 split-K tiles are candidates;
+ * chain: b reads a's output (else x); split_*: the conv is forced onto split-K (node scratch for
+ * its partials); y = concat(a, b) (or b alone for a chain). */
+static kiln_graph *scratch_graph(bool chain, bool split_a, bool split_b) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {1, 32, 8, 8}, wd[4] = {32, 32, 3, 3};
+    gb_input(g, "x", KILN_F32, 4, xd, NULL);
+    gb_const(g, "wa", KILN_F32, 4, wd, -0.5, 0.5);
+    gb_const(g, "wb", KILN_F32, 4, wd, -0.5, 0.5);
+    int64_t pads[4] = {1, 1, 1, 1};
+    kiln_node *a = gb_node(g, KILN_OP_Conv, "conv_a", "x,wa", "a");
+    kiln_node_set_ints(a, "pads", pads, 4);
+    if (split_a) kiln_node_set_str(a, "kiln_tile", "f32_32x32x8_4x4_k4");
+    kiln_node *bn = gb_node(g, KILN_OP_Conv, "conv_b", chain ? "a,wb" : "x,wb", "b");
+    kiln_node_set_ints(bn, "pads", pads, 4);
+    if (split_b) kiln_node_set_str(bn, "kiln_tile", "f32_32x32x8_4x4_k4");
+    if (chain) {
+        gb_node(g, KILN_OP_Relu, "relu", "b", "y");
+    } else {
+        kiln_node_set_int(gb_node(g, KILN_OP_Concat, "cat", "a,b", "y"), "axis", 1);
+    }
+    gb_output(g, "y");
+    gb_finish(g);
+    return g;
+}
+
+/* Node scratch (split-K partials) is reused by a later node only when the data flow already
+ * orders the two: a chain's two split-K convs share one region (the arena grows by one), two
+ * independent branches keep theirs apart (no dependency edge between them: separate streams). */
+START_TEST(node_scratch_reused_along_the_data_flow) {
+    uint64_t arena[2][3];
+    for (int chain = 0; chain < 2; chain++)
+        for (int k = 0; k < 3; k++) { /* no split-K, only a, both */
+            kiln_graph *g = scratch_graph(chain, k >= 1, k == 2);
+            kiln_bundle *b = build(g);
+            arena[chain][k] = b->arena_bytes;
+            if (k == 2) {
+                int la = layer_of(b, "a"), lb = layer_of(b, chain ? "y" : "b"); /* (chain: conv b + relu) */
+                ck_assert_msg(la >= 0 && lb >= 0, "layers a %d b %d", la, lb);
+                if (chain) ck_assert(has_dep(b, lb, la)); /* (RAW) */
+                else ck_assert(!has_dep(b, lb, la) && !has_dep(b, la, lb));
+            }
+            kiln_bundle_free(b);
+            kiln_graph_free(g);
+        }
+    const uint64_t one = arena[0][1] - arena[0][0]; /* one conv's partials: 4 x 32 x 64 floats */
+    ck_assert_uint_ge(one, 4 * 32 * 64 * 4);
+    ck_assert_uint_eq(arena[0][2] - arena[0][0], 2 * one); /* branches: two regions */
+    ck_assert_uint_eq(arena[1][2] - arena[1][0], arena[1][1] - arena[1][0]); /* chain: one, reused */
+}
+END_TEST
+
 START_TEST(independent_branches_have_no_edge) {
     kiln_graph *g = branches();
     kiln_bundle *b = build(g);
@@ -553,6 +605,7 @@ int main(int argc, char **argv) {
     TCase *tc = tcase_create("layers");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, independent_branches_have_no_edge);
+    tcase_add_test(tc, node_scratch_reused_along_the_data_flow);
     tcase_add_test(tc, reused_buffer_makes_war_edge);
     tcase_add_test(tc, layers_section_round_trip_and_refusals);
     suite_add_tcase(s, tc);
