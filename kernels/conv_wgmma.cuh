@@ -206,6 +206,27 @@ __device__ __forceinline__ void wgmma_epi_smem_tr(const float *acc, unsigned cha
     __syncthreads();
     conv_nhwc_epi_rows<64, BM, NTH, M, NN, E>(cs, m0, n0, bias, res, y, tid);
 }
+
+// SPLITK > 1: a warp's accumulators (MI m64 blocks x BN columns, rows from wr within the tile) to
+// the fp32 partials part[z][M][NN] (conv_nhwc_splitk_reduce sums them).
+template <class SHP, int BN, int MI>
+__device__ __forceinline__ void wgmma_store_partials(float (*acc)[BN / 2], float *part, int m0, int n0, int wr,
+                                                     int lane) {
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K;
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
+                if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
+                float *p = part + (i64)blockIdx.z * M * NN + (i64)m * NN + n;
+                p[0] = acc[mi][4 * j + 2 * h];
+                p[1] = acc[mi][4 * j + 2 * h + 1];
+            }
+}
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 // TR = true ("wt" candidates: transposed roles, BN == 64 output channels): the GEMM is computed as
@@ -314,12 +335,12 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     for (int mi = 0; mi < MA; mi++) wgmma_pin<AN / 2>(acc[mi]);
     cp_async_wait<0>();
 
-    const int g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
     if constexpr (TR) {
         if constexpr (SPLITK == 1) {
             wgmma_epi_smem_tr<SHP, BM, NP, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc[0], smem, wg, tid, m0, n0, bias,
                                                                                   res, y);
         } else { // D[channel][pixel] to the partials [z][pixel][channel]
+            const int g = lane >> 2, t = lane & 3;
 #pragma unroll
             for (int j = 0; j < NP / 8; j++)
 #pragma unroll
@@ -331,24 +352,7 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
     } else if constexpr (SPLITK == 1) {
         wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc, smem, wg, tid, m0, n0, bias, res, y);
     } else {
-#pragma unroll
-        for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
-                    if (m >= M || n >= NN) continue; // n even, NN % 8 == 0: n + 1 < NN too
-                    const i64 o = (i64)m * NN + n;
-                    const float v0 = acc[mi][4 * j + 2 * h], v1 = acc[mi][4 * j + 2 * h + 1];
-                    if constexpr (SPLITK == 1) {
-                        st_half2(y + o, E::apply(bias, res, n, o, v0), E::apply(bias, res, n + 1, o + 1, v1));
-                    } else {
-                        float *p = part + (i64)blockIdx.z * M * NN + o;
-                        p[0] = v0;
-                        p[1] = v1;
-                    }
-                }
+        wgmma_store_partials<SHP, BN, MI>(acc, part, m0, n0, wg * MI * 64 + (warp & 3) * 16, lane);
     }
 #else
     // no wgmma here: the mma.sync kernel with the same block tile and thread count
@@ -509,19 +513,7 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
     if constexpr (SPLITK == 1) {
         wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGE_BYTES, E>(acc, smem, wg, tid, m0, n0, bias, res, y);
     } else if (wg < WG) {
-        const int lane = tid & 31, g = lane >> 2, t = lane & 3, wr = wg * MI * 64 + (warp & 3) * 16;
-#pragma unroll
-        for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int m = m0 + wr + mi * 64 + g + 8 * h, n = n0 + j * 8 + 2 * t;
-                    if (m >= M || n >= NN) continue;
-                    float *p = part + (i64)blockIdx.z * M * NN + (i64)m * NN + n;
-                    p[0] = acc[mi][4 * j + 2 * h];
-                    p[1] = acc[mi][4 * j + 2 * h + 1];
-                }
+        wgmma_store_partials<SHP, BN, MI>(acc, part, m0, n0, wg * MI * 64 + (warp & 3) * 16, tid & 31);
     }
 #else
     if ((int)threadIdx.x >= 128 * WG) return; // the producer warpgroup has nothing to do here
