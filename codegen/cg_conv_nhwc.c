@@ -33,6 +33,7 @@ typedef struct nhwc_cfg {
 #define NHWC_SWZ 1
 #define NHWC_WS 2
 #define NHWC_TR 4 /* wgmma with transposed roles (conv_wgmma_f16 TR): weights as A, pixels as B; BN = 64 */
+#define NHWC_HALO 8 /* conv_halo_f16: stride 1, K = 64, C <= 64; BM = 8 * TY pixels ("hl" names) */
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
@@ -63,11 +64,21 @@ static const nhwc_cfg nhwc_cfgs[] = {
     {64, 256, 64, 0, 0, 4, 1, 1, NHWC_WS},           {128, 256, 64, 0, 0, 4, 2, 2, NHWC_WS},
     {128, 128, 64, 0, 0, 4, 2, 2, NHWC_WS},          {128, 256, 64, 0, 0, 4, 1, 2, NHWC_WS | NHWC_SWZ},
     {128, 128, 64, 0, 0, 6, 1, 2, NHWC_WS | NHWC_SWZ},
-    /* transposed roles for 64-channel convs ("wt" names: m64nNk16 with N = BM / WG pixels); candidates
-     * only with KILN_WGMMA_TR=1 until measured on the GPU, never the heuristic's pick */
+    /* transposed roles for 64-channel convs ("wt" names: m64nNk16 with N = BM / WG pixels): tuner
+     * candidates (KILN_WGMMA_TR=0 drops them), never the heuristic's pick */
     {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TR | NHWC_SWZ}, {256, 64, 64, 0, 0, 4, 1, 1, NHWC_TR | NHWC_SWZ},
     {128, 64, 64, 0, 0, 4, 1, 1, NHWC_TR | NHWC_SWZ}, {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TR},
     {256, 64, 64, 0, 0, 4, 2, 2, NHWC_TR | NHWC_SWZ},
+    /* deeper pipelines (prefetch distance STAGES - 2): ncu on an H100 shows the 4-stage tiles
+     * latency-bound, not shared-memory- or tensor-bound (ResNet-18 b32 stage 1: 12% occupancy,
+     * 30% SM throughput); each still under 224 KiB */
+    {128, 128, 64, 0, 0, 6, 1, 2, NHWC_SWZ},          {128, 64, 64, 0, 0, 8, 1, 2, NHWC_SWZ},
+    {128, 128, 64, 0, 0, 6, 2, 2, NHWC_SWZ},          {256, 64, 64, 0, 0, 5, 1, 2, NHWC_TR | NHWC_SWZ},
+    {128, 64, 64, 0, 0, 8, 1, 1, NHWC_TR | NHWC_SWZ}, {256, 64, 64, 0, 0, 5, 2, 2, NHWC_TR | NHWC_SWZ},
+    /* the halo kernel (kernels/conv_wgmma.cuh conv_halo_f16: the input tile loaded once, no
+     * im2col copies): TY = BM / 8 output rows of 8 columns, WG warpgroups; tuner candidates only */
+    {256, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO}, {128, 64, 64, 0, 0, 2, 1, 1, NHWC_HALO},
+    {256, 64, 64, 0, 0, 2, 1, 1, NHWC_HALO}, {128, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO},
 };
 /* 1: the heuristic may pick a "ws" tile (by cfg_cost); 0: only the tuner or a forced tile does */
 #define NHWC_WS_HEURISTIC 0
@@ -80,9 +91,15 @@ static bool ws_enabled(void) {
     return e && *e ? strcmp(e, "0") != 0 : NHWC_WS_DEFAULT;
 }
 #define N_CFGS ((int)(sizeof nhwc_cfgs / sizeof nhwc_cfgs[0]))
-static bool tr_enabled(void) {
+static bool tr_enabled(void) { /* gpu_conv_wgmma --gpu wt passed on an H100 (docs/gpu.md, fifth session) */
     const char *e = getenv("KILN_WGMMA_TR");
-    return e && *e && strcmp(e, "0") != 0;
+    return !(e && !strcmp(e, "0"));
+}
+/* The halo tiles are candidates only with KILN_WGMMA_HALO=1 until gpu_conv_wgmma --gpu hl has passed on an H100 */
+#define NHWC_HALO_DEFAULT 0
+static bool halo_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_HALO");
+    return e && *e ? strcmp(e, "0") != 0 : NHWC_HALO_DEFAULT;
 }
 /* The stem's two-tap kernel (C <= 4, x padded to 4 channels; names "t4:<tile>") takes the mma.sync
  * tiles above and these: BK 16 (a 3x3 stem's depth is 3 * 4 * 4 = 48) and BN 32 (MobileNetV2's
@@ -115,9 +132,14 @@ static int cfg_threads(const nhwc_cfg *f) {
 static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES) */
     return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & NHWC_SWZ ? 1024 : 0) + (f->sw & NHWC_WS ? 256 : 0));
 }
+/* the halo kernel's: all weights + two input tiles (KILN_HALO_SMEM_BYTES) */
+static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
+    return (uint32_t)(r * s * c * 128 + 2 * (c / 8) * (f->bm / 8 + r - 1) * 256);
+}
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
-        snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d", f->sw & NHWC_WS ? "ws" : f->sw & NHWC_TR ? "wt" : "wg",
+        snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d",
+                 f->sw & NHWC_WS ? "ws" : f->sw & NHWC_TR ? "wt" : f->sw & NHWC_HALO ? "hl" : "wg",
                  f->sw & NHWC_SWZ ? "z" : "", f->bm, f->bn, f->bk, f->stages,
                  f->wg, f->splitk);
     else snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
@@ -389,6 +411,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const nhwc_gpu gpu = target_gpu(c);
     const uint32_t smem_max = smem_limit(c);
     const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled(), tr = wgmma && tr_enabled();
+    const bool halo_ok = wgmma && halo_enabled();
     for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < (s2d_ok ? N_ALL : N_CANDS); i++) {
         const int kind = i < N_CFGS + N_PAIR ? CAND_T4 : i < N_CANDS ? CAND_PLAIN : CAND_S2D;
         const bool pair = kind == CAND_T4;
@@ -397,6 +420,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if (f->wg && (!wgmma || pair)) continue;
         if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
         if ((f->sw & NHWC_TR) && (!tr || K % 64)) continue;
+        if (f->sw & NHWC_HALO) { /* on the conv the kernel runs: the s2d one is stride 1 over 16 channels */
+            const int64_t hc = kind == CAND_S2D ? 16 : C, hr = kind == CAND_S2D ? R2 : R, hs = kind == CAND_S2D ? S2 : S;
+            const bool st1 = kind == CAND_S2D || (s[0] == 1 && s[1] == 1 && d[0] == 1 && d[1] == 1);
+            if (!halo_ok || s2 || K != 64 || !st1 || hc % 16 || hc > 64 || hs > 9 || halo_smem(f, hc, hr, hs) > smem_max) continue;
+        }
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
         char tn[40];
@@ -408,7 +436,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         const int64_t xb = kind == CAND_S2D ? H2 * W2 * 16 : H * W * (pair ? 4 : C);
         double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * (xb + (s2 ? s2->h * s2->w * s2->c : 0)));
         if ((f->sw & NHWC_WS) && !NHWC_WS_HEURISTIC && n_c) cost = INFINITY;
-        if ((f->sw & NHWC_TR) && n_c) cost = INFINITY;
+        if ((f->sw & (NHWC_TR | NHWC_HALO)) && n_c) cost = INFINITY;
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
     }
@@ -458,7 +486,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         an_src.st[0] = an_src.st[1] = 1, an_src.pb[0] = an_src.pb[1] = 0;
     }
     const int threads = cfg_threads(f);
-    const uint32_t smem = cfg_smem(f);
+    const bool halo = f->sw & NHWC_HALO;
+    const uint32_t smem = halo ? halo_smem(f, C, an_src.r, an_src.s) : cfg_smem(f);
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
@@ -485,7 +514,15 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         }
     }
     if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;
-    if (f->wg) /* sm_90a: wgmma; other targets run the mma.sync fallback inside conv_wgmma_f16 */
+    if (halo)
+        kiln_cg_printf(&c->src,
+                       "#include \"conv_wgmma.cuh\"\n"
+                       "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
+                       "    KILN_NHWC_SMEM(smem, %u);\n"
+                       "    kiln::conv_halo_f16<%s, %d, %d, %s>(x, w, bias, res, y, smem);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->bm / 8, f->wg, epi);
+    else if (f->wg) /* sm_90a: wgmma; other targets run the mma.sync fallback inside conv_wgmma_f16 */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
@@ -544,7 +581,14 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     } else {
         args[5] = kiln_cg_null_arg;
     }
-    const uint64_t gx = (uint64_t)((M + f->bm - 1) / f->bm), gy = (uint64_t)((K + f->bn - 1) / f->bn);
+    uint64_t gx = (uint64_t)((M + f->bm - 1) / f->bm), gy = (uint64_t)((K + f->bn - 1) / f->bn);
+    if (halo) { /* persistent: at most the blocks resident on the target (228 KiB, 1 KiB reserved a block) */
+        const int64_t tiles = N * ((P + f->bm / 8 - 1) / (f->bm / 8)) * ((Q + 7) / 8);
+        int64_t per_sm = (int64_t)(228 * 1024) / (smem + 1024);
+        per_sm = per_sm < 1 ? 1 : per_sm > 4 ? 4 : per_sm;
+        const int64_t most = (int64_t)target_gpu(c).sms * per_sm;
+        gx = (uint64_t)(tiles < most ? tiles : most), gy = 1;
+    }
     if (s2 && (st = kiln_cg_value_arg(c, s2->x, &args[6]))) return st;
     if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, s2 ? 7 : 6))) return st;
     *handled = true;

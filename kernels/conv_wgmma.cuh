@@ -521,4 +521,128 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
 #endif
 }
 
+// conv_halo_f16 ("hl" candidates, cg_conv_nhwc.c): a stride-1, dilation-1 convolution with 64 output
+// channels and C = 16, 32 or 64 input channels (ResNet's stage-1 3x3 convs, the space-to-depth
+// stem) without im2col copies. The im2col loaders read every input pixel R * S times from L2
+// (ncu on an H100: the s2d stem moved 4.9 TB/s through L2 for 360 MB, 16x its input); here a
+// block loads each tile's input halo once and points wgmma's descriptors into it.
+//
+//   output tile: TY rows x 8 columns of one image; warpgroup wg takes rows wg * TY / WG ... (NP =
+//   8 * TY / WG pixels: the N of m64nNk16); transposed roles as the "wt" tiles: D[64 channels]
+//   [NP pixels] = W[64][k] * X[pixels][k]^T.
+//   halo: (TY + R - 1) x 16 pixels (8 + S - 1 used), stored [C / 8][row][16 columns] x 16 bytes:
+//   a core matrix (8 pixels x 8 channels) for tap (r, s) and output row i is 128 contiguous bytes
+//   at ((i + r) * 16 + s) * 16 of its channel plane, whatever s is; so B's descriptor has the
+//   stride byte offset 256 (next output row) and the leading byte offset one plane (next 8
+//   channels), no swizzle.
+//   weights: all of W[64][R * S * C] (OHWI) stay in shared memory, [depth / 8][64 rows] x 16 B
+//   (A's leading byte offset 1024, stride byte offset 128).
+//
+// Persistent: the grid is at most the resident blocks; block b takes tiles b, b + grid, ...; the
+// next tile's halo loads (double buffer) fly during this tile's wgmmas and epilogue. The epilogue
+// stores each accumulator (two bytes) directly: a warp's store covers 4 pixels x 8 channels.
+// Without wgmma (sm_80, sm_90, PTX, the CPU emulator) a scalar loop reads the same shared layout
+// through the same descriptor arithmetic (wgmma_soft), so the emulator checks the layout.
+#define KILN_HALO_SMEM_BYTES(TY, R, S, C) ((R) * (S) * (C) * 128 + 2 * ((C) / 8) * ((TY) + (R) - 1) * 256)
+#ifndef KILN_HAVE_WGMMA
+// D[64][NP] += A[64][16] * B[NP][16] from no-swizzle K-major layouts (start, leading = K-adjacent
+// core matrix offset, stride = M/N-adjacent), into this thread's wgmma accumulator fragment
+template <int NP>
+__device__ __forceinline__ void wgmma_soft(float *acc, const unsigned char *a, int a_lbo, int a_sbo,
+                                           const unsigned char *b, int b_lbo, int b_sbo, int warp, int lane) {
+    for (int j = 0; j < NP / 8; j++)
+        for (int q = 0; q < 4; q++) {
+            const int row = 16 * warp + lane / 4 + 8 * (q / 2), col = 8 * j + 2 * (lane % 4) + q % 2;
+            float sum = 0.0f;
+            for (int k = 0; k < 16; k++) {
+                const __half av = *reinterpret_cast<const __half *>(a + (row / 8) * a_sbo + (row % 8) * 16 + (k / 8) * a_lbo + (k % 8) * 2);
+                const __half bv = *reinterpret_cast<const __half *>(b + (col / 8) * b_sbo + (col % 8) * 16 + (k / 8) * b_lbo + (k % 8) * 2);
+                sum += __half2float(av) * __half2float(bv);
+            }
+            acc[4 * j + q] += sum;
+        }
+}
+#endif
+template <class SHP, int TY, int WG, class E>
+__device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                              const typename E::bias_t *bias, const typename E::res_t *res,
+                                              __half *y, unsigned char *smem) {
+    constexpr int C = SHP::C, R = SHP::R, S = SHP::S, P = SHP::P, Q = SHP::Q, H = SHP::H, W = SHP::W;
+    static_assert(SHP::K == 64 && C % 16 == 0 && C <= 64 && S <= 9, "halo conv: K 64, C 16/32/64");
+    static_assert(SHP::SH == 1 && SHP::SW == 1 && SHP::DH == 1 && SHP::DW == 1, "halo conv: stride 1");
+    constexpr int HX = 16, UX = 8 + S - 1, HY = TY + R - 1, CK = C / 8, RWG = TY / WG, NP = 8 * RWG;
+    static_assert(TY % WG == 0 && (NP == 64 || NP == 128 || NP == 256), "halo tile");
+    constexpr int KD = R * S * C, W_BYTES = KD * 128, PLANE = HY * HX * 16, HALO = CK * PLANE;
+    static_assert(W_BYTES + 2 * HALO == KILN_HALO_SMEM_BYTES(TY, R, S, C), "shared layout");
+    constexpr int TQ = (Q + 7) / 8, TP = (P + TY - 1) / TY, NT = SHP::N * TP * TQ, NTH = 128 * WG;
+    unsigned char *ws = smem, *hs = smem + W_BYTES;
+    const int tid = threadIdx.x, lane = tid & 31, warp = (tid >> 5) & 3, wg = tid >> 7;
+
+    // the weights, once (consecutive threads: consecutive 16 bytes of a filter row)
+    for (int i = tid; i < KD / 8 * 64; i += NTH) {
+        const int row = i / (KD / 8), kc = i % (KD / 8);
+        cp_async16(ws + kc * 1024 + row * 16, w + (i64)row * KD + kc * 8, true);
+    }
+    auto load_halo = [&](int t, unsigned char *buf) { // consecutive threads: a pixel's channel chunks
+        const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY, x0 = t % TQ * 8;
+        for (int i = tid; i < HY * UX * CK; i += NTH) {
+            const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX;
+            const int ih = y0 - SHP::PH + hy, iw = x0 - SHP::PW + hx;
+            const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+            cp_async16(buf + kc * PLANE + (hy * HX + hx) * 16, ok ? x + (((i64)n * H + ih) * W + iw) * C + kc * 8 : x, ok);
+        }
+    };
+    int t = (int)blockIdx.x;
+    if (t < NT) load_halo(t, hs);
+    cp_async_commit();
+    for (int it = 0; t < NT; it++, t += (int)gridDim.x) {
+        if (t + (int)gridDim.x < NT) load_halo(t + (int)gridDim.x, hs + ((it + 1) & 1) * HALO);
+        cp_async_commit();
+        cp_async_wait<1>(); // this tile's halo (and the weights) landed: this thread's copies ...
+#ifdef KILN_HAVE_WGMMA
+        fence_proxy_async(); // ... visible to the async proxy ...
+#endif
+        __syncthreads(); // ... everyone's
+        float acc[NP / 2];
+#pragma unroll
+        for (int i = 0; i < NP / 2; i++) acc[i] = 0.0f;
+        const unsigned char *hb = hs + (it & 1) * HALO + wg * RWG * HX * 16;
+#ifdef KILN_HAVE_WGMMA
+        wgmma_pin<NP / 2>(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int s = 0; s < S; s++)
+#pragma unroll
+                for (int k = 0; k < C / 16; k++)
+                    wgmma_f16<NP>::run(acc, wgmma_desc(ws + (((r * S + s) * C) / 8 + 2 * k) * 1024, 1024, 128),
+                                       wgmma_desc(hb + 2 * k * PLANE + (r * HX + s) * 16, PLANE, HX * 16));
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_pin<NP / 2>(acc);
+#else
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++)
+                for (int k = 0; k < C / 16; k++)
+                    wgmma_soft<NP>(acc, ws + (((r * S + s) * C) / 8 + 2 * k) * 1024, 1024, 128,
+                                   hb + 2 * k * PLANE + (r * HX + s) * 16, PLANE, HX * 16, warp, lane);
+#endif
+        __syncthreads(); // every warpgroup is done with this halo buffer: the next iteration refills it
+        // d[4 j + q] = D[channel 16 warp + lane / 4 + 8 (q / 2)][pixel 8 j + 2 (lane % 4) + q % 2]:
+        // pixel row j of this warpgroup's rows, column 2 (lane % 4) + q % 2
+        const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY + wg * RWG, x0 = t % TQ * 8;
+#pragma unroll
+        for (int j = 0; j < RWG; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int oy = y0 + j, ox = x0 + 2 * (lane % 4) + q % 2, ch = 16 * warp + lane / 4 + 8 * (q / 2);
+                if (oy >= P || ox >= Q) continue;
+                const i64 o = (((i64)n * P + oy) * Q + ox) * 64 + ch;
+                y[o] = __float2half_rn(E::apply(bias, res, ch, o, acc[4 * j + q]));
+            }
+    }
+    cp_async_wait<0>();
+}
+
 } // namespace kiln

@@ -253,7 +253,8 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
         printf("FAIL: %s: codegen: %s\n", k->name, kiln_last_error());
         return 1;
     }
-    if (!strstr(cuda, "conv_nhwc_f16<") && !strstr(cuda, "conv_wgmma_f16<") && !strstr(cuda, "conv_wgmma_ws_f16<")) {
+    if (!strstr(cuda, "conv_nhwc_f16<") && !strstr(cuda, "conv_wgmma_f16<") && !strstr(cuda, "conv_wgmma_ws_f16<") &&
+        !strstr(cuda, "conv_halo_f16<")) {
         printf("FAIL: %s: the NHWC kernel was not used\n", k->name);
         return 1;
     }

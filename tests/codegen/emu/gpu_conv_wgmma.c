@@ -34,7 +34,13 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "ws128x128x64s4g2k2", "wsz128x256x64s4g2k1", "wsz128x128x64s6g2k1",
                                        /* transposed roles, 64-channel shapes only (conv_wgmma_f16 TR) */
                                        "wtz256x64x64s4g2k1", "wtz256x64x64s4g1k1", "wtz128x64x64s4g1k1",
-                                       "wt256x64x64s4g2k1", "wtz256x64x64s4g2k2"};
+                                       "wt256x64x64s4g2k1", "wtz256x64x64s4g2k2",
+                                       /* deeper pipelines */
+                                       "wgz128x128x64s6g2k1", "wgz128x64x64s8g2k1", "wgz128x128x64s6g2k2",
+                                       "wtz256x64x64s5g2k1", "wtz128x64x64s8g1k1", "wtz256x64x64s5g2k2",
+                                       /* the halo kernel (conv_halo_f16; stride 1, K = 64, C <= 64) */
+                                       "hl256x64x64s2g2k1", "hl128x64x64s2g1k1", "hl256x64x64s2g1k1",
+                                       "hl128x64x64s2g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -50,6 +56,8 @@ static const conv_case wg_cases[] = {
      * a 1x1 with a residual */
     {"wg_k64_3x3", 2, 64, 19, 17, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
     {"wg_k64_res", 1, 64, 15, 15, 64, 1, 1, 1, 0, 1, 1, 1, NULL},
+    /* the halo kernel's C = 32 (two k16 steps a tap), tails in both tile directions, residual */
+    {"hl_c32_res", 2, 32, 21, 10, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
 };
 
 /* ResNet-50's convolutions at batch 32 (the issue-5 targets) for the timing bundles */
@@ -112,9 +120,10 @@ static int wg_nvrtc(const char *work) {
     if (system(mk)) return 1;
     int fails = 0;
     const conv_case k = {"nvrtc", 32, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, NULL};
+    const conv_case k64 = {"nvrtc_k64", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL}; /* the halo tiles' */
     for (int t = 0; t < N_WG; t++) {
         char *cuda = NULL;
-        int r = gen(&k, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
+        int r = gen(strncmp(wg_tiles[t], "hl", 2) ? &k : &k64, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
         if (r) {
             printf("FAIL: %s: not generated for the sm_90a build\n", wg_tiles[t]);
             fails++;
@@ -197,17 +206,27 @@ static int wg_emu(const char *src, const char *work) {
         {"emu_wg_s2_splitk", 2, 64, 17, 17, 128, 3, 3, 2, 1, 1, 0, 0, NULL},
     };
     static const char *const et[] = {"wg64x128x64s4g1k1", "wg128x128x64s4g2k2", "ws64x128x64s6g1k1", "ws128x128x64s4g2k2"};
+    /* the halo kernel: its scalar fallback reads the shared layout through wgmma's descriptor
+     * arithmetic, so a layout or fragment-mapping bug fails here (tails in x and y, residual;
+     * a 3x3 over 32 channels, the 7x7 stem as space-to-depth) */
+    static const conv_case hc[] = {
+        {"emu_hl_c32_res", 1, 32, 19, 10, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+        {"emu_hl_s2d", 1, 3, 23, 21, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
+    };
+    static const char *const ht[] = {"hl128x64x64s2g1k1", "s2d:hl256x64x64s2g2k1"};
     int fails = 0;
-    for (int i = 0; i < 4; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
+    for (int i = 0; i < 6; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
         char *cuda = NULL;
         kiln_bundle *b = NULL;
-        int r = gen(&ec[i % 2], et[i], arch_90a, 2, false, &b, &cuda);
-        if (r || !strstr(cuda, i < 2 ? "conv_wgmma_f16<" : "conv_wgmma_ws_f16<")) {
-            printf("FAIL: %s: tile %s not generated\n", ec[i % 2].name, et[i]);
+        const conv_case *cs = i < 4 ? &ec[i % 2] : &hc[i - 4];
+        const char *tile = i < 4 ? et[i] : ht[i - 4];
+        int r = gen(cs, tile, arch_90a, 2, false, &b, &cuda);
+        if (r || !strstr(cuda, i < 2 ? "conv_wgmma_f16<" : i < 4 ? "conv_wgmma_ws_f16<" : "conv_halo_f16<")) {
+            printf("FAIL: %s: tile %s not generated\n", cs->name, tile);
             fails++;
         } else {
-            conv_case kk = ec[i % 2];
-            kk.tile = et[i];
+            conv_case kk = *cs;
+            kk.tile = tile;
             case_archs = arch_90a, case_n_archs = 2;
             fails += run_case(&kk, src, work);
         }
@@ -279,8 +298,9 @@ static int wg_gpu(const char *work) {
         {"s2d_7x7_c1", 1, 1, 41, 40, 64, 7, 7, 2, 3, 0, 1, 0, NULL},
     };
     static const char *const s2d_tiles[] = {"s2d:wgz128x64x64s4g2k1", "s2d:wg128x128x64s4g2k1",
-                                            "s2d:wgz128x64x64s4g2k2"};
-    run_tiles(s2d_cases, sizeof s2d_cases / sizeof s2d_cases[0], s2d_tiles, 3, work, &st_);
+                                            "s2d:wgz128x64x64s4g2k2", "s2d:hl256x64x64s2g2k1",
+                                            "s2d:hl128x64x64s2g1k1", "s2d:hl256x64x64s2g1k1"};
+    run_tiles(s2d_cases, sizeof s2d_cases / sizeof s2d_cases[0], s2d_tiles, 6, work, &st_);
     int fails = st_.fails, n = st_.n, skipped = st_.skipped;
     bool skip = st_.skip;
     const char *first_run = st_.first_run;
@@ -349,6 +369,7 @@ int main(int argc, char **argv) {
     }
     setenv("KILN_WGMMA_WS", "1", 1); /* the warp-specialized "ws" tiles are candidates only then */
     setenv("KILN_WGMMA_TR", "1", 1); /* likewise the transposed-roles "wt" tiles */
+    setenv("KILN_WGMMA_HALO", "1", 1); /* and the halo kernel's "hl" tiles */
     if (!strcmp(argv[3], "--nvrtc")) return wg_nvrtc(argv[2]);
     if (!strcmp(argv[3], "--emu")) return wg_emu(argv[1], argv[2]);
     if (!strcmp(argv[3], "--gpu")) {
