@@ -95,11 +95,11 @@ static bool tr_enabled(void) { /* gpu_conv_wgmma --gpu wt passed on an H100 (doc
     const char *e = getenv("KILN_WGMMA_TR");
     return !(e && !strcmp(e, "0"));
 }
-/* The halo tiles are candidates only with KILN_WGMMA_HALO=1 until gpu_conv_wgmma --gpu hl has passed on an H100 */
-#define NHWC_HALO_DEFAULT 0
+/* The halo tiles: tuner candidates (gpu_conv_wgmma --gpu hl,s2d:hl passed on an H100);
+ * KILN_WGMMA_HALO=0 drops them */
 static bool halo_enabled(void) {
     const char *e = getenv("KILN_WGMMA_HALO");
-    return e && *e ? strcmp(e, "0") != 0 : NHWC_HALO_DEFAULT;
+    return !(e && !strcmp(e, "0"));
 }
 /* The stem's two-tap kernel (C <= 4, x padded to 4 channels; names "t4:<tile>") takes the mma.sync
  * tiles above and these: BK 16 (a 3x3 stem's depth is 3 * 4 * 4 = 48) and BN 32 (MobileNetV2's
@@ -132,9 +132,9 @@ static int cfg_threads(const nhwc_cfg *f) {
 static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES) */
     return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & NHWC_SWZ ? 1024 : 0) + (f->sw & NHWC_WS ? 256 : 0));
 }
-/* the halo kernel's: all weights + two input tiles (KILN_HALO_SMEM_BYTES) */
+/* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES) */
 static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
-    return (uint32_t)(r * s * c * 128 + 2 * (c / 8) * (f->bm / 8 + r - 1) * 256);
+    return (uint32_t)(r * s * c * 128 + 2 * (c / 8) * (f->bm / 8 + r - 1) * 256 + f->bm * (64 + 8) * 4);
 }
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
@@ -514,14 +514,19 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         }
     }
     if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;
+    /* the halo kernel is persistent: its grid is the blocks resident at once, per_sm a block
+     * (shared memory; launch bounds keep the registers to match: 128 a thread, 255 for N = 256) */
+    const int64_t halo_per_sm_smem = (int64_t)(228 * 1024) / (smem + 1024),
+                  halo_cap = !halo ? 1 : f->wg == 1 && f->bm == 256 ? 2 : 4 / f->wg;
+    const int halo_per_sm = (int)(halo_per_sm_smem < 1 ? 1 : halo_per_sm_smem > halo_cap ? halo_cap : halo_per_sm_smem);
     if (halo)
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
-                       "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
+                       "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
                        "    kiln::conv_halo_f16<%s, %d, %d, %s>(x, w, bias, res, y, smem);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->bm / 8, f->wg, epi);
+                       threads, halo_per_sm, fn, epi, epi, smem, shp, f->bm / 8, f->wg, epi);
     else if (f->wg) /* sm_90a: wgmma; other targets run the mma.sync fallback inside conv_wgmma_f16 */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -584,9 +589,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     uint64_t gx = (uint64_t)((M + f->bm - 1) / f->bm), gy = (uint64_t)((K + f->bn - 1) / f->bn);
     if (halo) { /* persistent: at most the blocks resident on the target (228 KiB, 1 KiB reserved a block) */
         const int64_t tiles = N * ((P + f->bm / 8 - 1) / (f->bm / 8)) * ((Q + 7) / 8);
-        int64_t per_sm = (int64_t)(228 * 1024) / (smem + 1024);
-        per_sm = per_sm < 1 ? 1 : per_sm > 4 ? 4 : per_sm;
-        const int64_t most = (int64_t)target_gpu(c).sms * per_sm;
+        const int64_t most = (int64_t)target_gpu(c).sms * halo_per_sm;
         gx = (uint64_t)(tiles < most ? tiles : most), gy = 1;
     }
     if (s2 && (st = kiln_cg_value_arg(c, s2->x, &args[6]))) return st;

@@ -152,18 +152,18 @@ template <int BN> __device__ __forceinline__ void conv_nhwc_epi_put(float *cs, i
     *reinterpret_cast<conv_nhwc_v2f *>(cs + row * KILN_NHWC_EPI_LD(BN) + col) = v;
 }
 
-// Staged rows [0, NR) of the buffer are output pixels m_first + row, channels n0 .. n0 + BN - 1;
-// all NTH threads of the block (after a barrier that follows the staging) store them to y.
+// Staged rows [0, NR) of the buffer are output pixels rows(row) (< 0: none), channels n0 .. n0 +
+// BN - 1; all NTH threads of the block (after a barrier that follows the staging) store them to y.
 // E::apply reads res[o] only, so with a residual it gets the 8 loaded halves and o = 0..7.
-template <int BN, int NR, int NTH, int M, int NN, class E>
-__device__ __forceinline__ void conv_nhwc_epi_rows(const float *cs, int m_first, int n0, const typename E::bias_t *bias,
-                                                   const typename E::res_t *res, __half *y, int tid) {
+template <int BN, int NR, int NTH, int NN, class E, class ROWS>
+__device__ __forceinline__ void conv_nhwc_epi_rows_at(const float *cs, ROWS rows, int n0, const typename E::bias_t *bias,
+                                                      const typename E::res_t *res, __half *y, int tid) {
     constexpr int CPR = BN / 8, LD = KILN_NHWC_EPI_LD(BN);
 #pragma unroll 4
     for (int i = tid; i < NR * CPR; i += NTH) {
         const int r = i / CPR, c = i % CPR;
-        const int m = m_first + r, n = n0 + 8 * c;
-        if (m >= M || n >= NN) continue; // NN % 8 == 0: a chunk is all in or all out
+        const int m = rows(r), n = n0 + 8 * c;
+        if (m < 0 || n >= NN) continue; // NN % 8 == 0: a chunk is all in or all out
         // chunks i and i + 4 are 256 bytes apart (same banks; rows are LD = 8 mod 32 floats
         // apart): odd groups of four read their upper half first, so 8 consecutive threads
         // read 8 distinct bank quads
@@ -186,6 +186,16 @@ __device__ __forceinline__ void conv_nhwc_epi_rows(const float *cs, int m_first,
         }
         *reinterpret_cast<conv_nhwc_v8h *>(y + o) = out;
     }
+}
+// ... rows m_first + row, those below M
+template <int M> struct conv_nhwc_rows_from {
+    int m_first;
+    __device__ __forceinline__ int operator()(int r) const { return m_first + r < M ? m_first + r : -1; }
+};
+template <int BN, int NR, int NTH, int M, int NN, class E>
+__device__ __forceinline__ void conv_nhwc_epi_rows(const float *cs, int m_first, int n0, const typename E::bias_t *bias,
+                                                   const typename E::res_t *res, __half *y, int tid) {
+    conv_nhwc_epi_rows_at<BN, NR, NTH, NN, E>(cs, conv_nhwc_rows_from<M>{m_first}, n0, bias, res, y, tid);
 }
 
 // The stem's A chunk (SHP::C == 4, x [pixels][4]): depth kk = (r * SE + s) * 4 + c with s even,

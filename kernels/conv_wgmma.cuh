@@ -543,7 +543,7 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
 // stores each accumulator (two bytes) directly: a warp's store covers 4 pixels x 8 channels.
 // Without wgmma (sm_80, sm_90, PTX, the CPU emulator) a scalar loop reads the same shared layout
 // through the same descriptor arithmetic (wgmma_soft), so the emulator checks the layout.
-#define KILN_HALO_SMEM_BYTES(TY, R, S, C) ((R) * (S) * (C) * 128 + 2 * ((C) / 8) * ((TY) + (R) - 1) * 256)
+#define KILN_HALO_SMEM_BYTES(TY, R, S, C) ((R) * (S) * (C) * 128 + 2 * ((C) / 8) * ((TY) + (R) - 1) * 256 + (TY) * 8 * KILN_NHWC_EPI_LD(64) * 4)
 #ifndef KILN_HAVE_WGMMA
 // D[64][NP] += A[64][16] * B[NP][16] from no-swizzle K-major layouts (start, leading = K-adjacent
 // core matrix offset, stride = M/N-adjacent), into this thread's wgmma accumulator fragment
@@ -565,17 +565,19 @@ __device__ __forceinline__ void wgmma_soft(float *acc, const unsigned char *a, i
 #endif
 template <class SHP, int TY, int WG, class E>
 __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, const __half *__restrict__ w,
-                                              const typename E::bias_t *bias, const typename E::res_t *res,
-                                              __half *y, unsigned char *smem) {
+                                              const typename E::bias_t *__restrict__ bias,
+                                              const typename E::res_t *__restrict__ res, __half *__restrict__ y,
+                                              unsigned char *smem) {
     constexpr int C = SHP::C, R = SHP::R, S = SHP::S, P = SHP::P, Q = SHP::Q, H = SHP::H, W = SHP::W;
     static_assert(SHP::K == 64 && C % 16 == 0 && C <= 64 && S <= 9, "halo conv: K 64, C 16/32/64");
     static_assert(SHP::SH == 1 && SHP::SW == 1 && SHP::DH == 1 && SHP::DW == 1, "halo conv: stride 1");
     constexpr int HX = 16, UX = 8 + S - 1, HY = TY + R - 1, CK = C / 8, RWG = TY / WG, NP = 8 * RWG;
     static_assert(TY % WG == 0 && (NP == 64 || NP == 128 || NP == 256), "halo tile");
-    constexpr int KD = R * S * C, W_BYTES = KD * 128, PLANE = HY * HX * 16, HALO = CK * PLANE;
-    static_assert(W_BYTES + 2 * HALO == KILN_HALO_SMEM_BYTES(TY, R, S, C), "shared layout");
+    constexpr int KD = R * S * C, W_BYTES = KD * 128, PLANE = HY * HX * 16, HALO = CK * PLANE, LD = KILN_NHWC_EPI_LD(64);
+    static_assert(W_BYTES + 2 * HALO + TY * 8 * LD * 4 == KILN_HALO_SMEM_BYTES(TY, R, S, C), "shared layout");
     constexpr int TQ = (Q + 7) / 8, TP = (P + TY - 1) / TY, NT = SHP::N * TP * TQ, NTH = 128 * WG;
     unsigned char *ws = smem, *hs = smem + W_BYTES;
+    float *cs = reinterpret_cast<float *>(smem + W_BYTES + 2 * HALO); // epilogue staging: [TY * 8 pixels][LD]
     const int tid = threadIdx.x, lane = tid & 31, warp = (tid >> 5) & 3, wg = tid >> 7;
 
     // the weights, once (consecutive threads: consecutive 16 bytes of a filter row)
@@ -628,19 +630,24 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
                     wgmma_soft<NP>(acc, ws + (((r * S + s) * C) / 8 + 2 * k) * 1024, 1024, 128,
                                    hb + 2 * k * PLANE + (r * HX + s) * 16, PLANE, HX * 16, warp, lane);
 #endif
-        __syncthreads(); // every warpgroup is done with this halo buffer: the next iteration refills it
-        // d[4 j + q] = D[channel 16 warp + lane / 4 + 8 (q / 2)][pixel 8 j + 2 (lane % 4) + q % 2]:
-        // pixel row j of this warpgroup's rows, column 2 (lane % 4) + q % 2
-        const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY + wg * RWG, x0 = t % TQ * 8;
+        // d[4 j + q] = D[channel 16 warp + lane / 4 + 8 (q / 2)][pixel 8 j + 2 (lane % 4) + q % 2]
+        // (pixel row j of this warpgroup's rows): staged pixel-major as the wt tiles' epilogue,
+        // staging row (wg * RWG + j) * 8 + column
+        const int g = lane >> 2, tq = lane & 3;
 #pragma unroll
-        for (int j = 0; j < RWG; j++)
+        for (int j = 0; j < NP / 8; j++)
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const int oy = y0 + j, ox = x0 + 2 * (lane % 4) + q % 2, ch = 16 * warp + lane / 4 + 8 * (q / 2);
-                if (oy >= P || ox >= Q) continue;
-                const i64 o = (((i64)n * P + oy) * Q + ox) * 64 + ch;
-                y[o] = __float2half_rn(E::apply(bias, res, ch, o, acc[4 * j + q]));
-            }
+            for (int q = 0; q < 4; q++)
+                cs[(wg * NP + 8 * j + 2 * tq + (q & 1)) * LD + warp * 16 + g + 8 * (q >> 1)] = acc[4 * j + q];
+        __syncthreads(); // staged; and every warpgroup is done with this halo buffer (refilled next)
+        const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY, x0 = t % TQ * 8;
+        conv_nhwc_epi_rows_at<64, TY * 8, NTH, 64, E>(
+            cs,
+            [=](int r) {
+                const int oy = y0 + r / 8, ox = x0 + r % 8;
+                return oy < P && ox < Q ? (n * P + oy) * Q + ox : -1;
+            },
+            0, bias, res, y, tid);
     }
     cp_async_wait<0>();
 }

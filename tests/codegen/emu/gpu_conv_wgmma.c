@@ -120,7 +120,8 @@ static int wg_nvrtc(const char *work) {
     if (system(mk)) return 1;
     int fails = 0;
     const conv_case k = {"nvrtc", 32, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, NULL};
-    const conv_case k64 = {"nvrtc_k64", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL}; /* the halo tiles' */
+    /* the halo tiles: 64 output channels, C = 32 (the 256-row ones do not fit C = 64) */
+    const conv_case k64 = {"nvrtc_k64", 32, 32, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL};
     for (int t = 0; t < N_WG; t++) {
         char *cuda = NULL;
         int r = gen(strncmp(wg_tiles[t], "hl", 2) ? &k : &k64, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
