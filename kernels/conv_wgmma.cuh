@@ -540,7 +540,8 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
 //
 // Persistent: the grid is at most the resident blocks; block b takes tiles b, b + grid, ...; the
 // next tile's halo loads (double buffer) fly during this tile's wgmmas and epilogue. The epilogue
-// stores each accumulator (two bytes) directly: a warp's store covers 4 pixels x 8 channels.
+// stages fp32 rows in a region of its own (the next halo is in flight) and stores 16-byte chunks
+// (conv_nhwc_epi_rows_at with the tile's pixel map).
 // Without wgmma (sm_80, sm_90, PTX, the CPU emulator) a scalar loop reads the same shared layout
 // through the same descriptor arithmetic (wgmma_soft), so the emulator checks the layout.
 #define KILN_HALO_SMEM_BYTES(TY, R, S, C) ((R) * (S) * (C) * 128 + 2 * ((C) / 8) * ((TY) + (R) - 1) * 256 + (TY) * 8 * KILN_NHWC_EPI_LD(64) * 4)
