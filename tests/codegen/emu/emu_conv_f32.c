@@ -19,11 +19,12 @@
 #include "codegen/nvrtc.h"
 #include "runtime/bundle.h"
 
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "conv_harness.h"
 
 typedef struct conv_case {
     const char *name;
@@ -98,34 +99,7 @@ static const conv_case gpu_cases[] = {
     {"mnv2_pw_b8", 8, 24, 56, 56, 144, 1, 1, 1, 0, 1, 1, 1, 0, NULL},
 };
 
-static uint64_t rng;
 static bool w_as_input; /* the weights as a graph input: the generic conv2d_igemm (a timing baseline) */
-static double rnd(void) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
-
-static int val(kiln_graph *g, const char *name, int rank, const int64_t *dims) {
-    int v = kiln_graph_find_value(g, name);
-    if (v < 0) v = kiln_graph_add_value(g, name);
-    if (v >= 0 && rank) kiln_value_set(&g->values[v], KILN_F32, rank, dims);
-    return v;
-}
-static int cst(kiln_graph *g, const char *name, int rank, const int64_t *dims, double scale) {
-    int v = val(g, name, rank, dims);
-    kiln_tensor *t = kiln_tensor_new(KILN_F32, rank, dims);
-    if (v < 0 || !t) return -1;
-    for (int64_t i = 0; i < t->numel; i++) kiln_tensor_set(t, i, rnd() * scale);
-    g->values[v].data = t;
-    g->values[v].flags |= KILN_VALUE_INITIALIZER;
-    return v;
-}
-static void io(kiln_graph *g, int v, bool out) {
-    int **ids = out ? &g->outputs : &g->inputs, *n = out ? &g->n_outputs : &g->n_inputs;
-    *ids = realloc(*ids, sizeof(int) * (size_t)(*n + 1));
-    (*ids)[(*n)++] = v;
-    g->values[v].flags |= out ? KILN_VALUE_OUTPUT : KILN_VALUE_INPUT;
-}
 
 /* The graph of a case (weights from the seeded generator: two builds are identical). */
 static kiln_graph *build(const conv_case *k) {
@@ -188,13 +162,6 @@ static kiln_graph *prepare(const conv_case *k) {
     if (k->tile)
         for (int i = 0; i < g->n_nodes; i++) kiln_node_set_str(&g->nodes[i], "kiln_tile", k->tile);
     return g;
-}
-
-/* The tile name from the generated comment "// tile NAME". */
-static void tile_of(const char *cuda, char *buf, size_t len) {
-    const char *tl = strstr(cuda, "// tile ");
-    buf[0] = 0;
-    if (tl) snprintf(buf, len, "%.*s", (int)strcspn(tl + 8, "\n"), tl + 8);
 }
 
 /* Checks the generated source: conv_f32 used, the forced tile taken. */
@@ -266,9 +233,6 @@ static int compare(const conv_case *k, const kiln_graph *ref, kiln_tensor **cin,
     return failed;
 }
 
-typedef void (*tramp_fn)(void **);
-typedef int (*launch_fn)(tramp_fn, void **, const unsigned *, const unsigned *);
-
 static int run_case(const conv_case *k, const char *src, const char *work) {
     kiln_graph *g = prepare(k), *ref = build(k);
     if (!g || !ref) return 1;
@@ -283,73 +247,19 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
         return 1;
     }
     if (check_source(k, cuda, tile, sizeof tile)) return 1;
-    char path[1024], cmd[4096];
-    snprintf(path, sizeof path, "%s/%s.cu", work, k->name);
-    FILE *f = fopen(path, "w");
-    if (!f) return 1;
-    fputs(cuda, f);
-    fclose(f);
-    free(cuda);
-    snprintf(cmd, sizeof cmd,
-             "python3 %s/tests/codegen/emu/gen_tramp.py %s/%s.cu %s/%s.cpp && g++ -O1 -std=c++17 -fPIC -shared -include "
-             "%s/tests/codegen/emu/emu_shim.h -I%s/tests/codegen/emu -I%s/kernels %s/%s.cpp %s/emu_sched.o -o %s/%s.so",
-             src, work, k->name, work, k->name, src, src, src, work, k->name, work, work, k->name);
-    if (system(cmd)) {
-        printf("FAIL: %s: host compile\n", k->name);
-        return 1;
-    }
-    snprintf(path, sizeof path, "%s/%s.so", work, k->name);
-    void *so = dlopen(path, RTLD_NOW);
-    launch_fn launch = so ? (launch_fn)(uintptr_t)dlsym(so, "emu_launch") : NULL;
-    if (!launch) {
-        printf("FAIL: %s: %s\n", k->name, dlerror());
-        return 1;
-    }
     kiln_tensor *cin[4] = {0};
     float *out[1] = {0};
     int64_t yn = make_io(ref, cin, out);
-    uint8_t *arena = malloc(b->arena_bytes + 16), *weights = aligned_alloc(64, (b->weight_bytes + 64) / 64 * 64);
-    memset(arena, 0xff, b->arena_bytes + 16); /* NaN: split-K partials must all be written */
-    memcpy(weights, b->weight_data, b->weight_bytes);
-    int failed = 0;
-    for (int li = 0; li < (int)b->n_launches && !failed; li++) {
-        const kiln_bundle_launch *L = &b->launches[li];
-        char sym[512];
-        snprintf(sym, sizeof sym, "emu_tramp_%s", b->kernels[L->kernel].function);
-        tramp_fn t = (tramp_fn)(uintptr_t)dlsym(so, sym);
-        if (!t) {
-            printf("FAIL: %s: no %s\n", k->name, sym);
-            return 1;
-        }
-        uint64_t vals[KILN_BUNDLE_MAX_ARGS];
-        void *params[KILN_BUNDLE_MAX_ARGS];
-        for (uint32_t a = 0; a < L->n_args; a++) {
-            const kiln_bundle_arg *A = &L->args[a];
-            void *p = NULL;
-            switch (A->kind) {
-            case KILN_ARG_ARENA: p = arena + A->value; break;
-            case KILN_ARG_WEIGHT: p = weights + A->value; break;
-            case KILN_ARG_INPUT: p = cin[A->value]->data; break;
-            case KILN_ARG_OUTPUT: p = out[A->value]; break;
-            case KILN_ARG_SCALAR: vals[a] = A->value; break;
-            case KILN_ARG_BYTES: break;
-            }
-            if (A->kind <= KILN_ARG_OUTPUT) memcpy(&vals[a], &p, sizeof p);
-            params[a] = A->kind == KILN_ARG_BYTES ? (void *)(b->const_pool + A->value) : (void *)&vals[a];
-        }
-        failed = launch(t, params, L->grid, L->block) != 0;
-    }
-    failed |= compare(k, ref, cin, out[0], yn, b->n_launches, tile);
+    void *ins[4] = {0};
+    for (int i = 0; i < 4; i++) ins[i] = cin[i] ? cin[i]->data : NULL;
+    int failed = harness_emu_run(k->name, src, work, b, cuda, ins, out[0]);
+    if (!failed) failed = compare(k, ref, cin, out[0], yn, b->n_launches, tile);
+    free(cuda);
     for (int i = 0; i < 4; i++) kiln_tensor_free(cin[i]);
     free(out[0]);
-    free(arena);
-    free(weights);
     kiln_bundle_free(b);
     kiln_graph_free(g);
     kiln_graph_free(ref);
-    void (*release)(void) = (void (*)(void))(uintptr_t)dlsym(so, "emu_release");
-    if (release) release();
-    dlclose(so);
     return failed;
 }
 
@@ -364,62 +274,23 @@ static int gpu_case(const conv_case *k, const char *work, bool *skip) {
     o.archs = archs;
     o.n_archs = 2;
     kiln_bundle *b = kiln_bundle_new();
-    char *cuda = NULL, path[1024], tile[64];
+    char *cuda = NULL, tile[64];
     if (!b || kiln_codegen_build(g, &o, b, &cuda)) {
         printf("FAIL: %s: codegen: %s\n", k->name, kiln_last_error());
         return 1;
     }
     int failed = check_source(k, cuda, tile, sizeof tile);
     free(cuda);
-    snprintf(path, sizeof path, "%s/%s.kiln", work, k->name);
-    kiln_bundle_model *m = NULL;
-    kiln_exec_context *ctx = NULL;
-    if (kiln_bundle_write(b, path)) {
-        printf("FAIL: %s: %s\n", k->name, kiln_last_error());
-        return 1;
-    }
-    kiln_status st = kiln_bundle_model_open(path, NULL, &m);
-    if (st == KILN_ERR_UNSUPPORTED) {
-        if (!*skip) printf("SKIP: no GPU or driver (the cases are still generated and NVRTC-compiled): %s\n", kiln_last_error());
-        *skip = true;
-        printf("  generated %s: %u launches, tile %s\n", k->name, b->n_launches, tile);
-        kiln_bundle_free(b);
-        kiln_graph_free(g);
-        kiln_graph_free(ref);
-        return failed;
-    }
     kiln_tensor *cin[4] = {0};
     float *out[1] = {0};
     int64_t yn = make_io(ref, cin, out);
-    if (!st) st = kiln_exec_context_new(m, 0, &ctx);
-    for (int i = 0; !st && i < kiln_bundle_model_num_inputs(m); i++) {
-        const char *name;
-        kiln_dtype dt;
-        int rank;
-        int64_t dims[KILN_MAX_RANK];
-        st = kiln_bundle_model_input_info(m, i, &name, &dt, &rank, dims);
-        int gi = -1;
-        for (int j = 0; j < ref->n_inputs; j++)
-            if (!strcmp(ref->values[ref->inputs[j]].name, name)) gi = j;
-        if (!st)
-            st = gi < 0 ? KILN_ERR_INTERNAL
-                        : kiln_exec_context_bind_input(ctx, i, cin[gi]->data, dt, rank, dims, KILN_MEM_HOST);
-    }
-    if (!st) {
-        const char *name;
-        kiln_dtype dt;
-        int rank;
-        int64_t dims[KILN_MAX_RANK];
-        st = kiln_bundle_model_output_info(m, 0, &name, &dt, &rank, dims);
-        if (!st) st = kiln_exec_context_bind_output(ctx, 0, out[0], dt, rank, dims, KILN_MEM_HOST);
-    }
-    if (!st) st = kiln_exec_context_run(ctx, NULL);
-    if (st) printf("FAIL: %s: run: %s\n", k->name, kiln_last_error()), failed = 1;
-    else failed |= compare(k, ref, cin, out[0], yn, b->n_launches, tile);
+    void *ins[4] = {0};
+    for (int i = 0; i < 4; i++) ins[i] = cin[i] ? cin[i]->data : NULL;
+    int r = harness_gpu_run(k->name, work, b, ref, ins, out[0], skip);
+    if (r == 2) printf("  generated %s: %u launches, tile %s\n", k->name, b->n_launches, tile);
+    else failed |= r ? 1 : compare(k, ref, cin, out[0], yn, b->n_launches, tile);
     for (int i = 0; i < 4; i++) kiln_tensor_free(cin[i]);
     free(out[0]);
-    kiln_exec_context_free(ctx);
-    kiln_bundle_model_free(m);
     kiln_bundle_free(b);
     kiln_graph_free(g);
     kiln_graph_free(ref);
