@@ -516,9 +516,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;
     /* the halo kernel is persistent: its grid is the blocks resident at once, per_sm a block
      * (shared memory; launch bounds keep the registers to match: 128 a thread, 255 for N = 256) */
-    const int64_t halo_per_sm_smem = (int64_t)(228 * 1024) / (smem + 1024),
-                  halo_cap = !halo ? 1 : f->wg == 1 && f->bm == 256 ? 2 : 4 / f->wg;
-    const int halo_per_sm = (int)(halo_per_sm_smem < 1 ? 1 : halo_per_sm_smem > halo_cap ? halo_cap : halo_per_sm_smem);
+    int halo_per_sm = 1;
+    if (halo) {
+        const int cap = f->wg == 1 && f->bm == 256 ? 2 : 4 / f->wg, fit = (int)((228 * 1024) / (smem + 1024));
+        halo_per_sm = fit < 1 ? 1 : fit > cap ? cap : fit;
+    }
     if (halo)
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emu_args.h"
+
 static uint64_t rng;
 static double rnd(void) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -99,20 +101,7 @@ static int harness_emu_run(const char *name, const char *src, const char *work, 
         }
         uint64_t vals[KILN_BUNDLE_MAX_ARGS];
         void *params[KILN_BUNDLE_MAX_ARGS];
-        for (uint32_t a = 0; a < L->n_args; a++) {
-            const kiln_bundle_arg *A = &L->args[a];
-            void *p = NULL;
-            switch (A->kind) {
-            case KILN_ARG_ARENA: p = arena + A->value; break;
-            case KILN_ARG_WEIGHT: p = weights + A->value; break;
-            case KILN_ARG_INPUT: p = ins[A->value]; break;
-            case KILN_ARG_OUTPUT: p = out; break;
-            case KILN_ARG_SCALAR: vals[a] = A->value; break;
-            case KILN_ARG_BYTES: break;
-            }
-            if (A->kind <= KILN_ARG_OUTPUT) memcpy(&vals[a], &p, sizeof p);
-            params[a] = A->kind == KILN_ARG_BYTES ? (void *)(b->const_pool + A->value) : (void *)&vals[a];
-        }
+        emu_launch_params(b, L, arena, weights, ins, &out, vals, params);
         failed = launch(t, params, L->grid, L->block) != 0;
     }
     free(arena);

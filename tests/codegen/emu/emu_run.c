@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emu_args.h"
+
 typedef void (*tramp_fn)(void **);
 typedef int (*launch_fn)(tramp_fn, void **, const unsigned *, const unsigned *);
 
@@ -107,6 +109,9 @@ int main(int argc, char **argv) {
         printf("\n");
         free(done);
     }
+    void *in_ptrs[64] = {0}, *out_ptrs[64] = {0};
+    for (int i = 0; i < n_in; i++) in_ptrs[i] = ins[i]->data;
+    for (int i = 0; i < n_out; i++) out_ptrs[i] = outs[i]->data;
     for (int li = 0; li < b->n_launches; li++) {
         const kiln_bundle_launch *L = &b->launches[order[li]];
         char sym[512];
@@ -118,20 +123,7 @@ int main(int argc, char **argv) {
         }
         uint64_t vals[KILN_BUNDLE_MAX_ARGS];
         void *params[KILN_BUNDLE_MAX_ARGS];
-        for (uint32_t a = 0; a < L->n_args; a++) {
-            const kiln_bundle_arg *A = &L->args[a];
-            void *p = NULL;
-            switch (A->kind) {
-            case KILN_ARG_ARENA: p = arena + A->value; break;
-            case KILN_ARG_WEIGHT: p = weights + A->value; break;
-            case KILN_ARG_INPUT: p = ins[A->value]->data; break;
-            case KILN_ARG_OUTPUT: p = outs[A->value]->data; break;
-            case KILN_ARG_SCALAR: vals[a] = A->value; break;
-            case KILN_ARG_BYTES: break;
-            }
-            if (A->kind <= KILN_ARG_OUTPUT) memcpy(&vals[a], &p, sizeof p);
-            params[a] = A->kind == KILN_ARG_BYTES ? (void *)(b->const_pool + A->value) : (void *)&vals[a];
-        }
+        emu_launch_params(b, L, arena, weights, in_ptrs, out_ptrs, vals, params);
         if (launch(t, params, L->grid, L->block)) return 1;
     }
     if (kiln_graph_run_cpu(g, ins, n_in, cpu, n_out)) {
