@@ -34,6 +34,9 @@ typedef struct nhwc_cfg {
 #define NHWC_WS 2
 #define NHWC_TR 4 /* wgmma with transposed roles (conv_wgmma_f16 TR): weights as A, pixels as B; BN = 64 */
 #define NHWC_HALO 8 /* conv_halo_f16: stride 1, K = 64, C <= 64; BM = 8 * TY pixels ("hl" names) */
+#define NHWC_TMA 16 /* conv_tma_f16: TMA im2col / tiled loads, a producer warpgroup ("tm" names); C % 64 == 0 */
+#define NHWC_PP 32  /* with NHWC_TMA: conv_tma_pp_f16, persistent, two consumer warpgroups taking turns
+                     * ("tp" names; bm = one warpgroup's tile rows, wg = 2) */
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
@@ -79,6 +82,23 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * im2col copies): TY = BM / 8 output rows of 8 columns, WG warpgroups; tuner candidates only */
     {256, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO}, {128, 64, 64, 0, 0, 2, 1, 1, NHWC_HALO},
     {256, 64, 64, 0, 0, 2, 1, 1, NHWC_HALO}, {128, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO},
+    /* TMA loads (kernels/conv_wgmma.cuh conv_tma_f16: hardware im2col, one producer thread, the
+     * 128-byte swizzled layout): every source's C % 64 == 0 and x in the arena; tuner candidates
+     * only (KILN_WGMMA_TMA=0 drops them) */
+    {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA}, {128, 256, 64, 0, 0, 4, 1, 2, NHWC_TMA},
+    {256, 128, 64, 0, 0, 4, 1, 2, NHWC_TMA}, {128, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA},
+    {128, 64, 64, 0, 0, 8, 1, 2, NHWC_TMA},  {64, 128, 64, 0, 0, 8, 1, 1, NHWC_TMA},
+    {128, 128, 64, 0, 0, 5, 2, 2, NHWC_TMA}, {128, 256, 64, 0, 0, 4, 2, 2, NHWC_TMA},
+    /* ... two blocks per SM (<= 113 KiB: one block's epilogue overlaps the other's main loop) */
+    {64, 128, 64, 0, 0, 4, 1, 1, NHWC_TMA}, {128, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA},
+    /* (not 128x128 g2 at two blocks: 384 threads get 85 registers, ptxas needs 90 for m64n128) */
+    /* ... persistent, the two consumer warpgroups taking turns (one's epilogue under the other's
+     * main loop; for short depths: ResNet's 1x1 convs) */
+    {128, 128, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP}, {64, 256, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP},
+    {64, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP},  {128, 64, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP},
+    /* ... and with transposed roles for 64 output channels ("tmt": weights as A, pixels as B) */
+    {256, 64, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 1, 1, NHWC_TMA | NHWC_TR},
+    {128, 64, 64, 0, 0, 8, 1, 1, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 2, 2, NHWC_TMA | NHWC_TR},
 };
 /* 1: the heuristic may pick a "ws" tile (by cfg_cost); 0: only the tuner or a forced tile does */
 #define NHWC_WS_HEURISTIC 0
@@ -100,6 +120,13 @@ static bool tr_enabled(void) { /* gpu_conv_wgmma --gpu wt passed on an H100 (doc
 static bool halo_enabled(void) {
     const char *e = getenv("KILN_WGMMA_HALO");
     return !(e && !strcmp(e, "0"));
+}
+/* The TMA tiles: tuner candidates (gpu_conv_wgmma --gpu tm passed on an H100: 82 tile x shape
+ * cases); KILN_WGMMA_TMA=0 drops them */
+#define NHWC_TMA_DEFAULT 1
+static bool tma_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_TMA");
+    return e && *e ? strcmp(e, "0") != 0 : NHWC_TMA_DEFAULT;
 }
 /* The stem's two-tap kernel (C <= 4, x padded to 4 channels; names "t4:<tile>") takes the mma.sync
  * tiles above and these: BK 16 (a 3x3 stem's depth is 3 * 4 * 4 = 48) and BN 32 (MobileNetV2's
@@ -127,10 +154,11 @@ static bool has_sm90a(const cg *c) {
 }
 
 static int cfg_threads(const nhwc_cfg *f) {
-    return f->wg ? 128 * (f->wg + !!(f->sw & NHWC_WS)) : (f->bm / f->wm) * (f->bn / f->wn) * 32;
+    return f->wg ? 128 * (f->wg + !!(f->sw & (NHWC_WS | NHWC_TMA))) : (f->bm / f->wm) * (f->bn / f->wn) * 32;
 }
-static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES) */
-    return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & NHWC_SWZ ? 1024 : 0) + (f->sw & NHWC_WS ? 256 : 0));
+static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws / tm: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES, _TMA_) */
+    return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & (NHWC_SWZ | NHWC_TMA) ? 1024 : 0) +
+                      (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0));
 }
 /* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES) */
 static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
@@ -139,7 +167,11 @@ static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
         snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d",
-                 f->sw & NHWC_WS ? "ws" : f->sw & NHWC_TR ? "wt" : f->sw & NHWC_HALO ? "hl" : "wg",
+                 f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? "tmt" : f->sw & NHWC_PP ? "tp" : "tm")
+                 : f->sw & NHWC_WS   ? "ws"
+                 : f->sw & NHWC_TR   ? "wt"
+                 : f->sw & NHWC_HALO ? "hl"
+                                     : "wg",
                  f->sw & NHWC_SWZ ? "z" : "", f->bm, f->bn, f->bk, f->stages,
                  f->wg, f->splitk);
     else snprintf(buf, len, "%dx%dx%ds%dw%dk%d", f->bm, f->bn, f->bk, f->stages, cfg_threads(f) / 32, f->splitk);
@@ -229,6 +261,14 @@ static kiln_status emit_s2d(cg *c, int x, int64_t N, int64_t c0, int64_t H, int6
 
 static bool is_f16(const cg *c, int v) { return v < 0 || kiln_cg_val(c, v)->dtype == KILN_F16; }
 
+/* v lives in the arena (a tensor map needs its address when the runtime lays out the launches;
+ * graph inputs and outputs are bound per run) */
+static bool in_arena(cg *c, int v) {
+    kiln_bundle_arg a;
+    if (v < 0 || kiln_cg_val(c, v)->data) return false;
+    return kiln_cg_value_arg(c, v, &a) == KILN_OK && a.kind == KILN_ARG_ARENA && a.value % 16 == 0;
+}
+
 /* One GEMM source of the kernel: a convolution's input x (NHWC), geometry and weights. A plain
  * conv has one; a conv pair (passes/fuse_conv_pair.c) two, the second's depth after the first's. */
 typedef struct conv_src {
@@ -288,6 +328,48 @@ static void emit_shape(cg *c, const char *name, int64_t N, int64_t K, int64_t P,
                    name, (long long)N, (long long)q->h, (long long)q->w, (long long)q->c, (long long)K, (long long)P,
                    (long long)Q, (long long)q->r, (long long)q->s, (long long)q->st[0], (long long)q->st[1],
                    (long long)q->pb[0], (long long)q->pb[1], (long long)q->d[0], (long long)q->d[1]);
+}
+
+/* A KILN_ARG_TMAP argument from descriptor d (into the constant pool). */
+static kiln_status tmap_arg(cg *c, const kiln_tmap_desc *d, kiln_bundle_arg *a) {
+    uint8_t bytes[KILN_TMAP_DESC_BYTES];
+    uint64_t off;
+    kiln_tmap_desc_put(d, bytes);
+    kiln_status st = kiln_bundle_add_const(c->b, bytes, sizeof bytes, &off);
+    if (!st) *a = (kiln_bundle_arg){KILN_ARG_TMAP, KILN_TMAP_BYTES, off};
+    return st;
+}
+
+/* The pixel box corners of source q's im2col map (kernels/conv_wgmma.cuh conv_tma_f16): lower =
+ * -pad, and upper such that the last position the traversal visits in a row (column) is the last
+ * output pixel's: (P - 1) * stride - pad = dim - 1 + upper. */
+static void tmap_corners(const conv_src *q, int64_t P, int64_t Q, int32_t lo[2], int32_t hi[2]) {
+    lo[0] = (int32_t)-q->pb[1], lo[1] = (int32_t)-q->pb[0];
+    hi[0] = (int32_t)((Q - 1) * q->st[1] - q->pb[1] - (q->w - 1));
+    hi[1] = (int32_t)((P - 1) * q->st[0] - q->pb[0] - (q->h - 1));
+}
+/* What TMA's im2col mode takes for a rank-4 map: corners and filter offsets in 8 bits, element
+ * strides up to 8, whole 64-channel boxes. */
+static bool tmap_fits(const conv_src *q, int64_t P, int64_t Q) {
+    int32_t lo[2], hi[2];
+    tmap_corners(q, P, Q, lo, hi);
+    for (int i = 0; i < 2; i++)
+        if (lo[i] < -128 || lo[i] > 127 || hi[i] < -128 || hi[i] > 127) return false;
+    return q->c % 64 == 0 && q->st[0] <= 8 && q->st[1] <= 8 && (q->r - 1) * q->d[0] <= 255 && (q->s - 1) * q->d[1] <= 255;
+}
+/* Source q's im2col map over x at arena offset xo: BM pixels x 64 channels, 128-byte swizzle. */
+static kiln_status tmap_im2col_arg(cg *c, const conv_src *q, int64_t N, int64_t P, int64_t Q, uint64_t xo, int bm,
+                                   kiln_bundle_arg *a) {
+    kiln_tmap_desc d;
+    memset(&d, 0, sizeof d);
+    d.mode = KILN_TMAP_IM2COL, d.rank = 4, d.base = KILN_ARG_ARENA, d.dtype = 6, d.offset = xo, d.swizzle = 3;
+    const int64_t dims[4] = {q->c, q->w, q->h, N};
+    uint64_t stride = 2;
+    for (int i = 0; i < 4; i++) d.dims[i] = (uint64_t)dims[i], d.strides[i] = stride, stride *= (uint64_t)dims[i];
+    d.box[0] = 64, d.box[1] = (uint32_t)bm;
+    d.estrides[0] = 1, d.estrides[1] = (uint32_t)q->st[1], d.estrides[2] = (uint32_t)q->st[0], d.estrides[3] = 1;
+    tmap_corners(q, P, Q, d.lower, d.upper);
+    return tmap_arg(c, &d, a);
 }
 
 /* Source q's weights (tensor t [K][c0][R][S]) as OHWI fp16 rows into h[K][ld] at column off; sw is
@@ -412,6 +494,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const uint32_t smem_max = smem_limit(c);
     const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled(), tr = wgmma && tr_enabled();
     const bool halo_ok = wgmma && halo_enabled();
+    const bool tma_ok = wgmma && tma_enabled() && C == C0 && in_arena(c, s1->x) && tmap_fits(s1, P, Q) &&
+                        (!s2 || (in_arena(c, s2->x) && tmap_fits(s2, P, Q)));
     for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < (s2d_ok ? N_ALL : N_CANDS); i++) {
         const int kind = i < N_CFGS + N_PAIR ? CAND_T4 : i < N_CANDS ? CAND_PLAIN : CAND_S2D;
         const bool pair = kind == CAND_T4;
@@ -420,6 +504,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if (f->wg && (!wgmma || pair)) continue;
         if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
         if ((f->sw & NHWC_TR) && (!tr || K % 64)) continue;
+        if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
         if (f->sw & NHWC_HALO) { /* on the conv the kernel runs: the s2d one is stride 1 over 16 channels */
             const int64_t hc = kind == CAND_S2D ? 16 : C, hr = kind == CAND_S2D ? R2 : R, hs = kind == CAND_S2D ? S2 : S;
             const bool st1 = kind == CAND_S2D || (s[0] == 1 && s[1] == 1 && d[0] == 1 && d[1] == 1);
@@ -436,7 +521,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         const int64_t xb = kind == CAND_S2D ? H2 * W2 * 16 : H * W * (pair ? 4 : C);
         double cost = cfg_cost(f, gpu, M, K, kd, 2 * N * (xb + (s2 ? s2->h * s2->w * s2->c : 0)));
         if ((f->sw & NHWC_WS) && !NHWC_WS_HEURISTIC && n_c) cost = INFINITY;
-        if ((f->sw & (NHWC_TR | NHWC_HALO)) && n_c) cost = INFINITY;
+        if ((f->sw & (NHWC_TR | NHWC_HALO | NHWC_TMA)) && n_c) cost = INFINITY;
         if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the larger tile */
         n_c++;
     }
@@ -486,12 +571,12 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         an_src.st[0] = an_src.st[1] = 1, an_src.pb[0] = an_src.pb[1] = 0;
     }
     const int threads = cfg_threads(f);
-    const bool halo = f->sw & NHWC_HALO;
+    const bool halo = f->sw & NHWC_HALO, tma = f->sw & NHWC_TMA;
     const uint32_t smem = halo ? halo_smem(f, C, an_src.r, an_src.s) : cfg_smem(f);
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
-    kiln_bundle_arg args[7];
+    kiln_bundle_arg args[10];
     if (s2d ? (st = emit_s2d(c, a.x, N, C0, H, W, pb, H2, W2, &args[0]))
             : C != C0 && (st = emit_pad_c(c, a.x, N * H * W, C0, (int)C, &args[0])))
         return st;
@@ -516,11 +601,18 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;
     /* the halo kernel is persistent: its grid is the blocks resident at once, per_sm a block
      * (shared memory; launch bounds keep the registers to match: 128 a thread, 255 for N = 256) */
-    int halo_per_sm = 1;
+    int per_sm = 1;
     if (halo) {
         const int cap = f->wg == 1 && f->bm == 256 ? 2 : 4 / f->wg, fit = (int)((228 * 1024) / (smem + 1024));
-        halo_per_sm = fit < 1 ? 1 : fit > cap ? cap : fit;
+        per_sm = fit < 1 ? 1 : fit > cap ? cap : fit;
     }
+    /* TMA tiles small enough for several blocks per SM say so (the registers must allow it) */
+    if (tma && !(f->sw & NHWC_PP)) {
+        const int fit = (int)((228 * 1024) / (smem + 1024));
+        per_sm = fit < 1 ? 1 : fit > 3 ? 3 : fit;
+    }
+    char tma_lb[16] = "";
+    if (tma && per_sm > 1) snprintf(tma_lb, sizeof tma_lb, ", %d", per_sm);
     if (halo)
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -528,7 +620,30 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
                        "    kiln::conv_halo_f16<%s, %d, %d, %s>(x, w, bias, res, y, smem);\n}\n",
-                       threads, halo_per_sm, fn, epi, epi, smem, shp, f->bm / 8, f->wg, epi);
+                       threads, per_sm, fn, epi, epi, smem, shp, f->bm / 8, f->wg, epi);
+    else if (tma && (f->sw & NHWC_PP)) /* persistent: the grid is at most one block per SM */
+        kiln_cg_printf(&c->src,
+                       "#include \"conv_wgmma.cuh\"\n"
+                       "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, const __half *x2, "
+                       "const __grid_constant__ kiln::tmap ta, const __grid_constant__ kiln::tmap tb, "
+                       "const __grid_constant__ kiln::tmap ta2) {\n"
+                       "    KILN_NHWC_SMEM(smem, %u);\n"
+                       "    kiln::conv_tma_pp_f16<%s, %d, %d, %d, %s%s%s>(x, w, bias, res, y, smem, x2, &ta, &tb, &ta2);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->stages, epi, s2 ? ", " : "", shp2);
+    else if (tma) /* sm_90a: TMA + wgmma; other targets the mma.sync fallback (the maps unread) */
+        kiln_cg_printf(&c->src,
+                       "#include \"conv_wgmma.cuh\"\n"
+                       "extern \"C\" __global__ void __launch_bounds__(%d%s) %s(const __half *x, const __half *w, const "
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part, const __half *x2, "
+                       "const __grid_constant__ kiln::tmap ta, const __grid_constant__ kiln::tmap tb, "
+                       "const __grid_constant__ kiln::tmap ta2) {\n"
+                       "    KILN_NHWC_SMEM(smem, %u);\n"
+                       "    kiln::conv_tma_f16<%s, %d, %d, %d, %d, %d, %s%s%s%s>(x, w, bias, res, y, part, smem, x2, &ta, &tb, "
+                       "&ta2);\n}\n",
+                       threads, tma_lb, fn, epi, epi, smem, shp, f->bm, f->bn, f->wg, f->stages, f->splitk, epi,
+                       s2 || (f->sw & NHWC_TR) ? ", " : "", s2 ? shp2 : f->sw & NHWC_TR ? "kiln::conv_no_src2" : "",
+                       f->sw & NHWC_TR ? ", true" : "");
     else if (f->wg) /* sm_90a: wgmma; other targets run the mma.sync fallback inside conv_wgmma_f16 */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -589,13 +704,33 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         args[5] = kiln_cg_null_arg;
     }
     uint64_t gx = (uint64_t)((M + f->bm - 1) / f->bm), gy = (uint64_t)((K + f->bn - 1) / f->bn);
+    if (tma && (f->sw & NHWC_PP)) { /* persistent: one block per SM at most */
+        const uint64_t tiles = gx * gy, sms = (uint64_t)target_gpu(c).sms;
+        gx = tiles < sms ? tiles : sms, gy = 1;
+    }
     if (halo) { /* persistent: at most the blocks resident on the target (228 KiB, 1 KiB reserved a block) */
         const int64_t tiles = N * ((P + f->bm / 8 - 1) / (f->bm / 8)) * ((Q + 7) / 8);
-        const int64_t most = (int64_t)target_gpu(c).sms * halo_per_sm;
+        const int64_t most = (int64_t)target_gpu(c).sms * per_sm;
         gx = (uint64_t)(tiles < most ? tiles : most), gy = 1;
     }
     if (s2 && (st = kiln_cg_value_arg(c, s2->x, &args[6]))) return st;
-    if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, s2 ? 7 : 6))) return st;
+    int n_args = s2 ? 7 : 6;
+    if (tma) { /* x2 (null without a second source), then the maps: x, the weights [K][KD], x2 (x's again) */
+        if (!s2) args[6] = kiln_cg_null_arg;
+        if ((st = tmap_im2col_arg(c, s1, N, P, Q, args[0].value, f->bm, &args[7]))) return st;
+        kiln_tmap_desc td;
+        memset(&td, 0, sizeof td);
+        td.mode = KILN_TMAP_TILED, td.rank = 2, td.base = KILN_ARG_WEIGHT, td.dtype = 6, td.offset = args[1].value, td.swizzle = 3;
+        td.dims[0] = (uint64_t)KD, td.dims[1] = (uint64_t)K, td.strides[0] = 2, td.strides[1] = 2 * (uint64_t)KD;
+        td.box[0] = 64, td.box[1] = (uint32_t)f->bn, td.estrides[0] = td.estrides[1] = 1;
+        if ((st = tmap_arg(c, &td, &args[8]))) return st;
+        if (s2 ? (st = tmap_im2col_arg(c, s2, N, P, Q, args[6].value, f->bm, &args[9])) : (args[9] = args[7], 0)) return st;
+        n_args = 10;
+        if (f->sw & NHWC_PP) /* (no split-K partials) */
+            for (int i = 5; i < 9; i++) args[i] = args[i + 1];
+        if (f->sw & NHWC_PP) n_args = 9;
+    }
+    if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, n_args))) return st;
     *handled = true;
     if (f->splitk == 1) return KILN_OK;
 

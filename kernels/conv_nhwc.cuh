@@ -260,7 +260,9 @@ template <class SHP, int BM, int BN, int BK, int WM, int WN, int STAGES, int SPL
 __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                               const typename E::bias_t *bias, const typename E::res_t *res,
                                               __half *y, float *part, unsigned char *smem,
-                                              const __half *__restrict__ x2 = nullptr) {
+                                              const __half *__restrict__ x2 = nullptr, int tile_m = -1, int tile_n = -1) {
+    // tile_m, tile_n >= 0: this block tile instead of (blockIdx.x, blockIdx.y) (a persistent
+    // caller's loop over tiles)
     // C == 4 (the stem, x padded to 4 channels): one 16-byte chunk is two taps (s, s + 1) of 4
     // channels, S padded to even (SE) with zero weights; see nhwc_load_a_pair
     constexpr bool PAIR = SHP::C == 4;
@@ -283,7 +285,7 @@ __device__ __forceinline__ void conv_nhwc_f16(const __half *__restrict__ x, cons
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
-    const int m0 = (int)blockIdx.x * BM, n0 = (int)blockIdx.y * BN;
+    const int m0 = (tile_m >= 0 ? tile_m : (int)blockIdx.x) * BM, n0 = (tile_n >= 0 ? tile_n : (int)blockIdx.y) * BN;
     const int cc = tid % CPR, row0 = tid / CPR;
 
     // this thread's A rows of each source

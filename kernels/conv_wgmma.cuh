@@ -198,11 +198,12 @@ __device__ __forceinline__ void wgmma_epi_smem_tr(const float *acc, unsigned cha
     const int lane = tid & 31, warp = (tid >> 5) & 3, g = lane >> 2, t = lane & 3;
     float *cs = reinterpret_cast<float *>(smem);
     __syncthreads(); // every warpgroup's wgmma reads of the last stages are done
+    if (wg < WG) // (a producer warpgroup holds no accumulators)
 #pragma unroll
-    for (int j = 0; j < NP / 8; j++)
+        for (int j = 0; j < NP / 8; j++)
 #pragma unroll
-        for (int q = 0; q < 4; q++)
-            cs[(wg * NP + 8 * j + 2 * t + (q & 1)) * LD + warp * 16 + g + 8 * (q >> 1)] = acc[4 * j + q];
+            for (int q = 0; q < 4; q++)
+                cs[(wg * NP + 8 * j + 2 * t + (q & 1)) * LD + warp * 16 + g + 8 * (q >> 1)] = acc[4 * j + q];
     __syncthreads();
     conv_nhwc_epi_rows<64, BM, NTH, M, NN, E>(cs, m0, n0, bias, res, y, tid);
 }
@@ -518,6 +519,311 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
 #else
     if ((int)threadIdx.x >= 128 * WG) return; // the producer warpgroup has nothing to do here
     conv_wgmma_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, SWZ>(x, w, bias, res, y, part, smem);
+#endif
+}
+
+// ---- TMA variant ("tm" candidates) ----
+//
+//     conv_tma_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, SHP2>(x, w, bias, res, y, part, smem, x2, ta, tb, ta2)
+//
+// Same arguments, GEMM view, results and epilogue as conv_wgmma_f16 (128-byte swizzled layout),
+// plus TMA tensor maps the runtime encodes at load (KILN_ARG_TMAP, runtime/bundle.h), made by
+// cg_conv_nhwc.c:
+//   ta (ta2): im2col map over x (x2), NHWC dims {C, W, H, N}, element strides {1, SW, SH, 1},
+//             pixel box corners lower = -pad, upper = (P - 1) * stride - pad - (dim - 1) (so that
+//             the traversal of the corner's positions visits exactly the P x Q output pixels, in
+//             m order, into the next image), 64 channels per pixel, BM pixels per column;
+//   tb:       tiled map over the OHWI weights as [NN][KD], box {64, BN}.
+// Both with the 128-byte swizzle: TMA writes row r (one pixel's / channel's 64 depth values) at
+// r * 128 with 16-byte chunk c at c ^ (r % 8), exactly the SWZ layout wgmma_desc_sw128 reads.
+// Depth tile kt is one filter tap (r, s) and 64 channels (C % 64 == 0): the load starts at the
+// tile's first output pixel (n, p, q) -> input (q * SW - PW, p * SH - PH) with im2col offsets
+// (s * DW, r * DH); padding taps, rows past M and weights past NN are zero-filled by the TMA unit.
+//
+// 128 * (WG + 1) threads: one thread of the last warpgroup issues both loads of every stage
+// (mbarrier full[s], expect_tx = the stage's bytes); the first WG warpgroups run wgmma as in
+// conv_wgmma_ws_f16 (empty[s]: 4 * WG arrivals, lane 0 of each consumer warp after
+// wgmma.wait_group 1 retired the group that read the stage). No proxy fence in the loop: TMA
+// writes and wgmma reads are both async-proxy operations ordered by the mbarrier.
+// TR = true ("tmt" candidates): the transposed roles of conv_wgmma_f16's TR (BN = 64 output
+// channels as wgmma's M, each warpgroup's BM / WG pixels as its N), same loads.
+// Other targets (no wgmma, no TMA): the last warpgroup exits and the others run
+// conv_wgmma_f16's mma.sync fallback from x / x2 / w (the maps are not read).
+struct alignas(64) tmap {
+    unsigned long long v[16];
+};
+#define KILN_WGMMA_TMA_SMEM_BYTES(BM, BN, STAGES) (KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) + 1024 + 256)
+
+#ifdef KILN_HAVE_WGMMA
+__device__ __forceinline__ void mbar_expect_tx(unsigned a, unsigned bytes) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(a), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void tma_load_2d(unsigned dst, const tmap *m, int c0, int c1, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
+                 "[%4];\n" ::"r"(dst),
+                 "l"((u64)m), "r"(c0), "r"(c1), "r"(bar)
+                 : "memory");
+}
+__device__ __forceinline__ void tma_load_im2col_4d(unsigned dst, const tmap *m, int c, int w, int h, int n,
+                                                   unsigned short ow, unsigned short oh, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, "
+                 "%4, %5}], [%6], {%7, %8};\n" ::"r"(dst),
+                 "l"((u64)m), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(ow), "h"(oh)
+                 : "memory");
+}
+// One source's A tile for depth d (< its R * S * C) of the output pixels from m0 (n, p, q).
+template <class Q>
+__device__ __forceinline__ void tma_conv_a(unsigned dst, const tmap *m, int d, int n, int p, int q, unsigned bar) {
+    const int tap = d / Q::C, c = d % Q::C, r = tap / Q::S, s = tap % Q::S;
+    tma_load_im2col_4d(dst, m, c, q * Q::SW - Q::PW, p * Q::SH - Q::PH, n, (unsigned short)(s * Q::DW),
+                       (unsigned short)(r * Q::DH), bar);
+}
+#endif
+
+template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, class SHP2 = conv_no_src2, bool TR = false>
+__device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                             const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
+                                             float *part, unsigned char *smem, const __half *__restrict__ x2,
+                                             const tmap *ta, const tmap *tb, const tmap *ta2) {
+    static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
+    static_assert(BM % (64 * WG) == 0 && BM <= 256 && BN <= 256 && STAGES >= 3 && STAGES <= 16, "tile");
+    static_assert(SHP::C % 64 == 0 && SHP2::C % 64 == 0, "TMA tiles: whole 64-channel depth tiles per tap");
+#ifdef KILN_HAVE_WGMMA
+    (void)x, (void)w, (void)x2;
+    constexpr int KD1 = SHP::R * SHP::S * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = KD1 + KD2;
+    constexpr int BK = 64, KT = KD / BK, KT_SPLIT = (KT + SPLITK - 1) / SPLITK;
+    constexpr int NTH = 128 * (WG + 1), MI = BM / WG / 64;
+    constexpr int NP = BM / WG, AN = TR ? NP : BN, MA = TR ? 1 : MI; // accumulators: [MA][AN / 2]
+    static_assert(!TR || (BN == 64 && (NP == 64 || NP == 128 || NP == 256)), "transposed roles: 64 channels");
+    constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
+    (void)M;
+    smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023; // swizzle atoms on 1024 bytes
+    unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES;
+    const unsigned bar0 = (unsigned)__cvta_generic_to_shared(smem + STAGE_BYTES); // full[s] at 8 s, empty[s] at 8 (STAGES + s)
+
+    const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
+    const int m0 = (int)blockIdx.x * BM, n0 = (int)blockIdx.y * BN;
+    const int kt0 = (int)blockIdx.z * KT_SPLIT;
+    const int nk = KT - kt0 < KT_SPLIT ? KT - kt0 : KT_SPLIT; // <= 0: an empty last split
+    if (tid < STAGES) {
+        mbar_init(bar0 + 8 * tid, 1);
+        mbar_init(bar0 + 8 * (STAGES + tid), 4 * WG);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); // the inits, visible to the TMA unit
+    __syncthreads();
+
+    float acc[MA][AN / 2];
+#pragma unroll
+    for (int i = 0; i < MA; i++)
+#pragma unroll
+        for (int j = 0; j < AN / 2; j++) acc[i][j] = 0.0f;
+
+    if (wg == WG) { // producer: one thread
+        if (tid == 128 * WG) {
+            const int n = m0 / (SHP::P * SHP::Q), pq = m0 % (SHP::P * SHP::Q), p = pq / SHP::Q, q = pq % SHP::Q;
+            const unsigned as0 = (unsigned)__cvta_generic_to_shared(As), bs0 = (unsigned)__cvta_generic_to_shared(Bs);
+            for (int i = 0; i < nk; i++) {
+                const int slot = i % STAGES, d = (kt0 + i) * BK;
+                const unsigned full = bar0 + 8 * slot;
+                if (i >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(i / STAGES - 1) & 1);
+                mbar_expect_tx(full, A_BYTES + B_BYTES);
+                if constexpr (KD2 > 0) {
+                    if (d < KD1) tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
+                    else tma_conv_a<SHP2>(as0 + slot * A_BYTES, ta2, d - KD1, n, p, q, full);
+                } else {
+                    tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
+                }
+                tma_load_2d(bs0 + slot * B_BYTES, tb, d, n0, full);
+            }
+        }
+    } else { // consumers
+#pragma unroll
+        for (int mi = 0; mi < MA; mi++) wgmma_pin<AN / 2>(acc[mi]);
+        for (int i = 0; i < nk; i++) {
+            const int slot = i % STAGES;
+            mbar_wait(bar0 + 8 * slot, (unsigned)(i / STAGES) & 1);
+            const unsigned char *as = As + slot * A_BYTES + wg * MI * 64 * 128, *bs = Bs + slot * B_BYTES;
+            wgmma_fence();
+            if constexpr (TR) { // weights (64 rows) as A, this warpgroup's NP pixel rows (at as) as B
+#pragma unroll
+                for (int ks = 0; ks < BK / 16; ks++)
+                    wgmma_f16<NP>::run(acc[0], wgmma_desc_sw128(bs + ks * 32), wgmma_desc_sw128(as + ks * 32));
+            } else {
+#pragma unroll
+                for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                    for (int ks = 0; ks < BK / 16; ks++)
+                        wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
+                                           wgmma_desc_sw128(bs + ks * 32));
+            }
+            wgmma_commit();
+            wgmma_wait<1>(); // the group of tile i - 1 retired: its stage goes back to the producer
+            if (i > 0 && (tid & 31) == 0) mbar_arrive(bar0 + 8 * (STAGES + (i - 1) % STAGES));
+        }
+        wgmma_wait<0>();
+#pragma unroll
+        for (int mi = 0; mi < MA; mi++) wgmma_pin<AN / 2>(acc[mi]);
+    }
+
+    if constexpr (TR) {
+        if constexpr (SPLITK == 1) {
+            wgmma_epi_smem_tr<SHP, BM, NP, WG, NTH, STAGE_BYTES, E>(acc[0], smem, wg, tid, m0, n0, bias, res, y);
+        } else if (wg < WG) { // D[channel][pixel] to the partials [z][pixel][channel]
+            const int lane = tid & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+            for (int j = 0; j < NP / 8; j++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    const int m = m0 + wg * NP + 8 * j + 2 * t + (q & 1), n = n0 + (warp & 3) * 16 + g + 8 * (q >> 1);
+                    if (m < M && n < NN) part[(i64)blockIdx.z * M * NN + (i64)m * NN + n] = acc[0][4 * j + q];
+                }
+        }
+    } else if constexpr (SPLITK == 1) {
+        wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGE_BYTES, E>(acc, smem, wg, tid, m0, n0, bias, res, y);
+    } else if (wg < WG) {
+        wgmma_store_partials<SHP, BN, MI>(acc, part, m0, n0, wg * MI * 64 + (warp & 3) * 16, tid & 31);
+    }
+#else
+    (void)ta, (void)tb, (void)ta2;
+    if ((int)threadIdx.x >= 128 * WG) return; // the producer warpgroup has nothing to do here
+    conv_wgmma_f16<SHP, BM, BN, WG, STAGES, SPLITK, E, true, SHP2, TR>(x, w, bias, res, y, part, smem, x2);
+#endif
+}
+
+// ---- persistent ping-pong TMA variant ("tp" candidates) ----
+//
+//     conv_tma_pp_f16<SHP, BM, BN, STAGES, E, SHP2>(x, w, bias, res, y, smem, x2, ta, tb, ta2)
+//
+// The loads of conv_tma_f16 in a persistent kernel whose two consumer warpgroups take turns:
+// the grid is at most one block per SM; block b takes output tiles t = b, b + grid, ... of BM
+// pixels x BN channels (BM = 64 or 128 rows per warpgroup; tile t is column t % NT of row
+// t / NT, so consecutive tiles share their pixels); its j-th tile goes to warpgroup j % 2. The
+// producer thread streams every tile's depth tiles through one STAGES-deep ring (global stage
+// counter g = j * KT + k: tile j's stages are consumed by one warpgroup, so empty[s] takes the
+// 4 warps of one warpgroup). While one warpgroup runs its tile's epilogue (straight from the
+// accumulators: E::apply per element, two channels per 32-bit store), the other runs its main
+// loop, and the producer fills ahead across tile boundaries (no pipeline refill per tile).
+// The warpgroups' main loops are ordered (mbarriers turn[0], turn[1], 4 arrivals each): tile j
+// starts its wgmmas only after tile j - 1 issued its last one, so no warpgroup waits on a stage
+// more than one phase ahead of the ring (an mbarrier parity wait cannot tell two phases apart).
+// Other targets: the producer warpgroup exits; the others loop over the same tiles with
+// conv_nhwc_f16's mma.sync kernel (BM x BN, 8 warps) per tile.
+#define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES) (KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) + 1024 + 256)
+
+template <class SHP, int BM, int BN, int STAGES, class E, class SHP2 = conv_no_src2>
+__device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                                const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
+                                                unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
+                                                const tmap *tb, const tmap *ta2) {
+    static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
+    static_assert((BM == 64 || BM == 128) && BM * BN <= 128 * 128 && STAGES >= 3 && STAGES <= 12, "tile");
+    static_assert(SHP::C % 64 == 0 && SHP2::C % 64 == 0, "TMA tiles: whole 64-channel depth tiles per tap");
+    constexpr int KD1 = SHP::R * SHP::S * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = KD1 + KD2;
+    constexpr int BK = 64, KT = KD / BK, MT = (M + BM - 1) / BM, NT = (NN + BN - 1) / BN, TILES = MT * NT;
+#ifdef KILN_HAVE_WGMMA
+    (void)x, (void)w, (void)x2;
+    constexpr int MI = BM / 64;
+    constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
+    smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023; // swizzle atoms on 1024 bytes
+    unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES;
+    // full[s] at 8 s, empty[s] at 8 (STAGES + s), turn[c] at 8 (2 STAGES + c)
+    const unsigned bar0 = (unsigned)__cvta_generic_to_shared(smem + STAGE_BYTES);
+    const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
+    if (tid < STAGES) {
+        mbar_init(bar0 + 8 * tid, 1);
+        mbar_init(bar0 + 8 * (STAGES + tid), 4);
+    }
+    if (tid < 2) mbar_init(bar0 + 8 * (2 * STAGES + tid), 4);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    __syncthreads();
+
+    if (wg == 2) { // producer: one thread
+        if (tid == 256) {
+            const unsigned as0 = (unsigned)__cvta_generic_to_shared(As), bs0 = (unsigned)__cvta_generic_to_shared(Bs);
+            int g = 0;
+            for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x) {
+                const int m0 = (t / NT) * BM, n0 = (t % NT) * BN;
+                const int n = m0 / (SHP::P * SHP::Q), pq = m0 % (SHP::P * SHP::Q), p = pq / SHP::Q, q = pq % SHP::Q;
+                for (int k = 0; k < KT; k++, g++) {
+                    const int slot = g % STAGES, d = k * BK;
+                    const unsigned full = bar0 + 8 * slot;
+                    if (g >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(g / STAGES - 1) & 1);
+                    mbar_expect_tx(full, A_BYTES + B_BYTES);
+                    if constexpr (KD2 > 0) {
+                        if (d < KD1) tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
+                        else tma_conv_a<SHP2>(as0 + slot * A_BYTES, ta2, d - KD1, n, p, q, full);
+                    } else {
+                        tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
+                    }
+                    tma_load_2d(bs0 + slot * B_BYTES, tb, d, n0, full);
+                }
+            }
+        }
+        return; // (no block-wide barrier after this point)
+    }
+    // consumers: warpgroup wg takes this block's tiles j = wg, wg + 2, ...
+    const int lane = tid & 31, wq = warp & 3, gr = lane >> 2, tq = lane & 3;
+    const unsigned my_turn = bar0 + 8 * (2 * STAGES + wg), their_turn = bar0 + 8 * (2 * STAGES + 1 - wg);
+    int r = 0; // tiles this warpgroup has done
+    for (int j = wg, t = (int)blockIdx.x + wg * (int)gridDim.x; t < TILES; j += 2, t += 2 * (int)gridDim.x, r++) {
+        const int m0 = (t / NT) * BM, n0 = (t % NT) * BN;
+        float acc[MI][BN / 2];
+#pragma unroll
+        for (int i = 0; i < MI; i++)
+#pragma unroll
+            for (int c = 0; c < BN / 2; c++) acc[i][c] = 0.0f;
+        if (wg == 1) mbar_wait(my_turn, (unsigned)r & 1);            // tile j - 1 (warpgroup 0's r-th) issued
+        else if (r > 0) mbar_wait(my_turn, (unsigned)(r - 1) & 1); // tile j - 1 (warpgroup 1's (r-1)-th) issued
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+        const int g0 = j * KT;
+        for (int k = 0; k < KT; k++) {
+            const int g = g0 + k, slot = g % STAGES;
+            mbar_wait(bar0 + 8 * slot, (unsigned)(g / STAGES) & 1);
+            const unsigned char *as = As + slot * A_BYTES, *bs = Bs + slot * B_BYTES;
+            wgmma_fence();
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ks = 0; ks < BK / 16; ks++)
+                    wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32), wgmma_desc_sw128(bs + ks * 32));
+            wgmma_commit();
+            if (k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
+            wgmma_wait<1>();
+            if (k > 0 && lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g - 1) % STAGES));
+        }
+        wgmma_wait<0>();
+        if (lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g0 + KT - 1) % STAGES));
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+        // epilogue from the accumulators: row 16 wq + gr + 8 h of each m64 block, channels 8 c + 2 tq, + 1
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int m = m0 + mi * 64 + wq * 16 + gr + 8 * h;
+                if (m >= M) continue;
+#pragma unroll
+                for (int c = 0; c < BN / 8; c++) {
+                    const int ch = n0 + 8 * c + 2 * tq;
+                    if (ch >= NN) continue; // NN % 8 == 0: ch + 1 < NN too
+                    const i64 o = (i64)m * NN + ch;
+                    const float v0 = E::apply(bias, res, ch, o, acc[mi][4 * c + 2 * h]);
+                    const float v1 = E::apply(bias, res, ch + 1, o + 1, acc[mi][4 * c + 2 * h + 1]);
+                    *reinterpret_cast<__half2 *>(y + o) = __floats2half2_rn(v0, v1);
+                }
+            }
+    }
+#else
+    (void)ta, (void)tb, (void)ta2;
+    if ((int)threadIdx.x >= 256) return; // the producer warpgroup has nothing to do here
+    for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x) {
+        conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / 4, 4, 1, E, SHP2>(x, w, bias, res, y, nullptr, smem, x2, t / NT, t % NT);
+        __syncthreads(); // the next tile's loads overwrite shared memory
+    }
 #endif
 }
 

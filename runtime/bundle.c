@@ -433,6 +433,69 @@ kiln_status kiln_bundle_add_const(kiln_bundle *b, const void *data, uint64_t siz
     return blob_append(&b->const_pool, &b->const_pool_bytes, &b->cap_const_pool, data, size, 8, offset);
 }
 
+/* ---- TMA tensor map descriptors (KILN_ARG_TMAP) ---- */
+
+void kiln_tmap_desc_put(const kiln_tmap_desc *d, uint8_t out[KILN_TMAP_DESC_BYTES]) {
+    uint8_t *p = out;
+    put_u32_at(p, d->mode), put_u32_at(p + 4, d->rank), put_u32_at(p + 8, d->base), put_u32_at(p + 12, d->dtype);
+    put_u64_at(p + 16, d->offset);
+    p += 24;
+    for (int i = 0; i < 5; i++, p += 8) put_u64_at(p, d->dims[i]);
+    for (int i = 0; i < 5; i++, p += 8) put_u64_at(p, d->strides[i]);
+    for (int i = 0; i < 5; i++, p += 4) put_u32_at(p, d->box[i]);
+    for (int i = 0; i < 5; i++, p += 4) put_u32_at(p, d->estrides[i]);
+    for (int i = 0; i < 3; i++, p += 4) put_u32_at(p, (uint32_t)d->lower[i]);
+    for (int i = 0; i < 3; i++, p += 4) put_u32_at(p, (uint32_t)d->upper[i]);
+    put_u32_at(p, d->swizzle), put_u32_at(p + 4, d->reserved);
+}
+
+void kiln_tmap_desc_get(const uint8_t in[KILN_TMAP_DESC_BYTES], kiln_tmap_desc *d) {
+    const uint8_t *p = in;
+    d->mode = get_u32_at(p), d->rank = get_u32_at(p + 4), d->base = get_u32_at(p + 8), d->dtype = get_u32_at(p + 12);
+    d->offset = get_u64_at(p + 16);
+    p += 24;
+    for (int i = 0; i < 5; i++, p += 8) d->dims[i] = get_u64_at(p);
+    for (int i = 0; i < 5; i++, p += 8) d->strides[i] = get_u64_at(p);
+    for (int i = 0; i < 5; i++, p += 4) d->box[i] = get_u32_at(p);
+    for (int i = 0; i < 5; i++, p += 4) d->estrides[i] = get_u32_at(p);
+    for (int i = 0; i < 3; i++, p += 4) d->lower[i] = (int32_t)get_u32_at(p);
+    for (int i = 0; i < 3; i++, p += 4) d->upper[i] = (int32_t)get_u32_at(p);
+    d->swizzle = get_u32_at(p), d->reserved = get_u32_at(p + 4);
+}
+
+const char *kiln_tmap_desc_check(const kiln_tmap_desc *d, uint64_t arena_bytes, uint64_t weight_bytes) {
+    if (d->mode != KILN_TMAP_TILED && d->mode != KILN_TMAP_IM2COL) return "unknown mode";
+    if (d->rank < (d->mode == KILN_TMAP_IM2COL ? 3u : 2u) || d->rank > 5) return "rank out of range";
+    if (d->base != KILN_ARG_ARENA && d->base != KILN_ARG_WEIGHT) return "base is neither the arena nor the weights";
+    if (d->dtype != 6 && d->dtype != 7) return "element type is neither fp16 (6) nor fp32 (7)";
+    if (d->swizzle > 3 || d->reserved) return "bad swizzle or reserved field";
+    const uint64_t elem = d->dtype == 6 ? 2 : 4, size = d->base == KILN_ARG_ARENA ? arena_bytes : weight_bytes;
+    if (d->strides[0] != elem) return "strides[0] is not the element size";
+    /* the last element the map can address (overflow-checked) */
+    uint64_t last = d->offset;
+    if (last > size || d->offset % 16) return "offset outside its allocation or not 16-byte aligned";
+    for (uint32_t i = 0; i < d->rank; i++) {
+        if (d->dims[i] < 1 || d->dims[i] > (1ull << 32)) return "a dimension is out of range";
+        if (i > 0 && (d->strides[i] < 16 || d->strides[i] % 16 || d->strides[i] >= (1ull << 40))) return "a stride is not a multiple of 16 below 2^40";
+        if (d->estrides[i] < 1 || d->estrides[i] > 8) return "an element stride is out of 1..8";
+        if (d->dims[i] - 1 > size / d->strides[i]) return "the tensor does not fit its allocation";
+        const uint64_t step = (d->dims[i] - 1) * d->strides[i];
+        if (last > size - step) return "the tensor does not fit its allocation";
+        last += step;
+    }
+    if (elem > size - last) return "the tensor does not fit its allocation";
+    if (d->mode == KILN_TMAP_TILED) {
+        for (uint32_t i = 0; i < d->rank; i++)
+            if (d->box[i] < 1 || d->box[i] > 256) return "a box size is out of 1..256";
+    } else {
+        if (d->box[0] < 1 || d->box[0] > 256 || d->box[1] < 1 || d->box[1] > 1024) return "bad channels per pixel or pixels per column";
+        for (uint32_t i = 0; i + 2 < d->rank; i++)
+            if (d->lower[i] < -32768 || d->lower[i] > 32767 || d->upper[i] < -32768 || d->upper[i] > 32767)
+                return "a pixel box corner is out of range";
+    }
+    return NULL;
+}
+
 kiln_status kiln_bundle_add_launch(kiln_bundle *b, uint32_t kernel, const uint32_t grid[3], const uint32_t block[3],
                                    uint32_t shared_bytes, uint32_t stream, const kiln_bundle_arg *args,
                                    uint32_t n_args) {
@@ -655,6 +718,16 @@ static kiln_status validate_launch(const kiln_bundle *b, const char *where) {
             case KILN_ARG_BYTES:
                 ok = g->size >= 1 && g->size <= 4096 && g->value <= b->const_pool_bytes &&
                      g->size <= b->const_pool_bytes - g->value;
+                break;
+            case KILN_ARG_TMAP:
+                ok = g->size == KILN_TMAP_BYTES && g->value <= b->const_pool_bytes &&
+                     KILN_TMAP_DESC_BYTES <= b->const_pool_bytes - g->value;
+                if (ok) {
+                    kiln_tmap_desc d;
+                    kiln_tmap_desc_get(b->const_pool + g->value, &d);
+                    const char *why = kiln_tmap_desc_check(&d, b->arena_bytes, b->weight_bytes);
+                    if (why) return invalid(where, "launch %d: argument %u: tensor map: %s", i, a, why);
+                }
                 break;
             default: ok = false;
             }

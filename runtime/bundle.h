@@ -88,8 +88,38 @@ typedef enum kiln_arg_kind {
     KILN_ARG_INPUT = 3,  /* device pointer bound to graph input number value */
     KILN_ARG_OUTPUT = 4, /* device pointer bound to graph output number value */
     KILN_ARG_SCALAR = 5, /* `size` (1..8) little-endian bytes of value, by value */
-    KILN_ARG_BYTES = 6   /* `size` bytes from the launch plan's constant pool at value */
+    KILN_ARG_BYTES = 6,  /* `size` bytes from the launch plan's constant pool at value */
+    KILN_ARG_TMAP = 7    /* a TMA tensor map (size 128, by value) the runtime encodes when it lays out
+                          * the launches, from the kiln_tmap_desc at const_pool + value */
 } kiln_arg_kind;
+
+/* KILN_ARG_TMAP: what the runtime passes to cuTensorMapEncodeTiled / cuTensorMapEncodeIm2col
+ * (the map holds a device address, so it cannot be made at build time). Stored in the constant
+ * pool as KILN_TMAP_DESC_BYTES little-endian bytes (kiln_tmap_desc_put / _get), fields in this
+ * order. Dimensions innermost first, as the driver takes them. */
+#define KILN_TMAP_TILED 1
+#define KILN_TMAP_IM2COL 2
+#define KILN_TMAP_BYTES 128     /* the CUtensorMap the kernel parameter holds */
+#define KILN_TMAP_DESC_BYTES 176
+typedef struct kiln_tmap_desc {
+    uint32_t mode;       /* KILN_TMAP_TILED or KILN_TMAP_IM2COL */
+    uint32_t rank;       /* 2..5 (im2col: 3..5) */
+    uint32_t base;       /* KILN_ARG_ARENA or KILN_ARG_WEIGHT: the tensor's allocation */
+    uint32_t dtype;      /* CUtensorMapDataType (6 = fp16) */
+    uint64_t offset;     /* byte offset of element 0 in that allocation */
+    uint64_t dims[5];    /* elements per dimension */
+    uint64_t strides[5]; /* bytes between consecutive indices of dimension i (strides[0]: the element size) */
+    uint32_t box[5];     /* tiled: box size per dimension; im2col: box[0] channels per pixel, box[1] pixels per column */
+    uint32_t estrides[5]; /* element (traversal) strides: the convolution's stride for the spatial dims */
+    int32_t lower[3], upper[3]; /* im2col: the pixel box corners of the spatial dims (rank - 2 each) */
+    uint32_t swizzle;    /* CUtensorMapSwizzle: 0 none, 1 32 B, 2 64 B, 3 128 B */
+    uint32_t reserved;   /* 0 */
+} kiln_tmap_desc;
+void kiln_tmap_desc_put(const kiln_tmap_desc *d, uint8_t out[KILN_TMAP_DESC_BYTES]);
+void kiln_tmap_desc_get(const uint8_t in[KILN_TMAP_DESC_BYTES], kiln_tmap_desc *d);
+/* NULL when d is well formed for a bundle with these allocation sizes (every element it can
+ * address inside its allocation); else what is wrong. */
+const char *kiln_tmap_desc_check(const kiln_tmap_desc *d, uint64_t arena_bytes, uint64_t weight_bytes);
 
 typedef struct kiln_bundle_arg {
     kiln_arg_kind kind;

@@ -56,6 +56,8 @@ static const sym_entry kiln_cuda_syms[] = {
     SYM(memcpy_htod_async, "cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"),
     SYM(memcpy_dtoh_async, "cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"),
     SYM(memset_d8_async, "cuMemsetD8Async", "cuMemsetD8Async"),
+    SYM(tensor_map_encode_tiled, "cuTensorMapEncodeTiled", "cuTensorMapEncodeTiled"),
+    SYM(tensor_map_encode_im2col, "cuTensorMapEncodeIm2col", "cuTensorMapEncodeIm2col"),
     SYM(stream_create, "cuStreamCreate", "cuStreamCreate"),
     SYM(stream_destroy, "cuStreamDestroy", "cuStreamDestroy_v2"),
     SYM(stream_synchronize, "cuStreamSynchronize", "cuStreamSynchronize"),

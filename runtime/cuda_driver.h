@@ -92,6 +92,18 @@ typedef struct kiln_cuda_driver {
     CUresult (*memcpy_htod_async)(CUdeviceptr dst, const void *src, size_t bytes, CUstream s);
     CUresult (*memcpy_dtoh_async)(void *dst, CUdeviceptr src, size_t bytes, CUstream s);
     CUresult (*memset_d8_async)(CUdeviceptr dst, unsigned char v, size_t n, CUstream s);
+    /* TMA tensor maps (CUDA >= 12.0; host-side encoders, KILN_ARG_TMAP launch arguments) */
+    CUresult (*tensor_map_encode_tiled)(CUtensorMap *m, CUtensorMapDataType dt, cuuint32_t rank, void *addr,
+                                        const cuuint64_t *dims, const cuuint64_t *strides, const cuuint32_t *box,
+                                        const cuuint32_t *estrides, CUtensorMapInterleave il,
+                                        CUtensorMapSwizzle sw, CUtensorMapL2promotion l2,
+                                        CUtensorMapFloatOOBfill oob);
+    CUresult (*tensor_map_encode_im2col)(CUtensorMap *m, CUtensorMapDataType dt, cuuint32_t rank, void *addr,
+                                         const cuuint64_t *dims, const cuuint64_t *strides, const int *lower,
+                                         const int *upper, cuuint32_t channels, cuuint32_t pixels,
+                                         const cuuint32_t *estrides, CUtensorMapInterleave il,
+                                         CUtensorMapSwizzle sw, CUtensorMapL2promotion l2,
+                                         CUtensorMapFloatOOBfill oob);
     /* streams and events */
     CUresult (*stream_create)(CUstream *s, unsigned int flags);
     CUresult (*stream_destroy)(CUstream s);                                      /* _v2 */

@@ -93,6 +93,7 @@ static const char *arg_kind_name(kiln_arg_kind k) {
     case KILN_ARG_OUTPUT: return "output";
     case KILN_ARG_SCALAR: return "scalar";
     case KILN_ARG_BYTES: return "bytes";
+    case KILN_ARG_TMAP: return "tmap";
     }
     return "?";
 }
@@ -550,6 +551,48 @@ void kiln_exec_context_free(kiln_exec_context *ctx) {
 
 #ifdef KILN_HAVE_CUDA
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+/* argument slots are 16-byte aligned, tensor maps 64 (CUtensorMap's alignment) */
+static size_t slot_bytes(const kiln_bundle_arg *a) { return a->kind == KILN_ARG_TMAP ? 128 + 64 : round16(a->size); }
+
+/* A KILN_ARG_TMAP argument: the tensor map of descriptor d over this context's arena or the
+ * weights, into out (128 bytes). Before compute capability 9.0 no kernel can use a tensor map (the
+ * kernels that take one run a fallback that ignores it there): zeros. */
+static kiln_status encode_tmap(kiln_exec_context *ctx, const kiln_tmap_desc *d, int launch, uint32_t arg, uint8_t *out) {
+    const kiln_cuda_driver *cu = ctx->m->cu;
+    memset(out, 0, KILN_TMAP_BYTES);
+    if (ctx->m->dev.cc_major < 9) return KILN_OK;
+    CUtensorMap map;
+    memset(&map, 0, sizeof map);
+    void *addr = (void *)(uintptr_t)((d->base == KILN_ARG_ARENA ? (uint64_t)ctx->arena : (uint64_t)ctx->m->weights) + d->offset);
+    cuuint64_t dims[5], strides[4];
+    cuuint32_t box[5], es[5];
+    int lo[3], hi[3];
+    for (int i = 0; i < 5; i++) dims[i] = d->dims[i], box[i] = d->box[i], es[i] = d->estrides[i];
+    for (int i = 0; i < 4; i++) strides[i] = d->strides[i + 1]; /* the driver takes dims 1..rank-1 */
+    for (int i = 0; i < 3; i++) lo[i] = d->lower[i], hi[i] = d->upper[i];
+    CUresult r;
+    const char *fn;
+    if (d->mode == KILN_TMAP_TILED) {
+        fn = "cuTensorMapEncodeTiled";
+        r = cu->tensor_map_encode_tiled(&map, (CUtensorMapDataType)d->dtype, d->rank, addr, dims, strides, box, es,
+                                        CU_TENSOR_MAP_INTERLEAVE_NONE, (CUtensorMapSwizzle)d->swizzle,
+                                        CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    } else {
+        fn = "cuTensorMapEncodeIm2col";
+        r = cu->tensor_map_encode_im2col(&map, (CUtensorMapDataType)d->dtype, d->rank, addr, dims, strides, lo, hi,
+                                         box[0], box[1], es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                         (CUtensorMapSwizzle)d->swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                         CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    }
+    if (r != CUDA_SUCCESS) {
+        kiln_cuda_check(cu, r, fn);
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "launch %d, argument %u: the bundle's tensor map was refused: %s", launch,
+                           arg, kiln_last_error());
+    }
+    _Static_assert(sizeof(CUtensorMap) == KILN_TMAP_BYTES, "CUtensorMap size");
+    memcpy(out, &map, KILN_TMAP_BYTES);
+    return KILN_OK;
+}
 
 /* Lay out every launch's arguments once: pointers into the arena and weights are final now;
  * input/output pointers are patched in at each run. */
@@ -558,7 +601,7 @@ static kiln_status build_args(kiln_exec_context *ctx) {
     size_t bytes = 0, n_params = 0, n_patch = 0;
     for (int l = 0; l < b->n_launches; l++)
         for (uint32_t a = 0; a < b->launches[l].n_args; a++) {
-            bytes += round16(b->launches[l].args[a].size);
+            bytes += slot_bytes(&b->launches[l].args[a]);
             n_params++;
             kiln_arg_kind k = b->launches[l].args[a].kind;
             n_patch += k == KILN_ARG_INPUT || k == KILN_ARG_OUTPUT;
@@ -576,6 +619,7 @@ static kiln_status build_args(kiln_exec_context *ctx) {
         for (uint32_t a = 0; a < la->n_args; a++) {
             const kiln_bundle_arg *arg = &la->args[a];
             uint8_t *slot = ctx->argbuf + at;
+            if (arg->kind == KILN_ARG_TMAP) slot += (64 - ((uintptr_t)slot & 63)) & 63;
             uint64_t v = 0;
             switch (arg->kind) {
             case KILN_ARG_ARENA: v = (uint64_t)ctx->arena + arg->value; break;
@@ -586,11 +630,18 @@ static kiln_status build_args(kiln_exec_context *ctx) {
                 break;
             case KILN_ARG_SCALAR: v = arg->value; break;
             case KILN_ARG_BYTES: memcpy(slot, b->const_pool + arg->value, arg->size); break;
+            case KILN_ARG_TMAP: {
+                kiln_tmap_desc d;
+                kiln_tmap_desc_get(b->const_pool + arg->value, &d);
+                kiln_status st = encode_tmap(ctx, &d, l, a, slot);
+                if (st) return st;
+                break;
+            }
             }
             /* little-endian: the low `size` bytes of v are the value (pointers are 8) */
-            if (arg->kind != KILN_ARG_BYTES) memcpy(slot, &v, arg->size);
+            if (arg->kind != KILN_ARG_BYTES && arg->kind != KILN_ARG_TMAP) memcpy(slot, &v, arg->size);
             ctx->params[p++] = slot;
-            at += round16(arg->size);
+            at += slot_bytes(arg);
         }
     }
     return KILN_OK;

@@ -28,6 +28,16 @@ static const char *type_name(uint32_t t) {
     return t < 8 ? names[t] : "?";
 }
 
+/* A tensor map over 4 rows of 64 fp16 at arena offset 256 (the sample's 1024-byte arena). */
+static kiln_tmap_desc sample_tmap(void) {
+    kiln_tmap_desc d;
+    memset(&d, 0, sizeof d);
+    d.mode = KILN_TMAP_TILED, d.rank = 2, d.base = KILN_ARG_ARENA, d.dtype = 6, d.offset = 256, d.swizzle = 3;
+    d.dims[0] = 64, d.dims[1] = 4, d.strides[0] = 2, d.strides[1] = 128;
+    d.box[0] = 64, d.box[1] = 4, d.estrides[0] = d.estrides[1] = 1;
+    return d;
+}
+
 /* A small but complete bundle: every section kind, every argument kind. */
 static kiln_bundle *make_sample(void) {
     kiln_bundle *b = kiln_bundle_new();
@@ -62,11 +72,16 @@ static kiln_bundle *make_sample(void) {
     ck_assert_int_eq(kiln_bundle_add_const(b, strides, sizeof strides, &cpool), KILN_OK);
     kiln_bundle_arg a0[] = {{KILN_ARG_INPUT, 8, 0}, {KILN_ARG_INPUT, 8, 1}, {KILN_ARG_ARENA, 8, 256},
                             {KILN_ARG_SCALAR, 4, 0x3f800000u}, {KILN_ARG_BYTES, sizeof strides, cpool}};
+    uint8_t tm[KILN_TMAP_DESC_BYTES];
+    uint64_t tm_off;
+    kiln_tmap_desc td = sample_tmap();
+    kiln_tmap_desc_put(&td, tm);
+    ck_assert_int_eq(kiln_bundle_add_const(b, tm, sizeof tm, &tm_off), KILN_OK);
     kiln_bundle_arg a1[] = {{KILN_ARG_ARENA, 8, 256}, {KILN_ARG_WEIGHT, 8, off1}, {KILN_ARG_WEIGHT, 8, off2},
-                            {KILN_ARG_OUTPUT, 8, 0}};
+                            {KILN_ARG_OUTPUT, 8, 0}, {KILN_ARG_TMAP, KILN_TMAP_BYTES, tm_off}};
     uint32_t g0[3] = {4, 1, 1}, bl0[3] = {256, 1, 1}, g1[3] = {1, 2, 3}, bl1[3] = {32, 4, 1};
     ck_assert_int_eq(kiln_bundle_add_launch(b, k0, g0, bl0, 0, 0, a0, 5), KILN_OK);
-    ck_assert_int_eq(kiln_bundle_add_launch(b, k1, g1, bl1, 4096, 1, a1, 4), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k1, g1, bl1, 4096, 1, a1, 5), KILN_OK);
     ck_assert_int_eq(kiln_bundle_set_arena(b, 1024, 256), KILN_OK);
     ck_assert_int_eq(kiln_bundle_add_buffer(b, "Relu_1:0", 256, 768), KILN_OK);
     ck_assert_int_eq(kiln_bundle_set_meta(b, "kiln_version", KILN_VERSION_STRING), KILN_OK);
@@ -434,6 +449,64 @@ START_TEST(hostile_content_with_valid_checksums) {
 }
 END_TEST
 
+/* Tensor-map descriptors (KILN_ARG_TMAP): they round-trip through their bytes, a well-formed one
+ * passes, and each malformed one is refused by the check and by the bundle's validation with
+ * what is wrong (the runtime hands them to the driver, which must never see an address outside
+ * the tensor's allocation). */
+START_TEST(tensor_map_descriptors_checked) {
+    kiln_tmap_desc d = sample_tmap(), e;
+    uint8_t bytes[KILN_TMAP_DESC_BYTES];
+    d.lower[0] = -3, d.upper[2] = 7, d.estrides[4] = 5;
+    kiln_tmap_desc_put(&d, bytes);
+    kiln_tmap_desc_get(bytes, &e);
+    ck_assert_mem_eq(&d, &e, sizeof d);
+    ck_assert_ptr_null(kiln_tmap_desc_check(&d, 1024, 0));
+    d.mode = KILN_TMAP_IM2COL, d.rank = 4, d.dims[1] = 2, d.dims[2] = 2, d.dims[3] = 1, d.strides[2] = 256, d.strides[3] = 512;
+    d.box[1] = 4, d.estrides[2] = d.estrides[3] = 2, d.lower[0] = -1, d.upper[1] = -1;
+    ck_assert_ptr_null(kiln_tmap_desc_check(&d, 1024, 0));
+    static const struct {
+        int field;
+        const char *want;
+    } bad[] = {{0, "unknown mode"}, {1, "rank"}, {2, "base"}, {3, "element type"}, {4, "swizzle"},
+               {5, "strides[0]"}, {6, "offset"}, {7, "does not fit"}, {8, "stride is not a multiple of 16"},
+               {9, "element stride"}, {10, "channels per pixel"}, {11, "corner"}, {12, "a dimension"},
+               {13, "does not fit"}, {14, "stride is not a multiple of 16"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kiln_tmap_desc x = d;
+        switch (bad[i].field) {
+        case 0: x.mode = 3; break;
+        case 1: x.rank = 6; break;
+        case 2: x.base = KILN_ARG_INPUT; break;
+        case 3: x.dtype = 9; break;
+        case 4: x.swizzle = 4; break;
+        case 5: x.strides[0] = 4; break;
+        case 6: x.offset = 1032; break;
+        case 7: x.offset = 768; break; /* the last image's last element past 1024 */
+        case 8: x.strides[1] = 100; break;
+        case 9: x.estrides[1] = 9; break;
+        case 10: x.box[0] = 0; break;
+        case 11: x.upper[1] = 40000; break;
+        case 12: x.dims[3] = 0; break;
+        case 13: x.dims[3] = UINT64_C(1) << 31; break; /* (dims - 1) * stride far past the arena */
+        case 14: x.strides[2] = 0; break;            /* (not a division by zero) */
+        }
+        const char *why = kiln_tmap_desc_check(&x, 1024, 0);
+        ck_assert_msg(why && strstr(why, bad[i].want), "case %d: %s", bad[i].field, why ? why : "(accepted)");
+    }
+    /* in a bundle: validation names the launch, the argument and the fault */
+    kiln_bundle *b = make_sample();
+    const kiln_bundle_arg *ta = &b->launches[1].args[4];
+    ck_assert_int_eq(ta->kind, KILN_ARG_TMAP);
+    d = sample_tmap();
+    d.dims[1] = 16; /* 16 rows of 128 bytes from 256: past the 1024-byte arena */
+    kiln_tmap_desc_put(&d, b->const_pool + ta->value);
+    ck_assert_int_ne(kiln_bundle_validate(b), KILN_OK);
+    ck_assert_msg(strstr(kiln_last_error(), "launch 1: argument 4: tensor map: the tensor does not fit"), "%s",
+                  kiln_last_error());
+    kiln_bundle_free(b);
+}
+END_TEST
+
 START_TEST(forged_counts_do_not_allocate) {
     kiln_bundle *b = make_sample();
     uint8_t *f;
@@ -561,6 +634,7 @@ int main(void) {
     tcase_add_test(tc, every_truncation_names_the_part);
     tcase_add_test(tc, every_flipped_byte_is_refused);
     tcase_add_test(tc, hostile_content_with_valid_checksums);
+    tcase_add_test(tc, tensor_map_descriptors_checked);
     tcase_add_test(tc, forged_counts_do_not_allocate);
     tcase_add_test(tc, header_checks);
     tcase_add_test(tc, image_selection);

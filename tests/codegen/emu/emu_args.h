@@ -1,6 +1,6 @@
 /* emu_args.h — one launch's kernel parameters for the CPU emulator (emu_run.c, conv_harness.h):
  * pointers into the host arena, weights, inputs (ins[i]) and outputs (outs[i]), scalars by value,
- * byte arguments from the bundle's constant pool. vals and params hold KILN_BUNDLE_MAX_ARGS. */
+ * byte arguments from the bundle's constant pool, zeros for tensor maps. vals and params hold KILN_BUNDLE_MAX_ARGS. */
 #pragma once
 
 #include <stdint.h>
@@ -18,8 +18,12 @@ static inline void emu_launch_params(const kiln_bundle *b, const kiln_bundle_lau
         case KILN_ARG_OUTPUT: p = outs[A->value]; break;
         case KILN_ARG_SCALAR: vals[a] = A->value; break;
         case KILN_ARG_BYTES: break;
+        case KILN_ARG_TMAP: break; /* the emulator runs kernels' non-TMA fallback: zeros */
         }
         if (A->kind <= KILN_ARG_OUTPUT) memcpy(&vals[a], &p, sizeof p);
-        params[a] = A->kind == KILN_ARG_BYTES ? (void *)(b->const_pool + A->value) : (void *)&vals[a];
+        static _Alignas(64) uint8_t no_tmap[128];
+        params[a] = A->kind == KILN_ARG_BYTES  ? (void *)(b->const_pool + A->value)
+                    : A->kind == KILN_ARG_TMAP ? (void *)no_tmap
+                                               : (void *)&vals[a];
     }
 }

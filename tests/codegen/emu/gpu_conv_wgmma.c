@@ -16,7 +16,8 @@
  *     the GPU against the CPU evaluator (rel L2 <= 5e-3, no NaN), one PASS/FAIL line each; then
  *     bundles WORK/bench/SHAPE@TILE.kiln of ResNet-50's batch-32 shapes for every wg tile and the
  *     largest mma.sync tiles, which tests/gpu/bench_conv_wgmma.sh times with `kiln bench`
- *     (not with KILN_WGMMA_BUNDLES=0: the GPU pack skips them unless KILN_KERNEL_BENCH=1). */
+ *     (not with KILN_WGMMA_BUNDLES=0: the GPU pack skips them unless KILN_KERNEL_BENCH=1).
+ *     Without a GPU: every case generated, the first compiled, no timing bundles (SKIP 77). */
 #define main emu_conv_nhwc_main
 #include "emu_conv_nhwc.c"
 #undef main
@@ -40,7 +41,19 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "wtz256x64x64s5g2k1", "wtz128x64x64s8g1k1", "wtz256x64x64s5g2k2",
                                        /* the halo kernel (conv_halo_f16; stride 1, K = 64, C <= 64) */
                                        "hl256x64x64s2g2k1", "hl128x64x64s2g1k1", "hl256x64x64s2g1k1",
-                                       "hl128x64x64s2g2k1"};
+                                       "hl128x64x64s2g2k1",
+                                       /* TMA loads (conv_tma_f16; every source's C % 64 == 0) */
+                                       "tm128x128x64s5g2k1", "tm128x256x64s4g2k1", "tm256x128x64s4g2k1",
+                                       "tm128x128x64s6g2k1", "tm128x64x64s8g2k1", "tm64x128x64s8g1k1",
+                                       "tm128x128x64s5g2k2", "tm128x256x64s4g2k2",
+                                       /* two blocks per SM */
+                                       "tm64x128x64s4g1k1", "tm128x64x64s4g2k1",
+                                       /* TMA with transposed roles (64 output channels) */
+                                       "tmt256x64x64s5g2k1", "tmt256x64x64s5g1k1", "tmt128x64x64s8g1k1",
+                                       "tmt256x64x64s5g2k2",
+                                       /* persistent, two consumer warpgroups taking turns (conv_tma_pp_f16) */
+                                       "tp128x128x64s4g2k1", "tp64x256x64s4g2k1", "tp64x128x64s6g2k1",
+                                       "tp128x64x64s6g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -58,6 +71,12 @@ static const conv_case wg_cases[] = {
     {"wg_k64_res", 1, 64, 15, 15, 64, 1, 1, 1, 0, 1, 1, 1, NULL},
     /* the halo kernel's C = 32 (two k16 steps a tap), tails in both tile directions, residual */
     {"hl_c32_res", 2, 32, 21, 10, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+    /* the TMA tiles' im2col traversal with strides (odd sizes: the last row of taps in the padding) */
+    {"tm_3x3_s2", 2, 64, 29, 27, 128, 3, 3, 2, 1, 1, 1, 0, NULL},
+    {"tm_1x1_s2_res", 3, 128, 14, 14, 256, 1, 1, 2, 0, 1, 1, 1, NULL},
+    /* enough tiles (392 of 64 x 128) for the persistent "tp" tiles' warpgroups to take turns
+     * several times per block */
+    {"tp_many_res", 32, 64, 28, 28, 128, 1, 1, 1, 0, 1, 1, 1, NULL},
 };
 
 /* ResNet-50's convolutions at batch 32 (the issue-5 targets) for the timing bundles */
@@ -149,10 +168,10 @@ static int wg_nvrtc(const char *work) {
             if (sp) spills += atoi(sp + 20);
             if ((u = strstr(p, "Used "))) regs = atoi(u + 5);
             bool serial = strstr(lg, "C7509") || strstr(lg, "C7510") || strstr(lg, "serializ");
-            /* a ws tile's fallback (sm_80 / sm_90: no wgmma) runs 4 * WG of its 4 * (WG + 1) warps
+            /* a ws / tm tile's fallback (sm_80 / sm_90: no wgmma) runs 4 * WG of its 4 * (WG + 1) warps
              * under the kernel's __launch_bounds__: 128x256 then spills a little there, where it
              * does not matter (an H100 loads the sm_90a cubin); sm_90a must not spill */
-            bool ws_fallback = a > 0 && !strncmp(wg_tiles[t], "ws", 2);
+            bool ws_fallback = a > 0 && (!strncmp(wg_tiles[t], "ws", 2) || !strncmp(wg_tiles[t], "tm", 2)); /* (and tm's) */
             bool bad = st != KILN_OK || (spills > 0 && !ws_fallback) || serial;
             printf("%s: %-20s %-6s: %d registers, %d B spills%s%s%s%s\n", bad ? "FAIL" : "PASS", wg_tiles[t], archs[a],
                    regs, spills, spills > 0 && ws_fallback ? " (mma.sync fallback, tolerated)" : "",
@@ -215,14 +234,24 @@ static int wg_emu(const char *src, const char *work) {
         {"emu_hl_s2d", 1, 3, 23, 21, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
     };
     static const char *const ht[] = {"hl128x64x64s2g1k1", "s2d:hl256x64x64s2g2k1"};
+    /* the TMA tiles: tensor-map arguments (zeros here) beside the pointers the fallback reads */
+    static const conv_case tc[] = {
+        {"emu_tm_res", 1, 64, 9, 9, 128, 3, 3, 1, 1, 1, 1, 1, NULL},
+        {"emu_tm_s2_splitk", 2, 64, 17, 17, 128, 3, 3, 2, 1, 1, 0, 0, NULL},
+    };
+    static const char *const tt[] = {"tm64x128x64s8g1k1", "tm128x128x64s5g2k2", "tp64x128x64s6g2k1"};
     int fails = 0;
-    for (int i = 0; i < 6; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
+    for (int i = 0; i < 9; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
         char *cuda = NULL;
         kiln_bundle *b = NULL;
-        const conv_case *cs = i < 4 ? &ec[i % 2] : &hc[i - 4];
-        const char *tile = i < 4 ? et[i] : ht[i - 4];
+        const conv_case *cs = i < 4 ? &ec[i % 2] : i < 6 ? &hc[i - 4] : &tc[(i - 6) % 2];
+        const char *tile = i < 4 ? et[i] : i < 6 ? ht[i - 4] : tt[i - 6];
         int r = gen(cs, tile, arch_90a, 2, false, &b, &cuda);
-        if (r || !strstr(cuda, i < 2 ? "conv_wgmma_f16<" : i < 4 ? "conv_wgmma_ws_f16<" : "conv_halo_f16<")) {
+        if (r || !strstr(cuda, i < 2   ? "conv_wgmma_f16<"
+                               : i < 4 ? "conv_wgmma_ws_f16<"
+                               : i < 6 ? "conv_halo_f16<"
+                               : i < 8 ? "conv_tma_f16<"
+                                       : "conv_tma_pp_f16<")) {
             printf("FAIL: %s: tile %s not generated\n", cs->name, tile);
             fails++;
         } else {
@@ -277,6 +306,10 @@ static void run_tiles(const conv_case *cs, size_t n_cases, const char *const *ti
             for (char *q = name; *q; q++)
                 if (*q == ':') *q = '_'; /* (a file name) */
             kk.name = name;
+            if (rs->skip) { /* no GPU (found by the first case): the codegen above is all that runs */
+                rs->n++;
+                continue;
+            }
             rs->fails += gpu_case(&kk, work, &rs->skip);
             if (!rs->first_run[0]) snprintf(rs->first_run, sizeof rs->first_run, "%s", name);
             rs->n++;
@@ -321,10 +354,11 @@ static int wg_gpu(const char *work) {
      * WORK/bench/gflop.txt: "SHAPE GFLOP" for the TFLOP/s of tests/gpu/bench_conv_wgmma.sh */
     static const char *const arch_90[] = {"sm_90"};
     const char *nb = getenv("KILN_WGMMA_BUNDLES"); /* "0": no timing bundles (minutes of NVRTC) */
-    if (nb && !strcmp(nb, "0")) {
+    if ((nb && !strcmp(nb, "0")) || skip) { /* (without a GPU they would only be compiled: --nvrtc does that) */
         printf("%s: gpu_conv_wgmma --gpu: %d of %d wg cases failed (%d tile/shape pairs not candidates; no timing "
                "bundles: KILN_WGMMA_BUNDLES=0)%s\n",
-               fails ? "FAIL" : "PASS", fails, n, skipped, skip ? " (no GPU: generated and compiled only)" : "");
+               fails ? "FAIL" : "PASS", fails, n, skipped,
+               skip ? " (no GPU: the first case compiled, the others generated only)" : "");
         return fails ? 1 : skip ? 77 : 0;
     }
     char gpath[1200];
@@ -371,6 +405,7 @@ int main(int argc, char **argv) {
     setenv("KILN_WGMMA_WS", "1", 1); /* the warp-specialized "ws" tiles are candidates only then */
     setenv("KILN_WGMMA_TR", "1", 1); /* likewise the transposed-roles "wt" tiles */
     setenv("KILN_WGMMA_HALO", "1", 1); /* and the halo kernel's "hl" tiles */
+    setenv("KILN_WGMMA_TMA", "1", 1);  /* and the TMA "tm" tiles */
     if (!strcmp(argv[3], "--nvrtc")) return wg_nvrtc(argv[2]);
     if (!strcmp(argv[3], "--emu")) return wg_emu(argv[1], argv[2]);
     if (!strcmp(argv[3], "--gpu")) {
