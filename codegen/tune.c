@@ -744,6 +744,45 @@ static uint64_t node_flops(const kiln_graph *g, const kiln_node *n) {
     return 0;
 }
 
+/* Bytes of value v that Conv c (of graph g) reads as its x: a kernel smaller than its stride (the
+ * strided 1x1 convs of ResNet's downsample paths) touches only P * R of the rows and Q * S of the
+ * columns; otherwise all of v. */
+static uint64_t conv_x_bytes(const kiln_graph *g, const kiln_node *c, int v) {
+    const uint64_t full = value_bytes(g, v);
+    if (c->op != KILN_OP_Conv || c->n_inputs < 2 || c->inputs[0] != v || c->inputs[1] < 0 || c->n_outputs < 1 ||
+        c->outputs[0] < 0)
+        return full;
+    const kiln_value *x = &g->values[v], *w = &g->values[c->inputs[1]], *y = &g->values[c->outputs[0]];
+    if (x->rank != 4 || w->rank != 4 || y->rank != 4 || x->dims[2] <= 0 || x->dims[3] <= 0) return full;
+    const int64_t *st = NULL, *dl = NULL;
+    const int ns = kiln_attr_ints(c, "strides", &st), nd = kiln_attr_ints(c, "dilations", &dl);
+    double frac = 1.0;
+    for (int i = 0; i < 2; i++) {
+        const int64_t s = ns == 2 ? st[i] : 1, d = nd == 2 ? dl[i] : 1, k = w->dims[2 + i], o = y->dims[2 + i],
+                      in = x->dims[2 + i];
+        if (d == 1 && k > 0 && k < s && o > 0 && o * k < in) frac *= (double)(o * k) / (double)in;
+    }
+    return (uint64_t)((double)full * frac);
+}
+
+/* Bytes input k of node n reads (a fused group: through the one body node that reads it, when
+ * that is a Conv). */
+static uint64_t input_bytes(const kiln_graph *g, const kiln_node *n, int k) {
+    const int v = n->inputs[k];
+    if (n->op == KILN_OP_Conv) return conv_x_bytes(g, n, v);
+    if (n->op != KILN_OP_Fused || !n->body || k >= n->body->n_inputs) return value_bytes(g, v);
+    const kiln_graph *b = n->body;
+    const int bv = b->inputs[k];
+    const kiln_node *reader = NULL;
+    int readers = 0;
+    for (int i = 0; i < b->n_nodes; i++)
+        for (int j = 0; j < b->nodes[i].n_inputs; j++)
+            if (b->nodes[i].inputs[j] == bv) readers++, reader = &b->nodes[i];
+    const uint64_t full_b = value_bytes(b, bv);
+    if (readers != 1 || reader->op != KILN_OP_Conv || !full_b) return value_bytes(g, v);
+    return (uint64_t)((double)value_bytes(g, v) * ((double)conv_x_bytes(b, reader, bv) / (double)full_b));
+}
+
 kiln_status kiln_tune_layer_costs(const kiln_graph *g, char **out) {
     size_t cap = 64, len = 0;
     for (int i = 0; i < g->n_nodes; i++) cap += 64 + (g->nodes[i].name ? strlen(g->nodes[i].name) : 0) +
@@ -762,7 +801,7 @@ kiln_status kiln_tune_layer_costs(const kiln_graph *g, char **out) {
         } else {
             flops = node_flops(g, n);
         }
-        for (int k = 0; k < n->n_inputs; k++) bytes += value_bytes(g, n->inputs[k]);
+        for (int k = 0; k < n->n_inputs; k++) bytes += input_bytes(g, n, k);
         for (int k = 0; k < n->n_outputs; k++) bytes += value_bytes(g, n->outputs[k]);
         /* the layer name codegen gives: the node's name, else its first output's */
         const char *name = n->name && *n->name ? n->name

@@ -144,7 +144,9 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
 /* The bundle's "layer_costs" metadata for `kiln bench --profile`: "layer=FLOPS,BYTES;" per
  * top-level node (views excluded), FLOPS = 2 x multiply-adds of its Conv/Gemm/MatMul (0 for
  * others), BYTES = its input, weight and output values as the graph types them (an upper
- * bound: fp16-stored fp32 weights count 4 bytes). Caller frees. */
+ * bound: fp16-stored fp32 weights count 4 bytes), except that a Conv's x counts only the rows
+ * and columns a kernel smaller than its stride touches (a strided 1x1 conv reads 1 / stride^2 of
+ * it). Caller frees. */
 kiln_status kiln_tune_layer_costs(const kiln_graph *g, char **out);
 /* Looks up a layer (a name with "@output" appended matches its group) in such a string. */
 bool kiln_tune_layer_cost_find(const char *costs, const char *layer, uint64_t *flops, uint64_t *bytes);

@@ -252,6 +252,51 @@ START_TEST(choices_and_forcing) {
 }
 END_TEST
 
+/* A strided 1x1 conv (ResNet's downsample) reads a quarter of its input: its layer's bytes count
+ * those; a 3x3 stride-2 conv reads all of it (both fused with a Relu: the count goes through the
+ * group's body). */
+START_TEST(layer_costs_strided_input) {
+    kiln_graph *g = kiln_graph_new();
+    int64_t xd[4] = {2, 16, 20, 20}, w1[4] = {8, 16, 1, 1}, w3[4] = {8, 16, 3, 3};
+    gb_input(g, "x", KILN_F32, 4, xd, NULL);
+    gb_const(g, "w1", KILN_F32, 4, w1, -0.5, 0.5);
+    gb_const(g, "w3", KILN_F32, 4, w3, -0.5, 0.5);
+    kiln_node *c1 = gb_node(g, KILN_OP_Conv, "c1", "x,w1", "y1");
+    kiln_node *c3 = gb_node(g, KILN_OP_Conv, "c3", "x,w3", "y3");
+    int64_t st[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
+    ck_assert_int_eq(kiln_node_set_ints(c1, "strides", st, 2), KILN_OK);
+    ck_assert_int_eq(kiln_node_set_ints(c3, "strides", st, 2), KILN_OK);
+    ck_assert_int_eq(kiln_node_set_ints(c3, "pads", pads, 4), KILN_OK);
+    gb_node(g, KILN_OP_Relu, "r1", "y1", "a1");
+    gb_node(g, KILN_OP_Relu, "r3", "y3", "a3");
+    gb_output(g, "a1");
+    gb_output(g, "a3");
+    gb_finish(g);
+    kiln_pipeline_opts po;
+    kiln_pipeline_opts_init(&po);
+    ck_assert_msg(kiln_pipeline_run(g, &po, NULL, 0, NULL) == KILN_OK, "%s", kiln_last_error());
+    char *costs;
+    ck_assert_int_eq(kiln_tune_layer_costs(g, &costs), KILN_OK);
+    int seen = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = &g->nodes[i];
+        if (n->op != KILN_OP_Fused && n->op != KILN_OP_Conv) continue;
+        const char *name = n->name && *n->name ? n->name : g->values[n->outputs[0]].name;
+        uint64_t flops, bytes;
+        ck_assert_msg(kiln_tune_layer_cost_find(costs, name, &flops, &bytes), "%s not in %s", name, costs);
+        const bool one = flops == 2ull * 2 * 8 * 10 * 10 * 16; /* the 1x1 */
+        ck_assert(one || flops == 2ull * 2 * 8 * 10 * 10 * 16 * 9);
+        /* x (the 1x1: rows and columns 0, 2, ..., 18 of 20: a quarter) + w + y, fp32 */
+        const uint64_t x = 4ull * 2 * 16 * 20 * 20 / (one ? 4 : 1), w = 4ull * 8 * 16 * (one ? 1 : 9), y = 4ull * 2 * 8 * 10 * 10;
+        ck_assert_uint_eq(bytes, x + w + y);
+        seen++;
+    }
+    ck_assert_int_eq(seen, 2);
+    free(costs);
+    kiln_graph_free(g);
+}
+END_TEST
+
 START_TEST(layer_costs_round_trip) {
     kiln_graph *g = tune_graph();
     char *costs;
@@ -380,6 +425,7 @@ int main(void) {
     tcase_add_test(tc, cache_file);
     tcase_add_test(tc, choices_and_forcing);
     tcase_add_test(tc, layer_costs_round_trip);
+    tcase_add_test(tc, layer_costs_strided_input);
     tcase_add_test(tc, tuner_without_gpu);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
