@@ -228,6 +228,20 @@ __device__ __forceinline__ void wgmma_store_partials(float (*acc)[BN / 2], float
                 p[1] = acc[mi][4 * j + 2 * h + 1];
             }
 }
+// The same for the transposed-roles tiles: a warp's D[16 channels from n0][NP pixels from m0]
+// to the partials [z][pixel][channel].
+template <class SHP, int NP>
+__device__ __forceinline__ void wgmma_store_partials_tr(const float *acc, float *part, int m0, int n0, int lane) {
+    constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K;
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int j = 0; j < NP / 8; j++)
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int m = m0 + 8 * j + 2 * t + (q & 1), n = n0 + g + 8 * (q >> 1);
+            if (m < M && n < NN) part[(i64)blockIdx.z * M * NN + (i64)m * NN + n] = acc[4 * j + q];
+        }
+}
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 // TR = true ("wt" candidates: transposed roles, BN == 64 output channels): the GEMM is computed as
@@ -341,14 +355,7 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
             wgmma_epi_smem_tr<SHP, BM, NP, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc[0], smem, wg, tid, m0, n0, bias,
                                                                                   res, y);
         } else { // D[channel][pixel] to the partials [z][pixel][channel]
-            const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-            for (int j = 0; j < NP / 8; j++)
-#pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    const int m = m0 + wg * NP + 8 * j + 2 * t + (q & 1), n = n0 + (warp & 3) * 16 + g + 8 * (q >> 1);
-                    if (m < M && n < NN) part[(i64)blockIdx.z * M * NN + (i64)m * NN + n] = acc[0][4 * j + q];
-                }
+            wgmma_store_partials_tr<SHP, NP>(acc[0], part, m0 + wg * NP, n0 + (warp & 3) * 16, lane);
         }
     } else if constexpr (SPLITK == 1) {
         wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGES * (A_BYTES + B_BYTES), E>(acc, smem, wg, tid, m0, n0, bias, res, y);
@@ -579,6 +586,22 @@ __device__ __forceinline__ void tma_conv_a(unsigned dst, const tmap *m, int d, i
     tma_load_im2col_4d(dst, m, c, q * Q::SW - Q::PW, p * Q::SH - Q::PH, n, (unsigned short)(s * Q::DW),
                        (unsigned short)(r * Q::DH), bar);
 }
+// One stage: expect its bytes on mbarrier full, then the A tile of depth d (from x, or from x2
+// past the first source's depth) and the weights' BN rows from n0.
+template <class SHP, class SHP2>
+__device__ __forceinline__ void tma_conv_stage(unsigned as, unsigned bs, unsigned bytes, const tmap *ta, const tmap *tb,
+                                               const tmap *ta2, int d, int n, int p, int q, int n0, unsigned full) {
+    constexpr int KD1 = SHP::R * SHP::S * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
+    mbar_expect_tx(full, bytes);
+    if constexpr (KD2 > 0) {
+        if (d < KD1) tma_conv_a<SHP>(as, ta, d, n, p, q, full);
+        else tma_conv_a<SHP2>(as, ta2, d - KD1, n, p, q, full);
+    } else {
+        (void)ta2;
+        tma_conv_a<SHP>(as, ta, d, n, p, q, full);
+    }
+    tma_load_2d(bs, tb, d, n0, full);
+}
 #endif
 
 template <class SHP, int BM, int BN, int WG, int STAGES, int SPLITK, class E, class SHP2 = conv_no_src2, bool TR = false>
@@ -626,16 +649,9 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
             const unsigned as0 = (unsigned)__cvta_generic_to_shared(As), bs0 = (unsigned)__cvta_generic_to_shared(Bs);
             for (int i = 0; i < nk; i++) {
                 const int slot = i % STAGES, d = (kt0 + i) * BK;
-                const unsigned full = bar0 + 8 * slot;
                 if (i >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(i / STAGES - 1) & 1);
-                mbar_expect_tx(full, A_BYTES + B_BYTES);
-                if constexpr (KD2 > 0) {
-                    if (d < KD1) tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
-                    else tma_conv_a<SHP2>(as0 + slot * A_BYTES, ta2, d - KD1, n, p, q, full);
-                } else {
-                    tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
-                }
-                tma_load_2d(bs0 + slot * B_BYTES, tb, d, n0, full);
+                tma_conv_stage<SHP, SHP2>(as0 + slot * A_BYTES, bs0 + slot * B_BYTES, A_BYTES + B_BYTES, ta, tb, ta2, d,
+                                          n, p, q, n0, bar0 + 8 * slot);
             }
         }
     } else { // consumers
@@ -671,14 +687,7 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
         if constexpr (SPLITK == 1) {
             wgmma_epi_smem_tr<SHP, BM, NP, WG, NTH, STAGE_BYTES, E>(acc[0], smem, wg, tid, m0, n0, bias, res, y);
         } else if (wg < WG) { // D[channel][pixel] to the partials [z][pixel][channel]
-            const int lane = tid & 31, g = lane >> 2, t = lane & 3;
-#pragma unroll
-            for (int j = 0; j < NP / 8; j++)
-#pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    const int m = m0 + wg * NP + 8 * j + 2 * t + (q & 1), n = n0 + (warp & 3) * 16 + g + 8 * (q >> 1);
-                    if (m < M && n < NN) part[(i64)blockIdx.z * M * NN + (i64)m * NN + n] = acc[0][4 * j + q];
-                }
+            wgmma_store_partials_tr<SHP, NP>(acc[0], part, m0 + wg * NP, n0 + (warp & 3) * 16, tid & 31);
         }
     } else if constexpr (SPLITK == 1) {
         wgmma_epi_smem<SHP, BM, BN, WG, NTH, STAGE_BYTES, E>(acc, smem, wg, tid, m0, n0, bias, res, y);
@@ -749,16 +758,9 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
                 const int n = m0 / (SHP::P * SHP::Q), pq = m0 % (SHP::P * SHP::Q), p = pq / SHP::Q, q = pq % SHP::Q;
                 for (int k = 0; k < KT; k++, g++) {
                     const int slot = g % STAGES, d = k * BK;
-                    const unsigned full = bar0 + 8 * slot;
                     if (g >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(g / STAGES - 1) & 1);
-                    mbar_expect_tx(full, A_BYTES + B_BYTES);
-                    if constexpr (KD2 > 0) {
-                        if (d < KD1) tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
-                        else tma_conv_a<SHP2>(as0 + slot * A_BYTES, ta2, d - KD1, n, p, q, full);
-                    } else {
-                        tma_conv_a<SHP>(as0 + slot * A_BYTES, ta, d, n, p, q, full);
-                    }
-                    tma_load_2d(bs0 + slot * B_BYTES, tb, d, n0, full);
+                    tma_conv_stage<SHP, SHP2>(as0 + slot * A_BYTES, bs0 + slot * B_BYTES, A_BYTES + B_BYTES, ta, tb, ta2,
+                                              d, n, p, q, n0, bar0 + 8 * slot);
                 }
             }
         }
