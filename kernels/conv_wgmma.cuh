@@ -228,6 +228,33 @@ __device__ __forceinline__ void wgmma_store_partials(float (*acc)[BN / 2], float
                 p[1] = acc[mi][4 * j + 2 * h + 1];
             }
 }
+// One 64-deep tile of wgmmas (four k16 steps) for a warpgroup, from a stage in shared memory: as =
+// its A rows (MA m64 blocks, 8 KiB apart), bs = the B rows. TR: the weights (bs, 64 rows) are
+// wgmma's A and the warpgroup's NP pixel rows (as) its B, one accumulator block of NP columns.
+// SWZ: the 128-byte swizzled layout (k16 step = 32 bytes along a row), else the core-matrix one.
+template <int BN, int NP, int MA, bool SWZ, bool TR>
+__device__ __forceinline__ void wgmma_k64(float (*acc)[(TR ? NP : BN) / 2], const unsigned char *as,
+                                          const unsigned char *bs) {
+    if constexpr (TR) {
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++)
+            if constexpr (SWZ)
+                wgmma_f16<NP>::run(acc[0], wgmma_desc_sw128(bs + ks * 32), wgmma_desc_sw128(as + ks * 32));
+            else
+                wgmma_f16<NP>::run(acc[0], wgmma_desc(bs + ks * 256, 128, 1024), wgmma_desc(as + ks * 256, 128, 1024));
+    } else {
+#pragma unroll
+        for (int mi = 0; mi < MA; mi++)
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++)
+                if constexpr (SWZ)
+                    wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32), wgmma_desc_sw128(bs + ks * 32));
+                else
+                    wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
+                                       wgmma_desc(bs + ks * 256, 128, 1024));
+    }
+}
+
 // The same for the transposed-roles tiles: a warp's D[16 channels from n0][NP pixels from m0]
 // to the partials [z][pixel][channel].
 template <class SHP, int NP>
@@ -323,25 +350,7 @@ __device__ __forceinline__ void conv_wgmma_f16(const __half *__restrict__ x, con
         cp_async_commit();
         const unsigned char *as = As + (i % STAGES) * A_BYTES + wg * MI * 64 * 128, *bs = Bs + (i % STAGES) * B_BYTES;
         wgmma_fence();
-        if constexpr (TR) { // weights (64 rows) as A, this warpgroup's NP pixel rows (at as) as B
-#pragma unroll
-            for (int ks = 0; ks < BK / 16; ks++)
-                if constexpr (SWZ)
-                    wgmma_f16<NP>::run(acc[0], wgmma_desc_sw128(bs + ks * 32), wgmma_desc_sw128(as + ks * 32));
-                else
-                    wgmma_f16<NP>::run(acc[0], wgmma_desc(bs + ks * 256, 128, 1024), wgmma_desc(as + ks * 256, 128, 1024));
-        } else {
-#pragma unroll
-            for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-                for (int ks = 0; ks < BK / 16; ks++)
-                    if constexpr (SWZ) // k16 step = 32 bytes along the swizzled 128-byte row
-                        wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
-                                           wgmma_desc_sw128(bs + ks * 32));
-                    else
-                        wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
-                                           wgmma_desc(bs + ks * 256, 128, 1024));
-        }
+        wgmma_k64<BN, NP, MA, SWZ, TR>(acc, as, bs);
         wgmma_commit();
         wgmma_wait<1>();
     }
@@ -499,16 +508,7 @@ __device__ __forceinline__ void conv_wgmma_ws_f16(const __half *__restrict__ x, 
             fence_proxy_async(); // the producer's generic-proxy copies, seen here, before wgmma reads them
             const unsigned char *as = As + slot * A_BYTES + wg * MI * 64 * 128, *bs = Bs + slot * B_BYTES;
             wgmma_fence();
-#pragma unroll
-            for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-                for (int ks = 0; ks < BK / 16; ks++)
-                    if constexpr (SWZ)
-                        wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
-                                           wgmma_desc_sw128(bs + ks * 32));
-                    else
-                        wgmma_f16<BN>::run(acc[mi], wgmma_desc(as + mi * 8 * 1024 + ks * 256, 128, 1024),
-                                           wgmma_desc(bs + ks * 256, 128, 1024));
+            wgmma_k64<BN, BN, MI, SWZ, false>(acc, as, bs);
             wgmma_commit();
             wgmma_wait<1>(); // the group of tile i - 1 retired: its stage goes back to the producer
             if (i > 0 && (tid & 31) == 0) mbar_arrive(bar0 + 8 * (STAGES + (i - 1) % STAGES));
@@ -662,18 +662,7 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
             mbar_wait(bar0 + 8 * slot, (unsigned)(i / STAGES) & 1);
             const unsigned char *as = As + slot * A_BYTES + wg * MI * 64 * 128, *bs = Bs + slot * B_BYTES;
             wgmma_fence();
-            if constexpr (TR) { // weights (64 rows) as A, this warpgroup's NP pixel rows (at as) as B
-#pragma unroll
-                for (int ks = 0; ks < BK / 16; ks++)
-                    wgmma_f16<NP>::run(acc[0], wgmma_desc_sw128(bs + ks * 32), wgmma_desc_sw128(as + ks * 32));
-            } else {
-#pragma unroll
-                for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-                    for (int ks = 0; ks < BK / 16; ks++)
-                        wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32),
-                                           wgmma_desc_sw128(bs + ks * 32));
-            }
+            wgmma_k64<BN, NP, MA, true, TR>(acc, as, bs);
             wgmma_commit();
             wgmma_wait<1>(); // the group of tile i - 1 retired: its stage goes back to the producer
             if (i > 0 && (tid & 31) == 0) mbar_arrive(bar0 + 8 * (STAGES + (i - 1) % STAGES));
@@ -787,11 +776,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             mbar_wait(bar0 + 8 * slot, (unsigned)(g / STAGES) & 1);
             const unsigned char *as = As + slot * A_BYTES, *bs = Bs + slot * B_BYTES;
             wgmma_fence();
-#pragma unroll
-            for (int mi = 0; mi < MI; mi++)
-#pragma unroll
-                for (int ks = 0; ks < BK / 16; ks++)
-                    wgmma_f16<BN>::run(acc[mi], wgmma_desc_sw128(as + mi * 8 * 1024 + ks * 32), wgmma_desc_sw128(bs + ks * 32));
+            wgmma_k64<BN, BN, MI, true, false>(acc, as, bs);
             wgmma_commit();
             if (k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
             wgmma_wait<1>();
