@@ -35,8 +35,9 @@ typedef struct nhwc_cfg {
 #define NHWC_TR 4 /* wgmma with transposed roles (conv_wgmma_f16 TR): weights as A, pixels as B; BN = 64 */
 #define NHWC_HALO 8 /* conv_halo_f16: stride 1, K = 64, C <= 64; BM = 8 * TY pixels ("hl" names) */
 #define NHWC_TMA 16 /* conv_tma_f16: TMA im2col / tiled loads, a producer warpgroup ("tm" names); C % 64 == 0 */
-#define NHWC_PP 32  /* with NHWC_TMA: conv_tma_pp_f16, persistent, two consumer warpgroups taking turns
-                     * ("tp" names; bm = one warpgroup's tile rows, wg = 2) */
+#define NHWC_PP 32  /* with NHWC_TMA: conv_tma_pp_f16, persistent, two consumer warpgroups taking turns,
+                     * the epilogue stored by TMA ("tp" names; bm = one warpgroup's tile rows, wg = 2);
+                     * y (and the residual) in the arena */
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
@@ -94,7 +95,7 @@ static const nhwc_cfg nhwc_cfgs[] = {
     /* (not 128x128 g2 at two blocks: 384 threads get 85 registers, ptxas needs 90 for m64n128) */
     /* ... persistent, the two consumer warpgroups taking turns (one's epilogue under the other's
      * main loop; for short depths: ResNet's 1x1 convs) */
-    {128, 128, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP}, {64, 256, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP},
+    {128, 128, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP}, {64, 256, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP},
     {64, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP},  {128, 64, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP},
     /* ... and with transposed roles for 64 output channels ("tmt": weights as A, pixels as B) */
     {256, 64, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 1, 1, NHWC_TMA | NHWC_TR},
@@ -156,9 +157,9 @@ static bool has_sm90a(const cg *c) {
 static int cfg_threads(const nhwc_cfg *f) {
     return f->wg ? 128 * (f->wg + !!(f->sw & (NHWC_WS | NHWC_TMA))) : (f->bm / f->wm) * (f->bn / f->wn) * 32;
 }
-static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws / tm: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES, _TMA_) */
+static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws / tm: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES, _TMA_, _PP_) */
     return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & (NHWC_SWZ | NHWC_TMA) ? 1024 : 0) +
-                      (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0));
+                      (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0) + (f->sw & NHWC_PP ? 4 * f->bm * f->bn : 0));
 }
 /* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES) */
 static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
@@ -372,6 +373,17 @@ static kiln_status tmap_im2col_arg(cg *c, const conv_src *q, int64_t N, int64_t 
     return tmap_arg(c, &d, a);
 }
 
+/* An NHWC fp16 tensor at arena offset off as rows [M][K]: boxes of 64 channels x bm rows, 128-byte
+ * swizzle (conv_tma_pp_f16's epilogue stores y and loads the residual with it). */
+static kiln_status tmap_rows_arg(cg *c, uint64_t off, int64_t M, int64_t K, int bm, kiln_bundle_arg *a) {
+    kiln_tmap_desc d;
+    memset(&d, 0, sizeof d);
+    d.mode = KILN_TMAP_TILED, d.rank = 2, d.base = KILN_ARG_ARENA, d.dtype = 6, d.offset = off, d.swizzle = 3;
+    d.dims[0] = (uint64_t)K, d.dims[1] = (uint64_t)M, d.strides[0] = 2, d.strides[1] = 2 * (uint64_t)K;
+    d.box[0] = 64, d.box[1] = (uint32_t)bm, d.estrides[0] = d.estrides[1] = 1;
+    return tmap_arg(c, &d, a);
+}
+
 /* Source q's weights (tensor t [K][c0][R][S]) as OHWI fp16 rows into h[K][ld] at column off; sw is
  * the filter width in h (the stem's padded taps stay zero, as do channels c0..q->c-1). */
 static void fill_ohwi(uint16_t *h, int64_t ld, int64_t off, const kiln_tensor *t, int64_t K, int64_t c0,
@@ -496,6 +508,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const bool halo_ok = wgmma && halo_enabled();
     const bool tma_ok = wgmma && tma_enabled() && C == C0 && in_arena(c, s1->x) && tmap_fits(s1, P, Q) &&
                         (!s2 || (in_arena(c, s2->x) && tmap_fits(s2, P, Q)));
+    /* the tp tiles store y (and load the residual) with TMA: both in the arena too */
+    const bool tma_store_ok = in_arena(c, a.y) && (a.residual < 0 || in_arena(c, a.residual));
     for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < (s2d_ok ? N_ALL : N_CANDS); i++) {
         const int kind = i < N_CFGS + N_PAIR ? CAND_T4 : i < N_CANDS ? CAND_PLAIN : CAND_S2D;
         const bool pair = kind == CAND_T4;
@@ -505,6 +519,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
         if ((f->sw & NHWC_TR) && (!tr || K % 64)) continue;
         if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
+        if ((f->sw & NHWC_PP) && !tma_store_ok) continue;
         if (f->sw & NHWC_HALO) { /* on the conv the kernel runs: the s2d one is stride 1 over 16 channels */
             const int64_t hc = kind == CAND_S2D ? 16 : C, hr = kind == CAND_S2D ? R2 : R, hs = kind == CAND_S2D ? S2 : S;
             const bool st1 = kind == CAND_S2D || (s[0] == 1 && s[1] == 1 && d[0] == 1 && d[1] == 1);
@@ -576,7 +591,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
-    kiln_bundle_arg args[10];
+    kiln_bundle_arg args[12];
     if (s2d ? (st = emit_s2d(c, a.x, N, C0, H, W, pb, H2, W2, &args[0]))
             : C != C0 && (st = emit_pad_c(c, a.x, N * H * W, C0, (int)C, &args[0])))
         return st;
@@ -627,10 +642,13 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, const __half *x2, "
                        "const __grid_constant__ kiln::tmap ta, const __grid_constant__ kiln::tmap tb, "
-                       "const __grid_constant__ kiln::tmap ta2) {\n"
+                       "const __grid_constant__ kiln::tmap ta2, const __grid_constant__ kiln::tmap ty, "
+                       "const __grid_constant__ kiln::tmap tr) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_tma_pp_f16<%s, %d, %d, %d, %s%s%s>(x, w, bias, res, y, smem, x2, &ta, &tb, &ta2);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->stages, epi, s2 ? ", " : "", shp2);
+                       "    kiln::conv_tma_pp_f16<%s, %d, %d, %d, %s, %s%s%s>(x, w, bias, res, y, smem, x2, &ta, &tb, &ta2, &ty, "
+                       "&tr);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->stages, epi, a.residual >= 0 ? "true" : "false",
+                       s2 ? ", " : "", shp2);
     else if (tma) /* sm_90a: TMA + wgmma; other targets the mma.sync fallback (the maps unread) */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -726,9 +744,13 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((st = tmap_arg(c, &td, &args[8]))) return st;
         if (s2 ? (st = tmap_im2col_arg(c, s2, N, P, Q, args[6].value, f->bm, &args[9])) : (args[9] = args[7], 0)) return st;
         n_args = 10;
-        if (f->sw & NHWC_PP) /* (no split-K partials) */
+        if (f->sw & NHWC_PP) { /* no split-K partials; the maps of y and of the residual (y's without one) */
             for (int i = 5; i < 9; i++) args[i] = args[i + 1];
-        if (f->sw & NHWC_PP) n_args = 9;
+            if ((st = tmap_rows_arg(c, args[4].value, M, K, f->bm, &args[9]))) return st;
+            if (a.residual >= 0 ? (st = tmap_rows_arg(c, args[3].value, M, K, f->bm, &args[10])) : (args[10] = args[9], 0))
+                return st;
+            n_args = 11;
+        }
     }
     if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, n_args))) return st;
     *handled = true;

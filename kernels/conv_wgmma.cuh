@@ -692,7 +692,7 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 
 // ---- persistent ping-pong TMA variant ("tp" candidates) ----
 //
-//     conv_tma_pp_f16<SHP, BM, BN, STAGES, E, SHP2>(x, w, bias, res, y, smem, x2, ta, tb, ta2)
+//     conv_tma_pp_f16<SHP, BM, BN, STAGES, E, RES, SHP2>(x, w, bias, res, y, smem, x2, ta, tb, ta2, ty, tr)
 //
 // The loads of conv_tma_f16 in a persistent kernel whose two consumer warpgroups take turns:
 // the grid is at most one block per SM; block b takes output tiles t = b, b + grid, ... of BM
@@ -700,21 +700,43 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // t / NT, so consecutive tiles share their pixels); its j-th tile goes to warpgroup j % 2. The
 // producer thread streams every tile's depth tiles through one STAGES-deep ring (global stage
 // counter g = j * KT + k: tile j's stages are consumed by one warpgroup, so empty[s] takes the
-// 4 warps of one warpgroup). While one warpgroup runs its tile's epilogue (straight from the
-// accumulators: E::apply per element, two channels per 32-bit store), the other runs its main
-// loop, and the producer fills ahead across tile boundaries (no pipeline refill per tile).
+// 4 warps of one warpgroup). While one warpgroup runs its tile's epilogue, the other runs its
+// main loop, and the producer fills ahead across tile boundaries (no pipeline refill per tile).
 // The warpgroups' main loops are ordered (mbarriers turn[0], turn[1], 4 arrivals each): tile j
 // starts its wgmmas only after tile j - 1 issued its last one, so no warpgroup waits on a stage
 // more than one phase ahead of the ring (an mbarrier parity wait cannot tell two phases apart).
+//
+// Epilogue through TMA (ty: a tiled map of y as [M][NN] fp16, box 64 channels x BM rows, 128-byte
+// swizzle; tr: the same over the residual when RES): each warpgroup owns a staging buffer of BN / 64
+// such boxes. With RES, the warpgroup's first thread loads the tile's residual boxes into it when
+// the tile starts (they arrive during the main loop, mbarrier resb[wg]); each thread then applies
+// E to its accumulators, reading the residual in place (E::apply's res pointer is the staging
+// buffer, its index the element's position there), writes the fp16 results over it, and the
+// first thread stores the boxes with cp.async.bulk.tensor (M and channel tails clipped by the TMA
+// unit). The store drains while the warpgroup runs its next main loop; the buffer is reused only
+// after cp.async.bulk.wait_group.read. So the epilogue costs shared-memory writes, not global
+// stores, and y and the residual move in whole 128-byte lines.
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
-// conv_nhwc_f16's mma.sync kernel (BM x BN, 8 warps) per tile.
-#define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES) (KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) + 1024 + 256)
+// conv_nhwc_f16's mma.sync kernel (BM x BN, 8 warps) per tile (the maps unread).
+#define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES) (KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) + 4 * (BM) * (BN) + 1024 + 256)
 
-template <class SHP, int BM, int BN, int STAGES, class E, class SHP2 = conv_no_src2>
+#ifdef KILN_HAVE_WGMMA
+__device__ __forceinline__ void tma_store_2d(const tmap *m, int c0, int c1, unsigned src) {
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n" ::"l"((u64)m), "r"(c0),
+                 "r"(c1), "r"(src)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read0() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_bar(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
+#endif
+
+template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                 const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
                                                 unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
-                                                const tmap *tb, const tmap *ta2) {
+                                                const tmap *tb, const tmap *ta2, const tmap *ty, const tmap *tr) {
     static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
     static_assert((BM == 64 || BM == 128) && BM * BN <= 128 * 128 && STAGES >= 3 && STAGES <= 12, "tile");
     static_assert(SHP::C % 64 == 0 && SHP2::C % 64 == 0, "TMA tiles: whole 64-channel depth tiles per tap");
@@ -722,23 +744,28 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = KD1 + KD2;
     constexpr int BK = 64, KT = KD / BK, MT = (M + BM - 1) / BM, NT = (NN + BN - 1) / BN, TILES = MT * NT;
 #ifdef KILN_HAVE_WGMMA
-    (void)x, (void)w, (void)x2;
-    constexpr int MI = BM / 64;
+    (void)x, (void)w, (void)x2, (void)res, (void)y;
+    constexpr int MI = BM / 64, NB = BN / 64;
     constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
+    constexpr int BOX_BYTES = BM * 128, ST_BYTES = NB * BOX_BYTES; // one warpgroup's staging: NB boxes
     smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023; // swizzle atoms on 1024 bytes
-    unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES;
-    // full[s] at 8 s, empty[s] at 8 (STAGES + s), turn[c] at 8 (2 STAGES + c)
-    const unsigned bar0 = (unsigned)__cvta_generic_to_shared(smem + STAGE_BYTES);
+    unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES, *Ss = smem + STAGE_BYTES;
+    // full[s] at 8 s, empty[s] at 8 (STAGES + s), turn[c] at 8 (2 STAGES + c), resb[c] at 8 (2 STAGES + 2 + c)
+    const unsigned bar0 = (unsigned)__cvta_generic_to_shared(smem + STAGE_BYTES + 2 * ST_BYTES);
     const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
     if (tid < STAGES) {
         mbar_init(bar0 + 8 * tid, 1);
         mbar_init(bar0 + 8 * (STAGES + tid), 4);
     }
     if (tid < 2) mbar_init(bar0 + 8 * (2 * STAGES + tid), 4);
+    if (tid < 2) mbar_init(bar0 + 8 * (2 * STAGES + 2 + tid), 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     __syncthreads();
 
+    // registers: the producer warpgroup gives most of its share to the consumers' accumulators
+    // (launched at 65536 / 384 = 168 a thread; 40 + 2 * 232 = 504 = 3 * 168)
     if (wg == 2) { // producer: one thread
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
         if (tid == 256) {
             const unsigned as0 = (unsigned)__cvta_generic_to_shared(As), bs0 = (unsigned)__cvta_generic_to_shared(Bs);
             int g = 0;
@@ -756,11 +783,25 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         return; // (no block-wide barrier after this point)
     }
     // consumers: warpgroup wg takes this block's tiles j = wg, wg + 2, ...
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
     const int lane = tid & 31, wq = warp & 3, gr = lane >> 2, tq = lane & 3;
+    const bool leader = (tid & 127) == 0;
     const unsigned my_turn = bar0 + 8 * (2 * STAGES + wg), their_turn = bar0 + 8 * (2 * STAGES + 1 - wg);
+    const unsigned resb = bar0 + 8 * (2 * STAGES + 2 + wg);
+    unsigned char *stg = Ss + wg * ST_BYTES;
+    const unsigned stg_s = (unsigned)__cvta_generic_to_shared(stg);
     int r = 0; // tiles this warpgroup has done
     for (int j = wg, t = (int)blockIdx.x + wg * (int)gridDim.x; t < TILES; j += 2, t += 2 * (int)gridDim.x, r++) {
         const int m0 = (t / NT) * BM, n0 = (t % NT) * BN;
+        constexpr int NBV = NB; // boxes holding channels (a box past NN is skipped: nothing to load or store)
+        const int nb = (NN - n0 + 63) / 64 < NBV ? (NN - n0 + 63) / 64 : NBV;
+        if constexpr (RES) { // the residual boxes into the staging buffer, once the previous store has read it
+            if (leader) {
+                bulk_wait_read0();
+                mbar_expect_tx(resb, (unsigned)(nb * BOX_BYTES));
+                for (int b = 0; b < nb; b++) tma_load_2d(stg_s + b * BOX_BYTES, tr, n0 + 64 * b, m0, resb);
+            }
+        }
         float acc[MI][BN / 2];
 #pragma unroll
         for (int i = 0; i < MI; i++)
@@ -786,26 +827,42 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         if (lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g0 + KT - 1) % STAGES));
 #pragma unroll
         for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
-        // epilogue from the accumulators: row 16 wq + gr + 8 h of each m64 block, channels 8 c + 2 tq, + 1
+        // epilogue: the staging buffer is free (RES: holds the residual) ...
+        if constexpr (RES) {
+            mbar_wait(resb, (unsigned)r & 1);
+        } else {
+            if (leader) bulk_wait_read0();
+            wg_bar(1 + wg);
+        }
+        // ... each element at its place in box col / 64: row at 128 bytes, 16-byte chunk (col % 64) / 8
+        // swizzled with row % 8 (the 128-byte mode of ty); acc row 16 wq + gr + 8 h of m64 block mi,
+        // channels 8 c + 2 tq, + 1
+        const typename E::res_t *rs = reinterpret_cast<const typename E::res_t *>(stg);
 #pragma unroll
         for (int mi = 0; mi < MI; mi++)
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                const int m = m0 + mi * 64 + wq * 16 + gr + 8 * h;
-                if (m >= M) continue;
+                const int row = mi * 64 + wq * 16 + gr + 8 * h;
 #pragma unroll
                 for (int c = 0; c < BN / 8; c++) {
                     const int ch = n0 + 8 * c + 2 * tq;
                     if (ch >= NN) continue; // NN % 8 == 0: ch + 1 < NN too
-                    const i64 o = (i64)m * NN + ch;
-                    const float v0 = E::apply(bias, res, ch, o, acc[mi][4 * c + 2 * h]);
-                    const float v1 = E::apply(bias, res, ch + 1, o + 1, acc[mi][4 * c + 2 * h + 1]);
-                    *reinterpret_cast<__half2 *>(y + o) = __floats2half2_rn(v0, v1);
+                    const int off = (c / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
+                    const float v0 = E::apply(bias, rs, ch, off / 2, acc[mi][4 * c + 2 * h]);
+                    const float v1 = E::apply(bias, rs, ch + 1, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
+                    *reinterpret_cast<__half2 *>(stg + off) = __floats2half2_rn(v0, v1);
                 }
             }
+        fence_proxy_async(); // this thread's writes, visible to the TMA unit ...
+        wg_bar(1 + wg);      // ... everyone's
+        if (leader) {
+            for (int b = 0; b < nb; b++) tma_store_2d(ty, n0 + 64 * b, m0, stg_s + b * BOX_BYTES);
+            bulk_commit();
+        }
     }
+    if (leader) bulk_wait0(); // (the last stores read shared memory: it must outlive them)
 #else
-    (void)ta, (void)tb, (void)ta2;
+    (void)ta, (void)tb, (void)ta2, (void)ty, (void)tr;
     if ((int)threadIdx.x >= 256) return; // the producer warpgroup has nothing to do here
     for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x) {
         conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / 4, 4, 1, E, SHP2>(x, w, bias, res, y, nullptr, smem, x2, t / NT, t % NT);

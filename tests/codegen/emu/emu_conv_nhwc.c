@@ -101,11 +101,17 @@ static kiln_graph *build(const conv_case *k) {
     if (k->bias) cst(g, "b", 1, bd, 0.5);
     const char *cur = "conv";
     /* a TMA tile ("tm", "tmt", "tp"): x goes through a Neg first, so that the conv's input lives in the arena
-     * (tensor maps are made once per context; graph inputs are bound per run) */
+     * (tensor maps are made once per context; graph inputs are bound per run); "tp" (TMA stores) also
+     * the residual and, after the conv group, y */
     const bool neg = k->tile && (!strncmp(k->tile, "tm", 2) || !strncmp(k->tile, "tp", 2));
+    const bool neg_y = k->tile && !strncmp(k->tile, "tp", 2);
     if (neg) {
         int i = val(g, "x", 0, NULL), o = val(g, "xn", 4, xd);
         kiln_graph_add_node(g, KILN_OP_Neg, "neg", &i, 1, &o, 1);
+    }
+    if (neg_y && k->residual) {
+        int i = val(g, "res", 0, NULL), o = val(g, "resn", 4, yd);
+        kiln_graph_add_node(g, KILN_OP_Neg, "neg_res", &i, 1, &o, 1);
     }
     int ci[3] = {val(g, neg ? "xn" : "x", 0, NULL), val(g, "w", 0, NULL), k->bias ? val(g, "b", 0, NULL) : -1};
     int co = val(g, "conv", 0, NULL);
@@ -121,11 +127,16 @@ static kiln_graph *build(const conv_case *k) {
         cur = "act";
     }
     if (k->residual) {
-        int i[2] = {val(g, cur, 0, NULL), val(g, "res", 0, NULL)}, o = val(g, "sum", 0, NULL);
+        int i[2] = {val(g, cur, 0, NULL), val(g, neg_y ? "resn" : "res", 0, NULL)}, o = val(g, "sum", 0, NULL);
         kiln_graph_add_node(g, KILN_OP_Add, "add", i, 2, &o, 1);
         int o2 = val(g, "y", 0, NULL);
         kiln_graph_add_node(g, KILN_OP_Relu, "relu2", &o, 1, &o2, 1);
         cur = "y";
+    }
+    if (neg_y) {
+        int i = val(g, cur, 0, NULL), o = val(g, "yn", 4, yd);
+        kiln_graph_add_node(g, KILN_OP_Neg, "neg_y", &i, 1, &o, 1);
+        cur = "yn";
     }
     io(g, val(g, cur, 0, NULL), true);
     if (kiln_graph_normalize(g)) {
@@ -153,8 +164,11 @@ static kiln_graph *prepare_layout(const conv_case *k, kiln_layout layout) {
     for (int i = 0; i < g->n_inputs; i++) g->values[g->inputs[i]].dtype = KILN_F16, g->values[g->inputs[i]].layout = layout;
     for (int i = 0; i < g->n_outputs; i++)
         g->values[g->outputs[i]].dtype = KILN_F16, g->values[g->outputs[i]].layout = layout;
-    const int xn = kiln_graph_find_value(g, "xn"); /* (planned as fp32: room to spare) */
-    if (xn >= 0) g->values[xn].dtype = KILN_F16, g->values[xn].layout = layout;
+    static const char *const mid[] = {"xn", "resn", "y", "act", "conv"}; /* (planned as fp32: room to spare) */
+    for (int i = 0; i < 5; i++) {
+        const int v = kiln_graph_find_value(g, mid[i]);
+        if (v >= 0 && !g->values[v].data) g->values[v].dtype = KILN_F16, g->values[v].layout = layout;
+    }
     if (k->tile)
         for (int i = 0; i < g->n_nodes; i++) kiln_node_set_str(&g->nodes[i], "kiln_tile", k->tile);
     return g;

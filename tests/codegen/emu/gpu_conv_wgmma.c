@@ -52,7 +52,7 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "tmt256x64x64s5g2k1", "tmt256x64x64s5g1k1", "tmt128x64x64s8g1k1",
                                        "tmt256x64x64s5g2k2",
                                        /* persistent, two consumer warpgroups taking turns (conv_tma_pp_f16) */
-                                       "tp128x128x64s4g2k1", "tp64x256x64s4g2k1", "tp64x128x64s6g2k1",
+                                       "tp128x128x64s4g2k1", "tp64x256x64s3g2k1", "tp64x128x64s6g2k1",
                                        "tp128x64x64s6g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
