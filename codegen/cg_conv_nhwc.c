@@ -38,6 +38,7 @@ typedef struct nhwc_cfg {
 #define NHWC_PP 32  /* with NHWC_TMA: conv_tma_pp_f16, persistent, two consumer warpgroups taking turns,
                      * the epilogue stored by TMA ("tp" names; bm = one warpgroup's tile rows, wg = 2);
                      * y (and the residual) in the arena */
+#define NHWC_COOP 64 /* with NHWC_PP: both consumer warpgroups share each tile, bm/2 rows each ("tc" names) */
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
@@ -97,6 +98,10 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * main loop; for short depths: ResNet's 1x1 convs) */
     {128, 128, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP}, {64, 256, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP},
     {64, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP},  {128, 64, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP},
+    /* ... persistent, the two consumer warpgroups sharing each tile (fewer L2 bytes per flop: the
+     * short-depth conv pairs are bound by L2-to-SM traffic with the tp tiles) */
+    {256, 128, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {128, 256, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
+    {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
     /* ... and with transposed roles for 64 output channels ("tmt": weights as A, pixels as B) */
     {256, 64, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 1, 1, NHWC_TMA | NHWC_TR},
     {128, 64, 64, 0, 0, 8, 1, 1, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 2, 2, NHWC_TMA | NHWC_TR},
@@ -159,7 +164,7 @@ static int cfg_threads(const nhwc_cfg *f) {
 }
 static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws / tm: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES, _TMA_, _PP_) */
     return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & (NHWC_SWZ | NHWC_TMA) ? 1024 : 0) +
-                      (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0) + (f->sw & NHWC_PP ? 4 * f->bm * f->bn : 0));
+                      (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0) + (f->sw & NHWC_PP ? (f->sw & NHWC_COOP ? 2 : 4) * f->bm * f->bn : 0));
 }
 /* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES) */
 static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
@@ -168,7 +173,7 @@ static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
         snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d",
-                 f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? "tmt" : f->sw & NHWC_PP ? "tp" : "tm")
+                 f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? "tmt" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
                  : f->sw & NHWC_WS   ? "ws"
                  : f->sw & NHWC_TR   ? "wt"
                  : f->sw & NHWC_HALO ? "hl"
@@ -645,10 +650,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "const __grid_constant__ kiln::tmap ta2, const __grid_constant__ kiln::tmap ty, "
                        "const __grid_constant__ kiln::tmap tr) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_tma_pp_f16<%s, %d, %d, %d, %s, %s%s%s>(x, w, bias, res, y, smem, x2, &ta, &tb, &ta2, &ty, "
-                       "&tr);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->bm, f->bn, f->stages, epi, a.residual >= 0 ? "true" : "false",
-                       s2 ? ", " : "", shp2);
+                       "    kiln::conv_tma_pp_f16<%s, %d, %d, %d, %s, %s, %s%s>(x, w, bias, res, y, smem, x2, &ta, &tb, &ta2, "
+                       "&ty, &tr);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->sw & NHWC_COOP ? f->bm / 2 : f->bm, f->bn, f->stages, epi,
+                       a.residual >= 0 ? "true" : "false", s2 ? shp2 : "kiln::conv_no_src2",
+                       f->sw & NHWC_COOP ? ", true" : "");
     else if (tma) /* sm_90a: TMA + wgmma; other targets the mma.sync fallback (the maps unread) */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -746,8 +752,9 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         n_args = 10;
         if (f->sw & NHWC_PP) { /* no split-K partials; the maps of y and of the residual (y's without one) */
             for (int i = 5; i < 9; i++) args[i] = args[i + 1];
-            if ((st = tmap_rows_arg(c, args[4].value, M, K, f->bm, &args[9]))) return st;
-            if (a.residual >= 0 ? (st = tmap_rows_arg(c, args[3].value, M, K, f->bm, &args[10])) : (args[10] = args[9], 0))
+            const int wbm = f->sw & NHWC_COOP ? f->bm / 2 : f->bm; /* one warpgroup's rows */
+            if ((st = tmap_rows_arg(c, args[4].value, M, K, wbm, &args[9]))) return st;
+            if (a.residual >= 0 ? (st = tmap_rows_arg(c, args[3].value, M, K, wbm, &args[10])) : (args[10] = args[9], 0))
                 return st;
             n_args = 11;
         }

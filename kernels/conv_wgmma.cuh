@@ -716,9 +716,15 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // unit). The store drains while the warpgroup runs its next main loop; the buffer is reused only
 // after cp.async.bulk.wait_group.read. So the epilogue costs shared-memory writes, not global
 // stores, and y and the residual move in whole 128-byte lines.
+// COOP ("tc" tiles): the two consumer warpgroups share each tile instead (2 BM rows x BN: warpgroup
+// wg takes rows wg * BM ..., both read the same weight rows; empty[s] takes all 8 warps; no
+// turns): a third fewer operand bytes from L2 per flop than two BM x BN tiles (the short-depth
+// conv pairs are bound by L2-to-SM traffic), the epilogue still cheap (shared-memory writes; the
+// producer fills the next tile's stages meanwhile).
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
-// conv_nhwc_f16's mma.sync kernel (BM x BN, 8 warps) per tile (the maps unread).
-#define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES) (KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) + 4 * (BM) * (BN) + 1024 + 256)
+// conv_nhwc_f16's mma.sync kernel (TBM x BN, 8 warps) per tile (the maps unread).
+#define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES, COOP) \
+    (KILN_WGMMA_SMEM_BYTES((COOP) ? 2 * (BM) : (BM), BN, STAGES) + 4 * (BM) * (BN) + 1024 + 256)
 
 #ifdef KILN_HAVE_WGMMA
 __device__ __forceinline__ void tma_store_2d(const tmap *m, int c0, int c1, unsigned src) {
@@ -732,7 +738,7 @@ __device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_
 __device__ __forceinline__ void wg_bar(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
 #endif
 
-template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2>
+template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                 const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
                                                 unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
@@ -742,11 +748,12 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     static_assert(SHP::C % 64 == 0 && SHP2::C % 64 == 0, "TMA tiles: whole 64-channel depth tiles per tap");
     constexpr int KD1 = SHP::R * SHP::S * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
     constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = KD1 + KD2;
-    constexpr int BK = 64, KT = KD / BK, MT = (M + BM - 1) / BM, NT = (NN + BN - 1) / BN, TILES = MT * NT;
+    constexpr int TBM = COOP ? 2 * BM : BM; // a tile's rows
+    constexpr int BK = 64, KT = KD / BK, MT = (M + TBM - 1) / TBM, NT = (NN + BN - 1) / BN, TILES = MT * NT;
 #ifdef KILN_HAVE_WGMMA
     (void)x, (void)w, (void)x2, (void)res, (void)y;
     constexpr int MI = BM / 64, NB = BN / 64;
-    constexpr int A_BYTES = BM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
+    constexpr int A_BYTES = TBM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
     constexpr int BOX_BYTES = BM * 128, ST_BYTES = NB * BOX_BYTES; // one warpgroup's staging: NB boxes
     smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023; // swizzle atoms on 1024 bytes
     unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES, *Ss = smem + STAGE_BYTES;
@@ -755,7 +762,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
     if (tid < STAGES) {
         mbar_init(bar0 + 8 * tid, 1);
-        mbar_init(bar0 + 8 * (STAGES + tid), 4);
+        mbar_init(bar0 + 8 * (STAGES + tid), COOP ? 8 : 4);
     }
     if (tid < 2) mbar_init(bar0 + 8 * (2 * STAGES + tid), 4);
     if (tid < 2) mbar_init(bar0 + 8 * (2 * STAGES + 2 + tid), 1);
@@ -770,7 +777,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             const unsigned as0 = (unsigned)__cvta_generic_to_shared(As), bs0 = (unsigned)__cvta_generic_to_shared(Bs);
             int g = 0;
             for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x) {
-                const int m0 = (t / NT) * BM, n0 = (t % NT) * BN;
+                const int m0 = (t / NT) * TBM, n0 = (t % NT) * BN;
                 const int n = m0 / (SHP::P * SHP::Q), pq = m0 % (SHP::P * SHP::Q), p = pq / SHP::Q, q = pq % SHP::Q;
                 for (int k = 0; k < KT; k++, g++) {
                     const int slot = g % STAGES, d = k * BK;
@@ -782,7 +789,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         }
         return; // (no block-wide barrier after this point)
     }
-    // consumers: warpgroup wg takes this block's tiles j = wg, wg + 2, ...
+    // consumers: warpgroup wg takes this block's tiles j = wg, wg + 2, ... (COOP: rows wg * BM ... of every tile)
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
     const int lane = tid & 31, wq = warp & 3, gr = lane >> 2, tq = lane & 3;
     const bool leader = (tid & 127) == 0;
@@ -791,10 +798,12 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     unsigned char *stg = Ss + wg * ST_BYTES;
     const unsigned stg_s = (unsigned)__cvta_generic_to_shared(stg);
     int r = 0; // tiles this warpgroup has done
-    for (int j = wg, t = (int)blockIdx.x + wg * (int)gridDim.x; t < TILES; j += 2, t += 2 * (int)gridDim.x, r++) {
-        const int m0 = (t / NT) * BM, n0 = (t % NT) * BN;
+    constexpr int JS = COOP ? 1 : 2; // tiles between a warpgroup's turns
+    for (int j = COOP ? 0 : wg, t = (int)blockIdx.x + (COOP ? 0 : wg) * (int)gridDim.x; t < TILES;
+         j += JS, t += JS * (int)gridDim.x, r++) {
+        const int m0 = (t / NT) * TBM + (COOP ? wg * BM : 0), n0 = (t % NT) * BN; // (this warpgroup's rows)
         constexpr int NBV = NB; // boxes holding channels (a box past NN is skipped: nothing to load or store)
-        const int nb = (NN - n0 + 63) / 64 < NBV ? (NN - n0 + 63) / 64 : NBV;
+        const int nb = m0 >= M ? 0 : (NN - n0 + 63) / 64 < NBV ? (NN - n0 + 63) / 64 : NBV; // (COOP: no rows left)
         if constexpr (RES) { // the residual boxes into the staging buffer, once the previous store has read it
             if (leader) {
                 bulk_wait_read0();
@@ -807,7 +816,8 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         for (int i = 0; i < MI; i++)
 #pragma unroll
             for (int c = 0; c < BN / 2; c++) acc[i][c] = 0.0f;
-        if (wg == 1) mbar_wait(my_turn, (unsigned)r & 1);            // tile j - 1 (warpgroup 0's r-th) issued
+        if (COOP) {
+        } else if (wg == 1) mbar_wait(my_turn, (unsigned)r & 1); // tile j - 1 (warpgroup 0's r-th) issued
         else if (r > 0) mbar_wait(my_turn, (unsigned)(r - 1) & 1); // tile j - 1 (warpgroup 1's (r-1)-th) issued
 #pragma unroll
         for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
@@ -815,11 +825,11 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         for (int k = 0; k < KT; k++) {
             const int g = g0 + k, slot = g % STAGES;
             mbar_wait(bar0 + 8 * slot, (unsigned)(g / STAGES) & 1);
-            const unsigned char *as = As + slot * A_BYTES, *bs = Bs + slot * B_BYTES;
+            const unsigned char *as = As + slot * A_BYTES + (COOP ? wg * BM * 128 : 0), *bs = Bs + slot * B_BYTES;
             wgmma_fence();
             wgmma_k64<BN, BN, MI, true, false>(acc, as, bs);
             wgmma_commit();
-            if (k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
+            if (!COOP && k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
             wgmma_wait<1>();
             if (k > 0 && lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g - 1) % STAGES));
         }
@@ -864,10 +874,12 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
 #else
     (void)ta, (void)tb, (void)ta2, (void)ty, (void)tr;
     if ((int)threadIdx.x >= 256) return; // the producer warpgroup has nothing to do here
-    for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x) {
-        conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / 4, 4, 1, E, SHP2>(x, w, bias, res, y, nullptr, smem, x2, t / NT, t % NT);
-        __syncthreads(); // the next tile's loads overwrite shared memory
-    }
+    for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x)
+        for (int h = 0; h < TBM / BM; h++) { // (COOP: the tile's two BM-row halves)
+            conv_nhwc_f16<SHP, BM, BN, 32, BM / 2, BN / 4, 4, 1, E, SHP2>(x, w, bias, res, y, nullptr, smem, x2,
+                                                                        t / NT * (TBM / BM) + h, t % NT);
+            __syncthreads(); // the next tile's loads overwrite shared memory
+        }
 #endif
 }
 

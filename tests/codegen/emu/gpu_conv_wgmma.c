@@ -53,7 +53,10 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "tmt256x64x64s5g2k2",
                                        /* persistent, two consumer warpgroups taking turns (conv_tma_pp_f16) */
                                        "tp128x128x64s4g2k1", "tp64x256x64s3g2k1", "tp64x128x64s6g2k1",
-                                       "tp128x64x64s6g2k1"};
+                                       "tp128x64x64s6g2k1",
+                                       /* ... sharing each tile */
+                                       "tc256x128x64s3g2k1", "tc128x256x64s3g2k1", "tc128x128x64s5g2k1",
+                                       "tc256x64x64s4g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -239,12 +242,12 @@ static int wg_emu(const char *src, const char *work) {
         {"emu_tm_res", 1, 64, 9, 9, 128, 3, 3, 1, 1, 1, 1, 1, NULL},
         {"emu_tm_s2_splitk", 2, 64, 17, 17, 128, 3, 3, 2, 1, 1, 0, 0, NULL},
     };
-    static const char *const tt[] = {"tm64x128x64s8g1k1", "tm128x128x64s5g2k2", "tp64x128x64s6g2k1"};
+    static const char *const tt[] = {"tm64x128x64s8g1k1", "tm128x128x64s5g2k2", "tp64x128x64s6g2k1", "tc256x128x64s3g2k1"};
     int fails = 0;
-    for (int i = 0; i < 9; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
+    for (int i = 0; i < 10; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
         char *cuda = NULL;
         kiln_bundle *b = NULL;
-        const conv_case *cs = i < 4 ? &ec[i % 2] : i < 6 ? &hc[i - 4] : &tc[(i - 6) % 2];
+        const conv_case *cs = i < 4 ? &ec[i % 2] : i < 6 ? &hc[i - 4] : &tc[i < 9 ? (i - 6) % 2 : 1];
         const char *tile = i < 4 ? et[i] : i < 6 ? ht[i - 4] : tt[i - 6];
         int r = gen(cs, tile, arch_90a, 2, false, &b, &cuda);
         if (r || !strstr(cuda, i < 2   ? "conv_wgmma_f16<"
