@@ -718,9 +718,9 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // stores, and y and the residual move in whole 128-byte lines.
 // COOP ("tc" tiles): the two consumer warpgroups share each tile instead (2 BM rows x BN: warpgroup
 // wg takes rows wg * BM ..., both read the same weight rows; empty[s] takes all 8 warps; no
-// turns): a third fewer operand bytes from L2 per flop than two BM x BN tiles (the short-depth
-// conv pairs are bound by L2-to-SM traffic), the epilogue still cheap (shared-memory writes; the
-// producer fills the next tile's stages meanwhile).
+// turns): a third fewer operand bytes from L2 per flop than two BM x BN tiles, the epilogue still
+// cheap (shared-memory writes; the producer fills the next tile's stages meanwhile). (Meant for the
+// short-depth conv pairs; ncu later showed them latency-bound, not L2-bound: about as fast as tp.)
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
 // conv_nhwc_f16's mma.sync kernel (TBM x BN, 8 warps) per tile (the maps unread).
 #define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES, COOP) \
@@ -802,8 +802,8 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     for (int j = COOP ? 0 : wg, t = (int)blockIdx.x + (COOP ? 0 : wg) * (int)gridDim.x; t < TILES;
          j += JS, t += JS * (int)gridDim.x, r++) {
         const int m0 = (t / NT) * TBM + (COOP ? wg * BM : 0), n0 = (t % NT) * BN; // (this warpgroup's rows)
-        constexpr int NBV = NB; // boxes holding channels (a box past NN is skipped: nothing to load or store)
-        const int nb = m0 >= M ? 0 : (NN - n0 + 63) / 64 < NBV ? (NN - n0 + 63) / 64 : NBV; // (COOP: no rows left)
+        // boxes holding channels (a box past NN, or past M for COOP's second half: nothing to load or store)
+        const int nb = m0 >= M ? 0 : (NN - n0 + 63) / 64 < NB ? (NN - n0 + 63) / 64 : NB;
         if constexpr (RES) { // the residual boxes into the staging buffer, once the previous store has read it
             if (leader) {
                 bulk_wait_read0();
@@ -816,9 +816,10 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         for (int i = 0; i < MI; i++)
 #pragma unroll
             for (int c = 0; c < BN / 2; c++) acc[i][c] = 0.0f;
-        if (COOP) {
-        } else if (wg == 1) mbar_wait(my_turn, (unsigned)r & 1); // tile j - 1 (warpgroup 0's r-th) issued
-        else if (r > 0) mbar_wait(my_turn, (unsigned)(r - 1) & 1); // tile j - 1 (warpgroup 1's (r-1)-th) issued
+        if (!COOP) {
+            if (wg == 1) mbar_wait(my_turn, (unsigned)r & 1);            // tile j - 1 (warpgroup 0's r-th) issued
+            else if (r > 0) mbar_wait(my_turn, (unsigned)(r - 1) & 1); // tile j - 1 (warpgroup 1's (r-1)-th) issued
+        }
 #pragma unroll
         for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
         const int g0 = j * KT;
