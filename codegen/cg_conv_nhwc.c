@@ -39,6 +39,11 @@ typedef struct nhwc_cfg {
                      * the epilogue stored by TMA ("tp" names; bm = one warpgroup's tile rows, wg = 2);
                      * y (and the residual) in the arena */
 #define NHWC_COOP 64 /* with NHWC_PP: both consumer warpgroups share each tile, bm/2 rows each ("tc" names) */
+#define NHWC_SK 128  /* with NHWC_COOP: stream-K, each block an even share of all tiles' depth tiles ("ts" names;
+                      * fp32 partials in node scratch, flags in a KILN_ARG_SYNC region) */
+/* the ts tiles are candidates only where the tc tiles fill the last wave below this share of the
+ * SMs (tiles / (waves * SMs); ResNet-50 b32: 98 tiles of 128 x 128 for 132 SMs, 0.74) */
+#define NHWC_SK_WAVE 0.8
 
 /* In preference order: larger tiles first, split-K last. */
 static const nhwc_cfg nhwc_cfgs[] = {
@@ -102,10 +107,21 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * two tp tiles; on ResNet-50 the tuner picks them for some convs, about as fast as tp) */
     {256, 128, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {128, 256, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
     {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
+    /* ... the same with stream-K where the tiles fill the last wave badly: opt-in (KILN_WGMMA_SK=1),
+     * slower than tc / tp on every ResNet-50 conv measured (docs/gpu.md, eighth session); not the
+     * 128-float accumulators of 256x128 / 128x256: with stream-K's bookkeeping they spill under the
+     * 168 registers of 384 threads */
+    {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
+    {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
     /* ... and with transposed roles for 64 output channels ("tmt": weights as A, pixels as B) */
     {256, 64, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 1, 1, NHWC_TMA | NHWC_TR},
     {128, 64, 64, 0, 0, 8, 1, 1, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 2, 2, NHWC_TMA | NHWC_TR},
 };
+/* The ts (stream-K) tiles: candidates only with KILN_WGMMA_SK=1 (gpu_conv_wgmma sets it) */
+static bool sk_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_SK");
+    return e && *e && strcmp(e, "0") != 0;
+}
 /* 1: the heuristic may pick a "ws" tile (by cfg_cost); 0: only the tuner or a forced tile does */
 #define NHWC_WS_HEURISTIC 0
 /* The ws tiles are candidates only with KILN_WGMMA_WS=1 in the environment (or by default when
@@ -173,7 +189,7 @@ static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
         snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d",
-                 f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? "tmt" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
+                 f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? "tmt" : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
                  : f->sw & NHWC_WS   ? "ws"
                  : f->sw & NHWC_TR   ? "wt"
                  : f->sw & NHWC_HALO ? "hl"
@@ -525,6 +541,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_TR) && (!tr || K % 64)) continue;
         if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
         if ((f->sw & NHWC_PP) && !tma_store_ok) continue;
+        if (f->sw & NHWC_SK) { /* where the tc twin fills the last wave badly */
+            const int64_t tiles = ((M + f->bm - 1) / f->bm) * ((K + f->bn - 1) / f->bn), g = (int64_t)gpu.sms;
+            if (!sk_enabled() || (double)tiles / (double)(((tiles + g - 1) / g) * g) >= NHWC_SK_WAVE || tiles * kt < 2 * g)
+                continue;
+        }
         if (f->sw & NHWC_HALO) { /* on the conv the kernel runs: the s2d one is stride 1 over 16 channels */
             const int64_t hc = kind == CAND_S2D ? 16 : C, hr = kind == CAND_S2D ? R2 : R, hs = kind == CAND_S2D ? S2 : S;
             const bool st1 = kind == CAND_S2D || (s[0] == 1 && s[1] == 1 && d[0] == 1 && d[1] == 1);
@@ -610,7 +631,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
-    kiln_bundle_arg args[12];
+    kiln_bundle_arg args[13];
     if (s2d ? (st = emit_s2d(c, a.x, N, C0, H, W, pb, H2, W2, &args[0]))
             : C != C0 && (st = emit_pad_c(c, a.x, N * H * W, C0, (int)C, &args[0])))
         return st;
@@ -662,13 +683,14 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, const __half *x2, "
                        "const __grid_constant__ kiln::tmap ta, const __grid_constant__ kiln::tmap tb, "
                        "const __grid_constant__ kiln::tmap ta2, const __grid_constant__ kiln::tmap ty, "
-                       "const __grid_constant__ kiln::tmap tr) {\n"
+                       "const __grid_constant__ kiln::tmap tr%s) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
                        "    kiln::conv_tma_pp_f16<%s, %d, %d, %d, %s, %s, %s%s>(x, w, bias, res, y, smem, x2, &ta, &tb, &ta2, "
-                       "&ty, &tr);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->sw & NHWC_COOP ? f->bm / 2 : f->bm, f->bn, f->stages, epi,
-                       a.residual >= 0 ? "true" : "false", s2 ? shp2 : "kiln::conv_no_src2",
-                       f->sw & NHWC_COOP ? ", true" : "");
+                       "&ty, &tr%s);\n}\n",
+                       threads, fn, epi, epi, f->sw & NHWC_SK ? ", float *part, unsigned *flags" : "", smem, shp,
+                       f->sw & NHWC_COOP ? f->bm / 2 : f->bm, f->bn, f->stages, epi, a.residual >= 0 ? "true" : "false",
+                       s2 ? shp2 : "kiln::conv_no_src2",
+                       f->sw & NHWC_SK ? ", true, true" : f->sw & NHWC_COOP ? ", true" : "", f->sw & NHWC_SK ? ", part, flags" : "");
     else if (tma) /* sm_90a: TMA + wgmma; other targets the mma.sync fallback (the maps unread) */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -742,8 +764,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         args[5] = kiln_cg_null_arg;
     }
     uint64_t gx = (uint64_t)((M + f->bm - 1) / f->bm), gy = (uint64_t)((K + f->bn - 1) / f->bn);
-    if (tma && (f->sw & NHWC_PP)) { /* persistent: one block per SM at most */
-        const uint64_t tiles = gx * gy, sms = (uint64_t)target_gpu(c).sms;
+    if (tma && (f->sw & NHWC_PP)) { /* persistent: one block per SM at most (stream-K: a depth tile a block at least) */
+        const uint64_t sms = (uint64_t)target_gpu(c).sms, tiles = f->sw & NHWC_SK ? gx * gy * (uint64_t)(KD / 64) : gx * gy;
         gx = tiles < sms ? tiles : sms, gy = 1;
     }
     if (halo) { /* persistent: at most the blocks resident on the target (228 KiB, 1 KiB reserved a block) */
@@ -771,6 +793,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
             if (a.residual >= 0 ? (st = tmap_rows_arg(c, args[3].value, M, K, wbm, &args[10])) : (args[10] = args[9], 0))
                 return st;
             n_args = 11;
+            if (f->sw & NHWC_SK) { /* a block's fp32 partial tile each, and its flags */
+                if ((st = kiln_cg_scratch(c, gx * (uint64_t)(f->bm * f->bn) * 4, &args[11]))) return st;
+                if ((st = kiln_cg_sync_arg(c, &args[12]))) return st;
+                n_args = 13;
+            }
         }
     }
     if ((st = kiln_cg_launch_smem(c, fn, gx, gy, (uint64_t)f->splitk, (uint32_t)threads, smem, args, n_args))) return st;

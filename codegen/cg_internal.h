@@ -34,6 +34,7 @@ typedef struct cg {
     sbuf tiles;       /* "kernel=tiles;" for the tiles metadata */
     int64_t *weight;  /* per value: offset in the weights blob, -1 not added */
     int n_kernels;
+    int n_sync;       /* KILN_ARG_SYNC regions handed out (kiln_cg_sync_arg) */
     size_t kstart;    /* where the kernel being emitted starts in src */
     char **kkeys;     /* per emitted function: its text without the comment, name as "@K@" */
     char **knames;    /* per emitted function: its name */
@@ -91,6 +92,9 @@ kiln_status kiln_cg_launch_smem(cg *c, const char *fn, uint64_t gx, uint64_t gy,
  * placed after the memory plan's arena, not initialized; a later node that descends from this
  * one may reuse it (nothing may be left there for another node). */
 kiln_status kiln_cg_scratch(cg *c, uint64_t bytes, kiln_bundle_arg *a);
+/* A KILN_ARG_SYNC argument: a zeroed region of KILN_SYNC_REGION_BYTES of its own, per context,
+ * which the launched kernel must leave zero (cross-block flags). */
+kiln_status kiln_cg_sync_arg(cg *c, kiln_bundle_arg *a);
 uint64_t kiln_cg_scratch_base(const cg *c); /* where scratch starts in the arena */
 int kiln_cg_choose(cg *c, const char *signature, const char *const *names, int n, int heuristic);
 uint64_t kiln_cg_grid_1d(int64_t total);

@@ -122,6 +122,13 @@ kiln_status kiln_cg_bytes_arg(cg *c, const void *data, uint64_t size, kiln_bundl
     return KILN_OK;
 }
 
+kiln_status kiln_cg_sync_arg(cg *c, kiln_bundle_arg *a) {
+    if (c->n_sync >= KILN_SYNC_MAX_REGIONS)
+        return kiln_errorf(KILN_ERR_UNSUPPORTED, "more than %d kernels with cross-block flags", KILN_SYNC_MAX_REGIONS);
+    *a = (kiln_bundle_arg){KILN_ARG_SYNC, 8, (uint64_t)c->n_sync++};
+    return KILN_OK;
+}
+
 /* A fresh kernel name for the current node: k<N>_<what>. */
 void kiln_cg_kernel_name(cg *c, const char *what, char *buf, size_t len) {
     snprintf(buf, len, "k%d_%s", c->n_kernels++, what);

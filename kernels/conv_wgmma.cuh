@@ -721,6 +721,17 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // turns): a third fewer operand bytes from L2 per flop than two BM x BN tiles, the epilogue still
 // cheap (shared-memory writes; the producer fills the next tile's stages meanwhile). (Meant for the
 // short-depth conv pairs; ncu later showed them latency-bound, not L2-bound: about as fast as tp.)
+// SK with COOP ("ts" tiles, stream-K, arXiv 2301.03598): a grid of G blocks over T tiles leaves
+// SMs idle in the last wave (ResNet-50 b32's 3x3 convs: 98 tiles of 128 x 128 for 132 SMs), so
+// block b takes an even share of all T * KT depth tiles instead, [I b / G, I (b + 1) / G) in
+// tile-major order, cut into segments at tile boundaries (the producer streams the same
+// segments). A segment that starts at depth tile 0 stores the tile; one that starts further in
+// (only a block's first) writes its fp32 accumulators to part[b] (each thread its own fragment,
+// 16-byte stores) and releases flags[b]; the block that started the tile (it ends there, its
+// last segment) waits for the flags of the blocks after it that reach into the tile, adds their
+// partials, zeroes their flags (flags stay zero between launches: a per-context zeroed region,
+// KILN_ARG_SYNC) and runs the epilogue. Waiting cannot deadlock: only later blocks are awaited,
+// they wait for nothing before their first segment, and the grid is at most one block per SM.
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
 // conv_nhwc_f16's mma.sync kernel (TBM x BN, 8 warps) per tile (the maps unread).
 #define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES, COOP) \
@@ -736,13 +747,37 @@ __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.comm
 __device__ __forceinline__ void bulk_wait_read0() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_bar(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void consumers_bar() { asm volatile("bar.sync 3, 256;\n" ::: "memory"); }
+__device__ __forceinline__ void flag_release(unsigned *f) {
+    asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(f) : "memory");
+}
+__device__ __forceinline__ unsigned flag_acquire(const unsigned *f) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(f) : "memory");
+    return v;
+}
 #endif
+// Stream-K ("ts" tiles): block b of G takes depth tiles [I b / G, I (b + 1) / G) of the I = TILES * KT
+// in tile-major order; each stretch inside one tile is a segment (tile t, depth tiles k0 .. k1).
+// (32-bit arithmetic where I * 1024 fits: a 64-bit division costs registers the accumulators need)
+template <long long I> __device__ __forceinline__ int sk_start(int b, int grid) {
+    if constexpr (I * 1024 < (1ll << 32)) return (int)((unsigned)I * (unsigned)b / (unsigned)grid);
+    else return (int)(I * b / grid);
+}
+// the first block whose share starts at or past depth tile x: c = ceil(x * grid / I)
+template <long long I> __device__ __forceinline__ int sk_block_at(int x, int grid) {
+    if constexpr (I * 1024 < (1ll << 32)) return (int)(((unsigned)x * (unsigned)grid + (unsigned)I - 1) / (unsigned)I);
+    else return (int)(((long long)x * grid + I - 1) / I);
+}
 
-template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false>
+template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false,
+          bool SK = false>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                 const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
                                                 unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
-                                                const tmap *tb, const tmap *ta2, const tmap *ty, const tmap *tr) {
+                                                const tmap *tb, const tmap *ta2, const tmap *ty, const tmap *tr,
+                                                float *part = nullptr, unsigned *flags = nullptr) {
+    static_assert(!SK || COOP, "stream-K: the shared-tile (COOP) kernel");
     static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
     static_assert((BM == 64 || BM == 128) && BM * BN <= 128 * 128 && STAGES >= 3 && STAGES <= 12, "tile");
     static_assert(SHP::C % 64 == 0 && SHP2::C % 64 == 0, "TMA tiles: whole 64-channel depth tiles per tap");
@@ -751,7 +786,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     constexpr int TBM = COOP ? 2 * BM : BM; // a tile's rows
     constexpr int BK = 64, KT = KD / BK, MT = (M + TBM - 1) / TBM, NT = (NN + BN - 1) / BN, TILES = MT * NT;
 #ifdef KILN_HAVE_WGMMA
-    (void)x, (void)w, (void)x2, (void)res, (void)y;
+    (void)x, (void)w, (void)x2, (void)res, (void)y, (void)part, (void)flags;
     constexpr int MI = BM / 64, NB = BN / 64;
     constexpr int A_BYTES = TBM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
     constexpr int BOX_BYTES = BM * 128, ST_BYTES = NB * BOX_BYTES; // one warpgroup's staging: NB boxes
@@ -776,10 +811,14 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         if (tid == 256) {
             const unsigned as0 = (unsigned)__cvta_generic_to_shared(As), bs0 = (unsigned)__cvta_generic_to_shared(Bs);
             int g = 0;
-            for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x) {
+            int it = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x, (int)gridDim.x) : 0; // (stream-K)
+            const int end = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x + 1, (int)gridDim.x) : 0;
+            for (int t = SK ? it / KT : (int)blockIdx.x; SK ? it < end : t < TILES; t = SK ? it / KT : t + (int)gridDim.x) {
+                const int k0 = SK ? it % KT : 0, k1 = SK && end - it < KT - k0 ? k0 + end - it : KT;
+                if (SK) it += k1 - k0;
                 const int m0 = (t / NT) * TBM, n0 = (t % NT) * BN;
                 const int n = m0 / (SHP::P * SHP::Q), pq = m0 % (SHP::P * SHP::Q), p = pq / SHP::Q, q = pq % SHP::Q;
-                for (int k = 0; k < KT; k++, g++) {
+                for (int k = k0; k < k1; k++, g++) {
                     const int slot = g % STAGES, d = k * BK;
                     if (g >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(g / STAGES - 1) & 1);
                     tma_conv_stage<SHP, SHP2>(as0 + slot * A_BYTES, bs0 + slot * B_BYTES, A_BYTES + B_BYTES, ta, tb, ta2,
@@ -797,15 +836,23 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     const unsigned resb = bar0 + 8 * (2 * STAGES + 2 + wg);
     unsigned char *stg = Ss + wg * ST_BYTES;
     const unsigned stg_s = (unsigned)__cvta_generic_to_shared(stg);
-    int r = 0; // tiles this warpgroup has done
+    int r = 0; // epilogues this warpgroup has done
     constexpr int JS = COOP ? 1 : 2; // tiles between a warpgroup's turns
-    for (int j = COOP ? 0 : wg, t = (int)blockIdx.x + (COOP ? 0 : wg) * (int)gridDim.x; t < TILES;
-         j += JS, t += JS * (int)gridDim.x, r++) {
+    // (stream-K: this block's depth tiles it .. end - 1)
+    int it = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x, (int)gridDim.x) : 0;
+    const int end = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x + 1, (int)gridDim.x) : 0;
+    for (int j = COOP ? 0 : wg, t = SK ? it / KT : (int)blockIdx.x + (COOP ? 0 : wg) * (int)gridDim.x;
+         SK ? it < end : t < TILES; j += JS, t = SK ? it / KT : t + JS * (int)gridDim.x) {
+        const int k0 = SK ? it % KT : 0, k1 = SK && end - it < KT - k0 ? k0 + end - it : KT;
+        if (SK) it += k1 - k0;
+        // a segment from depth tile 0 stores the tile (stream-K: after adding the later blocks' partials);
+        // one from further in leaves its partial sums to the block that started the tile
+        const bool epi = k0 == 0;
         const int m0 = (t / NT) * TBM + (COOP ? wg * BM : 0), n0 = (t % NT) * BN; // (this warpgroup's rows)
         // boxes holding channels (a box past NN, or past M for COOP's second half: nothing to load or store)
         const int nb = m0 >= M ? 0 : (NN - n0 + 63) / 64 < NB ? (NN - n0 + 63) / 64 : NB;
         if constexpr (RES) { // the residual boxes into the staging buffer, once the previous store has read it
-            if (leader) {
+            if (leader && epi) {
                 bulk_wait_read0();
                 mbar_expect_tx(resb, (unsigned)(nb * BOX_BYTES));
                 for (int b = 0; b < nb; b++) tma_load_2d(stg_s + b * BOX_BYTES, tr, n0 + 64 * b, m0, resb);
@@ -822,8 +869,9 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         }
 #pragma unroll
         for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
-        const int g0 = j * KT;
-        for (int k = 0; k < KT; k++) {
+        // stage of depth tile k: g0 + k (stream-K: it - k1 depth tiles of the block's share came before)
+        const int g0 = SK ? it - k1 - sk_start<(long long)TILES * KT>((int)blockIdx.x, (int)gridDim.x) : j * KT;
+        for (int k = k0; k < k1; k++) {
             const int g = g0 + k, slot = g % STAGES;
             mbar_wait(bar0 + 8 * slot, (unsigned)(g / STAGES) & 1);
             const unsigned char *as = As + slot * A_BYTES + (COOP ? wg * BM * 128 : 0), *bs = Bs + slot * B_BYTES;
@@ -832,12 +880,50 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             wgmma_commit();
             if (!COOP && k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
             wgmma_wait<1>();
-            if (k > 0 && lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g - 1) % STAGES));
+            if (k > k0 && lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g - 1) % STAGES));
         }
         wgmma_wait<0>();
-        if (lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g0 + KT - 1) % STAGES));
+        if (lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g0 + k1 - 1) % STAGES));
 #pragma unroll
         for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+        if constexpr (SK) { // partial sums: [block][MI * BN / 8 float4s][256 threads] (each thread its own fragment)
+            constexpr int F4 = MI * BN / 8;
+            if (!epi) { // to this block's slot; then its flag (release: every consumer thread's stores before it)
+                float4 *dst = reinterpret_cast<float4 *>(part) + (size_t)blockIdx.x * F4 * 256 + tid;
+#pragma unroll
+                for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                    for (int c = 0; c < BN / 8; c++)
+                        __stcg(dst + (mi * (BN / 8) + c) * 256,
+                               make_float4(acc[mi][4 * c], acc[mi][4 * c + 1], acc[mi][4 * c + 2], acc[mi][4 * c + 3]));
+                consumers_bar();
+                if (tid == 0) {
+                    __threadfence();
+                    flag_release(flags + blockIdx.x);
+                }
+                continue;
+            }
+            // the tile's later depth tiles: blocks blockIdx.x + 1 ... (their first segments, done early in
+            // their runs; every block of the grid is resident: the grid is at most one block per SM)
+            const int c_end = k1 < KT ? sk_block_at<(long long)TILES * KT>((t + 1) * KT, (int)gridDim.x) : 0;
+            for (int c = (int)blockIdx.x + 1; c < c_end; c++) {
+                if (tid == 0) {
+                    while (!flag_acquire(flags + c)) __nanosleep(100);
+                    flags[c] = 0; // (consumed: zero again for the next launch)
+                }
+                consumers_bar();
+                const float4 *src = reinterpret_cast<const float4 *>(part) + (size_t)c * F4 * 256 + tid;
+#pragma unroll
+                for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                    for (int cc = 0; cc < BN / 8; cc++) {
+                        const float4 v = __ldcg(src + (mi * (BN / 8) + cc) * 256);
+                        acc[mi][4 * cc] += v.x, acc[mi][4 * cc + 1] += v.y, acc[mi][4 * cc + 2] += v.z, acc[mi][4 * cc + 3] += v.w;
+                        // (all of a thread's loads in flight at once: a few at a time, L2's latency made the
+                        // sums cost more than the idle SMs stream-K fills)
+                    }
+            }
+        }
         // epilogue: the staging buffer is free (RES: holds the residual) ...
         if constexpr (RES) {
             mbar_wait(resb, (unsigned)r & 1);
@@ -870,10 +956,11 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             for (int b = 0; b < nb; b++) tma_store_2d(ty, n0 + 64 * b, m0, stg_s + b * BOX_BYTES);
             bulk_commit();
         }
+        r++;
     }
     if (leader) bulk_wait0(); // (the last stores read shared memory: it must outlive them)
 #else
-    (void)ta, (void)tb, (void)ta2, (void)ty, (void)tr;
+    (void)ta, (void)tb, (void)ta2, (void)ty, (void)tr, (void)part, (void)flags; // (whole tiles: no stream-K)
     if ((int)threadIdx.x >= 256) return; // the producer warpgroup has nothing to do here
     for (int t = (int)blockIdx.x; t < TILES; t += (int)gridDim.x)
         for (int h = 0; h < TBM / BM; h++) { // (COOP: the tile's two BM-row halves)

@@ -729,6 +729,7 @@ static kiln_status validate_launch(const kiln_bundle *b, const char *where) {
                     if (why) return invalid(where, "launch %d: argument %u: tensor map: %s", i, a, why);
                 }
                 break;
+            case KILN_ARG_SYNC: ok = g->size == 8 && g->value < KILN_SYNC_MAX_REGIONS; break;
             default: ok = false;
             }
             if (!ok) return invalid(where, "launch %d: argument %u (kind %d) is out of range", i, a, (int)g->kind);

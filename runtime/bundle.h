@@ -89,9 +89,14 @@ typedef enum kiln_arg_kind {
     KILN_ARG_OUTPUT = 4, /* device pointer bound to graph output number value */
     KILN_ARG_SCALAR = 5, /* `size` (1..8) little-endian bytes of value, by value */
     KILN_ARG_BYTES = 6,  /* `size` bytes from the launch plan's constant pool at value */
-    KILN_ARG_TMAP = 7    /* a TMA tensor map (size 128, by value) the runtime encodes when it lays out
+    KILN_ARG_TMAP = 7,   /* a TMA tensor map (size 128, by value) the runtime encodes when it lays out
                           * the launches, from the kiln_tmap_desc at const_pool + value */
+    KILN_ARG_SYNC = 8    /* device pointer: region value of the context's sync area (KILN_SYNC_REGION_BYTES
+                          * each, zeroed when the context is made; a kernel leaves its region zero again:
+                          * the flags of stream-K's cross-block sums) */
 } kiln_arg_kind;
+#define KILN_SYNC_REGION_BYTES 4096 /* 1024 u32 flags: one per block of a grid up to 1024 */
+#define KILN_SYNC_MAX_REGIONS 4096  /* (16 MiB: a bound on what a bundle can make the runtime allocate) */
 
 /* KILN_ARG_TMAP: what the runtime passes to cuTensorMapEncodeTiled / cuTensorMapEncodeIm2col
  * (the map holds a device address, so it cannot be made at build time). Stored in the constant

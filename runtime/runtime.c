@@ -94,6 +94,7 @@ static const char *arg_kind_name(kiln_arg_kind k) {
     case KILN_ARG_SCALAR: return "scalar";
     case KILN_ARG_BYTES: return "bytes";
     case KILN_ARG_TMAP: return "tmap";
+    case KILN_ARG_SYNC: return "sync";
     }
     return "?";
 }
@@ -468,6 +469,7 @@ struct kiln_exec_context {
 #ifdef KILN_HAVE_CUDA
     CUdeviceptr arena_alloc, arena, staging;
     uint64_t arena_alloc_bytes, staging_bytes;
+    CUdeviceptr sync; /* KILN_ARG_SYNC regions, zeroed once */
     CUstream own;
     CUgraph graph;
     CUgraphExec exec;
@@ -535,6 +537,7 @@ void kiln_exec_context_free(kiln_exec_context *ctx) {
         }
         if (ctx->arena_alloc) cu->mem_free(ctx->arena_alloc);
         if (ctx->staging) cu->mem_free(ctx->staging);
+        if (ctx->sync) cu->mem_free(ctx->sync);
     }
     free(ctx->captured);
 #endif
@@ -624,6 +627,7 @@ static kiln_status build_args(kiln_exec_context *ctx) {
             switch (arg->kind) {
             case KILN_ARG_ARENA: v = (uint64_t)ctx->arena + arg->value; break;
             case KILN_ARG_WEIGHT: v = (uint64_t)ctx->m->weights + arg->value; break;
+            case KILN_ARG_SYNC: v = (uint64_t)ctx->sync + arg->value * KILN_SYNC_REGION_BYTES; break;
             case KILN_ARG_INPUT:
             case KILN_ARG_OUTPUT:
                 ctx->patches[ctx->n_patches++] = (patch){at, arg->kind == KILN_ARG_OUTPUT, (int)arg->value};
@@ -686,6 +690,19 @@ kiln_status kiln_exec_context_new(const kiln_bundle_model *m, unsigned flags, ki
     if (st == KILN_OK && staging) {
         st = kiln_cuda_check(cu, cu->mem_alloc(&ctx->staging, staging), "cuMemAlloc (I/O staging)");
         if (st == KILN_OK) ctx->staging_bytes = staging;
+    }
+    /* the sync regions the launches name (KILN_ARG_SYNC), zeroed: their kernels leave them so */
+    uint64_t n_sync = 0;
+    for (int l = 0; l < m->b->n_launches; l++)
+        for (uint32_t a = 0; a < m->b->launches[l].n_args; a++)
+            if (m->b->launches[l].args[a].kind == KILN_ARG_SYNC && m->b->launches[l].args[a].value >= n_sync)
+                n_sync = m->b->launches[l].args[a].value + 1;
+    if (st == KILN_OK && n_sync) {
+        st = kiln_cuda_check(cu, cu->mem_alloc(&ctx->sync, n_sync * KILN_SYNC_REGION_BYTES), "cuMemAlloc (sync flags)");
+        if (st == KILN_OK)
+            st = kiln_cuda_check(cu, cu->memset_d8_async(ctx->sync, 0, n_sync * KILN_SYNC_REGION_BYTES, NULL),
+                                 "cuMemsetD8Async (sync flags)");
+        if (st == KILN_OK) st = kiln_cuda_check(cu, cu->stream_synchronize(NULL), "cuStreamSynchronize");
     }
     if (st == KILN_OK) st = build_args(ctx);
     if (st != KILN_OK) {

@@ -78,10 +78,10 @@ static kiln_bundle *make_sample(void) {
     kiln_tmap_desc_put(&td, tm);
     ck_assert_int_eq(kiln_bundle_add_const(b, tm, sizeof tm, &tm_off), KILN_OK);
     kiln_bundle_arg a1[] = {{KILN_ARG_ARENA, 8, 256}, {KILN_ARG_WEIGHT, 8, off1}, {KILN_ARG_WEIGHT, 8, off2},
-                            {KILN_ARG_OUTPUT, 8, 0}, {KILN_ARG_TMAP, KILN_TMAP_BYTES, tm_off}};
+                            {KILN_ARG_OUTPUT, 8, 0}, {KILN_ARG_TMAP, KILN_TMAP_BYTES, tm_off}, {KILN_ARG_SYNC, 8, 3}};
     uint32_t g0[3] = {4, 1, 1}, bl0[3] = {256, 1, 1}, g1[3] = {1, 2, 3}, bl1[3] = {32, 4, 1};
     ck_assert_int_eq(kiln_bundle_add_launch(b, k0, g0, bl0, 0, 0, a0, 5), KILN_OK);
-    ck_assert_int_eq(kiln_bundle_add_launch(b, k1, g1, bl1, 4096, 1, a1, 5), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k1, g1, bl1, 4096, 1, a1, 6), KILN_OK);
     ck_assert_int_eq(kiln_bundle_set_arena(b, 1024, 256), KILN_OK);
     ck_assert_int_eq(kiln_bundle_add_buffer(b, "Relu_1:0", 256, 768), KILN_OK);
     ck_assert_int_eq(kiln_bundle_set_meta(b, "kiln_version", KILN_VERSION_STRING), KILN_OK);
@@ -449,6 +449,40 @@ START_TEST(hostile_content_with_valid_checksums) {
 }
 END_TEST
 
+/* A sync argument (KILN_ARG_SYNC) names a region the runtime allocates: a number past
+ * KILN_SYNC_MAX_REGIONS is refused (a bundle cannot make the runtime allocate much); writing such
+ * a bundle fails and writes nothing, a good one round-trips. */
+START_TEST(sync_regions_bounded) {
+    for (int bad = 0; bad < 2; bad++) {
+        kiln_bundle *b = kiln_bundle_new();
+        ck_assert_ptr_nonnull(b);
+        uint8_t img[64] = "\x7f" "ELF";
+        uint32_t k;
+        ck_assert_int_eq(kiln_bundle_add_image(b, KILN_IMAGE_CUBIN, "sm_90", 0, img, sizeof img), KILN_OK);
+        ck_assert_int_eq(kiln_bundle_add_kernel(b, "k", 0, "Conv_0", &k), KILN_OK);
+        kiln_bundle_arg a[] = {{KILN_ARG_SYNC, 8, bad ? KILN_SYNC_MAX_REGIONS : KILN_SYNC_MAX_REGIONS - 1}};
+        uint32_t g[3] = {1, 1, 1}, bl[3] = {32, 1, 1};
+        ck_assert_int_eq(kiln_bundle_add_launch(b, k, g, bl, 0, 0, a, 1), KILN_OK);
+        uint8_t *f = NULL;
+        size_t n = 0;
+        kiln_status st = kiln_bundle_write_bytes(b, &f, &n);
+        kiln_bundle_free(b);
+        if (bad) {
+            ck_assert_int_ne(st, KILN_OK);
+            ck_assert_msg(strstr(kiln_last_error(), "argument 0 (kind 8) is out of range"), "%s", kiln_last_error());
+            continue;
+        }
+        ck_assert_msg(st == KILN_OK, "%s", kiln_last_error());
+        kiln_bundle *r = NULL;
+        ck_assert_msg(kiln_bundle_read_bytes(f, n, "s.kiln", &r) == KILN_OK, "%s", kiln_last_error());
+        ck_assert_int_eq(r->launches[0].args[0].kind, KILN_ARG_SYNC);
+        ck_assert_uint_eq(r->launches[0].args[0].value, KILN_SYNC_MAX_REGIONS - 1);
+        kiln_bundle_free(r);
+        free(f);
+    }
+}
+END_TEST
+
 /* Tensor-map descriptors (KILN_ARG_TMAP): they round-trip through their bytes, a well-formed one
  * passes, and each malformed one is refused by the check and by the bundle's validation with
  * what is wrong (the runtime hands them to the driver, which must never see an address outside
@@ -635,6 +669,7 @@ int main(void) {
     tcase_add_test(tc, every_flipped_byte_is_refused);
     tcase_add_test(tc, hostile_content_with_valid_checksums);
     tcase_add_test(tc, tensor_map_descriptors_checked);
+    tcase_add_test(tc, sync_regions_bounded);
     tcase_add_test(tc, forged_counts_do_not_allocate);
     tcase_add_test(tc, header_checks);
     tcase_add_test(tc, image_selection);

@@ -19,8 +19,13 @@ static inline void emu_launch_params(const kiln_bundle *b, const kiln_bundle_lau
         case KILN_ARG_SCALAR: vals[a] = A->value; break;
         case KILN_ARG_BYTES: break;
         case KILN_ARG_TMAP: break; /* the emulator runs kernels' non-TMA fallback: zeros */
+        case KILN_ARG_SYNC: { /* (read only by stream-K's wgmma path: zeros) */
+            static _Alignas(64) uint8_t sync_zeros[KILN_SYNC_REGION_BYTES];
+            p = sync_zeros;
+            break;
         }
-        if (A->kind <= KILN_ARG_OUTPUT) memcpy(&vals[a], &p, sizeof p);
+        }
+        if (A->kind <= KILN_ARG_OUTPUT || A->kind == KILN_ARG_SYNC) memcpy(&vals[a], &p, sizeof p);
         static _Alignas(64) uint8_t no_tmap[128];
         params[a] = A->kind == KILN_ARG_BYTES  ? (void *)(b->const_pool + A->value)
                     : A->kind == KILN_ARG_TMAP ? (void *)no_tmap

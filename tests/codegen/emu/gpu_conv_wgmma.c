@@ -3,7 +3,7 @@
  * Reuses emu_conv_nhwc.c's graph builders, seeded inputs and CPU-evaluator comparison.
  *
  * usage: gpu_conv_wgmma SOURCE_DIR WORK_DIR --nvrtc | --gpu | --emu; exit 0 pass, 1 fail, 77 skip.
- *   --nvrtc (no GPU needed; label codegen): every wg candidate of a ResNet-50-like shape
+ *   --nvrtc [PREFIXES] (no GPU needed; label codegen): every wg candidate of a ResNet-50-like shape
  *     NVRTC-compiled for sm_90a with -DKILN_WGMMA_REQUIRE (conv_wgmma.cuh #errors if the wgmma
  *     body is not the one compiled) and ptxas -v: fails on a compile error, a spill or a
  *     "wgmma serialized" warning; also compiled for sm_80 and sm_90 (the mma.sync fallback).
@@ -56,7 +56,9 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "tp128x64x64s6g2k1",
                                        /* ... sharing each tile */
                                        "tc256x128x64s3g2k1", "tc128x256x64s3g2k1", "tc128x128x64s5g2k1",
-                                       "tc256x64x64s4g2k1"};
+                                       "tc256x64x64s4g2k1",
+                                       /* ... with stream-K (where the tiles fill the last wave badly) */
+                                       "ts128x128x64s5g2k1", "ts256x64x64s4g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -80,6 +82,11 @@ static const conv_case wg_cases[] = {
     /* enough tiles (392 of 64 x 128) for the persistent "tp" tiles' warpgroups to take turns
      * several times per block */
     {"tp_many_res", 32, 64, 28, 28, 128, 1, 1, 1, 0, 1, 1, 1, NULL},
+    /* stream-K ("ts"): 26 tiles of 128 x 128 over 132 blocks (each tile's 18 depth tiles summed from
+     * about five blocks; a channel tail: K = 200); 196 tiles of 4 depth tiles (blocks cross tiles,
+     * segments start and end inside them), with a residual */
+    {"ts_3x3_ktail", 2, 128, 28, 28, 200, 3, 3, 1, 1, 1, 1, 0, NULL},
+    {"ts_many_res", 32, 256, 28, 28, 128, 1, 1, 1, 0, 1, 1, 1, NULL},
 };
 
 /* ResNet-50's convolutions at batch 32 (the issue-5 targets) for the timing bundles */
@@ -131,6 +138,19 @@ static int gen(const conv_case *k, const char *tile, const char *const *archs, i
     return 0;
 }
 
+/* --gpu [PREFIXES]: a comma-separated list of tile-name prefixes ("ws,wg128x256") limits the
+ * wg/ws tiles checked and bundled (GPU time); without it, all */
+static const char *tile_filter;
+static bool tile_selected(const char *tile) {
+    if (!tile_filter || !*tile_filter) return true;
+    for (const char *p = tile_filter; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n && !strncmp(tile, p, n)) return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
 static int wg_nvrtc(const char *work) {
     int major, minor;
     if (kiln_nvrtc_version(&major, &minor)) {
@@ -145,6 +165,7 @@ static int wg_nvrtc(const char *work) {
     /* the halo tiles: 64 output channels, C = 32 (the 256-row ones do not fit C = 64) */
     const conv_case k64 = {"nvrtc_k64", 32, 32, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL};
     for (int t = 0; t < N_WG; t++) {
+        if (!tile_selected(wg_tiles[t])) continue;
         char *cuda = NULL;
         int r = gen(strncmp(wg_tiles[t], "hl", 2) ? &k : &k64, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
         if (r) {
@@ -174,7 +195,7 @@ static int wg_nvrtc(const char *work) {
             /* a ws / tm tile's fallback (sm_80 / sm_90: no wgmma) runs 4 * WG of its 4 * (WG + 1) warps
              * under the kernel's __launch_bounds__: 128x256 then spills a little there, where it
              * does not matter (an H100 loads the sm_90a cubin); sm_90a must not spill */
-            bool ws_fallback = a > 0 && (!strncmp(wg_tiles[t], "ws", 2) || !strncmp(wg_tiles[t], "tm", 2)); /* (and tm's) */
+            bool ws_fallback = a > 0 && (!strncmp(wg_tiles[t], "ws", 2) || wg_tiles[t][0] == 't'); /* (and tm / tp / tc / ts's) */
             bool bad = st != KILN_OK || (spills > 0 && !ws_fallback) || serial;
             printf("%s: %-20s %-6s: %d registers, %d B spills%s%s%s%s\n", bad ? "FAIL" : "PASS", wg_tiles[t], archs[a],
                    regs, spills, spills > 0 && ws_fallback ? " (mma.sync fallback, tolerated)" : "",
@@ -241,13 +262,16 @@ static int wg_emu(const char *src, const char *work) {
     static const conv_case tc[] = {
         {"emu_tm_res", 1, 64, 9, 9, 128, 3, 3, 1, 1, 1, 1, 1, NULL},
         {"emu_tm_s2_splitk", 2, 64, 17, 17, 128, 3, 3, 2, 1, 1, 0, 0, NULL},
+        /* (stream-K's: few tiles, several depth tiles each: 9 x 2 tiles of 128 x 128, 18 deep) */
+        {"emu_ts_res", 2, 128, 23, 23, 200, 3, 3, 1, 1, 1, 1, 1, NULL},
     };
-    static const char *const tt[] = {"tm64x128x64s8g1k1", "tm128x128x64s5g2k2", "tp64x128x64s6g2k1", "tc256x128x64s3g2k1"};
+    static const char *const tt[] = {"tm64x128x64s8g1k1", "tm128x128x64s5g2k2", "tp64x128x64s6g2k1", "tc256x128x64s3g2k1",
+                                     "ts128x128x64s5g2k1"};
     int fails = 0;
-    for (int i = 0; i < 10; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
+    for (int i = 0; i < 11; i++) { /* the ws tiles: the producer warpgroup exits, the others run the fallback */
         char *cuda = NULL;
         kiln_bundle *b = NULL;
-        const conv_case *cs = i < 4 ? &ec[i % 2] : i < 6 ? &hc[i - 4] : &tc[i < 9 ? (i - 6) % 2 : 1];
+        const conv_case *cs = i < 4 ? &ec[i % 2] : i < 6 ? &hc[i - 4] : &tc[i < 9 ? (i - 6) % 2 : i - 8];
         const char *tile = i < 4 ? et[i] : i < 6 ? ht[i - 4] : tt[i - 6];
         int r = gen(cs, tile, arch_90a, 2, false, &b, &cuda);
         if (r || !strstr(cuda, i < 2   ? "conv_wgmma_f16<"
@@ -268,19 +292,6 @@ static int wg_emu(const char *src, const char *work) {
     }
     printf("%s: gpu_conv_wgmma --emu: %d failures\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
-}
-
-/* --gpu [PREFIXES]: a comma-separated list of tile-name prefixes ("ws,wg128x256") limits the
- * wg/ws tiles checked and bundled (GPU time); without it, all */
-static const char *tile_filter;
-static bool tile_selected(const char *tile) {
-    if (!tile_filter || !*tile_filter) return true;
-    for (const char *p = tile_filter; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n && !strncmp(tile, p, n)) return true;
-        p += n + (p[n] == ',');
-    }
-    return false;
 }
 
 /* Each selected tile x case on the GPU (a tile that is no candidate of a shape is skipped). */
@@ -407,9 +418,13 @@ int main(int argc, char **argv) {
     }
     setenv("KILN_WGMMA_WS", "1", 1); /* the warp-specialized "ws" tiles are candidates only then */
     setenv("KILN_WGMMA_TR", "1", 1); /* likewise the transposed-roles "wt" tiles */
+    setenv("KILN_WGMMA_SK", "1", 1); /* and the stream-K "ts" tiles */
     setenv("KILN_WGMMA_HALO", "1", 1); /* and the halo kernel's "hl" tiles */
     setenv("KILN_WGMMA_TMA", "1", 1);  /* and the TMA "tm" tiles */
-    if (!strcmp(argv[3], "--nvrtc")) return wg_nvrtc(argv[2]);
+    if (!strcmp(argv[3], "--nvrtc")) {
+        tile_filter = argc > 4 ? argv[4] : NULL;
+        return wg_nvrtc(argv[2]);
+    }
     if (!strcmp(argv[3], "--emu")) return wg_emu(argv[1], argv[2]);
     if (!strcmp(argv[3], "--gpu")) {
         tile_filter = argc > 4 ? argv[4] : NULL;
