@@ -55,7 +55,7 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "tp128x128x64s4g2k1", "tp64x256x64s3g2k1", "tp64x128x64s6g2k1",
                                        "tp128x64x64s6g2k1",
                                        /* ... sharing each tile */
-                                       "tc256x128x64s3g2k1", "tc128x256x64s3g2k1", "tc128x128x64s5g2k1",
+                                       "tc256x128x64s3g2k1", "tc128x256x64s3g2k1", "tc128x128x64s6g2k1",
                                        "tc256x64x64s4g2k1",
                                        /* ... with stream-K (where the tiles fill the last wave badly) */
                                        "ts128x128x64s5g2k1", "ts256x64x64s4g2k1"};
