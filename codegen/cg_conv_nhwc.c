@@ -107,8 +107,9 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * two tp tiles; on ResNet-50 the tuner picks them for some convs, about as fast as tp) */
     {256, 128, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {128, 256, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
     {128, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
-    /* ... the same with stream-K where the tiles fill the last wave badly: opt-in (KILN_WGMMA_SK=1),
-     * slower than tc / tp on every ResNet-50 conv measured (docs/gpu.md, eighth session); not the
+    /* ... 128x128 (5 stages) and 256x64 with stream-K where the tiles fill the last wave badly:
+     * opt-in (KILN_WGMMA_SK=1), slower than tc / tp on every ResNet-50 conv measured (docs/gpu.md,
+     * eighth session); not the
      * 128-float accumulators of 256x128 / 128x256: with stream-K's bookkeeping they spill under the
      * 168 registers of 384 threads */
     {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},

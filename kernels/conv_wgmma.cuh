@@ -730,8 +730,10 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // 16-byte stores) and releases flags[b]; the block that started the tile (it ends there, its
 // last segment) waits for the flags of the blocks after it that reach into the tile, adds their
 // partials, zeroes their flags (flags stay zero between launches: a per-context zeroed region,
-// KILN_ARG_SYNC) and runs the epilogue. Waiting cannot deadlock: only later blocks are awaited,
-// they wait for nothing before their first segment, and the grid is at most one block per SM.
+// KILN_ARG_SYNC; a flag per block: grid <= SMs <= 1024) and runs the epilogue. Waiting cannot
+// deadlock: only later blocks are awaited, they wait for nothing before their first segment, and
+// the grid is at most one block per SM. Opt-in (KILN_WGMMA_SK=1): on an H100 these ran slower than
+// the tc / tp tiles on every ResNet-50 conv they apply to (docs/gpu.md, eighth session).
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
 // conv_nhwc_f16's mma.sync kernel (TBM x BN, 8 warps) per tile (the maps unread).
 #define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES, COOP) \
@@ -919,8 +921,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
                     for (int cc = 0; cc < BN / 8; cc++) {
                         const float4 v = __ldcg(src + (mi * (BN / 8) + cc) * 256);
                         acc[mi][4 * cc] += v.x, acc[mi][4 * cc + 1] += v.y, acc[mi][4 * cc + 2] += v.z, acc[mi][4 * cc + 3] += v.w;
-                        // (all of a thread's loads in flight at once: a few at a time, L2's latency made the
-                        // sums cost more than the idle SMs stream-K fills)
+                        // (no barrier between the loads: all of a thread's may be in flight at once)
                     }
             }
         }
