@@ -39,6 +39,7 @@ typedef struct nhwc_cfg {
                      * the epilogue stored by TMA ("tp" names; bm = one warpgroup's tile rows, wg = 2);
                      * y (and the residual) in the arena */
 #define NHWC_COOP 64 /* with NHWC_PP: both consumer warpgroups share each tile, bm/2 rows each ("tc" names) */
+#define NHWC_HALF 256 /* with NHWC_COOP: the epilogue staged in two passes through half the buffer (no residual) */
 #define NHWC_SK 128  /* with NHWC_COOP: stream-K, each block an even share of all tiles' depth tiles ("ts" names;
                       * fp32 partials in node scratch, flags in a KILN_ARG_SYNC region) */
 /* the ts tiles are candidates only where the tc tiles fill the last wave below this share of the
@@ -107,6 +108,10 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * two tp tiles; on ResNet-50 the tuner picks them for some convs, about as fast as tp) */
     {256, 128, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {128, 256, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
     {128, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP}, {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP},
+    /* ... 4 stages of the large tiles, their epilogue staged half at a time (convs without a residual;
+     * H100, ResNet-50 b32: stage-2 3x3 21.7 -> 19.8 us, layer-4 conv pair 24.1 -> 22.6 us) */
+    {256, 128, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_HALF},
+    {128, 256, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_HALF},
     /* ... 128x128 (5 stages) and 256x64 with stream-K where the tiles fill the last wave badly:
      * opt-in (KILN_WGMMA_SK=1), slower than tc / tp on every ResNet-50 conv measured (docs/gpu.md,
      * eighth session); not the
@@ -182,7 +187,8 @@ static int cfg_threads(const nhwc_cfg *f) {
 }
 static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws / tm: + the mbarriers (KILN_WGMMA_WS_SMEM_BYTES, _TMA_, _PP_) */
     return (uint32_t)(f->stages * (f->bm + f->bn) * (f->bk + (f->wg ? 0 : 8)) * 2 + (f->sw & (NHWC_SWZ | NHWC_TMA) ? 1024 : 0) +
-                      (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0) + (f->sw & NHWC_PP ? (f->sw & NHWC_COOP ? 2 : 4) * f->bm * f->bn : 0));
+                      (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0) +
+                      (f->sw & NHWC_PP ? (f->sw & NHWC_COOP ? 2 : 4) * f->bm * f->bn / (f->sw & NHWC_HALF ? 2 : 1) : 0));
 }
 /* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES) */
 static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
@@ -543,6 +549,10 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_TR) && (!tr || K % 64)) continue;
         if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
         if ((f->sw & NHWC_PP) && !tma_store_ok) continue;
+        if ((f->sw & NHWC_HALF) && a.residual >= 0) continue; /* (the residual is loaded into the whole buffer) */
+        /* without a residual the 4-stage twins replace the 3-stage 256x128 / 128x256 tc tiles (as fast or
+         * faster on every ResNet-50 b32 conv timed on an H100; the tuner's list stays as long) */
+        if ((f->sw & NHWC_COOP) && !(f->sw & (NHWC_HALF | NHWC_SK)) && f->bm * f->bn == 256 * 128 && a.residual < 0) continue;
         if (f->sw & NHWC_SK) { /* where the tc twin fills the last wave badly */
             const int64_t tiles = ((M + f->bm - 1) / f->bm) * ((K + f->bn - 1) / f->bn), g = (int64_t)gpu.sms;
             if (!sk_enabled() || (double)tiles / (double)(((tiles + g - 1) / g) * g) >= NHWC_SK_WAVE || tiles * kt < 2 * g)
@@ -692,7 +702,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        threads, fn, epi, epi, f->sw & NHWC_SK ? ", float *part, unsigned *flags" : "", smem, shp,
                        f->sw & NHWC_COOP ? f->bm / 2 : f->bm, f->bn, f->stages, epi, a.residual >= 0 ? "true" : "false",
                        s2 ? shp2 : "kiln::conv_no_src2",
-                       f->sw & NHWC_SK ? ", true, true" : f->sw & NHWC_COOP ? ", true" : "", f->sw & NHWC_SK ? ", part, flags" : "");
+                       f->sw & NHWC_SK     ? ", true, true"
+                       : f->sw & NHWC_HALF ? ", true, false, 2"
+                       : f->sw & NHWC_COOP ? ", true"
+                                           : "",
+                       f->sw & NHWC_SK ? ", part, flags" : "");
     else if (tma) /* sm_90a: TMA + wgmma; other targets the mma.sync fallback (the maps unread) */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"

@@ -734,6 +734,9 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // deadlock: only later blocks are awaited, they wait for nothing before their first segment, and
 // the grid is at most one block per SM. Opt-in (KILN_WGMMA_SK=1): on an H100 these ran slower than
 // the tc / tp tiles on every ResNet-50 conv they apply to (docs/gpu.md, eighth session).
+// SP = 2 (the 4-stage tc256x128 / tc128x256 tiles, convs without a residual): each warpgroup stages
+// half its boxes at a time (two passes, the second after the first store has read the buffer), so
+// a fourth stage fits in 227 KiB: a third fewer operand bytes per flop than tc128x128 at its depth.
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
 // conv_nhwc_f16's mma.sync kernel (TBM x BN, 8 warps) per tile (the maps unread).
 #define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES, COOP) \
@@ -773,13 +776,14 @@ template <long long I> __device__ __forceinline__ int sk_block_at(int x, int gri
 }
 
 template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false,
-          bool SK = false>
+          bool SK = false, int SP = 1>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                 const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
                                                 unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
                                                 const tmap *tb, const tmap *ta2, const tmap *ty, const tmap *tr,
                                                 float *part = nullptr, unsigned *flags = nullptr) {
     static_assert(!SK || COOP, "stream-K: the shared-tile (COOP) kernel");
+    static_assert(SP == 1 || (SP == 2 && !RES && BN >= 128), "staging in two passes: no residual, two boxes or more");
     static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
     static_assert((BM == 64 || BM == 128) && BM * BN <= 128 * 128 && STAGES >= 3 && STAGES <= 12, "tile");
     static_assert(SHP::C % 64 == 0 && SHP2::C % 64 == 0, "TMA tiles: whole 64-channel depth tiles per tap");
@@ -791,7 +795,8 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     (void)x, (void)w, (void)x2, (void)res, (void)y, (void)part, (void)flags;
     constexpr int MI = BM / 64, NB = BN / 64;
     constexpr int A_BYTES = TBM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
-    constexpr int BOX_BYTES = BM * 128, ST_BYTES = NB * BOX_BYTES; // one warpgroup's staging: NB boxes
+    constexpr int SNB = NB / SP; // boxes staged at once (SP = 2: the epilogue in two passes, half the buffer)
+    constexpr int BOX_BYTES = BM * 128, ST_BYTES = SNB * BOX_BYTES; // one warpgroup's staging: SNB boxes
     smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023; // swizzle atoms on 1024 bytes
     unsigned char *As = smem, *Bs = smem + STAGES * A_BYTES, *Ss = smem + STAGE_BYTES;
     // full[s] at 8 s, empty[s] at 8 (STAGES + s), turn[c] at 8 (2 STAGES + c), resb[c] at 8 (2 STAGES + 2 + c)
@@ -934,8 +939,12 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         }
         // ... each element at its place in box col / 64: row at 128 bytes, 16-byte chunk (col % 64) / 8
         // swizzled with row % 8 (the 128-byte mode of ty); acc row 16 wq + gr + 8 h of m64 block mi,
-        // channels 8 c + 2 tq, + 1
+        // channels 8 c + 2 tq, + 1. SP = 2: the second half's results wait in registers (fp16 pairs)
+        // until the first half's store has read the buffer (the accumulators are not read across it:
+        // ptxas would serialize the wgmmas, C7514).
         const typename E::res_t *rs = reinterpret_cast<const typename E::res_t *>(stg);
+        constexpr int CH = BN / 8 / SP; // 8-channel columns staged per pass
+        __half2 keep[MI][2][SP == 2 ? CH : 1];
 #pragma unroll
         for (int mi = 0; mi < MI; mi++)
 #pragma unroll
@@ -945,17 +954,38 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
                 for (int c = 0; c < BN / 8; c++) {
                     const int ch = n0 + 8 * c + 2 * tq;
                     if (ch >= NN) continue; // NN % 8 == 0: ch + 1 < NN too
-                    const int off = (c / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
+                    const int off = (c % CH / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
                     const float v0 = E::apply(bias, rs, ch, off / 2, acc[mi][4 * c + 2 * h]);
                     const float v1 = E::apply(bias, rs, ch + 1, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
-                    *reinterpret_cast<__half2 *>(stg + off) = __floats2half2_rn(v0, v1);
+                    if (c < CH) *reinterpret_cast<__half2 *>(stg + off) = __floats2half2_rn(v0, v1);
+                    else keep[mi][h][c - CH] = __floats2half2_rn(v0, v1);
                 }
             }
-        fence_proxy_async(); // this thread's writes, visible to the TMA unit ...
-        wg_bar(1 + wg);      // ... everyone's
-        if (leader) {
-            for (int b = 0; b < nb; b++) tma_store_2d(ty, n0 + 64 * b, m0, stg_s + b * BOX_BYTES);
-            bulk_commit();
+#pragma unroll
+        for (int sp = 0; sp < SP; sp++) {
+            if (sp > 0) { // the first half's store has read the buffer: the second half into it
+                if (leader) bulk_wait_read0();
+                wg_bar(1 + wg);
+#pragma unroll
+                for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int row = mi * 64 + wq * 16 + gr + 8 * h;
+#pragma unroll
+                        for (int c = CH; c < BN / 8; c++) {
+                            if (n0 + 8 * c + 2 * tq >= NN) continue;
+                            const int off = (c % CH / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
+                            *reinterpret_cast<__half2 *>(stg + off) = keep[mi][h][c - CH];
+                        }
+                    }
+            }
+            fence_proxy_async(); // this thread's writes, visible to the TMA unit ...
+            wg_bar(1 + wg);      // ... everyone's
+            if (leader) {
+                for (int b = sp * SNB; b < nb && b < (sp + 1) * SNB; b++)
+                    tma_store_2d(ty, n0 + 64 * b, m0, stg_s + (b - sp * SNB) * BOX_BYTES);
+                bulk_commit();
+            }
         }
         r++;
     }
