@@ -944,6 +944,10 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         // ptxas would serialize the wgmmas, C7514).
         const typename E::res_t *rs = reinterpret_cast<const typename E::res_t *>(stg);
         constexpr int CH = BN / 8 / SP; // 8-channel columns staged per pass
+        // byte offset in the staging buffer of row, channels 8 c + 2 tq (c's box within its pass)
+        const auto stg_off = [&](int row, int c) {
+            return (c % CH / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
+        };
         __half2 keep[MI][2][SP == 2 ? CH : 1];
 #pragma unroll
         for (int mi = 0; mi < MI; mi++)
@@ -954,7 +958,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
                 for (int c = 0; c < BN / 8; c++) {
                     const int ch = n0 + 8 * c + 2 * tq;
                     if (ch >= NN) continue; // NN % 8 == 0: ch + 1 < NN too
-                    const int off = (c % CH / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
+                    const int off = stg_off(row, c);
                     const float v0 = E::apply(bias, rs, ch, off / 2, acc[mi][4 * c + 2 * h]);
                     const float v1 = E::apply(bias, rs, ch + 1, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
                     if (c < CH) *reinterpret_cast<__half2 *>(stg + off) = __floats2half2_rn(v0, v1);
@@ -974,8 +978,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
 #pragma unroll
                         for (int c = CH; c < BN / 8; c++) {
                             if (n0 + 8 * c + 2 * tq >= NN) continue;
-                            const int off = (c % CH / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
-                            *reinterpret_cast<__half2 *>(stg + off) = keep[mi][h][c - CH];
+                            *reinterpret_cast<__half2 *>(stg + stg_off(row, c)) = keep[mi][h][c - CH];
                         }
                     }
             }
