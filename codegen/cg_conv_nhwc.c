@@ -39,9 +39,9 @@ typedef struct nhwc_cfg {
                      * the epilogue stored by TMA ("tp" names; bm = one warpgroup's tile rows, wg = 2);
                      * y (and the residual) in the arena */
 #define NHWC_COOP 64 /* with NHWC_PP: both consumer warpgroups share each tile, bm/2 rows each ("tc" names) */
-#define NHWC_HALF 256 /* with NHWC_COOP: the epilogue staged in two passes through half the buffer (no residual) */
 #define NHWC_SK 128  /* with NHWC_COOP: stream-K, each block an even share of all tiles' depth tiles ("ts" names;
                       * fp32 partials in node scratch, flags in a KILN_ARG_SYNC region) */
+#define NHWC_HALF 256 /* with NHWC_COOP: the epilogue staged in two passes through half the buffer (no residual) */
 /* the ts tiles are candidates only where the tc tiles fill the last wave below this share of the
  * SMs (tiles / (waves * SMs); ResNet-50 b32: 98 tiles of 128 x 128 for 132 SMs, 0.74) */
 #define NHWC_SK_WAVE 0.8
@@ -114,9 +114,8 @@ static const nhwc_cfg nhwc_cfgs[] = {
     {128, 256, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_HALF},
     /* ... 128x128 (5 stages) and 256x64 with stream-K where the tiles fill the last wave badly:
      * opt-in (KILN_WGMMA_SK=1), slower than tc / tp on every ResNet-50 conv measured (docs/gpu.md,
-     * eighth session); not the
-     * 128-float accumulators of 256x128 / 128x256: with stream-K's bookkeeping they spill under the
-     * 168 registers of 384 threads */
+     * eighth session); not the 128-float accumulators of 256x128 / 128x256: with stream-K's
+     * bookkeeping they spill under the 168 registers of 384 threads */
     {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
     {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
     /* ... and with transposed roles for 64 output channels ("tmt": weights as A, pixels as B) */
