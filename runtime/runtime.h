@@ -43,9 +43,15 @@ void kiln_stream_plan_free(kiln_stream_plan *p);
 uint64_t kiln_exec_context_device_bytes(const kiln_exec_context *ctx);
 
 /* One profiled run (`kiln bench --profile`, the tuner): the plan layer by layer on one stream
- * without a CUDA graph or synchronization between layers, CUDA events between layers;
+ * without a CUDA graph or synchronization between layers, CUDA events around each layer;
  * layer_ms[l] (kiln_bundle_model_num_layers entries) receives layer l's time. Inputs are copied
  * in (host bindings) before the first event; outputs are copied out after the run. */
 kiln_status kiln_exec_context_profile(kiln_exec_context *ctx, void *stream, float *layer_ms);
+/* The same with layer l launched repeat[l] (1..1000) times back to back between its events,
+ * layer_ms[l] their mean: the kernel time without the per-launch gap each layer's events carry
+ * (~3 us on an H100), as a GEMM rate is measured. For timing only: a layer that writes in place
+ * rereads its own results when repeated, so later layers see other values (kiln bench repeats
+ * only conv / GEMM layers, whose memory accesses do not depend on the values). */
+kiln_status kiln_exec_context_profile_repeat(kiln_exec_context *ctx, void *stream, float *layer_ms, const int *repeat);
 
 #endif /* KILN_RUNTIME_H */

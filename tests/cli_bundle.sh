@@ -106,6 +106,8 @@ no_outputs run_flipped "$tmp/o2"
 expect_fail run_missing "cannot open" "$kiln" run "$tmp/nope.kiln"
 expect_fail run_bad_option "unknown option" "$kiln" run "$tmp/m.kiln" --frobnicate
 expect_fail bench_bad_iterations "--iterations" "$kiln" bench "$tmp/m.kiln" --iterations 0
+expect_fail bench_bad_repeat "--profile-repeat takes a count" "$kiln" bench "$tmp/m.kiln" --profile-repeat 0
+expect_fail bench_big_repeat "--profile-repeat takes a count" "$kiln" bench "$tmp/m.kiln" --profile-repeat 1001
 expect_fail compare_truncated "truncated.kiln" "$kiln" compare "$tmp/m.onnx" "$tmp/truncated.kiln"
 expect_ok run_cpu_still_works "y: f32 [4,5,1000]" "$kiln" run --cpu "$tmp/m.onnx"
 if [ $have_gpu = 0 ]; then

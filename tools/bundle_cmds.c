@@ -216,9 +216,11 @@ static void usage_bench(FILE *f) {
             "(samples/s: the first input's first dim per run) and GPU memory used. --no-graph launches\n"
             "kernel by kernel instead of replaying a CUDA graph. --streams N runs independent branches on up\n"
             "to N streams (default 1; the graph then has parallel branches).\n"
-            "  --profile            then run the plan layer by layer (no graph, CUDA events between layers)\n"
+            "  --profile            then run the plan layer by layer (no graph, CUDA events around each layer)\n"
             "                       the same number of times and print per layer: group, op, tiles, median us,\n"
             "                       %% of the sum, FLOPs, bytes, TFLOP/s, GB/s (docs/tuning.md)\n"
+            "  --profile-repeat R   with --profile: launch each conv / GEMM layer R times back to back between\n"
+            "                       its events and report the mean (no per-launch gap; for timing only)\n"
             "  --ceilings T,G       with --profile: also the fraction of T TFLOP/s and G GB/s reached\n"
             "  --profile-json FILE  with --profile: also write the table as JSON\n");
 }
@@ -257,18 +259,30 @@ static void json_str(FILE *f, const char *s) {
 #ifdef KILN_HAVE_CUDA
 /* `kiln bench --profile`: per-layer medians of `iters` profiled runs (after `warmup`). */
 static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream stream, uint64_t iters, uint64_t warmup,
-                         double whole_ms, const double *ceil, const char *json_path) {
+                         int repeat, double whole_ms, const double *ceil, const char *json_path) {
     const kiln_bundle *b = kiln_bundle_model_bundle(m);
     int nl = b->n_layers;
     if (!nl) return fail("bench", "--profile: the bundle has no layer table (rebuild it)");
     float *ms = malloc(sizeof *ms * (size_t)nl * iters), *col = malloc(sizeof *col * iters);
     double *med = malloc(sizeof *med * (size_t)nl);
+    int *rep = malloc(sizeof *rep * (size_t)nl);
     int rc = 0;
-    if (!ms || !col || !med) rc = fail("bench", "out of memory");
+    if (!ms || !col || !med || !rep) rc = fail("bench", "out of memory");
+    /* --profile-repeat: conv / GEMM layers (FLOPs in layer_costs) launched `repeat` times back to back */
+    const char *costs0 = kiln_bundle_get_meta(b, "layer_costs");
+    for (int l = 0; !rc && l < nl; l++) {
+        char cost[64];
+        unsigned long long f = 0, by = 0;
+        rep[l] = repeat > 1 && *meta_item(costs0, b->layers[l].name, cost, sizeof cost) &&
+                         sscanf(cost, "%llu,%llu", &f, &by) == 2 && f > 0
+                     ? repeat
+                     : 1;
+    }
     for (uint64_t it = 0; !rc && it < warmup; it++)
-        if (kiln_exec_context_profile(ctx, stream, ms)) rc = fail("bench", kiln_last_error());
+        if (kiln_exec_context_profile_repeat(ctx, stream, ms, rep)) rc = fail("bench", kiln_last_error());
     for (uint64_t it = 0; !rc && it < iters; it++)
-        if (kiln_exec_context_profile(ctx, stream, ms + it * (uint64_t)nl)) rc = fail("bench", kiln_last_error());
+        if (kiln_exec_context_profile_repeat(ctx, stream, ms + it * (uint64_t)nl, rep))
+            rc = fail("bench", kiln_last_error());
     double total = 0;
     for (int l = 0; !rc && l < nl; l++) {
         for (uint64_t it = 0; it < iters; it++) col[it] = ms[it * (uint64_t)nl + (uint64_t)l];
@@ -280,7 +294,9 @@ static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream 
     if (!rc && json_path && !(jf = fopen(json_path, "w"))) rc = fail("bench", "--profile-json: cannot write the file");
     if (!rc) {
         const char *tiles = kiln_bundle_get_meta(b, "tiles"), *costs = kiln_bundle_get_meta(b, "layer_costs");
-        printf("profile: %d layers, median of %llu runs layer by layer (no graph)\n", nl, (unsigned long long)iters);
+        printf("profile: %d layers, median of %llu runs layer by layer (no graph)", nl, (unsigned long long)iters);
+        if (repeat > 1) printf("; conv / GEMM layers: the mean of %d launches back to back", repeat);
+        printf("\n");
         printf("%-32s %-28s %-22s %10s %6s %12s %12s %8s %8s%s\n", "layer", "op", "tiles", "us", "%", "FLOPs", "bytes",
                "TFLOP/s", "GB/s", ceil ? "  %peakF  %peakB" : "");
         if (jf) {
@@ -313,7 +329,8 @@ static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream 
         }
         printf("profile: layers sum %.4f ms, whole run p50 %.4f ms\n", total, whole_ms);
         if (jf) {
-            fprintf(jf, "\n], \"layers_sum_ms\": %.4f, \"whole_run_p50_ms\": %.4f}\n", total, whole_ms);
+            fprintf(jf, "\n], \"layers_sum_ms\": %.4f, \"whole_run_p50_ms\": %.4f, \"repeat\": %d}\n", total, whole_ms,
+                    repeat);
             if (fclose(jf)) rc = fail("bench", "--profile-json: cannot write the file");
             jf = NULL;
         }
@@ -322,6 +339,7 @@ static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream 
     free(ms);
     free(col);
     free(med);
+    free(rep);
     return rc;
 }
 #endif
@@ -335,6 +353,7 @@ int kiln_cmd_bench(int argc, char **argv) {
     const char *path = NULL;
     uint64_t iters = 100, warmup = 10, device = 0, streams = 1;
     bool no_graph = false, profile = false;
+    uint64_t repeat = 1;
     const char *json_path = NULL;
     double ceil[2] = {0, 0};
     bool have_ceil = false;
@@ -357,6 +376,10 @@ int kiln_cmd_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--no-graph")) {
             no_graph = true;
         } else if (!strcmp(a, "--profile")) {
+            profile = true;
+        } else if (!strcmp(a, "--profile-repeat") && i + 1 < argc) {
+            if (!parse_u64(argv[++i], &repeat) || repeat < 1 || repeat > 1000)
+                return fail("bench", "--profile-repeat takes a count from 1 to 1000");
             profile = true;
         } else if (!strcmp(a, "--profile-json") && i + 1 < argc) {
             json_path = argv[++i];
@@ -383,6 +406,7 @@ int kiln_cmd_bench(int argc, char **argv) {
     }
 #ifndef KILN_HAVE_CUDA
     (void)profile;
+    (void)repeat;
     (void)json_path;
     (void)have_ceil;
     return fail("bench", "kiln was built without CUDA (KILN_CUDA=OFF)");
@@ -480,7 +504,8 @@ int kiln_cmd_bench(int argc, char **argv) {
                "went down by %.2f MB (incl. CUDA context, modules)\n",
                (double)kiln_bundle_model_weight_bytes(m) / 1e6, (double)kiln_exec_context_device_bytes(ctx) / 1e6,
                (double)io_bytes / 1e6, free0 > free1 ? (double)(free0 - free1) / 1e6 : 0.0);
-        if (profile) rc = bench_profile(m, ctx, stream, iters, warmup, PCT(0.5), have_ceil ? ceil : NULL, json_path);
+        if (profile)
+            rc = bench_profile(m, ctx, stream, iters, warmup, (int)repeat, PCT(0.5), have_ceil ? ceil : NULL, json_path);
     }
 done:
     if (cu) {

@@ -106,5 +106,25 @@ if "$KILN" bench "$WORK/cold_fp16.kiln" --no-graph --iterations 50 --profile --c
         sed -n '/^profile: [0-9]/,$p' "$WORK/profile.txt" | head -30
     else bad "profile: $line"; cat "$WORK/profile.txt"; fi
 else bad "bench --profile: $(tail -5 "$WORK/profile.txt")"; fi
+# --profile-repeat: conv / GEMM layers launched 10 times back to back between their events; the
+# JSON says so, and their mean time is below the one-launch time (which adds the gap before the
+# launch), with some slack for noise
+if "$KILN" bench "$WORK/cold_fp16.kiln" --iterations 50 --profile --profile-repeat 10 \
+    --profile-json "$WORK/profile_r10.json" >"$WORK/profile_r10.txt" 2>&1 &&
+    "$KILN" bench "$WORK/cold_fp16.kiln" --iterations 50 --profile --profile-json "$WORK/profile_r1.json" \
+        >"$WORK/profile_r1.txt" 2>&1; then
+    if msg=$(python3 - "$WORK/profile_r1.json" "$WORK/profile_r10.json" 2>&1 <<'PY'
+import json, sys
+one, ten = (json.load(open(p)) for p in sys.argv[1:3])
+assert ten["repeat"] == 10 and one["repeat"] == 1, "repeat field"
+t1 = {l["layer"]: l["us"] for l in one["layers"] if l["flops"]}
+t10 = {l["layer"]: l["us"] for l in ten["layers"] if l["flops"]}
+assert t1 and t1.keys() == t10.keys() and all(v > 0 for v in t10.values()), "conv layers timed"
+s1, s10 = sum(t1.values()), sum(t10.values())
+assert s10 <= 1.05 * s1, f"back to back {s10:.1f} us > one launch {s1:.1f} us"
+print(f"conv / GEMM layers: {s10:.1f} us back to back vs {s1:.1f} us one launch each")
+PY
+    ); then ok "profile-repeat: $msg"; else bad "profile-repeat: $msg"; fi
+else bad "bench --profile-repeat: $(tail -5 "$WORK/profile_r10.txt")"; fi
 [ $fails -eq 0 ] && echo "PASS gpu_tune" || echo "FAIL gpu_tune: $fails"
 exit $((fails > 0))
