@@ -85,6 +85,7 @@ if has fp32; then  # the fp32 conv (kernels/conv_f32.cuh): per-shape check + tim
       fi
     done
   done
+fi
 if has dw; then  # depthwise convs at MobileNetV2's b32 shapes (conv_dw.cuh): vs the CPU, and the layer's time vs conv2d_direct
   bash tests/gpu/conv_dw_check.sh "$K" /tmp/conv_dw > "$OUT/conv_dw.txt" 2>&1
   echo "conv_dw_check exit $?: $(grep -c '^PASS' "$OUT/conv_dw.txt") passed, $(grep -c '^FAIL' "$OUT/conv_dw.txt") failed"
