@@ -206,8 +206,9 @@ def main():
             convs = sorted((l for l in prof.get("layers", []) if l.get("flops")), key=lambda l: -l["flops"])[:5]
             lines += ["", f"Largest ResNet-50 batch-32 fp16 layers by FLOPs (target: >= 60% of the {ceil_tflops:.0f} TFLOP/s "
                       f"fp16 GEMM rate measured above; time: the mean of {prof.get('repeat', 1)} launches back to back, "
-                      "as the GEMM rate is timed, and in brackets one launch between its own events, which adds the "
-                      "gap before a launch):", ""]
+                      "as the GEMM rate is timed (the inputs stay in L2 between launches: a lower bound where a real run "
+                      "finds them evicted), and in brackets one launch between its own events, which adds the gap before "
+                      "a launch):", ""]
             for l in convs:
                 frac = l["tflops"] / ceil_tflops if ceil_tflops else 0
                 one = f" ({single[l['layer']]:.1f} us one launch)" if l["layer"] in single else ""
