@@ -49,7 +49,7 @@ uint64_t kiln_exec_context_device_bytes(const kiln_exec_context *ctx);
 kiln_status kiln_exec_context_profile(kiln_exec_context *ctx, void *stream, float *layer_ms);
 /* The same with layer l launched repeat[l] (1..1000) times back to back between its events,
  * layer_ms[l] their mean: the kernel time without the per-launch gap each layer's events carry
- * (~3 us on an H100), as a GEMM rate is measured. For timing only: a layer that writes in place
+ * (~2-3 us on an H100), as a GEMM rate is measured. For timing only: a layer that writes in place
  * rereads its own results when repeated, so later layers see other values (kiln bench repeats
  * only conv / GEMM layers, whose memory accesses do not depend on the values). */
 kiln_status kiln_exec_context_profile_repeat(kiln_exec_context *ctx, void *stream, float *layer_ms, const int *repeat);

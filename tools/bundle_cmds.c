@@ -269,11 +269,11 @@ static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream 
     int rc = 0;
     if (!ms || !col || !med || !rep) rc = fail("bench", "out of memory");
     /* --profile-repeat: conv / GEMM layers (FLOPs in layer_costs) launched `repeat` times back to back */
-    const char *costs0 = kiln_bundle_get_meta(b, "layer_costs");
+    const char *tiles = kiln_bundle_get_meta(b, "tiles"), *costs = kiln_bundle_get_meta(b, "layer_costs");
     for (int l = 0; !rc && l < nl; l++) {
         char cost[64];
         unsigned long long f = 0, by = 0;
-        rep[l] = repeat > 1 && *meta_item(costs0, b->layers[l].name, cost, sizeof cost) &&
+        rep[l] = repeat > 1 && *meta_item(costs, b->layers[l].name, cost, sizeof cost) &&
                          sscanf(cost, "%llu,%llu", &f, &by) == 2 && f > 0
                      ? repeat
                      : 1;
@@ -293,7 +293,6 @@ static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream 
     FILE *jf = NULL;
     if (!rc && json_path && !(jf = fopen(json_path, "w"))) rc = fail("bench", "--profile-json: cannot write the file");
     if (!rc) {
-        const char *tiles = kiln_bundle_get_meta(b, "tiles"), *costs = kiln_bundle_get_meta(b, "layer_costs");
         printf("profile: %d layers, median of %llu runs layer by layer (no graph)", nl, (unsigned long long)iters);
         if (repeat > 1) printf("; conv / GEMM layers: the mean of %d launches back to back", repeat);
         printf("\n");
