@@ -121,7 +121,17 @@ static const nhwc_cfg nhwc_cfgs[] = {
     /* ... and with transposed roles for 64 output channels ("tmt": weights as A, pixels as B) */
     {256, 64, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 1, 1, NHWC_TMA | NHWC_TR},
     {128, 64, 64, 0, 0, 8, 1, 1, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 2, 2, NHWC_TMA | NHWC_TR},
+    /* ... and the persistent ones with transposed roles ("tct" / "tpt": one m64n128k16 per warpgroup
+     * and k16 step instead of two m64n64k16, a quarter fewer shared-memory bytes read): opt-in
+     * (KILN_WGMMA_TRPP=1) until gpu_conv_wgmma --gpu has run them on an H100 */
+    {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_TR},
+    {128, 64, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_TR},
 };
+/* The tct / tpt tiles: candidates only with KILN_WGMMA_TRPP=1 (gpu_conv_wgmma sets it) */
+static bool trpp_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_TRPP");
+    return e && *e && strcmp(e, "0") != 0;
+}
 /* The ts (stream-K) tiles: candidates only with KILN_WGMMA_SK=1 (gpu_conv_wgmma sets it) */
 static bool sk_enabled(void) {
     const char *e = getenv("KILN_WGMMA_SK");
@@ -196,7 +206,8 @@ static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
         snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d",
-                 f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? "tmt" : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
+                 f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? (f->sw & NHWC_COOP ? "tct" : f->sw & NHWC_PP ? "tpt" : "tmt")
+                                        : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
                  : f->sw & NHWC_WS   ? "ws"
                  : f->sw & NHWC_TR   ? "wt"
                  : f->sw & NHWC_HALO ? "hl"
@@ -545,7 +556,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         const int64_t kd = pair ? KD4 : kind == CAND_S2D ? KDS : KD8, kt = (kd + f->bk - 1) / f->bk;
         if (f->wg && (!wgmma || pair)) continue;
         if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
-        if ((f->sw & NHWC_TR) && (!tr || K % 64)) continue;
+        if ((f->sw & NHWC_TR) && (!tr || K % 64 || ((f->sw & NHWC_PP) && !trpp_enabled()))) continue;
         if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
         if ((f->sw & NHWC_PP) && !tma_store_ok) continue;
         if ((f->sw & NHWC_HALF) && a.residual >= 0) continue; /* (the residual is loaded into the whole buffer) */
@@ -701,7 +712,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        threads, fn, epi, epi, f->sw & NHWC_SK ? ", float *part, unsigned *flags" : "", smem, shp,
                        f->sw & NHWC_COOP ? f->bm / 2 : f->bm, f->bn, f->stages, epi, a.residual >= 0 ? "true" : "false",
                        s2 ? shp2 : "kiln::conv_no_src2",
-                       f->sw & NHWC_SK     ? ", true, true"
+                       f->sw & NHWC_TR     ? (f->sw & NHWC_COOP ? ", true, false, 1, true" : ", false, false, 1, true")
+                       : f->sw & NHWC_SK   ? ", true, true"
                        : f->sw & NHWC_HALF ? ", true, false, 2"
                        : f->sw & NHWC_COOP ? ", true"
                                            : "",

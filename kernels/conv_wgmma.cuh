@@ -737,6 +737,11 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // SP = 2 (the 4-stage tc256x128 / tc128x256 tiles, convs without a residual): each warpgroup stages
 // half its boxes at a time (two passes, the second after the first store has read the buffer), so
 // a fourth stage fits in 227 KiB: a third fewer operand bytes per flop than tc128x128 at its depth.
+// TR ("tpt" / "tct" tiles, BN = 64 output channels): transposed roles as in conv_tma_f16: each
+// warpgroup computes D[64 channels][BM pixels] with the weights as wgmma's A and its BM pixel rows
+// as B, one m64nBMk16 per k16 step reading 64 + BM rows of shared memory instead of two m64n64k16
+// reading 2 x (64 + 64) (ResNet-50's stage-1 3x3 convs are bound by the latter); same loads,
+// staging and TMA stores, the epilogue writing each fp16 at its transposed place in the box.
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
 // conv_nhwc_f16's mma.sync kernel (TBM x BN, 8 warps) per tile (the maps unread).
 #define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES, COOP) \
@@ -776,7 +781,7 @@ template <long long I> __device__ __forceinline__ int sk_block_at(int x, int gri
 }
 
 template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false,
-          bool SK = false, int SP = 1>
+          bool SK = false, int SP = 1, bool TR = false>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                 const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
                                                 unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
@@ -784,6 +789,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
                                                 float *part = nullptr, unsigned *flags = nullptr) {
     static_assert(!SK || COOP, "stream-K: the shared-tile (COOP) kernel");
     static_assert(SP == 1 || (SP == 2 && !RES && BN >= 128), "staging in two passes: no residual, two boxes or more");
+    static_assert(!TR || (BN == 64 && !SK && SP == 1), "transposed roles: 64 output channels a tile, whole tiles");
     static_assert(BN == 64 || BN == 128 || BN == 256, "wgmma N");
     static_assert((BM == 64 || BM == 128) && BM * BN <= 128 * 128 && STAGES >= 3 && STAGES <= 12, "tile");
     static_assert(SHP::C % 64 == 0 && SHP2::C % 64 == 0, "TMA tiles: whole 64-channel depth tiles per tap");
@@ -794,6 +800,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
 #ifdef KILN_HAVE_WGMMA
     (void)x, (void)w, (void)x2, (void)res, (void)y, (void)part, (void)flags;
     constexpr int MI = BM / 64, NB = BN / 64;
+    constexpr int AM = TR ? 1 : MI, AN = TR ? BM : BN; // accumulators [AM][AN / 2] (TR: D[64 channels][BM pixels])
     constexpr int A_BYTES = TBM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
     constexpr int SNB = NB / SP; // boxes staged at once (SP = 2: the epilogue in two passes, half the buffer)
     constexpr int BOX_BYTES = BM * 128, ST_BYTES = SNB * BOX_BYTES; // one warpgroup's staging: SNB boxes
@@ -865,17 +872,17 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
                 for (int b = 0; b < nb; b++) tma_load_2d(stg_s + b * BOX_BYTES, tr, n0 + 64 * b, m0, resb);
             }
         }
-        float acc[MI][BN / 2];
+        float acc[AM][AN / 2];
 #pragma unroll
-        for (int i = 0; i < MI; i++)
+        for (int i = 0; i < AM; i++)
 #pragma unroll
-            for (int c = 0; c < BN / 2; c++) acc[i][c] = 0.0f;
+            for (int c = 0; c < AN / 2; c++) acc[i][c] = 0.0f;
         if (!COOP) {
             if (wg == 1) mbar_wait(my_turn, (unsigned)r & 1);            // tile j - 1 (warpgroup 0's r-th) issued
             else if (r > 0) mbar_wait(my_turn, (unsigned)(r - 1) & 1); // tile j - 1 (warpgroup 1's (r-1)-th) issued
         }
 #pragma unroll
-        for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+        for (int mi = 0; mi < AM; mi++) wgmma_pin<AN / 2>(acc[mi]);
         // stage of depth tile k: g0 + k (stream-K: it - k1 depth tiles of the block's share came before)
         const int g0 = SK ? it - k1 - sk_start<(long long)TILES * KT>((int)blockIdx.x, (int)gridDim.x) : j * KT;
         for (int k = k0; k < k1; k++) {
@@ -883,7 +890,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             mbar_wait(bar0 + 8 * slot, (unsigned)(g / STAGES) & 1);
             const unsigned char *as = As + slot * A_BYTES + (COOP ? wg * BM * 128 : 0), *bs = Bs + slot * B_BYTES;
             wgmma_fence();
-            wgmma_k64<BN, BN, MI, true, false>(acc, as, bs);
+            wgmma_k64<BN, BM, MI, true, TR>(acc, as, bs); // (TR: the weights bs as A, the pixels as as B)
             wgmma_commit();
             if (!COOP && k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
             wgmma_wait<1>();
@@ -892,7 +899,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         wgmma_wait<0>();
         if (lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g0 + k1 - 1) % STAGES));
 #pragma unroll
-        for (int mi = 0; mi < MI; mi++) wgmma_pin<BN / 2>(acc[mi]);
+        for (int mi = 0; mi < AM; mi++) wgmma_pin<AN / 2>(acc[mi]);
         if constexpr (SK) { // partial sums: [block][MI * BN / 8 float4s][256 threads] (each thread its own fragment)
             constexpr int F4 = MI * BN / 8;
             if (!epi) { // to this block's slot; then its flag (release: every consumer thread's stores before it)
@@ -949,22 +956,35 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             return (c % CH / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) + 4 * tq;
         };
         __half2 keep[MI][2][SP == 2 ? CH : 1];
+        if constexpr (TR) { // D[channel 16 wq + gr + 8 (q / 2)][pixel 8 j + 2 tq + q % 2]: an fp16 at a time
 #pragma unroll
-        for (int mi = 0; mi < MI; mi++)
+            for (int j = 0; j < BM / 8; j++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int row = mi * 64 + wq * 16 + gr + 8 * h;
-#pragma unroll
-                for (int c = 0; c < BN / 8; c++) {
-                    const int ch = n0 + 8 * c + 2 * tq;
-                    if (ch >= NN) continue; // NN % 8 == 0: ch + 1 < NN too
-                    const int off = stg_off(row, c);
-                    const float v0 = E::apply(bias, rs, ch, off / 2, acc[mi][4 * c + 2 * h]);
-                    const float v1 = E::apply(bias, rs, ch + 1, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
-                    if (c < CH) *reinterpret_cast<__half2 *>(stg + off) = __floats2half2_rn(v0, v1);
-                    else keep[mi][h][c - CH] = __floats2half2_rn(v0, v1);
+                for (int q = 0; q < 4; q++) {
+                    const int row = 8 * j + 2 * tq + (q & 1), cc = 16 * wq + gr + 8 * (q >> 1);
+                    if (n0 + cc >= NN) continue;
+                    const int off = row * 128 + (((cc >> 3) ^ (row & 7)) << 4) + 2 * (cc & 7);
+                    *reinterpret_cast<__half *>(stg + off) =
+                        __float2half_rn(E::apply(bias, rs, n0 + cc, off / 2, acc[0][4 * j + q]));
                 }
-            }
+        } else {
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int row = mi * 64 + wq * 16 + gr + 8 * h;
+#pragma unroll
+                    for (int c = 0; c < BN / 8; c++) {
+                        const int ch = n0 + 8 * c + 2 * tq;
+                        if (ch >= NN) continue; // NN % 8 == 0: ch + 1 < NN too
+                        const int off = stg_off(row, c);
+                        const float v0 = E::apply(bias, rs, ch, off / 2, acc[mi][4 * c + 2 * h]);
+                        const float v1 = E::apply(bias, rs, ch + 1, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
+                        if (c < CH) *reinterpret_cast<__half2 *>(stg + off) = __floats2half2_rn(v0, v1);
+                        else keep[mi][h][c - CH] = __floats2half2_rn(v0, v1);
+                    }
+                }
+        }
 #pragma unroll
         for (int sp = 0; sp < SP; sp++) {
             if (sp > 0) { // the first half's store has read the buffer: the second half into it

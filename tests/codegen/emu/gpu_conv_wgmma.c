@@ -60,7 +60,9 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        /* ... 4 stages, the epilogue staged in two passes (no residual) */
                                        "tc256x128x64s4g2k1", "tc128x256x64s4g2k1",
                                        /* ... with stream-K (where the tiles fill the last wave badly) */
-                                       "ts128x128x64s5g2k1", "ts256x64x64s4g2k1"};
+                                       "ts128x128x64s5g2k1", "ts256x64x64s4g2k1",
+                                       /* ... with transposed roles (64 output channels a tile) */
+                                       "tct256x64x64s4g2k1", "tpt128x64x64s6g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -295,6 +297,25 @@ static int wg_emu(const char *src, const char *work) {
         free(cuda);
         kiln_bundle_free(b);
     }
+    /* the persistent transposed-roles tiles (64 output channels, a residual, M tails) */
+    static const conv_case trc = {"emu_tct_k64_res", 2, 64, 13, 11, 64, 3, 3, 1, 1, 1, 1, 1, NULL};
+    static const char *const trt[] = {"tct256x64x64s4g2k1", "tpt128x64x64s6g2k1"};
+    for (int i = 0; i < 2; i++) {
+        char *cuda = NULL;
+        kiln_bundle *b = NULL;
+        int r = gen(&trc, trt[i], arch_90a, 2, false, &b, &cuda);
+        if (r || !strstr(cuda, "conv_tma_pp_f16<") || !strstr(cuda, ", 1, true>")) {
+            printf("FAIL: %s: tile %s not generated\n", trc.name, trt[i]);
+            fails++;
+        } else {
+            conv_case kk = trc;
+            kk.tile = trt[i];
+            case_archs = arch_90a, case_n_archs = 2;
+            fails += run_case(&kk, src, work);
+        }
+        free(cuda);
+        kiln_bundle_free(b);
+    }
     printf("%s: gpu_conv_wgmma --emu: %d failures\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
 }
@@ -424,6 +445,7 @@ int main(int argc, char **argv) {
     setenv("KILN_WGMMA_WS", "1", 1); /* the warp-specialized "ws" tiles are candidates only then */
     setenv("KILN_WGMMA_TR", "1", 1); /* likewise the transposed-roles "wt" tiles */
     setenv("KILN_WGMMA_SK", "1", 1); /* and the stream-K "ts" tiles */
+    setenv("KILN_WGMMA_TRPP", "1", 1); /* and the persistent transposed-roles "tct" / "tpt" tiles */
     setenv("KILN_WGMMA_HALO", "1", 1); /* and the halo kernel's "hl" tiles */
     setenv("KILN_WGMMA_TMA", "1", 1);  /* and the TMA "tm" tiles */
     if (!strcmp(argv[3], "--nvrtc")) {
