@@ -3,7 +3,7 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, fp32, dw
+#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, fp32, dw, trpp
 set -uo pipefail
 P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize,tune}
 mkdir -p "$OUT"
@@ -90,6 +90,26 @@ if has dw; then  # depthwise convs at MobileNetV2's b32 shapes (conv_dw.cuh): vs
   bash tests/gpu/conv_dw_check.sh "$K" /tmp/conv_dw > "$OUT/conv_dw.txt" 2>&1
   echo "conv_dw_check exit $?: $(grep -c '^PASS' "$OUT/conv_dw.txt") passed, $(grep -c '^FAIL' "$OUT/conv_dw.txt") failed"
   grep -E '^(PASS|FAIL|SKIP)' "$OUT/conv_dw.txt"
+fi
+if has trpp; then  # the opt-in persistent transposed-roles tiles (conv_tma_pp_f16 TR, KILN_WGMMA_TRPP=1)
+  W=$P/plain/gpu_conv_wgmma
+  KILN_WGMMA_BUNDLES=0 "$W" . /tmp/trpp --gpu tct,tpt > "$OUT/trpp.txt" 2>&1
+  echo "gpu_conv_wgmma --gpu tct,tpt exit $?: $(grep -cE '^PASS' "$OUT/trpp.txt") PASS, $(grep -cE '^FAIL' "$OUT/trpp.txt") FAIL"
+  grep '^FAIL' "$OUT/trpp.txt" | head
+  for tool in memcheck racecheck; do
+    KILN_WGMMA_BUNDLES=0 compute-sanitizer --tool $tool --error-exitcode 1 "$W" . /tmp/trpp_$tool --gpu tct > "$OUT/trpp_$tool.txt" 2>&1
+    echo "compute-sanitizer $tool gpu_conv_wgmma --gpu tct: exit $?, $(grep -m1 'ERROR SUMMARY' "$OUT/trpp_$tool.txt")"
+  done
+  # ResNet-50 b32 fp16 with the tile forced where it is a candidate (the 64-channel convs) against the tuner's
+  # usual stage-1 pick; conv / GEMM layers timed over 10 launches back to back
+  R=/tmp/models/resnet50_torchvision/model.onnx
+  for t in tc256x64x64s4g2k1 tct256x64x64s4g2k1 tpt128x64x64s6g2k1; do
+    KILN_WGMMA_TRPP=1 "$K" build "$R" -o /tmp/trpp.kiln --precision fp16 --shape input=32x3x224x224 --no-autotune \
+      --tile $t > "$OUT/trpp_build_$t.txt" 2>&1 &&
+      "$K" bench /tmp/trpp.kiln --iterations 30 --warmup 5 --profile --profile-repeat 10 > "$OUT/trpp_prof_$t.txt" 2>&1
+    echo "$t: exit $?; $(grep '^latency' "$OUT/trpp_prof_$t.txt")"
+    grep -F "nhwc_f16:${t%%s[0-9]*}" "$OUT/trpp_prof_$t.txt" | cut -c1-100 | head -6  # (the tiles column is cut)
+  done
 fi
 if has torchvision; then
   python3 tests/gpu/torchvision_check.py "$K" /tmp/tv --memcheck resnet50:fp32,resnet50:fp16 2>&1 |
