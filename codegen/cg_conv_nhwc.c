@@ -42,6 +42,7 @@ typedef struct nhwc_cfg {
 #define NHWC_SK 128  /* with NHWC_COOP: stream-K, each block an even share of all tiles' depth tiles ("ts" names;
                       * fp32 partials in node scratch, flags in a KILN_ARG_SYNC region) */
 #define NHWC_HALF 256 /* with NHWC_COOP: the epilogue staged in two passes through half the buffer (no residual) */
+#define NHWC_RA 512   /* with NHWC_HALO | NHWC_PP: the weights in registers (conv_halo_pp_f16 RA, "hr" names) */
 /* the ts tiles are candidates only where the tc tiles fill the last wave below this share of the
  * SMs (tiles / (waves * SMs); ResNet-50 b32: 98 tiles of 128 x 128 for 132 SMs, 0.74) */
 #define NHWC_SK_WAVE 0.8
@@ -126,10 +127,22 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * (KILN_WGMMA_TRPP=1) until gpu_conv_wgmma --gpu has run them on an H100 */
     {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_TR},
     {128, 64, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_TR},
+    /* the halo kernel with two warpgroups taking turns on tiles of their own and one copy of the
+     * weights (conv_halo_pp_f16, "hp" names; bm = one warpgroup's tile, 8 x TY pixels, TY = 14 fits
+     * ResNet's 56 / 112 rows): opt-in (KILN_WGMMA_HPP=1) until gpu_conv_wgmma --gpu has run them */
+    {112, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP}, {128, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP},
+    {64, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP},
+    /* ... with the weights in registers (depth <= 576: 4 registers a k16 step) */
+    {64, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP | NHWC_RA}, {112, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP | NHWC_RA},
 };
 /* The tct / tpt tiles: candidates only with KILN_WGMMA_TRPP=1 (gpu_conv_wgmma sets it) */
 static bool trpp_enabled(void) {
     const char *e = getenv("KILN_WGMMA_TRPP");
+    return e && *e && strcmp(e, "0") != 0;
+}
+/* The hp tiles: candidates only with KILN_WGMMA_HPP=1 (gpu_conv_wgmma sets it) */
+static bool hpp_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_HPP");
     return e && *e && strcmp(e, "0") != 0;
 }
 /* The ts (stream-K) tiles: candidates only with KILN_WGMMA_SK=1 (gpu_conv_wgmma sets it) */
@@ -199,8 +212,18 @@ static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws / tm: + the mbarriers (KILN_
                       (f->sw & (NHWC_WS | NHWC_TMA) ? 256 : 0) +
                       (f->sw & NHWC_PP ? (f->sw & NHWC_COOP ? 2 : 4) * f->bm * f->bn / (f->sw & NHWC_HALF ? 2 : 1) : 0));
 }
-/* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES) */
+/* the hp tiles' 128-byte swizzled halo (conv_halo_pp_f16 SWZ): where a pixel's channels are one 128-byte row */
+static int hp_swz(int64_t c) { return c == 64; }
+/* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES;
+ * hp: two input tiles and the staging rows for each warpgroup, rows of 8 + S - 1 pixels,
+ * KILN_HALO_PP_SMEM_BYTES) */
 static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
+    if (f->sw & NHWC_PP) {
+        const int sw = hp_swz(c);
+        const int64_t px = 8 + s - 1, rnd = sw ? 1024 : 1;
+        const int64_t halo = ((c / 8) * (f->bm / 8 + r - 1) * px * 16 + rnd - 1) / rnd * rnd, stg = (f->bm * (64 + 8) * 4 + rnd - 1) / rnd * rnd;
+        return (uint32_t)(r * s * c * 128 + 2 * (2 * halo + stg) + (sw ? 1024 : 0));
+    }
     return (uint32_t)(r * s * c * 128 + 2 * (c / 8) * (f->bm / 8 + r - 1) * 256 + f->bm * (64 + 8) * 4);
 }
 static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
@@ -210,7 +233,7 @@ static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
                                         : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
                  : f->sw & NHWC_WS   ? "ws"
                  : f->sw & NHWC_TR   ? "wt"
-                 : f->sw & NHWC_HALO ? "hl"
+                 : f->sw & NHWC_HALO ? (f->sw & NHWC_RA ? "hr" : f->sw & NHWC_PP ? "hp" : "hl")
                                      : "wg",
                  f->sw & NHWC_SWZ ? "z" : "", f->bm, f->bn, f->bk, f->stages,
                  f->wg, f->splitk);
@@ -558,7 +581,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_WS) && (!ws || s2)) continue; /* (the ws kernel has no second source) */
         if ((f->sw & NHWC_TR) && (!tr || K % 64 || ((f->sw & NHWC_PP) && !trpp_enabled()))) continue;
         if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
-        if ((f->sw & NHWC_PP) && !tma_store_ok) continue;
+        if ((f->sw & NHWC_PP) && (f->sw & NHWC_TMA) && !tma_store_ok) continue;
+        if ((f->sw & NHWC_PP) && (f->sw & NHWC_HALO) && !hpp_enabled()) continue;
         if ((f->sw & NHWC_HALF) && a.residual >= 0) continue; /* (the residual is loaded into the whole buffer) */
         /* without a residual the 4-stage twins replace the 3-stage 256x128 / 128x256 tc tiles (as fast or
          * faster on every ResNet-50 b32 conv timed on an H100; the tuner's list stays as long) */
@@ -572,6 +596,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
             const int64_t hc = kind == CAND_S2D ? 16 : C, hr = kind == CAND_S2D ? R2 : R, hs = kind == CAND_S2D ? S2 : S;
             const bool st1 = kind == CAND_S2D || (s[0] == 1 && s[1] == 1 && d[0] == 1 && d[1] == 1);
             if (!halo_ok || s2 || K != 64 || !st1 || hc % 16 || hc > 64 || hs > 9 || halo_smem(f, hc, hr, hs) > smem_max) continue;
+            if ((f->sw & NHWC_PP) && hr * hs == 1) continue; /* (hp: a 1x1 conv reads no pixel twice) */
+            if ((f->sw & NHWC_RA) && hr * hs * hc > 576) continue;
         }
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
@@ -592,11 +618,13 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     /* With the TMA tiles among them, the cp.async wgmma and mma.sync tiles did not win the tuner on
      * an H100 (ResNet-50 b32 fp16: 0 of 24 convolution signatures; docs/gpu.md, seventh session):
      * of those only the heuristic's pick stays (heuristic builds are unchanged), so tuning compiles
-     * and times fewer kernels (ResNet-50's cold build stays under its 90 s target). */
+     * and times fewer kernels (ResNet-50's cold build stays under its 90 s target). The hp tiles
+     * stay (they load no im2col tiles; conv_halo_f16's hl tiles go with the others). */
     if (tma_ok && tma_store_ok) {
         int kept = 0, h = 0;
         for (int i = 0; i < n_c; i++) {
-            if (kind_of[i] == CAND_PLAIN && !(cfg_of[i]->sw & NHWC_TMA) && i != heur) continue;
+            const bool hp = (cfg_of[i]->sw & NHWC_HALO) && (cfg_of[i]->sw & NHWC_PP);
+            if (kind_of[i] == CAND_PLAIN && !(cfg_of[i]->sw & NHWC_TMA) && !hp && i != heur) continue;
             if (i == heur) h = kept;
             names[kept] = names[i], cfg_of[kept] = cfg_of[i], kind_of[kept] = kind_of[i];
             kept++;
@@ -679,7 +707,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     /* the halo kernel is persistent: its grid is the blocks resident at once, per_sm a block
      * (shared memory; launch bounds keep the registers to match: 128 a thread, 255 for N = 256) */
     int per_sm = 1;
-    if (halo) {
+    if (halo && !(f->sw & NHWC_PP)) { /* (hp: one block, its two warpgroups take turns) */
         const int cap = f->wg == 1 && f->bm == 256 ? 2 : 4 / f->wg, fit = (int)((228 * 1024) / (smem + 1024));
         per_sm = fit < 1 ? 1 : fit > cap ? cap : fit;
     }
@@ -690,7 +718,16 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     }
     char tma_lb[16] = "";
     if (tma && per_sm > 1) snprintf(tma_lb, sizeof tma_lb, ", %d", per_sm);
-    if (halo)
+    if (halo && (f->sw & NHWC_PP))
+        kiln_cg_printf(&c->src,
+                       "#include \"conv_wgmma.cuh\"\n"
+                       "extern \"C\" __global__ void __launch_bounds__(%d, 1) %s(const __half *x, const __half *w, const "
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
+                       "    KILN_NHWC_SMEM(smem, %u);\n"
+                       "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s>(x, w, bias, res, y, smem);\n}\n",
+                       threads, fn, epi, epi, smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
+                       f->sw & NHWC_RA ? "true" : "false");
+    else if (halo)
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
                        "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(const __half *x, const __half *w, const "
@@ -796,7 +833,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         gx = tiles < sms ? tiles : sms, gy = 1;
     }
     if (halo) { /* persistent: at most the blocks resident on the target (228 KiB, 1 KiB reserved a block) */
-        const int64_t tiles = N * ((P + f->bm / 8 - 1) / (f->bm / 8)) * ((Q + 7) / 8);
+        int64_t tiles = N * ((P + f->bm / 8 - 1) / (f->bm / 8)) * ((Q + 7) / 8);
+        if (f->sw & NHWC_PP) tiles = (tiles + 1) / 2; /* (a block takes tile pairs) */
         const int64_t most = (int64_t)target_gpu(c).sms * per_sm;
         gx = (uint64_t)(tiles < most ? tiles : most), gy = 1;
     }

@@ -118,6 +118,63 @@ template <> struct wgmma_f16<128> {
                      : "l"(da), "l"(db), "r"(1));
     }
 };
+// (n112: the halo tiles of 14 output rows x 8 columns, conv_halo_pp_f16)
+template <> struct wgmma_f16<112> {
+    static __device__ __forceinline__ void run(float *d, u64 da, u64 db) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %58, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n112k16.f32.f16.f16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55"
+                     "}, %56, %57, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55])
+                     : "l"(da), "l"(db), "r"(1));
+    }
+};
+// D[64 x N] += A[64 x 16] * B[16 x N], A from registers (the m16n8k16 A fragment of each warp's 16
+// rows: a[0] = (row g, k 2 t, 2 t + 1), a[1] = (g + 8, same k), a[2] = (g, 2 t + 8, + 9), a[3] = (g + 8,
+// 2 t + 8, + 9) with g = lane / 4, t = lane % 4), B from shared memory (descriptor), K-major
+template <int N> struct wgmma_rs_f16;
+template <> struct wgmma_rs_f16<64> {
+    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                     "}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    }
+};
+template <> struct wgmma_rs_f16<112> {
+    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %61, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n112k16.f32.f16.f16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55"
+                     "}, {%56, %57, %58, %59}, %60, p, 1, 1, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+    }
+};
 template <> struct wgmma_f16<256> {
     static __device__ __forceinline__ void run(float *d, u64 da, u64 db) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
@@ -1157,4 +1214,214 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
     cp_async_wait<0>();
 }
 
+// conv_halo_pp_f16 ("hp" candidates, cg_conv_nhwc.c): conv_halo_f16's shapes, halo loads and epilogue,
+// with its two warpgroups taking turns on tiles of their own (as conv_tma_pp_f16): one's epilogue
+// (stores of 64 channels a pixel: the stage-1 3x3's output is as large as its input) runs while the
+// other's wgmmas do, and both share one copy of all weights (73.7 KB for a 64-channel 3x3, so two
+// blocks of conv_halo_f16 do not fit on an SM).
+//
+//   tiles: TY output rows x 8 columns of one image (NP = 8 * TY pixels, the N of m64nNk16: 64, 112
+//   or 128); tile pair p = (2 p, 2 p + 1) goes to (warpgroup 0, warpgroup 1) of block p % grid, so
+//   both warpgroups of a block make the same number of turns (the last pair's second tile may not
+//   exist: that warpgroup then only keeps the turn order).
+//   halo: (TY + R - 1) x UX pixels (UX = 8 + S - 1).
+//   SWZ = false: conv_halo_f16's no-swizzle layout, [C / 8][row][UX] x 16 bytes (B's stride byte offset
+//   the row pitch UX * 16, leading byte offset one channel plane); weights [depth / 8][64] x 16 B.
+//   SWZ = true (C = 64): the 128-byte swizzle of the TMA tiles: a pixel's 64 channels are one 128-byte
+//   row, pixel p = row * UX + column at p * 128 with 16-byte chunk c at c ^ (p % 8); B for tap (r, s)
+//   starts at pixel r * UX + s, k16 step k 32 bytes further, stride byte offset UX * 128. The start
+//   falls on any row of a 1024-byte atom and the 8-pixel groups on different rows: the hardware
+//   swizzles by the address bits (base offset field 0; an H100 gave wrong sums with the PTX ISA's
+//   "(start >> 7) & 7" there), so any row start works. Weights [tap][64 rows] x 128 bytes, swizzled
+//   alike. On an H100 the stage-1 3x3 (ResNet-50 b32) took 30 us without the swizzle, 20 us with.
+//   RA = true (wgmma only): the weights stay in registers instead, each warp's A fragments of all
+//   R * S * C / 16 k16 steps (4 a step: 144 registers for a 64-channel 3x3), loaded once; wgmma then
+//   reads only B from shared memory.
+//   shared: weights | warpgroup 0: halo 0, halo 1, fp32 staging [NP][LD] | warpgroup 1: the same
+//   (halo and staging rounded up to 1 KiB when swizzled; + 1 KiB to align the start).
+//   turns: before its wgmmas a warpgroup waits at named barrier 3 + wg (256 threads) for the other to
+//   arrive there after issuing its own; so the wgmma chains alternate (warpgroup 0 first) and each
+//   epilogue overlaps the other's chain. Each warpgroup's loads, staging and stores sync on its own
+//   named barrier 1 + wg (128 threads).
+// Without wgmma the same loop runs a scalar product over the same layouts (no turns), and
+// __syncthreads for the warpgroup barriers (legal: both warpgroups make the same number of turns
+// and reach them unconditionally).
+#define KILN_HALO_PP_RND(v, SWZ) ((SWZ) ? ((v) + 1023) / 1024 * 1024 : (v)) /* (swizzled: 1 KiB atoms) */
+#define KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ) KILN_HALO_PP_RND(((C) / 8) * ((TY) + (R) - 1) * (8 + (S) - 1) * 16, SWZ)
+#define KILN_HALO_PP_STG_BYTES(TY, SWZ) KILN_HALO_PP_RND((TY) * 8 * KILN_NHWC_EPI_LD(64) * 4, SWZ)
+#define KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ) \
+    ((R) * (S) * (C) * 128 + 2 * (2 * KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ) + KILN_HALO_PP_STG_BYTES(TY, SWZ)) + ((SWZ) ? 1024 : 0))
+__device__ __forceinline__ void halo_pp_bar(int wg) {
+#ifdef KILN_HAVE_WGMMA
+    wg_bar(1 + wg);
+#else
+    (void)wg;
+    __syncthreads();
+#endif
+}
+#ifndef KILN_HAVE_WGMMA
+// D[64][NP] += A[64][16] * B[NP][16] from 128-byte swizzled K-major layouts: element (row, k) at
+// a + (row / 8) * a_sbo + (row % 8) * 128 + 2 k, its 16-byte chunk swizzled by the row of the atom
+// its offset from the 1024-aligned base (abase, bbase) falls in
+template <int NP>
+__device__ __forceinline__ void wgmma_soft_sw128(float *acc, const unsigned char *abase, int a_off, int a_sbo,
+                                                 const unsigned char *bbase, int b_off, int b_sbo, int warp, int lane) {
+    auto at = [](const unsigned char *base, int off) {
+        return __half2float(*reinterpret_cast<const __half *>(base + (off ^ (((off >> 7) & 7) << 4))));
+    };
+    for (int j = 0; j < NP / 8; j++)
+        for (int q = 0; q < 4; q++) {
+            const int row = 16 * warp + lane / 4 + 8 * (q / 2), col = 8 * j + 2 * (lane % 4) + q % 2;
+            float sum = 0.0f;
+            for (int k = 0; k < 16; k++)
+                sum += at(abase, a_off + (row / 8) * a_sbo + (row % 8) * 128 + 2 * k) *
+                       at(bbase, b_off + (col / 8) * b_sbo + (col % 8) * 128 + 2 * k);
+            acc[4 * j + q] += sum;
+        }
+}
+#endif
+template <class SHP, int TY, class E, bool SWZ = false, bool RA = false>
+__device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                                 const typename E::bias_t *__restrict__ bias,
+                                                 const typename E::res_t *__restrict__ res, __half *__restrict__ y,
+                                                 unsigned char *smem) {
+    constexpr int C = SHP::C, R = SHP::R, S = SHP::S, P = SHP::P, Q = SHP::Q, H = SHP::H, W = SHP::W;
+    static_assert(SHP::K == 64 && C % 16 == 0 && C <= 64 && S <= 9, "halo conv: K 64, C 16/32/64");
+    static_assert(SHP::SH == 1 && SHP::SW == 1 && SHP::DH == 1 && SHP::DW == 1, "halo conv: stride 1");
+    static_assert(!SWZ || C == 64, "the swizzled halo: 64 channels (one 128-byte row a pixel)");
+    constexpr bool SW = SWZ;
+    constexpr int UX = 8 + S - 1, PX = UX, HY = TY + R - 1, CK = C / 8, NP = 8 * TY;
+    static_assert(NP == 64 || NP == 112 || NP == 128, "halo pp tile");
+    constexpr int KD = R * S * C, W_BYTES = KD * 128, PLANE = HY * PX * 16, LD = KILN_NHWC_EPI_LD(64);
+    constexpr int HALO = KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ), WG_BYTES = 2 * HALO + KILN_HALO_PP_STG_BYTES(TY, SWZ);
+    static_assert(HALO >= CK * PLANE && W_BYTES + 2 * WG_BYTES + (SW ? 1024 : 0) == KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ),
+                  "shared layout");
+    constexpr int TQ = (Q + 7) / 8, TP = (P + TY - 1) / TY, NT = SHP::N * TP * TQ, NPAIR = (NT + 1) / 2;
+    const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, lane = tid & 31, warp = (tid >> 5) & 3;
+    if constexpr (SW) { // swizzle atoms on 1024 bytes
+#ifdef KILN_EMU
+        smem += (1024 - (unsigned)(reinterpret_cast<unsigned long long>(smem) & 1023)) & 1023;
+#else
+        smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023;
+#endif
+    }
+    unsigned char *ws = smem, *hs = smem + W_BYTES + wg * WG_BYTES;
+    float *cs = reinterpret_cast<float *>(hs + 2 * HALO); // this warpgroup's epilogue staging: [NP pixels][LD]
+
+#ifdef KILN_HAVE_WGMMA
+    constexpr bool RW = RA; // weights in registers
+#else
+    constexpr bool RW = false;
+#endif
+    unsigned wa[RW ? KD / 16 : 1][4];
+    if constexpr (RW) { // this warp's A fragments of every k16 step (m16n8k16's layout, rows 16 warp ...)
+        const __half *w0 = w + (i64)(16 * warp + (lane >> 2)) * KD + 2 * (lane & 3), *w1 = w0 + 8 * KD;
+#pragma unroll
+        for (int ks = 0; ks < KD / 16; ks++) {
+            wa[ks][0] = *reinterpret_cast<const unsigned *>(w0 + 16 * ks);
+            wa[ks][1] = *reinterpret_cast<const unsigned *>(w1 + 16 * ks);
+            wa[ks][2] = *reinterpret_cast<const unsigned *>(w0 + 16 * ks + 8);
+            wa[ks][3] = *reinterpret_cast<const unsigned *>(w1 + 16 * ks + 8);
+        }
+    } else { // the weights, once, by both warpgroups (consecutive threads: consecutive 16 bytes of a filter row)
+        (void)wa;
+        for (int i = tid; i < KD / 8 * 64; i += 256) {
+            const int row = i / (KD / 8), kc = i % (KD / 8);
+            unsigned char *dst = SW ? ws + (kc / 8) * 8192 + row * 128 + (((kc % 8) ^ (row & 7)) << 4) : ws + kc * 1024 + row * 16;
+            cp_async16(dst, w + (i64)row * KD + kc * 8, true);
+        }
+    }
+    auto load_halo = [&](int t, unsigned char *buf) { // this warpgroup's threads: a pixel's channel chunks
+        const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY, x0 = t % TQ * 8;
+        for (int i = wt; i < HY * UX * CK; i += 128) {
+            const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * PX + hx;
+            const int ih = y0 - SHP::PH + hy, iw = x0 - SHP::PW + hx;
+            const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+            unsigned char *dst = SW ? buf + pp * 128 + ((kc ^ (pp & 7)) << 4) : buf + kc * PLANE + pp * 16;
+            cp_async16(dst, ok ? x + (((i64)n * H + ih) * W + iw) * C + kc * 8 : x, ok);
+        }
+    };
+    int pr = (int)blockIdx.x, it = 0;
+    if (pr < NPAIR && 2 * pr + wg < NT) load_halo(2 * pr + wg, hs);
+    cp_async_commit();
+    for (; pr < NPAIR; it++, pr += (int)gridDim.x) {
+        const int t = 2 * pr + wg, tn = t + 2 * (int)gridDim.x;
+        const bool live = t < NT;
+        if (tn < NT) load_halo(tn, hs + ((it + 1) & 1) * HALO);
+        cp_async_commit();
+        cp_async_wait<1>(); // this tile's halo (and the weights) landed: this thread's copies ...
+#ifdef KILN_HAVE_WGMMA
+        fence_proxy_async(); // ... visible to the async proxy ...
+#endif
+        if (it == 0) __syncthreads(); // ... everyone's (the weights: both warpgroups')
+        else halo_pp_bar(wg);         // ... this warpgroup's
+        float acc[NP / 2];
+#pragma unroll
+        for (int i = 0; i < NP / 2; i++) acc[i] = 0.0f;
+        const unsigned char *hb = hs + (it & 1) * HALO;
+#ifdef KILN_HAVE_WGMMA
+        // (without a tile the chain runs anyway, on a stale buffer, its sums unused: wgmma under a
+        // branch is serialized, ptxas C7518)
+        if (it > 0 || wg == 1) asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory"); // my turn
+        wgmma_pin<NP / 2>(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int s = 0; s < S; s++)
+#pragma unroll
+                for (int k = 0; k < C / 16; k++) {
+                    u64 da, db;
+                    if constexpr (SW) {
+                        da = wgmma_desc(ws + (r * S + s) * 8192 + 32 * k, 16, 1024) | ((u64)1 << 62);
+                        db = wgmma_desc(hb + (r * PX + s) * 128 + 32 * k, 16, PX * 128) | ((u64)1 << 62);
+                    } else {
+                        da = wgmma_desc(ws + (((r * S + s) * C) / 8 + 2 * k) * 1024, 1024, 128);
+                        db = wgmma_desc(hb + 2 * k * PLANE + (r * PX + s) * 16, PLANE, PX * 16);
+                    }
+                    if constexpr (RW) wgmma_rs_f16<NP>::run(acc, wa[(r * S + s) * (C / 16) + k], db);
+                    else wgmma_f16<NP>::run(acc, da, db);
+                }
+        wgmma_commit();
+        asm volatile("bar.arrive %0, 256;\n" ::"r"(4 - wg) : "memory"); // the other's turn
+        wgmma_wait<0>();
+        wgmma_pin<NP / 2>(acc);
+#else
+        if (live)
+            for (int r = 0; r < R; r++)
+                for (int s = 0; s < S; s++)
+                    for (int k = 0; k < C / 16; k++) {
+                        if constexpr (SW)
+                            wgmma_soft_sw128<NP>(acc, ws, (r * S + s) * 8192 + 32 * k, 1024, hb,
+                                                 (r * PX + s) * 128 + 32 * k, PX * 128, warp, lane);
+                        else
+                            wgmma_soft<NP>(acc, ws + (((r * S + s) * C) / 8 + 2 * k) * 1024, 1024, 128,
+                                           hb + 2 * k * PLANE + (r * PX + s) * 16, PLANE, PX * 16, warp, lane);
+                    }
+#endif
+        // d[4 j + q] = D[channel 16 warp + lane / 4 + 8 (q / 2)][pixel 8 j + 2 (lane % 4) + q % 2]: staged
+        // pixel-major (staging row = pixel = 8 * tile row + column)
+        const int g = lane >> 2, tq = lane & 3;
+        if (live)
+#pragma unroll
+            for (int j = 0; j < NP / 8; j++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) cs[(8 * j + 2 * tq + (q & 1)) * LD + warp * 16 + g + 8 * (q >> 1)] = acc[4 * j + q];
+        halo_pp_bar(wg); // staged; and this warpgroup is done with this halo buffer (refilled next turn)
+        if (live) {
+            const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY, x0 = t % TQ * 8;
+            conv_nhwc_epi_rows_at<64, NP, 128, 64, E>(
+                cs,
+                [=](int r) {
+                    const int oy = y0 + r / 8, ox = x0 + r % 8;
+                    return oy < P && ox < Q ? (n * P + oy) * Q + ox : -1;
+                },
+                0, bias, res, y, wt);
+        }
+    }
+#ifdef KILN_HAVE_WGMMA
+    if (it > 0 && wg == 0) asm volatile("bar.sync 3, 256;\n" ::: "memory"); // warpgroup 1's last arrival
+#endif
+    cp_async_wait<0>();
+}
 } // namespace kiln

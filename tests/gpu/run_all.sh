@@ -103,7 +103,7 @@ if has trpp; then  # the opt-in persistent transposed-roles tiles (conv_tma_pp_f
   # ResNet-50 b32 fp16 with the tile forced where it is a candidate (the 64-channel convs) against the tuner's
   # usual stage-1 pick; conv / GEMM layers timed over 10 launches back to back
   R=/tmp/models/resnet50_torchvision/model.onnx
-  for t in tc256x64x64s4g2k1 tct256x64x64s4g2k1 tpt128x64x64s6g2k1; do
+  for t in tc256x64x64s4g2k1 tct256x64x64s4g2k1 tpt128x64x64s6g2k1 hl128x64x64s2g2k1; do
     KILN_WGMMA_TRPP=1 "$K" build "$R" -o /tmp/trpp.kiln --precision fp16 --shape input=32x3x224x224 --no-autotune \
       --tile $t > "$OUT/trpp_build_$t.txt" 2>&1 &&
       "$K" bench /tmp/trpp.kiln --iterations 30 --warmup 5 --profile --profile-repeat 10 > "$OUT/trpp_prof_$t.txt" 2>&1

@@ -248,7 +248,8 @@ static int run_case(const conv_case *k, const char *src, const char *work) {
         return 1;
     }
     if (!strstr(cuda, "conv_nhwc_f16<") && !strstr(cuda, "conv_wgmma_f16<") && !strstr(cuda, "conv_wgmma_ws_f16<") &&
-        !strstr(cuda, "conv_halo_f16<") && !strstr(cuda, "conv_tma_f16<") && !strstr(cuda, "conv_tma_pp_f16<")) {
+        !strstr(cuda, "conv_halo_f16<") && !strstr(cuda, "conv_halo_pp_f16<") && !strstr(cuda, "conv_tma_f16<") &&
+        !strstr(cuda, "conv_tma_pp_f16<")) {
         printf("FAIL: %s: the NHWC kernel was not used\n", k->name);
         return 1;
     }

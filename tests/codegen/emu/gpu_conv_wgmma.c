@@ -62,7 +62,11 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        /* ... with stream-K (where the tiles fill the last wave badly) */
                                        "ts128x128x64s5g2k1", "ts256x64x64s4g2k1",
                                        /* ... with transposed roles (64 output channels a tile) */
-                                       "tct256x64x64s4g2k1", "tpt128x64x64s6g2k1"};
+                                       "tct256x64x64s4g2k1", "tpt128x64x64s6g2k1",
+                                       /* the halo kernel, two warpgroups taking turns (conv_halo_pp_f16) */
+                                       "hp112x64x64s2g2k1", "hp128x64x64s2g2k1", "hp64x64x64s2g2k1",
+                                       /* ... the weights in registers */
+                                       "hr64x64x64s2g2k1", "hr112x64x64s2g2k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -91,6 +95,10 @@ static const conv_case wg_cases[] = {
      * segments start and end inside them), with a residual */
     {"ts_3x3_ktail", 2, 128, 28, 28, 200, 3, 3, 1, 1, 1, 1, 0, NULL},
     {"ts_many_res", 32, 256, 28, 28, 128, 1, 1, 1, 0, 1, 1, 1, NULL},
+    /* the hp tiles: ResNet's stage-1 3x3 with a residual, 448 tile pairs of 14 x 8 pixels (each
+     * block's warpgroups take several turns); an odd tile count with tails in both directions */
+    {"hp_many_res", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+    {"hp_odd_c16", 1, 16, 13, 17, 64, 3, 3, 1, 1, 1, 0, 0, NULL},
 };
 
 /* ResNet-50's convolutions at batch 32 (the issue-5 targets) for the timing bundles */
@@ -170,11 +178,15 @@ static int wg_nvrtc(const char *work) {
     const conv_case k64 = {"nvrtc_k64", 32, 32, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL};
     /* the tiles only for convs without a residual (tc256x128x64s4, tc128x256x64s4): k without one */
     const conv_case k_nores = {"nvrtc_nores", 32, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 0, NULL};
+    /* the hp tiles on ResNet's stage-1 3x3 (C = 64: all 73.7 KB of weights in shared memory) */
+    const conv_case k64c64 = {"nvrtc_k64c64", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL};
     for (int t = 0; t < N_WG; t++) {
         if (!tile_selected(wg_tiles[t])) continue;
         char *cuda = NULL;
-        int r = gen(strncmp(wg_tiles[t], "hl", 2) ? &k : &k64, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
-        if (r == 1 && strncmp(wg_tiles[t], "hl", 2)) r = gen(&k_nores, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
+        const bool hl = !strncmp(wg_tiles[t], "hl", 2), hp = !strncmp(wg_tiles[t], "hp", 2) || !strncmp(wg_tiles[t], "hr", 2);
+        int r = gen(hp ? &k64c64 : hl ? &k64 : &k, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
+        if (r == 1 && !hl && !hp) r = gen(&k_nores, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
+        if (r == 1 && hp) r = gen(&k64, wg_tiles[t], arch_90a, 2, false, NULL, &cuda); /* (hp128: C = 64 does not fit) */
         if (r) {
             printf("FAIL: %s: not generated for the sm_90a build\n", wg_tiles[t]);
             fails++;
@@ -316,6 +328,36 @@ static int wg_emu(const char *src, const char *work) {
         free(cuda);
         kiln_bundle_free(b);
     }
+    /* the halo kernel's turns (conv_halo_pp_f16): C = 32 with a residual (14-row tiles over 19 rows,
+     * 8-column tiles over 10); an odd number of tiles (3: the second warpgroup's last turn has none);
+     * the stem as space-to-depth */
+    static const conv_case hpc[] = {
+        {"emu_hp_c32_res", 1, 32, 19, 10, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+        {"emu_hp_odd", 1, 16, 13, 17, 64, 3, 3, 1, 1, 1, 0, 0, NULL},
+        {"emu_hp_s2d", 1, 3, 23, 21, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
+        /* C = 64 (the swizzled layout where KILN_HP_SWZ asks for it), a residual */
+        {"emu_hp_c64_res", 1, 64, 11, 17, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+        {"emu_hp_c64_res", 1, 64, 11, 17, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+    };
+    /* (hr: the weights in registers only where there is wgmma; the fallback reads them from shared memory) */
+    static const char *const hpt[] = {"hp112x64x64s2g2k1", "hp112x64x64s2g2k1", "s2d:hp128x64x64s2g2k1", "hp64x64x64s2g2k1",
+                                      "hr64x64x64s2g2k1"};
+    for (int i = 0; i < 5; i++) {
+        char *cuda = NULL;
+        kiln_bundle *b = NULL;
+        int r = gen(&hpc[i], hpt[i], arch_90a, 2, false, &b, &cuda);
+        if (r || !strstr(cuda, "conv_halo_pp_f16<")) {
+            printf("FAIL: %s: tile %s not generated\n", hpc[i].name, hpt[i]);
+            fails++;
+        } else {
+            conv_case kk = hpc[i];
+            kk.tile = hpt[i];
+            case_archs = arch_90a, case_n_archs = 2;
+            fails += run_case(&kk, src, work);
+        }
+        free(cuda);
+        kiln_bundle_free(b);
+    }
     printf("%s: gpu_conv_wgmma --emu: %d failures\n", fails ? "FAIL" : "PASS", fails);
     return fails ? 1 : 0;
 }
@@ -373,8 +415,10 @@ static int wg_gpu(const char *work) {
     };
     static const char *const s2d_tiles[] = {"s2d:wgz128x64x64s4g2k1", "s2d:wg128x128x64s4g2k1",
                                             "s2d:wgz128x64x64s4g2k2", "s2d:hl256x64x64s2g2k1",
-                                            "s2d:hl128x64x64s2g1k1", "s2d:hl256x64x64s2g1k1"};
-    run_tiles(s2d_cases, sizeof s2d_cases / sizeof s2d_cases[0], s2d_tiles, 6, work, &st_);
+                                            "s2d:hl128x64x64s2g1k1", "s2d:hl256x64x64s2g1k1",
+                                            "s2d:hp128x64x64s2g2k1", "s2d:hp112x64x64s2g2k1",
+                                            "s2d:hr112x64x64s2g2k1", "s2d:hr64x64x64s2g2k1"};
+    run_tiles(s2d_cases, sizeof s2d_cases / sizeof s2d_cases[0], s2d_tiles, 10, work, &st_);
     int fails = st_.fails, n = st_.n, skipped = st_.skipped;
     bool skip = st_.skip;
     const char *first_run = st_.first_run;
@@ -447,6 +491,7 @@ int main(int argc, char **argv) {
     setenv("KILN_WGMMA_SK", "1", 1); /* and the stream-K "ts" tiles */
     setenv("KILN_WGMMA_TRPP", "1", 1); /* and the persistent transposed-roles "tct" / "tpt" tiles */
     setenv("KILN_WGMMA_HALO", "1", 1); /* and the halo kernel's "hl" tiles */
+    setenv("KILN_WGMMA_HPP", "1", 1);  /* and its turn-taking "hp" tiles */
     setenv("KILN_WGMMA_TMA", "1", 1);  /* and the TMA "tm" tiles */
     if (!strcmp(argv[3], "--nvrtc")) {
         tile_filter = argc > 4 ? argv[4] : NULL;
