@@ -140,11 +140,6 @@ static bool trpp_enabled(void) {
     const char *e = getenv("KILN_WGMMA_TRPP");
     return e && *e && strcmp(e, "0") != 0;
 }
-/* The hp tiles: candidates only with KILN_WGMMA_HPP=1 (gpu_conv_wgmma sets it) */
-static bool hpp_enabled(void) {
-    const char *e = getenv("KILN_WGMMA_HPP");
-    return e && *e && strcmp(e, "0") != 0;
-}
 /* The ts (stream-K) tiles: candidates only with KILN_WGMMA_SK=1 (gpu_conv_wgmma sets it) */
 static bool sk_enabled(void) {
     const char *e = getenv("KILN_WGMMA_SK");
@@ -190,6 +185,15 @@ static const nhwc_cfg pair_cfgs[] = {
 /* ... and the stride-2 stem's space-to-depth candidates ("s2d:<tile>", conv_nhwc_s2d) after them */
 #define N_ALL (N_CANDS + N_CFGS)
 enum { CAND_T4, CAND_PLAIN, CAND_S2D };
+/* The hp / hr tiles: by default the two that won on an H100 (ResNet-50 b32, one forced tile each:
+ * hp64 on the stage-1 3x3, 20.3 us against tc256x64's 23.6 and hp112's 21.0; s2d:hr112 on the stem,
+ * 57.1 us against s2d:hp128's 61.4 and s2d:hl128's 63.8); KILN_WGMMA_HPP=1 offers them all
+ * (gpu_conv_wgmma sets it), =0 none */
+static bool hpp_enabled(const nhwc_cfg *f, int kind) {
+    const char *e = getenv("KILN_WGMMA_HPP");
+    if (e && *e) return strcmp(e, "0") != 0;
+    return kind == CAND_S2D ? (f->sw & NHWC_RA) && f->bm == 112 : !(f->sw & NHWC_RA) && f->bm == 64;
+}
 /* under sm_80's 163 KiB per block; 227 KiB when every target is sm_90 or later (tc128x128's 6 stages
  * take 225.3 KiB: 5 stages ran the ResNet-50 b32 layer-2 conv pair 5% slower on an H100) */
 static uint32_t smem_limit(const cg *c) {
@@ -582,7 +586,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_TR) && (!tr || K % 64 || ((f->sw & NHWC_PP) && !trpp_enabled()))) continue;
         if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
         if ((f->sw & NHWC_PP) && (f->sw & NHWC_TMA) && !tma_store_ok) continue;
-        if ((f->sw & NHWC_PP) && (f->sw & NHWC_HALO) && !hpp_enabled()) continue;
+        if ((f->sw & NHWC_PP) && (f->sw & NHWC_HALO) && !hpp_enabled(f, kind)) continue;
         if ((f->sw & NHWC_HALF) && a.residual >= 0) continue; /* (the residual is loaded into the whole buffer) */
         /* without a residual the 4-stage twins replace the 3-stage 256x128 / 128x256 tc tiles (as fast or
          * faster on every ResNet-50 b32 conv timed on an H100; the tuner's list stays as long) */
