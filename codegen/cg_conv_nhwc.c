@@ -134,6 +134,10 @@ static const nhwc_cfg nhwc_cfgs[] = {
     {64, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP},
     /* ... with the weights in registers (depth <= 576: 4 registers a k16 step) */
     {64, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP | NHWC_RA}, {112, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP | NHWC_RA},
+    /* ... three or four warpgroups taking turns (stages = halo buffers a warpgroup, 2 or 1): on an H100
+     * hp64 g2 spent more time per turn outside its wgmma chain (loads, staging, stores) than in it */
+    {64, 64, 64, 0, 0, 2, 1, 3, NHWC_HALO | NHWC_PP}, {64, 64, 64, 0, 0, 1, 1, 4, NHWC_HALO | NHWC_PP},
+    {112, 64, 64, 0, 0, 1, 1, 3, NHWC_HALO | NHWC_PP},
 };
 /* The tct / tpt tiles: candidates only with KILN_WGMMA_TRPP=1 (gpu_conv_wgmma sets it) */
 static bool trpp_enabled(void) {
@@ -192,6 +196,7 @@ enum { CAND_T4, CAND_PLAIN, CAND_S2D };
 static bool hpp_enabled(const nhwc_cfg *f, int kind) {
     const char *e = getenv("KILN_WGMMA_HPP");
     if (e && *e) return strcmp(e, "0") != 0;
+    if (f->wg != 2) return false; /* (not yet run on a GPU) */
     return kind == CAND_S2D ? (f->sw & NHWC_RA) && f->bm == 112 : !(f->sw & NHWC_RA) && f->bm == 64;
 }
 /* under sm_80's 163 KiB per block; 227 KiB when every target is sm_90 or later (tc128x128's 6 stages
@@ -226,7 +231,7 @@ static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
         const int sw = hp_swz(c);
         const int64_t px = 8 + s - 1, rnd = sw ? 1024 : 1;
         const int64_t halo = ((c / 8) * (f->bm / 8 + r - 1) * px * 16 + rnd - 1) / rnd * rnd, stg = (f->bm * (64 + 8) * 4 + rnd - 1) / rnd * rnd;
-        return (uint32_t)(r * s * c * 128 + 2 * (2 * halo + stg) + (sw ? 1024 : 0));
+        return (uint32_t)(r * s * c * 128 + f->wg * (f->stages * halo + stg) + (sw ? 1024 : 0));
     }
     return (uint32_t)(r * s * c * 128 + 2 * (c / 8) * (f->bm / 8 + r - 1) * 256 + f->bm * (64 + 8) * 4);
 }
@@ -728,9 +733,9 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "extern \"C\" __global__ void __launch_bounds__(%d, 1) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s>(x, w, bias, res, y, smem);\n}\n",
+                       "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s, %d, %d>(x, w, bias, res, y, smem);\n}\n",
                        threads, fn, epi, epi, smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
-                       f->sw & NHWC_RA ? "true" : "false");
+                       f->sw & NHWC_RA ? "true" : "false", f->wg, f->stages);
     else if (halo)
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -838,7 +843,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     }
     if (halo) { /* persistent: at most the blocks resident on the target (228 KiB, 1 KiB reserved a block) */
         int64_t tiles = N * ((P + f->bm / 8 - 1) / (f->bm / 8)) * ((Q + 7) / 8);
-        if (f->sw & NHWC_PP) tiles = (tiles + 1) / 2; /* (a block takes tile pairs) */
+        if (f->sw & NHWC_PP) tiles = (tiles + f->wg - 1) / f->wg; /* (a block takes sets of wg tiles) */
         const int64_t most = (int64_t)target_gpu(c).sms * per_sm;
         gx = (uint64_t)(tiles < most ? tiles : most), gy = 1;
     }

@@ -1221,9 +1221,11 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
 // blocks of conv_halo_f16 do not fit on an SM).
 //
 //   tiles: TY output rows x 8 columns of one image (NP = 8 * TY pixels, the N of m64nNk16: 64, 112
-//   or 128); tile pair p = (2 p, 2 p + 1) goes to (warpgroup 0, warpgroup 1) of block p % grid, so
-//   both warpgroups of a block make the same number of turns (the last pair's second tile may not
-//   exist: that warpgroup then only keeps the turn order).
+//   or 128); WGS warpgroups (2, 3 or 4) take turns: tile set p = (WGS p ... WGS p + WGS - 1) goes to
+//   warpgroups 0 ... WGS - 1 of block p % grid, so all warpgroups of a block make the same number of
+//   turns (the last set's tiles may not all exist: such a warpgroup only keeps the turn order).
+//   NB = 2 halo buffers a warpgroup: the next tile's halo loads before this one's wgmmas; NB = 1: after
+//   them (the buffer is free once they completed), during the epilogue and the others' turns.
 //   halo: (TY + R - 1) x UX pixels (UX = 8 + S - 1).
 //   SWZ = false: conv_halo_f16's no-swizzle layout, [C / 8][row][UX] x 16 bytes (B's stride byte offset
 //   the row pitch UX * 16, leading byte offset one channel plane); weights [depth / 8][64] x 16 B.
@@ -1239,18 +1241,18 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
 //   reads only B from shared memory.
 //   shared: weights | warpgroup 0: halo 0, halo 1, fp32 staging [NP][LD] | warpgroup 1: the same
 //   (halo and staging rounded up to 1 KiB when swizzled; + 1 KiB to align the start).
-//   turns: before its wgmmas a warpgroup waits at named barrier 3 + wg (256 threads) for the other to
-//   arrive there after issuing its own; so the wgmma chains alternate (warpgroup 0 first) and each
-//   epilogue overlaps the other's chain. Each warpgroup's loads, staging and stores sync on its own
-//   named barrier 1 + wg (128 threads).
+//   turns: before its wgmmas warpgroup w waits at named barrier WGS + 1 + w (256 threads) for warpgroup
+//   w - 1 (mod WGS) to arrive there after issuing its own; so the wgmma chains go round (warpgroup 0
+//   first) and each epilogue overlaps the others' chains. Each warpgroup's loads, staging and stores
+//   sync on its own named barrier 1 + w (128 threads).
 // Without wgmma the same loop runs a scalar product over the same layouts (no turns), and
 // __syncthreads for the warpgroup barriers (legal: both warpgroups make the same number of turns
 // and reach them unconditionally).
 #define KILN_HALO_PP_RND(v, SWZ) ((SWZ) ? ((v) + 1023) / 1024 * 1024 : (v)) /* (swizzled: 1 KiB atoms) */
 #define KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ) KILN_HALO_PP_RND(((C) / 8) * ((TY) + (R) - 1) * (8 + (S) - 1) * 16, SWZ)
 #define KILN_HALO_PP_STG_BYTES(TY, SWZ) KILN_HALO_PP_RND((TY) * 8 * KILN_NHWC_EPI_LD(64) * 4, SWZ)
-#define KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ) \
-    ((R) * (S) * (C) * 128 + 2 * (2 * KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ) + KILN_HALO_PP_STG_BYTES(TY, SWZ)) + ((SWZ) ? 1024 : 0))
+#define KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB) \
+    ((R) * (S) * (C) * 128 + (WGS) * ((NB) * KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ) + KILN_HALO_PP_STG_BYTES(TY, SWZ)) + ((SWZ) ? 1024 : 0))
 __device__ __forceinline__ void halo_pp_bar(int wg) {
 #ifdef KILN_HAVE_WGMMA
     wg_bar(1 + wg);
@@ -1280,7 +1282,7 @@ __device__ __forceinline__ void wgmma_soft_sw128(float *acc, const unsigned char
         }
 }
 #endif
-template <class SHP, int TY, class E, bool SWZ = false, bool RA = false>
+template <class SHP, int TY, class E, bool SWZ = false, bool RA = false, int WGS = 2, int NB = 2>
 __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                  const typename E::bias_t *__restrict__ bias,
                                                  const typename E::res_t *__restrict__ res, __half *__restrict__ y,
@@ -1293,10 +1295,13 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
     constexpr int UX = 8 + S - 1, PX = UX, HY = TY + R - 1, CK = C / 8, NP = 8 * TY;
     static_assert(NP == 64 || NP == 112 || NP == 128, "halo pp tile");
     constexpr int KD = R * S * C, W_BYTES = KD * 128, PLANE = HY * PX * 16, LD = KILN_NHWC_EPI_LD(64);
-    constexpr int HALO = KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ), WG_BYTES = 2 * HALO + KILN_HALO_PP_STG_BYTES(TY, SWZ);
-    static_assert(HALO >= CK * PLANE && W_BYTES + 2 * WG_BYTES + (SW ? 1024 : 0) == KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ),
+    static_assert(WGS >= 2 && WGS <= 4 && (NB == 1 || NB == 2), "2-4 warpgroups, 1-2 halo buffers each");
+    constexpr int HALO = KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ), WG_BYTES = NB * HALO + KILN_HALO_PP_STG_BYTES(TY, SWZ);
+    static_assert(HALO >= CK * PLANE &&
+                      W_BYTES + WGS * WG_BYTES + (SW ? 1024 : 0) == KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB),
                   "shared layout");
-    constexpr int TQ = (Q + 7) / 8, TP = (P + TY - 1) / TY, NT = SHP::N * TP * TQ, NPAIR = (NT + 1) / 2;
+    constexpr int TQ = (Q + 7) / 8, TP = (P + TY - 1) / TY, NT = SHP::N * TP * TQ, NSET = (NT + WGS - 1) / WGS;
+    constexpr int NTH = 128 * WGS;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, lane = tid & 31, warp = (tid >> 5) & 3;
     if constexpr (SW) { // swizzle atoms on 1024 bytes
 #ifdef KILN_EMU
@@ -1306,7 +1311,7 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
 #endif
     }
     unsigned char *ws = smem, *hs = smem + W_BYTES + wg * WG_BYTES;
-    float *cs = reinterpret_cast<float *>(hs + 2 * HALO); // this warpgroup's epilogue staging: [NP pixels][LD]
+    float *cs = reinterpret_cast<float *>(hs + NB * HALO); // this warpgroup's epilogue staging: [NP pixels][LD]
 
 #ifdef KILN_HAVE_WGMMA
     constexpr bool RW = RA; // weights in registers
@@ -1325,7 +1330,7 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
         }
     } else { // the weights, once, by both warpgroups (consecutive threads: consecutive 16 bytes of a filter row)
         (void)wa;
-        for (int i = tid; i < KD / 8 * 64; i += 256) {
+        for (int i = tid; i < KD / 8 * 64; i += NTH) {
             const int row = i / (KD / 8), kc = i % (KD / 8);
             unsigned char *dst = SW ? ws + (kc / 8) * 8192 + row * 128 + (((kc % 8) ^ (row & 7)) << 4) : ws + kc * 1024 + row * 16;
             cp_async16(dst, w + (i64)row * KD + kc * 8, true);
@@ -1333,23 +1338,38 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
     }
     auto load_halo = [&](int t, unsigned char *buf) { // this warpgroup's threads: a pixel's channel chunks
         const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY, x0 = t % TQ * 8;
-        for (int i = wt; i < HY * UX * CK; i += 128) {
+        if constexpr (WGS < 4) {
+            for (int i = wt; i < HY * UX * CK; i += 128) {
             const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * PX + hx;
             const int ih = y0 - SHP::PH + hy, iw = x0 - SHP::PW + hx;
             const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
             unsigned char *dst = SW ? buf + pp * 128 + ((kc ^ (pp & 7)) << 4) : buf + kc * PLANE + pp * 16;
             cp_async16(dst, ok ? x + (((i64)n * H + ih) * W + iw) * C + kc * 8 : x, ok);
+            }
+        } else { // (128 registers a thread: unrolled, this loop spills)
+#pragma unroll 1
+            for (int i = wt; i < HY * UX * CK; i += 128) {
+            const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * PX + hx;
+            const int ih = y0 - SHP::PH + hy, iw = x0 - SHP::PW + hx;
+            const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
+            unsigned char *dst = SW ? buf + pp * 128 + ((kc ^ (pp & 7)) << 4) : buf + kc * PLANE + pp * 16;
+            cp_async16(dst, ok ? x + (((i64)n * H + ih) * W + iw) * C + kc * 8 : x, ok);
+            }
         }
     };
     int pr = (int)blockIdx.x, it = 0;
-    if (pr < NPAIR && 2 * pr + wg < NT) load_halo(2 * pr + wg, hs);
+    if (pr < NSET && WGS * pr + wg < NT) load_halo(WGS * pr + wg, hs);
     cp_async_commit();
-    for (; pr < NPAIR; it++, pr += (int)gridDim.x) {
-        const int t = 2 * pr + wg, tn = t + 2 * (int)gridDim.x;
+    for (; pr < NSET; it++, pr += (int)gridDim.x) {
+        const int t = WGS * pr + wg, tn = t + WGS * (int)gridDim.x;
         const bool live = t < NT;
-        if (tn < NT) load_halo(tn, hs + ((it + 1) & 1) * HALO);
-        cp_async_commit();
-        cp_async_wait<1>(); // this tile's halo (and the weights) landed: this thread's copies ...
+        if constexpr (NB == 2) {
+            if (tn < NT) load_halo(tn, hs + ((it + 1) & 1) * HALO);
+            cp_async_commit();
+            cp_async_wait<1>(); // this tile's halo (and the weights) landed: this thread's copies ...
+        } else {
+            cp_async_wait<0>(); // (NB = 1: loaded during the previous turn's epilogue)
+        }
 #ifdef KILN_HAVE_WGMMA
         fence_proxy_async(); // ... visible to the async proxy ...
 #endif
@@ -1358,11 +1378,11 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
         float acc[NP / 2];
 #pragma unroll
         for (int i = 0; i < NP / 2; i++) acc[i] = 0.0f;
-        const unsigned char *hb = hs + (it & 1) * HALO;
+        const unsigned char *hb = hs + (NB == 2 ? (it & 1) * HALO : 0);
 #ifdef KILN_HAVE_WGMMA
         // (without a tile the chain runs anyway, on a stale buffer, its sums unused: wgmma under a
         // branch is serialized, ptxas C7518)
-        if (it > 0 || wg == 1) asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory"); // my turn
+        if (it > 0 || (WGS == 2 ? wg == 1 : wg > 0)) asm volatile("bar.sync %0, 256;\n" ::"r"(WGS + 1 + wg) : "memory"); // my turn
         wgmma_pin<NP / 2>(acc);
         wgmma_fence();
 #pragma unroll
@@ -1383,7 +1403,7 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
                     else wgmma_f16<NP>::run(acc, da, db);
                 }
         wgmma_commit();
-        asm volatile("bar.arrive %0, 256;\n" ::"r"(4 - wg) : "memory"); // the other's turn
+        asm volatile("bar.arrive %0, 256;\n" ::"r"(WGS == 2 ? 4 - wg : WGS + 1 + (wg + 1) % WGS) : "memory"); // the next one's turn
         wgmma_wait<0>();
         wgmma_pin<NP / 2>(acc);
 #else
@@ -1399,6 +1419,11 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
                                            hb + 2 * k * PLANE + (r * PX + s) * 16, PLANE, PX * 16, warp, lane);
                     }
 #endif
+        if constexpr (NB == 1) { // the halo buffer is free (every warp's wgmmas completed): the next tile's
+            halo_pp_bar(wg);
+            if (tn < NT) load_halo(tn, hs);
+            cp_async_commit();
+        }
         // d[4 j + q] = D[channel 16 warp + lane / 4 + 8 (q / 2)][pixel 8 j + 2 (lane % 4) + q % 2]: staged
         // pixel-major (staging row = pixel = 8 * tile row + column)
         const int g = lane >> 2, tq = lane & 3;
@@ -1420,7 +1445,10 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
         }
     }
 #ifdef KILN_HAVE_WGMMA
-    if (it > 0 && wg == 0) asm volatile("bar.sync 3, 256;\n" ::: "memory"); // warpgroup 1's last arrival
+    if (it > 0 && wg == 0) { // the last warpgroup's last arrival
+        if constexpr (WGS == 2) asm volatile("bar.sync 3, 256;\n" ::: "memory");
+        else asm volatile("bar.sync %0, 256;\n" ::"n"(WGS + 1) : "memory");
+    }
 #endif
     cp_async_wait<0>();
 }

@@ -3,7 +3,7 @@
 # root, with the folder packed by scripts/gpu_pack.sh. Each step writes its log under OUT as it
 # goes, so a timeout still leaves the finished steps.
 #   usage: tests/gpu/run_all.sh PACK OUT [STEPS]    STEPS: comma list of
-#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, fp32, dw, trpp
+#     tests,codegen,perlayer,torchvision,conformance,sanitize,tune (default: all); opt-in: gemv, fp32, dw, trpp, hpp
 set -uo pipefail
 P=$(cd "$1" && pwd) OUT=$2 STEPS=${3:-tests,codegen,perlayer,torchvision,conformance,sanitize,tune}
 mkdir -p "$OUT"
@@ -103,12 +103,32 @@ if has trpp; then  # the opt-in persistent transposed-roles tiles (conv_tma_pp_f
   # ResNet-50 b32 fp16 with the tile forced where it is a candidate (the 64-channel convs) against the tuner's
   # usual stage-1 pick; conv / GEMM layers timed over 10 launches back to back
   R=/tmp/models/resnet50_torchvision/model.onnx
-  for t in tc256x64x64s4g2k1 tct256x64x64s4g2k1 tpt128x64x64s6g2k1 hl128x64x64s2g2k1; do
+  for t in tc256x64x64s4g2k1 tct256x64x64s4g2k1 tpt128x64x64s6g2k1; do
     KILN_WGMMA_TRPP=1 "$K" build "$R" -o /tmp/trpp.kiln --precision fp16 --shape input=32x3x224x224 --no-autotune \
       --tile $t > "$OUT/trpp_build_$t.txt" 2>&1 &&
       "$K" bench /tmp/trpp.kiln --iterations 30 --warmup 5 --profile --profile-repeat 10 > "$OUT/trpp_prof_$t.txt" 2>&1
     echo "$t: exit $?; $(grep '^latency' "$OUT/trpp_prof_$t.txt")"
     grep -F "nhwc_f16:${t%%s[0-9]*}" "$OUT/trpp_prof_$t.txt" | cut -c1-100 | head -6  # (the tiles column is cut)
+  done
+fi
+if has hpp; then  # the halo tiles taking turns (conv_halo_pp_f16): all of them (KILN_WGMMA_HPP=1), 3 and 4 warpgroups
+  W=$P/plain/gpu_conv_wgmma
+  KILN_WGMMA_BUNDLES=0 "$W" . /tmp/hpp --gpu hp,hr,s2d:hp,s2d:hr > "$OUT/hpp.txt" 2>&1
+  echo "gpu_conv_wgmma --gpu hp,hr,s2d:hp,s2d:hr exit $?: $(grep -cE '^PASS' "$OUT/hpp.txt") PASS, $(grep -cE '^FAIL' "$OUT/hpp.txt") FAIL"
+  grep '^FAIL' "$OUT/hpp.txt" | head
+  for tool in memcheck racecheck; do
+    KILN_WGMMA_BUNDLES=0 compute-sanitizer --tool $tool --error-exitcode 1 "$W" . /tmp/hpp_$tool --gpu hp64x64x64s2g3k1,hp64x64x64s1g4k1 > "$OUT/hpp_$tool.txt" 2>&1
+    echo "compute-sanitizer $tool gpu_conv_wgmma --gpu hp64 g3,g4: exit $?, $(grep -m1 'SUMMARY' "$OUT/hpp_$tool.txt")"
+  done
+  # ResNet-50 b32 fp16 with one tile forced where it is a candidate: the stage-1 3x3 convs, then the stem
+  R=/tmp/models/resnet50_torchvision/model.onnx
+  for t in hp64x64x64s2g2k1 hp64x64x64s2g3k1 hp64x64x64s1g4k1 s2d:hr112x64x64s2g2k1 s2d:hp112x64x64s1g3k1 s2d:hp64x64x64s1g4k1; do
+    f=${t/:/_}
+    KILN_WGMMA_HPP=1 "$K" build "$R" -o /tmp/hpp.kiln --precision fp16 --shape input=32x3x224x224 --no-autotune \
+      --tile "$t" > "$OUT/hpp_build_$f.txt" 2>&1 &&
+      "$K" bench /tmp/hpp.kiln --iterations 20 --warmup 5 --profile --profile-repeat 10 > "$OUT/hpp_prof_$f.txt" 2>&1
+    echo "$t: exit $?; $(grep '^latency' "$OUT/hpp_prof_$f.txt")"
+    grep -F "nhwc_f16:${t%%x64x64*}" "$OUT/hpp_prof_$f.txt" | cut -c1-100 | head -3
   done
 fi
 if has torchvision; then
