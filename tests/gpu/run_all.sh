@@ -130,6 +130,18 @@ if has hpp; then  # the halo tiles taking turns (conv_halo_pp_f16): all of them 
     echo "$t: exit $?; $(grep '^latency' "$OUT/hpp_prof_$f.txt")"
     grep -F "nhwc_f16:${t%%x64x64*}" "$OUT/hpp_prof_$f.txt" | cut -c1-100 | head -3
   done
+  # ncu of the stage-1 3x3 alone (32x64x56x56 -> 64, ReLU) per tile: is a turn bound by its wgmma chain or by
+  # the loads / staging / stores around it (docs/codegen.md)
+  python3 tests/gpu/conv_model.py /tmp/hpp_c3.onnx 32 64 56 56 64 3 > /dev/null 2>&1
+  for t in tc256x64x64s4g2k1 hp64x64x64s2g2k1 hp64x64x64s2g3k1 hp64x64x64s1g4k1; do
+    KILN_WGMMA_HPP=1 "$K" build /tmp/hpp_c3.onnx -o /tmp/hpp_c3.kiln --precision fp16 --no-autotune --tile "$t" > /dev/null 2>&1 &&
+      timeout 120 ncu --clock-control none --section SpeedOfLight --section Occupancy --section WarpStateStats \
+        --section MemoryWorkloadAnalysis -k regex:conv_nhwc -c 1 "$K" bench /tmp/hpp_c3.kiln --no-graph --iterations 1 \
+        --warmup 0 > "$OUT/hpp_ncu_$t.txt" 2>&1
+    echo "ncu $t: exit $?"
+    grep -E "^ +(Duration|Compute \(SM\) Throughput|L2 Cache Throughput|DRAM Throughput|Achieved Occupancy|Warp Cycles Per Issued)" \
+      "$OUT/hpp_ncu_$t.txt" | head -6
+  done
 fi
 if has torchvision; then
   python3 tests/gpu/torchvision_check.py "$K" /tmp/tv --memcheck resnet50:fp32,resnet50:fp16 2>&1 |
