@@ -129,7 +129,7 @@ static const nhwc_cfg nhwc_cfgs[] = {
     {128, 64, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_TR},
     /* the halo kernel with two warpgroups taking turns on tiles of their own and one copy of the
      * weights (conv_halo_pp_f16, "hp" names; bm = one warpgroup's tile, 8 x TY pixels, TY = 14 fits
-     * ResNet's 56 / 112 rows): opt-in (KILN_WGMMA_HPP=1) until gpu_conv_wgmma --gpu has run them */
+     * ResNet's 56 / 112 rows); which are candidates: hpp_enabled */
     {112, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP}, {128, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP},
     {64, 64, 64, 0, 0, 2, 1, 2, NHWC_HALO | NHWC_PP},
     /* ... with the weights in registers (depth <= 576: 4 registers a k16 step) */
@@ -716,7 +716,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     /* the halo kernel is persistent: its grid is the blocks resident at once, per_sm a block
      * (shared memory; launch bounds keep the registers to match: 128 a thread, 255 for N = 256) */
     int per_sm = 1;
-    if (halo && !(f->sw & NHWC_PP)) { /* (hp: one block, its two warpgroups take turns) */
+    if (halo && !(f->sw & NHWC_PP)) { /* (hp: one block, its warpgroups take turns) */
         const int cap = f->wg == 1 && f->bm == 256 ? 2 : 4 / f->wg, fit = (int)((228 * 1024) / (smem + 1024));
         per_sm = fit < 1 ? 1 : fit > cap ? cap : fit;
     }

@@ -1215,10 +1215,10 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
 }
 
 // conv_halo_pp_f16 ("hp" candidates, cg_conv_nhwc.c): conv_halo_f16's shapes, halo loads and epilogue,
-// with its two warpgroups taking turns on tiles of their own (as conv_tma_pp_f16): one's epilogue
-// (stores of 64 channels a pixel: the stage-1 3x3's output is as large as its input) runs while the
-// other's wgmmas do, and both share one copy of all weights (73.7 KB for a 64-channel 3x3, so two
-// blocks of conv_halo_f16 do not fit on an SM).
+// with its warpgroups taking turns on tiles of their own (as conv_tma_pp_f16): one's epilogue (stores
+// of 64 channels a pixel: the stage-1 3x3's output is as large as its input) runs while another's
+// wgmmas do, and all share one copy of the weights (73.7 KB for a 64-channel 3x3, so two blocks of
+// conv_halo_f16 do not fit on an SM).
 //
 //   tiles: TY output rows x 8 columns of one image (NP = 8 * TY pixels, the N of m64nNk16: 64, 112
 //   or 128); WGS warpgroups (2, 3 or 4) take turns: tile set p = (WGS p ... WGS p + WGS - 1) goes to
@@ -1239,15 +1239,15 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
 //   RA = true (wgmma only): the weights stay in registers instead, each warp's A fragments of all
 //   R * S * C / 16 k16 steps (4 a step: 144 registers for a 64-channel 3x3), loaded once; wgmma then
 //   reads only B from shared memory.
-//   shared: weights | warpgroup 0: halo 0, halo 1, fp32 staging [NP][LD] | warpgroup 1: the same
+//   shared: weights | warpgroup 0: NB halo buffers, fp32 staging [NP][LD] | warpgroup 1: the same | ...
 //   (halo and staging rounded up to 1 KiB when swizzled; + 1 KiB to align the start).
 //   turns: before its wgmmas warpgroup w waits at named barrier WGS + 1 + w (256 threads) for warpgroup
 //   w - 1 (mod WGS) to arrive there after issuing its own; so the wgmma chains go round (warpgroup 0
 //   first) and each epilogue overlaps the others' chains. Each warpgroup's loads, staging and stores
 //   sync on its own named barrier 1 + w (128 threads).
 // Without wgmma the same loop runs a scalar product over the same layouts (no turns), and
-// __syncthreads for the warpgroup barriers (legal: both warpgroups make the same number of turns
-// and reach them unconditionally).
+// __syncthreads for the warpgroup barriers (legal: all warpgroups make the same number of turns and
+// reach them unconditionally).
 #define KILN_HALO_PP_RND(v, SWZ) ((SWZ) ? ((v) + 1023) / 1024 * 1024 : (v)) /* (swizzled: 1 KiB atoms) */
 #define KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ) KILN_HALO_PP_RND(((C) / 8) * ((TY) + (R) - 1) * (8 + (S) - 1) * 16, SWZ)
 #define KILN_HALO_PP_STG_BYTES(TY, SWZ) KILN_HALO_PP_RND((TY) * 8 * KILN_NHWC_EPI_LD(64) * 4, SWZ)
