@@ -733,8 +733,10 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "extern \"C\" __global__ void __launch_bounds__(%d, 1) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
+                       "    static_assert(KILN_HALO_PP_SMEM_BYTES(%d, %lld, %lld, %lld, %d, %d, %d) == %u, \"halo_smem\");\n"
                        "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s, %d, %d>(x, w, bias, res, y, smem);\n}\n",
-                       threads, fn, epi, epi, smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
+                       threads, fn, epi, epi, smem, f->bm / 8, (long long)an_src.r, (long long)an_src.s, (long long)C,
+                       hp_swz(C), f->wg, f->stages, smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
                        f->sw & NHWC_RA ? "true" : "false", f->wg, f->stages);
     else if (halo)
         kiln_cg_printf(&c->src,

@@ -1291,19 +1291,18 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
     static_assert(SHP::K == 64 && C % 16 == 0 && C <= 64 && S <= 9, "halo conv: K 64, C 16/32/64");
     static_assert(SHP::SH == 1 && SHP::SW == 1 && SHP::DH == 1 && SHP::DW == 1, "halo conv: stride 1");
     static_assert(!SWZ || C == 64, "the swizzled halo: 64 channels (one 128-byte row a pixel)");
-    constexpr bool SW = SWZ;
-    constexpr int UX = 8 + S - 1, PX = UX, HY = TY + R - 1, CK = C / 8, NP = 8 * TY;
+    constexpr int UX = 8 + S - 1, HY = TY + R - 1, CK = C / 8, NP = 8 * TY;
     static_assert(NP == 64 || NP == 112 || NP == 128, "halo pp tile");
-    constexpr int KD = R * S * C, W_BYTES = KD * 128, PLANE = HY * PX * 16, LD = KILN_NHWC_EPI_LD(64);
+    constexpr int KD = R * S * C, W_BYTES = KD * 128, PLANE = HY * UX * 16, LD = KILN_NHWC_EPI_LD(64);
     static_assert(WGS >= 2 && WGS <= 4 && (NB == 1 || NB == 2), "2-4 warpgroups, 1-2 halo buffers each");
     constexpr int HALO = KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ), WG_BYTES = NB * HALO + KILN_HALO_PP_STG_BYTES(TY, SWZ);
     static_assert(HALO >= CK * PLANE &&
-                      W_BYTES + WGS * WG_BYTES + (SW ? 1024 : 0) == KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB),
+                      W_BYTES + WGS * WG_BYTES + (SWZ ? 1024 : 0) == KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB),
                   "shared layout");
     constexpr int TQ = (Q + 7) / 8, TP = (P + TY - 1) / TY, NT = SHP::N * TP * TQ, NSET = (NT + WGS - 1) / WGS;
     constexpr int NTH = 128 * WGS;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, lane = tid & 31, warp = (tid >> 5) & 3;
-    if constexpr (SW) { // swizzle atoms on 1024 bytes
+    if constexpr (SWZ) { // swizzle atoms on 1024 bytes
 #ifdef KILN_EMU
         smem += (1024 - (unsigned)(reinterpret_cast<unsigned long long>(smem) & 1023)) & 1023;
 #else
@@ -1332,7 +1331,7 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
         (void)wa;
         for (int i = tid; i < KD / 8 * 64; i += NTH) {
             const int row = i / (KD / 8), kc = i % (KD / 8);
-            unsigned char *dst = SW ? ws + (kc / 8) * 8192 + row * 128 + (((kc % 8) ^ (row & 7)) << 4) : ws + kc * 1024 + row * 16;
+            unsigned char *dst = SWZ ? ws + (kc / 8) * 8192 + row * 128 + (((kc % 8) ^ (row & 7)) << 4) : ws + kc * 1024 + row * 16;
             cp_async16(dst, w + (i64)row * KD + kc * 8, true);
         }
     }
@@ -1340,19 +1339,19 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
         const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY, x0 = t % TQ * 8;
         if constexpr (WGS < 4) {
             for (int i = wt; i < HY * UX * CK; i += 128) {
-            const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * PX + hx;
+            const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * UX + hx;
             const int ih = y0 - SHP::PH + hy, iw = x0 - SHP::PW + hx;
             const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
-            unsigned char *dst = SW ? buf + pp * 128 + ((kc ^ (pp & 7)) << 4) : buf + kc * PLANE + pp * 16;
+            unsigned char *dst = SWZ ? buf + pp * 128 + ((kc ^ (pp & 7)) << 4) : buf + kc * PLANE + pp * 16;
             cp_async16(dst, ok ? x + (((i64)n * H + ih) * W + iw) * C + kc * 8 : x, ok);
             }
         } else { // (128 registers a thread: unrolled, this loop spills)
 #pragma unroll 1
             for (int i = wt; i < HY * UX * CK; i += 128) {
-            const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * PX + hx;
+            const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * UX + hx;
             const int ih = y0 - SHP::PH + hy, iw = x0 - SHP::PW + hx;
             const bool ok = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W;
-            unsigned char *dst = SW ? buf + pp * 128 + ((kc ^ (pp & 7)) << 4) : buf + kc * PLANE + pp * 16;
+            unsigned char *dst = SWZ ? buf + pp * 128 + ((kc ^ (pp & 7)) << 4) : buf + kc * PLANE + pp * 16;
             cp_async16(dst, ok ? x + (((i64)n * H + ih) * W + iw) * C + kc * 8 : x, ok);
             }
         }
@@ -1392,12 +1391,12 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
 #pragma unroll
                 for (int k = 0; k < C / 16; k++) {
                     u64 da, db;
-                    if constexpr (SW) {
+                    if constexpr (SWZ) {
                         da = wgmma_desc(ws + (r * S + s) * 8192 + 32 * k, 16, 1024) | ((u64)1 << 62);
-                        db = wgmma_desc(hb + (r * PX + s) * 128 + 32 * k, 16, PX * 128) | ((u64)1 << 62);
+                        db = wgmma_desc(hb + (r * UX + s) * 128 + 32 * k, 16, UX * 128) | ((u64)1 << 62);
                     } else {
                         da = wgmma_desc(ws + (((r * S + s) * C) / 8 + 2 * k) * 1024, 1024, 128);
-                        db = wgmma_desc(hb + 2 * k * PLANE + (r * PX + s) * 16, PLANE, PX * 16);
+                        db = wgmma_desc(hb + 2 * k * PLANE + (r * UX + s) * 16, PLANE, UX * 16);
                     }
                     if constexpr (RW) wgmma_rs_f16<NP>::run(acc, wa[(r * S + s) * (C / 16) + k], db);
                     else wgmma_f16<NP>::run(acc, da, db);
@@ -1411,12 +1410,12 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
             for (int r = 0; r < R; r++)
                 for (int s = 0; s < S; s++)
                     for (int k = 0; k < C / 16; k++) {
-                        if constexpr (SW)
+                        if constexpr (SWZ)
                             wgmma_soft_sw128<NP>(acc, ws, (r * S + s) * 8192 + 32 * k, 1024, hb,
-                                                 (r * PX + s) * 128 + 32 * k, PX * 128, warp, lane);
+                                                 (r * UX + s) * 128 + 32 * k, UX * 128, warp, lane);
                         else
                             wgmma_soft<NP>(acc, ws + (((r * S + s) * C) / 8 + 2 * k) * 1024, 1024, 128,
-                                           hb + 2 * k * PLANE + (r * PX + s) * 16, PLANE, PX * 16, warp, lane);
+                                           hb + 2 * k * PLANE + (r * UX + s) * 16, PLANE, UX * 16, warp, lane);
                     }
 #endif
         if constexpr (NB == 1) { // the halo buffer is free (every warp's wgmmas completed): the next tile's
