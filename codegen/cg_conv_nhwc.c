@@ -138,6 +138,10 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * hp64 g2 spent more time per turn outside its wgmma chain (loads, staging, stores) than in it */
     {64, 64, 64, 0, 0, 2, 1, 3, NHWC_HALO | NHWC_PP}, {64, 64, 64, 0, 0, 1, 1, 4, NHWC_HALO | NHWC_PP},
     {112, 64, 64, 0, 0, 1, 1, 3, NHWC_HALO | NHWC_PP},
+    /* ... where the epilogue stages fp16 (no residual: a quarter of the fp32 rows' bytes), larger tiles
+     * and more halo buffers fit beside 64-channel 3x3 weights */
+    {112, 64, 64, 0, 0, 1, 1, 4, NHWC_HALO | NHWC_PP}, {64, 64, 64, 0, 0, 2, 1, 4, NHWC_HALO | NHWC_PP},
+    {128, 64, 64, 0, 0, 1, 1, 3, NHWC_HALO | NHWC_PP},
 };
 /* The tct / tpt tiles: candidates only with KILN_WGMMA_TRPP=1 (gpu_conv_wgmma sets it) */
 static bool trpp_enabled(void) {
@@ -189,15 +193,15 @@ static const nhwc_cfg pair_cfgs[] = {
 /* ... and the stride-2 stem's space-to-depth candidates ("s2d:<tile>", conv_nhwc_s2d) after them */
 #define N_ALL (N_CANDS + N_CFGS)
 enum { CAND_T4, CAND_PLAIN, CAND_S2D };
-/* The hp / hr tiles: by default the two that won on an H100 (ResNet-50 b32, one forced tile each:
- * hp64 on the stage-1 3x3, 20.3 us against tc256x64's 23.6 and hp112's 21.0; s2d:hr112 on the stem,
- * 57.1 us against s2d:hp128's 61.4 and s2d:hl128's 63.8); KILN_WGMMA_HPP=1 offers them all
- * (gpu_conv_wgmma sets it), =0 none */
+/* The hp / hr tiles: by default the two that won on an H100 (ResNet-50 b32, one forced tile each, the
+ * epilogue staged as fp16: hp64 with 4 warpgroups on the stage-1 3x3, 16.3 us against hp64 g2's 16.8,
+ * hp112 g4's 17.2 and tc256x64's 23.6; s2d:hp112 with 4 warpgroups on the stem, 45.9 us against
+ * s2d:hr112 g2's 47.6); KILN_WGMMA_HPP=1 offers them all (gpu_conv_wgmma sets it), =0 none */
 static bool hpp_enabled(const nhwc_cfg *f, int kind) {
     const char *e = getenv("KILN_WGMMA_HPP");
     if (e && *e) return strcmp(e, "0") != 0;
-    if (f->wg != 2) return false; /* (not yet run on a GPU) */
-    return kind == CAND_S2D ? (f->sw & NHWC_RA) && f->bm == 112 : !(f->sw & NHWC_RA) && f->bm == 64;
+    if (f->wg != 4 || f->stages != 1 || (f->sw & NHWC_RA)) return false;
+    return f->bm == (kind == CAND_S2D ? 112 : 64);
 }
 /* under sm_80's 163 KiB per block; 227 KiB when every target is sm_90 or later (tc128x128's 6 stages
  * take 225.3 KiB: 5 stages ran the ResNet-50 b32 layer-2 conv pair 5% slower on an H100) */
@@ -224,13 +228,13 @@ static uint32_t cfg_smem(const nhwc_cfg *f) { /* ws / tm: + the mbarriers (KILN_
 /* the hp tiles' 128-byte swizzled halo (conv_halo_pp_f16 SWZ): where a pixel's channels are one 128-byte row */
 static int hp_swz(int64_t c) { return c == 64; }
 /* the halo kernel's: all weights, two input tiles, the epilogue's fp32 rows (KILN_HALO_SMEM_BYTES;
- * hp: two input tiles and the staging rows for each warpgroup, rows of 8 + S - 1 pixels,
- * KILN_HALO_PP_SMEM_BYTES) */
-static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s) {
+ * hp: NB input tiles and the staging rows for each warpgroup, rows of 8 + S - 1 pixels, the staging
+ * fp16 where there is no residual (f16s), KILN_HALO_PP_SMEM_BYTES) */
+static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s, bool f16s) {
     if (f->sw & NHWC_PP) {
         const int sw = hp_swz(c);
-        const int64_t px = 8 + s - 1, rnd = sw ? 1024 : 1;
-        const int64_t halo = ((c / 8) * (f->bm / 8 + r - 1) * px * 16 + rnd - 1) / rnd * rnd, stg = (f->bm * (64 + 8) * 4 + rnd - 1) / rnd * rnd;
+        const int64_t px = 8 + s - 1, rnd = sw ? 1024 : 1, stg_row = f16s ? 72 * 2 : (64 + 8) * 4;
+        const int64_t halo = ((c / 8) * (f->bm / 8 + r - 1) * px * 16 + rnd - 1) / rnd * rnd, stg = (f->bm * stg_row + rnd - 1) / rnd * rnd;
         return (uint32_t)(r * s * c * 128 + f->wg * (f->stages * halo + stg) + (sw ? 1024 : 0));
     }
     return (uint32_t)(r * s * c * 128 + 2 * (c / 8) * (f->bm / 8 + r - 1) * 256 + f->bm * (64 + 8) * 4);
@@ -604,7 +608,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if (f->sw & NHWC_HALO) { /* on the conv the kernel runs: the s2d one is stride 1 over 16 channels */
             const int64_t hc = kind == CAND_S2D ? 16 : C, hr = kind == CAND_S2D ? R2 : R, hs = kind == CAND_S2D ? S2 : S;
             const bool st1 = kind == CAND_S2D || (s[0] == 1 && s[1] == 1 && d[0] == 1 && d[1] == 1);
-            if (!halo_ok || s2 || K != 64 || !st1 || hc % 16 || hc > 64 || hs > 9 || halo_smem(f, hc, hr, hs) > smem_max) continue;
+            if (!halo_ok || s2 || K != 64 || !st1 || hc % 16 || hc > 64 || hs > 9 || halo_smem(f, hc, hr, hs, a.residual < 0) > smem_max) continue;
             if ((f->sw & NHWC_PP) && hr * hs == 1) continue; /* (hp: a 1x1 conv reads no pixel twice) */
             if ((f->sw & NHWC_RA) && hr * hs * hc > 576) continue;
         }
@@ -686,7 +690,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     }
     const int threads = cfg_threads(f);
     const bool halo = f->sw & NHWC_HALO, tma = f->sw & NHWC_TMA;
-    const uint32_t smem = halo ? halo_smem(f, C, an_src.r, an_src.s) : cfg_smem(f);
+    const uint32_t smem = halo ? halo_smem(f, C, an_src.r, an_src.s, a.residual < 0) : cfg_smem(f);
 
     /* the padded copy of x first: kiln_cg_launch takes the source emitted since the previous
      * launch as the launched function, so each kernel's text must directly precede its launch */
@@ -733,11 +737,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "extern \"C\" __global__ void __launch_bounds__(%d, 1) %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    static_assert(KILN_HALO_PP_SMEM_BYTES(%d, %lld, %lld, %lld, %d, %d, %d) == %u, \"halo_smem\");\n"
-                       "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s, %d, %d>(x, w, bias, res, y, smem);\n}\n",
+                       "    static_assert(KILN_HALO_PP_SMEM_BYTES(%d, %lld, %lld, %lld, %d, %d, %d, %d) == %u, \"halo_smem\");\n"
+                       "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s, %d, %d, %s>(x, w, bias, res, y, smem);\n}\n",
                        threads, fn, epi, epi, smem, f->bm / 8, (long long)an_src.r, (long long)an_src.s, (long long)C,
-                       hp_swz(C), f->wg, f->stages, smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
-                       f->sw & NHWC_RA ? "true" : "false", f->wg, f->stages);
+                       hp_swz(C), f->wg, f->stages, a.residual < 0, smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
+                       f->sw & NHWC_RA ? "true" : "false", f->wg, f->stages, a.residual < 0 ? "true" : "false");
     else if (halo)
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"

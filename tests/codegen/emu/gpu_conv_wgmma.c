@@ -68,7 +68,9 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        /* ... the weights in registers */
                                        "hr64x64x64s2g2k1", "hr112x64x64s2g2k1",
                                        /* ... three or four warpgroups, one or two halo buffers each */
-                                       "hp64x64x64s2g3k1", "hp64x64x64s1g4k1", "hp112x64x64s1g3k1"};
+                                       "hp64x64x64s2g3k1", "hp64x64x64s1g4k1", "hp112x64x64s1g3k1",
+                                       /* ... (fp16 staging without a residual) */
+                                       "hp112x64x64s1g4k1", "hp64x64x64s2g4k1", "hp128x64x64s1g3k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -100,6 +102,8 @@ static const conv_case wg_cases[] = {
     /* the hp tiles: ResNet's stage-1 3x3 with a residual, 448 tile pairs of 14 x 8 pixels (each
      * block's warpgroups take several turns); an odd tile count with tails in both directions */
     {"hp_many_res", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+    /* ... without one (the epilogue in registers, staged as fp16: stmatrix) */
+    {"hp_many", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
     {"hp_odd_c16", 1, 16, 13, 17, 64, 3, 3, 1, 1, 1, 0, 0, NULL},
 };
 
@@ -344,11 +348,16 @@ static int wg_emu(const char *src, const char *work) {
         {"emu_hp_g34", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
         {"emu_hp_g34", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
         {"emu_hp_s2d", 1, 3, 23, 21, 64, 7, 7, 2, 3, 1, 1, 0, NULL},
+        /* C = 64 without a residual (fp16 staging): 4 warpgroups of 112- and 64-pixel tiles, 3 of 128 */
+        {"emu_hp_c64", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+        {"emu_hp_c64", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+        {"emu_hp_c64", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
     };
     /* (hr: the weights in registers only where there is wgmma; the fallback reads them from shared memory) */
     static const char *const hpt[] = {"hp112x64x64s2g2k1", "hp112x64x64s2g2k1", "s2d:hp128x64x64s2g2k1", "hp64x64x64s2g2k1",
-                                      "hr64x64x64s2g2k1",  "hp64x64x64s2g3k1",  "hp64x64x64s1g4k1",      "s2d:hp112x64x64s1g3k1"};
-    for (int i = 0; i < 8; i++) {
+                                      "hr64x64x64s2g2k1",  "hp64x64x64s2g3k1",  "hp64x64x64s1g4k1",      "s2d:hp112x64x64s1g3k1",
+                                      "hp112x64x64s1g4k1", "hp64x64x64s2g4k1",  "hp128x64x64s1g3k1"};
+    for (int i = 0; i < (int)(sizeof hpt / sizeof hpt[0]); i++) {
         char *cuda = NULL;
         kiln_bundle *b = NULL;
         int r = gen(&hpc[i], hpt[i], arch_90a, 2, false, &b, &cuda);
@@ -424,8 +433,9 @@ static int wg_gpu(const char *work) {
                                             "s2d:hl128x64x64s2g1k1", "s2d:hl256x64x64s2g1k1",
                                             "s2d:hp128x64x64s2g2k1", "s2d:hp112x64x64s2g2k1",
                                             "s2d:hr112x64x64s2g2k1", "s2d:hr64x64x64s2g2k1",
-                                            "s2d:hp112x64x64s1g3k1", "s2d:hp64x64x64s1g4k1"};
-    run_tiles(s2d_cases, sizeof s2d_cases / sizeof s2d_cases[0], s2d_tiles, 12, work, &st_);
+                                            "s2d:hp112x64x64s1g3k1", "s2d:hp64x64x64s1g4k1",
+                                            "s2d:hp112x64x64s1g4k1"};
+    run_tiles(s2d_cases, sizeof s2d_cases / sizeof s2d_cases[0], s2d_tiles, 13, work, &st_);
     int fails = st_.fails, n = st_.n, skipped = st_.skipped;
     bool skip = st_.skip;
     const char *first_run = st_.first_run;
