@@ -43,6 +43,7 @@ typedef struct nhwc_cfg {
                       * fp32 partials in node scratch, flags in a KILN_ARG_SYNC region) */
 #define NHWC_HALF 256 /* with NHWC_COOP: the epilogue staged in two passes through half the buffer (no residual) */
 #define NHWC_RA 512   /* with NHWC_HALO | NHWC_PP: the weights in registers (conv_halo_pp_f16 RA, "hr" names) */
+#define NHWC_HTMA 1024 /* with NHWC_HALO | NHWC_PP, C = 64, x in the arena: the halo by TMA (conv_halo_pp_f16 TMAH, "hq") */
 /* the ts tiles are candidates only where the tc tiles fill the last wave below this share of the
  * SMs (tiles / (waves * SMs); ResNet-50 b32: 98 tiles of 128 x 128 for 132 SMs, 0.74) */
 #define NHWC_SK_WAVE 0.8
@@ -142,6 +143,10 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * and more halo buffers fit beside 64-channel 3x3 weights */
     {112, 64, 64, 0, 0, 1, 1, 4, NHWC_HALO | NHWC_PP}, {64, 64, 64, 0, 0, 2, 1, 4, NHWC_HALO | NHWC_PP},
     {128, 64, 64, 0, 0, 1, 1, 3, NHWC_HALO | NHWC_PP},
+    /* ... with the halo loaded by TMA ("hq": one 4-D box a tile instead of each thread's copies and their
+     * address arithmetic, which ncu showed outlasting the other warpgroups' wgmma chains) */
+    {64, 64, 64, 0, 0, 1, 1, 4, NHWC_HALO | NHWC_PP | NHWC_HTMA}, {64, 64, 64, 0, 0, 2, 1, 4, NHWC_HALO | NHWC_PP | NHWC_HTMA},
+    {112, 64, 64, 0, 0, 1, 1, 4, NHWC_HALO | NHWC_PP | NHWC_HTMA},
 };
 /* The tct / tpt tiles: candidates only with KILN_WGMMA_TRPP=1 (gpu_conv_wgmma sets it) */
 static bool trpp_enabled(void) {
@@ -193,15 +198,17 @@ static const nhwc_cfg pair_cfgs[] = {
 /* ... and the stride-2 stem's space-to-depth candidates ("s2d:<tile>", conv_nhwc_s2d) after them */
 #define N_ALL (N_CANDS + N_CFGS)
 enum { CAND_T4, CAND_PLAIN, CAND_S2D };
-/* The hp / hr tiles: by default the two that won on an H100 (ResNet-50 b32, one forced tile each, the
- * epilogue staged as fp16: hp64 with 4 warpgroups on the stage-1 3x3, 16.3 us against hp64 g2's 16.8,
- * hp112 g4's 17.2 and tc256x64's 23.6; s2d:hp112 with 4 warpgroups on the stem, 45.9 us against
- * s2d:hr112 g2's 47.6); KILN_WGMMA_HPP=1 offers them all (gpu_conv_wgmma sets it), =0 none */
-static bool hpp_enabled(const nhwc_cfg *f, int kind) {
+/* The hp / hr / hq tiles: by default one for plain convs and one for the stem, those that won on an H100
+ * (ResNet-50 b32, one forced tile each): hq64 with 4 warpgroups on the stage-1 3x3, 13.9 us against hp64 g4's
+ * 16.5 (the same without the TMA halo: the default where hq does not apply, hq_ok false), hq64 g4 s2's 14.4,
+ * hq112 g4's 15.1 and tc256x64's 23.6; s2d:hp112 with 4 warpgroups on the stem, 45.9 us against s2d:hr112
+ * g2's 47.6. KILN_WGMMA_HPP=1 offers them all (gpu_conv_wgmma sets it), =0 none */
+static bool hpp_enabled(const nhwc_cfg *f, int kind, bool hq_ok) {
     const char *e = getenv("KILN_WGMMA_HPP");
     if (e && *e) return strcmp(e, "0") != 0;
     if (f->wg != 4 || f->stages != 1 || (f->sw & NHWC_RA)) return false;
-    return f->bm == (kind == CAND_S2D ? 112 : 64);
+    if (kind == CAND_S2D) return f->bm == 112 && !(f->sw & NHWC_HTMA);
+    return f->bm == 64 && !!(f->sw & NHWC_HTMA) == hq_ok;
 }
 /* under sm_80's 163 KiB per block; 227 KiB when every target is sm_90 or later (tc128x128's 6 stages
  * take 225.3 KiB: 5 stages ran the ResNet-50 b32 layer-2 conv pair 5% slower on an H100) */
@@ -235,7 +242,7 @@ static uint32_t halo_smem(const nhwc_cfg *f, int64_t c, int64_t r, int64_t s, bo
         const int sw = hp_swz(c);
         const int64_t px = 8 + s - 1, rnd = sw ? 1024 : 1, stg_row = f16s ? 72 * 2 : (64 + 8) * 4;
         const int64_t halo = ((c / 8) * (f->bm / 8 + r - 1) * px * 16 + rnd - 1) / rnd * rnd, stg = (f->bm * stg_row + rnd - 1) / rnd * rnd;
-        return (uint32_t)(r * s * c * 128 + f->wg * (f->stages * halo + stg) + (sw ? 1024 : 0));
+        return (uint32_t)(r * s * c * 128 + f->wg * (f->stages * halo + stg) + (sw ? 1024 : 0) + (f->sw & NHWC_HTMA ? 64 : 0));
     }
     return (uint32_t)(r * s * c * 128 + 2 * (c / 8) * (f->bm / 8 + r - 1) * 256 + f->bm * (64 + 8) * 4);
 }
@@ -246,7 +253,7 @@ static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
                                         : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
                  : f->sw & NHWC_WS   ? "ws"
                  : f->sw & NHWC_TR   ? "wt"
-                 : f->sw & NHWC_HALO ? (f->sw & NHWC_RA ? "hr" : f->sw & NHWC_PP ? "hp" : "hl")
+                 : f->sw & NHWC_HALO ? (f->sw & NHWC_RA ? "hr" : f->sw & NHWC_HTMA ? "hq" : f->sw & NHWC_PP ? "hp" : "hl")
                                      : "wg",
                  f->sw & NHWC_SWZ ? "z" : "", f->bm, f->bn, f->bk, f->stages,
                  f->wg, f->splitk);
@@ -583,6 +590,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     const bool halo_ok = wgmma && halo_enabled();
     const bool tma_ok = wgmma && tma_enabled() && C == C0 && in_arena(c, s1->x) && tmap_fits(s1, P, Q) &&
                         (!s2 || (in_arena(c, s2->x) && tmap_fits(s2, P, Q)));
+    /* hq: the swizzled 64-channel halo as a TMA box, from x in the arena (the map is encoded at load) */
+    const bool hq_ok = wgmma && !s2 && hp_swz(C) && C == C0 && in_arena(c, s1->x);
     /* the tp tiles store y (and load the residual) with TMA: both in the arena too */
     const bool tma_store_ok = in_arena(c, a.y) && (a.residual < 0 || in_arena(c, a.residual));
     for (int i = pair_ok ? 0 : N_CFGS + N_PAIR; i < (s2d_ok ? N_ALL : N_CANDS); i++) {
@@ -595,7 +604,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_TR) && (!tr || K % 64 || ((f->sw & NHWC_PP) && !trpp_enabled()))) continue;
         if ((f->sw & NHWC_TMA) && (!tma_ok || kind != CAND_PLAIN)) continue;
         if ((f->sw & NHWC_PP) && (f->sw & NHWC_TMA) && !tma_store_ok) continue;
-        if ((f->sw & NHWC_PP) && (f->sw & NHWC_HALO) && !hpp_enabled(f, kind)) continue;
+        if ((f->sw & NHWC_PP) && (f->sw & NHWC_HALO) && !hpp_enabled(f, kind, hq_ok)) continue;
         if ((f->sw & NHWC_HALF) && a.residual >= 0) continue; /* (the residual is loaded into the whole buffer) */
         /* without a residual the 4-stage twins replace the 3-stage 256x128 / 128x256 tc tiles (as fast or
          * faster on every ResNet-50 b32 conv timed on an H100; the tuner's list stays as long) */
@@ -611,6 +620,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
             if (!halo_ok || s2 || K != 64 || !st1 || hc % 16 || hc > 64 || hs > 9 || halo_smem(f, hc, hr, hs, a.residual < 0) > smem_max) continue;
             if ((f->sw & NHWC_PP) && hr * hs == 1) continue; /* (hp: a 1x1 conv reads no pixel twice) */
             if ((f->sw & NHWC_RA) && hr * hs * hc > 576) continue;
+            if ((f->sw & NHWC_HTMA) && (kind != CAND_PLAIN || !hq_ok)) continue;
         }
         if (f->bm > round_pow2(M, 32) || f->bn > round_pow2(K, 32) || cfg_smem(f) > smem_max) continue;
         if (f->splitk > 1 && kt < 2 * f->splitk) continue;
@@ -735,13 +745,15 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
                        "extern \"C\" __global__ void __launch_bounds__(%d, 1) %s(const __half *x, const __half *w, const "
-                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part) {\n"
+                       "%s::bias_t *bias, const %s::res_t *res, __half *y, float *part%s) {\n"
                        "    KILN_NHWC_SMEM(smem, %u);\n"
-                       "    static_assert(KILN_HALO_PP_SMEM_BYTES(%d, %lld, %lld, %lld, %d, %d, %d, %d) == %u, \"halo_smem\");\n"
-                       "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s, %d, %d, %s>(x, w, bias, res, y, smem);\n}\n",
-                       threads, fn, epi, epi, smem, f->bm / 8, (long long)an_src.r, (long long)an_src.s, (long long)C,
-                       hp_swz(C), f->wg, f->stages, a.residual < 0, smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
-                       f->sw & NHWC_RA ? "true" : "false", f->wg, f->stages, a.residual < 0 ? "true" : "false");
+                       "    static_assert(KILN_HALO_PP_SMEM_BYTES(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d) == %u, \"halo_smem\");\n"
+                       "    kiln::conv_halo_pp_f16<%s, %d, %s, %s, %s, %d, %d, %s, %s>(x, w, bias, res, y, smem%s);\n}\n",
+                       threads, fn, epi, epi, f->sw & NHWC_HTMA ? ", const __grid_constant__ kiln::tmap th" : "", smem, f->bm / 8,
+                       (long long)an_src.r, (long long)an_src.s, (long long)C, hp_swz(C), f->wg, f->stages, a.residual < 0,
+                       !!(f->sw & NHWC_HTMA), smem, shp, f->bm / 8, epi, hp_swz(C) ? "true" : "false",
+                       f->sw & NHWC_RA ? "true" : "false", f->wg, f->stages, a.residual < 0 ? "true" : "false",
+                       f->sw & NHWC_HTMA ? "true" : "false", f->sw & NHWC_HTMA ? ", &th" : "");
     else if (halo)
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
@@ -855,6 +867,19 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     }
     if (s2 && (st = kiln_cg_value_arg(c, s2->x, &args[6]))) return st;
     int n_args = s2 ? 7 : 6;
+    if (halo && (f->sw & NHWC_HTMA)) { /* hq: x as [N][H][W][C], a box of (TY + R - 1) x (8 + S - 1) pixels x 64 channels */
+        if (args[0].kind != KILN_ARG_ARENA) return kiln_errorf(KILN_ERR_INTERNAL, "%s: hq tile on an input outside the arena", fn);
+        kiln_tmap_desc td;
+        memset(&td, 0, sizeof td);
+        td.mode = KILN_TMAP_TILED, td.rank = 4, td.base = KILN_ARG_ARENA, td.dtype = 6, td.offset = args[0].value, td.swizzle = 3;
+        td.dims[0] = (uint64_t)C, td.dims[1] = (uint64_t)W, td.dims[2] = (uint64_t)H, td.dims[3] = (uint64_t)N;
+        td.strides[0] = 2, td.strides[1] = 2 * (uint64_t)C, td.strides[2] = td.strides[1] * (uint64_t)W;
+        td.strides[3] = td.strides[2] * (uint64_t)H;
+        td.box[0] = 64, td.box[1] = (uint32_t)(8 + an_src.s - 1), td.box[2] = (uint32_t)(f->bm / 8 + an_src.r - 1), td.box[3] = 1;
+        td.estrides[0] = td.estrides[1] = td.estrides[2] = td.estrides[3] = 1;
+        if ((st = tmap_arg(c, &td, &args[6]))) return st;
+        n_args = 7;
+    }
     if (tma) { /* x2 (null without a second source), then the maps: x, the weights [K][KD], x2 (x's again) */
         if (!s2) args[6] = kiln_cg_null_arg;
         if ((st = tmap_im2col_arg(c, s1, N, P, Q, args[0].value, f->bm, &args[7]))) return st;

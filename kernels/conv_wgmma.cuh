@@ -1243,7 +1243,15 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
 //   the accumulators, packed to fp16 and stored transposed by stmatrix into [NP pixels][72 halves]
 //   staging rows; the stores are then 16-byte copies. A quarter of the fp32 rows' shared bytes (H100,
 //   ResNet-50 b32 stage-1 3x3, hp64 g4: 18.5 -> 16.3 us), and room for larger tiles.
+//   TMAH = true (SWZ only; "hq" tiles, codegen: x in the arena): one thread a warpgroup loads each halo as
+//   one TMA box (th: x as [N][H][W][C], box 64 channels x UX x HY pixels, 128-byte swizzle, which is the SWZ
+//   layout above; the padding zero-filled by the TMA unit), completing on an mbarrier per halo buffer (64
+//   bytes at the end of shared memory); the warpgroup waits on its phase (the buffer's load count & 1)
+//   instead of cp.async groups and a barrier. ncu had shown the per-thread copies' address arithmetic
+//   outlasting the other warpgroups' chains (H100, ResNet-50 b32 stage-1 3x3: hp64 g4 16.5 -> hq64 g4 13.9 us).
+//   The fallback (no wgmma) copies the same layout with cp.async.
 //   shared: weights | warpgroup 0: NB halo buffers, staging [NP][LD] fp32 (F16S: [NP][72] fp16) | warpgroup 1: ...
+//   | (TMAH: WGS x NB mbarriers)
 //   (halo and staging rounded up to 1 KiB when swizzled; + 1 KiB to align the start).
 //   turns: before its wgmmas warpgroup w waits at named barrier WGS + 1 + w (256 threads) for warpgroup
 //   w - 1 (mod WGS) to arrive there after issuing its own; so the wgmma chains go round (warpgroup 0
@@ -1257,10 +1265,17 @@ __device__ __forceinline__ void conv_halo_f16(const __half *__restrict__ x, cons
 #define KILN_HALO_PP_F16_LD 72 /* fp16 staging: a pixel's 64 channels and 16 bytes of padding */
 #define KILN_HALO_PP_STG_BYTES(TY, SWZ, F16S) \
     KILN_HALO_PP_RND((F16S) ? (TY) * 8 * KILN_HALO_PP_F16_LD * 2 : (TY) * 8 * KILN_NHWC_EPI_LD(64) * 4, SWZ)
-#define KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB, F16S)                                                   \
+#define KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB, F16S, TMAH)                                             \
     ((R) * (S) * (C) * 128 + (WGS) * ((NB) * KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ) + KILN_HALO_PP_STG_BYTES(TY, SWZ, F16S)) + \
-     ((SWZ) ? 1024 : 0))
+     ((SWZ) ? 1024 : 0) + ((TMAH) ? 64 : 0))
 #ifdef KILN_HAVE_WGMMA
+// A tiled 4-D box (TMA, the map's swizzle) into shared memory at dst, completing on mbarrier bar
+__device__ __forceinline__ void tma_load_4d(unsigned dst, const tmap *m, int c0, int c1, int c2, int c3, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, "
+                 "%5}], [%6];\n" ::"r"(dst),
+                 "l"((u64)m), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+                 : "memory");
+}
 // Four 8x8 fp16 matrices from registers (each thread's m16n8 fragment pair, as mma's accumulators
 // packed) to shared memory transposed: lane l gives the address of row l % 8 of matrix l / 8
 __device__ __forceinline__ void stmatrix_x4_trans(unsigned addr, unsigned r0, unsigned r1, unsigned r2, unsigned r3) {
@@ -1298,11 +1313,12 @@ __device__ __forceinline__ void wgmma_soft_sw128(float *acc, const unsigned char
         }
 }
 #endif
-template <class SHP, int TY, class E, bool SWZ = false, bool RA = false, int WGS = 2, int NB = 2, bool F16S = false>
+template <class SHP, int TY, class E, bool SWZ = false, bool RA = false, int WGS = 2, int NB = 2, bool F16S = false,
+          bool TMAH = false>
 __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                  const typename E::bias_t *__restrict__ bias,
                                                  const typename E::res_t *__restrict__ res, __half *__restrict__ y,
-                                                 unsigned char *smem) {
+                                                 unsigned char *smem, const tmap *th = nullptr) {
     constexpr int C = SHP::C, R = SHP::R, S = SHP::S, P = SHP::P, Q = SHP::Q, H = SHP::H, W = SHP::W;
     static_assert(SHP::K == 64 && C % 16 == 0 && C <= 64 && S <= 9, "halo conv: K 64, C 16/32/64");
     static_assert(SHP::SH == 1 && SHP::SW == 1 && SHP::DH == 1 && SHP::DW == 1, "halo conv: stride 1");
@@ -1313,8 +1329,10 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
     static_assert(WGS >= 2 && WGS <= 4 && (NB == 1 || NB == 2), "2-4 warpgroups, 1-2 halo buffers each");
     constexpr int HALO = KILN_HALO_PP_HALO_BYTES(TY, R, S, C, SWZ), WG_BYTES = NB * HALO + KILN_HALO_PP_STG_BYTES(TY, SWZ, F16S);
     static_assert(HALO >= CK * PLANE &&
-                      W_BYTES + WGS * WG_BYTES + (SWZ ? 1024 : 0) == KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB, F16S),
+                      W_BYTES + WGS * WG_BYTES + (SWZ ? 1024 : 0) + (TMAH ? 64 : 0) ==
+                          KILN_HALO_PP_SMEM_BYTES(TY, R, S, C, SWZ, WGS, NB, F16S, TMAH),
                   "shared layout");
+    static_assert(!TMAH || (SWZ && WGS * NB <= 8), "the halo by TMA: the swizzled layout (C = 64)");
     constexpr int TQ = (Q + 7) / 8, TP = (P + TY - 1) / TY, NT = SHP::N * TP * TQ, NSET = (NT + WGS - 1) / WGS;
     constexpr int NTH = 128 * WGS;
     const int tid = threadIdx.x, wg = tid >> 7, wt = tid & 127, lane = tid & 31, warp = (tid >> 5) & 3;
@@ -1328,6 +1346,19 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
     unsigned char *ws = smem, *hs = smem + W_BYTES + wg * WG_BYTES;
     float *cs = reinterpret_cast<float *>(hs + NB * HALO); // this warpgroup's epilogue staging: [NP pixels][LD]
     __half *hst = reinterpret_cast<__half *>(hs + NB * HALO); // ... F16S: [NP pixels][KILN_HALO_PP_F16_LD] fp16
+#ifdef KILN_HAVE_WGMMA
+    constexpr bool TM = TMAH; // the halo by TMA (one thread a warpgroup), mbarrier hbar(b) per halo buffer
+    const unsigned hbar0 = (unsigned)__cvta_generic_to_shared(smem + W_BYTES + WGS * WG_BYTES) + 8 * NB * wg;
+    if constexpr (TM) {
+        if (tid == 0)
+            for (int i = 0; i < WGS * NB; i++) mbar_init(hbar0 - 8 * NB * wg + 8 * i, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        __syncthreads();
+    }
+#else
+    constexpr bool TM = false; // (the fallback loads the same layout with cp.async)
+    (void)th;
+#endif
 
 #ifdef KILN_HAVE_WGMMA
     constexpr bool RW = RA; // weights in registers
@@ -1354,7 +1385,15 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
     }
     auto load_halo = [&](int t, unsigned char *buf) { // this warpgroup's threads: a pixel's channel chunks
         const int n = t / (TP * TQ), y0 = (t % (TP * TQ)) / TQ * TY, x0 = t % TQ * 8;
-        if constexpr (WGS < 4) {
+        if constexpr (TM) { // one box of HY x UX pixels x 64 channels, the padding zero-filled by the TMA unit
+#ifdef KILN_HAVE_WGMMA
+            if (wt == 0) {
+                const unsigned bar = hbar0 + 8 * (NB == 2 ? (int)((buf - hs) / HALO) : 0);
+                mbar_expect_tx(bar, (unsigned)(HY * UX * 128));
+                tma_load_4d((unsigned)__cvta_generic_to_shared(buf), th, 0, x0 - SHP::PW, y0 - SHP::PH, n, bar);
+            }
+#endif
+        } else if constexpr (WGS < 4) {
             for (int i = wt; i < HY * UX * CK; i += 128) {
             const int kc = i % CK, px = i / CK, hx = px % UX, hy = px / UX, pp = hy * UX + hx;
             const int ih = y0 - SHP::PH + hy, iw = x0 - SHP::PW + hx;
@@ -1379,18 +1418,31 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
     for (; pr < NSET; it++, pr += (int)gridDim.x) {
         const int t = WGS * pr + wg, tn = t + WGS * (int)gridDim.x;
         const bool live = t < NT;
-        if constexpr (NB == 2) {
-            if (tn < NT) load_halo(tn, hs + ((it + 1) & 1) * HALO);
-            cp_async_commit();
-            cp_async_wait<1>(); // this tile's halo (and the weights) landed: this thread's copies ...
-        } else {
-            cp_async_wait<0>(); // (NB = 1: loaded during the previous turn's epilogue)
-        }
+        if constexpr (TM) { // this tile's halo: its buffer's barrier, phase (the buffer's load count) & 1
 #ifdef KILN_HAVE_WGMMA
-        fence_proxy_async(); // ... visible to the async proxy ...
+            if constexpr (NB == 2)
+                if (tn < NT) load_halo(tn, hs + ((it + 1) & 1) * HALO);
+            if (it == 0) { // the weights (cp.async) ...
+                cp_async_wait<0>();
+                fence_proxy_async(); // ... visible to the async proxy ...
+                __syncthreads();     // ... everyone's
+            }
+            if (live) mbar_wait(hbar0 + 8 * (NB == 2 ? (it & 1) : 0), (unsigned)(NB == 2 ? it >> 1 : it) & 1);
 #endif
-        if (it == 0) __syncthreads(); // ... everyone's (the weights: both warpgroups')
-        else halo_pp_bar(wg);         // ... this warpgroup's
+        } else {
+            if constexpr (NB == 2) {
+                if (tn < NT) load_halo(tn, hs + ((it + 1) & 1) * HALO);
+                cp_async_commit();
+                cp_async_wait<1>(); // this tile's halo (and the weights) landed: this thread's copies ...
+            } else {
+                cp_async_wait<0>(); // (NB = 1: loaded during the previous turn's epilogue)
+            }
+#ifdef KILN_HAVE_WGMMA
+            fence_proxy_async(); // ... visible to the async proxy ...
+#endif
+            if (it == 0) __syncthreads(); // ... everyone's (the weights: both warpgroups')
+            else halo_pp_bar(wg);         // ... this warpgroup's
+        }
         float acc[NP / 2];
 #pragma unroll
         for (int i = 0; i < NP / 2; i++) acc[i] = 0.0f;
@@ -1438,7 +1490,7 @@ __device__ __forceinline__ void conv_halo_pp_f16(const __half *__restrict__ x, c
         if constexpr (NB == 1) { // the halo buffer is free (every warp's wgmmas completed): the next tile's
             halo_pp_bar(wg);
             if (tn < NT) load_halo(tn, hs);
-            cp_async_commit();
+            if constexpr (!TM) cp_async_commit();
         }
         // d[4 j + q] = D[channel 16 warp + lane / 4 + 8 (q / 2)][pixel 8 j + 2 (lane % 4) + q % 2]: staged
         // pixel-major (staging row = pixel = 8 * tile row + column)

@@ -113,16 +113,16 @@ if has trpp; then  # the opt-in persistent transposed-roles tiles (conv_tma_pp_f
 fi
 if has hpp; then  # the halo tiles taking turns (conv_halo_pp_f16): all of them (KILN_WGMMA_HPP=1), 3 and 4 warpgroups
   W=$P/plain/gpu_conv_wgmma
-  KILN_WGMMA_BUNDLES=0 "$W" . /tmp/hpp --gpu hp,hr,s2d:hp,s2d:hr > "$OUT/hpp.txt" 2>&1
-  echo "gpu_conv_wgmma --gpu hp,hr,s2d:hp,s2d:hr exit $?: $(grep -cE '^PASS' "$OUT/hpp.txt") PASS, $(grep -cE '^FAIL' "$OUT/hpp.txt") FAIL"
+  KILN_WGMMA_BUNDLES=0 "$W" . /tmp/hpp --gpu hp,hr,hq,s2d:hp,s2d:hr > "$OUT/hpp.txt" 2>&1
+  echo "gpu_conv_wgmma --gpu hp,hr,hq,s2d:hp,s2d:hr exit $?: $(grep -cE '^PASS' "$OUT/hpp.txt") PASS, $(grep -cE '^FAIL' "$OUT/hpp.txt") FAIL"
   grep '^FAIL' "$OUT/hpp.txt" | head
   for tool in memcheck racecheck; do
-    KILN_WGMMA_BUNDLES=0 compute-sanitizer --tool $tool --error-exitcode 1 "$W" . /tmp/hpp_$tool --gpu hp64x64x64s1g4k1,hp112x64x64s1g4k1 > "$OUT/hpp_$tool.txt" 2>&1
-    echo "compute-sanitizer $tool gpu_conv_wgmma --gpu hp64 g4,hp112 g4: exit $?, $(grep -m1 'SUMMARY' "$OUT/hpp_$tool.txt")"
+    KILN_WGMMA_BUNDLES=0 compute-sanitizer --tool $tool --error-exitcode 1 "$W" . /tmp/hpp_$tool --gpu hq64x64x64s1g4k1,hp64x64x64s1g4k1,hp112x64x64s1g4k1 > "$OUT/hpp_$tool.txt" 2>&1
+    echo "compute-sanitizer $tool gpu_conv_wgmma --gpu hq64 g4,hp64 g4,hp112 g4: exit $?, $(grep -m1 'SUMMARY' "$OUT/hpp_$tool.txt")"
   done
   # ResNet-50 b32 fp16 with one tile forced where it is a candidate: the stage-1 3x3 convs, then the stem
   R=/tmp/models/resnet50_torchvision/model.onnx
-  for t in hp64x64x64s1g4k1 hp64x64x64s2g4k1 hp112x64x64s1g4k1 hp64x64x64s2g2k1 s2d:hp112x64x64s1g4k1 s2d:hr112x64x64s2g2k1; do
+  for t in hq64x64x64s1g4k1 hq64x64x64s2g4k1 hp64x64x64s1g4k1 hp112x64x64s1g4k1 s2d:hp112x64x64s1g4k1 s2d:hr112x64x64s2g2k1; do
     f=${t/:/_}
     KILN_WGMMA_HPP=1 "$K" build "$R" -o /tmp/hpp.kiln --precision fp16 --shape input=32x3x224x224 --no-autotune \
       --tile "$t" > "$OUT/hpp_build_$f.txt" 2>&1 &&
@@ -133,7 +133,7 @@ if has hpp; then  # the halo tiles taking turns (conv_halo_pp_f16): all of them 
   # ncu of the stage-1 3x3 alone (32x64x56x56 -> 64, ReLU) per tile: is a turn bound by its wgmma chain or by
   # the loads / staging / stores around it (docs/codegen.md)
   python3 tests/gpu/conv_model.py /tmp/hpp_c3.onnx 32 64 56 56 64 3 > /dev/null 2>&1
-  for t in tc256x64x64s4g2k1 hp64x64x64s2g2k1 hp64x64x64s1g4k1 hp112x64x64s1g4k1; do
+  for t in tc256x64x64s4g2k1 hp64x64x64s1g4k1 hq64x64x64s1g4k1 hq112x64x64s1g4k1; do
     KILN_WGMMA_HPP=1 "$K" build /tmp/hpp_c3.onnx -o /tmp/hpp_c3.kiln --precision fp16 --no-autotune --tile "$t" > /dev/null 2>&1 &&
       timeout 120 ncu --clock-control none --section SpeedOfLight --section Occupancy --section WarpStateStats \
         --section MemoryWorkloadAnalysis -k regex:conv_nhwc -c 1 "$K" bench /tmp/hpp_c3.kiln --no-graph --iterations 1 \

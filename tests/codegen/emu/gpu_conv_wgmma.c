@@ -70,7 +70,9 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        /* ... three or four warpgroups, one or two halo buffers each */
                                        "hp64x64x64s2g3k1", "hp64x64x64s1g4k1", "hp112x64x64s1g3k1",
                                        /* ... (fp16 staging without a residual) */
-                                       "hp112x64x64s1g4k1", "hp64x64x64s2g4k1", "hp128x64x64s1g3k1"};
+                                       "hp112x64x64s1g4k1", "hp64x64x64s2g4k1", "hp128x64x64s1g3k1",
+                                       /* ... the halo by TMA */
+                                       "hq64x64x64s1g4k1", "hq64x64x64s2g4k1", "hq112x64x64s1g4k1"};
 #define N_WG ((int)(sizeof wg_tiles / sizeof wg_tiles[0]))
 
 /* correctness shapes: n c h w k r s stride pad bias relu residual (M and K tails: 13x13 pixels,
@@ -189,7 +191,7 @@ static int wg_nvrtc(const char *work) {
     for (int t = 0; t < N_WG; t++) {
         if (!tile_selected(wg_tiles[t])) continue;
         char *cuda = NULL;
-        const bool hl = !strncmp(wg_tiles[t], "hl", 2), hp = !strncmp(wg_tiles[t], "hp", 2) || !strncmp(wg_tiles[t], "hr", 2);
+        const bool hl = !strncmp(wg_tiles[t], "hl", 2), hp = !strncmp(wg_tiles[t], "hp", 2) || !strncmp(wg_tiles[t], "hr", 2) || !strncmp(wg_tiles[t], "hq", 2);
         int r = gen(hp ? &k64c64 : hl ? &k64 : &k, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
         if (r == 1 && !hl && !hp) r = gen(&k_nores, wg_tiles[t], arch_90a, 2, false, NULL, &cuda);
         if (r == 1 && hp) r = gen(&k64, wg_tiles[t], arch_90a, 2, false, NULL, &cuda); /* (hp128: C = 64 does not fit) */
@@ -352,11 +354,15 @@ static int wg_emu(const char *src, const char *work) {
         {"emu_hp_c64", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
         {"emu_hp_c64", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
         {"emu_hp_c64", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+        /* hq (the halo by TMA where there is wgmma; the fallback copies it): with and without a residual */
+        {"emu_hp_c64_res", 1, 64, 11, 17, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
+        {"emu_hp_c64", 1, 64, 15, 22, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
     };
     /* (hr: the weights in registers only where there is wgmma; the fallback reads them from shared memory) */
     static const char *const hpt[] = {"hp112x64x64s2g2k1", "hp112x64x64s2g2k1", "s2d:hp128x64x64s2g2k1", "hp64x64x64s2g2k1",
                                       "hr64x64x64s2g2k1",  "hp64x64x64s2g3k1",  "hp64x64x64s1g4k1",      "s2d:hp112x64x64s1g3k1",
-                                      "hp112x64x64s1g4k1", "hp64x64x64s2g4k1",  "hp128x64x64s1g3k1"};
+                                      "hp112x64x64s1g4k1", "hp64x64x64s2g4k1",  "hp128x64x64s1g3k1",
+                                      "hq64x64x64s1g4k1",  "hq112x64x64s1g4k1"};
     for (int i = 0; i < (int)(sizeof hpt / sizeof hpt[0]); i++) {
         char *cuda = NULL;
         kiln_bundle *b = NULL;
