@@ -44,6 +44,7 @@ typedef struct nhwc_cfg {
 #define NHWC_HALF 256 /* with NHWC_COOP: the epilogue staged in two passes through half the buffer (no residual) */
 #define NHWC_RA 512   /* with NHWC_HALO | NHWC_PP: the weights in registers (conv_halo_pp_f16 RA, "hr" names) */
 #define NHWC_HTMA 1024 /* with NHWC_HALO | NHWC_PP, C = 64, x in the arena: the halo by TMA (conv_halo_pp_f16 TMAH, "hq") */
+#define NHWC_CL 2048   /* with NHWC_COOP: 2-block clusters sharing one operand by TMA multicast (conv_tma_pp_f16 CL, "tx") */
 /* the ts tiles are candidates only where the tc tiles fill the last wave below this share of the
  * SMs (tiles / (waves * SMs); ResNet-50 b32: 98 tiles of 128 x 128 for 132 SMs, 0.74) */
 #define NHWC_SK_WAVE 0.8
@@ -120,6 +121,15 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * bookkeeping they spill under the 168 registers of 384 threads */
     {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
     {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
+    /* ... the same in 2-block clusters, the shared operand multicast ("tx": a quarter fewer L2 bytes per
+     * flop for 128x128; ncu on an H100 showed the layer-2 conv pair moving 125 MB through L2 with the
+     * tensor pipe idle half the time); opt-in (KILN_WGMMA_CL=1): on an H100 8-12% slower than tc
+     * (docs/gpu.md, twelfth session) */
+    {128, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_CL},
+    {256, 128, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_CL},
+    {128, 256, 64, 0, 0, 3, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_CL},
+    {256, 128, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_HALF | NHWC_CL},
+    {128, 256, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_HALF | NHWC_CL},
     /* ... and with transposed roles for 64 output channels ("tmt": weights as A, pixels as B) */
     {256, 64, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 1, 1, NHWC_TMA | NHWC_TR},
     {128, 64, 64, 0, 0, 8, 1, 1, NHWC_TMA | NHWC_TR}, {256, 64, 64, 0, 0, 5, 2, 2, NHWC_TMA | NHWC_TR},
@@ -152,6 +162,17 @@ static const nhwc_cfg nhwc_cfgs[] = {
 static bool trpp_enabled(void) {
     const char *e = getenv("KILN_WGMMA_TRPP");
     return e && *e && strcmp(e, "0") != 0;
+}
+/* The tx (cluster) tiles: candidates only with KILN_WGMMA_CL=1 (gpu_conv_wgmma sets it) */
+static bool cl_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_CL");
+    return e && *e && strcmp(e, "0") != 0;
+}
+/* which operand a tx tile's cluster shares: 1 the pixel tile (two channel tiles of a pixel row; NT even),
+ * 2 the weight tile (two pixel rows); the larger one where both are possible */
+static int cl_mode(const nhwc_cfg *f, int64_t K) {
+    const int64_t nt = (K + f->bn - 1) / f->bn;
+    return nt % 2 == 0 && f->bm >= f->bn ? 1 : 2;
 }
 /* The ts (stream-K) tiles: candidates only with KILN_WGMMA_SK=1 (gpu_conv_wgmma sets it) */
 static bool sk_enabled(void) {
@@ -250,7 +271,7 @@ static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
         snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d",
                  f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? (f->sw & NHWC_COOP ? "tct" : f->sw & NHWC_PP ? "tpt" : "tmt")
-                                        : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
+                                        : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_CL ? "tx" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
                  : f->sw & NHWC_WS   ? "ws"
                  : f->sw & NHWC_TR   ? "wt"
                  : f->sw & NHWC_HALO ? (f->sw & NHWC_RA ? "hr" : f->sw & NHWC_HTMA ? "hq" : f->sw & NHWC_PP ? "hp" : "hl")
@@ -606,6 +627,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_PP) && (f->sw & NHWC_TMA) && !tma_store_ok) continue;
         if ((f->sw & NHWC_PP) && (f->sw & NHWC_HALO) && !hpp_enabled(f, kind, hq_ok)) continue;
         if ((f->sw & NHWC_HALF) && a.residual >= 0) continue; /* (the residual is loaded into the whole buffer) */
+        if ((f->sw & NHWC_CL) && !cl_enabled()) continue;
         /* without a residual the 4-stage twins replace the 3-stage 256x128 / 128x256 tc tiles (as fast or
          * faster on every ResNet-50 b32 conv timed on an H100; the tuner's list stays as long) */
         if ((f->sw & NHWC_COOP) && !(f->sw & (NHWC_HALF | NHWC_SK)) && f->bm * f->bn == 256 * 128 && a.residual < 0) continue;
@@ -762,10 +784,20 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "    KILN_NHWC_SMEM(smem, %u);\n"
                        "    kiln::conv_halo_f16<%s, %d, %d, %s>(x, w, bias, res, y, smem);\n}\n",
                        threads, per_sm, fn, epi, epi, smem, shp, f->bm / 8, f->wg, epi);
-    else if (tma && (f->sw & NHWC_PP)) /* persistent: the grid is at most one block per SM */
+    else if (tma && (f->sw & NHWC_PP)) { /* persistent: the grid is at most one block per SM */
+        char tail[48]; /* conv_tma_pp_f16's COOP, SK, SP, TR, CL */
+        if (f->sw & NHWC_CL)
+            snprintf(tail, sizeof tail, ", true, false, %d, false, %d", f->sw & NHWC_HALF ? 2 : 1, cl_mode(f, K));
+        else
+            snprintf(tail, sizeof tail, "%s",
+                     f->sw & NHWC_TR     ? (f->sw & NHWC_COOP ? ", true, false, 1, true" : ", false, false, 1, true")
+                     : f->sw & NHWC_SK   ? ", true, true"
+                     : f->sw & NHWC_HALF ? ", true, false, 2"
+                     : f->sw & NHWC_COOP ? ", true"
+                                         : "");
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
-                       "extern \"C\" __global__ void __launch_bounds__(%d) %s(const __half *x, const __half *w, const "
+                       "extern \"C\" __global__ void __launch_bounds__(%d)%s %s(const __half *x, const __half *w, const "
                        "%s::bias_t *bias, const %s::res_t *res, __half *y, const __half *x2, "
                        "const __grid_constant__ kiln::tmap ta, const __grid_constant__ kiln::tmap tb, "
                        "const __grid_constant__ kiln::tmap ta2, const __grid_constant__ kiln::tmap ty, "
@@ -773,16 +805,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
                        "    KILN_NHWC_SMEM(smem, %u);\n"
                        "    kiln::conv_tma_pp_f16<%s, %d, %d, %d, %s, %s, %s%s>(x, w, bias, res, y, smem, x2, &ta, &tb, &ta2, "
                        "&ty, &tr%s);\n}\n",
-                       threads, fn, epi, epi, f->sw & NHWC_SK ? ", float *part, unsigned *flags" : "", smem, shp,
+                       threads, f->sw & NHWC_CL ? " KILN_CLUSTER2" : "", fn, epi, epi,
+                       f->sw & NHWC_SK ? ", float *part, unsigned *flags" : "", smem, shp,
                        f->sw & NHWC_COOP ? f->bm / 2 : f->bm, f->bn, f->stages, epi, a.residual >= 0 ? "true" : "false",
-                       s2 ? shp2 : "kiln::conv_no_src2",
-                       f->sw & NHWC_TR     ? (f->sw & NHWC_COOP ? ", true, false, 1, true" : ", false, false, 1, true")
-                       : f->sw & NHWC_SK   ? ", true, true"
-                       : f->sw & NHWC_HALF ? ", true, false, 2"
-                       : f->sw & NHWC_COOP ? ", true"
-                                           : "",
-                       f->sw & NHWC_SK ? ", part, flags" : "");
-    else if (tma) /* sm_90a: TMA + wgmma; other targets the mma.sync fallback (the maps unread) */
+                       s2 ? shp2 : "kiln::conv_no_src2", tail, f->sw & NHWC_SK ? ", part, flags" : "");
+    } else if (tma) /* sm_90a: TMA + wgmma; other targets the mma.sync fallback (the maps unread) */
         kiln_cg_printf(&c->src,
                        "#include \"conv_wgmma.cuh\"\n"
                        "extern \"C\" __global__ void __launch_bounds__(%d%s) %s(const __half *x, const __half *w, const "
@@ -858,6 +885,11 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     if (tma && (f->sw & NHWC_PP)) { /* persistent: one block per SM at most (stream-K: a depth tile a block at least) */
         const uint64_t sms = (uint64_t)target_gpu(c).sms, tiles = f->sw & NHWC_SK ? gx * gy * (uint64_t)(KD / 64) : gx * gy;
         gx = tiles < sms ? tiles : sms, gy = 1;
+        if (f->sw & NHWC_CL) { /* clusters of two blocks, each a pair of tiles (cl_mode) */
+            const uint64_t mt = (uint64_t)((M + f->bm - 1) / f->bm), nt = (uint64_t)((K + f->bn - 1) / f->bn);
+            const uint64_t units = cl_mode(f, K) == 2 ? (mt + 1) / 2 * nt : tiles / 2;
+            gx = 2 * (units < sms / 2 ? units : sms / 2);
+        }
     }
     if (halo) { /* persistent: at most the blocks resident on the target (228 KiB, 1 KiB reserved a block) */
         int64_t tiles = N * ((P + f->bm / 8 - 1) / (f->bm / 8)) * ((Q + 7) / 8);

@@ -53,6 +53,13 @@ namespace kiln {
 #error "KILN_WGMMA_REQUIRE: this target has no wgmma (__CUDA_ARCH_FEAT_SM90_ALL undefined)"
 #endif
 
+// A 2-block cluster ("tx" tiles): on sm_90a; elsewhere the kernel runs the fallback without one.
+#ifdef KILN_HAVE_WGMMA
+#define KILN_CLUSTER2 __cluster_dims__(2, 1, 1)
+#else
+#define KILN_CLUSTER2
+#endif
+
 #ifdef KILN_HAVE_WGMMA
 
 // wgmma's 64-bit shared memory descriptor, no swizzle: start address, leading-dimension byte
@@ -636,28 +643,55 @@ __device__ __forceinline__ void tma_load_im2col_4d(unsigned dst, const tmap *m, 
                  "l"((u64)m), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(ow), "h"(oh)
                  : "memory");
 }
-// One source's A tile for depth d (< its R * S * C) of the output pixels from m0 (n, p, q).
-template <class Q>
+// The same two loads written to both blocks of a 2-block cluster (the same shared-memory offsets
+// there; each block's mbarrier at bar's offset gets the bytes it received): "tx" tiles.
+__device__ __forceinline__ void tma_load_2d_mc(unsigned dst, const tmap *m, int c0, int c1, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster "
+                 "[%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+                 "l"((u64)m), "r"(c0), "r"(c1), "r"(bar), "h"((unsigned short)3)
+                 : "memory");
+}
+__device__ __forceinline__ void tma_load_im2col_4d_mc(unsigned dst, const tmap *m, int c, int w, int h, int n,
+                                                      unsigned short ow, unsigned short oh, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes.multicast::cluster "
+                 "[%0], [%1, {%2, %3, %4, %5}], [%6], {%7, %8}, %9;\n" ::"r"(dst),
+                 "l"((u64)m), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(ow), "h"(oh), "h"((unsigned short)3)
+                 : "memory");
+}
+// One source's A tile for depth d (< its R * S * C) of the output pixels from m0 (n, p, q)
+// (MC: to both blocks of the cluster).
+template <class Q, bool MC = false>
 __device__ __forceinline__ void tma_conv_a(unsigned dst, const tmap *m, int d, int n, int p, int q, unsigned bar) {
     const int tap = d / Q::C, c = d % Q::C, r = tap / Q::S, s = tap % Q::S;
-    tma_load_im2col_4d(dst, m, c, q * Q::SW - Q::PW, p * Q::SH - Q::PH, n, (unsigned short)(s * Q::DW),
-                       (unsigned short)(r * Q::DH), bar);
+    if constexpr (MC)
+        tma_load_im2col_4d_mc(dst, m, c, q * Q::SW - Q::PW, p * Q::SH - Q::PH, n, (unsigned short)(s * Q::DW),
+                              (unsigned short)(r * Q::DH), bar);
+    else
+        tma_load_im2col_4d(dst, m, c, q * Q::SW - Q::PW, p * Q::SH - Q::PH, n, (unsigned short)(s * Q::DW),
+                           (unsigned short)(r * Q::DH), bar);
 }
 // One stage: expect its bytes on mbarrier full, then the A tile of depth d (from x, or from x2
 // past the first source's depth) and the weights' BN rows from n0.
-template <class SHP, class SHP2>
+// LA / LB (2-block clusters): whether this block issues the A / B load (MA / MB: to both blocks).
+template <class SHP, class SHP2, bool MA = false, bool MB = false>
 __device__ __forceinline__ void tma_conv_stage(unsigned as, unsigned bs, unsigned bytes, const tmap *ta, const tmap *tb,
-                                               const tmap *ta2, int d, int n, int p, int q, int n0, unsigned full) {
+                                               const tmap *ta2, int d, int n, int p, int q, int n0, unsigned full,
+                                               bool LA = true, bool LB = true) {
     constexpr int KD1 = SHP::R * SHP::S * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
     mbar_expect_tx(full, bytes);
-    if constexpr (KD2 > 0) {
-        if (d < KD1) tma_conv_a<SHP>(as, ta, d, n, p, q, full);
-        else tma_conv_a<SHP2>(as, ta2, d - KD1, n, p, q, full);
-    } else {
-        (void)ta2;
-        tma_conv_a<SHP>(as, ta, d, n, p, q, full);
+    if (LA) {
+        if constexpr (KD2 > 0) {
+            if (d < KD1) tma_conv_a<SHP, MA>(as, ta, d, n, p, q, full);
+            else tma_conv_a<SHP2, MA>(as, ta2, d - KD1, n, p, q, full);
+        } else {
+            (void)ta2;
+            tma_conv_a<SHP, MA>(as, ta, d, n, p, q, full);
+        }
     }
-    tma_load_2d(bs, tb, d, n0, full);
+    if (LB) {
+        if constexpr (MB) tma_load_2d_mc(bs, tb, d, n0, full);
+        else tma_load_2d(bs, tb, d, n0, full);
+    }
 }
 #endif
 
@@ -799,6 +833,18 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // as B, one m64nBMk16 per k16 step reading 64 + BM rows of shared memory instead of two m64n64k16
 // reading 2 x (64 + 64) (ResNet-50's stage-1 3x3 convs are bound by the latter); same loads,
 // staging and TMA stores, the epilogue writing each fp16 at its transposed place in the box.
+// CL with COOP ("tx" tiles, a kernel declared KILN_CLUSTER2, an even grid): the two blocks of a
+// cluster take a pair of tiles in step that share one operand, and block 0's producer loads that
+// operand into both blocks' shared memory with one multicast copy: CL = 1 the pixel tile A of two
+// channel tiles of one pixel row (NT even), CL = 2 the weight tile B of two pixel rows. Each
+// operand byte then crosses L2 once per pair: a quarter fewer L2 bytes per flop for tc128x128.
+// Block 0's empty[s] counts both blocks' consumer warps (block 1's arrive remotely, mapa), since
+// its copy writes both; block 1's its own; the full barriers expect the whole stage in each block.
+// A cluster barrier after the mbarrier inits and another before exit (no remote arrival may reach
+// a block that has exited). Opt-in: on an H100 (forced tiles, 32 x 256 x 14 x 14 3x3 and 32 x 512 x
+// 28 x 28 1x1 convs) tx128x128 ran 18.6 / 29.9 us against tc128x128's 16.6 / 27.7: the clusters
+// alone (no multicast, no remote arrivals) cost as much, and multicast saved nothing on top; these
+// convs are not bound by L2 bandwidth.
 // Other targets: the producer warpgroup exits; the others loop over the same tiles with
 // conv_nhwc_f16's mma.sync kernel (TBM x BN, 8 warps) per tile (the maps unread).
 #define KILN_WGMMA_PP_SMEM_BYTES(BM, BN, STAGES, COOP) \
@@ -815,6 +861,19 @@ __device__ __forceinline__ void bulk_wait_read0() { asm volatile("cp.async.bulk.
 __device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_bar(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void consumers_bar() { asm volatile("bar.sync 3, 256;\n" ::: "memory"); }
+// every thread of both blocks of a cluster (release / acquire: mbarrier inits, the end of remote arrivals)
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+// arrive on the mbarrier at the same offset in block `rank` of this cluster (the default .release.cta:
+// with .release.cluster ptxas put a MEMBAR.ALL.GPU before each arrival, and the H100 ran the tx
+// tiles 2.2x slower than the tc ones)
+__device__ __forceinline__ void mbar_arrive_rank(unsigned a, unsigned rank) {
+    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+                 "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(a),
+                 "r"(rank)
+                 : "memory");
+}
 __device__ __forceinline__ void flag_release(unsigned *f) {
     asm volatile("red.release.gpu.global.add.u32 [%0], 1;\n" ::"l"(f) : "memory");
 }
@@ -838,7 +897,7 @@ template <long long I> __device__ __forceinline__ int sk_block_at(int x, int gri
 }
 
 template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false,
-          bool SK = false, int SP = 1, bool TR = false>
+          bool SK = false, int SP = 1, bool TR = false, int CL = 0>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                 const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
                                                 unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
@@ -854,8 +913,20 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     constexpr int M = SHP::N * SHP::P * SHP::Q, NN = SHP::K, KD = KD1 + KD2;
     constexpr int TBM = COOP ? 2 * BM : BM; // a tile's rows
     constexpr int BK = 64, KT = KD / BK, MT = (M + TBM - 1) / TBM, NT = (NN + BN - 1) / BN, TILES = MT * NT;
+    static_assert(CL == 0 || (COOP && !SK && !TR && (CL == 2 || NT % 2 == 0)), "2-block clusters: tc tiles");
 #ifdef KILN_HAVE_WGMMA
     (void)x, (void)w, (void)x2, (void)res, (void)y, (void)part, (void)flags;
+    // the schedule's units: tiles, or (CL) pairs of tiles, one a block of the cluster: CL = 1 the two
+    // channel tiles 2u, 2u + 1 of one pixel row (A multicast), CL = 2 pixel rows 2 (u / NT) + rank of
+    // channel tile u % NT (B multicast; with MT odd the last pairs' second tile is past M: no loads of
+    // its own, no store)
+    unsigned rank = 0;
+    if constexpr (CL != 0) asm("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(rank));
+    constexpr int PU = CL == 1 ? TILES / 2 : CL == 2 ? (MT + 1) / 2 * NT : TILES;
+    const int U0 = CL ? (int)blockIdx.x / 2 : (int)blockIdx.x, US = CL ? (int)gridDim.x / 2 : (int)gridDim.x;
+    const auto tile_of = [&](int u) {
+        return CL == 1 ? 2 * u + (int)rank : CL == 2 ? (2 * (u / NT) + (int)rank) * NT + u % NT : u;
+    };
     constexpr int MI = BM / 64, NB = BN / 64;
     constexpr int AM = TR ? 1 : MI, AN = TR ? BM : BN; // accumulators [AM][AN / 2] (TR: D[64 channels][BM pixels])
     constexpr int A_BYTES = TBM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
@@ -868,12 +939,14 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     const int tid = threadIdx.x, warp = tid >> 5, wg = warp >> 2;
     if (tid < STAGES) {
         mbar_init(bar0 + 8 * tid, 1);
-        mbar_init(bar0 + 8 * (STAGES + tid), COOP ? 8 : 4);
+        // (CL: rank 0's loads write both blocks, so its stages wait for both blocks' consumers)
+        mbar_init(bar0 + 8 * (STAGES + tid), (COOP ? 8 : 4) * (CL && rank == 0 ? 2 : 1));
     }
     if (tid < 2) mbar_init(bar0 + 8 * (2 * STAGES + tid), 4);
     if (tid < 2) mbar_init(bar0 + 8 * (2 * STAGES + 2 + tid), 1);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     __syncthreads();
+    if constexpr (CL != 0) cluster_sync(); // (both blocks' mbarriers initialized before any remote use)
 
     // registers: the producer warpgroup gives most of its share to the consumers' accumulators
     // (launched at 65536 / 384 = 168 a thread; 40 + 2 * 232 = 504 = 3 * 168)
@@ -884,19 +957,24 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             int g = 0;
             int it = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x, (int)gridDim.x) : 0; // (stream-K)
             const int end = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x + 1, (int)gridDim.x) : 0;
-            for (int t = SK ? it / KT : (int)blockIdx.x; SK ? it < end : t < TILES; t = SK ? it / KT : t + (int)gridDim.x) {
+            for (int u = SK ? it / KT : U0; SK ? it < end : u < PU; u = SK ? it / KT : u + US) {
+                const int t = tile_of(u);
                 const int k0 = SK ? it % KT : 0, k1 = SK && end - it < KT - k0 ? k0 + end - it : KT;
                 if (SK) it += k1 - k0;
                 const int m0 = (t / NT) * TBM, n0 = (t % NT) * BN;
                 const int n = m0 / (SHP::P * SHP::Q), pq = m0 % (SHP::P * SHP::Q), p = pq / SHP::Q, q = pq % SHP::Q;
+                // CL: which loads this block issues (rank 0 the shared operand, to both blocks)
+                const bool la = CL == 1 ? rank == 0 : m0 < M, lb = CL == 2 ? rank == 0 : true;
+                const unsigned bytes = (CL == 2 && m0 >= M ? 0 : A_BYTES) + B_BYTES;
                 for (int k = k0; k < k1; k++, g++) {
                     const int slot = g % STAGES, d = k * BK;
                     if (g >= STAGES) mbar_wait(bar0 + 8 * (STAGES + slot), (unsigned)(g / STAGES - 1) & 1);
-                    tma_conv_stage<SHP, SHP2>(as0 + slot * A_BYTES, bs0 + slot * B_BYTES, A_BYTES + B_BYTES, ta, tb, ta2,
-                                              d, n, p, q, n0, bar0 + 8 * slot);
+                    tma_conv_stage<SHP, SHP2, CL == 1, CL == 2>(as0 + slot * A_BYTES, bs0 + slot * B_BYTES, bytes, ta, tb,
+                                                                ta2, d, n, p, q, n0, bar0 + 8 * slot, la, lb);
                 }
             }
         }
+        if constexpr (CL != 0) cluster_sync(); // (the other block may still arrive on this one's mbarriers)
         return; // (no block-wide barrier after this point)
     }
     // consumers: warpgroup wg takes this block's tiles j = wg, wg + 2, ... (COOP: rows wg * BM ... of every tile)
@@ -909,11 +987,17 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     const unsigned stg_s = (unsigned)__cvta_generic_to_shared(stg);
     int r = 0; // epilogues this warpgroup has done
     constexpr int JS = COOP ? 1 : 2; // tiles between a warpgroup's turns
+    // a stage read: back to this block's producer (CL, rank 1: and to rank 0's, whose loads wrote it too)
+    const auto release = [&](unsigned e) {
+        mbar_arrive(e);
+        if (CL != 0 && rank == 1) mbar_arrive_rank(e, 0);
+    };
     // (stream-K: this block's depth tiles it .. end - 1)
     int it = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x, (int)gridDim.x) : 0;
     const int end = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x + 1, (int)gridDim.x) : 0;
-    for (int j = COOP ? 0 : wg, t = SK ? it / KT : (int)blockIdx.x + (COOP ? 0 : wg) * (int)gridDim.x;
-         SK ? it < end : t < TILES; j += JS, t = SK ? it / KT : t + JS * (int)gridDim.x) {
+    for (int j = COOP ? 0 : wg, u = SK ? it / KT : U0 + (COOP ? 0 : wg) * US; SK ? it < end : u < PU;
+         j += JS, u = SK ? it / KT : u + JS * US) {
+        const int t = tile_of(u);
         const int k0 = SK ? it % KT : 0, k1 = SK && end - it < KT - k0 ? k0 + end - it : KT;
         if (SK) it += k1 - k0;
         // a segment from depth tile 0 stores the tile (stream-K: after adding the later blocks' partials);
@@ -951,10 +1035,10 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             wgmma_commit();
             if (!COOP && k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
             wgmma_wait<1>();
-            if (k > k0 && lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g - 1) % STAGES));
+            if (k > k0 && lane == 0) release(bar0 + 8 * (STAGES + (g - 1) % STAGES));
         }
         wgmma_wait<0>();
-        if (lane == 0) mbar_arrive(bar0 + 8 * (STAGES + (g0 + k1 - 1) % STAGES));
+        if (lane == 0) release(bar0 + 8 * (STAGES + (g0 + k1 - 1) % STAGES));
 #pragma unroll
         for (int mi = 0; mi < AM; mi++) wgmma_pin<AN / 2>(acc[mi]);
         if constexpr (SK) { // partial sums: [block][MI * BN / 8 float4s][256 threads] (each thread its own fragment)
@@ -1070,6 +1154,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         r++;
     }
     if (leader) bulk_wait0(); // (the last stores read shared memory: it must outlive them)
+    if constexpr (CL != 0) cluster_sync(); // (the other block may still arrive on this one's mbarriers)
 #else
     (void)ta, (void)tb, (void)ta2, (void)ty, (void)tr, (void)part, (void)flags; // (whole tiles: no stream-K)
     if ((int)threadIdx.x >= 256) return; // the producer warpgroup has nothing to do here

@@ -7,7 +7,7 @@ import sys
 
 src = open(sys.argv[1]).read()
 out = [src, "\n// ---- emulation trampolines ----\n"]
-for m in re.finditer(r'extern "C" __global__ void __launch_bounds__\(\d+(?:, \d+)?\) (\w+)\(([^)]*)\)', src):
+for m in re.finditer(r'extern "C" __global__ void __launch_bounds__\(\d+(?:, \d+)?\)(?: KILN_CLUSTER2)? (\w+)\(([^)]*)\)', src):
     name, params = m.group(1), [p.strip() for p in m.group(2).split(",") if p.strip()]
     args = []
     for i, p in enumerate(params):

@@ -59,6 +59,9 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "tc256x64x64s4g2k1",
                                        /* ... 4 stages, the epilogue staged in two passes (no residual) */
                                        "tc256x128x64s4g2k1", "tc128x256x64s4g2k1",
+                                       /* ... in 2-block clusters sharing one operand (TMA multicast) */
+                                       "tx128x128x64s6g2k1", "tx256x128x64s3g2k1", "tx128x256x64s3g2k1",
+                                       "tx256x128x64s4g2k1", "tx128x256x64s4g2k1",
                                        /* ... with stream-K (where the tiles fill the last wave badly) */
                                        "ts128x128x64s5g2k1", "ts256x64x64s4g2k1",
                                        /* ... with transposed roles (64 output channels a tile) */
@@ -336,6 +339,25 @@ static int wg_emu(const char *src, const char *work) {
         free(cuda);
         kiln_bundle_free(b);
     }
+    /* the cluster tiles (the fallback ignores the pairing; an even grid): 9 x 2 tiles of 128 x 128 (pairs of
+     * channel tiles), 5 x 1 of 128 x 256 (pairs of pixel rows, the last pair's second row past M) */
+    static const char *const txt[] = {"tx128x128x64s6g2k1", "tx128x256x64s3g2k1"};
+    for (int i = 0; i < 2; i++) {
+        char *cuda = NULL;
+        kiln_bundle *b = NULL;
+        int r = gen(&tc[2], txt[i], arch_90a, 2, false, &b, &cuda);
+        if (r || !strstr(cuda, "KILN_CLUSTER2") || !strstr(cuda, i ? ", false, 2>" : ", false, 1>")) {
+            printf("FAIL: %s: tile %s not generated\n", tc[2].name, txt[i]);
+            fails++;
+        } else {
+            conv_case kk = tc[2];
+            kk.tile = txt[i];
+            case_archs = arch_90a, case_n_archs = 2;
+            fails += run_case(&kk, src, work);
+        }
+        free(cuda);
+        kiln_bundle_free(b);
+    }
     /* the halo kernel's turns (conv_halo_pp_f16): C = 32 with a residual (14-row tiles over 19 rows,
      * 8-column tiles over 10); an odd number of tiles (3: the second warpgroup's last turn has none);
      * the stem as space-to-depth */
@@ -513,6 +535,7 @@ int main(int argc, char **argv) {
     setenv("KILN_WGMMA_TR", "1", 1); /* likewise the transposed-roles "wt" tiles */
     setenv("KILN_WGMMA_SK", "1", 1); /* and the stream-K "ts" tiles */
     setenv("KILN_WGMMA_TRPP", "1", 1); /* and the persistent transposed-roles "tct" / "tpt" tiles */
+    setenv("KILN_WGMMA_CL", "1", 1);   /* and the cluster "tx" tiles */
     setenv("KILN_WGMMA_HALO", "1", 1); /* and the halo kernel's "hl" tiles */
     setenv("KILN_WGMMA_HPP", "1", 1);  /* and its turn-taking "hp" tiles */
     setenv("KILN_WGMMA_TMA", "1", 1);  /* and the TMA "tm" tiles */
