@@ -38,7 +38,9 @@ typedef struct cg {
     size_t kstart;    /* where the kernel being emitted starts in src */
     char **kkeys;     /* per emitted function: its text without the comment, name as "@K@" */
     char **knames;    /* per emitted function: its name */
+    size_t *kend;     /* per emitted function: where its text ends in src (split builds) */
     int n_keys, cap_keys;
+    size_t prelude_len; /* the includes every module starts with */
     const kiln_node *node; /* the node being emitted (for names) */
     char group[256];       /* its group name */
     /* Node scratch (kiln_cg_scratch), after the memory plan's arena: slots [base, base + size)

@@ -177,7 +177,9 @@ kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn) {
         if (a) c->kkeys = a;
         b = a ? realloc(c->knames, sizeof(char *) * (size_t)cap2) : NULL;
         if (b) c->knames = b;
-        if (!a || !b) {
+        size_t *e = b ? realloc(c->kend, sizeof(size_t) * (size_t)cap2) : NULL;
+        if (e) c->kend = e;
+        if (!a || !b || !e) {
             free(key);
             return kiln_errorf(KILN_ERR_OOM, "out of memory");
         }
@@ -189,6 +191,7 @@ kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn) {
         return kiln_errorf(KILN_ERR_OOM, "out of memory");
     }
     c->kkeys[c->n_keys] = key;
+    c->kend[c->n_keys] = c->src.len;
     c->knames[c->n_keys++] = name;
     *fn = name;
     return KILN_OK;

@@ -319,6 +319,99 @@ static kiln_status add_layers(const cg *c, pending_layer *p, int n) {
     return st;
 }
 
+void kiln_codegen_base_free(kiln_codegen_base *bs) {
+    if (!bs) return;
+    for (int i = 0; i < bs->n; i++) {
+        free(bs->keys ? bs->keys[i] : NULL);
+        free(bs->names ? bs->names[i] : NULL);
+    }
+    free(bs->keys);
+    free(bs->names);
+    free(bs->source);
+    for (int i = 0; i < bs->n_images; i++) free(bs->images[i].data);
+    free(bs->images);
+    memset(bs, 0, sizeof *bs);
+}
+
+/* kiln_codegen_opts.base_out: this build's kernels (masked text, name) and its source */
+static kiln_status base_record(const cg *c, kiln_codegen_base *bs) {
+    kiln_codegen_base_free(bs);
+    bs->keys = calloc((size_t)c->n_keys + 1, sizeof *bs->keys);
+    bs->names = calloc((size_t)c->n_keys + 1, sizeof *bs->names);
+    bs->source = strdup(c->src.s ? c->src.s : "");
+    if (!bs->keys || !bs->names || !bs->source) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    for (int i = 0; i < c->n_keys; i++, bs->n++)
+        if (!(bs->keys[i] = strdup(c->kkeys[i])) || !(bs->names[i] = strdup(c->knames[i])))
+            return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    return KILN_OK;
+}
+
+/* kiln_codegen_opts.split_base: the kernels the base has (same masked text) run from its images as
+ * module 0 under its names (added here if the base has them already, else by the caller before the
+ * bundle is written); the others (each one's text since the previous kernel's) are compiled as
+ * module 1 after the includes. *done false (and the bundle untouched): compile the whole module
+ * instead (module 1 did not compile alone). */
+static kiln_status compile_split(cg *c, const kiln_codegen_base *bs, bool *done) {
+    *done = false;
+    if (c->src.oom || !c->src.s) return KILN_OK;
+    int *at = malloc(sizeof(int) * ((size_t)c->n_keys + 1)), n_own = 0;
+    sbuf own = {0};
+    if (!at) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    kiln_cg_printf(&own, "%.*s", (int)c->prelude_len, c->src.s);
+    for (int i = 0; i < c->n_keys; i++) {
+        at[i] = -1;
+        for (int j = 0; j < bs->n && at[i] < 0; j++)
+            if (!strcmp(bs->keys[j], c->kkeys[i])) at[i] = j;
+        if (at[i] >= 0) continue;
+        const size_t from = i ? c->kend[i - 1] : c->prelude_len;
+        kiln_cg_printf(&own, "%.*s", (int)(c->kend[i] - from), c->src.s + from);
+        n_own++;
+    }
+    kiln_status st = own.oom ? kiln_errorf(KILN_ERR_OOM, "out of memory") : KILN_OK;
+    kiln_nvrtc_output out;
+    memset(&out, 0, sizeof out);
+    if (!st && n_own) {
+        kiln_nvrtc_request rq = {.name = "split",
+                                 .source = own.s,
+                                 .headers = kiln_kernel_headers,
+                                 .n_headers = kiln_kernel_header_count,
+                                 .archs = c->o->archs,
+                                 .n_archs = c->o->n_archs,
+                                 .ptx = c->o->ptx};
+        if (kiln_nvrtc_compile(&rq, &out) != KILN_OK) { /* (not alone: the whole module then) */
+            kiln_nvrtc_output_free(&out);
+            free(own.s);
+            free(at);
+            return KILN_OK;
+        }
+    }
+    for (int q = 0; !st && q < c->b->n_kernels; q++) {
+        kiln_bundle_kernel *kn = &c->b->kernels[q];
+        int i = 0;
+        while (i < c->n_keys && strcmp(c->knames[i], kn->function)) i++;
+        if (i == c->n_keys) {
+            st = kiln_errorf(KILN_ERR_INTERNAL, "split build: kernel '%s' has no text", kn->function);
+        } else if (at[i] >= 0) {
+            char *f = strdup(bs->names[at[i]]);
+            if (!f) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+            else free(kn->function), kn->function = f, kn->module = 0;
+        } else {
+            kn->module = 1;
+        }
+    }
+    for (int i = 0; !st && i < bs->n_images; i++)
+        st = kiln_bundle_add_image(c->b, bs->images[i].is_ptx ? KILN_IMAGE_PTX : KILN_IMAGE_CUBIN, bs->images[i].arch, 0,
+                                   bs->images[i].data, bs->images[i].size);
+    for (int i = 0; !st && i < out.n_images; i++)
+        st = kiln_bundle_add_image(c->b, out.images[i].is_ptx ? KILN_IMAGE_PTX : KILN_IMAGE_CUBIN, out.images[i].arch, 1,
+                                   out.images[i].data, out.images[i].size);
+    kiln_nvrtc_output_free(&out);
+    free(own.s);
+    free(at);
+    *done = !st;
+    return st;
+}
+
 kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, kiln_bundle *b, char **cuda_source) {
     if (cuda_source) *cuda_source = NULL;
     if (!g || !o || !b) return kiln_errorf(KILN_ERR_INVALID_ARG, "codegen: graph, options and bundle are required");
@@ -356,6 +449,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
               "#include \"reduce.cuh\"\n#include \"gather.cuh\"\n#include \"convtranspose.cuh\"\n"
               "#include \"resize.cuh\"\n#include \"conv_nhwc.cuh\"\n",
               KILN_VERSION_STRING, g->name ? g->name : "");
+    c.prelude_len = c.src.len;
 
     /* every node; unsupported ones are collected into one message */
     pending_layer *layers = calloc((size_t)g->n_nodes + 1, sizeof *layers);
@@ -448,7 +542,10 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
     }
     free(layers);
 
-    if (!st && o->compile) {
+    if (!st && o->base_out) st = base_record(&c, o->base_out);
+    bool split_done = false;
+    if (!st && o->compile && o->split_base) st = compile_split(&c, o->split_base, &split_done);
+    if (!st && o->compile && !split_done) {
         kiln_nvrtc_request rq = {.name = g->name && *g->name ? g->name : "model",
                                  .source = c.src.s,
                                  .headers = kiln_kernel_headers,
@@ -475,6 +572,7 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
     }
     free(c.kkeys);
     free(c.knames);
+    free(c.kend);
     free(c.weight);
     free(c.slots);
     free(c.anc);

@@ -64,7 +64,31 @@ typedef struct kiln_codegen_opts {
     void (*tune_record)(void *tune_ctx, const char *group, const char *signature, const char *const *names, int n,
                         int chosen, kiln_tune_source source);
     void *tune_ctx;
+    /* The tuner's split builds (codegen/tune.c), both NULL otherwise. base_out: receives this build's
+     * kernels (text with the name masked, name) and, when compiled, its images. split_base: a build
+     * whose kernels are already compiled (base_out of another build of the same graph and options):
+     * this build's kernels with the same text run from that module (module 0, the base's images and
+     * names); only the others are compiled, as module 1. The bundle runs as the whole-module build
+     * would. Why: the tuner's candidate sets differ from the heuristic build in a few kernels each. */
+    struct kiln_codegen_base *base_out;
+    const struct kiln_codegen_base *split_base;
 } kiln_codegen_opts;
+
+/* A build's kernels for split builds (see kiln_codegen_opts): keys[i] is kernel i's text with its
+ * name masked, names[i] its function; images (module 0) are filled by whoever compiles source. */
+typedef struct kiln_codegen_base {
+    int n;
+    char **keys, **names;
+    char *source; /* the whole module */
+    int n_images;
+    struct kiln_codegen_base_image {
+        bool is_ptx;
+        char arch[16];
+        uint8_t *data;
+        size_t size;
+    } *images;
+} kiln_codegen_base;
+void kiln_codegen_base_free(kiln_codegen_base *b);
 
 /* fp32, {"sm_90"}, PTX, compile. */
 void kiln_codegen_opts_init(kiln_codegen_opts *o);

@@ -8,6 +8,7 @@
 #include "runtime/runtime.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -427,9 +428,44 @@ static void *variant_build(void *arg) {
     v->co.tune_ctx = v;
     v->b = kiln_bundle_new();
     v->st = v->b ? kiln_codegen_build(v->g, &v->co, v->b, NULL) : kiln_errorf(KILN_ERR_OOM, "out of memory");
-    if (!v->st) v->st = kiln_bundle_write_bytes(v->b, &v->bytes, &v->len);
     if (!v->st && v->log.oom) v->st = kiln_errorf(KILN_ERR_OOM, "out of memory");
     if (v->st) snprintf(v->err, sizeof v->err, "%s", kiln_last_error()); /* the message is thread-local */
+    return NULL;
+}
+
+/* The heuristic build's whole module, compiled beside the candidate sets (kiln_codegen_opts.split_base:
+ * each set compiles only the kernels that differ from it) */
+typedef struct base_job {
+    kiln_codegen_base *base;
+    const kiln_codegen_opts *co;
+    kiln_status st;
+    char err[1024];
+} base_job;
+static void *base_compile(void *arg) {
+    base_job *j = arg;
+    kiln_nvrtc_request rq = {.name = "tune_base",
+                             .source = j->base->source,
+                             .headers = kiln_kernel_headers,
+                             .n_headers = kiln_kernel_header_count,
+                             .archs = j->co->archs,
+                             .n_archs = j->co->n_archs,
+                             .ptx = j->co->ptx};
+    kiln_nvrtc_output out;
+    memset(&out, 0, sizeof out);
+    j->st = kiln_nvrtc_compile(&rq, &out);
+    if (!j->st && out.n_images > 0) {
+        j->base->images = calloc((size_t)out.n_images, sizeof *j->base->images);
+        if (!j->base->images) j->st = kiln_errorf(KILN_ERR_OOM, "out of memory");
+        for (int i = 0; !j->st && i < out.n_images; i++) { /* (takes the images' data) */
+            struct kiln_codegen_base_image *bi = &j->base->images[j->base->n_images++];
+            bi->is_ptx = out.images[i].is_ptx;
+            snprintf(bi->arch, sizeof bi->arch, "%s", out.images[i].arch);
+            bi->data = out.images[i].data, bi->size = out.images[i].size;
+            out.images[i].data = NULL;
+        }
+    }
+    if (j->st) snprintf(j->err, sizeof j->err, "%s", kiln_last_error());
+    kiln_nvrtc_output_free(&out);
     return NULL;
 }
 
@@ -628,6 +664,12 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
     }
     /* 2. compile the variants in parallel */
     variant *vs = NULL;
+    kiln_codegen_base base;
+    memset(&base, 0, sizeof base);
+    base_job bj;
+    memset(&bj, 0, sizeof bj);
+    pthread_t bth;
+    bool base_started = false;
     if (!st && n_sigs) {
         vs = calloc((size_t)max_n, sizeof *vs);
         if (!vs) st = kiln_errorf(KILN_ERR_OOM, "out of memory");
@@ -656,6 +698,25 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
             }
             kiln_tune_log_init(&vs[k].log);
         }
+        /* the heuristic build's kernels: codegen here, its NVRTC beside the sets (which compile only
+         * the kernels that differ from it); KILN_TUNE_SPLIT=0: every set compiles its whole module */
+        const char *se = getenv("KILN_TUNE_SPLIT");
+        const bool split = vs && !(se && !strcmp(se, "0"));
+        if (split) {
+            variant bv = vs[0];
+            bv.k = INT_MAX; /* (no set has that candidate: the heuristic's picks) */
+            bv.co.compile = false;
+            bv.co.base_out = &base;
+            kiln_tune_log_init(&bv.log);
+            variant_build(&bv);
+            if (bv.st) st = kiln_errorf(bv.st, "autotune: the heuristic build: %s", bv.err);
+            kiln_tune_log_free(&bv.log);
+            kiln_bundle_free(bv.b);
+            for (int k = 0; !st && k < max_n; k++) vs[k].co.split_base = &base;
+            bj = (base_job){.base = &base, .co = &vs[0].co};
+            if (!st) base_started = !pthread_create(&bth, NULL, base_compile, &bj);
+            if (!st && !base_started) base_compile(&bj); /* (no thread: compile it first) */
+        }
         int nt = o->threads < 1 ? 1 : o->threads > max_n ? max_n : o->threads, next = 0, started = 0;
         pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
         pthread_t th[64];
@@ -665,6 +726,19 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
                 if (pthread_create(&th[started], NULL, worker_main, &w)) break;
             if (!started) worker_main(&w); /* no thread could start: build here */
             for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+        }
+        if (base_started) pthread_join(bth, NULL);
+        if (!st && split && bj.st) st = kiln_errorf(bj.st, "autotune: compiling the heuristic build: %s", bj.err);
+        /* a set that compiled only its own kernels runs the rest from the heuristic build's module 0 */
+        for (int k = 0; vs && !st && k < max_n; k++) {
+            if (vs[k].st) continue;
+            bool has0 = false;
+            for (int i = 0; i < vs[k].b->n_images && !has0; i++) has0 = vs[k].b->images[i].module == 0;
+            for (int i = 0; !has0 && !vs[k].st && i < base.n_images; i++)
+                vs[k].st = kiln_bundle_add_image(vs[k].b, base.images[i].is_ptx ? KILN_IMAGE_PTX : KILN_IMAGE_CUBIN,
+                                                 base.images[i].arch, 0, base.images[i].data, base.images[i].size);
+            if (!vs[k].st) vs[k].st = kiln_bundle_write_bytes(vs[k].b, &vs[k].bytes, &vs[k].len);
+            if (vs[k].st) snprintf(vs[k].err, sizeof vs[k].err, "%s", kiln_last_error());
         }
         for (int k = 0; vs && !st && k < max_n; k++)
             if (vs[k].st) st = kiln_errorf(vs[k].st, "autotune: building candidate set %d: %s", k, vs[k].err);
@@ -701,6 +775,7 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
         free(vs[k].bytes);
     }
     free(vs);
+    kiln_codegen_base_free(&base);
     for (int s = 0; sigs && s < n_sigs; s++) {
         free(sigs[s].total);
         free(sigs[s].timed);

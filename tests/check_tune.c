@@ -350,6 +350,91 @@ START_TEST(layer_costs_round_trip) {
 }
 END_TEST
 
+/* The tuner's split builds (kiln_codegen_opts.split_base): a candidate set compiles only the kernels that
+ * differ from the heuristic build and runs the others from its module 0. Each launch must reach a kernel
+ * with the same text as the whole-module build of that set; both modules are used; module 1 is compiled. */
+typedef struct one_sig {
+    const char *signature, *answer;
+    kiln_tune_log *log;
+} one_sig;
+static const char *one_lookup(void *ctx, const char *sig) { /* answer for one signature only */
+    const one_sig *o = ctx;
+    return o->answer && !strcmp(sig, o->signature) ? o->answer : NULL;
+}
+static void one_record(void *ctx, const char *group, const char *signature, const char *const *names, int n, int chosen,
+                       kiln_tune_source source) {
+    kiln_tune_log_record(((one_sig *)ctx)->log, group, signature, names, n, chosen, source);
+}
+static int key_of(const kiln_codegen_base *bs, const char *name) {
+    for (int i = 0; i < bs->n; i++)
+        if (!strcmp(bs->names[i], name)) return i;
+    return -1;
+}
+START_TEST(split_build_matches_whole) {
+    kiln_graph *g = tune_graph();
+    kiln_tune_log log;
+    kiln_tune_log_init(&log);
+    char *tiles;
+    size_t len;
+    free(gen(g, NULL, &log, &tiles, &len));
+    free(tiles);
+    const kiln_tune_entry *e = NULL;
+    for (int i = 0; i < log.n && !e; i++)
+        if (log.e[i].n > 1 && strncmp(log.e[i].signature, "gemm", 4)) e = &log.e[i];
+    ck_assert_ptr_nonnull(e);
+    const char *other = e->names[e->chosen == 0 ? 1 : 0]; /* a candidate set other than the heuristic's */
+    kiln_codegen_opts o;
+    kiln_codegen_opts_init(&o);
+    o.precision = KILN_PREC_FP16;
+    const char *arch[1] = {"sm_80"};
+    o.archs = arch, o.n_archs = 1, o.ptx = false;
+    kiln_tune_log log2;
+    kiln_tune_log_init(&log2);
+    one_sig lc = {e->signature, NULL, &log2};
+    o.tune_lookup = one_lookup, o.tune_record = one_record, o.tune_ctx = &lc;
+    kiln_codegen_base base, whole, own;
+    memset(&base, 0, sizeof base), memset(&whole, 0, sizeof whole), memset(&own, 0, sizeof own);
+    kiln_bundle *b0 = kiln_bundle_new(), *bw = kiln_bundle_new(), *bs = kiln_bundle_new();
+    o.compile = false, o.base_out = &base; /* the heuristic build */
+    ck_assert_msg(kiln_codegen_build(g, &o, b0, NULL) == KILN_OK, "%s", kiln_last_error());
+    lc.answer = other, o.base_out = &whole; /* the set, whole */
+    ck_assert_msg(kiln_codegen_build(g, &o, bw, NULL) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_ge(base.n, 2);
+    ck_assert_ptr_nonnull(base.source);
+#ifdef KILN_HAVE_CUDA
+    o.compile = true, o.base_out = &own, o.split_base = &base; /* the set, split */
+    ck_assert_msg(kiln_codegen_build(g, &o, bs, NULL) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(bs->n_launches, bw->n_launches);
+    int in0 = 0, in1 = 0;
+    for (int l = 0; l < bs->n_launches; l++) {
+        const kiln_bundle_kernel *kw = &bw->kernels[bw->launches[l].kernel], *ks = &bs->kernels[bs->launches[l].kernel];
+        const int iw = key_of(&whole, kw->function), is = key_of(ks->module ? &own : &base, ks->function);
+        ck_assert_msg(iw >= 0 && is >= 0, "launch %d: %s / %s", l, kw->function, ks->function);
+        ck_assert_str_eq(whole.keys[iw], ks->module ? own.keys[is] : base.keys[is]);
+        ck_assert_uint_le(ks->module, 1);
+        *(ks->module ? &in1 : &in0) += 1;
+    }
+    ck_assert_int_gt(in0, 0); /* (the MatMul comes from the base) */
+    ck_assert_int_gt(in1, 0); /* (the conv with the other tile is the set's own) */
+    int img1 = 0, img0 = 0;
+    for (int i = 0; i < bs->n_images; i++) *(bs->images[i].module ? &img1 : &img0) += 1;
+    ck_assert_int_eq(img1, 1); /* module 1 compiled; module 0's images are the caller's (the base has none) */
+    ck_assert_int_eq(img0, 0);
+    /* the heuristic's own set: every kernel from the base, nothing compiled */
+    kiln_bundle *bh = kiln_bundle_new();
+    lc.answer = NULL, o.base_out = NULL;
+    ck_assert_msg(kiln_codegen_build(g, &o, bh, NULL) == KILN_OK, "%s", kiln_last_error());
+    for (int k = 0; k < bh->n_kernels; k++) ck_assert_uint_eq(bh->kernels[k].module, 0);
+    ck_assert_int_eq(bh->n_images, 0);
+    kiln_bundle_free(bh);
+#endif
+    kiln_codegen_base_free(&base), kiln_codegen_base_free(&whole), kiln_codegen_base_free(&own);
+    kiln_bundle_free(b0), kiln_bundle_free(bw), kiln_bundle_free(bs);
+    kiln_tune_log_free(&log), kiln_tune_log_free(&log2);
+    kiln_graph_free(g);
+}
+END_TEST
+
 /* The tuner without a GPU: the candidate sets compile in parallel threads (NVRTC from several
  * threads), then timing fails cleanly; with every signature in the cache nothing is built or
  * timed and it succeeds. */
@@ -426,6 +511,7 @@ int main(void) {
     tcase_add_test(tc, choices_and_forcing);
     tcase_add_test(tc, layer_costs_round_trip);
     tcase_add_test(tc, layer_costs_strided_input);
+    tcase_add_test(tc, split_build_matches_whole);
     tcase_add_test(tc, tuner_without_gpu);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
