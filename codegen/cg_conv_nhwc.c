@@ -45,6 +45,7 @@ typedef struct nhwc_cfg {
 #define NHWC_RA 512   /* with NHWC_HALO | NHWC_PP: the weights in registers (conv_halo_pp_f16 RA, "hr" names) */
 #define NHWC_HTMA 1024 /* with NHWC_HALO | NHWC_PP, C = 64, x in the arena: the halo by TMA (conv_halo_pp_f16 TMAH, "hq") */
 #define NHWC_CL 2048   /* with NHWC_COOP: 2-block clusters sharing one operand by TMA multicast (conv_tma_pp_f16 CL, "tx") */
+#define NHWC_OV 4096   /* with NHWC_COOP, no residual: the epilogue under the next tile's wgmmas (conv_tma_pp_f16 OV, "to") */
 /* the ts tiles are candidates only where the tc tiles fill the last wave below this share of the
  * SMs (tiles / (waves * SMs); ResNet-50 b32: 98 tiles of 128 x 128 for 132 SMs, 0.74) */
 #define NHWC_SK_WAVE 0.8
@@ -121,6 +122,11 @@ static const nhwc_cfg nhwc_cfgs[] = {
      * bookkeeping they spill under the 168 registers of 384 threads */
     {128, 128, 64, 0, 0, 5, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
     {256, 64, 64, 0, 0, 4, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_SK},
+    /* ... the previous tile's staging and TMA store under this tile's first two wgmma groups ("to"; no
+     * residual, 64 rows a warpgroup: ncu showed the tc128x128 layer-2 conv pair a quarter of its time in
+     * epilogues that both warpgroups run at once, the tensor pipe idle); opt-in (KILN_WGMMA_OV=1): on an
+     * H100 slower than tc128x128 on every ResNet-50 conv (layer-2 pair 26.7 vs 22.8 us, docs/gpu.md) */
+    {128, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_OV},
     /* ... the same in 2-block clusters, the shared operand multicast ("tx": a quarter fewer L2 bytes per
      * flop for 128x128; ncu on an H100 showed the layer-2 conv pair moving 125 MB through L2 with the
      * tensor pipe idle half the time); opt-in (KILN_WGMMA_CL=1): on an H100 8-12% slower than tc
@@ -173,6 +179,11 @@ static bool cl_enabled(void) {
 static int cl_mode(const nhwc_cfg *f, int64_t K) {
     const int64_t nt = (K + f->bn - 1) / f->bn;
     return nt % 2 == 0 && f->bm >= f->bn ? 1 : 2;
+}
+/* The to (overlapped store) tiles: candidates only with KILN_WGMMA_OV=1 (gpu_conv_wgmma sets it) */
+static bool ov_enabled(void) {
+    const char *e = getenv("KILN_WGMMA_OV");
+    return e && *e && strcmp(e, "0") != 0;
 }
 /* The ts (stream-K) tiles: candidates only with KILN_WGMMA_SK=1 (gpu_conv_wgmma sets it) */
 static bool sk_enabled(void) {
@@ -271,7 +282,7 @@ static void cfg_name(const nhwc_cfg *f, char *buf, size_t len) {
     if (f->wg)
         snprintf(buf, len, "%s%s%dx%dx%ds%dg%dk%d",
                  f->sw & NHWC_TMA    ? (f->sw & NHWC_TR ? (f->sw & NHWC_COOP ? "tct" : f->sw & NHWC_PP ? "tpt" : "tmt")
-                                        : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_CL ? "tx" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
+                                        : f->sw & NHWC_SK ? "ts" : f->sw & NHWC_CL ? "tx" : f->sw & NHWC_OV ? "to" : f->sw & NHWC_COOP ? "tc" : f->sw & NHWC_PP ? "tp" : "tm")
                  : f->sw & NHWC_WS   ? "ws"
                  : f->sw & NHWC_TR   ? "wt"
                  : f->sw & NHWC_HALO ? (f->sw & NHWC_RA ? "hr" : f->sw & NHWC_HTMA ? "hq" : f->sw & NHWC_PP ? "hp" : "hl")
@@ -628,6 +639,7 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         if ((f->sw & NHWC_PP) && (f->sw & NHWC_HALO) && !hpp_enabled(f, kind, hq_ok)) continue;
         if ((f->sw & NHWC_HALF) && a.residual >= 0) continue; /* (the residual is loaded into the whole buffer) */
         if ((f->sw & NHWC_CL) && !cl_enabled()) continue;
+        if ((f->sw & NHWC_OV) && (!ov_enabled() || a.residual >= 0 || kd < 128)) continue; /* (2 depth tiles or more) */
         /* without a residual the 4-stage twins replace the 3-stage 256x128 / 128x256 tc tiles (as fast or
          * faster on every ResNet-50 b32 conv timed on an H100; the tuner's list stays as long) */
         if ((f->sw & NHWC_COOP) && !(f->sw & (NHWC_HALF | NHWC_SK)) && f->bm * f->bn == 256 * 128 && a.residual < 0) continue;
@@ -788,6 +800,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         char tail[48]; /* conv_tma_pp_f16's COOP, SK, SP, TR, CL */
         if (f->sw & NHWC_CL)
             snprintf(tail, sizeof tail, ", true, false, %d, false, %d", f->sw & NHWC_HALF ? 2 : 1, cl_mode(f, K));
+        else if (f->sw & NHWC_OV)
+            snprintf(tail, sizeof tail, ", true, false, 1, false, 0, true");
         else
             snprintf(tail, sizeof tail, "%s",
                      f->sw & NHWC_TR     ? (f->sw & NHWC_COOP ? ", true, false, 1, true" : ", false, false, 1, true")

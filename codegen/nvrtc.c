@@ -42,6 +42,7 @@ void kiln_nvrtc_output_free(kiln_nvrtc_output *out) {
 #else
 
 #include <nvrtc.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #ifndef KILN_CUDA_INCLUDE_DIR
@@ -236,6 +237,24 @@ void kiln_nvrtc_output_free(kiln_nvrtc_output *out) {
     memset(out, 0, sizeof *out);
 }
 
+typedef struct compile_job {
+    const kiln_nvrtc_request *rq;
+    const char *include_dir;
+    char arch[24];
+    bool ptx;
+    kiln_nvrtc_output *names_out;
+    kiln_nvrtc_image img;
+    char *log;
+    kiln_status st;
+    char err[1024]; /* (error messages are thread-local) */
+} compile_job;
+static void *compile_job_main(void *arg) {
+    compile_job *j = arg;
+    j->st = compile_one(j->rq, j->arch, j->ptx, j->include_dir, &j->img, &j->log, j->names_out);
+    if (j->st != KILN_OK) snprintf(j->err, sizeof j->err, "%s", kiln_last_error());
+    return NULL;
+}
+
 kiln_status kiln_nvrtc_compile(const kiln_nvrtc_request *rq, kiln_nvrtc_output *out) {
     if (!out) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_nvrtc_compile: NULL output");
     memset(out, 0, sizeof *out);
@@ -280,18 +299,45 @@ kiln_status kiln_nvrtc_compile(const kiln_nvrtc_request *rq, kiln_nvrtc_output *
     const char *include_dir = cuda_include_dir();
     int n_images = rq->n_archs + (rq->ptx ? 1 : 0);
     out->images = calloc((size_t)n_images, sizeof *out->images);
-    if (!out->images) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    compile_job *jobs = calloc((size_t)n_images, sizeof *jobs);
+    pthread_t *th = calloc((size_t)n_images, sizeof *th);
+    bool *started = calloc((size_t)n_images, sizeof *started);
+    if (!out->images || !jobs || !th || !started) {
+        free(jobs), free(th), free(started);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    /* one NVRTC program per image, compiled at once in threads (NVRTC documents concurrent use of
+     * distinct programs as safe): a build's wall time is then its slowest architecture's, not the sum */
+    for (int i = 0; i < n_images; i++) {
+        jobs[i].rq = rq, jobs[i].include_dir = include_dir, jobs[i].ptx = i >= rq->n_archs;
+        jobs[i].names_out = i == 0 ? out : NULL;
+        if (i < rq->n_archs) snprintf(jobs[i].arch, sizeof jobs[i].arch, "%s", rq->archs[i]);
+        else snprintf(jobs[i].arch, sizeof jobs[i].arch, "compute_%d", ptx_number);
+    }
+    for (int i = 1; i < n_images; i++) started[i] = !pthread_create(&th[i], NULL, compile_job_main, &jobs[i]);
+    compile_job_main(&jobs[0]);
+    for (int i = 1; i < n_images; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else compile_job_main(&jobs[i]); /* (no thread: here) */
+    }
+    /* in order: the first failure is the error (with its log), else every image and the last log */
     kiln_status st = KILN_OK;
-    for (int i = 0; i < rq->n_archs && st == KILN_OK; i++) {
-        st = compile_one(rq, rq->archs[i], false, include_dir, &out->images[i], &out->log, i == 0 ? out : NULL);
-        if (st == KILN_OK) out->n_images++;
+    for (int i = 0; i < n_images; i++) {
+        if (st == KILN_OK && jobs[i].st != KILN_OK) {
+            st = kiln_errorf(jobs[i].st, "%s", jobs[i].err);
+            free(out->log);
+            out->log = jobs[i].log;
+            jobs[i].log = NULL;
+        }
+        if (jobs[i].st == KILN_OK) out->images[out->n_images++] = jobs[i].img;
+        if (st == KILN_OK && i == n_images - 1) {
+            free(out->log);
+            out->log = jobs[i].log;
+            jobs[i].log = NULL;
+        }
+        free(jobs[i].log);
     }
-    if (st == KILN_OK && rq->ptx) {
-        char arch[24];
-        snprintf(arch, sizeof arch, "compute_%d", ptx_number);
-        st = compile_one(rq, arch, true, include_dir, &out->images[rq->n_archs], &out->log, NULL);
-        if (st == KILN_OK) out->n_images++;
-    }
+    free(jobs), free(th), free(started);
     if (st != KILN_OK) {
         char *log = out->log;
         out->log = NULL;

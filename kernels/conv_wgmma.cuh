@@ -833,6 +833,15 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // as B, one m64nBMk16 per k16 step reading 64 + BM rows of shared memory instead of two m64n64k16
 // reading 2 x (64 + 64) (ResNet-50's stage-1 3x3 convs are bound by the latter); same loads,
 // staging and TMA stores, the epilogue writing each fp16 at its transposed place in the box.
+// OV with COOP ("to" tiles; no residual, 64 rows a warpgroup, N <= 128): after a tile's last wgmma
+// group the warpgroup applies the epilogue to its accumulators into fp16 registers of their own (not
+// the accumulators: ptxas serializes the wgmmas when accumulator registers are read while later wgmmas
+// are in flight, C7514, as a first version with two accumulator sets did) and stages / stores them by
+// TMA after issuing the next tile's first two depth tiles, so the staging, the fences, the barriers
+// and the store run under wgmma work. Opt-in: on an H100 (ResNet-50 b32, forced tiles) slower than
+// tc128x128 everywhere (layer-2 conv pair 26.7 vs 22.8 us, the stage-3 pair 21.0 vs 18.5): the first
+// stage of each tile goes back to the producer only after the store, and the producer's refill of it
+// comes too late for the next tile; outputs bit-identical to tc's.
 // CL with COOP ("tx" tiles, a kernel declared KILN_CLUSTER2, an even grid): the two blocks of a
 // cluster take a pair of tiles in step that share one operand, and block 0's producer loads that
 // operand into both blocks' shared memory with one multicast copy: CL = 1 the pixel tile A of two
@@ -897,7 +906,7 @@ template <long long I> __device__ __forceinline__ int sk_block_at(int x, int gri
 }
 
 template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false,
-          bool SK = false, int SP = 1, bool TR = false, int CL = 0>
+          bool SK = false, int SP = 1, bool TR = false, int CL = 0, bool OV = false>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
                                                 const typename E::bias_t *bias, const typename E::res_t *res, __half *y,
                                                 unsigned char *smem, const __half *__restrict__ x2, const tmap *ta,
@@ -914,6 +923,8 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     constexpr int TBM = COOP ? 2 * BM : BM; // a tile's rows
     constexpr int BK = 64, KT = KD / BK, MT = (M + TBM - 1) / TBM, NT = (NN + BN - 1) / BN, TILES = MT * NT;
     static_assert(CL == 0 || (COOP && !SK && !TR && (CL == 2 || NT % 2 == 0)), "2-block clusters: tc tiles");
+    static_assert(!OV || (COOP && !RES && !SK && !TR && SP == 1 && CL == 0 && BM == 64 && BN <= 128 && KT >= 2),
+                  "the epilogue under the next tile's wgmmas: tc tiles of 64 rows a warpgroup, no residual");
 #ifdef KILN_HAVE_WGMMA
     (void)x, (void)w, (void)x2, (void)res, (void)y, (void)part, (void)flags;
     // the schedule's units: tiles, or (CL) pairs of tiles, one a block of the cluster: CL = 1 the two
@@ -992,6 +1003,77 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         mbar_arrive(e);
         if (CL != 0 && rank == 1) mbar_arrive_rank(e, 0);
     };
+    if constexpr (OV) { // ("to" tiles: see the comment above conv_tma_pp_f16)
+        const int lane0 = lane == 0;
+        // a finished tile's results, bias and activation applied, as fp16 pairs: row wq 16 + gr + 8 h,
+        // channels n0 + 8 c + 2 tq, + 1 (registers of their own: ptxas serializes the wgmmas when
+        // accumulators are read while later wgmmas are in flight, C7514)
+        __half2 keep[2][BN / 8];
+        // ... staged and stored by TMA (the previous tile's, under this tile's first wgmmas)
+        const auto store = [&](int m0, int n0, int nb) {
+            if (leader) bulk_wait_read0(); // (the store before has read the buffer)
+            wg_bar(1 + wg);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int row = wq * 16 + gr + 8 * h;
+#pragma unroll
+                for (int c = 0; c < BN / 8; c++)
+                    if (n0 + 8 * c + 2 * tq < NN)
+                        *reinterpret_cast<__half2 *>(stg + (c / 8) * BOX_BYTES + row * 128 + (((c & 7) ^ (row & 7)) << 4) +
+                                                     4 * tq) = keep[h][c];
+            }
+            fence_proxy_async();
+            wg_bar(1 + wg);
+            if (leader) {
+                for (int b = 0; b < nb; b++) tma_store_2d(ty, n0 + 64 * b, m0, stg_s + b * BOX_BYTES);
+                bulk_commit();
+            }
+        };
+        const auto step = [&](float (&X)[1][BN / 2], int g) { // depth tile g of the ring into X
+            const int slot = g % STAGES;
+            mbar_wait(bar0 + 8 * slot, (unsigned)(g / STAGES) & 1);
+            wgmma_fence();
+            wgmma_k64<BN, BM, 1, true, false>(X, As + slot * A_BYTES + wg * BM * 128, Bs + slot * B_BYTES);
+            wgmma_commit();
+        };
+        const typename E::res_t *rs = nullptr; // (no residual)
+        float acc[1][BN / 2];
+        int pm0 = 0, pn0 = 0, pnb = 0, j = 0;
+        for (int u = U0; u < PU; u += US, j++) {
+            const int t = tile_of(u);
+            const int m0 = (t / NT) * TBM + wg * BM, n0 = (t % NT) * BN;
+            const int nb = m0 >= M ? 0 : (NN - n0 + 63) / 64 < NB ? (NN - n0 + 63) / 64 : NB;
+#pragma unroll
+            for (int c = 0; c < BN / 2; c++) acc[0][c] = 0.0f;
+            wgmma_pin<BN / 2>(acc[0]);
+            const int g0 = j * KT;
+            step(acc, g0);
+            step(acc, g0 + 1);
+            if (j > 0) store(pm0, pn0, pnb); // (two groups of this tile in flight meanwhile)
+            wgmma_wait<1>();
+            if (lane0) release(bar0 + 8 * (STAGES + g0 % STAGES));
+            for (int k = 2; k < KT; k++) {
+                step(acc, g0 + k);
+                wgmma_wait<1>();
+                if (lane0) release(bar0 + 8 * (STAGES + (g0 + k - 1) % STAGES));
+            }
+            wgmma_wait<0>();
+            if (lane0) release(bar0 + 8 * (STAGES + (g0 + KT - 1) % STAGES));
+            wgmma_pin<BN / 2>(acc[0]);
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int c = 0; c < BN / 8; c++) {
+                    const int ch = n0 + 8 * c + 2 * tq < NN ? n0 + 8 * c + 2 * tq : 0; // (past NN: not stored)
+                    keep[h][c] = __floats2half2_rn(E::apply(bias, rs, ch, 0, acc[0][4 * c + 2 * h]),
+                                                   E::apply(bias, rs, ch + 1, 0, acc[0][4 * c + 2 * h + 1]));
+                }
+            pm0 = m0, pn0 = n0, pnb = nb;
+        }
+        if (j > 0) store(pm0, pn0, pnb);
+        if (leader) bulk_wait0();
+        return;
+    }
     // (stream-K: this block's depth tiles it .. end - 1)
     int it = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x, (int)gridDim.x) : 0;
     const int end = SK ? sk_start<(long long)TILES * KT>((int)blockIdx.x + 1, (int)gridDim.x) : 0;

@@ -100,11 +100,11 @@ static kiln_graph *build(const conv_case *k) {
     cst(g, "w", 4, wd, 1.0 / sqrt((double)(k->c * k->r * k->s)));
     if (k->bias) cst(g, "b", 1, bd, 0.5);
     const char *cur = "conv";
-    /* a TMA tile ("tm", "tmt", "tp", "tc", "ts", "tx", and "hq", the halo by TMA): x goes through a Neg first, so that the
+    /* a TMA tile ("tm", "tmt", "tp", "tc", "ts", "tx", "to", and "hq", the halo by TMA): x goes through a Neg first, so that the
      * conv's input lives in the arena (tensor maps are made once per context; graph inputs are bound per run); "tp" /
-     * "tc" / "ts" / "tx" (TMA stores) also the residual and, after the conv group, y */
+     * "tc" / "ts" / "tx" / "to" (TMA stores) also the residual and, after the conv group, y */
     const bool neg_y = k->tile && (!strncmp(k->tile, "tp", 2) || !strncmp(k->tile, "tc", 2) || !strncmp(k->tile, "ts", 2) ||
-                                      !strncmp(k->tile, "tx", 2));
+                                      !strncmp(k->tile, "tx", 2) || !strncmp(k->tile, "to", 2));
     const bool neg = neg_y || (k->tile && (!strncmp(k->tile, "tm", 2) || !strncmp(k->tile, "hq", 2)));
     if (neg) {
         int i = val(g, "x", 0, NULL), o = val(g, "xn", 4, xd);

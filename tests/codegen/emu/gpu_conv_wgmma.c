@@ -59,6 +59,8 @@ static const char *const wg_tiles[] = {"wg128x128x64s4g1k1", "wg128x128x64s4g2k1
                                        "tc256x64x64s4g2k1",
                                        /* ... 4 stages, the epilogue staged in two passes (no residual) */
                                        "tc256x128x64s4g2k1", "tc128x256x64s4g2k1",
+                                       /* ... the epilogue under the next tile's wgmmas (no residual) */
+                                       "to128x128x64s6g2k1",
                                        /* ... in 2-block clusters sharing one operand (TMA multicast) */
                                        "tx128x128x64s6g2k1", "tx256x128x64s3g2k1", "tx128x256x64s3g2k1",
                                        "tx256x128x64s4g2k1", "tx128x256x64s4g2k1",
@@ -109,6 +111,9 @@ static const conv_case wg_cases[] = {
     {"hp_many_res", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, NULL},
     /* ... without one (the epilogue in registers, staged as fp16: stmatrix) */
     {"hp_many", 32, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 0, NULL},
+    /* the "to" tiles' overlap (a tile's store under the next one's wgmmas): 784 tiles of 128 x 128 over 132
+     * blocks, 4 depth tiles each, no residual */
+    {"to_many", 32, 256, 28, 28, 512, 1, 1, 1, 0, 1, 1, 0, NULL},
     {"hp_odd_c16", 1, 16, 13, 17, 64, 3, 3, 1, 1, 1, 0, 0, NULL},
 };
 
@@ -341,16 +346,19 @@ static int wg_emu(const char *src, const char *work) {
     }
     /* the cluster tiles (the fallback ignores the pairing; an even grid): 9 x 2 tiles of 128 x 128 (pairs of
      * channel tiles), 5 x 1 of 128 x 256 (pairs of pixel rows, the last pair's second row past M) */
-    static const char *const txt[] = {"tx128x128x64s6g2k1", "tx128x256x64s3g2k1"};
-    for (int i = 0; i < 2; i++) {
+    /* ... and the epilogue under the next tile's wgmmas ("to", no residual: the stride-2 case) */
+    static const char *const txt[] = {"tx128x128x64s6g2k1", "tx128x256x64s3g2k1", "to128x128x64s6g2k1"};
+    for (int i = 0; i < 3; i++) {
         char *cuda = NULL;
         kiln_bundle *b = NULL;
-        int r = gen(&tc[2], txt[i], arch_90a, 2, false, &b, &cuda);
-        if (r || !strstr(cuda, "KILN_CLUSTER2") || !strstr(cuda, i ? ", false, 2>" : ", false, 1>")) {
-            printf("FAIL: %s: tile %s not generated\n", tc[2].name, txt[i]);
+        const conv_case *cs = i < 2 ? &tc[2] : &tc[1];
+        int r = gen(cs, txt[i], arch_90a, 2, false, &b, &cuda);
+        if (r || (i < 2 && !strstr(cuda, "KILN_CLUSTER2")) ||
+            !strstr(cuda, i == 2 ? ", 0, true>" : i ? ", false, 2>" : ", false, 1>")) {
+            printf("FAIL: %s: tile %s not generated\n", cs->name, txt[i]);
             fails++;
         } else {
-            conv_case kk = tc[2];
+            conv_case kk = *cs;
             kk.tile = txt[i];
             case_archs = arch_90a, case_n_archs = 2;
             fails += run_case(&kk, src, work);
@@ -536,6 +544,7 @@ int main(int argc, char **argv) {
     setenv("KILN_WGMMA_SK", "1", 1); /* and the stream-K "ts" tiles */
     setenv("KILN_WGMMA_TRPP", "1", 1); /* and the persistent transposed-roles "tct" / "tpt" tiles */
     setenv("KILN_WGMMA_CL", "1", 1);   /* and the cluster "tx" tiles */
+    setenv("KILN_WGMMA_OV", "1", 1);   /* and the overlapped-store "to" tiles */
     setenv("KILN_WGMMA_HALO", "1", 1); /* and the halo kernel's "hl" tiles */
     setenv("KILN_WGMMA_HPP", "1", 1);  /* and its turn-taking "hp" tiles */
     setenv("KILN_WGMMA_TMA", "1", 1);  /* and the TMA "tm" tiles */
