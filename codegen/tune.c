@@ -717,6 +717,7 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
             if (!st) base_started = !pthread_create(&bth, NULL, base_compile, &bj);
             if (!st && !base_started) base_compile(&bj); /* (no thread: compile it first) */
         }
+        const double tc0 = now_s();
         int nt = o->threads < 1 ? 1 : o->threads > max_n ? max_n : o->threads, next = 0, started = 0;
         pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
         pthread_t th[64];
@@ -743,6 +744,8 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
         for (int k = 0; vs && !st && k < max_n; k++)
             if (vs[k].st) st = kiln_errorf(vs[k].st, "autotune: building candidate set %d: %s", k, vs[k].err);
         /* 3. time them, one at a time */
+        const double tt0 = now_s();
+        sum->compile_seconds = tt0 - tc0;
         for (int k = 0; vs && !st && k < max_n; k++) {
             char what[80];
             snprintf(what, sizeof what, "timing candidate set %d of %d", k + 1, max_n);
@@ -752,6 +755,7 @@ kiln_status kiln_tune_run(const kiln_graph *g, const kiln_codegen_opts *co, cons
             sum->candidates++;
         }
         if (!st) progress(o->progress, tty, max_n, max_n, "timed");
+        sum->timing_seconds = now_s() - tt0;
     }
     /* 4. the fastest candidate per signature goes into the cache */
     for (int s = 0; !st && s < n_sigs; s++) {

@@ -131,6 +131,7 @@ typedef struct kiln_tune_summary {
     int candidates;  /* candidate builds timed */
     int changed;     /* tuned choices that differ from the heuristic */
     double seconds;  /* tuning wall time */
+    double compile_seconds, timing_seconds; /* of which: building the candidate sets, timing them */
 } kiln_tune_summary;
 
 /* Times every candidate of every tunable signature of g (memory-planned, as for

@@ -233,8 +233,9 @@ int kiln_cmd_build(int argc, char **argv) {
         }
         if (sum.tuned)
             fprintf(stderr, "autotune: %d kernel signatures tuned on %s (compute capability %s), %d candidate sets timed, "
-                    "%.1f s; %d chose another tile than the heuristic; %d from the tuning cache\n", sum.tuned, dev.gpu,
-                    dev.cc, sum.candidates, sum.seconds, sum.changed, sum.from_cache);
+                    "%.1f s (building the sets %.1f s, timing them %.1f s); %d chose another tile than the heuristic; "
+                    "%d from the tuning cache\n", sum.tuned, dev.gpu, dev.cc, sum.candidates, sum.seconds,
+                    sum.compile_seconds, sum.timing_seconds, sum.changed, sum.from_cache);
         if (sum.tuned && cache_path && kiln_tune_cache_save(&cache, cache_path)) {
             rc = fail(kiln_last_error());
             goto done;
