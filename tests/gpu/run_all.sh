@@ -111,26 +111,26 @@ if has trpp; then  # the opt-in persistent transposed-roles tiles (conv_tma_pp_f
     grep -F "nhwc_f16:${t%%s[0-9]*}" "$OUT/trpp_prof_$t.txt" | cut -c1-100 | head -6  # (the tiles column is cut)
   done
 fi
-if has cl; then  # the opt-in 2-block cluster tiles (conv_tma_pp_f16 CL, KILN_WGMMA_CL=1)
+if has cl; then  # the opt-in 2-block cluster and overlapped-store tiles (conv_tma_pp_f16 CL / OV, KILN_WGMMA_CL=1 / _OV=1)
   W=$P/plain/gpu_conv_wgmma
-  KILN_WGMMA_BUNDLES=0 "$W" . /tmp/cl --gpu tx > "$OUT/cl.txt" 2>&1
-  echo "gpu_conv_wgmma --gpu tx exit $?: $(grep -cE '^PASS' "$OUT/cl.txt") PASS, $(grep -cE '^FAIL' "$OUT/cl.txt") FAIL"
+  KILN_WGMMA_BUNDLES=0 "$W" . /tmp/cl --gpu tx,to > "$OUT/cl.txt" 2>&1
+  echo "gpu_conv_wgmma --gpu tx,to exit $?: $(grep -cE '^PASS' "$OUT/cl.txt") PASS, $(grep -cE '^FAIL' "$OUT/cl.txt") FAIL"
   grep '^FAIL' "$OUT/cl.txt" | head
   KILN_WGMMA_BUNDLES=0 compute-sanitizer --tool memcheck --error-exitcode 1 "$W" . /tmp/cl_memcheck --gpu tx128x128x64s6g2k1 > "$OUT/cl_memcheck.txt" 2>&1
   echo "compute-sanitizer memcheck gpu_conv_wgmma --gpu tx128x128: exit $?, $(grep -m1 'ERROR SUMMARY' "$OUT/cl_memcheck.txt")"
   # ResNet-50 b32 fp16, each tx tile forced against its tc twin: the outputs must be bit-identical (the same
   # wgmma sequence per tile), the layers' times side by side
   R=/tmp/models/resnet50_torchvision/model.onnx
-  for t in tc128x128x64s6g2k1 tx128x128x64s6g2k1 tc256x128x64s4g2k1 tx256x128x64s4g2k1; do
-    KILN_WGMMA_CL=1 "$K" build "$R" -o /tmp/cl_$t.kiln --precision fp16 --shape input=32x3x224x224 --no-autotune \
+  for t in tc128x128x64s6g2k1 tx128x128x64s6g2k1 to128x128x64s6g2k1 tc256x128x64s4g2k1 tx256x128x64s4g2k1; do
+    KILN_WGMMA_CL=1 KILN_WGMMA_OV=1 "$K" build "$R" -o /tmp/cl_$t.kiln --precision fp16 --shape input=32x3x224x224 --no-autotune \
       --tile $t > "$OUT/cl_build_$t.txt" 2>&1 &&
       "$K" bench /tmp/cl_$t.kiln --iterations 30 --warmup 5 --profile --profile-repeat 10 > "$OUT/cl_prof_$t.txt" 2>&1
     echo "$t: exit $?; $(grep '^latency' "$OUT/cl_prof_$t.txt")"
     mkdir -p /tmp/cl_out_$t && "$K" run /tmp/cl_$t.kiln --seed 1 --output-dir /tmp/cl_out_$t > /dev/null 2>&1
   done
-  for t in tx128x128x64s6g2k1 tx256x128x64s4g2k1; do
-    cmp -s /tmp/cl_out_tc${t#tx}/*.npy /tmp/cl_out_$t/*.npy && echo "PASS: $t output identical to tc${t#tx}" ||
-      echo "FAIL: $t output differs from tc${t#tx}"
+  for t in tx128x128x64s6g2k1 to128x128x64s6g2k1 tx256x128x64s4g2k1; do
+    cmp -s /tmp/cl_out_tc${t#t?}/*.npy /tmp/cl_out_$t/*.npy && echo "PASS: $t output identical to tc${t#t?}" ||
+      echo "FAIL: $t output differs from tc${t#t?}"
   done
 fi
 if has hpp; then  # the halo tiles taking turns (conv_halo_pp_f16): all of them (KILN_WGMMA_HPP=1), 3 and 4 warpgroups
