@@ -319,6 +319,18 @@ static kiln_status add_layers(const cg *c, pending_layer *p, int n) {
     return st;
 }
 
+kiln_status kiln_codegen_compile(const kiln_codegen_opts *o, const char *name, const char *source,
+                                 kiln_nvrtc_output *out) {
+    kiln_nvrtc_request rq = {.name = name,
+                             .source = source,
+                             .headers = kiln_kernel_headers,
+                             .n_headers = kiln_kernel_header_count,
+                             .archs = o->archs,
+                             .n_archs = o->n_archs,
+                             .ptx = o->ptx};
+    return kiln_nvrtc_compile(&rq, out);
+}
+
 void kiln_codegen_base_free(kiln_codegen_base *bs) {
     if (!bs) return;
     for (int i = 0; i < bs->n; i++) {
@@ -371,14 +383,7 @@ static kiln_status compile_split(cg *c, const kiln_codegen_base *bs, bool *done)
     kiln_nvrtc_output out;
     memset(&out, 0, sizeof out);
     if (!st && n_own) {
-        kiln_nvrtc_request rq = {.name = "split",
-                                 .source = own.s,
-                                 .headers = kiln_kernel_headers,
-                                 .n_headers = kiln_kernel_header_count,
-                                 .archs = c->o->archs,
-                                 .n_archs = c->o->n_archs,
-                                 .ptx = c->o->ptx};
-        if (kiln_nvrtc_compile(&rq, &out) != KILN_OK) { /* (not alone: the whole module then) */
+        if (kiln_codegen_compile(c->o, "split", own.s, &out) != KILN_OK) { /* (not alone: the whole module then) */
             kiln_nvrtc_output_free(&out);
             free(own.s);
             free(at);
@@ -546,15 +551,8 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
     bool split_done = false;
     if (!st && o->compile && o->split_base) st = compile_split(&c, o->split_base, &split_done);
     if (!st && o->compile && !split_done) {
-        kiln_nvrtc_request rq = {.name = g->name && *g->name ? g->name : "model",
-                                 .source = c.src.s,
-                                 .headers = kiln_kernel_headers,
-                                 .n_headers = kiln_kernel_header_count,
-                                 .archs = o->archs,
-                                 .n_archs = o->n_archs,
-                                 .ptx = o->ptx};
         kiln_nvrtc_output out;
-        st = kiln_nvrtc_compile(&rq, &out);
+        st = kiln_codegen_compile(o, g->name && *g->name ? g->name : "model", c.src.s, &out);
         for (int i = 0; !st && i < out.n_images; i++)
             st = kiln_bundle_add_image(b, out.images[i].is_ptx ? KILN_IMAGE_PTX : KILN_IMAGE_CUBIN,
                                        out.images[i].arch, 0, out.images[i].data, out.images[i].size);

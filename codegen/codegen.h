@@ -90,6 +90,12 @@ typedef struct kiln_codegen_base {
 } kiln_codegen_base;
 void kiln_codegen_base_free(kiln_codegen_base *b);
 
+/* NVRTC of one generated module (source) with the embedded kernel headers for o's archs and PTX;
+ * name is what errors call it. *out as kiln_nvrtc_compile's (the caller frees it). */
+struct kiln_nvrtc_output;
+kiln_status kiln_codegen_compile(const kiln_codegen_opts *o, const char *name, const char *source,
+                                 struct kiln_nvrtc_output *out);
+
 /* fp32, {"sm_90"}, PTX, compile. */
 void kiln_codegen_opts_init(kiln_codegen_opts *o);
 

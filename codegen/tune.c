@@ -443,16 +443,9 @@ typedef struct base_job {
 } base_job;
 static void *base_compile(void *arg) {
     base_job *j = arg;
-    kiln_nvrtc_request rq = {.name = "tune_base",
-                             .source = j->base->source,
-                             .headers = kiln_kernel_headers,
-                             .n_headers = kiln_kernel_header_count,
-                             .archs = j->co->archs,
-                             .n_archs = j->co->n_archs,
-                             .ptx = j->co->ptx};
     kiln_nvrtc_output out;
     memset(&out, 0, sizeof out);
-    j->st = kiln_nvrtc_compile(&rq, &out);
+    j->st = kiln_codegen_compile(j->co, "tune_base", j->base->source, &out);
     if (!j->st && out.n_images > 0) {
         j->base->images = calloc((size_t)out.n_images, sizeof *j->base->images);
         if (!j->base->images) j->st = kiln_errorf(KILN_ERR_OOM, "out of memory");
