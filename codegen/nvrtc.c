@@ -137,8 +137,17 @@ static kiln_status compile_one(const kiln_nvrtc_request *rq, const char *arch, b
     for (int i = 0; i < rq->n_name_exprs; i++)
         NVRTC_TRY(nvrtcAddNameExpression, what, nvrtcAddNameExpression(prog, rq->name_exprs[i]));
 
+    /* KILN_NVRTC_DEFINES="A=1,B" adds -DA=1 -DB to every compile: a developer's switch for kernel
+       experiments (the kernels' KILN_EXP_* macros); it is in no tuning-cache key. */
+    char defs[16][64];
+    int n_defs = 0;
+    for (const char *p = getenv("KILN_NVRTC_DEFINES"); p && *p && n_defs < 16;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0 && len < sizeof defs[0] - 2) snprintf(defs[n_defs++], sizeof defs[0], "-D%.*s", (int)len, p);
+        p += len + (p[len] == ',');
+    }
     int n_opts = 0;
-    opts = malloc((size_t)(4 + rq->n_options) * sizeof *opts);
+    opts = malloc((size_t)(4 + 16 + rq->n_options) * sizeof *opts);
     if (!opts) {
         st = kiln_errorf(KILN_ERR_OOM, "out of memory compiling %s", what);
         goto done;
@@ -151,6 +160,7 @@ static kiln_status compile_one(const kiln_nvrtc_request *rq, const char *arch, b
         opts[n_opts++] = include_opt;
     }
     for (int i = 0; i < rq->n_options; i++) opts[n_opts++] = rq->options[i];
+    for (int i = 0; i < n_defs; i++) opts[n_opts++] = defs[i];
 
     nvrtcResult cr = nvrtcCompileProgram(prog, n_opts, opts);
     size_t log_size = 0;

@@ -53,6 +53,17 @@ namespace kiln {
 #error "KILN_WGMMA_REQUIRE: this target has no wgmma (__CUDA_ARCH_FEAT_SM90_ALL undefined)"
 #endif
 
+// Diagnostics for timing experiments only (wrong outputs; set through KILN_NVRTC_DEFINES, docs/tuning.md):
+// KILN_EXP_NOMMA = 1: conv_tma_pp_f16 issues no wgmma (the loads, barriers and epilogue alone);
+// KILN_EXP_DIAG = 2: no TMA store of the output; 4: a conv pair's A tiles all from its second source;
+// 5: every A tile a tiled load of weight rows instead of an im2col load (BN = 128 tiles).
+#ifndef KILN_EXP_NOMMA
+#define KILN_EXP_NOMMA 0
+#endif
+#ifndef KILN_EXP_DIAG
+#define KILN_EXP_DIAG 0
+#endif
+
 // A 2-block cluster ("tx" tiles): on sm_90a; elsewhere the kernel runs the fallback without one.
 #ifdef KILN_HAVE_WGMMA
 #define KILN_CLUSTER2 __cluster_dims__(2, 1, 1)
@@ -679,6 +690,15 @@ __device__ __forceinline__ void tma_conv_stage(unsigned as, unsigned bs, unsigne
                                                bool LA = true, bool LB = true) {
     constexpr int KD1 = SHP::R * SHP::S * SHP::C, KD2 = SHP2::R * SHP2::S * SHP2::C;
     mbar_expect_tx(full, bytes);
+#if KILN_EXP_DIAG == 4
+    if (KD2 > 0) d = KD1 + d % (KD2 > 0 ? KD2 : 1); // (timing only: every A tile from the second source)
+#endif
+#if KILN_EXP_DIAG == 5
+    if (LA && !MA) { // (timing only: A as bytes rows of the weights, a tiled load)
+        for (unsigned o = 0; o < bytes - 128 * 128; o += 128 * 128) tma_load_2d(as + o, tb, d, 0, full);
+        LA = false;
+    }
+#endif
     if (LA) {
         if constexpr (KD2 > 0) {
             if (d < KD1) tma_conv_a<SHP, MA>(as, ta, d, n, p, q, full);
@@ -1113,7 +1133,11 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             mbar_wait(bar0 + 8 * slot, (unsigned)(g / STAGES) & 1);
             const unsigned char *as = As + slot * A_BYTES + (COOP ? wg * BM * 128 : 0), *bs = Bs + slot * B_BYTES;
             wgmma_fence();
+#if !KILN_EXP_NOMMA
             wgmma_k64<BN, BM, MI, true, TR>(acc, as, bs); // (TR: the weights bs as A, the pixels as as B)
+#else
+            (void)as, (void)bs;
+#endif
             wgmma_commit();
             if (!COOP && k == KT - 1 && lane == 0) mbar_arrive(their_turn); // the other warpgroup may start its wgmmas
             wgmma_wait<1>();
@@ -1227,7 +1251,7 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             }
             fence_proxy_async(); // this thread's writes, visible to the TMA unit ...
             wg_bar(1 + wg);      // ... everyone's
-            if (leader) {
+            if (leader && KILN_EXP_DIAG != 2) {
                 for (int b = sp * SNB; b < nb && b < (sp + 1) * SNB; b++)
                     tma_store_2d(ty, n0 + 64 * b, m0, stg_s + (b - sp * SNB) * BOX_BYTES);
                 bulk_commit();

@@ -560,6 +560,17 @@ static size_t slot_bytes(const kiln_bundle_arg *a) { return a->kind == KILN_ARG_
 /* A KILN_ARG_TMAP argument: the tensor map of descriptor d over this context's arena or the
  * weights, into out (128 bytes). Before compute capability 9.0 no kernel can use a tensor map (the
  * kernels that take one run a fallback that ignores it there): zeros. */
+/* The L2 promotion of a map's loads: 128 bytes unless KILN_TMAP_L2_IM2COL / KILN_TMAP_L2_TILED (0, 64, 128 or
+ * 256) say otherwise, a developer's switch for memory experiments (docs/runtime.md). */
+static CUtensorMapL2promotion tmap_l2_promotion(bool im2col) {
+    const char *e = getenv(im2col ? "KILN_TMAP_L2_IM2COL" : "KILN_TMAP_L2_TILED");
+    int v = e ? atoi(e) : 128;
+    return v == 0 ? CU_TENSOR_MAP_L2_PROMOTION_NONE
+           : v == 64 ? CU_TENSOR_MAP_L2_PROMOTION_L2_64B
+           : v == 256 ? CU_TENSOR_MAP_L2_PROMOTION_L2_256B
+                      : CU_TENSOR_MAP_L2_PROMOTION_L2_128B;
+}
+
 static kiln_status encode_tmap(kiln_exec_context *ctx, const kiln_tmap_desc *d, int launch, uint32_t arg, uint8_t *out) {
     const kiln_cuda_driver *cu = ctx->m->cu;
     memset(out, 0, KILN_TMAP_BYTES);
@@ -579,12 +590,12 @@ static kiln_status encode_tmap(kiln_exec_context *ctx, const kiln_tmap_desc *d, 
         fn = "cuTensorMapEncodeTiled";
         r = cu->tensor_map_encode_tiled(&map, (CUtensorMapDataType)d->dtype, d->rank, addr, dims, strides, box, es,
                                         CU_TENSOR_MAP_INTERLEAVE_NONE, (CUtensorMapSwizzle)d->swizzle,
-                                        CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                                        tmap_l2_promotion(false), CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     } else {
         fn = "cuTensorMapEncodeIm2col";
         r = cu->tensor_map_encode_im2col(&map, (CUtensorMapDataType)d->dtype, d->rank, addr, dims, strides, lo, hi,
                                          box[0], box[1], es, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                         (CUtensorMapSwizzle)d->swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                         (CUtensorMapSwizzle)d->swizzle, tmap_l2_promotion(true),
                                          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     }
     if (r != CUDA_SUCCESS) {

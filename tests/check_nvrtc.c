@@ -136,6 +136,28 @@ START_TEST(compile_error_names_kernel_and_log) {
 }
 END_TEST
 
+/* KILN_NVRTC_DEFINES (a developer's switch for kernel experiments) reaches the compiler as -D options;
+ * without it the same source must not compile, so the test can fail. */
+START_TEST(developer_defines_reach_the_compiler) {
+    const char *archs[] = {"sm_80"};
+    kiln_nvrtc_request rq = {.name = "defs",
+                             .source = "#if !defined(KILN_T_A) || KILN_T_B != 7\n#error the defines did not arrive\n#endif\n"
+                                       "extern \"C\" __global__ void defs(float *x) { x[0] = KILN_T_B; }\n",
+                             .archs = archs, .n_archs = 1};
+    kiln_nvrtc_output out;
+    unsetenv("KILN_NVRTC_DEFINES");
+    ck_assert_int_eq(kiln_nvrtc_compile(&rq, &out), KILN_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(kiln_last_error(), "the defines did not arrive"));
+    kiln_nvrtc_output_free(&out);
+    setenv("KILN_NVRTC_DEFINES", ",KILN_T_A,,KILN_T_B=7,", 1); /* (empty items are skipped) */
+    kiln_status st = kiln_nvrtc_compile(&rq, &out);
+    unsetenv("KILN_NVRTC_DEFINES");
+    ck_assert_msg(st == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(out.n_images, 1);
+    kiln_nvrtc_output_free(&out);
+}
+END_TEST
+
 START_TEST(bad_requests) {
     kiln_nvrtc_output out;
     const char *bad[] = {"sm_9", "sm_90b", "gfx90a", "compute_90", "sm_35"};
@@ -177,6 +199,7 @@ int main(void) {
     tcase_add_test(tc, arch_specific_gets_portable_ptx);
     tcase_add_test(tc, template_kernel_by_name_expression);
     tcase_add_test(tc, compile_error_names_kernel_and_log);
+    tcase_add_test(tc, developer_defines_reach_the_compiler);
     tcase_add_test(tc, bad_requests);
     tcase_add_test(tc, parse_arch);
     suite_add_tcase(s, tc);
