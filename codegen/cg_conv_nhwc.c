@@ -435,14 +435,25 @@ static bool pair_source(cg *c, const kiln_node *n, int64_t N, int64_t K, int64_t
 }
 
 /* The kernel's SHP struct: the output grid and one source's geometry. */
-static void emit_shape(cg *c, const char *name, int64_t N, int64_t K, int64_t P, int64_t Q, const conv_src *q) {
+/* A TMA tile loads a 1x1, stride-1, unpadded source (its im2col is the identity) as rows [N*H*W][C]
+ * through a tiled map instead of an im2col map (KILN_WGMMA_ROWS=1; docs/codegen.md). */
+static bool tma_rows_src(const conv_src *q, int64_t P, int64_t Q) {
+    const char *e = getenv("KILN_WGMMA_ROWS");
+    if (!e || *e != '1') return false;
+    return q->r == 1 && q->s == 1 && q->st[0] == 1 && q->st[1] == 1 && q->pb[0] == 0 && q->pb[1] == 0 && P == q->h &&
+           Q == q->w;
+}
+
+/* The shape struct of source q; rows: its TMA loads are rows of a tiled map (tma_rows_src). */
+static void emit_shape(cg *c, const char *name, int64_t N, int64_t K, int64_t P, int64_t Q, const conv_src *q, bool rows) {
     kiln_cg_printf(&c->src,
                    "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, K = %lld, P = %lld, "
                    "Q = %lld, R = %lld, S = %lld;\n    static constexpr int SH = %lld, SW = %lld, PH = %lld, PW = %lld, "
-                   "DH = %lld, DW = %lld;\n};\n",
+                   "DH = %lld, DW = %lld;\n%s};\n",
                    name, (long long)N, (long long)q->h, (long long)q->w, (long long)q->c, (long long)K, (long long)P,
                    (long long)Q, (long long)q->r, (long long)q->s, (long long)q->st[0], (long long)q->st[1],
-                   (long long)q->pb[0], (long long)q->pb[1], (long long)q->d[0], (long long)q->d[1]);
+                   (long long)q->pb[0], (long long)q->pb[1], (long long)q->d[0], (long long)q->d[1],
+                   rows ? "    static constexpr bool ROWS = true;\n" : "");
 }
 
 /* A KILN_ARG_TMAP argument from descriptor d (into the constant pool). */
@@ -473,8 +484,10 @@ static bool tmap_fits(const conv_src *q, int64_t P, int64_t Q) {
     return q->c % 64 == 0 && q->st[0] <= 8 && q->st[1] <= 8 && (q->r - 1) * q->d[0] <= 255 && (q->s - 1) * q->d[1] <= 255;
 }
 /* Source q's im2col map over x at arena offset xo: BM pixels x 64 channels, 128-byte swizzle. */
+static kiln_status tmap_rows_arg(cg *c, uint64_t off, int64_t M, int64_t K, int bm, kiln_bundle_arg *a);
 static kiln_status tmap_im2col_arg(cg *c, const conv_src *q, int64_t N, int64_t P, int64_t Q, uint64_t xo, int bm,
                                    kiln_bundle_arg *a) {
+    if (tma_rows_src(q, P, Q)) return tmap_rows_arg(c, xo, N * q->h * q->w, q->c, bm, a); /* (as emit_shape said) */
     kiln_tmap_desc d;
     memset(&d, 0, sizeof d);
     d.mode = KILN_TMAP_IM2COL, d.rank = 4, d.base = KILN_ARG_ARENA, d.dtype = 6, d.offset = xo, d.swizzle = 3;
@@ -754,10 +767,10 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     {
         conv_src q = *s1;
         if (!s2) q.c = C; /* (the stem's padded channels) */
-        emit_shape(c, shp, N, K, P, Q, &q);
+        emit_shape(c, shp, N, K, P, Q, &q, tma && tma_rows_src(&q, P, Q));
         if (s2) {
             snprintf(shp2, sizeof shp2, "%s_shape2", fn);
-            emit_shape(c, shp2, N, K, P, Q, s2);
+            emit_shape(c, shp2, N, K, P, Q, s2, tma && tma_rows_src(s2, P, Q));
         }
     }
     if ((st = kiln_cg_conv_emit_epilogue(c, n, epi, bias_expr))) return st;

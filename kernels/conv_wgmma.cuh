@@ -669,10 +669,26 @@ __device__ __forceinline__ void tma_load_im2col_4d_mc(unsigned dst, const tmap *
                  "l"((u64)m), "r"(c), "r"(w), "r"(h), "r"(n), "r"(bar), "h"(ow), "h"(oh), "h"((unsigned short)3)
                  : "memory");
 }
+// Q::ROWS (codegen's tma_rows_src: a 1x1, stride-1, unpadded source): the map is a tiled one over x
+// as rows [N * H * W][C], whose rows are the output pixels themselves.
+template <class...> using kiln_void_t = void;
+template <class Q, class = void> struct tma_rows_of {
+    static constexpr bool value = false;
+};
+template <class Q> struct tma_rows_of<Q, kiln_void_t<decltype(Q::ROWS)>> {
+    static constexpr bool value = Q::ROWS;
+};
 // One source's A tile for depth d (< its R * S * C) of the output pixels from m0 (n, p, q)
 // (MC: to both blocks of the cluster).
 template <class Q, bool MC = false>
 __device__ __forceinline__ void tma_conv_a(unsigned dst, const tmap *m, int d, int n, int p, int q, unsigned bar) {
+    if constexpr (tma_rows_of<Q>::value) {
+        static_assert(Q::R == 1 && Q::S == 1 && Q::SH == 1 && Q::SW == 1 && Q::PH == 0 && Q::PW == 0, "rows: 1x1 convs");
+        const int row = (n * Q::H + p) * Q::W + q;
+        if constexpr (MC) tma_load_2d_mc(dst, m, d, row, bar);
+        else tma_load_2d(dst, m, d, row, bar);
+        return;
+    }
     const int tap = d / Q::C, c = d % Q::C, r = tap / Q::S, s = tap % Q::S;
     if constexpr (MC)
         tma_load_im2col_4d_mc(dst, m, c, q * Q::SW - Q::PW, p * Q::SH - Q::PH, n, (unsigned short)(s * Q::DW),

@@ -434,6 +434,62 @@ START_TEST(nhwc_kernels) {
 }
 END_TEST
 
+static const char *want_tc128(void *ctx, const char *signature) {
+    (void)ctx, (void)signature;
+    return "tc128x128x64s6g2k1";
+}
+
+/* A TMA tile's 1x1, stride-1 source: loaded through a tiled map of its rows [N*H*W][C] with
+ * KILN_WGMMA_ROWS=1 (its shape struct says ROWS, kernels/conv_wgmma.cuh tma_conv_a), else through
+ * an im2col map. (GPU: gpu_conv_wgmma --gpu with the switch, outputs bit-identical.) */
+START_TEST(tma_rows_for_1x1_sources) {
+    for (int rows = 0; rows < 2; rows++) {
+        if (rows) setenv("KILN_WGMMA_ROWS", "1", 1);
+        else unsetenv("KILN_WGMMA_ROWS");
+        kiln_graph *g = kiln_graph_new();
+        int64_t xd[4] = {2, 64, 16, 16}, w0[4] = {64, 64, 3, 3}, w1[4] = {128, 64, 1, 1};
+        gb_input(g, "x", KILN_F32, 4, xd, NULL);
+        gb_const(g, "w0", KILN_F32, 4, w0, -0.2, 0.2);
+        gb_const(g, "w1", KILN_F32, 4, w1, -0.2, 0.2);
+        set_ints(gb_node(g, KILN_OP_Conv, "c0", "x,w0", "a"), "pads", 4, 1, 1, 1, 1);
+        gb_node(g, KILN_OP_Conv, "c1", "a,w1", "y");
+        gb_output(g, "y");
+        gb_finish(g);
+        kiln_pipeline_opts po;
+        kiln_pipeline_opts_init(&po);
+        po.ctx.precision = KILN_PREC_FP16;
+        ck_assert_msg(kiln_pipeline_run(g, &po, NULL, 0, NULL) == KILN_OK, "passes: %s", kiln_last_error());
+        static const char *const a90[] = {"sm_90a"};
+        kiln_codegen_opts o;
+        kiln_codegen_opts_init(&o);
+        o.precision = KILN_PREC_FP16, o.archs = a90, o.n_archs = 1, o.compile = false, o.tune_lookup = want_tc128;
+        kiln_bundle *b = kiln_bundle_new();
+        char *src = NULL;
+        ck_assert_msg(kiln_codegen_build(g, &o, b, &src) == KILN_OK, "codegen: %s", kiln_last_error());
+        assert_has(src, "tile tc128x128x64s6g2k1");
+        ck_assert_int_eq(strstr(src, "static constexpr bool ROWS = true;") != NULL, rows);
+        int rows_maps = 0, im2col_maps = 0;
+        for (int l = 0; l < b->n_launches; l++)
+            for (uint32_t i = 0; i < b->launches[l].n_args; i++) {
+                const kiln_bundle_arg *a = &b->launches[l].args[i];
+                if (a->kind != KILN_ARG_TMAP) continue;
+                kiln_tmap_desc d;
+                kiln_tmap_desc_get(b->const_pool + a->value, &d);
+                if (d.mode == KILN_TMAP_IM2COL && d.dims[0] == 64 && d.dims[1] == 16 && d.dims[3] == 2) im2col_maps++;
+                if (d.mode == KILN_TMAP_TILED && d.rank == 2 && d.dims[0] == 64 && d.dims[1] == 512 && d.box[1] == 128)
+                    rows_maps++;
+            }
+        /* c1's x map (its x2 map is the same argument's copy): rows or im2col, never both */
+        ck_assert_msg(rows ? rows_maps >= 1 && im2col_maps == 0 : rows_maps == 0 && im2col_maps >= 1,
+                      "rows %d: %d row maps, %d im2col maps", rows, rows_maps, im2col_maps);
+        free(src);
+        kiln_bundle_free(b);
+        kiln_graph_free(g);
+    }
+    unsetenv("KILN_WGMMA_ROWS");
+}
+END_TEST
+
 /* Small-M Gemm (kernels/gemv.cuh): a classifier (M = 3, constant transB weights, K = 2048: the
  * vector path) takes gemv_rows at every precision (fp16: its weights stored as fp16), a
  * non-constant B keeps the tile GEMMs; NVRTC-compiled for sm_80 and sm_90. (Numerics: the
@@ -564,6 +620,7 @@ int main(void) {
     tcase_add_test(tc, unsupported_nodes_are_all_listed);
     tcase_add_test(tc, tensor_core_precisions);
     tcase_add_test(tc, nhwc_kernels);
+    tcase_add_test(tc, tma_rows_for_1x1_sources);
     tcase_add_test(tc, gemv_small_m);
     tcase_add_test(tc, typed_kernels_and_refusals);
     tcase_add_test(tc, precision_and_dynamic_dims_errors);
