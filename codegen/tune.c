@@ -338,6 +338,8 @@ const char *kiln_tune_answer_lookup(void *ctx, const char *signature) {
 void kiln_tune_answer_record(void *ctx, const char *group, const char *signature, const char *const *names, int n,
                              int chosen, kiln_tune_source source) {
     kiln_tune_answer *a = ctx;
+    /* (with a->force every answer the kernel took came from `--tile`, not from a tuning) */
+    if (a->force && source == KILN_TUNE_LOOKUP) source = KILN_TUNE_FORCED;
     if (a->log) kiln_tune_log_record(a->log, group, signature, names, n, chosen, source);
 }
 

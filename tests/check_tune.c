@@ -53,6 +53,17 @@ START_TEST(cache_round_trip) {
     ck_assert_ptr_null(kiln_tune_answer_lookup(&ans, "gemm_mma:f16:33,2"));
     ans.force = "16x32x32/16x8"; /* kiln build --tile */
     ck_assert_str_eq(kiln_tune_answer_lookup(&ans, "gemm_mma:f16:33,2"), "16x32x32/16x8");
+    /* ... and the choices it answers are logged as forced, not tuned (the summary line, the bundle's metadata) */
+    kiln_tune_log flog;
+    kiln_tune_log_init(&flog);
+    ans.log = &flog;
+    const char *fnames[2] = {"32x32x32/16x16", "16x32x32/16x8"};
+    kiln_tune_answer_record(&ans, "g0", "gemm_mma:f16:33,2", fnames, 2, 1, KILN_TUNE_LOOKUP);
+    kiln_tune_answer_record(&ans, "g1", "gemm_mma:f16:34,2", fnames, 2, 0, KILN_TUNE_HEURISTIC); /* (not a candidate) */
+    ck_assert_int_eq(kiln_tune_log_count(&flog, KILN_TUNE_FORCED, true), 1);
+    ck_assert_int_eq(kiln_tune_log_count(&flog, KILN_TUNE_LOOKUP, true), 0);
+    ck_assert_int_eq(kiln_tune_log_count(&flog, KILN_TUNE_HEURISTIC, true), 1);
+    kiln_tune_log_free(&flog);
     free(text);
     free(text2);
     kiln_tune_cache_free(&c);

@@ -287,7 +287,7 @@ int kiln_cmd_build(int argc, char **argv) {
                       kiln_tune_log_count(&tlog, KILN_TUNE_FORCED, true);
         int heur = kiln_tune_log_count(&tlog, KILN_TUNE_HEURISTIC, true);
         if (tunable)
-            printf("tuning: %d of %d tunable kernels used heuristic choices (for %s%s), %d tuned, %d forced by kiln_tile\n",
+            printf("tuning: %d of %d tunable kernels used heuristic choices (for %s%s), %d tuned, %d forced (--tile or kiln_tile)\n",
                    heur, tunable, archs[0], n_archs > 1 ? " and the other --arch targets" : "",
                    kiln_tune_log_count(&tlog, KILN_TUNE_LOOKUP, true), kiln_tune_log_count(&tlog, KILN_TUNE_FORCED, true));
     }
