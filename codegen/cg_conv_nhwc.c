@@ -434,7 +434,6 @@ static bool pair_source(cg *c, const kiln_node *n, int64_t N, int64_t K, int64_t
     return true;
 }
 
-/* The kernel's SHP struct: the output grid and one source's geometry. */
 /* A TMA tile loads a 1x1, stride-1, unpadded source (its im2col is the identity) as rows [N*H*W][C]
  * through a tiled map instead of an im2col map (KILN_WGMMA_ROWS=1; docs/codegen.md). */
 static bool tma_rows_src(const conv_src *q, int64_t P, int64_t Q) {
@@ -444,7 +443,8 @@ static bool tma_rows_src(const conv_src *q, int64_t P, int64_t Q) {
            Q == q->w;
 }
 
-/* The shape struct of source q; rows: its TMA loads are rows of a tiled map (tma_rows_src). */
+/* The kernel's SHP struct: the output grid and one source's geometry; rows: its TMA loads are rows of a
+ * tiled map (tma_rows_src). */
 static void emit_shape(cg *c, const char *name, int64_t N, int64_t K, int64_t P, int64_t Q, const conv_src *q, bool rows) {
     kiln_cg_printf(&c->src,
                    "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, K = %lld, P = %lld, "
@@ -483,8 +483,9 @@ static bool tmap_fits(const conv_src *q, int64_t P, int64_t Q) {
         if (lo[i] < -128 || lo[i] > 127 || hi[i] < -128 || hi[i] > 127) return false;
     return q->c % 64 == 0 && q->st[0] <= 8 && q->st[1] <= 8 && (q->r - 1) * q->d[0] <= 255 && (q->s - 1) * q->d[1] <= 255;
 }
-/* Source q's im2col map over x at arena offset xo: BM pixels x 64 channels, 128-byte swizzle. */
 static kiln_status tmap_rows_arg(cg *c, uint64_t off, int64_t M, int64_t K, int bm, kiln_bundle_arg *a);
+/* Source q's im2col map over x at arena offset xo: BM pixels x 64 channels, 128-byte swizzle (a rows
+ * source, tma_rows_src: its tiled map of rows instead). */
 static kiln_status tmap_im2col_arg(cg *c, const conv_src *q, int64_t N, int64_t P, int64_t Q, uint64_t xo, int bm,
                                    kiln_bundle_arg *a) {
     if (tma_rows_src(q, P, Q)) return tmap_rows_arg(c, xo, N * q->h * q->w, q->c, bm, a); /* (as emit_shape said) */

@@ -710,7 +710,7 @@ __device__ __forceinline__ void tma_conv_stage(unsigned as, unsigned bs, unsigne
     if (KD2 > 0) d = KD1 + d % (KD2 > 0 ? KD2 : 1); // (timing only: every A tile from the second source)
 #endif
 #if KILN_EXP_DIAG == 5
-    if (LA && !MA) { // (timing only: A as bytes rows of the weights, a tiled load)
+    if (LA && !MA) { // (timing only: A's bytes as tiled loads of weight rows)
         for (unsigned o = 0; o < bytes - 128 * 128; o += 128 * 128) tma_load_2d(as + o, tb, d, 0, full);
         LA = false;
     }

@@ -557,9 +557,6 @@ static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 /* argument slots are 16-byte aligned, tensor maps 64 (CUtensorMap's alignment) */
 static size_t slot_bytes(const kiln_bundle_arg *a) { return a->kind == KILN_ARG_TMAP ? 128 + 64 : round16(a->size); }
 
-/* A KILN_ARG_TMAP argument: the tensor map of descriptor d over this context's arena or the
- * weights, into out (128 bytes). Before compute capability 9.0 no kernel can use a tensor map (the
- * kernels that take one run a fallback that ignores it there): zeros. */
 /* The L2 promotion of a map's loads: 128 bytes unless KILN_TMAP_L2_IM2COL / KILN_TMAP_L2_TILED (0, 64, 128 or
  * 256) say otherwise, a developer's switch for memory experiments (docs/runtime.md). */
 static CUtensorMapL2promotion tmap_l2_promotion(bool im2col) {
@@ -571,6 +568,9 @@ static CUtensorMapL2promotion tmap_l2_promotion(bool im2col) {
                       : CU_TENSOR_MAP_L2_PROMOTION_L2_128B;
 }
 
+/* A KILN_ARG_TMAP argument: the tensor map of descriptor d over this context's arena or the
+ * weights, into out (128 bytes). Before compute capability 9.0 no kernel can use a tensor map (the
+ * kernels that take one run a fallback that ignores it there): zeros. */
 static kiln_status encode_tmap(kiln_exec_context *ctx, const kiln_tmap_desc *d, int launch, uint32_t arg, uint8_t *out) {
     const kiln_cuda_driver *cu = ctx->m->cu;
     memset(out, 0, KILN_TMAP_BYTES);
