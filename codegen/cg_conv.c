@@ -417,6 +417,7 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
 }
 
 kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
+    if (n->op == KILN_OP_Fused && kiln_attr_str(n, "pool", NULL)) return kiln_cg_emit_conv_pool(c, n); /* cg_conv_pool.c */
     bool nhwc = false; /* the fp16 NHWC tensor-core kernel when it applies (cg_conv_nhwc.c) */
     kiln_status st = kiln_cg_emit_conv_nhwc(c, n, &nhwc);
     if (st || nhwc) return st;

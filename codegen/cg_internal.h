@@ -114,6 +114,8 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_gemm(cg *c, const kiln_node *n);
 /* cg_conv_nhwc.c: the fp16 NHWC implicit GEMM; *handled = false (KILN_OK) when it does not apply. */
 kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled);
+/* cg_conv_pool.c: a conv_epilogue group with pool = "max" (passes/fuse_conv_pool.c), one kernel. */
+kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n);
 /* cg_conv_dw.c: depthwise convolutions (group == C == K); *handled = false when it does not apply. */
 kiln_status kiln_cg_emit_conv_dw(cg *c, const kiln_node *n, bool *handled);
 /* cg_conv.c, for other conv emitters: a Conv's (or conv_epilogue group's) anchor node and outer

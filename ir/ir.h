@@ -201,6 +201,10 @@ bool kiln_graph_is_convex(const kiln_graph *g, const int *nodes, int n);
  * order); the outer value ids of those outputs are kept. kind names the pattern. On success
  * *fused is the new node's index; the old nodes are marked dead. */
 kiln_status kiln_graph_fuse(kiln_graph *g, const int *nodes, int n, const char *kind, int *fused);
+/* The inverse for fused node fi: its body's nodes go back into g (appended, attributes moved;
+ * inner values become anonymous values of g) and fi dies. Writes their indices to out (at most
+ * max) and returns their count; -1 on OOM or more than max nodes. */
+int kiln_graph_unfuse(kiln_graph *g, int fi, int *out, int max);
 /* Number of live users of value v (dead nodes excluded) plus 1 if it is a graph output. */
 int kiln_value_live_uses(const kiln_graph *g, int v);
 

@@ -445,3 +445,58 @@ done:
     free(in_set);
     return st;
 }
+
+/* The outer value of body value bv of fused node f (a body input or output), -1 otherwise. */
+static int unfuse_outer(const kiln_node *f, int bv) {
+    for (int i = 0; i < f->body->n_inputs; i++)
+        if (f->body->inputs[i] == bv) return f->inputs[i];
+    for (int i = 0; i < f->body->n_outputs; i++)
+        if (f->body->outputs[i] == bv) return f->outputs[i];
+    return -1;
+}
+
+int kiln_graph_unfuse(kiln_graph *g, int fi, int *out, int max) {
+    kiln_graph *body = g->nodes[fi].body;
+    if (body->n_nodes > max) return -1;
+    int *vmap = malloc(sizeof(int) * (size_t)(body->n_values + 1));
+    if (!vmap) return -1;
+    for (int v = 0; v < body->n_values; v++) {
+        vmap[v] = unfuse_outer(&g->nodes[fi], v);
+        if (vmap[v] >= 0) continue;
+        bool used = false;
+        for (int k = 0; k < body->n_nodes && !used; k++)
+            for (int i = 0; i < body->nodes[k].n_outputs; i++) used |= body->nodes[k].outputs[i] == v;
+        if (!used) continue;
+        int nv = kiln_graph_add_value(g, NULL); /* an inner value: anonymous, the group hides it */
+        if (nv < 0) {
+            free(vmap);
+            return -1;
+        }
+        kiln_value_copy_type(&g->values[nv], &body->values[v]);
+        g->values[nv].layout = body->values[v].layout;
+        g->values[nv].arena_offset = -1;
+        g->values[nv].alias_of = -1;
+        vmap[v] = nv;
+    }
+    int n = 0;
+    for (int k = 0; k < body->n_nodes; k++) {
+        kiln_node *bn = &body->nodes[k];
+        int ins[16], outs[4];
+        if (bn->n_inputs > 16 || bn->n_outputs > 4) break;
+        for (int i = 0; i < bn->n_inputs; i++) ins[i] = bn->inputs[i] >= 0 ? vmap[bn->inputs[i]] : -1;
+        for (int i = 0; i < bn->n_outputs; i++) outs[i] = bn->outputs[i] >= 0 ? vmap[bn->outputs[i]] : -1;
+        int ni = kiln_graph_add_node(g, bn->op, bn->name, ins, bn->n_inputs, outs, bn->n_outputs);
+        if (ni < 0) break;
+        kiln_node *dn = &g->nodes[ni];
+        dn->id = bn->id;
+        dn->attrs = bn->attrs; /* moved: the body dies with F */
+        dn->n_attrs = bn->n_attrs;
+        bn->attrs = NULL;
+        bn->n_attrs = 0;
+        out[n++] = ni;
+    }
+    free(vmap);
+    if (n != body->n_nodes) return -1;
+    g->nodes[fi].dead = true;
+    return n;
+}

@@ -129,54 +129,6 @@ static bool match(const kiln_graph *g, const kiln_pass_ctx *ctx, int fi, int *pi
     return true;
 }
 
-/* Puts F's body nodes back into g (appended; F dies) and writes their indices to out (at most
- * max); returns their count, -1 on OOM. */
-static int unfuse(kiln_graph *g, int fi, int *out, int max) {
-    kiln_graph *body = g->nodes[fi].body;
-    if (body->n_nodes > max) return -1;
-    int *vmap = malloc(sizeof(int) * (size_t)(body->n_values + 1));
-    if (!vmap) return -1;
-    for (int v = 0; v < body->n_values; v++) {
-        vmap[v] = outer_value(&g->nodes[fi], v);
-        if (vmap[v] >= 0) continue;
-        bool used = false;
-        for (int k = 0; k < body->n_nodes && !used; k++)
-            for (int i = 0; i < body->nodes[k].n_outputs; i++) used |= body->nodes[k].outputs[i] == v;
-        if (!used) continue;
-        int nv = kiln_graph_add_value(g, NULL); /* an inner value: anonymous, the group hides it */
-        if (nv < 0) {
-            free(vmap);
-            return -1;
-        }
-        kiln_value_copy_type(&g->values[nv], &body->values[v]);
-        g->values[nv].layout = body->values[v].layout;
-        g->values[nv].arena_offset = -1;
-        g->values[nv].alias_of = -1;
-        vmap[v] = nv;
-    }
-    int n = 0;
-    for (int k = 0; k < body->n_nodes; k++) {
-        kiln_node *bn = &body->nodes[k];
-        int ins[16], outs[4];
-        if (bn->n_inputs > 16 || bn->n_outputs > 4) break;
-        for (int i = 0; i < bn->n_inputs; i++) ins[i] = bn->inputs[i] >= 0 ? vmap[bn->inputs[i]] : -1;
-        for (int i = 0; i < bn->n_outputs; i++) outs[i] = bn->outputs[i] >= 0 ? vmap[bn->outputs[i]] : -1;
-        int ni = kiln_graph_add_node(g, bn->op, bn->name, ins, bn->n_inputs, outs, bn->n_outputs);
-        if (ni < 0) break;
-        kiln_node *dn = &g->nodes[ni];
-        dn->id = bn->id;
-        dn->attrs = bn->attrs; /* moved: the body dies with F */
-        dn->n_attrs = bn->n_attrs;
-        bn->attrs = NULL;
-        bn->n_attrs = 0;
-        out[n++] = ni;
-    }
-    free(vmap);
-    if (n != body->n_nodes) return -1;
-    g->nodes[fi].dead = true;
-    return n;
-}
-
 kiln_status kiln_pass_fuse_conv_pair(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed) {
     *changed = false;
     if (ctx->precision != KILN_PREC_FP16) return KILN_OK;
@@ -196,7 +148,7 @@ kiln_status kiln_pass_fuse_conv_pair(kiln_graph *g, const kiln_pass_ctx *ctx, bo
         const int px = pn->inputs[0], pw = pn->inputs[1], pb = pn->n_inputs > 2 ? pn->inputs[2] : -1;
         int set[17];
         set[0] = p;
-        int nb = unfuse(g, fi, set + 1, 16), gi;
+        int nb = kiln_graph_unfuse(g, fi, set + 1, 16), gi;
         kiln_status st = nb < 0 ? kiln_errorf(KILN_ERR_OOM, "out of memory while pairing convolutions")
                                 : kiln_graph_fuse(g, set, nb + 1, "conv_epilogue", &gi);
         if (!st) {

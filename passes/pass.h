@@ -52,6 +52,7 @@ kiln_status kiln_pass_fuse_elementwise(kiln_graph *g, const kiln_pass_ctx *ctx, 
 kiln_status kiln_pass_convert_precision(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_select_layout(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_fuse_conv_pair(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
+kiln_status kiln_pass_fuse_conv_pool(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 kiln_status kiln_pass_plan_memory(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed);
 
 int kiln_pass_count(void);

@@ -27,6 +27,8 @@ static const kiln_pass_info pipeline[] = {
      "NCHW or NHWC per convolution region from a precision-aware cost model"},
     {"fuse-conv-pair", kiln_pass_fuse_conv_pair, 2, 0,
      "fp16 NHWC: Add(conv(x), conv2(a)) groups as one GEMM over both depths (ResNet projection blocks)"},
+    {"fuse-conv-pool", kiln_pass_fuse_conv_pool, 2, 0,
+     "fp16 NHWC: a stride-2 stem conv (C <= 4, 64 channels) + bias + relu + MaxPool 3x3 s2 as one kernel"},
     {"plan-memory", kiln_pass_plan_memory, 0, 0, "liveness -> offsets in one activation arena, in-place reuse"},
 };
 #define N_PASSES ((int)(sizeof pipeline / sizeof pipeline[0]))

@@ -75,6 +75,14 @@ run() { # MODEL PRECISION [build options...]
         echo "FAIL: $n: expected the vectorized AveragePool and the per-element C = 12 MaxPool"
         fails=$((fails + 1))
     fi
+    # the stems with 64 channels and a MaxPool: one conv_pool kernel (passes/fuse_conv_pool.c)
+    case "$n" in nhwc_stem_s2d_fp16 | nhwc_stem_s2d_fp16_bp* | nhwc_stem_pool_c*_fp16 | resnet50_torchvision_fp16)
+        if ! grep -q 'kiln::conv_pool_f16<' "$cu" || grep -q 'max_pool' "$cu"; then
+            echo "FAIL: $n: the stem and its MaxPool are not one conv_pool kernel"
+            fails=$((fails + 1))
+        fi
+        ;;
+    esac
     # conv pairs (passes/fuse_conv_pair.c): both projection blocks are one two-source kernel at fp16
     case "$n" in nhwc_conv_pair_fp16*)
         if [ "$(grep -c '_shape2>(' "$cu")" -ne 2 ]; then
@@ -118,11 +126,17 @@ EMU_SUFFIX=_tile_dw_q4 run "$WORK/cases/nhwc_dw_odd_c.onnx" fp16 --tile dw_q4
 # the stride-2 stem's space-to-depth candidates (cg_conv_nhwc.c "s2d:"): mma.sync, split-K and a
 # wgmma tile (its mma.sync fallback here; the sm_90a build compiles the wgmma path with NVRTC)
 for t in s2d:64x64x32s4w4k1 s2d:64x64x32s4w4k2 s2d:wgz128x64x64s4g2k1; do
-    EMU_SUFFIX=_tile_${t//:/_} run "$WORK/cases/nhwc_stem_s2d.onnx" fp16 --arch sm_90a --tile "$t"
+    EMU_SUFFIX=_tile_${t//:/_} run "$WORK/cases/nhwc_stem_s2d.onnx" fp16 --arch sm_90a --tile "$t" \
+        --disable-pass fuse-conv-pool
     if ! grep -q 'kiln::conv_nhwc_s2d<3, 33, 31, 3, 3, 20, 19>' "$WORK/nhwc_stem_s2d_fp16_tile_${t//:/_}/nhwc_stem_s2d.cu"; then
         echo "FAIL: nhwc_stem_s2d_fp16_tile_${t//:/_}: no space-to-depth copy"
         fails=$((fails + 1))
     fi
+done
+# the pooled stem (kernels/conv_pool.cuh) in bands of 3 and 4 pooled rows (9 rows: the last band
+# partial); the plain runs above take one row a block
+for bp in 3 4; do
+    KILN_CONV_POOL_BP=$bp EMU_SUFFIX=_bp$bp run "$WORK/cases/nhwc_stem_s2d.onnx" fp16
 done
 # conv pairs on split-K and on a wgmma tile's mma.sync fallback (sm_90a build: the NVRTC compile
 # of the wgmma path too)

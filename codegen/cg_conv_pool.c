@@ -1,0 +1,126 @@
+/*
+ * cg_conv_pool.c — conv_epilogue groups with pool = "max" (passes/fuse_conv_pool.c: a stride-2
+ * stem conv over C <= 4 channels with 64 outputs, its bias and ReLU, and a 3x3 stride-2 MaxPool)
+ * on kernels/conv_pool.cuh, one launch.
+ *
+ * The weights go into the bundle as fp16 [64][KP] in the kernel's packed depth (per kernel row r:
+ * FRONT zero slots, the S * C values in (s, c) order, zeros to SEG; rows then zeros to KP), the bias
+ * as fp32 [64] (zeros without one). A block takes BP pooled rows of one image: the fewest rows
+ * (each block recomputes one conv row) that still give about two blocks per SM, at most 7 (ResNet-50
+ * batch 32: 7, 256 blocks; batch 1: 1, 56 blocks; KILN_CONV_POOL_BP=1..16 sets it, for tests). No
+ * candidates: nothing to tune.
+ */
+#include "codegen/cg_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL_OFF 16 /* kernels/conv_pool.cuh conv_pool_off */
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
+    kiln_cg_conv_operands a;
+    kiln_status st = kiln_cg_conv_operands_get(c, n, &a);
+    if (st) return st;
+    const kiln_graph *body = n->body;
+    const kiln_value *x = kiln_cg_val(c, a.x), *w = kiln_cg_val(c, a.w), *y = kiln_cg_val(c, a.y);
+    const kiln_value *cv = a.an->n_outputs > 0 && a.an->outputs[0] >= 0 ? &body->values[a.an->outputs[0]] : NULL;
+    const char *act = kiln_attr_str(n, "activation", "none");
+    /* passes/fuse_conv_pool.c made the group only where these hold */
+    if (!cv || c->o->precision != KILN_PREC_FP16 || a.an->op != KILN_OP_Conv || a.residual >= 0 || x->rank != 4 ||
+        cv->rank != 4 || y->rank != 4 || w->rank != 4 || !w->data || x->dtype != KILN_F16 || y->dtype != KILN_F16 ||
+        (x->layout != KILN_LAYOUT_NHWC && x->dims[1] != 1) || y->layout != KILN_LAYOUT_NHWC || x->dims[1] > 4 || w->dims[0] != 64 ||
+        cv->dims[1] != 64 || cv->dims[3] > 128 || (strcmp(act, "none") && strcmp(act, "relu")))
+        return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': not a stem the conv_pool kernel takes", c->group);
+    const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    const int64_t R = w->dims[2], S = w->dims[3], P = cv->dims[2], Q = cv->dims[3], H2 = y->dims[2], W2 = y->dims[3];
+    int64_t in[2] = {H, W}, k[2] = {R, S}, s[2], d[2], pb[2], pe[2];
+    kiln_cg_ints_or(a.an, "strides", 2, 1, s);
+    kiln_cg_ints_or(a.an, "dilations", 2, 1, d);
+    if ((st = kiln_cg_window_pads(a.an, 2, in, k, s, d, pb, pe))) return st;
+    if (s[0] != 2 || s[1] != 2 || d[0] != 1 || d[1] != 1 || H2 != (P - 1) / 2 + 1 || W2 != (Q - 1) / 2 + 1)
+        return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': strides, dilations or pool shape", c->group);
+    const int64_t NT = (Q + 15) / 16, QH = 8 * NT, FRONT = (C * pb[1]) & 1, SEG = (FRONT + S * C + 1) / 2 * 2;
+    const int64_t KS = (R * SEG + 15) / 16, KP = 16 * KS;
+    const int64_t PITCH = (max64(POOL_OFF + C * W, POOL_OFF + C * (2 * (2 * QH - 1) - pb[1]) - FRONT + SEG) + 7) / 8 * 8;
+    if (C * pb[1] + FRONT > POOL_OFF)
+        return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': left padding too wide", c->group);
+    const char *a0 = c->o->n_archs > 0 && c->o->archs ? c->o->archs[0] : "sm_90";
+    const int64_t sms = !strncmp(a0, "sm_8", 4) ? 108 : 132;
+    int64_t BP = (N * H2 + 2 * sms - 1) / (2 * sms);
+    BP = BP < 1 ? 1 : BP > 7 ? 7 : BP;
+    const char *ebp = getenv("KILN_CONV_POOL_BP"); /* tests: bands of several rows on small shapes */
+    if (ebp && atoi(ebp) >= 1 && atoi(ebp) <= 16) BP = atoi(ebp);
+    const int64_t NB = (H2 + BP - 1) / BP, ROWS = 4 * BP + R, W2P = 8 * NT;
+    const uint64_t smem = (uint64_t)(ROWS * PITCH * 2 + W2P * 72 * 2 + 2 * 2 * 2 * 32 * 4);
+    if (smem > 227 * 1024)
+        return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': %llu bytes of shared memory", c->group,
+                           (unsigned long long)smem);
+
+    char fn[64], shp[80];
+    kiln_cg_kernel_name(c, "conv_pool", fn, sizeof fn);
+    snprintf(shp, sizeof shp, "%s_shape", fn);
+    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool_bp%lld;", c->group, (long long)BP);
+    kiln_cg_printf(&c->src,
+                   "\n// %s: %s (conv_epilogue + MaxPool), NHWC x[%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
+                   "%s, MaxPool 3x3 s2 -> [%lld,%lld,%lld,64], %lld pooled rows a block\n"
+                   "#include \"conv_pool.cuh\"\n"
+                   "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, R = %lld, S = %lld, "
+                   "PH = %lld, PW = %lld, P = %lld, Q = %lld, H2 = %lld, W2 = %lld;\n"
+                   "    static constexpr int BP = %lld, NB = %lld, NT = %lld, FRONT = %lld, SEG = %lld, KS = %lld, "
+                   "PITCH = %lld, ROWS = %lld;\n};\n"
+                   "extern \"C\" __global__ void __launch_bounds__(128, 2) %s(const __half *x, const __half *w, "
+                   "const float *bias, __half *y) {\n"
+                   "    KILN_NHWC_SMEM(smem, %llu);\n"
+                   "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) == %llu, \"conv_pool smem\");\n"
+                   "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n",
+                   fn, c->group, (long long)N, (long long)H, (long long)W, (long long)C, (long long)C, (long long)R,
+                   (long long)S, strcmp(act, "relu") ? "bias" : "bias, relu", (long long)N, (long long)H2, (long long)W2,
+                   (long long)BP, shp, (long long)N, (long long)H, (long long)W, (long long)C, (long long)R, (long long)S,
+                   (long long)pb[0], (long long)pb[1], (long long)P, (long long)Q, (long long)H2, (long long)W2,
+                   (long long)BP, (long long)NB, (long long)NT, (long long)FRONT, (long long)SEG, (long long)KS,
+                   (long long)PITCH, (long long)ROWS, fn, (unsigned long long)smem, (long long)ROWS, (long long)PITCH,
+                   (long long)W2P, (unsigned long long)smem, shp, strcmp(act, "relu") ? "false" : "true");
+
+    kiln_bundle_arg args[4];
+    {
+        uint16_t *h = calloc((size_t)(64 * KP), sizeof *h);
+        float *b = calloc(64, sizeof *b);
+        if (!h || !b) {
+            free(h);
+            free(b);
+            return kiln_errorf(KILN_ERR_OOM, "out of memory");
+        }
+        for (int64_t ko = 0; ko < 64; ko++)
+            for (int64_t kk = 0; kk < R * SEG; kk++) {
+                const int64_t r = kk / SEG, u = kk % SEG - FRONT;
+                if (u < 0 || u >= S * C) continue;
+                const int64_t sx = u / C, ci = u % C;
+                h[ko * KP + kk] = kiln_f32_to_f16((float)kiln_tensor_get(w->data, ((ko * C + ci) * R + r) * S + sx));
+            }
+        const kiln_value *bv = a.bias >= 0 ? kiln_cg_val(c, a.bias) : NULL;
+        if (bv && (!bv->data || (bv->data->numel != 64 && bv->data->numel != 1))) {
+            free(h);
+            free(b);
+            return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': the bias is not a constant of 64", c->group);
+        }
+        for (int64_t ko = 0; ko < 64 && bv; ko++)
+            b[ko] = (float)kiln_tensor_get(bv->data, bv->data->numel == 1 ? 0 : ko);
+        char wname[256], bname[256];
+        snprintf(wname, sizeof wname, "%s.pool_packed", w->name && *w->name ? w->name : "const");
+        snprintf(bname, sizeof bname, "%s.pool_bias", w->name && *w->name ? w->name : "const");
+        const int64_t wd[2] = {64, KP}, bd[1] = {64};
+        uint64_t woff = 0, boff = 0;
+        st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 2, wd, h, (uint64_t)(64 * KP) * 2, &woff);
+        if (!st) st = kiln_bundle_add_weight(c->b, bname, KILN_F32, 1, bd, b, 64 * 4, &boff);
+        free(h);
+        free(b);
+        if (st) return st;
+        args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, woff};
+        args[2] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, boff};
+    }
+    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.y, &args[3]))) return st;
+    return kiln_cg_launch_smem(c, fn, (uint64_t)(N * NB), 1, 1, 128, (uint32_t)smem, args, 4);
+}

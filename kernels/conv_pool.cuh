@@ -1,0 +1,266 @@
+// conv_pool.cuh — a network's stem as one kernel: a stride-2 convolution over an input with few
+// channels (C <= 4, ResNet's 7x7 over RGB), its bias and ReLU, and the 3x3 stride-2 MaxPool
+// (padding 1) that follows it, for sm_80+ (mma.sync.m16n8k16, fp16 in, fp32 accumulation),
+// emitted by codegen/cg_conv_pool.c for groups made by passes/fuse_conv_pool.c.
+//
+//     conv_pool_f16<SH, RELU>(x, w, bias, y)
+//
+// x NHWC fp16 [N][H][W][C], w fp16 [64][KP] (the packed depth below, zero where no tap is), bias
+// fp32 [64], y NHWC fp16 [N][H2][W2][64]: the conv's own output (4x the pooled bytes) is never
+// written. SH is a generated struct of `static constexpr int`: N, H, W, C, R, S, PH, PW, P, Q (the
+// conv's output), H2, W2 (the pool's), BP (pooled rows a block), NB (blocks an image), NT (n8
+// tiles a warp: the conv row's Q pixels padded to 16 * NT), FRONT, SEG, KS, PITCH, ROWS (below).
+//
+// Why this shape. The conv's output row p is a 64 x Q matrix = W'[64][K] x B[K][Q] with the
+// depth packed per kernel row r: the S * C values x[2p - PH + r][2q - PW + s][c] of output pixel q
+// are one contiguous run of the NHWC input row. So B is never built: a block keeps its input rows
+// in shared memory ([PITCH] halves a row, x's (col, c) at OFF + C * col + c, zero columns around)
+// and each mma B register (two depth values of one pixel) is one 32-bit shared load from the row.
+// A kernel row's run is FRONT (0 or 1: a zero-weight value in front keeps every pair 4-byte
+// aligned) + S * C values, padded to SEG (even); K = R * SEG, padded to KS * 16 (ResNet: 22 a row,
+// 154 -> 160 of depth for 147 multiply-adds a pixel and channel).
+//
+// Work split: a block (4 warps) takes BP pooled rows of one image, i.e. the conv rows 2 * i0 - 1
+// .. 2 * i1 + 1 (one recomputed with the neighbouring block), one after the other. Warp w owns
+// output channels 32 * (w % 2) .. +31 (its weights stay in registers for the whole kernel) and
+// pixels 8 * NT * (w / 2) .. +8 * NT - 1. MaxPool is done on the accumulators: a thread holds
+// pixels 2m, 2m + 1 of its channels (the mma C layout), so pooled column m = max(2m - 1, 2m,
+// 2m + 1) takes 2m - 1 from the lane before (warp shuffles; across the two pixel halves through
+// shared memory); pooled row i = max over conv rows 2i - 1, 2i, 2i + 1 is kept in registers as the
+// block walks down its rows. Bias and ReLU commute with max (the same constant a channel, a
+// monotonic function), and fp16 rounding is monotonic, so the result is bit for bit the
+// unfused conv -> relu -> maxpool on the same accumulators. A pooled row is staged in shared
+// memory and stored as contiguous 16-byte chunks.
+//
+// Input rows arrive by cp.async in three commit groups (the first two conv rows' input, the next
+// four's, the rest), so the first mma waits only for the first few rows.
+#pragma once
+
+#include "kiln_common.cuh"
+#include "mma.cuh"
+#include "conv_nhwc.cuh"
+
+namespace kiln {
+
+constexpr int conv_pool_off = 16;   // halves before input column 0 in a shared row (zeros)
+constexpr int conv_pool_stage = 72; // halves a pooled pixel in the output staging (64 + 8: banks)
+
+// Shared bytes of conv_pool_f16: ROWS input rows, the output staging, the exchange words.
+#define KILN_CONV_POOL_SMEM_BYTES(ROWS, PITCH, W2P) ((ROWS) * (PITCH) * 2 + (W2P) * 72 * 2 + 2 * 2 * 2 * 32 * 4)
+
+__device__ __forceinline__ unsigned short conv_pool_h(float v) { return __half_as_ushort(__float2half_rn(v)); }
+__device__ __forceinline__ float conv_pool_f(unsigned short u) {
+#ifdef KILN_EMU
+    __half h;
+    h.x = u;
+    return __half2float(h);
+#else
+    return __half2float(__ushort_as_half(u));
+#endif
+}
+
+template <class SH, bool RELU>
+__device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+                                              const float *__restrict__ bias, __half *__restrict__ y,
+                                              unsigned char *smem) {
+    constexpr int C = SH::C, R = SH::R, NT = SH::NT, KS = SH::KS, SEG = SH::SEG, PITCH = SH::PITCH;
+    constexpr int KP = KS * 16, QH = 8 * NT, W2P = 4 * NT * 2, ROWS = SH::ROWS;
+    static_assert(SH::FRONT + SH::S * C <= SEG && SEG % 2 == 0 && R * SEG <= KP, "packed depth");
+    static_assert(conv_pool_off % 2 == 0 && (C * SH::PW + SH::FRONT) % 2 == 0 && C * SH::PW + SH::FRONT <= conv_pool_off,
+                  "pairs 4-byte aligned, the first pixel's run inside the row");
+    static_assert(PITCH % 8 == 0 && PITCH >= conv_pool_off + C * SH::W, "row pitch");
+    static_assert(conv_pool_off + C * (2 * (2 * QH - 1) - SH::PW) - SH::FRONT + SEG <= PITCH, "last run in the row");
+    static_assert(2 * QH >= SH::Q && W2P >= SH::W2, "pixel halves");
+    unsigned short *rows = reinterpret_cast<unsigned short *>(smem);
+    unsigned short *stage = rows + ROWS * PITCH;
+    float *xch = reinterpret_cast<float *>(stage + W2P * conv_pool_stage); // [row parity][a][2][32]
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int g = lane >> 2, t = lane & 3, cb = warp & 1, ph = warp >> 1;
+    const int n = blockIdx.x / SH::NB, i0 = (blockIdx.x % SH::NB) * SH::BP;
+    const int i1 = (i0 + SH::BP < SH::H2 ? i0 + SH::BP : SH::H2) - 1;
+    const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows
+    const int y0 = 2 * rs - SH::PH;                     // the input row of shared row 0
+
+    // ---- input rows: zero borders, cp.async of the image's rows in three groups
+    {
+        constexpr int CW = C * SH::W, TAIL = PITCH - conv_pool_off - CW;
+        for (int i = tid; i < ROWS * (conv_pool_off + TAIL); i += 128) {
+            const int rr = i / (conv_pool_off + TAIL), e = i % (conv_pool_off + TAIL);
+            rows[rr * PITCH + (e < conv_pool_off ? e : conv_pool_off + CW + (e - conv_pool_off))] = 0;
+        }
+        const int last = 2 * (cr - 1) + R; // shared rows in use
+        const int ends[3] = {2 * 1 + R < last ? 2 * 1 + R : last, 2 * 5 + R < last ? 2 * 5 + R : last, last};
+        int from = 0;
+#pragma unroll
+        for (int grp = 0; grp < 3; grp++) {
+            const int to = ends[grp];
+            if constexpr (CW % 8 == 0) {
+                constexpr int CH = CW / 8; // 16-byte chunks a row
+                for (int i = tid; i < (to - from) * CH; i += 128) {
+                    const int rr = from + i / CH, ck = i % CH, iy = y0 + rr;
+                    const bool in = iy >= 0 && iy < SH::H;
+                    const __half *src = x + (((i64)n * SH::H + (in ? iy : 0)) * SH::W) * C + ck * 8;
+                    cp_async16(rows + rr * PITCH + conv_pool_off + ck * 8, src, in);
+                }
+            } else {
+                for (int i = tid; i < (to - from) * CW; i += 128) {
+                    const int rr = from + i / CW, e = i % CW, iy = y0 + rr;
+                    rows[rr * PITCH + conv_pool_off + e] =
+                        iy >= 0 && iy < SH::H ? __half_as_ushort(x[(((i64)n * SH::H + iy) * SH::W) * C + e]) : 0;
+                }
+            }
+            cp_async_commit();
+            from = to;
+        }
+    }
+
+    // ---- this warp's weights as mma A fragments, for the whole kernel
+    u32 a[KS][2][4];
+    {
+        const unsigned short *wh = reinterpret_cast<const unsigned short *>(w);
+#pragma unroll
+        for (int ks = 0; ks < KS; ks++)
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++) {
+                const int ch = 32 * cb + 16 * mi + g, k = 16 * ks + 2 * t;
+                a[ks][mi][0] = ld_pair(wh + (i64)ch * KP + k);
+                a[ks][mi][1] = ld_pair(wh + (i64)(ch + 8) * KP + k);
+                a[ks][mi][2] = ld_pair(wh + (i64)ch * KP + k + 8);
+                a[ks][mi][3] = ld_pair(wh + (i64)(ch + 8) * KP + k + 8);
+            }
+    }
+    float bz[2][2];
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) bz[mi][0] = bias[32 * cb + 16 * mi + g], bz[mi][1] = bias[32 * cb + 16 * mi + g + 8];
+
+    // Shared offsets (halves, from a conv row's first input row) of this lane's B pairs per k16
+    // step: depth k = 16 ks + 2t (+ 8) -> kernel row k / SEG, run element k % SEG; the padding past
+    // R * SEG has zero weights and reads any finite value (row R - 1).
+    int koff[KS][2];
+#pragma unroll
+    for (int ks = 0; ks < KS; ks++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int k = 16 * ks + 2 * t + 8 * h, r = k / SEG;
+            koff[ks][h] = (r < R ? r : R - 1) * PITCH + k % SEG;
+        }
+    const int q0 = QH * ph;                                               // the warp's first pixel
+    const int pix = conv_pool_off - C * SH::PW - SH::FRONT + 2 * C * (q0 + g); // lane's run start, tile 0
+
+    unsigned short cur[2][NT][2]; // the pooled row in progress: [m16][n8][channel g / g + 8], fp16 bits
+    const unsigned short ninf = 0xfc00;
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) cur[mi][j][0] = cur[mi][j][1] = ninf;
+
+    for (int tr = 0; tr < cr; tr++) {
+        if (tr == 0) {
+            cp_async_wait<2>();
+            __syncthreads();
+        } else if (tr == 2) {
+            cp_async_wait<1>();
+            __syncthreads();
+        } else if (tr == 6) {
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        const int p = rs + tr;
+        unsigned short hv[2][NT][2]; // this conv row's horizontal maxima, fp16 bits
+        if (p >= 0 && p < SH::P) {   // (the same for the whole block)
+            float acc[2][NT][4];
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+                for (int j = 0; j < NT; j++) acc[mi][j][0] = acc[mi][j][1] = acc[mi][j][2] = acc[mi][j][3] = 0.0f;
+            const unsigned short *rb = rows + 2 * tr * PITCH + pix;
+#pragma unroll
+            for (int ks = 0; ks < KS; ks++) {
+                u32 b[NT][2];
+#pragma unroll
+                for (int j = 0; j < NT; j++) {
+                    b[j][0] = ld_pair(rb + koff[ks][0] + 16 * C * j);
+                    b[j][1] = ld_pair(rb + koff[ks][1] + 16 * C * j);
+                }
+                warp_mma<mma_f16, 2, NT>(acc, a[ks], b);
+            }
+            // bias; pixels past Q drop out of every max
+            float *xw = xch + (tr & 1) * 64; // [m16][cb][channel g / g + 8]
+            if (ph == 0 && t == 3) {         // pixel QH - 1, for the other half's pooled column QH / 2
+                const bool ok = QH - 1 < SH::Q;
+#pragma unroll
+                for (int mi = 0; mi < 2; mi++) {
+                    xw[(mi * 2 + cb) * 16 + g] = ok ? acc[mi][NT - 1][1] + bz[mi][0] : neg_inf();
+                    xw[(mi * 2 + cb) * 16 + 8 + g] = ok ? acc[mi][NT - 1][3] + bz[mi][1] : neg_inf();
+                }
+            }
+            __syncthreads(); // the exchange words are written
+            // pooled column m = max(pixel 2m - 1, 2m, 2m + 1); 2m - 1 is lane t - 1's odd pixel (t > 0),
+            // or lane t + 3's of the previous n8 tile (t == 0): shuffles by xor 1 and 3
+            float prev3[2][2];
+#pragma unroll
+            for (int j = 0; j < NT; j++) {
+                const int q = q0 + 8 * j + 2 * t;
+#pragma unroll
+                for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const float e = q < SH::Q ? acc[mi][j][2 * h] + bz[mi][h] : neg_inf();
+                        const float o = q + 1 < SH::Q ? acc[mi][j][2 * h + 1] + bz[mi][h] : neg_inf();
+                        const float s1 = __shfl_xor_sync(0xffffffffu, o, 1), s3 = __shfl_xor_sync(0xffffffffu, o, 3);
+                        float prev;
+                        if (t & 1) prev = s1;
+                        else if (t == 2) prev = s3;
+                        else if (j > 0) prev = prev3[mi][h];
+                        else prev = ph ? xw[(mi * 2 + cb) * 16 + 8 * h + g] : neg_inf();
+                        prev3[mi][h] = s3;
+                        hv[mi][j][h] = conv_pool_h(fmaxf(prev, fmaxf(e, o)));
+                    }
+            }
+        } else {
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+                for (int j = 0; j < NT; j++) hv[mi][j][0] = hv[mi][j][1] = ninf;
+        }
+        // conv row p = 2i + 1 ends pooled row i and starts row i + 1; p = 2i adds to row i
+        if (tr & 1) {
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+                for (int j = 0; j < NT; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++)
+                        if (conv_pool_f(hv[mi][j][h]) > conv_pool_f(cur[mi][j][h])) cur[mi][j][h] = hv[mi][j][h];
+            continue;
+        }
+        if (tr > 0) {
+            const int i = i0 + tr / 2 - 1; // the finished pooled row
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+                for (int j = 0; j < NT; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        float v = fmaxf(conv_pool_f(cur[mi][j][h]), conv_pool_f(hv[mi][j][h]));
+                        if (RELU) v = fmaxf(v, 0.0f);
+                        const int m = 4 * NT * ph + 4 * j + t, ch = 32 * cb + 16 * mi + 8 * h + g;
+                        stage[m * conv_pool_stage + ch] = conv_pool_h(v);
+                    }
+            __syncthreads(); // the staged row is complete
+            constexpr int CHUNKS = SH::W2 * 8; // 16 bytes = 8 channels
+            __half *yr = y + (((i64)n * SH::H2 + i) * SH::W2) * 64;
+            for (int c = tid; c < CHUNKS; c += 128)
+                *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) =
+                    *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
+            __syncthreads(); // the staging is read before the next row writes it
+        }
+#pragma unroll
+        for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+            for (int j = 0; j < NT; j++) cur[mi][j][0] = hv[mi][j][0], cur[mi][j][1] = hv[mi][j][1];
+    }
+}
+
+} // namespace kiln
