@@ -25,9 +25,9 @@
 // output channels 32 * (w % 2) .. +31 (its weights stay in registers for the whole kernel) and
 // pixels 8 * NT * (w / 2) .. +8 * NT - 1. MaxPool is done on the accumulators: a thread holds
 // pixels 2m, 2m + 1 of its channels (the mma C layout), so pooled column m = max(2m - 1, 2m,
-// 2m + 1) takes 2m - 1 from the lane before (warp shuffles; across the two pixel halves through
-// shared memory); pooled row i = max over conv rows 2i - 1, 2i, 2i + 1 is kept in registers as the
-// block walks down its rows. Bias and ReLU commute with max (the same constant a channel, a
+// 2m + 1) takes 2m - 1 from the lane before (one warp shuffle; across the two pixel halves through
+// shared memory); pooled row i = max over conv rows 2i - 1, 2i, 2i + 1 is kept in registers (fp32,
+// before the bias) as the block walks down its rows. Bias and ReLU commute with max (the same constant a channel, a
 // monotonic function), and fp16 rounding is monotonic, so the result is bit for bit the
 // unfused conv -> relu -> maxpool on the same accumulators. A pooled row is staged in shared
 // memory and stored as contiguous 16-byte chunks.
@@ -49,15 +49,6 @@ constexpr int conv_pool_stage = 72; // halves a pooled pixel in the output stagi
 #define KILN_CONV_POOL_SMEM_BYTES(ROWS, PITCH, W2P) ((ROWS) * (PITCH) * 2 + (W2P) * 72 * 2 + 2 * 2 * 2 * 32 * 4)
 
 __device__ __forceinline__ unsigned short conv_pool_h(float v) { return __half_as_ushort(__float2half_rn(v)); }
-__device__ __forceinline__ float conv_pool_f(unsigned short u) {
-#ifdef KILN_EMU
-    __half h;
-    h.x = u;
-    return __half2float(h);
-#else
-    return __half2float(__ushort_as_half(u));
-#endif
-}
 
 template <class SH, bool RELU>
 __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, const __half *__restrict__ w,
@@ -148,12 +139,14 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
     const int q0 = QH * ph;                                               // the warp's first pixel
     const int pix = conv_pool_off - C * SH::PW - SH::FRONT + 2 * C * (q0 + g); // lane's run start, tile 0
 
-    unsigned short cur[2][NT][2]; // the pooled row in progress: [m16][n8][channel g / g + 8], fp16 bits
-    const unsigned short ninf = 0xfc00;
+    // the pooled row in progress, before bias and ReLU: [m16][n8][channel g / g + 8]
+    float cur[2][NT][2];
 #pragma unroll
     for (int mi = 0; mi < 2; mi++)
 #pragma unroll
-        for (int j = 0; j < NT; j++) cur[mi][j][0] = cur[mi][j][1] = ninf;
+        for (int j = 0; j < NT; j++) cur[mi][j][0] = cur[mi][j][1] = neg_inf();
+    constexpr bool FULL = 2 * QH == SH::Q; // no pixel past Q (ResNet: 112 = 2 x 56)
+    const int src = t == 0 ? lane + 3 : lane - 1; // the lane holding this lane's pixel 2m - 1
 
     for (int tr = 0; tr < cr; tr++) {
         if (tr == 0) {
@@ -167,8 +160,8 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
             __syncthreads();
         }
         const int p = rs + tr;
-        unsigned short hv[2][NT][2]; // this conv row's horizontal maxima, fp16 bits
-        if (p >= 0 && p < SH::P) {   // (the same for the whole block)
+        const bool emit = !(tr & 1) && tr > 0; // conv row p = 2i + 1 ends pooled row i (and starts i + 1)
+        if (p >= 0 && p < SH::P) {             // (the same for the whole block)
             float acc[2][NT][4];
 #pragma unroll
             for (int mi = 0; mi < 2; mi++)
@@ -185,70 +178,65 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
                 }
                 warp_mma<mma_f16, 2, NT>(acc, a[ks], b);
             }
-            // bias; pixels past Q drop out of every max
+            if constexpr (!FULL) // pixels past Q drop out of every max
+#pragma unroll
+                for (int j = 0; j < NT; j++)
+#pragma unroll
+                    for (int mi = 0; mi < 2; mi++) {
+                        const int q = q0 + 8 * j + 2 * t;
+                        if (q >= SH::Q) acc[mi][j][0] = acc[mi][j][2] = neg_inf();
+                        if (q + 1 >= SH::Q) acc[mi][j][1] = acc[mi][j][3] = neg_inf();
+                    }
+            // Maxima are taken before the bias (a constant a channel) is added: the same as after.
             float *xw = xch + (tr & 1) * 64; // [m16][cb][channel g / g + 8]
-            if (ph == 0 && t == 3) {         // pixel QH - 1, for the other half's pooled column QH / 2
-                const bool ok = QH - 1 < SH::Q;
+            if (ph == 0 && t == 3)           // pixel QH - 1, for the other half's pooled column QH / 2
 #pragma unroll
-                for (int mi = 0; mi < 2; mi++) {
-                    xw[(mi * 2 + cb) * 16 + g] = ok ? acc[mi][NT - 1][1] + bz[mi][0] : neg_inf();
-                    xw[(mi * 2 + cb) * 16 + 8 + g] = ok ? acc[mi][NT - 1][3] + bz[mi][1] : neg_inf();
-                }
-            }
+                for (int mi = 0; mi < 2; mi++)
+                    xw[(mi * 2 + cb) * 16 + g] = acc[mi][NT - 1][1], xw[(mi * 2 + cb) * 16 + 8 + g] = acc[mi][NT - 1][3];
             __syncthreads(); // the exchange words are written
-            // pooled column m = max(pixel 2m - 1, 2m, 2m + 1); 2m - 1 is lane t - 1's odd pixel (t > 0),
-            // or lane t + 3's of the previous n8 tile (t == 0): shuffles by xor 1 and 3
-            float prev3[2][2];
+            // pooled column m = max(pixel 2m - 1, 2m, 2m + 1); 2m - 1 is lane t - 1's odd pixel (t > 0) or
+            // lane t + 3's odd pixel of the previous n8 tile (t == 0): one shuffle, lane 3 sending that one
+            float po[2][2];
 #pragma unroll
-            for (int j = 0; j < NT; j++) {
-                const int q = q0 + 8 * j + 2 * t;
+            for (int j = 0; j < NT; j++)
 #pragma unroll
                 for (int mi = 0; mi < 2; mi++)
 #pragma unroll
                     for (int h = 0; h < 2; h++) {
-                        const float e = q < SH::Q ? acc[mi][j][2 * h] + bz[mi][h] : neg_inf();
-                        const float o = q + 1 < SH::Q ? acc[mi][j][2 * h + 1] + bz[mi][h] : neg_inf();
-                        const float s1 = __shfl_xor_sync(0xffffffffu, o, 1), s3 = __shfl_xor_sync(0xffffffffu, o, 3);
-                        float prev;
-                        if (t & 1) prev = s1;
-                        else if (t == 2) prev = s3;
-                        else if (j > 0) prev = prev3[mi][h];
-                        else prev = ph ? xw[(mi * 2 + cb) * 16 + 8 * h + g] : neg_inf();
-                        prev3[mi][h] = s3;
-                        hv[mi][j][h] = conv_pool_h(fmaxf(prev, fmaxf(e, o)));
+                        const float e = acc[mi][j][2 * h], o = acc[mi][j][2 * h + 1];
+                        const float r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po[mi][h] : o, src);
+                        po[mi][h] = o;
+                        const float prev =
+                            t != 0 || j > 0 ? r : ph ? xw[(mi * 2 + cb) * 16 + 8 * h + g] : neg_inf();
+                        const float hm = fmaxf(prev, fmaxf(e, o));
+                        if (!emit) {
+                            cur[mi][j][h] = fmaxf(cur[mi][j][h], hm);
+                            continue;
+                        }
+                        float v = fmaxf(cur[mi][j][h], hm) + bz[mi][h];
+                        if (RELU) v = fmaxf(v, 0.0f);
+                        stage[(4 * NT * ph + 4 * j + t) * conv_pool_stage + 32 * cb + 16 * mi + 8 * h + g] = conv_pool_h(v);
+                        cur[mi][j][h] = hm;
                     }
-            }
-        } else {
-#pragma unroll
-            for (int mi = 0; mi < 2; mi++)
-#pragma unroll
-                for (int j = 0; j < NT; j++) hv[mi][j][0] = hv[mi][j][1] = ninf;
-        }
-        // conv row p = 2i + 1 ends pooled row i and starts row i + 1; p = 2i adds to row i
-        if (tr & 1) {
-#pragma unroll
-            for (int mi = 0; mi < 2; mi++)
-#pragma unroll
-                for (int j = 0; j < NT; j++)
-#pragma unroll
-                    for (int h = 0; h < 2; h++)
-                        if (conv_pool_f(hv[mi][j][h]) > conv_pool_f(cur[mi][j][h])) cur[mi][j][h] = hv[mi][j][h];
-            continue;
-        }
-        if (tr > 0) {
-            const int i = i0 + tr / 2 - 1; // the finished pooled row
+        } else { // a conv row past the image: -inf
 #pragma unroll
             for (int mi = 0; mi < 2; mi++)
 #pragma unroll
                 for (int j = 0; j < NT; j++)
 #pragma unroll
                     for (int h = 0; h < 2; h++) {
-                        float v = fmaxf(conv_pool_f(cur[mi][j][h]), conv_pool_f(hv[mi][j][h]));
-                        if (RELU) v = fmaxf(v, 0.0f);
-                        const int m = 4 * NT * ph + 4 * j + t, ch = 32 * cb + 16 * mi + 8 * h + g;
-                        stage[m * conv_pool_stage + ch] = conv_pool_h(v);
+                        if (emit) {
+                            float v = cur[mi][j][h] + bz[mi][h];
+                            if (RELU) v = fmaxf(v, 0.0f);
+                            stage[(4 * NT * ph + 4 * j + t) * conv_pool_stage + 32 * cb + 16 * mi + 8 * h + g] =
+                                conv_pool_h(v);
+                        }
+                        cur[mi][j][h] = neg_inf();
                     }
-            __syncthreads(); // the staged row is complete
+        }
+        if (emit) {
+            const int i = i0 + tr / 2 - 1; // the finished pooled row
+            __syncthreads();               // the staged row is complete
             constexpr int CHUNKS = SH::W2 * 8; // 16 bytes = 8 channels
             __half *yr = y + (((i64)n * SH::H2 + i) * SH::W2) * 64;
             for (int c = tid; c < CHUNKS; c += 128)
@@ -256,10 +244,6 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
                     *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
             __syncthreads(); // the staging is read before the next row writes it
         }
-#pragma unroll
-        for (int mi = 0; mi < 2; mi++)
-#pragma unroll
-            for (int j = 0; j < NT; j++) cur[mi][j][0] = hv[mi][j][0], cur[mi][j][1] = hv[mi][j][1];
     }
 }
 

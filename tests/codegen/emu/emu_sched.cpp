@@ -164,6 +164,20 @@ extern "C" float emu_shfl_xor(float v, int off) {
     return f;
 }
 
+/* __shfl_sync: the value of lane src (mod 32) of the caller's warp */
+extern "C" float emu_shfl_idx(float v, int src) {
+    const int t = cur;
+    unsigned u;
+    memcpy(&u, &v, 4);
+    slots[t] = u;
+    __syncthreads();
+    const unsigned r = (unsigned)slots[(t & ~31) | (src & 31)];
+    __syncthreads();
+    float f;
+    memcpy(&f, &r, 4);
+    return f;
+}
+
 /* 64-bit shuffles (double, long long: reductions of f64 and integer tensors) */
 extern "C" unsigned long long emu_shfl_xor64(unsigned long long v, int off) { return shfl_bits(v, off); }
 
