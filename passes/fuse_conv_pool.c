@@ -1,7 +1,7 @@
 /*
  * fuse_conv_pool.c — fuse-conv-pool: a network's stem, a stride-2 convolution over a few input
- * channels with its bias and ReLU (a conv_epilogue group), and the 3x3 stride-2 MaxPool after
- * it become one group (--precision fp16, NHWC), so the convolution's output, four times the
+ * channels with its bias and ReLU (a conv_epilogue group, or a Conv alone), and the 3x3 stride-2
+ * MaxPool after it become one group (--precision fp16, NHWC), so the convolution's output, four times the
  * pooled bytes, never goes through memory (ResNet-50 batch 32: 51 MB written and read back).
  *
  *     x ──▶ conv_epilogue{Conv, [Relu]} ──y──▶ MaxPool 3x3 s2 p1 ──▶ m
@@ -14,7 +14,7 @@
  * accumulators and applies both after.
  *
  * Runs after select-layout (the layout and dtypes are final) and only where the kernel takes the
- * group (its conditions, repeated here): precision fp16; the group's anchor a 2-D Conv, group 1,
+ * group (its conditions, repeated here): precision fp16; the group's anchor (or the Conv) 2-D, group 1,
  * dilation 1, stride 2, no residual, no conv pair, activation none or relu, no post-activation,
  * no layout conversions; x fp16 NHWC with C <= 4 and C * (left pad) + (C * left pad) % 2 <= 16;
  * 64 output channels; constant weights and bias; the conv's output at most 128 pixels wide and
