@@ -201,6 +201,9 @@ bool kiln_graph_is_convex(const kiln_graph *g, const int *nodes, int n);
  * order); the outer value ids of those outputs are kept. kind names the pattern. On success
  * *fused is the new node's index; the old nodes are marked dead. */
 kiln_status kiln_graph_fuse(kiln_graph *g, const int *nodes, int n, const char *kind, int *fused);
+/* The outer value of body value bv of fused node f (one of the body's inputs or outputs), -1 for
+ * an inner value. */
+int kiln_fused_outer_value(const kiln_node *f, int bv);
 /* The inverse for fused node fi: its body's nodes go back into g (appended, attributes moved;
  * inner values become anonymous values of g) and fi dies. Writes their indices to out (at most
  * max) and returns their count; -1 on OOM or more than max nodes. */

@@ -446,8 +446,7 @@ done:
     return st;
 }
 
-/* The outer value of body value bv of fused node f (a body input or output), -1 otherwise. */
-static int unfuse_outer(const kiln_node *f, int bv) {
+int kiln_fused_outer_value(const kiln_node *f, int bv) {
     for (int i = 0; i < f->body->n_inputs; i++)
         if (f->body->inputs[i] == bv) return f->inputs[i];
     for (int i = 0; i < f->body->n_outputs; i++)
@@ -461,7 +460,7 @@ int kiln_graph_unfuse(kiln_graph *g, int fi, int *out, int max) {
     int *vmap = malloc(sizeof(int) * (size_t)(body->n_values + 1));
     if (!vmap) return -1;
     for (int v = 0; v < body->n_values; v++) {
-        vmap[v] = unfuse_outer(&g->nodes[fi], v);
+        vmap[v] = kiln_fused_outer_value(&g->nodes[fi], v);
         if (vmap[v] >= 0) continue;
         bool used = false;
         for (int k = 0; k < body->n_nodes && !used; k++)

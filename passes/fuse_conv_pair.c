@@ -65,15 +65,6 @@ static bool const_bias(const kiln_graph *g, int b, int64_t K) {
     return n == K || n == 1;
 }
 
-/* The outer value of body value bv of fused node f (a body input or output), -1 otherwise. */
-static int outer_value(const kiln_node *f, int bv) {
-    for (int i = 0; i < f->body->n_inputs; i++)
-        if (f->body->inputs[i] == bv) return f->inputs[i];
-    for (int i = 0; i < f->body->n_outputs; i++)
-        if (f->body->outputs[i] == bv) return f->outputs[i];
-    return -1;
-}
-
 static int input_index(const kiln_node *n, int v) {
     if (v < 0) return -1;
     for (int i = 0; i < n->n_inputs; i++)
@@ -112,7 +103,7 @@ static bool match(const kiln_graph *g, const kiln_pass_ctx *ctx, int fi, int *pi
         }
     }
     if (!an || an->n_inputs < 2) return false;
-    const int ax = outer_value(f, an->inputs[0]), aw = outer_value(f, an->inputs[1]);
+    const int ax = kiln_fused_outer_value(f, an->inputs[0]), aw = kiln_fused_outer_value(f, an->inputs[1]);
     int64_t kd1, kd2;
     if (!pair_conv_ok(g, an, ax, aw, f->outputs[0], &kd1) ||
         !pair_conv_ok(g, pn, pn->inputs[0], pn->inputs[1], r, &kd2))

@@ -54,15 +54,6 @@ static bool ints_are(const kiln_node *n, const char *name, int count, const int6
     return true;
 }
 
-/* The outer value of body value bv of fused node f (a body input or output), -1 otherwise. */
-static int outer_value(const kiln_node *f, int bv) {
-    for (int i = 0; i < f->body->n_inputs; i++)
-        if (f->body->inputs[i] == bv) return f->inputs[i];
-    for (int i = 0; i < f->body->n_outputs; i++)
-        if (f->body->outputs[i] == bv) return f->outputs[i];
-    return -1;
-}
-
 /* The MaxPool node the kernel fuses into node F (index fi: a conv_epilogue group, or a Conv that
  * fuse-epilogue left alone, having nothing to fuse), -1 when it does not apply. */
 static int match(const kiln_graph *g, int fi) {
@@ -88,7 +79,7 @@ static int match(const kiln_graph *g, int fi) {
                 an = &f->body->nodes[k];
             }
         if (!an || an->n_inputs < 2) return -1;
-        x = outer_value(f, an->inputs[0]), w = outer_value(f, an->inputs[1]);
+        x = kiln_fused_outer_value(f, an->inputs[0]), w = kiln_fused_outer_value(f, an->inputs[1]);
         const int bi = kiln_attr_int(f, "has_bias", 0) ? (int)kiln_attr_int(f, "bias_input", -1) : -1;
         if (bi >= f->n_inputs) return -1;
         b = bi >= 0 ? f->inputs[bi] : -1;

@@ -3,20 +3,7 @@
  * evaluator's outputs unchanged), and the cases where it must not fire. */
 #include "graph_builder.h"
 
-/* Runs fuse-epilogue, convert-precision and select-layout at prec, then fuse-conv-pair; checks
- * whether it changed the graph, that one kernel fewer remains when it did, and the outputs. */
-static void check_pair(kiln_graph *g, kiln_precision prec, bool want) {
-    gb_finish(g);
-    kiln_graph *ref = kiln_graph_clone(g);
-    ck_assert_ptr_nonnull(ref);
-    gb_run_pass(g, "fuse-epilogue,convert-precision,select-layout", prec);
-    const int kernels = kiln_graph_kernel_count(g);
-    bool changed = gb_run_pass(g, "fuse-conv-pair", prec);
-    ck_assert_msg(changed == want, "changed=%d, ops now %s", changed, gb_ops(g));
-    ck_assert_int_eq(kiln_graph_kernel_count(g), kernels - (want ? 1 : 0));
-    gb_assert_same(ref, g, 2, prec == KILN_PREC_FP16 ? 2e-3 : 1e-5);
-    kiln_graph_free(ref);
-}
+static void check_pair(kiln_graph *g, kiln_precision prec, bool want) { gb_check_late_fusion(g, prec, "fuse-conv-pair", want); }
 
 static const kiln_node *pair_node(const kiln_graph *g) {
     for (int i = 0; i < g->n_nodes; i++)
