@@ -20,19 +20,50 @@
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* The group's operands (outer value ids): the anchor Conv's x (the input of the body's Cast with
+ * x_nchw_f32), weights, bias (-1 none) and the pooled output. */
+typedef struct pool_operands {
+    const kiln_node *an;
+    int x, w, bias, y;
+} pool_operands;
+
+static bool operands(const kiln_node *n, bool f32x, pool_operands *o) {
+    const kiln_graph *b = n->body;
+    o->an = NULL;
+    if (!b || n->n_outputs != 1) return false;
+    for (int k = 0; k < b->n_nodes; k++)
+        if (b->nodes[k].op == KILN_OP_Conv) o->an = &b->nodes[k];
+    if (!o->an || o->an->n_inputs < 2) return false;
+    int xb = o->an->inputs[0];
+    if (f32x) { /* x is the body Cast's output: its input is the group's */
+        const kiln_node *cast = NULL;
+        for (int k = 0; k < b->n_nodes; k++)
+            if (b->nodes[k].op == KILN_OP_Cast && b->nodes[k].outputs[0] == xb) cast = &b->nodes[k];
+        if (!cast) return false;
+        xb = cast->inputs[0];
+    }
+    o->x = kiln_fused_outer_value(n, xb), o->w = kiln_fused_outer_value(n, o->an->inputs[1]), o->y = n->outputs[0];
+    const int bi = kiln_attr_int(n, "has_bias", 0) ? (int)kiln_attr_int(n, "bias_input", -1) : -1;
+    o->bias = bi >= 0 && bi < n->n_inputs ? n->inputs[bi] : -1;
+    return o->x >= 0 && o->w >= 0 && o->y >= 0 && !kiln_attr_int(n, "has_residual", 0);
+}
+
 kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
-    kiln_cg_conv_operands a;
-    kiln_status st = kiln_cg_conv_operands_get(c, n, &a);
-    if (st) return st;
+    const bool f32x = kiln_attr_int(n, "x_nchw_f32", 0) != 0;
+    pool_operands a;
+    if (!operands(n, f32x, &a))
+        return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': its operands are not what fuse-conv-pool makes", c->group);
+    kiln_status st;
     const kiln_graph *body = n->body;
     const kiln_value *x = kiln_cg_val(c, a.x), *w = kiln_cg_val(c, a.w), *y = kiln_cg_val(c, a.y);
     const kiln_value *cv = a.an->n_outputs > 0 && a.an->outputs[0] >= 0 ? &body->values[a.an->outputs[0]] : NULL;
     const char *act = kiln_attr_str(n, "activation", "none");
     /* passes/fuse_conv_pool.c made the group only where these hold */
-    if (!cv || c->o->precision != KILN_PREC_FP16 || a.an->op != KILN_OP_Conv || a.residual >= 0 || x->rank != 4 ||
-        cv->rank != 4 || y->rank != 4 || w->rank != 4 || !w->data || x->dtype != KILN_F16 || y->dtype != KILN_F16 ||
-        (x->layout != KILN_LAYOUT_NHWC && x->dims[1] != 1) || y->layout != KILN_LAYOUT_NHWC || x->dims[1] > 4 || w->dims[0] != 64 ||
-        cv->dims[1] != 64 || cv->dims[3] > 128 || (strcmp(act, "none") && strcmp(act, "relu")))
+    const bool x_ok = f32x ? x->dtype == KILN_F32 && x->layout != KILN_LAYOUT_NHWC
+                           : x->dtype == KILN_F16 && (x->layout == KILN_LAYOUT_NHWC || x->dims[1] == 1);
+    if (!cv || c->o->precision != KILN_PREC_FP16 || x->rank != 4 || !x_ok || cv->rank != 4 || y->rank != 4 ||
+        w->rank != 4 || !w->data || y->dtype != KILN_F16 || y->layout != KILN_LAYOUT_NHWC || x->dims[1] > 4 ||
+        w->dims[0] != 64 || cv->dims[1] != 64 || cv->dims[3] > 128 || (strcmp(act, "none") && strcmp(act, "relu")))
         return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': not a stem the conv_pool kernel takes", c->group);
     const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
     const int64_t R = w->dims[2], S = w->dims[3], P = cv->dims[2], Q = cv->dims[3], H2 = y->dims[2], W2 = y->dims[3];
@@ -64,24 +95,25 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     snprintf(shp, sizeof shp, "%s_shape", fn);
     kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool_bp%lld;", c->group, (long long)BP);
     kiln_cg_printf(&c->src,
-                   "\n// %s: %s (conv_epilogue + MaxPool), NHWC x[%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
+                   "\n// %s: %s (conv_epilogue + MaxPool), %s x[%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
                    "%s, MaxPool 3x3 s2 -> [%lld,%lld,%lld,64], %lld pooled rows a block\n"
                    "#include \"conv_pool.cuh\"\n"
                    "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, R = %lld, S = %lld, "
                    "PH = %lld, PW = %lld, P = %lld, Q = %lld, H2 = %lld, W2 = %lld;\n"
                    "    static constexpr int BP = %lld, NB = %lld, NT = %lld, FRONT = %lld, SEG = %lld, KS = %lld, "
                    "PITCH = %lld, ROWS = %lld;\n};\n"
-                   "extern \"C\" __global__ void __launch_bounds__(128, 2) %s(const __half *x, const __half *w, "
+                   "extern \"C\" __global__ void __launch_bounds__(128, 2) %s(const %s *x, const __half *w, "
                    "const float *bias, __half *y) {\n"
                    "    KILN_NHWC_SMEM(smem, %llu);\n"
                    "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) == %llu, \"conv_pool smem\");\n"
                    "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n",
-                   fn, c->group, (long long)N, (long long)H, (long long)W, (long long)C, (long long)C, (long long)R,
+                   fn, c->group, f32x ? "fp32 NCHW (its Cast fused), NHWC" : "NHWC", (long long)N, (long long)H,
+                   (long long)W, (long long)C, (long long)C, (long long)R,
                    (long long)S, strcmp(act, "relu") ? "bias" : "bias, relu", (long long)N, (long long)H2, (long long)W2,
                    (long long)BP, shp, (long long)N, (long long)H, (long long)W, (long long)C, (long long)R, (long long)S,
                    (long long)pb[0], (long long)pb[1], (long long)P, (long long)Q, (long long)H2, (long long)W2,
                    (long long)BP, (long long)NB, (long long)NT, (long long)FRONT, (long long)SEG, (long long)KS,
-                   (long long)PITCH, (long long)ROWS, fn, (unsigned long long)smem, (long long)ROWS, (long long)PITCH,
+                   (long long)PITCH, (long long)ROWS, fn, f32x ? "float" : "__half", (unsigned long long)smem, (long long)ROWS, (long long)PITCH,
                    (long long)W2P, (unsigned long long)smem, shp, strcmp(act, "relu") ? "false" : "true");
 
     kiln_bundle_arg args[4];

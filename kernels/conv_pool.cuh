@@ -50,8 +50,46 @@ constexpr int conv_pool_stage = 72; // halves a pooled pixel in the output stagi
 
 __device__ __forceinline__ unsigned short conv_pool_h(float v) { return __half_as_ushort(__float2half_rn(v)); }
 
-template <class SH, bool RELU>
-__device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, const __half *__restrict__ w,
+// x float32 NCHW (the graph input, its fp16 Cast fused): shared rows [r0, r1) (at most two) are input
+// rows y0 + r of image n, VEC floats of one channel an item, converted when stored; rows outside the
+// image are zeros. Load and store are split so the loads' latency hides under other work.
+template <class SH, int VEC, int ITEMS>
+__device__ __forceinline__ void conv_pool_f32_load(const float *x, int n, int y0, int r0, int r1, int tid,
+                                                   float (&v)[ITEMS][VEC]) {
+    constexpr int PER_ROW = SH::C * (SH::W / VEC);
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int i = tid + 128 * it, rr = r0 + i / PER_ROW, c = (i % PER_ROW) / (SH::W / VEC), k = i % (SH::W / VEC);
+        const int iy = y0 + rr;
+        const bool in = i < (r1 - r0) * PER_ROW && iy >= 0 && iy < SH::H;
+        const float *src = x + (((i64)n * SH::C + c) * SH::H + (in ? iy : 0)) * SH::W + VEC * k;
+#pragma unroll
+        for (int u = 0; u < VEC; u++) v[it][u] = 0.0f;
+        if (in) {
+            if constexpr (VEC == 4) {
+                const float4 f = *reinterpret_cast<const float4 *>(src);
+                v[it][0] = f.x, v[it][1] = f.y, v[it][2] = f.z, v[it][3] = f.w;
+            } else {
+                v[it][0] = src[0];
+            }
+        }
+    }
+}
+template <class SH, int VEC, int ITEMS>
+__device__ __forceinline__ void conv_pool_f32_store(unsigned short *rows, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
+    constexpr int PER_ROW = SH::C * (SH::W / VEC);
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int i = tid + 128 * it, rr = r0 + i / PER_ROW, c = (i % PER_ROW) / (SH::W / VEC), k = i % (SH::W / VEC);
+        if (i >= (r1 - r0) * PER_ROW) continue;
+#pragma unroll
+        for (int u = 0; u < VEC; u++)
+            rows[rr * SH::PITCH + conv_pool_off + SH::C * (VEC * k + u) + c] = __half_as_ushort(__float2half_rn(v[it][u]));
+    }
+}
+
+template <class SH, bool RELU, class XT>
+__device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __half *__restrict__ w,
                                               const float *__restrict__ bias, __half *__restrict__ y,
                                               unsigned char *smem) {
     constexpr int C = SH::C, R = SH::R, NT = SH::NT, KS = SH::KS, SEG = SH::SEG, PITCH = SH::PITCH;
@@ -62,6 +100,8 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
     static_assert(PITCH % 8 == 0 && PITCH >= conv_pool_off + C * SH::W, "row pitch");
     static_assert(conv_pool_off + C * (2 * (2 * QH - 1) - SH::PW) - SH::FRONT + SEG <= PITCH, "last run in the row");
     static_assert(2 * QH >= SH::Q && W2P >= SH::W2, "pixel halves");
+    constexpr bool F32X = !conv_nhwc_is_half<XT>::value; // x float32 NCHW: its Cast fused
+    constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128 > 0 ? (2 * C * (SH::W / VEC) + 127) / 128 : 1;
     unsigned short *rows = reinterpret_cast<unsigned short *>(smem);
     unsigned short *stage = rows + ROWS * PITCH;
     float *xch = reinterpret_cast<float *>(stage + W2P * conv_pool_stage); // [row parity][a][2][32]
@@ -81,12 +121,21 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
             rows[rr * PITCH + (e < conv_pool_off ? e : conv_pool_off + CW + (e - conv_pool_off))] = 0;
         }
         const int last = 2 * (cr - 1) + R; // shared rows in use
+        if constexpr (F32X) { // the first two conv rows' input now, the rest two rows at a time (conv_pool_rows)
+            const int first = 2 + R < last ? 2 + R : last;
+            for (int r = 0; r < first; r += 2) {
+                float v[F32_ITEMS][VEC];
+                conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, r, r + 2 < first ? r + 2 : first, tid, v);
+                conv_pool_f32_store<SH, VEC, F32_ITEMS>(rows, r, r + 2 < first ? r + 2 : first, tid, v);
+            }
+        }
         const int ends[3] = {2 * 1 + R < last ? 2 * 1 + R : last, 2 * 5 + R < last ? 2 * 5 + R : last, last};
         int from = 0;
 #pragma unroll
-        for (int grp = 0; grp < 3; grp++) {
+        for (int grp = 0; grp < 3 && !F32X; grp++) {
             const int to = ends[grp];
-            if constexpr (CW % 8 == 0) {
+            if constexpr (F32X) {
+            } else if constexpr (CW % 8 == 0) {
                 constexpr int CH = CW / 8; // 16-byte chunks a row
                 for (int i = tid; i < (to - from) * CH; i += 128) {
                     const int rr = from + i / CH, ck = i % CH, iy = y0 + rr;
@@ -178,6 +227,10 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
                 }
                 warp_mma<mma_f16, 2, NT>(acc, a[ks], b);
             }
+            // (x float32: the input rows of conv row tr + 2 load under this row's epilogue)
+            float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1];
+            const int nr0 = 2 * tr + R + 2, nr1 = nr0 + 2 < 2 * (cr - 1) + R ? nr0 + 2 : 2 * (cr - 1) + R;
+            if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
             if constexpr (!FULL) // pixels past Q drop out of every max
 #pragma unroll
                 for (int j = 0; j < NT; j++)
@@ -218,7 +271,14 @@ __device__ __forceinline__ void conv_pool_f16(const __half *__restrict__ x, cons
                         stage[(4 * NT * ph + 4 * j + t) * conv_pool_stage + 32 * cb + 16 * mi + 8 * h + g] = conv_pool_h(v);
                         cur[mi][j][h] = hm;
                     }
+            if constexpr (F32X) conv_pool_f32_store<SH, VEC, F32_ITEMS>(rows, nr0, nr1, tid, xv);
         } else { // a conv row past the image: -inf
+            if constexpr (F32X) {
+                float xv[F32_ITEMS][VEC];
+                const int nr0 = 2 * tr + R + 2, nr1 = nr0 + 2 < 2 * (cr - 1) + R ? nr0 + 2 : 2 * (cr - 1) + R;
+                conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
+                conv_pool_f32_store<SH, VEC, F32_ITEMS>(rows, nr0, nr1, tid, xv);
+            }
 #pragma unroll
             for (int mi = 0; mi < 2; mi++)
 #pragma unroll

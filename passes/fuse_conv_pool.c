@@ -9,7 +9,9 @@
  *     x ──▶ conv_epilogue{Conv, [Relu], MaxPool} ──▶ m          (kernels/conv_pool.cuh)
  *
  * The pool moves into the group's body (which stays the reference semantics) and the group
- * gets the attribute pool = "max"; codegen/cg_conv_pool.c emits the kernel. MaxPool commutes
+ * gets the attribute pool = "max"; codegen/cg_conv_pool.c emits the kernel. When x is the fp16 Cast
+ * of a float32 NCHW value used by nothing else (the graph input's boundary Cast at fp16), the Cast
+ * joins the group too (x_nchw_f32 = 1): the kernel reads the float32 rows and converts them itself. MaxPool commutes
  * with the bias (a constant per channel) and ReLU (monotonic), so the kernel pools the
  * accumulators and applies both after.
  *
@@ -23,6 +25,7 @@
  */
 #include "pass.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +124,23 @@ static int match(const kiln_graph *g, int fi) {
     return kiln_graph_is_convex(g, set, 2) ? mi : -1;
 }
 
+/* The Cast that makes x, when the kernel can take its input instead: a Cast to fp16 of a float32
+ * NCHW activation (the graph input's boundary Cast, which select-layout has also transposing to NHWC),
+ * x used by nothing else. The kernel then reads the float32 rows itself (x_nchw_f32). -1 otherwise. */
+static int input_cast(const kiln_graph *g, int x) {
+    const int p = g->values[x].producer;
+    if (p < 0 || kiln_value_live_uses(g, x) != 1 || is_graph_io(g, x)) return -1;
+    const kiln_node *c = &g->nodes[p];
+    if (c->dead || c->op != KILN_OP_Cast || c->n_inputs != 1 || c->n_outputs != 1 || c->inputs[0] < 0 ||
+        kiln_attr_int(c, "to", 0) != KILN_F16 || kiln_attr_int(c, "kiln_convert_output", 0))
+        return -1;
+    const kiln_value *v = &g->values[c->inputs[0]], *xv = &g->values[x];
+    if (v->rank != 4 || v->data || v->dtype != KILN_F32 || v->layout == KILN_LAYOUT_NHWC) return -1;
+    for (int i = 0; i < 4; i++)
+        if (v->dims[i] != xv->dims[i]) return -1;
+    return p;
+}
+
 kiln_status kiln_pass_fuse_conv_pool(kiln_graph *g, const kiln_pass_ctx *ctx, bool *changed) {
     *changed = false;
     if (ctx->precision != KILN_PREC_FP16) return KILN_OK;
@@ -128,6 +148,19 @@ kiln_status kiln_pass_fuse_conv_pool(kiln_graph *g, const kiln_pass_ctx *ctx, bo
     for (int fi = 0; fi < n_nodes; fi++) {
         const int mi = match(g, fi);
         if (mi < 0) continue;
+        int ci = -1; /* the input's Cast, taken in too (one kernel fewer, and fp16 x never written) */
+        {
+            const kiln_node *f0 = &g->nodes[fi];
+            if (f0->op == KILN_OP_Conv) {
+                ci = input_cast(g, f0->inputs[0]);
+            } else {
+                for (int k = 0; k < f0->body->n_nodes && ci < 0; k++)
+                    if (f0->body->nodes[k].op == KILN_OP_Conv) {
+                        const int xo = kiln_fused_outer_value(f0, f0->body->nodes[k].inputs[0]);
+                        ci = xo >= 0 ? input_cast(g, xo) : -1;
+                    }
+            }
+        }
         /* F is taken apart and fused again with the MaxPool, its attributes carried over */
         kiln_node *f = &g->nodes[fi];
         const bool plain = f->op == KILN_OP_Conv; /* a Conv alone: a new group, conv_epilogue's attributes */
@@ -136,8 +169,9 @@ kiln_status kiln_pass_fuse_conv_pool(kiln_graph *g, const kiln_pass_ctx *ctx, bo
         kiln_attr *attrs = plain ? NULL : f->attrs;
         int n_attrs = plain ? 0 : f->n_attrs;
         if (!plain) f->attrs = NULL, f->n_attrs = 0;
-        int set[17], gi;
-        const int nb = plain ? (set[0] = fi, 1) : kiln_graph_unfuse(g, fi, set, 16);
+        int set[18], gi;
+        int nb = plain ? (set[0] = fi, 1) : kiln_graph_unfuse(g, fi, set, 16);
+        if (nb > 0 && ci >= 0) set[nb++] = ci;
         kiln_status st = nb < 0 ? kiln_errorf(KILN_ERR_OOM, "out of memory while fusing a MaxPool") : KILN_OK;
         if (!st) { /* the MaxPool again after the body's nodes (kiln_graph_fuse wants the set in topological order) */
             kiln_node *m = &g->nodes[mi];
@@ -156,6 +190,18 @@ kiln_status kiln_pass_fuse_conv_pool(kiln_graph *g, const kiln_pass_ctx *ctx, bo
                 m->dead = true;
                 set[nb] = ni;
                 st = kiln_graph_fuse(g, set, nb + 1, "conv_epilogue", &gi);
+                /* named after the Conv, as fuse-epilogue names groups (not after the Cast that comes first) */
+                const char *cn = NULL;
+                for (int k = 0; k < nb && !st; k++)
+                    if (g->nodes[set[k]].op == KILN_OP_Conv) cn = g->nodes[set[k]].name;
+                char *name = !st ? malloc(strlen(cn ? cn : "") + 16) : NULL;
+                if (name) {
+                    sprintf(name, "conv_epilogue_%s", cn ? cn : "");
+                    free(g->nodes[gi].name);
+                    g->nodes[gi].name = name;
+                } else if (!st) {
+                    st = kiln_errorf(KILN_ERR_OOM, "out of memory while fusing a MaxPool");
+                }
             }
         }
         if (!st) {
@@ -176,6 +222,7 @@ kiln_status kiln_pass_fuse_conv_pool(kiln_graph *g, const kiln_pass_ctx *ctx, bo
                 if (!st) st = kiln_node_set_str(gn, "kiln_layout", "NHWC");
             }
             if (!st) st = kiln_node_set_str(gn, "pool", "max");
+            if (!st && ci >= 0) st = kiln_node_set_int(gn, "x_nchw_f32", 1);
         }
         for (int i = 0; i < n_attrs; i++) kiln_attr_free(&attrs[i]);
         free(attrs);

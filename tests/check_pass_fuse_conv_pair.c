@@ -3,7 +3,7 @@
  * evaluator's outputs unchanged), and the cases where it must not fire. */
 #include "graph_builder.h"
 
-static void check_pair(kiln_graph *g, kiln_precision prec, bool want) { gb_check_late_fusion(g, prec, "fuse-conv-pair", want); }
+static void check_pair(kiln_graph *g, kiln_precision prec, bool want) { gb_check_late_fusion(g, prec, "fuse-conv-pair", want, 1); }
 
 static const kiln_node *pair_node(const kiln_graph *g) {
     for (int i = 0; i < g->n_nodes; i++)

@@ -4,7 +4,10 @@
  * not fire. */
 #include "graph_builder.h"
 
-static void check_pool(kiln_graph *g, kiln_precision prec, bool want) { gb_check_late_fusion(g, prec, "fuse-conv-pool", want); }
+/* (x is the graph input: its fp16 Cast joins the group too, two kernels fewer) */
+static void check_pool(kiln_graph *g, kiln_precision prec, bool want) {
+    gb_check_late_fusion(g, prec, "fuse-conv-pool", want, 2);
+}
 
 static const kiln_node *pool_node(const kiln_graph *g) {
     for (int i = 0; i < g->n_nodes; i++)
@@ -15,7 +18,7 @@ static const kiln_node *pool_node(const kiln_graph *g) {
 
 typedef struct stem {
     int64_t c, k, kernel, stride, pool_k, pool_s;
-    bool bias, relu, sigmoid, ceil_mode, conv_out;
+    bool bias, relu, sigmoid, ceil_mode, conv_out, x_used_twice;
 } stem;
 
 /* x [2,C,23,21] -> Conv(w [K,C,R,R], stride, pads R/2) [+ b] -> [Relu | Sigmoid] -> MaxPool
@@ -45,11 +48,15 @@ static kiln_graph *stem_graph(stem s) {
     if (s.ceil_mode) kiln_node_set_int(m, "ceil_mode", 1);
     gb_node(g, KILN_OP_Conv, "head", "m,w2", "y");
     gb_output(g, "y");
+    if (s.x_used_twice) { /* x's fp16 Cast has another reader: it stays a kernel of its own */
+        gb_node(g, KILN_OP_GlobalAveragePool, "gap", "x", "gx");
+        gb_output(g, "gx");
+    }
     if (s.conv_out) gb_output(g, cur);
     return g;
 }
 
-static const stem resnet = {3, 64, 7, 2, 3, 2, true, true, false, false, false};
+static const stem resnet = {3, 64, 7, 2, 3, 2, true, true, false, false, false, false};
 
 START_TEST(stem_and_maxpool_fuse_at_fp16) {
     for (int v = 0; v < 4; v++) { /* with and without bias and ReLU (neither: a plain Conv, no group yet) */
@@ -72,9 +79,13 @@ START_TEST(stem_and_maxpool_fuse_at_fp16) {
         } else {
             ck_assert_int_eq(bi, -1);
         }
-        /* the body: Conv, [Relu], MaxPool */
-        ck_assert_int_eq(f->body->n_nodes, s.relu ? 3 : 2);
+        /* the body: Cast, Conv, [Relu], MaxPool; the group reads the graph input (float32 NCHW) */
+        ck_assert_int_eq(f->body->n_nodes, s.relu ? 4 : 3);
+        ck_assert_int_eq(f->body->nodes[0].op, KILN_OP_Cast);
         ck_assert_int_eq(f->body->nodes[f->body->n_nodes - 1].op, KILN_OP_MaxPool);
+        ck_assert_int_eq(kiln_attr_int(f, "x_nchw_f32", 0), 1);
+        ck_assert_int_eq(f->inputs[0], g->inputs[0]);
+        ck_assert_str_eq(f->name, "conv_epilogue_conv");
         kiln_graph_free(g);
     }
     for (int64_t c = 1; c <= 4; c++) { /* C = 1..4 (C = 1: x stays NCHW, the same bytes) */
@@ -84,6 +95,16 @@ START_TEST(stem_and_maxpool_fuse_at_fp16) {
         check_pool(g, KILN_PREC_FP16, true);
         kiln_graph_free(g);
     }
+    /* x also read elsewhere: the Cast stays, the group reads its fp16 NHWC output */
+    stem s = resnet;
+    s.x_used_twice = true;
+    kiln_graph *g = stem_graph(s);
+    gb_check_late_fusion(g, KILN_PREC_FP16, "fuse-conv-pool", true, 1);
+    const kiln_node *f = pool_node(g);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(kiln_attr_int(f, "x_nchw_f32", 0), 0);
+    ck_assert_int_eq(f->body->nodes[0].op, KILN_OP_Conv);
+    kiln_graph_free(g);
 }
 END_TEST
 

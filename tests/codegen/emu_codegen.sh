@@ -84,6 +84,13 @@ run() { # MODEL PRECISION [build options...]
             echo "FAIL: $n: the stem and its MaxPool are not one conv_pool kernel"
             fails=$((fails + 1))
         fi
+        # the graph input's Cast goes in too, except where x has another reader (nhwc_stem_pool_c1)
+        want=float
+        [ "$n" = nhwc_stem_pool_c1_fp16 ] && want=__half
+        if ! grep -q "conv_pool(const $want \*x" "$cu"; then
+            echo "FAIL: $n: expected the conv_pool kernel to read $want x"
+            fails=$((fails + 1))
+        fi
         ;;
     esac
     # conv pairs (passes/fuse_conv_pair.c): both projection blocks are one two-source kernel at fp16

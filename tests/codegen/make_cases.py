@@ -453,19 +453,21 @@ def nhwc_cases(d):
          [("x", [2, 3, 33, 31])], ["out"],
          [w("w0", 64, 3, 7, 7, scale=0.3), w("b0", 64), w("w1", 16, 64, 1, 1, scale=0.2)])
     # the pooled stem (passes/fuse_conv_pool.c, kernels/conv_pool.cuh): C = 4, no bias, no ReLU,
-    # odd conv output (19 x 23: the last pooled row and column see padding), batch 3
+    # odd conv output height (19: the last pooled row sees padding), width 44 (float4 rows of the fused
+    # input Cast), batch 3
     save(d, "nhwc_stem_pool_c4",
          [N("Conv", ["x", "w0"], ["s"], strides=[2, 2], pads=[3, 3, 3, 3]),
           N("MaxPool", ["s"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
           N("Conv", ["m", "w1"], ["out"])],
-         [("x", [3, 4, 37, 45])], ["out"],
+         [("x", [3, 4, 37, 44])], ["out"],
          [w("w0", 64, 4, 7, 7, scale=0.3), w("w1", 16, 64, 1, 1, scale=0.2)])
-    # ... and C = 1 (x stays NCHW: the same bytes), a 5x5 kernel with pads 2, bias and ReLU
+    # ... and C = 1 (x stays NCHW: the same bytes), a 5x5 kernel with pads 2, bias and ReLU; x is also
+    # read by a GlobalAveragePool, so its fp16 Cast stays outside the group (the kernel's fp16 x)
     save(d, "nhwc_stem_pool_c1",
          [N("Conv", ["x", "w0", "b0"], ["s"], strides=[2, 2], pads=[2, 2, 2, 2]), N("Relu", ["s"], ["r"]),
           N("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
-          N("Conv", ["m", "w1"], ["out"])],
-         [("x", [2, 1, 30, 29])], ["out"],
+          N("Conv", ["m", "w1"], ["out"]), N("GlobalAveragePool", ["x"], ["gx"])],
+         [("x", [2, 1, 30, 29])], ["out", "gx"],
          [w("w0", 64, 1, 5, 5, scale=0.3), w("b0", 64), w("w1", 16, 64, 1, 1, scale=0.2)])
     # Concat (channels and width) and Split (channels) in NHWC; a Transpose leaves the region
     # (NHWC -> NCHW) and the next conv enters another one (NCHW -> NHWC)

@@ -17,6 +17,9 @@
 #define __shared__ static
 #define __grid_constant__
 
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 struct emu_dim3 {
     unsigned x, y, z;
 };
