@@ -95,8 +95,8 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     snprintf(shp, sizeof shp, "%s_shape", fn);
     kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool_bp%lld;", c->group, (long long)BP);
     kiln_cg_printf(&c->src,
-                   "\n// %s: %s (conv_epilogue + MaxPool), %s x[%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
-                   "%s, MaxPool 3x3 s2 -> [%lld,%lld,%lld,64], %lld pooled rows a block\n"
+                   "\n// %s: %s (conv_epilogue + MaxPool), %s [%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
+                   "%s, MaxPool 3x3 s2 -> [%lld,%lld,%lld,64], NHWC y, %lld pooled rows a block\n"
                    "#include \"conv_pool.cuh\"\n"
                    "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, R = %lld, S = %lld, "
                    "PH = %lld, PW = %lld, P = %lld, Q = %lld, H2 = %lld, W2 = %lld;\n"
@@ -107,7 +107,7 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
                    "    KILN_NHWC_SMEM(smem, %llu);\n"
                    "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) == %llu, \"conv_pool smem\");\n"
                    "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n",
-                   fn, c->group, f32x ? "fp32 NCHW (its Cast fused), NHWC" : "NHWC", (long long)N, (long long)H,
+                   fn, c->group, f32x ? "fp32 NCHW (its Cast fused) x as N,H,W,C" : "NHWC x", (long long)N, (long long)H,
                    (long long)W, (long long)C, (long long)C, (long long)R,
                    (long long)S, strcmp(act, "relu") ? "bias" : "bias, relu", (long long)N, (long long)H2, (long long)W2,
                    (long long)BP, shp, (long long)N, (long long)H, (long long)W, (long long)C, (long long)R, (long long)S,
