@@ -3,9 +3,10 @@
 // (padding 1) that follows it, for sm_80+ (mma.sync.m16n8k16, fp16 in, fp32 accumulation),
 // emitted by codegen/cg_conv_pool.c for groups made by passes/fuse_conv_pool.c.
 //
-//     conv_pool_f16<SH, RELU>(x, w, bias, y)
+//     conv_pool_f16<SH, RELU>(x, w, bias, y, smem)
 //
-// x NHWC fp16 [N][H][W][C], w fp16 [64][KP] (the packed depth below, zero where no tap is), bias
+// x NHWC fp16 [N][H][W][C] (or, XT = float, the float32 NCHW graph input whose fp16 Cast was fused:
+// the kernel converts its rows itself), w fp16 [64][KP] (the packed depth below, zero where no tap is), bias
 // fp32 [64], y NHWC fp16 [N][H2][W2][64]: the conv's own output (4x the pooled bytes) is never
 // written. SH is a generated struct of `static constexpr int`: N, H, W, C, R, S, PH, PW, P, Q (the
 // conv's output), H2, W2 (the pool's), BP (pooled rows a block), NB (blocks an image), NT (n8
