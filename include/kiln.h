@@ -249,8 +249,9 @@ kiln_status kiln_exec_context_new(const kiln_bundle_model *m, unsigned flags, ki
 void kiln_exec_context_free(kiln_exec_context *ctx);
 
 /* Bind input / output i. dtype, rank and dims must equal the signature's (else KILN_ERR_SHAPE
- * naming the input and both shapes). A binding stays until rebound; every input and output
- * must be bound before the first run. */
+ * naming the input and both shapes). A device pointer (KILN_MEM_DEVICE) must be 32-byte aligned
+ * (else KILN_ERR_INVALID_ARG): kernels move graph inputs and outputs in vectors of up to 32 bytes.
+ * A binding stays until rebound; every input and output must be bound before the first run. */
 kiln_status kiln_exec_context_bind_input(kiln_exec_context *ctx, int i, const void *ptr, kiln_dtype dt, int rank,
                                          const int64_t *dims, kiln_mem_kind mem);
 kiln_status kiln_exec_context_bind_output(kiln_exec_context *ctx, int i, void *ptr, kiln_dtype dt, int rank,

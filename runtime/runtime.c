@@ -747,6 +747,10 @@ static kiln_status bind(kiln_exec_context *ctx, bool output, int i, const void *
     binding *bd = output ? &ctx->out[i] : &ctx->in[i];
     if (!ptr && bd->nbytes)
         return kiln_errorf(KILN_ERR_INVALID_ARG, "%s '%s': NULL pointer", what, io->name);
+    /* kernels read and write graph inputs and outputs in vectors of up to 32 bytes */
+    if (mem == KILN_MEM_DEVICE && ((uintptr_t)ptr % 32))
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "%s '%s': device pointer %p is not 32-byte aligned (cudaMalloc gives 256)",
+                           what, io->name, ptr);
     bd->ptr = ptr;
     bd->mem = mem;
     bd->bound = true;

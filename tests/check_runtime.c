@@ -659,6 +659,12 @@ START_TEST(gpu_wrong_bindings_refused) {
     ck_assert_msg(strstr(kiln_last_error(), "output 'scaled'"), "%s", kiln_last_error());
     ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 1, h->x, KILN_F32, 3, DIMS, KILN_MEM_HOST), KILN_ERR_INVALID_ARG);
     ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, NULL, KILN_F32, 3, DIMS, KILN_MEM_HOST), KILN_ERR_INVALID_ARG);
+    /* a device pointer that kernels' vector loads could not take (bind does not dereference it) */
+    void *odd = (void *)(uintptr_t)0x10004;
+    ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, odd, KILN_F32, 3, DIMS, KILN_MEM_DEVICE), KILN_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(kiln_last_error(), "input 'x'") && strstr(kiln_last_error(), "32-byte aligned"), "%s",
+                  kiln_last_error());
+    ck_assert_int_eq(kiln_exec_context_bind_output(ctx, 0, odd, KILN_F32, 3, DIMS, KILN_MEM_DEVICE), KILN_ERR_INVALID_ARG);
     /* a refused binding leaves the context usable */
     bind_host(ctx, h);
     ck_assert_msg(kiln_exec_context_run(ctx, NULL) == KILN_OK, "%s", kiln_last_error());
