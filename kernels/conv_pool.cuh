@@ -33,8 +33,9 @@
 // unfused conv -> relu -> maxpool on the same accumulators. A pooled row is staged in shared
 // memory and stored as contiguous 16-byte chunks.
 //
-// Input rows arrive by cp.async in three commit groups (the first two conv rows' input, the next
-// four's, the rest), so the first mma waits only for the first few rows.
+// fp16 input rows arrive by cp.async in three commit groups (the first two conv rows' input, the next
+// four's, the rest), so the first mma waits only for the first few rows; float32 rows (XT = float)
+// are loaded two rows ahead, issued after a row's mma and stored after its epilogue.
 #pragma once
 
 #include "kiln_common.cuh"
@@ -102,10 +103,10 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
     static_assert(conv_pool_off + C * (2 * (2 * QH - 1) - SH::PW) - SH::FRONT + SEG <= PITCH, "last run in the row");
     static_assert(2 * QH >= SH::Q && W2P >= SH::W2, "pixel halves");
     constexpr bool F32X = !conv_nhwc_is_half<XT>::value; // x float32 NCHW: its Cast fused
-    constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128 > 0 ? (2 * C * (SH::W / VEC) + 127) / 128 : 1;
+    constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128; // two rows' items a thread
     unsigned short *rows = reinterpret_cast<unsigned short *>(smem);
     unsigned short *stage = rows + ROWS * PITCH;
-    float *xch = reinterpret_cast<float *>(stage + W2P * conv_pool_stage); // [row parity][a][2][32]
+    float *xch = reinterpret_cast<float *>(stage + W2P * conv_pool_stage); // [row parity][m16][cb][16]
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3, cb = warp & 1, ph = warp >> 1;
@@ -114,7 +115,7 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
     const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows
     const int y0 = 2 * rs - SH::PH;                     // the input row of shared row 0
 
-    // ---- input rows: zero borders, cp.async of the image's rows in three groups
+    // ---- input rows: zero borders; fp16 x by cp.async in three groups, float32 x two rows at a time
     {
         constexpr int CW = C * SH::W, TAIL = PITCH - conv_pool_off - CW;
         for (int i = tid; i < ROWS * (conv_pool_off + TAIL); i += 128) {
@@ -122,7 +123,7 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
             rows[rr * PITCH + (e < conv_pool_off ? e : conv_pool_off + CW + (e - conv_pool_off))] = 0;
         }
         const int last = 2 * (cr - 1) + R; // shared rows in use
-        if constexpr (F32X) { // the first two conv rows' input now, the rest two rows at a time (conv_pool_rows)
+        if constexpr (F32X) { // the first two conv rows' input now, the rest two rows ahead in the row loop
             const int first = 2 + R < last ? 2 + R : last;
             for (int r = 0; r < first; r += 2) {
                 float v[F32_ITEMS][VEC];
@@ -133,9 +134,10 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
         const int ends[3] = {2 * 1 + R < last ? 2 * 1 + R : last, 2 * 5 + R < last ? 2 * 5 + R : last, last};
         int from = 0;
 #pragma unroll
-        for (int grp = 0; grp < 3 && !F32X; grp++) {
+        for (int grp = 0; grp < 3; grp++) {
             const int to = ends[grp];
             if constexpr (F32X) {
+                break;
             } else if constexpr (CW % 8 == 0) {
                 constexpr int CH = CW / 8; // 16-byte chunks a row
                 for (int i = tid; i < (to - from) * CH; i += 128) {
