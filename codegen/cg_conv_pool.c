@@ -83,7 +83,8 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     int64_t BP = (N * H2 + 2 * sms - 1) / (2 * sms);
     BP = BP < 1 ? 1 : BP > 7 ? 7 : BP;
     const char *ebp = getenv("KILN_CONV_POOL_BP"); /* tests: bands of several rows on small shapes */
-    if (ebp && atoi(ebp) >= 1 && atoi(ebp) <= 16) BP = atoi(ebp);
+    const int ebp_rows = ebp ? atoi(ebp) : 0;
+    if (ebp_rows >= 1 && ebp_rows <= 16) BP = ebp_rows;
     const int64_t NB = (H2 + BP - 1) / BP, ROWS = 4 * BP + R, W2P = 8 * NT;
     const uint64_t smem = (uint64_t)(ROWS * PITCH * 2 + W2P * 72 * 2 + 2 * 2 * 2 * 32 * 4);
     if (smem > 227 * 1024)

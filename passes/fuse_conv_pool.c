@@ -58,8 +58,8 @@ static bool ints_are(const kiln_node *n, const char *name, int count, const int6
 }
 
 /* The MaxPool node the kernel fuses into node F (index fi: a conv_epilogue group, or a Conv that
- * fuse-epilogue left alone, having nothing to fuse), -1 when it does not apply. */
-static int match(const kiln_graph *g, int fi) {
+ * fuse-epilogue left alone, having nothing to fuse), -1 when it does not apply; *xo: the conv's x. */
+static int match(const kiln_graph *g, int fi, int *xo) {
     const kiln_node *f = &g->nodes[fi], *an = NULL;
     if (f->dead || f->n_outputs != 1 || kiln_attr_int(f, "kiln_convert_input", 0) ||
         kiln_attr_int(f, "kiln_convert_output", 0))
@@ -121,6 +121,7 @@ static int match(const kiln_graph *g, int fi) {
         kiln_attr_int(m, "storage_order", 0) || strcmp(kiln_attr_str(m, "auto_pad", "NOTSET"), "NOTSET"))
         return -1;
     const int set[2] = {fi, mi};
+    *xo = x;
     return kiln_graph_is_convex(g, set, 2) ? mi : -1;
 }
 
@@ -146,21 +147,10 @@ kiln_status kiln_pass_fuse_conv_pool(kiln_graph *g, const kiln_pass_ctx *ctx, bo
     if (ctx->precision != KILN_PREC_FP16) return KILN_OK;
     const int n_nodes = g->n_nodes;
     for (int fi = 0; fi < n_nodes; fi++) {
-        const int mi = match(g, fi);
+        int x;
+        const int mi = match(g, fi, &x);
         if (mi < 0) continue;
-        int ci = -1; /* the input's Cast, taken in too (one kernel fewer, and fp16 x never written) */
-        {
-            const kiln_node *f0 = &g->nodes[fi];
-            if (f0->op == KILN_OP_Conv) {
-                ci = input_cast(g, f0->inputs[0]);
-            } else {
-                for (int k = 0; k < f0->body->n_nodes && ci < 0; k++)
-                    if (f0->body->nodes[k].op == KILN_OP_Conv) {
-                        const int xo = kiln_fused_outer_value(f0, f0->body->nodes[k].inputs[0]);
-                        ci = xo >= 0 ? input_cast(g, xo) : -1;
-                    }
-            }
-        }
+        const int ci = input_cast(g, x); /* the input's Cast, taken in too (one kernel fewer, fp16 x never written) */
         /* F is taken apart and fused again with the MaxPool, its attributes carried over */
         kiln_node *f = &g->nodes[fi];
         const bool plain = f->op == KILN_OP_Conv; /* a Conv alone: a new group, conv_epilogue's attributes */
