@@ -48,6 +48,81 @@ static bool operands(const kiln_node *n, bool f32x, pool_operands *o) {
     return o->x >= 0 && o->w >= 0 && o->y >= 0 && !kiln_attr_int(n, "has_residual", 0);
 }
 
+/* The wgmma variant's geometry (kernels/conv_pool.cuh, conv_pool_wg_f16): NW pixels a conv row
+ * (64 or 112), planes of E entries, J chunks a tap, the strip's pitch SP, KW k16 steps and their
+ * chunks (chunk s * J + j, or -1: the zero-weight dummy), ordered by their address in a plane
+ * buffer and paired, so that every step's leading byte offset is positive. */
+#define WG_MAX_STEPS 64
+typedef struct wg_plan {
+    int64_t nw, e, j, sp;
+    int kw;
+    int chunk[2 * WG_MAX_STEPS];
+    int ka[WG_MAX_STEPS], kl[WG_MAX_STEPS];
+    uint64_t smem;
+} wg_plan;
+
+static bool has_sm90a(const cg *c) {
+    for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
+        if (!strcmp(c->o->archs[i], "sm_90a")) return true;
+    return false;
+}
+
+/* false: no wgmma variant (no sm_90a image, rows wider than 112 pixels, a single chunk, or
+ * KILN_CONV_POOL_WG=0, the developer switch for A/B runs) */
+static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q, int64_t BP, int64_t ROWS, wg_plan *p) {
+    const char *env = getenv("KILN_CONV_POOL_WG");
+    if (!has_sm90a(c) || (env && !strcmp(env, "0")) || Q > 112) return false;
+    p->nw = Q <= 64 ? 64 : 112;
+    p->e = p->nw + (S - 1) / 2;
+    p->j = (R * C + 7) / 8;
+    const int64_t nch = S * p->j, wn = R * C / 2 + (R * C) % 2;
+    if (nch < 2 || nch > 2 * WG_MAX_STEPS) return false;
+    int64_t sp = max64(ROWS * C, 4 * BP * C + 2 * wn);
+    sp += sp % 2;
+    if ((sp / 2) % 2 == 0) sp += 2;
+    p->sp = sp;
+    p->kw = (int)((nch + 1) / 2);
+    int64_t addr[2 * WG_MAX_STEPS];
+    int nc = 0;
+    for (int64_t s = 0; s < S; s++)
+        for (int64_t j = 0; j < p->j; j++) {
+            const int64_t a = ((s & 1) * p->j + j) * p->e * 16 + (s >> 1) * 16;
+            int k = nc++;
+            for (; k > 0 && addr[k - 1] > a; k--) addr[k] = addr[k - 1], p->chunk[k] = p->chunk[k - 1];
+            addr[k] = a, p->chunk[k] = (int)(s * p->j + j);
+        }
+    if (nc % 2) { /* the last step: the dummy (chunk 0's address, zero weights) first, the last chunk second */
+        addr[nc] = addr[nc - 1], p->chunk[nc] = p->chunk[nc - 1];
+        addr[nc - 1] = addr[0], p->chunk[nc - 1] = -1;
+        nc++;
+    }
+    for (int i = 0; i < p->kw; i++) p->ka[i] = (int)addr[2 * i], p->kl[i] = (int)(addr[2 * i + 1] - addr[2 * i]);
+    p->smem = (uint64_t)(2 * 2 * p->j * p->e * 16 + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
+    return true;
+}
+
+/* fp16 [64][16 KW]: step i's depth 16 i .. 16 i + 7 is its first chunk, + 8 .. + 15 its second; chunk
+ * s * J + j, element u is the pair 8 j + u = r * C + c of tap s (zero past R * C) */
+static kiln_status add_wg_weights(cg *c, const kiln_value *w, int64_t C, int64_t R, int64_t S, const wg_plan *p,
+                                  uint64_t *off) {
+    const int64_t KP = 16 * p->kw;
+    uint16_t *h = calloc((size_t)(64 * KP), sizeof *h);
+    if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    for (int64_t ko = 0; ko < 64; ko++)
+        for (int64_t kk = 0; kk < KP; kk++) {
+            const int ch = p->chunk[kk / 8];
+            const int64_t pair = ch < 0 ? R * C : (ch % p->j) * 8 + kk % 8, sx = ch < 0 ? 0 : ch / p->j;
+            if (pair >= R * C) continue;
+            h[ko * KP + kk] = kiln_f32_to_f16((float)kiln_tensor_get(w->data, ((ko * C + pair % C) * R + pair / C) * S + sx));
+        }
+    char wname[256];
+    snprintf(wname, sizeof wname, "%s.pool_wgmma", w->name && *w->name ? w->name : "const");
+    const int64_t wd[2] = {64, KP};
+    const kiln_status st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 2, wd, h, (uint64_t)(64 * KP) * 2, off);
+    free(h);
+    return st;
+}
+
 kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     const bool f32x = kiln_attr_int(n, "x_nchw_f32", 0) != 0;
     pool_operands a;
@@ -86,7 +161,10 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     const int ebp_rows = ebp ? atoi(ebp) : 0;
     if (ebp_rows >= 1 && ebp_rows <= 16) BP = ebp_rows;
     const int64_t NB = (H2 + BP - 1) / BP, ROWS = 4 * BP + R, W2P = 8 * NT;
-    const uint64_t smem = (uint64_t)(ROWS * PITCH * 2 + W2P * 72 * 2 + 2 * 2 * 2 * 32 * 4);
+    uint64_t smem = (uint64_t)(ROWS * PITCH * 2 + W2P * 72 * 2 + 2 * 2 * 2 * 32 * 4);
+    wg_plan wp = {0};
+    const bool wg = wg_plan_make(c, C, R, S, Q, BP, ROWS, &wp);
+    if (wg && wp.smem > smem) smem = wp.smem;
     if (smem > 227 * 1024)
         return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': %llu bytes of shared memory", c->group,
                            (unsigned long long)smem);
@@ -94,7 +172,7 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     char fn[64], shp[80];
     kiln_cg_kernel_name(c, "conv_pool", fn, sizeof fn);
     snprintf(shp, sizeof shp, "%s_shape", fn);
-    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool_bp%lld;", c->group, (long long)BP);
+    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool%s_bp%lld;", c->group, wg ? "wg" : "", (long long)BP);
     kiln_cg_printf(&c->src,
                    "\n// %s: %s (conv_epilogue + MaxPool), %s [%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
                    "%s, MaxPool 3x3 s2 -> [%lld,%lld,%lld,64], NHWC y, %lld pooled rows a block\n"
@@ -102,22 +180,45 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
                    "struct %s {\n    static constexpr int N = %lld, H = %lld, W = %lld, C = %lld, R = %lld, S = %lld, "
                    "PH = %lld, PW = %lld, P = %lld, Q = %lld, H2 = %lld, W2 = %lld;\n"
                    "    static constexpr int BP = %lld, NB = %lld, NT = %lld, FRONT = %lld, SEG = %lld, KS = %lld, "
-                   "PITCH = %lld, ROWS = %lld;\n};\n"
-                   "extern \"C\" __global__ void __launch_bounds__(128, 2) %s(const %s *x, const __half *w, "
-                   "const float *bias, __half *y) {\n"
-                   "    KILN_NHWC_SMEM(smem, %llu);\n"
-                   "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) == %llu, \"conv_pool smem\");\n"
-                   "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n",
+                   "PITCH = %lld, ROWS = %lld;\n",
                    fn, c->group, f32x ? "fp32 NCHW (its Cast fused) x as N,H,W,C" : "NHWC x", (long long)N, (long long)H,
                    (long long)W, (long long)C, (long long)C, (long long)R,
                    (long long)S, strcmp(act, "relu") ? "bias" : "bias, relu", (long long)N, (long long)H2, (long long)W2,
                    (long long)BP, shp, (long long)N, (long long)H, (long long)W, (long long)C, (long long)R, (long long)S,
                    (long long)pb[0], (long long)pb[1], (long long)P, (long long)Q, (long long)H2, (long long)W2,
                    (long long)BP, (long long)NB, (long long)NT, (long long)FRONT, (long long)SEG, (long long)KS,
-                   (long long)PITCH, (long long)ROWS, fn, f32x ? "float" : "__half", (unsigned long long)smem, (long long)ROWS, (long long)PITCH,
-                   (long long)W2P, (unsigned long long)smem, shp, strcmp(act, "relu") ? "false" : "true");
+                   (long long)PITCH, (long long)ROWS);
+    const char *relu = strcmp(act, "relu") ? "false" : "true";
+    if (wg) { /* the sm_90a image runs conv_pool_wg_f16, every other one conv_pool_f16 (both weight packings) */
+        kiln_cg_printf(&c->src, "    static constexpr int NW = %lld, E = %lld, J = %lld, SP = %lld, KW = %d;\n"
+                                "    // k16 step i: its first chunk's byte offset in a plane buffer, the second's from it\n"
+                                "    __device__ static constexpr int ka(int i) {\n        constexpr int v[] = {",
+                       (long long)wp.nw, (long long)wp.e, (long long)wp.j, (long long)wp.sp, wp.kw);
+        for (int i = 0; i < wp.kw; i++) kiln_cg_printf(&c->src, "%s%d", i ? ", " : "", wp.ka[i]);
+        kiln_cg_printf(&c->src, "};\n        return v[i];\n    }\n    __device__ static constexpr int kl(int i) {\n        "
+                                "constexpr int v[] = {");
+        for (int i = 0; i < wp.kw; i++) kiln_cg_printf(&c->src, "%s%d", i ? ", " : "", wp.kl[i]);
+        kiln_cg_printf(&c->src, "};\n        return v[i];\n    }\n");
+    }
+    kiln_cg_printf(&c->src,
+                   "};\n"
+                   "extern \"C\" __global__ void __launch_bounds__(128, 2) %s(const %s *x, const __half *w, %s"
+                   "const float *bias, __half *y) {\n"
+                   "    KILN_NHWC_SMEM(smem, %llu);\n"
+                   "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) <= %llu, \"conv_pool smem\");\n",
+                   fn, f32x ? "float" : "__half", wg ? "const __half *wwg, " : "", (unsigned long long)smem,
+                   (long long)ROWS, (long long)PITCH, (long long)W2P, (unsigned long long)smem);
+    if (wg)
+        kiln_cg_printf(&c->src,
+                       "    static_assert(KILN_CONV_POOL_WG_SMEM_BYTES(%lld, %lld, %lld, %lld) <= %llu, \"conv_pool_wg smem\");\n"
+                       "#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)\n    kiln::conv_pool_wg_f16<%s, %s>(x, wwg, bias, y, smem);\n#else\n"
+                       "    (void)wwg;\n    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n#endif\n}\n",
+                       (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (unsigned long long)smem, shp,
+                       relu, shp, relu);
+    else
+        kiln_cg_printf(&c->src, "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n", shp, relu);
 
-    kiln_bundle_arg args[4];
+    kiln_bundle_arg args[5];
     {
         uint16_t *h = calloc((size_t)(64 * KP), sizeof *h);
         float *b = calloc(64, sizeof *b);
@@ -145,15 +246,17 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
         snprintf(wname, sizeof wname, "%s.pool_packed", w->name && *w->name ? w->name : "const");
         snprintf(bname, sizeof bname, "%s.pool_bias", w->name && *w->name ? w->name : "const");
         const int64_t wd[2] = {64, KP}, bd[1] = {64};
-        uint64_t woff = 0, boff = 0;
+        uint64_t woff = 0, boff = 0, wgoff = 0;
         st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 2, wd, h, (uint64_t)(64 * KP) * 2, &woff);
         if (!st) st = kiln_bundle_add_weight(c->b, bname, KILN_F32, 1, bd, b, 64 * 4, &boff);
         free(h);
         free(b);
+        if (!st && wg) st = add_wg_weights(c, w, C, R, S, &wp, &wgoff);
         if (st) return st;
         args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, woff};
-        args[2] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, boff};
+        args[2 + wg] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, boff};
+        if (wg) args[2] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, wgoff};
     }
-    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.y, &args[3]))) return st;
-    return kiln_cg_launch_smem(c, fn, (uint64_t)(N * NB), 1, 1, 128, (uint32_t)smem, args, 4);
+    if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.y, &args[3 + wg]))) return st;
+    return kiln_cg_launch_smem(c, fn, (uint64_t)(N * NB), 1, 1, 128, (uint32_t)smem, args, 4 + wg);
 }

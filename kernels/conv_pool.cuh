@@ -41,6 +41,7 @@
 #include "kiln_common.cuh"
 #include "mma.cuh"
 #include "conv_nhwc.cuh"
+#include "conv_wgmma.cuh"
 
 namespace kiln {
 
@@ -308,6 +309,218 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
             __syncthreads(); // the staging is read before the next row writes it
         }
     }
+}
+
+// ---- the wgmma variant (sm_90a): conv_pool_wg_f16<SH, RELU, XT>(x, w, bias, y, smem) ----
+//
+// The same block (one warpgroup, BP pooled rows of one image), results and epilogue as
+// conv_pool_f16, but the conv row p = W'[64][K] x B[K][NW] is BW k16 steps of
+// wgmma.m64nNWk16 (NW = 64 or 112 >= Q pixels), weights as A in registers, B from shared memory
+// through descriptors. B's depth is ordered by (tap s, chunk j): chunk j of tap s of pixel q is
+// the 8 values x[2p - PH + r][2q - PW + s][c] for the pairs (r, c) 8j .. 8j + 7 (pair = r * C +
+// c; pairs >= R * C are zero weights), one 16-byte entry. Pixel q's input column for tap s is
+// x' = 2q + s (x' = column + PW), so with the entries of each column parity in their own
+// "plane", plane[s % 2][j][e] for x' = 2e + s % 2, tap s of pixels q .. q + 7 is the 8 entries
+// from e = q + s / 2: one no-swizzle K-major core matrix, 128 contiguous bytes, and the next 8
+// pixels the next 128 (stride byte offset 128). Each k16 step takes two chunks, the second at
+// the leading byte offset from the first: the emitter orders the chunks by address and pairs
+// them (SH::ka, SH::kl; an odd count gets a zero-weight dummy that points at chunk 0). ResNet's
+// 7x7 over RGB: 21 pairs -> J = 3 chunks a tap, 21 chunks, 11 steps, 176 of depth for 147.
+//
+// The planes of conv row p (2 * J * E entries, E = NW + (S - 1) / 2) are built from a "strip":
+// the block's input, column by column: slot par * E + e holds x' = 2e + par, its ROWS input rows
+// x C channels contiguous (pitch SP halves, SP / 2 odd: the threads of a warp read consecutive
+// slots without bank conflicts), so conv row tr's R * C values of a column are one run of words
+// from 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run.
+#define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW) (2 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
+
+template <class SH, int VEC, int ITEMS>
+__device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
+    constexpr int PER_ROW = SH::C * (SH::W / VEC);
+#pragma unroll
+    for (int it = 0; it < ITEMS; it++) {
+        const int i = tid + 128 * it, rr = r0 + i / PER_ROW, c = (i % PER_ROW) / (SH::W / VEC), k = i % (SH::W / VEC);
+        if (i >= (r1 - r0) * PER_ROW) continue;
+#pragma unroll
+        for (int u = 0; u < VEC; u++) {
+            const int xs = VEC * k + u + SH::PW; // x'
+            if (xs < 2 * SH::E)
+                strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = __half_as_ushort(__float2half_rn(v[it][u]));
+        }
+    }
+}
+
+template <class SH, bool RELU, class XT>
+__device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const __half *__restrict__ w,
+                                                 const float *__restrict__ bias, __half *__restrict__ y,
+                                                 unsigned char *smem) {
+#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)
+    constexpr int C = SH::C, R = SH::R, NW = SH::NW, NJ = NW / 8, E = SH::E, J = SH::J, SP = SH::SP, KW = SH::KW;
+    constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE;
+    static_assert(NW == 64 || NW == 112, "wgmma N");
+    static_assert(NW >= SH::Q && E == NW + (SH::S - 1) / 2 && J == (RC + 7) / 8 && 2 * KW >= SH::S * J, "planes");
+    static_assert(SP % 2 == 0 && (SP / 2) % 2 == 1 && SP >= SH::ROWS * C && SP >= 2 * (2 * SH::BP) * C + 2 * WN, "strip");
+    constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
+    constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128;
+    unsigned char *planes = smem;
+    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 2 * BUF);
+    unsigned short *strip = stage + NW / 2 * conv_pool_stage;
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int n = blockIdx.x / SH::NB, i0 = (blockIdx.x % SH::NB) * SH::BP;
+    const int i1 = (i0 + SH::BP < SH::H2 ? i0 + SH::BP : SH::H2) - 1;
+    const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows
+    const int y0 = 2 * rs - SH::PH;                     // the input row of strip row 0
+    const int last = 2 * (cr - 1) + R;                  // strip rows in use
+
+    // ---- the strip: zeros (padding columns, rows outside the image, the over-read), then the rows
+    for (int i = tid; i < E * SP; i += 128) reinterpret_cast<u32 *>(strip)[i] = 0u;
+    __syncthreads();
+    if constexpr (F32X) { // the first two conv rows' input now, the rest two rows ahead in the row loop
+        const int first = 2 + R < last ? 2 + R : last;
+        for (int r = 0; r < first; r += 2) {
+            float v[F32_ITEMS][VEC];
+            conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, r, r + 2 < first ? r + 2 : first, tid, v);
+            conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, r, r + 2 < first ? r + 2 : first, tid, v);
+        }
+    } else { // fp16 NHWC x: every row now (not the network's hot path: the graph input is float32)
+        for (int i = tid; i < last * SH::W * C; i += 128) {
+            const int rr = i / (SH::W * C), col = (i / C) % SH::W, c = i % C, iy = y0 + rr, xs = col + SH::PW;
+            if (iy >= 0 && iy < SH::H && xs < 2 * E)
+                strip[((xs & 1) * E + (xs >> 1)) * SP + rr * C + c] =
+                    __half_as_ushort(x[(((i64)n * SH::H + iy) * SH::W + col) * C + c]);
+        }
+    }
+
+    // ---- this warp's weights (output channels 16 warp .. + 15) as wgmma A fragments
+    u32 a[KW][4];
+    {
+        const unsigned short *wh = reinterpret_cast<const unsigned short *>(w);
+        const int ch = 16 * warp + g;
+#pragma unroll
+        for (int ks = 0; ks < KW; ks++) {
+            const int k = 16 * ks + 2 * t;
+            a[ks][0] = ld_pair(wh + (i64)ch * (16 * KW) + k);
+            a[ks][1] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k);
+            a[ks][2] = ld_pair(wh + (i64)ch * (16 * KW) + k + 8);
+            a[ks][3] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k + 8);
+        }
+    }
+    const float bz[2] = {bias[16 * warp + g], bias[16 * warp + g + 8]};
+
+    // conv row trr's planes into buffer b: slot idx of the strip is x' = 2e + par, entry e of plane par
+    auto build = [&](int trr, int b) {
+        unsigned char *pb = planes + b * BUF;
+        for (int idx = tid; idx < 2 * E; idx += 128) {
+            const int par = idx >= E, e = idx - par * E;
+            const u32 *col = reinterpret_cast<const u32 *>(strip + idx * SP + 2 * trr * C);
+            u32 v[4 * J];
+#pragma unroll
+            for (int k = 0; k < 4 * J; k++) v[k] = k < RC / 2 ? col[k] : 0u;
+            if constexpr (RC & 1) // the run's last value alone (the next half is the next row's, maybe being written)
+                v[RC / 2] = reinterpret_cast<const unsigned short *>(col)[RC - 1];
+#pragma unroll
+            for (int j = 0; j < J; j++) {
+                u32 *d = reinterpret_cast<u32 *>(pb + (par * J + j) * PLANE + e * 16);
+#ifdef KILN_EMU
+                d[0] = v[4 * j], d[1] = v[4 * j + 1], d[2] = v[4 * j + 2], d[3] = v[4 * j + 3];
+#else
+                *reinterpret_cast<uint4 *>(d) = make_uint4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+#endif
+            }
+        }
+    };
+    __syncthreads(); // the strip's first rows
+    build(0, 0);
+    fence_proxy_async(); // generic-proxy plane writes, before wgmma (async proxy) reads them
+    __syncthreads();
+
+    float cur[NJ][2]; // the pooled row in progress, before bias and ReLU: [n8][channel g / g + 8]
+#pragma unroll
+    for (int j = 0; j < NJ; j++) cur[j][0] = cur[j][1] = neg_inf();
+    constexpr bool FULL = NW == SH::Q;
+    const int src = t == 0 ? lane + 3 : lane - 1; // the lane holding this lane's pixel 2m - 1
+
+    for (int tr = 0; tr < cr; tr++) {
+        const int p = rs + tr;
+        const bool emit = !(tr & 1) && tr > 0; // conv row p = 2i + 1 ends pooled row i (and starts i + 1)
+        const bool valid = p >= 0 && p < SH::P; // (the same for the whole block)
+        float acc[NW / 2];
+        if (valid) {
+#pragma unroll
+            for (int i = 0; i < NW / 2; i++) acc[i] = 0.0f;
+            wgmma_pin<NW / 2>(acc);
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < KW; ks++) {
+                wgmma_rs_f16<NW>::run(acc, a[ks], wgmma_desc(planes + (tr & 1) * BUF + SH::ka(ks), SH::kl(ks), 128));
+            }
+            wgmma_commit();
+        }
+        if (tr + 1 < cr) build(tr + 1, (tr + 1) & 1); // under this row's wgmmas
+        float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1];
+        const int nr0 = 2 * tr + R + 2, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
+        if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
+        if (valid) {
+            wgmma_wait<0>();
+            wgmma_pin<NW / 2>(acc);
+            if constexpr (!FULL) // pixels past Q drop out of every max
+#pragma unroll
+                for (int j = 0; j < NJ; j++) {
+                    const int q = 8 * j + 2 * t;
+                    if (q >= SH::Q) acc[4 * j] = acc[4 * j + 2] = neg_inf();
+                    if (q + 1 >= SH::Q) acc[4 * j + 1] = acc[4 * j + 3] = neg_inf();
+                }
+            // pooled column m = 4 j + t = max(pixel 2m - 1, 2m, 2m + 1): as in conv_pool_f16, the whole
+            // row is in the warp (the wgmma accumulator: pixels 8 j + 2 t, + 1 of channels g, g + 8)
+            float po[2];
+#pragma unroll
+            for (int j = 0; j < NJ; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const float e = acc[4 * j + 2 * h], o = acc[4 * j + 2 * h + 1];
+                    const float r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po[h] : o, src);
+                    po[h] = o;
+                    const float prev = t != 0 || j > 0 ? r : neg_inf();
+                    const float hm = fmaxf(prev, fmaxf(e, o));
+                    if (!emit) {
+                        cur[j][h] = fmaxf(cur[j][h], hm);
+                        continue;
+                    }
+                    float v = fmaxf(cur[j][h], hm) + bz[h];
+                    if (RELU) v = fmaxf(v, 0.0f);
+                    stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
+                    cur[j][h] = hm;
+                }
+        } else { // a conv row past the image: -inf
+#pragma unroll
+            for (int j = 0; j < NJ; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    if (emit) {
+                        float v = cur[j][h] + bz[h];
+                        if (RELU) v = fmaxf(v, 0.0f);
+                        stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
+                    }
+                    cur[j][h] = neg_inf();
+                }
+        }
+        if (emit) {
+            const int i = i0 + tr / 2 - 1; // the finished pooled row
+            __syncthreads();               // the staged row is complete
+            constexpr int CHUNKS = SH::W2 * 8;
+            __half *yr = y + (((i64)n * SH::H2 + i) * SH::W2) * 64;
+            for (int c = tid; c < CHUNKS; c += 128)
+                *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) =
+                    *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
+        }
+        if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
+        fence_proxy_async(); // row tr + 1's planes, for the wgmmas
+        __syncthreads();     // ... and the strip rows and the staging, for everyone
+    }
+#else
+    (void)x, (void)w, (void)bias, (void)y, (void)smem;
+#endif
 }
 
 } // namespace kiln

@@ -344,6 +344,23 @@ __device__ __forceinline__ void wgmma_store_partials_tr(const float *acc, float 
             if (m < M && n < NN) part[(i64)blockIdx.z * M * NN + (i64)m * NN + n] = acc[4 * j + q];
         }
 }
+#elif defined(KILN_EMU)
+// Under the CPU emulator (tests/codegen/emu/emu_sched.cpp) the wgmma operations that
+// conv_pool_wg_f16 uses are calls: a descriptor is a handle to (address, leading and stride byte
+// offsets), and wgmma_rs_f16 exchanges the warpgroup's A fragments at a barrier and reads B through
+// the descriptor with the no-swizzle K-major layout, so that a plane or descriptor bug fails there.
+#define KILN_EMU_WGMMA 1
+extern "C" u64 emu_wgmma_desc(const void *p, unsigned lbo, unsigned sbo);
+extern "C" void emu_wgmma_rs_f16(int n, float *d, const u32 *a, u64 db);
+inline u64 wgmma_desc(const void *p, unsigned lbo, unsigned sbo) { return emu_wgmma_desc(p, lbo, sbo); }
+inline void wgmma_fence() {}
+inline void wgmma_commit() {}
+template <int N> inline void wgmma_wait() {}
+template <int N> inline void wgmma_pin(float *) {}
+inline void fence_proxy_async() {}
+template <int N> struct wgmma_rs_f16 {
+    static void run(float *d, const unsigned *a, u64 db) { emu_wgmma_rs_f16(N, d, a, db); }
+};
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
 // TR = true ("wt" candidates: transposed roles, BN == 64 output channels): the GEMM is computed as

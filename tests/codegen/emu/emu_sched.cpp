@@ -112,6 +112,48 @@ extern "C" void emu_warp_mma(int prec, int mt, int nt, float *acc, const uint32_
     __syncthreads();
 }
 
+// kernels/conv_wgmma.cuh's emulated wgmma (conv_pool_wg_f16): a descriptor is an index into a
+// ring of (shared address, leading byte offset, stride byte offset); wgmma_rs_f16 is called by the
+// 128 threads of a warpgroup at the same point: they publish their A fragments (warp w's m16 rows
+// 16 w .. 16 w + 15, the m16n8k16 A layout), meet at a barrier, and each computes its accumulators
+// (d[4 j + r] = D[16 w + g + 8 (r / 2)][8 j + 2 t + r % 2]) with B(k, n) read as the PTX ISA's
+// no-swizzle K-major canonical layout: core matrix (n / 8, k / 8) at start + (n / 8) * SBO +
+// (k / 8) * LBO, row n % 8 at 16 (n % 8) bytes, element k % 8 at 2 (k % 8).
+struct emu_desc {
+    const unsigned char *p;
+    unsigned lbo, sbo;
+};
+static emu_desc desc_ring[1 << 16];
+static unsigned desc_next;
+
+extern "C" unsigned long long emu_wgmma_desc(const void *p, unsigned lbo, unsigned sbo) {
+    const unsigned i = desc_next++ & 0xffffu;
+    desc_ring[i] = emu_desc{(const unsigned char *)p, lbo, sbo};
+    return i;
+}
+
+extern "C" void emu_wgmma_rs_f16(int n, float *d, const uint32_t *a, unsigned long long db) {
+    const int t = cur, lane = t % 32, w = (t / 32) % 4, g = lane / 4, q = lane % 4;
+    const emu_desc de = desc_ring[db & 0xffffu];
+    frag_a[t] = a;
+    __syncthreads();
+    const uint32_t *const *wa = frag_a + (t & ~127);
+    for (int j = 0; j < n / 8; j++)
+        for (int r = 0; r < 4; r++) {
+            const int row = 16 * w + g + 8 * (r / 2), col = 8 * j + 2 * q + (r & 1);
+            float s = d[4 * j + r];
+            for (int k = 0; k < 16; k++) {
+                const int owner = (row / 16) * 32 + (row % 8) * 4 + (k % 8) / 2, reg = ((row % 16) >= 8) + 2 * (k >= 8);
+                const float av = f16_value(wa[owner][reg], k & 1);
+                uint16_t bh;
+                memcpy(&bh, de.p + (col / 8) * de.sbo + (k / 8) * de.lbo + (col % 8) * 16 + (k % 8) * 2, 2);
+                s += av * f16_value(bh, 0);
+            }
+            d[4 * j + r] = s;
+        }
+    __syncthreads();
+}
+
 // ---------------------------------------------------------- cp.async, ldmatrix --
 // kernels/conv_nhwc.cuh: cp.async.cg 16 bytes with src-size 0 or 16 (a synchronous copy here;
 // commit/wait are no-ops), and ldmatrix.m8n8.x{1,2,4}[.trans].b16 as a warp exchange: every lane
