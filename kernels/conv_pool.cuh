@@ -332,7 +332,11 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // x C channels contiguous (pitch SP halves, SP / 2 odd: the threads of a warp read consecutive
 // slots without bank conflicts), so conv row tr's R * C values of a column are one run of words
 // from 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run.
-#define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW) (2 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
+#define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW) (3 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 4 + 64 * 4 + 2 * (E) * (SP) * 2)
+
+template <bool B> struct conv_pool_bool {
+    static constexpr bool value = B;
+};
 
 template <class SH, int VEC, int ITEMS>
 __device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
@@ -357,14 +361,15 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
 #if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)
     constexpr int C = SH::C, R = SH::R, NW = SH::NW, NJ = NW / 8, E = SH::E, J = SH::J, SP = SH::SP, KW = SH::KW;
     constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE;
-    static_assert(NW == 64 || NW == 112, "wgmma N");
+    static_assert(NW == 64 || NW == 112, "wgmma N (two halves of 32 or 56)");
     static_assert(NW >= SH::Q && E == NW + (SH::S - 1) / 2 && J == (RC + 7) / 8 && 2 * KW >= SH::S * J, "planes");
     static_assert(SP % 2 == 0 && (SP / 2) % 2 == 1 && SP >= SH::ROWS * C && SP >= 2 * (2 * SH::BP) * C + 2 * WN, "strip");
     constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
     constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128;
     unsigned char *planes = smem;
-    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 2 * BUF);
-    unsigned short *strip = stage + NW / 2 * conv_pool_stage;
+    float *stage = reinterpret_cast<float *>(smem + 3 * BUF);   // a pooled row, fp32 before bias: [m][72]
+    float *sbias = stage + NW / 2 * conv_pool_stage;               // [64]
+    unsigned short *strip = reinterpret_cast<unsigned short *>(sbias + 64);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int n = blockIdx.x / SH::NB, i0 = (blockIdx.x % SH::NB) * SH::BP;
@@ -406,12 +411,15 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             a[ks][3] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k + 8);
         }
     }
-    const float bz[2] = {bias[16 * warp + g], bias[16 * warp + g + 8]};
+    if (tid < 64) sbias[tid] = bias[tid]; // (read after the first barrier below)
 
     // conv row trr's planes into buffer b: slot idx of the strip is x' = 2e + par, entry e of plane par
     auto build = [&](int trr, int b) {
         unsigned char *pb = planes + b * BUF;
-        for (int idx = tid; idx < 2 * E; idx += 128) {
+#pragma unroll
+        for (int k = 0; k < (2 * E + 127) / 128; k++) {
+            const int idx = tid + 128 * k;
+            if (idx >= 2 * E) break;
             const int par = idx >= E, e = idx - par * E;
             const u32 *col = reinterpret_cast<const u32 *>(strip + idx * SP + 2 * trr * C);
             u32 v[4 * J];
@@ -438,85 +446,107 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     float cur[NJ][2]; // the pooled row in progress, before bias and ReLU: [n8][channel g / g + 8]
 #pragma unroll
     for (int j = 0; j < NJ; j++) cur[j][0] = cur[j][1] = neg_inf();
-    constexpr bool FULL = NW == SH::Q;
+    constexpr int NH = NW / 2, JH = NJ / 2; // a half row: NH pixels, JH n8 tiles, NH / 2 accumulators
     const int src = t == 0 ? lane + 3 : lane - 1; // the lane holding this lane's pixel 2m - 1
+    float acc0[NH / 2], acc1[NH / 2];              // pixels 0 .. NH - 1 and NH .. NW - 1 of a conv row
+    float po[2] = {0.0f, 0.0f};                    // this lane's odd pixel of the previous n8 tile
 
+    // one half row's wgmmas (the half's pixels start NH * 16 bytes into each plane)
+    auto issue = [&](float *acc, int trr, int half) {
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < KW; ks++) // (the first step overwrites the accumulators)
+            wgmma_rs_f16<NH>::run(acc, a[ks],
+                                  wgmma_desc(planes + (trr % 3) * BUF + half * NH * 16 + SH::ka(ks), SH::kl(ks), 128),
+                                  ks > 0);
+        wgmma_commit();
+    };
+    // MaxPool of one half row's accumulators into cur (pooled column m = 4 j + t = max(pixel 2m - 1, 2m,
+    // 2m + 1), as in conv_pool_f16; the whole row is in the warp: the wgmma accumulator holds pixels
+    // 8 j + 2 t, + 1 of channels g, g + 8); emit: conv row 2i + 1 ends pooled row i: staged
+    // MaxPool of one half row's accumulators into cur (pooled column m = 4 j + t = max(pixel 2m - 1, 2m,
+    // 2m + 1), as in conv_pool_f16; the whole row is in the warp: the wgmma accumulator holds pixels
+    // 8 j + 2 t, + 1 of channels g, g + 8). vmask: 0, or -inf for a conv row outside the image (its
+    // accumulators are zeros). emit: conv row 2i + 1 ends pooled row i: its maxima go to the staging.
+    // No branches (ptxas would wait for the wgmma group in flight at their joins, C7517).
+    auto pool_half = [&](float *acc, int half, float vmask, bool emit) {
+#pragma unroll
+        for (int jj = 0; jj < JH; jj++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int j = half * JH + jj, q = 8 * j + 2 * t;
+                float e = acc[4 * jj + 2 * h], o = acc[4 * jj + 2 * h + 1];
+                if (NW != SH::Q) { // pixels past Q drop out of every max
+                    e = q >= SH::Q ? neg_inf() : e;
+                    o = q + 1 >= SH::Q ? neg_inf() : o;
+                }
+                const float r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po[h] : o, src);
+                // (a real copy: the first half's last po is read under the next row's wgmmas into acc0)
+#ifdef KILN_EMU
+                po[h] = o;
+#else
+                asm volatile("mov.b32 %0, %1;" : "=f"(po[h]) : "f"(o));
+#endif
+                const float prev = t != 0 || j > 0 ? r : neg_inf();
+                const float hm = fmaxf(prev, fmaxf(e, o)) + vmask, m = fmaxf(cur[j][h], hm);
+                if (emit) stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = m;
+                cur[j][h] = emit ? hm : m;
+            }
+    };
+
+    // Software pipeline, one wgmma group in flight under every epilogue half: for conv row tr,
+    //   issue (tr, 1) | build planes tr + 1 | wait (tr, 0) | pool (tr, 0) | x rows | barrier |
+    //   issue (tr + 1, 0) | wait (tr, 1) | pool (tr, 1) | [store the pooled row]
+    // Three plane buffers: row tr + 1's planes go into the buffer of row tr - 2, whose wgmmas every
+    // warp waited for before the previous row's barrier (each warp's part of a wgmma reads all of B).
+    // Rows outside the image are computed too (from zero rows) and then ignored (pool_half without
+    // branches on it): the groups are issued on every path, so that ptxas sees each wait retire the
+    // group whose accumulators are read next (otherwise it inserts waits of its own, C7517).
     for (int tr = 0; tr < cr; tr++) {
         const int p = rs + tr;
-        const bool emit = !(tr & 1) && tr > 0; // conv row p = 2i + 1 ends pooled row i (and starts i + 1)
-        const bool valid = p >= 0 && p < SH::P; // (the same for the whole block)
-        float acc[NW / 2];
-        if (valid) {
-#pragma unroll
-            for (int i = 0; i < NW / 2; i++) acc[i] = 0.0f;
-            wgmma_pin<NW / 2>(acc);
-            wgmma_fence();
-#pragma unroll
-            for (int ks = 0; ks < KW; ks++) {
-                wgmma_rs_f16<NW>::run(acc, a[ks], wgmma_desc(planes + (tr & 1) * BUF + SH::ka(ks), SH::kl(ks), 128));
-            }
-            wgmma_commit();
-        }
-        if (tr + 1 < cr) build(tr + 1, (tr + 1) & 1); // under this row's wgmmas
+        const bool emit = !(tr & 1) && tr > 0;                            // (the same for the whole block)
+        const float vmask = p >= 0 && p < SH::P ? 0.0f : neg_inf();
+        if (tr == 0) issue(acc0, 0, 0); // (here, not before the loop: acc0 then needs no copy at the loop's head)
+        issue(acc1, tr, 1);
+        if (tr + 1 < cr) build(tr + 1, (tr + 1) % 3);
         float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1];
         const int nr0 = 2 * tr + R + 2, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
         if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
-        if (valid) {
+        wgmma_wait<1>();
+        wgmma_pin<NH / 2>(acc0);
+        pool_half(acc0, 0, vmask, emit);
+        if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
+        fence_proxy_async(); // row tr + 1's planes, for the wgmmas
+        __syncthreads();     // ... and the strip rows, for everyone
+        if (tr + 1 < cr) {
+            issue(acc0, tr + 1, 0);
+            wgmma_wait<1>();
+        } else {
             wgmma_wait<0>();
-            wgmma_pin<NW / 2>(acc);
-            if constexpr (!FULL) // pixels past Q drop out of every max
-#pragma unroll
-                for (int j = 0; j < NJ; j++) {
-                    const int q = 8 * j + 2 * t;
-                    if (q >= SH::Q) acc[4 * j] = acc[4 * j + 2] = neg_inf();
-                    if (q + 1 >= SH::Q) acc[4 * j + 1] = acc[4 * j + 3] = neg_inf();
-                }
-            // pooled column m = 4 j + t = max(pixel 2m - 1, 2m, 2m + 1): as in conv_pool_f16, the whole
-            // row is in the warp (the wgmma accumulator: pixels 8 j + 2 t, + 1 of channels g, g + 8)
-            float po[2];
-#pragma unroll
-            for (int j = 0; j < NJ; j++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const float e = acc[4 * j + 2 * h], o = acc[4 * j + 2 * h + 1];
-                    const float r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po[h] : o, src);
-                    po[h] = o;
-                    const float prev = t != 0 || j > 0 ? r : neg_inf();
-                    const float hm = fmaxf(prev, fmaxf(e, o));
-                    if (!emit) {
-                        cur[j][h] = fmaxf(cur[j][h], hm);
-                        continue;
-                    }
-                    float v = fmaxf(cur[j][h], hm) + bz[h];
-                    if (RELU) v = fmaxf(v, 0.0f);
-                    stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
-                    cur[j][h] = hm;
-                }
-        } else { // a conv row past the image: -inf
-#pragma unroll
-            for (int j = 0; j < NJ; j++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    if (emit) {
-                        float v = cur[j][h] + bz[h];
-                        if (RELU) v = fmaxf(v, 0.0f);
-                        stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
-                    }
-                    cur[j][h] = neg_inf();
-                }
         }
-        if (emit) {
+        wgmma_pin<NH / 2>(acc1);
+        pool_half(acc1, 1, vmask, emit);
+        if (emit) { // bias, ReLU (both commute with max) and fp16 rounding here, 8 channels a thread
             const int i = i0 + tr / 2 - 1; // the finished pooled row
             __syncthreads();               // the staged row is complete
             constexpr int CHUNKS = SH::W2 * 8;
             __half *yr = y + (((i64)n * SH::H2 + i) * SH::W2) * 64;
-            for (int c = tid; c < CHUNKS; c += 128)
-                *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) =
-                    *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
+#pragma unroll // (no inner loop with a wgmma group in flight: ptxas would wait for it, C7517)
+            for (int k = 0; k < (CHUNKS + 127) / 128; k++) {
+                const int c = tid + 128 * k;
+                if (c < CHUNKS) {
+                    const float *sp = stage + (c / 8) * conv_pool_stage + (c % 8) * 8, *bp = sbias + (c % 8) * 8;
+                    conv_nhwc_v8h out;
+#pragma unroll
+                    for (int u = 0; u < 8; u++) {
+                        float v = sp[u] + bp[u];
+                        if (RELU) v = fmaxf(v, 0.0f);
+                        out.h[u] = __float2half_rn(v);
+                    }
+                    *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) = out;
+                }
+            }
         }
-        if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
-        fence_proxy_async(); // row tr + 1's planes, for the wgmmas
-        __syncthreads();     // ... and the strip rows and the staging, for everyone
     }
 #else
     (void)x, (void)w, (void)bias, (void)y, (void)smem;
