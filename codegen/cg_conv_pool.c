@@ -54,7 +54,7 @@ static bool operands(const kiln_node *n, bool f32x, pool_operands *o) {
  * buffer and paired, so that every step's leading byte offset is positive. */
 #define WG_MAX_STEPS 64
 typedef struct wg_plan {
-    int64_t nw, e, j, sp, xsb;
+    int64_t nw, e, j, sp;
     int kw;
     int chunk[2 * WG_MAX_STEPS];
     int ka[WG_MAX_STEPS], kl[WG_MAX_STEPS];
@@ -69,16 +69,15 @@ static bool has_sm90a(const cg *c) {
 
 /* false: no wgmma variant (no sm_90a image, rows wider than 112 pixels, a single chunk, or
  * KILN_CONV_POOL_WG=0, the developer switch for A/B runs) */
-static bool wg_plan_make(const cg *c, bool f32x, int64_t C, int64_t R, int64_t S, int64_t W, int64_t Q, int64_t BP,
-                         int64_t ROWS, wg_plan *p) {
+static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q, int64_t BP, int64_t ROWS, wg_plan *p) {
     const char *env = getenv("KILN_CONV_POOL_WG");
     if (!has_sm90a(c) || (env && !strcmp(env, "0")) || Q > 112) return false;
     p->nw = Q <= 64 ? 64 : 112;
     p->e = p->nw + (S - 1) / 2;
     p->j = (R * C + 7) / 8;
-    const int64_t nch = S * p->j;
+    const int64_t nch = S * p->j, wn = R * C / 2 + (R * C) % 2;
     if (nch < 2 || nch > 2 * WG_MAX_STEPS) return false;
-    int64_t sp = max64((ROWS + 1) * C, 4 * BP * C + R * C + 1);
+    int64_t sp = max64(ROWS * C, 4 * BP * C + 2 * wn);
     sp += sp % 2;
     if ((sp / 2) % 2 == 0) sp += 2;
     p->sp = sp;
@@ -98,10 +97,7 @@ static bool wg_plan_make(const cg *c, bool f32x, int64_t C, int64_t R, int64_t S
         nc++;
     }
     for (int i = 0; i < p->kw; i++) p->ka[i] = (int)addr[2 * i], p->kl[i] = (int)(addr[2 * i + 1] - addr[2 * i]);
-    p->xsb = f32x ? 2 * 2 * C * W * 4 : 0;
-    const int64_t scratch = 2 * 2 * p->j * p->e * 16 + p->nw / 2 * 72 * 4 + 64 * 4 + p->xsb, p0 = R + 2 + R % 2;
-    if (f32x && p0 * C * W * 4 > scratch) return false; /* the first rows' scratch (never for ResNet's stem) */
-    p->smem = (uint64_t)(scratch + 2 * p->e * p->sp * 2);
+    p->smem = (uint64_t)(2 * 2 * p->j * p->e * 16 + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
     return true;
 }
 
@@ -159,7 +155,11 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
         return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': left padding too wide", c->group);
     const char *a0 = c->o->n_archs > 0 && c->o->archs ? c->o->archs[0] : "sm_90";
     const int64_t sms = !strncmp(a0, "sm_8", 4) ? 108 : 132;
-    int64_t BP = (N * H2 + 2 * sms - 1) / (2 * sms);
+    /* blocks an SM the band height aims at (and the launch bounds promise); KILN_CONV_POOL_BLOCKS=2..4
+     * for experiments (more blocks: fewer registers a thread, ptxas may spill) */
+    const char *ebl = getenv("KILN_CONV_POOL_BLOCKS");
+    const int bps = ebl && atoi(ebl) >= 2 && atoi(ebl) <= 4 ? atoi(ebl) : 2;
+    int64_t BP = (N * H2 + bps * sms - 1) / (bps * sms);
     BP = BP < 1 ? 1 : BP > 7 ? 7 : BP;
     const char *ebp = getenv("KILN_CONV_POOL_BP"); /* tests: bands of several rows on small shapes */
     const int ebp_rows = ebp ? atoi(ebp) : 0;
@@ -167,7 +167,7 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     const int64_t NB = (H2 + BP - 1) / BP, ROWS = 4 * BP + R, W2P = 8 * NT;
     uint64_t smem = (uint64_t)(ROWS * PITCH * 2 + W2P * 72 * 2 + 2 * 2 * 2 * 32 * 4);
     wg_plan wp = {0};
-    const bool wg = wg_plan_make(c, f32x, C, R, S, W, Q, BP, ROWS, &wp);
+    const bool wg = wg_plan_make(c, C, R, S, Q, BP, ROWS, &wp);
     if (wg && wp.smem > smem) smem = wp.smem;
     if (smem > 227 * 1024)
         return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': %llu bytes of shared memory", c->group,
@@ -206,19 +206,18 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     }
     kiln_cg_printf(&c->src,
                    "};\n"
-                   "extern \"C\" __global__ void __launch_bounds__(128, 2) %s(const %s *x, const __half *w, %s"
+                   "extern \"C\" __global__ void __launch_bounds__(128, %d) %s(const %s *x, const __half *w, %s"
                    "const float *bias, __half *y) {\n"
                    "    KILN_NHWC_SMEM(smem, %llu);\n"
                    "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) <= %llu, \"conv_pool smem\");\n",
-                   fn, f32x ? "float" : "__half", wg ? "const __half *wwg, " : "", (unsigned long long)smem,
+                   bps, fn, f32x ? "float" : "__half", wg ? "const __half *wwg, " : "", (unsigned long long)smem,
                    (long long)ROWS, (long long)PITCH, (long long)W2P, (unsigned long long)smem);
     if (wg)
         kiln_cg_printf(&c->src,
-                       "    static_assert(KILN_CONV_POOL_WG_SMEM_BYTES(%lld, %lld, %lld, %lld, %lld) <= %llu, \"conv_pool_wg smem\");\n"
+                       "    static_assert(KILN_CONV_POOL_WG_SMEM_BYTES(%lld, %lld, %lld, %lld) <= %llu, \"conv_pool_wg smem\");\n"
                        "#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)\n    kiln::conv_pool_wg_f16<%s, %s>(x, wwg, bias, y, smem);\n#else\n"
                        "    (void)wwg;\n    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n#endif\n}\n",
-                       (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (long long)wp.xsb,
-                       (unsigned long long)smem, shp,
+                       (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (unsigned long long)smem, shp,
                        relu, shp, relu);
     else
         kiln_cg_printf(&c->src, "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n", shp, relu);

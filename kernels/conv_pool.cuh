@@ -313,80 +313,41 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 
 // ---- the wgmma variant (sm_90a): conv_pool_wg_f16<SH, RELU, XT>(x, w, bias, y, smem) ----
 //
-// The same block (one warpgroup, BP pooled rows of one image), launch and results as
-// conv_pool_f16, but conv row p = W'[64][K] x B[K][NW] is KW k16 steps of wgmma.m64nNWk16
-// (NW = 64 or 112 >= Q pixels), the weights as A in registers, B from shared memory through
-// descriptors. B's depth is ordered by (tap s, chunk j): chunk j of tap s of pixel q is the 8
-// values x[2p - PH + r][2q - PW + s][c] for the pairs (r, c) 8j .. 8j + 7 (pair = r * C + c;
-// pairs >= R * C have zero weights), one 16-byte entry. Pixel q's input column for tap s is
-// x' = 2q + s (x' = column + PW); with the entries of each column parity in their own "plane",
-// plane[s % 2][j][e] for x' = 2e + s % 2, tap s of pixels q .. q + 7 is the 8 entries from
-// e = q + s / 2: one no-swizzle K-major core matrix, 128 contiguous bytes, and the next 8 pixels
-// the next 128 (stride byte offset 128). Each k16 step takes two chunks, the second at the
-// leading byte offset from the first: the emitter orders the chunks by address and pairs them
-// (SH::ka, SH::kl; an odd count gets a zero-weight dummy that points at chunk 0). ResNet's 7x7
-// over RGB: 21 pairs -> J = 3 chunks a tap, 21 chunks, 11 steps, 176 of depth for 147.
+// The same block (one warpgroup, BP pooled rows of one image), results and epilogue as
+// conv_pool_f16, but the conv row p = W'[64][K] x B[K][NW] is BW k16 steps of
+// wgmma.m64nNWk16 (NW = 64 or 112 >= Q pixels), weights as A in registers, B from shared memory
+// through descriptors. B's depth is ordered by (tap s, chunk j): chunk j of tap s of pixel q is
+// the 8 values x[2p - PH + r][2q - PW + s][c] for the pairs (r, c) 8j .. 8j + 7 (pair = r * C +
+// c; pairs >= R * C are zero weights), one 16-byte entry. Pixel q's input column for tap s is
+// x' = 2q + s (x' = column + PW), so with the entries of each column parity in their own
+// "plane", plane[s % 2][j][e] for x' = 2e + s % 2, tap s of pixels q .. q + 7 is the 8 entries
+// from e = q + s / 2: one no-swizzle K-major core matrix, 128 contiguous bytes, and the next 8
+// pixels the next 128 (stride byte offset 128). Each k16 step takes two chunks, the second at
+// the leading byte offset from the first: the emitter orders the chunks by address and pairs
+// them (SH::ka, SH::kl; an odd count gets a zero-weight dummy that points at chunk 0). ResNet's
+// 7x7 over RGB: 21 pairs -> J = 3 chunks a tap, 21 chunks, 11 steps, 176 of depth for 147.
 //
-// The planes of conv row tr (2 * J * E entries, E = NW + (S - 1) / 2) are built from a "strip",
-// the block's input column by column: slot par * E + e holds x' = 2e + par, its input rows x C
-// channels contiguous (pitch SP halves, SP / 2 odd: a warp's threads read consecutive slots
-// without bank conflicts), so conv row tr's R * C values of a column are one run of words from
-// 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run.
-//
-// x float32 NCHW (XT = float, its Cast fused): the first P0 input rows arrive by cp.async into a
-// scratch area (the planes and staging, not in use yet), then two rows a conv row, fetched by
-// cp.async one row ahead into a two-slot staging (xs) and converted into the strip after the
-// MaxPool: per column and row pair, C 32-bit shared stores (the pair's 2C halves). fp16 NHWC x:
-// every row at the start (not the network's hot path: its graph input is float32).
-//
-// Per conv row: issue its wgmmas | build the next row's planes | fetch the rows two ahead | wait |
-// MaxPool (as conv_pool_f16, with the whole row in the warp: the wgmma accumulator holds pixels
-// 8 j + 2 t, + 1 of channels g, g + 8, per warp its 16 channels) | convert the fetched rows |
-// [pooled row: bias, ReLU, fp16, 16-byte stores] | barrier. Rows outside the image are computed
-// from zero rows and masked to -inf.
-#define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW, XSB) \
-    (2 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 4 + 64 * 4 + (XSB) + 2 * (E) * (SP) * 2)
+// The planes of conv row p (2 * J * E entries, E = NW + (S - 1) / 2) are built from a "strip":
+// the block's input, column by column: slot par * E + e holds x' = 2e + par, its ROWS input rows
+// x C channels contiguous (pitch SP halves, SP / 2 odd: the threads of a warp read consecutive
+// slots without bank conflicts), so conv row tr's R * C values of a column are one run of words
+// from 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run.
+#define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW) (2 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
 
-// KILN_EXP_POOL (diagnostics, wrong results; KILN_NVRTC_DEFINES=KILN_EXP_POOL=n): bit 1 skips the
-// float32 row fetches and conversions, 2 the plane builds, 4 the wgmmas, 8 the MaxPool arithmetic.
-#ifndef KILN_EXP_POOL
-#define KILN_EXP_POOL 0
-#endif
-
-__device__ __forceinline__ u32 conv_pool_pack2(float lo, float hi) {
-#ifdef KILN_EMU
-    return (u32)conv_pool_h(lo) | ((u32)conv_pool_h(hi) << 16);
-#else
-    u32 r;
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-#endif
-}
-
-// float32 NCHW rows [r0, r0 + NR) of image n (from input row y0; zeros outside the image and from
-// row `last` on) -> dst [NR][C][W] in shared memory, by cp.async (W % 4 == 0) or plain copies
-template <class SH, int NR>
-__device__ __forceinline__ void conv_pool_wg_fetch(const float *x, float *dst, int n, int y0, int r0, int last, int tid) {
-    constexpr int C = SH::C, W = SH::W;
-    if constexpr (W % 4 == 0) {
-        constexpr int CH = NR * C * (W / 4);
+template <class SH, int VEC, int ITEMS>
+__device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
+    constexpr int PER_ROW = SH::C * (SH::W / VEC);
 #pragma unroll
-        for (int k = 0; k < (CH + 127) / 128; k++) {
-            const int i = tid + 128 * k;
-            if (i < CH) {
-                const int rr = i / (C * (W / 4)), c = (i / (W / 4)) % C, x4 = i % (W / 4), iy = y0 + r0 + rr;
-                const bool in = r0 + rr < last && iy >= 0 && iy < SH::H;
-                cp_async16(dst + (rr * C + c) * W + 4 * x4, x + (((i64)n * C + c) * SH::H + (in ? iy : 0)) * W + 4 * x4, in);
-            }
-        }
-    } else {
-        for (int i = tid; i < NR * C * W; i += 128) {
-            const int rr = i / (C * W), c = (i / W) % C, col = i % W, iy = y0 + r0 + rr;
-            const bool in = r0 + rr < last && iy >= 0 && iy < SH::H;
-            dst[i] = in ? x[(((i64)n * C + c) * SH::H + iy) * W + col] : 0.0f;
+    for (int it = 0; it < ITEMS; it++) {
+        const int i = tid + 128 * it, rr = r0 + i / PER_ROW, c = (i % PER_ROW) / (SH::W / VEC), k = i % (SH::W / VEC);
+        if (i >= (r1 - r0) * PER_ROW) continue;
+#pragma unroll
+        for (int u = 0; u < VEC; u++) {
+            const int xs = VEC * k + u + SH::PW; // x'
+            if (xs < 2 * SH::E)
+                strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = __half_as_ushort(__float2half_rn(v[it][u]));
         }
     }
-    cp_async_commit();
 }
 
 template <class SH, bool RELU, class XT>
@@ -394,51 +355,45 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
                                                  const float *__restrict__ bias, __half *__restrict__ y,
                                                  unsigned char *smem) {
 #if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)
-    constexpr int C = SH::C, R = SH::R, W = SH::W, NW = SH::NW, NJ = NW / 8, E = SH::E, J = SH::J, SP = SH::SP;
-    constexpr int KW = SH::KW, RC = R * C, PLANE = E * 16, BUF = 2 * J * PLANE;
-    constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
-    constexpr int P0 = R + 2 + R % 2;                             // rows before the loop (even: pairs 4-byte aligned)
-    constexpr int XSB = F32X ? 2 * 2 * C * W * 4 : 0;             // the fetched rows' staging
-    constexpr int SCRATCH = 2 * BUF + NW / 2 * 72 * 4 + 64 * 4 + XSB; // bytes before the strip
+    constexpr int C = SH::C, R = SH::R, NW = SH::NW, NJ = NW / 8, E = SH::E, J = SH::J, SP = SH::SP, KW = SH::KW;
+    constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE;
     static_assert(NW == 64 || NW == 112, "wgmma N");
     static_assert(NW >= SH::Q && E == NW + (SH::S - 1) / 2 && J == (RC + 7) / 8 && 2 * KW >= SH::S * J, "planes");
-    static_assert(SP % 2 == 0 && (SP / 2) % 2 == 1 && SP >= (SH::ROWS + 1) * C && SP >= 2 * (2 * SH::BP) * C + RC + 1,
-                  "strip");
-    static_assert(!F32X || P0 * C * W * 4 <= SCRATCH, "the first rows' scratch");
+    static_assert(SP % 2 == 0 && (SP / 2) % 2 == 1 && SP >= SH::ROWS * C && SP >= 2 * (2 * SH::BP) * C + 2 * WN, "strip");
+    constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
+    constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128;
     unsigned char *planes = smem;
-    float *stage = reinterpret_cast<float *>(smem + 2 * BUF); // a pooled row, fp32 before the bias: [m][72]
-    float *sbias = stage + NW / 2 * conv_pool_stage;          // [64]
-    float *xs = sbias + 64;                                   // [2][2 rows][C][W] (float32 x)
-    unsigned short *strip = reinterpret_cast<unsigned short *>(smem + SCRATCH);
+    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 2 * BUF);
+    unsigned short *strip = stage + NW / 2 * conv_pool_stage;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int n = blockIdx.x / SH::NB, i0 = (blockIdx.x % SH::NB) * SH::BP;
     const int i1 = (i0 + SH::BP < SH::H2 ? i0 + SH::BP : SH::H2) - 1;
-    const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows (>= 3)
+    const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows
     const int y0 = 2 * rs - SH::PH;                     // the input row of strip row 0
     const int last = 2 * (cr - 1) + R;                  // strip rows in use
 
-    // rows rr0, rr0 + 1 (rr0 even) from src [2][C][W] into the strip: C words a column
-    auto convert = [&](const float *src, int rr0) {
-#pragma unroll
-        for (int k = 0; k < (W + 127) / 128; k++) {
-            const int col = tid + 128 * k, xs_ = col + SH::PW;
-            if (col < W && xs_ < 2 * E) {
-                u32 *d = reinterpret_cast<u32 *>(strip + ((xs_ & 1) * E + (xs_ >> 1)) * SP + rr0 * C);
-#pragma unroll
-                for (int u = 0; u < C; u++) {
-                    const int h0 = 2 * u, h1 = 2 * u + 1; // halves (row h / C, channel h % C)
-                    d[u] = conv_pool_pack2(src[((h0 / C) * C + h0 % C) * W + col], src[((h1 / C) * C + h1 % C) * W + col]);
-                }
-            }
+    // ---- the strip: zeros (padding columns, rows outside the image, the over-read), then the rows
+    for (int i = tid; i < E * SP; i += 128) reinterpret_cast<u32 *>(strip)[i] = 0u;
+    __syncthreads();
+    if constexpr (F32X) { // the first two conv rows' input now, in one go (one memory round trip: 2 us less than
+        // two rows at a time for ResNet-50 b32), the rest two rows ahead in the row loop
+        const int first = 2 + R < last ? 2 + R : last;
+        constexpr int FIRST_ITEMS = ((2 + R) * C * (SH::W / VEC) + 127) / 128;
+        float v[FIRST_ITEMS][VEC];
+        conv_pool_f32_load<SH, VEC, FIRST_ITEMS>(x, n, y0, 0, first, tid, v);
+        conv_pool_wg_f32_store<SH, VEC, FIRST_ITEMS>(strip, 0, first, tid, v);
+    } else { // fp16 NHWC x: every row now (not the network's hot path: the graph input is float32)
+        for (int i = tid; i < last * SH::W * C; i += 128) {
+            const int rr = i / (SH::W * C), col = (i / C) % SH::W, c = i % C, iy = y0 + rr, xs = col + SH::PW;
+            if (iy >= 0 && iy < SH::H && xs < 2 * E)
+                strip[((xs & 1) * E + (xs >> 1)) * SP + rr * C + c] =
+                    __half_as_ushort(x[(((i64)n * SH::H + iy) * SH::W + col) * C + c]);
         }
-    };
+    }
 
-    // ---- the strip: zeros (padding columns, rows outside the image); this warp's weights; the bias
-    for (int i = tid; i < E * SP / 2; i += 128) reinterpret_cast<u64 *>(strip)[i] = 0ull;
-    const float *xf = reinterpret_cast<const float *>(x);
-    if constexpr (F32X) conv_pool_wg_fetch<SH, P0>(xf, reinterpret_cast<float *>(smem), n, y0, 0, last, tid);
-    u32 a[KW][4]; // output channels 16 warp .. + 15 as wgmma A fragments
+    // ---- this warp's weights (output channels 16 warp .. + 15) as wgmma A fragments
+    u32 a[KW][4];
     {
         const unsigned short *wh = reinterpret_cast<const unsigned short *>(w);
         const int ch = 16 * warp + g;
@@ -451,37 +406,18 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             a[ks][3] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k + 8);
         }
     }
-    if (tid < 64) sbias[tid] = bias[tid];
-    if constexpr (F32X) {
-        cp_async_wait<0>();
-        __syncthreads(); // every thread's rows landed, the strip is zero
-#pragma unroll
-        for (int r = 0; r < P0; r += 2) convert(reinterpret_cast<const float *>(smem) + r * C * W, r);
-        __syncthreads(); // the scratch is read: the planes and xs may be written
-        conv_pool_wg_fetch<SH, 2>(xf, xs, n, y0, P0, last, tid); // rows P0, P0 + 1, converted in conv row 0
-    } else {
-        __syncthreads(); // the strip is zero
-        for (int i = tid; i < last * W * C; i += 128) {
-            const int rr = i / (W * C), col = (i / C) % W, c = i % C, iy = y0 + rr, xs_ = col + SH::PW;
-            if (iy >= 0 && iy < SH::H && xs_ < 2 * E)
-                strip[((xs_ & 1) * E + (xs_ >> 1)) * SP + rr * C + c] =
-                    __half_as_ushort(reinterpret_cast<const __half *>(x)[(((i64)n * SH::H + iy) * W + col) * C + c]);
-        }
-    }
+    const float bz[2] = {bias[16 * warp + g], bias[16 * warp + g + 8]};
 
     // conv row trr's planes into buffer b: slot idx of the strip is x' = 2e + par, entry e of plane par
     auto build = [&](int trr, int b) {
         unsigned char *pb = planes + b * BUF;
-#pragma unroll
-        for (int k = 0; k < (2 * E + 127) / 128; k++) {
-            const int idx = tid + 128 * k;
-            if (idx >= 2 * E) break;
+        for (int idx = tid; idx < 2 * E; idx += 128) {
             const int par = idx >= E, e = idx - par * E;
             const u32 *col = reinterpret_cast<const u32 *>(strip + idx * SP + 2 * trr * C);
             u32 v[4 * J];
 #pragma unroll
-            for (int q = 0; q < 4 * J; q++) v[q] = q < RC / 2 ? col[q] : 0u;
-            if constexpr (RC & 1) // the run's last value alone (the next half is the next row's)
+            for (int k = 0; k < 4 * J; k++) v[k] = k < RC / 2 ? col[k] : 0u;
+            if constexpr (RC & 1) // the run's last value alone (the next half is the next row's, maybe being written)
                 v[RC / 2] = reinterpret_cast<const unsigned short *>(col)[RC - 1];
 #pragma unroll
             for (int j = 0; j < J; j++) {
@@ -494,10 +430,7 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             }
         }
     };
-    if constexpr (F32X) {
-        cp_async_wait<0>();
-    }
-    __syncthreads(); // the strip's first rows, the bias, rows P0 and P0 + 1 in xs[0]
+    __syncthreads(); // the strip's first rows
     build(0, 0);
     fence_proxy_async(); // generic-proxy plane writes, before wgmma (async proxy) reads them
     __syncthreads();
@@ -505,73 +438,85 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     float cur[NJ][2]; // the pooled row in progress, before bias and ReLU: [n8][channel g / g + 8]
 #pragma unroll
     for (int j = 0; j < NJ; j++) cur[j][0] = cur[j][1] = neg_inf();
+    constexpr bool FULL = NW == SH::Q;
     const int src = t == 0 ? lane + 3 : lane - 1; // the lane holding this lane's pixel 2m - 1
-    float acc[NW / 2];
 
     for (int tr = 0; tr < cr; tr++) {
         const int p = rs + tr;
         const bool emit = !(tr & 1) && tr > 0; // conv row p = 2i + 1 ends pooled row i (and starts i + 1)
-        const float vmask = p >= 0 && p < SH::P ? 0.0f : neg_inf(); // (the same for the whole block)
-        if (!(KILN_EXP_POOL & 4)) {
+        const bool valid = p >= 0 && p < SH::P; // (the same for the whole block)
+        float acc[NW / 2];
+        if (valid) {
+#pragma unroll
+            for (int i = 0; i < NW / 2; i++) acc[i] = 0.0f;
+            wgmma_pin<NW / 2>(acc);
             wgmma_fence();
 #pragma unroll
-            for (int ks = 0; ks < KW; ks++) // (the first step overwrites the accumulators)
-                wgmma_rs_f16<NW>::run(acc, a[ks], wgmma_desc(planes + (tr & 1) * BUF + SH::ka(ks), SH::kl(ks), 128), ks > 0);
+            for (int ks = 0; ks < KW; ks++) {
+                wgmma_rs_f16<NW>::run(acc, a[ks], wgmma_desc(planes + (tr & 1) * BUF + SH::ka(ks), SH::kl(ks), 128));
+            }
             wgmma_commit();
         }
-        if (!(KILN_EXP_POOL & 2) && tr + 1 < cr) build(tr + 1, (tr + 1) & 1);
-        if constexpr (F32X && !(KILN_EXP_POOL & 1)) // rows P0 + 2 (tr + 1), + 1, converted in conv row tr + 1
-            if (P0 + 2 * (tr + 1) < last) conv_pool_wg_fetch<SH, 2>(xf, xs + ((tr + 1) & 1) * 2 * C * W, n, y0, P0 + 2 * (tr + 1), last, tid);
-        wgmma_wait<0>();
-        wgmma_pin<NW / 2>(acc);
-        if (!(KILN_EXP_POOL & 8)) {
-            // pooled column m = 4 j + t = max(pixel 2m - 1, 2m, 2m + 1): 2m - 1 is lane t - 1's odd pixel
-            // (t > 0) or lane t + 3's odd pixel of the previous n8 tile (t == 0): one shuffle
-            float po[2] = {0.0f, 0.0f};
+        if (tr + 1 < cr) build(tr + 1, (tr + 1) & 1); // under this row's wgmmas
+        float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1];
+        const int nr0 = 2 * tr + R + 2, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
+        if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
+        if (valid) {
+            wgmma_wait<0>();
+            wgmma_pin<NW / 2>(acc);
+            if constexpr (!FULL) // pixels past Q drop out of every max
+#pragma unroll
+                for (int j = 0; j < NJ; j++) {
+                    const int q = 8 * j + 2 * t;
+                    if (q >= SH::Q) acc[4 * j] = acc[4 * j + 2] = neg_inf();
+                    if (q + 1 >= SH::Q) acc[4 * j + 1] = acc[4 * j + 3] = neg_inf();
+                }
+            // pooled column m = 4 j + t = max(pixel 2m - 1, 2m, 2m + 1): as in conv_pool_f16, the whole
+            // row is in the warp (the wgmma accumulator: pixels 8 j + 2 t, + 1 of channels g, g + 8)
+            float po[2];
 #pragma unroll
             for (int j = 0; j < NJ; j++)
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
-                    const int q = 8 * j + 2 * t;
-                    float e = acc[4 * j + 2 * h], o = acc[4 * j + 2 * h + 1];
-                    if (NW != SH::Q) { // pixels past Q drop out of every max
-                        e = q >= SH::Q ? neg_inf() : e;
-                        o = q + 1 >= SH::Q ? neg_inf() : o;
-                    }
+                    const float e = acc[4 * j + 2 * h], o = acc[4 * j + 2 * h + 1];
                     const float r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po[h] : o, src);
                     po[h] = o;
                     const float prev = t != 0 || j > 0 ? r : neg_inf();
-                    const float hm = fmaxf(prev, fmaxf(e, o)) + vmask, m = fmaxf(cur[j][h], hm);
-                    if (emit) stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = m;
-                    cur[j][h] = emit ? hm : m;
+                    const float hm = fmaxf(prev, fmaxf(e, o));
+                    if (!emit) {
+                        cur[j][h] = fmaxf(cur[j][h], hm);
+                        continue;
+                    }
+                    float v = fmaxf(cur[j][h], hm) + bz[h];
+                    if (RELU) v = fmaxf(v, 0.0f);
+                    stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
+                    cur[j][h] = hm;
+                }
+        } else { // a conv row past the image: -inf
+#pragma unroll
+            for (int j = 0; j < NJ; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    if (emit) {
+                        float v = cur[j][h] + bz[h];
+                        if (RELU) v = fmaxf(v, 0.0f);
+                        stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
+                    }
+                    cur[j][h] = neg_inf();
                 }
         }
-        if constexpr (F32X && !(KILN_EXP_POOL & 1)) // rows P0 + 2 tr, + 1 (fetched in the previous row)
-            if (P0 + 2 * tr < last) convert(xs + (tr & 1) * 2 * C * W, P0 + 2 * tr);
-        if (emit) { // bias, ReLU (both commute with max) and fp16 rounding here, 8 channels a thread
+        if (emit) {
             const int i = i0 + tr / 2 - 1; // the finished pooled row
             __syncthreads();               // the staged row is complete
             constexpr int CHUNKS = SH::W2 * 8;
             __half *yr = y + (((i64)n * SH::H2 + i) * SH::W2) * 64;
-#pragma unroll
-            for (int k = 0; k < (CHUNKS + 127) / 128; k++) {
-                const int c = tid + 128 * k;
-                if (c < CHUNKS) {
-                    const float *sp = stage + (c / 8) * conv_pool_stage + (c % 8) * 8, *bp = sbias + (c % 8) * 8;
-                    conv_nhwc_v8h out;
-#pragma unroll
-                    for (int u = 0; u < 8; u++) {
-                        float v = sp[u] + bp[u];
-                        if (RELU) v = fmaxf(v, 0.0f);
-                        out.h[u] = __float2half_rn(v);
-                    }
-                    *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) = out;
-                }
-            }
+            for (int c = tid; c < CHUNKS; c += 128)
+                *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) =
+                    *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
         }
-        if constexpr (F32X) cp_async_wait<0>(); // (this thread's) rows for the next conv row landed
-        fence_proxy_async();                    // row tr + 1's planes, for the wgmmas
-        __syncthreads();                        // ... the strip rows, xs, the staging, for everyone
+        if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
+        fence_proxy_async(); // row tr + 1's planes, for the wgmmas
+        __syncthreads();     // ... and the strip rows and the staging, for everyone
     }
 #else
     (void)x, (void)w, (void)bias, (void)y, (void)smem;

@@ -161,7 +161,7 @@ template <> struct wgmma_f16<112> {
 // 2 t + 8, + 9) with g = lane / 4, t = lane % 4), B from shared memory (descriptor), K-major
 template <int N> struct wgmma_rs_f16;
 template <> struct wgmma_rs_f16<64> {
-    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db, int accumulate = 1) {
+    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
                      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
@@ -171,11 +171,11 @@ template <> struct wgmma_rs_f16<64> {
                        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
                        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
                        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
     }
 };
 template <> struct wgmma_rs_f16<112> {
-    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db, int accumulate = 1) {
+    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %61, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n112k16.f32.f16.f16 {"
                      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
@@ -190,34 +190,7 @@ template <> struct wgmma_rs_f16<112> {
                        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
                        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
                        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
-    }
-};
-// (n32, n56: half a conv row of the pooled stem, conv_pool_wg_f16; accumulate = 0: D = A B, the
-// accumulators' old values unread, so that nothing defines them between the wgmmas of a stage)
-template <> struct wgmma_rs_f16<32> {
-    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db, int accumulate = 1) {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
-                     "}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
-    }
-};
-template <> struct wgmma_rs_f16<56> {
-    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db, int accumulate = 1) {
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %33, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n56k16.f32.f16.f16 {"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27"
-                     "}, {%28, %29, %30, %31}, %32, p, 1, 1, 0;\n}\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
     }
 };
 template <> struct wgmma_f16<256> {
@@ -386,11 +359,7 @@ template <int N> inline void wgmma_wait() {}
 template <int N> inline void wgmma_pin(float *) {}
 inline void fence_proxy_async() {}
 template <int N> struct wgmma_rs_f16 {
-    static void run(float *d, const unsigned *a, u64 db, int accumulate = 1) {
-        if (!accumulate)
-            for (int i = 0; i < N / 2; i++) d[i] = 0.0f;
-        emu_wgmma_rs_f16(N, d, a, db);
-    }
+    static void run(float *d, const unsigned *a, u64 db) { emu_wgmma_rs_f16(N, d, a, db); }
 };
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
