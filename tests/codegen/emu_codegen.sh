@@ -79,14 +79,15 @@ run() { # MODEL PRECISION [build options...]
         fails=$((fails + 1))
     fi
     # the stems with 64 channels and a MaxPool: one conv_pool kernel (passes/fuse_conv_pool.c)
-    case "$n" in nhwc_stem_s2d_fp16 | nhwc_stem_s2d_fp16_bp* | nhwc_stem_pool_c*_fp16 | resnet50_torchvision_fp16)
+    case "$n" in nhwc_stem_s2d_fp16 | nhwc_stem_s2d_fp16_bp* | nhwc_stem_s2d_fp16_wg* | nhwc_stem_pool_c*_fp16 | \
+        nhwc_stem_pool_c*_fp16_wg* | resnet50_torchvision_fp16)
         if ! grep -q 'kiln::conv_pool_f16<' "$cu" || grep -q 'max_pool' "$cu"; then
             echo "FAIL: $n: the stem and its MaxPool are not one conv_pool kernel"
             fails=$((fails + 1))
         fi
         # the graph input's Cast goes in too, except where x has another reader (nhwc_stem_pool_c1)
         want=float
-        [ "$n" = nhwc_stem_pool_c1_fp16 ] && want=__half
+        case "$n" in nhwc_stem_pool_c1_fp16*) want=__half ;; esac
         if ! grep -q "conv_pool(const $want \*x" "$cu"; then
             echo "FAIL: $n: expected the conv_pool kernel to read $want x"
             fails=$((fails + 1))
@@ -147,6 +148,18 @@ done
 # partial); the plain runs above take one row a block
 for bp in 3 4; do
     KILN_CONV_POOL_BP=$bp EMU_SUFFIX=_bp$bp run "$WORK/cases/nhwc_stem_s2d.onnx" fp16
+done
+# its wgmma variant (conv_pool_wg_f16: sm_90a builds; the emulator runs it with wgmma emulated from the
+# descriptors): float32 x with rows of 4k and odd widths, fp16 x, n64 and n112 rows, bands of 1, 3, 4
+for c in nhwc_stem_s2d nhwc_stem_pool_c4 nhwc_stem_pool_c1; do
+    EMU_SUFFIX=_wg run "$WORK/cases/$c.onnx" fp16 --arch sm_90a
+    if ! grep -q 'kiln::conv_pool_wg_f16<' "$WORK/${c}_fp16_wg/$c.cu"; then
+        echo "FAIL: ${c}_fp16_wg: no conv_pool_wg_f16 in the sm_90a build"
+        fails=$((fails + 1))
+    fi
+done
+for bp in 3 4; do
+    KILN_CONV_POOL_BP=$bp EMU_SUFFIX=_wg_bp$bp run "$WORK/cases/nhwc_stem_s2d.onnx" fp16 --arch sm_90a
 done
 # conv pairs on split-K and on a wgmma tile's mma.sync fallback (sm_90a build: the NVRTC compile
 # of the wgmma path too)
