@@ -249,12 +249,6 @@ static uint32_t smem_limit(const cg *c) {
         if (strncmp(c->o->archs[i], "sm_9", 4) && strncmp(c->o->archs[i], "sm_1", 4)) return 160 * 1024;
     return c->o->n_archs > 0 ? 227 * 1024 : 160 * 1024;
 }
-/* wgmma exists only on sm_90a: its tiles are candidates only when the build has an sm_90a cubin */
-static bool has_sm90a(const cg *c) {
-    for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
-        if (!strcmp(c->o->archs[i], "sm_90a")) return true;
-    return false;
-}
 
 static int cfg_threads(const nhwc_cfg *f) {
     return f->wg ? 128 * (f->wg + !!(f->sw & (NHWC_WS | NHWC_TMA))) : (f->bm / f->wm) * (f->bn / f->wn) * 32;
@@ -632,7 +626,8 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
     double best = 0;
     const nhwc_gpu gpu = target_gpu(c);
     const uint32_t smem_max = smem_limit(c);
-    const bool wgmma = has_sm90a(c), ws = wgmma && ws_enabled(), tr = wgmma && tr_enabled();
+    /* wgmma exists only on sm_90a: its tiles are candidates only when the build has an sm_90a image */
+    const bool wgmma = kiln_cg_has_sm90a(c), ws = wgmma && ws_enabled(), tr = wgmma && tr_enabled();
     const bool halo_ok = wgmma && halo_enabled();
     const bool tma_ok = wgmma && tma_enabled() && C == C0 && in_arena(c, s1->x) && tmap_fits(s1, P, Q) &&
                         (!s2 || (in_arena(c, s2->x) && tmap_fits(s2, P, Q)));

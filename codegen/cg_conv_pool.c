@@ -61,17 +61,11 @@ typedef struct wg_plan {
     uint64_t smem;
 } wg_plan;
 
-static bool has_sm90a(const cg *c) {
-    for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
-        if (!strcmp(c->o->archs[i], "sm_90a")) return true;
-    return false;
-}
-
 /* false: no wgmma variant (no sm_90a image, rows wider than 112 pixels, a single chunk, or
  * KILN_CONV_POOL_WG=0, the developer switch for A/B runs) */
 static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q, int64_t BP, int64_t ROWS, wg_plan *p) {
     const char *env = getenv("KILN_CONV_POOL_WG");
-    if (!has_sm90a(c) || (env && !strcmp(env, "0")) || Q > 112) return false;
+    if (!kiln_cg_has_sm90a(c) || (env && !strcmp(env, "0")) || Q > 112) return false;
     p->nw = Q <= 64 ? 64 : 112;
     p->e = p->nw + (S - 1) / 2;
     p->j = (R * C + 7) / 8;

@@ -78,6 +78,8 @@ kiln_status kiln_cg_value_arg(cg *c, int v, kiln_bundle_arg *a);
 kiln_status kiln_cg_bytes_arg(cg *c, const void *data, uint64_t size, kiln_bundle_arg *a);
 extern const kiln_bundle_arg kiln_cg_null_arg;
 void kiln_cg_kernel_name(cg *c, const char *what, char *buf, size_t len);
+/* Whether the build has an sm_90a image (wgmma and TMA exist only there). */
+bool kiln_cg_has_sm90a(const cg *c);
 /* Emits the function started at c->kstart once: an identical earlier one is reused. */
 kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn);
 kiln_status kiln_cg_launch(cg *c, const char *fn, uint64_t gx, uint64_t gy, uint64_t gz, uint32_t threads,

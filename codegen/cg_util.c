@@ -130,6 +130,12 @@ kiln_status kiln_cg_sync_arg(cg *c, kiln_bundle_arg *a) {
 }
 
 /* A fresh kernel name for the current node: k<N>_<what>. */
+bool kiln_cg_has_sm90a(const cg *c) {
+    for (int i = 0; i < c->o->n_archs && c->o->archs; i++)
+        if (!strcmp(c->o->archs[i], "sm_90a")) return true;
+    return false;
+}
+
 void kiln_cg_kernel_name(cg *c, const char *what, char *buf, size_t len) {
     snprintf(buf, len, "k%d_%s", c->n_kernels++, what);
     c->kstart = c->src.len;

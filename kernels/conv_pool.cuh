@@ -4,6 +4,7 @@
 // emitted by codegen/cg_conv_pool.c for groups made by passes/fuse_conv_pool.c.
 //
 //     conv_pool_f16<SH, RELU>(x, w, bias, y, smem)
+//     conv_pool_wg_f16<SH, RELU>(x, wwg, bias, y, smem)   (sm_90a, wgmma; below)
 //
 // x NHWC fp16 [N][H][W][C] (or, XT = float, the float32 NCHW graph input whose fp16 Cast was fused:
 // the kernel converts its rows itself), w fp16 [64][KP] (the packed depth below, zero where no tap is), bias
@@ -314,9 +315,10 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // ---- the wgmma variant (sm_90a): conv_pool_wg_f16<SH, RELU, XT>(x, w, bias, y, smem) ----
 //
 // The same block (one warpgroup, BP pooled rows of one image), results and epilogue as
-// conv_pool_f16, but the conv row p = W'[64][K] x B[K][NW] is BW k16 steps of
-// wgmma.m64nNWk16 (NW = 64 or 112 >= Q pixels), weights as A in registers, B from shared memory
-// through descriptors. B's depth is ordered by (tap s, chunk j): chunk j of tap s of pixel q is
+// conv_pool_f16, but the conv row p = W'[64][K] x B[K][NW] is KW k16 steps of
+// wgmma.m64nNWk16 (NW = 64 or 112 >= Q pixels), weights as A in registers (w: the emitter's
+// second packing, [64][16 KW] in the steps' chunk order), B from shared memory through
+// descriptors. B's depth is ordered by (tap s, chunk j): chunk j of tap s of pixel q is
 // the 8 values x[2p - PH + r][2q - PW + s][c] for the pairs (r, c) 8j .. 8j + 7 (pair = r * C +
 // c; pairs >= R * C are zero weights), one 16-byte entry. Pixel q's input column for tap s is
 // x' = 2q + s (x' = column + PW), so with the entries of each column parity in their own
@@ -331,7 +333,14 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // the block's input, column by column: slot par * E + e holds x' = 2e + par, its ROWS input rows
 // x C channels contiguous (pitch SP halves, SP / 2 odd: the threads of a warp read consecutive
 // slots without bank conflicts), so conv row tr's R * C values of a column are one run of words
-// from 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run.
+// from 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run; then
+// the block waits, pools as conv_pool_f16 does (the wgmma accumulator holds pixels 8j + 2t, + 1 of
+// channels g, g + 8 of the warp's 16: a whole conv row is in each warp, no exchange between
+// warps) and stages the pooled row. float32 x: the first two conv rows' input rows are loaded in
+// one go, then two rows for conv row tr + 2 under conv row tr's wgmmas and pooling.
+// Why no deeper overlap: a second accumulator set (pooling one row under the next row's wgmmas)
+// does not fit two blocks' registers, and rows as two halves of 56 pixels, one half's wgmmas under
+// the other's pooling, ran slower (docs/gpu.md, fifteenth session).
 #define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW) (2 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
 
 template <class SH, int VEC, int ITEMS>
