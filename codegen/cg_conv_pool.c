@@ -9,6 +9,11 @@
  * (each block recomputes one conv row) that still give about two blocks per SM, at most 7 (ResNet-50
  * batch 32: 7, 256 blocks; batch 1: 1, 56 blocks; KILN_CONV_POOL_BP=1..16 sets it, for tests). No
  * candidates: nothing to tune.
+ *
+ * With an sm_90a image in the build and conv rows of at most 112 pixels the kernel also has the
+ * wgmma variant (conv_pool_wg_f16, run by the sm_90a image; the other images run conv_pool_f16):
+ * a second weight packing, fp16 [64][16 KW] in the order of its k16 steps' chunks (wg_plan_make),
+ * is a fifth argument, and the shape struct carries the steps' descriptor offsets.
  */
 #include "codegen/cg_internal.h"
 
