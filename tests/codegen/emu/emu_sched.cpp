@@ -1,6 +1,11 @@
 // emu_sched.cpp — runs a kernel's blocks one after the other on the CPU, the threads of a block
-// as coroutines (ucontext): a thread runs until __syncthreads (or a warp shuffle) or its end,
-// and the barrier opens when every thread of the block got there.
+// as coroutines (ucontext). A thread runs until it waits at a barrier or ends. Barriers:
+//   __syncthreads        every thread of the block that has not ended;
+//   emu_bar_sync/arrive  PTX named barriers (bar.sync / bar.arrive id, count): open when `count`
+//                        threads have arrived, the arriving ones of bar.arrive not waiting;
+//   warp, warpgroup      the exchanges of shuffles, ldmatrix, mma.sync (a warp's threads that
+//                        have not ended) and wgmma (a warpgroup's).
+// A barrier that can no longer open (every live thread waiting) aborts with a message.
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +24,70 @@ emu_dim3 blockIdx, threadIdx, blockDim, gridDim;
 static ucontext_t sched_ctx;
 static ucontext_t *ctxs;
 static char *stacks;
-static int *state; /* 0 ready, 1 at the barrier, 2 done */
-static int cur, cap;
+static int *state; /* 0 ready, 1 waiting at barrier waitkey[t], 2 done */
+static int *waitkey;
+static int cur, cap, nthreads;
 static unsigned long long *slots; /* one 64-bit shuffle slot per thread */
 static void (*tramp_fn)(void **);
 static void **tramp_params;
 static const size_t STACK = 256 * 1024;
 
-extern "C" void __syncthreads(void) {
-    state[cur] = 1;
+/* barrier keys: 0 the block, 1..15 named, KEY_WARP + warp, then KEY_WARP + warps + warpgroup */
+enum { KEY_NAMED = 16, KEY_WARP = 16 };
+static int *arrived; /* per key */
+static int nkeys;
+
+static int live_in(int first, int count) {
+    int live = 0;
+    for (int t = first; t < first + count && t < nthreads; t++) live += state[t] != 2;
+    return live;
+}
+/* the threads a key's barrier waits for (named barriers: their count) */
+static int needed(int key, int count) {
+    const int warps = (nthreads + 31) / 32;
+    if (key == 0) return live_in(0, nthreads);
+    if (key < KEY_NAMED) return count;
+    if (key < KEY_WARP + warps) return live_in(32 * (key - KEY_WARP), 32);
+    return live_in(128 * (key - KEY_WARP - warps), 128);
+}
+static int named_count[KEY_NAMED];
+static void open_if_full(int key) {
+    if (arrived[key] == 0 || arrived[key] < needed(key, named_count[key % KEY_NAMED])) return;
+    arrived[key] = 0;
+    for (int t = 0; t < nthreads; t++)
+        if (state[t] == 1 && waitkey[t] == key) state[t] = 0;
+}
+static void wait_at(int key, int count, bool wait) {
+    if (key < KEY_NAMED) named_count[key] = count;
+    arrived[key]++;
+    if (wait) state[cur] = 1, waitkey[cur] = key;
+    open_if_full(key);
+    if (wait && state[cur] == 1) swapcontext(&ctxs[cur], &sched_ctx);
+}
+static int warp_key(void) { return KEY_WARP + cur / 32; }
+static int wg_key(void) { return KEY_WARP + (nthreads + 31) / 32 + cur / 128; }
+static void warp_sync(void) { wait_at(warp_key(), 32, true); }
+
+extern "C" void __syncthreads(void) { wait_at(0, 0, true); }
+/* mbarrier waits (kernels/conv_pool.cuh): let the other threads run; a thread that keeps yielding
+ * with nothing else able to run is a hang the launch reports */
+static long long yields;
+extern "C" void emu_yield(void) {
+    if (++yields > 100000000LL) {
+        fprintf(stderr, "emu: a thread waits at an mbarrier that does not complete\n");
+        abort();
+    }
     swapcontext(&ctxs[cur], &sched_ctx);
 }
+extern "C" void emu_bar_sync(int id, int count) { wait_at(id & 15, count, true); }
+extern "C" void emu_bar_arrive(int id, int count) { wait_at(id & 15, count, false); }
 
 static unsigned long long shfl_bits(unsigned long long v, int off) {
     int t = cur;
     slots[t] = v;
-    __syncthreads();
+    warp_sync();
     unsigned long long r = slots[t ^ off];
-    __syncthreads();
+    warp_sync();
     return r;
 }
 
@@ -98,7 +149,7 @@ extern "C" void emu_warp_mma(int prec, int mt, int nt, float *acc, const uint32_
     const int t = cur, lane = t % 32, ks = prec == 0 ? 8 : 16;
     frag_a[t] = a;
     frag_b[t] = b;
-    __syncthreads();
+    warp_sync();
     const uint32_t *const *wa = frag_a + (t - lane), *const *wb = frag_b + (t - lane);
     const int g = lane / 4, q = lane % 4;
     for (int i = 0; i < mt; i++)
@@ -109,7 +160,7 @@ extern "C" void emu_warp_mma(int prec, int mt, int nt, float *acc, const uint32_
                 for (int k = 0; k < ks; k++) d += frag_a_at(prec, wa, i, row, k) * frag_b_at(prec, wb, j, k, col);
                 acc[(i * nt + j) * 4 + r] = d;
             }
-    __syncthreads();
+    warp_sync();
 }
 
 // kernels/conv_wgmma.cuh's emulated wgmma (conv_pool_wg_f16): a descriptor is an index into a
@@ -136,7 +187,7 @@ extern "C" void emu_wgmma_rs_f16(int n, float *d, const uint32_t *a, unsigned lo
     const int t = cur, lane = t % 32, w = (t / 32) % 4, g = lane / 4, q = lane % 4;
     const emu_desc de = desc_ring[db & 0xffffu];
     frag_a[t] = a;
-    __syncthreads();
+    wait_at(wg_key(), 128, true);
     const uint32_t *const *wa = frag_a + (t & ~127);
     for (int j = 0; j < n / 8; j++)
         for (int r = 0; r < 4; r++) {
@@ -151,7 +202,7 @@ extern "C" void emu_wgmma_rs_f16(int n, float *d, const uint32_t *a, unsigned lo
             }
             d[4 * j + r] = s;
         }
-    __syncthreads();
+    wait_at(wg_key(), 128, true);
 }
 
 // ---------------------------------------------------------- cp.async, ldmatrix --
@@ -180,7 +231,7 @@ extern "C" void emu_ldmatrix(int n, int trans, uint32_t *r, const void *row) {
     }
     const int t = cur, lane = t % 32;
     ldm_rows[t] = (const uint16_t *)row;
-    __syncthreads();
+    warp_sync();
     const uint16_t *const *w = ldm_rows + (t - lane);
     uint32_t out[4];
     for (int i = 0; i < n; i++) {
@@ -193,7 +244,7 @@ extern "C" void emu_ldmatrix(int n, int trans, uint32_t *r, const void *row) {
         }
         out[i] = (uint32_t)lo | ((uint32_t)hi << 16);
     }
-    __syncthreads(); /* every lane has read the rows before anyone writes its registers */
+    warp_sync(); /* every lane has read the rows before anyone writes its registers */
     for (int i = 0; i < n; i++) r[i] = out[i];
 }
 
@@ -212,9 +263,9 @@ extern "C" float emu_shfl_idx(float v, int src) {
     unsigned u;
     memcpy(&u, &v, 4);
     slots[t] = u;
-    __syncthreads();
+    warp_sync();
     const unsigned r = (unsigned)slots[(t & ~31) | (src & 31)];
-    __syncthreads();
+    warp_sync();
     float f;
     memcpy(&f, &r, 4);
     return f;
@@ -226,13 +277,21 @@ extern "C" unsigned long long emu_shfl_xor64(unsigned long long v, int off) { re
 static void entry(void) {
     tramp_fn(tramp_params);
     state[cur] = 2;
+    /* barriers that waited for this thread may open now */
+    open_if_full(0);
+    open_if_full(warp_key());
+    open_if_full(wg_key());
 }
 
 extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned grid[3], const unsigned block[3]) {
     int n = (int)(block[0] * block[1] * block[2]);
     if (n > cap) {
         free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
+        free(waitkey), free(arrived);
         ctxs = (ucontext_t *)calloc((size_t)n, sizeof *ctxs);
+        waitkey = (int *)calloc((size_t)n, sizeof *waitkey);
+        nkeys = KEY_WARP + (n + 31) / 32 + (n + 127) / 128;
+        arrived = (int *)calloc((size_t)nkeys, sizeof *arrived);
         frag_a = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_a);
         frag_b = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_b);
         ldm_rows = (const uint16_t **)calloc((size_t)n + 32, sizeof *ldm_rows);
@@ -240,11 +299,12 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
         stacks = (char *)malloc((size_t)n * STACK);
         state = (int *)calloc((size_t)n, sizeof *state);
         slots = (unsigned long long *)calloc((size_t)n, sizeof *slots);
-        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b || !ldm_rows) return -1;
+        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b || !ldm_rows || !waitkey || !arrived) return -1;
         cap = n;
     }
     tramp_fn = tramp;
     tramp_params = params;
+    nthreads = n;
     gridDim = {grid[0], grid[1], grid[2]};
     blockDim = {block[0], block[1], block[2]};
     for (unsigned bz = 0; bz < grid[2]; bz++)
@@ -259,20 +319,26 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
                     makecontext(&ctxs[t], entry, 0);
                     state[t] = 0;
                 }
+                memset(arrived, 0, (size_t)nkeys * sizeof *arrived);
+                yields = 0;
                 for (;;) {
-                    int done = 0;
+                    int done = 0, ran = 0;
                     for (int t = 0; t < n; t++) {
                         if (state[t] == 0) {
                             cur = t;
                             threadIdx = {(unsigned)t % block[0], ((unsigned)t / block[0]) % block[1],
                                          (unsigned)t / (block[0] * block[1])};
                             swapcontext(&sched_ctx, &ctxs[t]);
+                            ran++;
                         }
                         done += state[t] == 2;
                     }
                     if (done == n) break;
-                    for (int t = 0; t < n; t++)
-                        if (state[t] == 1) state[t] = 0;
+                    if (!ran) {
+                        fprintf(stderr, "emu: block (%u,%u,%u): every live thread waits at a barrier that cannot open "
+                                        "(thread 0 waits at key %d)\n", bx, by, bz, state[0] == 1 ? waitkey[0] : -1);
+                        return -1;
+                    }
                 }
             }
     return 0;
@@ -282,6 +348,8 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
 // nothing left).
 extern "C" void emu_release(void) {
     free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
+    free(waitkey), free(arrived);
     ctxs = NULL, stacks = NULL, state = NULL, slots = NULL, frag_a = frag_b = NULL, ldm_rows = NULL;
+    waitkey = arrived = NULL;
     cap = frag_cap = 0;
 }
