@@ -53,17 +53,6 @@ static bool operands(const kiln_node *n, bool f32x, pool_operands *o) {
     return o->x >= 0 && o->w >= 0 && o->y >= 0 && !kiln_attr_int(n, "has_residual", 0);
 }
 
-/* Which kernel the sm_90a image runs (KILN_CONV_POOL_WG, a developer switch for A/B runs): the
- * warp-specialized conv_pool_ws_f16 (default, 256 threads), conv_pool_wg_f16 ("1", 128 threads),
- * none ("0": conv_pool_f16 everywhere, 128 threads) or "fb": 256-thread launches with
- * conv_pool_f16 in every image (the fallback that non-sm_90a images of a ws build run). */
-typedef enum { WG_WS, WG_V1, WG_NONE, WG_FB } wg_kind;
-static wg_kind wg_mode(void) {
-    const char *env = getenv("KILN_CONV_POOL_WG");
-    if (!env) return WG_WS;
-    return !strcmp(env, "0") ? WG_NONE : !strcmp(env, "1") ? WG_V1 : !strcmp(env, "fb") ? WG_FB : WG_WS;
-}
-
 /* The wgmma variant's geometry (kernels/conv_pool.cuh, conv_pool_wg_f16): NW pixels a conv row
  * (64 or 112), planes of E entries, J chunks a tap, the strip's pitch SP, KW k16 steps and their
  * chunks (chunk s * J + j, or -1: the zero-weight dummy), ordered by their address in a plane
@@ -80,7 +69,8 @@ typedef struct wg_plan {
 /* false: no wgmma variant (no sm_90a image, rows wider than 112 pixels, a single chunk, or
  * KILN_CONV_POOL_WG=0, the developer switch for A/B runs) */
 static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q, int64_t BP, int64_t ROWS, wg_plan *p) {
-    if (!kiln_cg_has_sm90a(c) || wg_mode() == WG_NONE || Q > 112) return false;
+    const char *env = getenv("KILN_CONV_POOL_WG");
+    if (!kiln_cg_has_sm90a(c) || (env && !strcmp(env, "0")) || Q > 112) return false;
     p->nw = Q <= 64 ? 64 : 112;
     p->e = p->nw + (S - 1) / 2;
     p->j = (R * C + 7) / 8;
@@ -177,21 +167,7 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     uint64_t smem = (uint64_t)(ROWS * PITCH * 2 + W2P * 72 * 2 + 2 * 2 * 2 * 32 * 4);
     wg_plan wp = {0};
     const bool wg = wg_plan_make(c, C, R, S, Q, BP, ROWS, &wp);
-    /* ws: 256-thread blocks, the sm_90a image warp-specialized (fb: the mma.sync kernel everywhere);
-     * conv_pool_ws_f16's float32 rows through a ring of NS pairs of rows (16-byte copies: W % 4 == 0) */
-    const wg_kind mode = wg ? wg_mode() : WG_NONE;
-    const bool ws = mode == WG_WS || mode == WG_FB;
-    const int64_t ns = ws && f32x && W % 4 == 0 ? 4 : 0, ring = ns * 2 * C * W * 4;
-    if (ws) { /* its strip takes whole pairs of rows (the last may pass ROWS); 3 plane buffers, the ring and its mbarriers */
-        if (wp.sp < (ROWS + 1) * C) {
-            wp.sp = (ROWS + 1) * C;
-            wp.sp += wp.sp % 2;
-            if ((wp.sp / 2) % 2 == 0) wp.sp += 2;
-        }
-        wp.smem = (uint64_t)((3 * 2 * wp.j * wp.e * 16 + wp.nw / 2 * 72 * 2 + 2 * wp.e * wp.sp * 2 + 15) / 16 * 16 + ring + 64);
-    }
     if (wg && wp.smem > smem) smem = wp.smem;
-    const int threads = ws ? 256 : 128;
     if (smem > 227 * 1024)
         return kiln_errorf(KILN_ERR_INTERNAL, "pooled conv group '%s': %llu bytes of shared memory", c->group,
                            (unsigned long long)smem);
@@ -199,8 +175,7 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     char fn[64], shp[80];
     kiln_cg_kernel_name(c, "conv_pool", fn, sizeof fn);
     snprintf(shp, sizeof shp, "%s_shape", fn);
-    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool%s_bp%lld;", c->group,
-                   mode == WG_WS ? "ws" : mode == WG_V1 ? "wg" : mode == WG_FB ? "fb" : "", (long long)BP);
+    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool%s_bp%lld;", c->group, wg ? "wg" : "", (long long)BP);
     kiln_cg_printf(&c->src,
                    "\n// %s: %s (conv_epilogue + MaxPool), %s [%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
                    "%s, MaxPool 3x3 s2 -> [%lld,%lld,%lld,64], NHWC y, %lld pooled rows a block\n"
@@ -218,10 +193,10 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
                    (long long)PITCH, (long long)ROWS);
     const char *relu = strcmp(act, "relu") ? "false" : "true";
     if (wg) { /* the sm_90a image runs conv_pool_wg_f16, every other one conv_pool_f16 (both weight packings) */
-        kiln_cg_printf(&c->src, "    static constexpr int NW = %lld, E = %lld, J = %lld, SP = %lld, KW = %d, NS = %lld;\n"
+        kiln_cg_printf(&c->src, "    static constexpr int NW = %lld, E = %lld, J = %lld, SP = %lld, KW = %d;\n"
                                 "    // k16 step i: its first chunk's byte offset in a plane buffer, the second's from it\n"
                                 "    __device__ static constexpr int ka(int i) {\n        constexpr int v[] = {",
-                       (long long)wp.nw, (long long)wp.e, (long long)wp.j, (long long)wp.sp, wp.kw, (long long)ns);
+                       (long long)wp.nw, (long long)wp.e, (long long)wp.j, (long long)wp.sp, wp.kw);
         for (int i = 0; i < wp.kw; i++) kiln_cg_printf(&c->src, "%s%d", i ? ", " : "", wp.ka[i]);
         kiln_cg_printf(&c->src, "};\n        return v[i];\n    }\n    __device__ static constexpr int kl(int i) {\n        "
                                 "constexpr int v[] = {");
@@ -230,27 +205,19 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     }
     kiln_cg_printf(&c->src,
                    "};\n"
-                   "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(const %s *x, const __half *w, %s"
+                   "extern \"C\" __global__ void __launch_bounds__(128, %d) %s(const %s *x, const __half *w, %s"
                    "const float *bias, __half *y) {\n"
                    "    KILN_NHWC_SMEM(smem, %llu);\n"
                    "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) <= %llu, \"conv_pool smem\");\n",
-                   threads, bps, fn, f32x ? "float" : "__half", wg ? "const __half *wwg, " : "", (unsigned long long)smem,
+                   bps, fn, f32x ? "float" : "__half", wg ? "const __half *wwg, " : "", (unsigned long long)smem,
                    (long long)ROWS, (long long)PITCH, (long long)W2P, (unsigned long long)smem);
-    if (mode == WG_V1)
+    if (wg)
         kiln_cg_printf(&c->src,
                        "    static_assert(KILN_CONV_POOL_WG_SMEM_BYTES(%lld, %lld, %lld, %lld) <= %llu, \"conv_pool_wg smem\");\n"
                        "#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)\n    kiln::conv_pool_wg_f16<%s, %s>(x, wwg, bias, y, smem);\n#else\n"
                        "    (void)wwg;\n    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n#endif\n}\n",
                        (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (unsigned long long)smem, shp,
                        relu, shp, relu);
-    else if (ws)
-        kiln_cg_printf(&c->src,
-                       "    static_assert(KILN_CONV_POOL_WS_SMEM_BYTES(%lld, %lld, %lld, %lld, %lld) <= %llu, \"conv_pool_ws smem\");\n"
-                       "#if %s(defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA))\n"
-                       "    kiln::conv_pool_ws_f16<%s, %s>(x, wwg, bias, y, smem);\n#else\n"
-                       "    (void)wwg;\n    kiln::conv_pool_f16<%s, %s, %s, 256>(x, w, bias, y, smem);\n#endif\n}\n",
-                       (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (long long)ring,
-                       (unsigned long long)smem, mode == WG_FB ? "0 && " : "", shp, relu, shp, relu, f32x ? "float" : "__half");
     else
         kiln_cg_printf(&c->src, "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n", shp, relu);
 
@@ -294,5 +261,5 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
         if (wg) args[2] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, wgoff};
     }
     if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.y, &args[3 + wg]))) return st;
-    return kiln_cg_launch_smem(c, fn, (uint64_t)(N * NB), 1, 1, (uint32_t)threads, (uint32_t)smem, args, 4 + wg);
+    return kiln_cg_launch_smem(c, fn, (uint64_t)(N * NB), 1, 1, 128, (uint32_t)smem, args, 4 + wg);
 }

@@ -1,11 +1,12 @@
 // emu_sched.cpp — runs a kernel's blocks one after the other on the CPU, the threads of a block
 // as coroutines (ucontext). A thread runs until it waits at a barrier or ends. Barriers:
-//   __syncthreads        every thread of the block that has not ended;
-//   emu_bar_sync/arrive  PTX named barriers (bar.sync / bar.arrive id, count): open when `count`
-//                        threads have arrived, the arriving ones of bar.arrive not waiting;
-//   warp, warpgroup      the exchanges of shuffles, ldmatrix, mma.sync (a warp's threads that
-//                        have not ended) and wgmma (a warpgroup's).
-// A barrier that can no longer open (every live thread waiting) aborts with a message.
+//   __syncthreads    every thread of the block that has not ended;
+//   warp, warpgroup  the exchanges of shuffles, ldmatrix, mma.sync (a warp's threads that have not
+//                    ended) and wgmma (a warpgroup's), so that a kernel whose warps or warpgroups
+//                    take different paths (warp specialization) runs as on the GPU;
+//   named (1..15)    keys with an explicit count, for PTX bar.sync / bar.arrive id, count (the
+//                    warp-specialized stem of commit fe9be73 used them; none of today's kernels).
+// A launch whose live threads all wait at barriers that cannot open fails with a message.
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,16 +70,6 @@ static int wg_key(void) { return KEY_WARP + (nthreads + 31) / 32 + cur / 128; }
 static void warp_sync(void) { wait_at(warp_key(), 32, true); }
 
 extern "C" void __syncthreads(void) { wait_at(0, 0, true); }
-/* mbarrier waits (kernels/conv_pool.cuh): let the other threads run; a thread that keeps yielding
- * with nothing else able to run is a hang the launch reports */
-static long long yields;
-extern "C" void emu_yield(void) {
-    if (++yields > 100000000LL) {
-        fprintf(stderr, "emu: a thread waits at an mbarrier that does not complete\n");
-        abort();
-    }
-    swapcontext(&ctxs[cur], &sched_ctx);
-}
 extern "C" void emu_bar_sync(int id, int count) { wait_at(id & 15, count, true); }
 extern "C" void emu_bar_arrive(int id, int count) { wait_at(id & 15, count, false); }
 
@@ -320,7 +311,6 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
                     state[t] = 0;
                 }
                 memset(arrived, 0, (size_t)nkeys * sizeof *arrived);
-                yields = 0;
                 for (;;) {
                     int done = 0, ran = 0;
                     for (int t = 0; t < n; t++) {
