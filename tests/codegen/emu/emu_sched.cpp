@@ -36,21 +36,11 @@ static const size_t STACK = 256 * 1024;
 /* barrier keys: 0 the block, 1..15 named, KEY_WARP + warp, then KEY_WARP + warps + warpgroup */
 enum { KEY_NAMED = 16, KEY_WARP = 16 };
 static int *arrived; /* per key */
+static int *live;    /* per key: the threads of the block, warp or warpgroup that have not ended */
 static int nkeys;
 
-static int live_in(int first, int count) {
-    int live = 0;
-    for (int t = first; t < first + count && t < nthreads; t++) live += state[t] != 2;
-    return live;
-}
 /* the threads a key's barrier waits for (named barriers: their count) */
-static int needed(int key, int count) {
-    const int warps = (nthreads + 31) / 32;
-    if (key == 0) return live_in(0, nthreads);
-    if (key < KEY_NAMED) return count;
-    if (key < KEY_WARP + warps) return live_in(32 * (key - KEY_WARP), 32);
-    return live_in(128 * (key - KEY_WARP - warps), 128);
-}
+static int needed(int key, int count) { return key > 0 && key < KEY_NAMED ? count : live[key]; }
 static int named_count[KEY_NAMED];
 static void open_if_full(int key) {
     if (arrived[key] == 0 || arrived[key] < needed(key, named_count[key % KEY_NAMED])) return;
@@ -269,20 +259,21 @@ static void entry(void) {
     tramp_fn(tramp_params);
     state[cur] = 2;
     /* barriers that waited for this thread may open now */
-    open_if_full(0);
-    open_if_full(warp_key());
-    open_if_full(wg_key());
+    const int keys[3] = {0, warp_key(), wg_key()};
+    for (int k = 0; k < 3; k++) live[keys[k]]--;
+    for (int k = 0; k < 3; k++) open_if_full(keys[k]);
 }
 
 extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned grid[3], const unsigned block[3]) {
     int n = (int)(block[0] * block[1] * block[2]);
     if (n > cap) {
         free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
-        free(waitkey), free(arrived);
+        free(waitkey), free(arrived), free(live);
         ctxs = (ucontext_t *)calloc((size_t)n, sizeof *ctxs);
         waitkey = (int *)calloc((size_t)n, sizeof *waitkey);
         nkeys = KEY_WARP + (n + 31) / 32 + (n + 127) / 128;
         arrived = (int *)calloc((size_t)nkeys, sizeof *arrived);
+        live = (int *)calloc((size_t)nkeys, sizeof *live);
         frag_a = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_a);
         frag_b = (const uint32_t **)calloc((size_t)n + 32, sizeof *frag_b);
         ldm_rows = (const uint16_t **)calloc((size_t)n + 32, sizeof *ldm_rows);
@@ -290,7 +281,7 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
         stacks = (char *)malloc((size_t)n * STACK);
         state = (int *)calloc((size_t)n, sizeof *state);
         slots = (unsigned long long *)calloc((size_t)n, sizeof *slots);
-        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b || !ldm_rows || !waitkey || !arrived) return -1;
+        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b || !ldm_rows || !waitkey || !arrived || !live) return -1;
         cap = n;
     }
     tramp_fn = tramp;
@@ -311,6 +302,9 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
                     state[t] = 0;
                 }
                 memset(arrived, 0, (size_t)nkeys * sizeof *arrived);
+                memset(live, 0, (size_t)nkeys * sizeof *live);
+                live[0] = n;
+                for (int t = 0; t < n; t++) live[KEY_WARP + t / 32]++, live[KEY_WARP + (n + 31) / 32 + t / 128]++;
                 for (;;) {
                     int done = 0, ran = 0;
                     for (int t = 0; t < n; t++) {
@@ -338,8 +332,8 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
 // nothing left).
 extern "C" void emu_release(void) {
     free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
-    free(waitkey), free(arrived);
+    free(waitkey), free(arrived), free(live);
     ctxs = NULL, stacks = NULL, state = NULL, slots = NULL, frag_a = frag_b = NULL, ldm_rows = NULL;
-    waitkey = arrived = NULL;
+    waitkey = arrived = live = NULL;
     cap = frag_cap = 0;
 }
