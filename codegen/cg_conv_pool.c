@@ -12,8 +12,9 @@
  *
  * With an sm_90a image in the build and conv rows of at most 112 pixels the kernel also has the
  * wgmma variant (conv_pool_wg_f16, run by the sm_90a image; the other images run conv_pool_f16):
- * a second weight packing, fp16 [64][16 KW] in the order of its k16 steps' chunks (wg_plan_make),
- * is a fifth argument, and the shape struct carries the steps' descriptor offsets.
+ * a second weight packing, fp16 [64][16 KW] in the order of its k16 steps' chunks (wg_plan_make,
+ * the bias as one more chunk), is a fifth argument, and the shape struct carries the steps'
+ * descriptor offsets.
  */
 #include "codegen/cg_internal.h"
 
@@ -55,11 +56,12 @@ static bool operands(const kiln_node *n, bool f32x, pool_operands *o) {
 
 /* The wgmma variant's geometry (kernels/conv_pool.cuh, conv_pool_wg_f16): NW pixels a conv row
  * (64 or 112), planes of E entries, J chunks a tap, the strip's pitch SP, KW k16 steps and their
- * chunks (chunk s * J + j, or -1: the zero-weight dummy), ordered by their address in a plane
- * buffer and paired, so that every step's leading byte offset is positive. */
+ * chunks (chunk s * J + j; -1 the bias chunk, whose entries are the ONES bytes before a plane
+ * buffer; -2 its zero partner for an even count), ordered by their address from the plane buffer
+ * and paired, so that every step's leading byte offset is positive. */
 #define WG_MAX_STEPS 64
 typedef struct wg_plan {
-    int64_t nw, e, j, sp;
+    int64_t nw, e, j, sp, ones;
     int kw;
     int chunk[2 * WG_MAX_STEPS];
     int ka[WG_MAX_STEPS], kl[WG_MAX_STEPS];
@@ -75,12 +77,13 @@ static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q
     p->e = p->nw + (S - 1) / 2;
     p->j = (R * C + 7) / 8;
     const int64_t nch = S * p->j, wn = R * C / 2 + (R * C) % 2;
-    if (nch < 2 || nch > 2 * WG_MAX_STEPS) return false;
+    if (nch < 2 || nch > 2 * WG_MAX_STEPS - 2) return false;
     int64_t sp = max64(ROWS * C, 4 * BP * C + 2 * wn);
     sp += sp % 2;
     if ((sp / 2) % 2 == 0) sp += 2;
     p->sp = sp;
-    p->kw = (int)((nch + 1) / 2);
+    p->kw = (int)(nch / 2 + 1); /* the chunks and the bias chunk, paired (an even count adds a zero chunk) */
+    p->ones = (nch % 2 ? 1 : 2) * p->nw * 16;
     int64_t addr[2 * WG_MAX_STEPS];
     int nc = 0;
     for (int64_t s = 0; s < S; s++)
@@ -90,26 +93,38 @@ static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q
             for (; k > 0 && addr[k - 1] > a; k--) addr[k] = addr[k - 1], p->chunk[k] = p->chunk[k - 1];
             addr[k] = a, p->chunk[k] = (int)(s * p->j + j);
         }
-    if (nc % 2) { /* the last step: the dummy (chunk 0's address, zero weights) first, the last chunk second */
+    /* the bias chunk (-1: the "ones" entries before each plane buffer, weights bias_hi, bias_lo) is the
+     * lowest address: the last step takes it first and the last chunk second, or (even count) a step of
+     * its own with the zero entries after the ones (-2, zero weights) */
+    if (nc % 2) {
         addr[nc] = addr[nc - 1], p->chunk[nc] = p->chunk[nc - 1];
-        addr[nc - 1] = addr[0], p->chunk[nc - 1] = -1;
+        addr[nc - 1] = -p->ones, p->chunk[nc - 1] = -1;
         nc++;
+    } else {
+        addr[nc] = -p->ones, p->chunk[nc] = -1, nc++;
+        addr[nc] = -p->ones + p->nw * 16, p->chunk[nc] = -2, nc++;
     }
     for (int i = 0; i < p->kw; i++) p->ka[i] = (int)addr[2 * i], p->kl[i] = (int)(addr[2 * i + 1] - addr[2 * i]);
-    p->smem = (uint64_t)(2 * 2 * p->j * p->e * 16 + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
+    p->smem = (uint64_t)(2 * (p->ones + 2 * p->j * p->e * 16) + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
     return true;
 }
 
 /* fp16 [64][16 KW]: step i's depth 16 i .. 16 i + 7 is its first chunk, + 8 .. + 15 its second; chunk
- * s * J + j, element u is the pair 8 j + u = r * C + c of tap s (zero past R * C) */
-static kiln_status add_wg_weights(cg *c, const kiln_value *w, int64_t C, int64_t R, int64_t S, const wg_plan *p,
-                                  uint64_t *off) {
+ * s * J + j, element u is the pair 8 j + u = r * C + c of tap s (zero past R * C); the bias chunk holds
+ * the bias as fp16 hi + lo (its entries read 1, 1, 0, ..: the accumulators come out biased) */
+static kiln_status add_wg_weights(cg *c, const kiln_value *w, const float *bias, int64_t C, int64_t R, int64_t S,
+                                  const wg_plan *p, uint64_t *off) {
     const int64_t KP = 16 * p->kw;
     uint16_t *h = calloc((size_t)(64 * KP), sizeof *h);
     if (!h) return kiln_errorf(KILN_ERR_OOM, "out of memory");
     for (int64_t ko = 0; ko < 64; ko++)
         for (int64_t kk = 0; kk < KP; kk++) {
             const int ch = p->chunk[kk / 8];
+            if (ch == -1 && kk % 8 < 2) {
+                const uint16_t hi = kiln_f32_to_f16(bias[ko]);
+                h[ko * KP + kk] = kk % 8 == 0 ? hi : kiln_f32_to_f16(bias[ko] - kiln_f16_to_f32(hi));
+                continue;
+            }
             const int64_t pair = ch < 0 ? R * C : (ch % p->j) * 8 + kk % 8, sx = ch < 0 ? 0 : ch / p->j;
             if (pair >= R * C) continue;
             h[ko * KP + kk] = kiln_f32_to_f16((float)kiln_tensor_get(w->data, ((ko * C + pair % C) * R + pair / C) * S + sx));
@@ -193,10 +208,10 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
                    (long long)PITCH, (long long)ROWS);
     const char *relu = strcmp(act, "relu") ? "false" : "true";
     if (wg) { /* the sm_90a image runs conv_pool_wg_f16, every other one conv_pool_f16 (both weight packings) */
-        kiln_cg_printf(&c->src, "    static constexpr int NW = %lld, E = %lld, J = %lld, SP = %lld, KW = %d;\n"
+        kiln_cg_printf(&c->src, "    static constexpr int NW = %lld, E = %lld, J = %lld, SP = %lld, KW = %d, ONES = %lld;\n"
                                 "    // k16 step i: its first chunk's byte offset in a plane buffer, the second's from it\n"
                                 "    __device__ static constexpr int ka(int i) {\n        constexpr int v[] = {",
-                       (long long)wp.nw, (long long)wp.e, (long long)wp.j, (long long)wp.sp, wp.kw);
+                       (long long)wp.nw, (long long)wp.e, (long long)wp.j, (long long)wp.sp, wp.kw, (long long)wp.ones);
         for (int i = 0; i < wp.kw; i++) kiln_cg_printf(&c->src, "%s%d", i ? ", " : "", wp.ka[i]);
         kiln_cg_printf(&c->src, "};\n        return v[i];\n    }\n    __device__ static constexpr int kl(int i) {\n        "
                                 "constexpr int v[] = {");
@@ -213,10 +228,11 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
                    (long long)ROWS, (long long)PITCH, (long long)W2P, (unsigned long long)smem);
     if (wg)
         kiln_cg_printf(&c->src,
-                       "    static_assert(KILN_CONV_POOL_WG_SMEM_BYTES(%lld, %lld, %lld, %lld) <= %llu, \"conv_pool_wg smem\");\n"
+                       "    static_assert(KILN_CONV_POOL_WG_SMEM_BYTES(%lld, %lld, %lld, %lld, %lld) <= %llu, \"conv_pool_wg smem\");\n"
                        "#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)\n    kiln::conv_pool_wg_f16<%s, %s>(x, wwg, bias, y, smem);\n#else\n"
                        "    (void)wwg;\n    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n#endif\n}\n",
-                       (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (unsigned long long)smem, shp,
+                       (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (long long)wp.ones,
+                       (unsigned long long)smem, shp,
                        relu, shp, relu);
     else
         kiln_cg_printf(&c->src, "    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n}\n", shp, relu);
@@ -252,9 +268,9 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
         uint64_t woff = 0, boff = 0, wgoff = 0;
         st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 2, wd, h, (uint64_t)(64 * KP) * 2, &woff);
         if (!st) st = kiln_bundle_add_weight(c->b, bname, KILN_F32, 1, bd, b, 64 * 4, &boff);
+        if (!st && wg) st = add_wg_weights(c, w, b, C, R, S, &wp, &wgoff);
         free(h);
         free(b);
-        if (!st && wg) st = add_wg_weights(c, w, C, R, S, &wp, &wgoff);
         if (st) return st;
         args[1] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, woff};
         args[2 + wg] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, boff};

@@ -326,8 +326,11 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // from e = q + s / 2: one no-swizzle K-major core matrix, 128 contiguous bytes, and the next 8
 // pixels the next 128 (stride byte offset 128). Each k16 step takes two chunks, the second at
 // the leading byte offset from the first: the emitter orders the chunks by address and pairs
-// them (SH::ka, SH::kl; an odd count gets a zero-weight dummy that points at chunk 0). ResNet's
-// 7x7 over RGB: 21 pairs -> J = 3 chunks a tap, 21 chunks, 11 steps, 176 of depth for 147.
+// them (SH::ka, SH::kl). One more chunk carries the bias: its entries (ONES bytes before each plane
+// buffer, the lowest address) read 1, 1, 0, .. for every pixel and its weights are the bias as fp16
+// hi + lo, so the accumulators come out biased; it pairs with the last chunk (odd count) or, with
+// zero entries after the ones and zero weights, makes a step of its own. ResNet's 7x7 over RGB:
+// 21 pairs -> J = 3 chunks a tap, 21 chunks + the bias chunk, 11 steps, 176 of depth for 147 + bias.
 //
 // The planes of conv row p (2 * J * E entries, E = NW + (S - 1) / 2) are built from a "strip":
 // the block's input, column by column: slot par * E + e holds x' = 2e + par, its ROWS input rows
@@ -336,12 +339,43 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // from 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run; then
 // the block waits, pools as conv_pool_f16 does (the wgmma accumulator holds pixels 8j + 2t, + 1 of
 // channels g, g + 8 of the warp's 16: a whole conv row is in each warp, no exchange between
-// warps) and stages the pooled row. float32 x: the first two conv rows' input rows are loaded in
+// warps) on fp16 pairs of its two channels (max.f16x2: the conv's own fp16 values, rounded from the
+// biased accumulators; one shuffle and three maxima a pair of pixels; 191 registers, 210 with fp32
+// maxima and the bias after them, and 5.5% faster on the H100, docs/gpu.md sixteenth session) and
+// stages the pooled row. float32 x: the first two conv rows' input rows are loaded in
 // one go, then two rows for conv row tr + 2 under conv row tr's wgmmas and pooling.
 // Why no deeper overlap: a second accumulator set (pooling one row under the next row's wgmmas)
 // does not fit two blocks' registers, and rows as two halves of 56 pixels, one half's wgmmas under
 // the other's pooling, ran slower (docs/gpu.md, fifteenth session).
-#define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW) (2 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
+#define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW, ONES) \
+    (2 * ((ONES) + 2 * (J) * (E) * 16) + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
+
+// two fp16 in a 32-bit word: packed from floats (round to nearest), their maximum lane by lane
+__device__ __forceinline__ u32 conv_pool_pack2(float lo, float hi) {
+#ifdef KILN_EMU
+    return (u32)conv_pool_h(lo) | ((u32)conv_pool_h(hi) << 16);
+#else
+    u32 r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#endif
+}
+__device__ __forceinline__ u32 conv_pool_max2(u32 a, u32 b) {
+#ifdef KILN_EMU
+    auto f = [](unsigned short x) {
+        __half h;
+        h.x = x;
+        return __half2float(h);
+    };
+    auto m = [&](unsigned short x, unsigned short y) { return f(x) >= f(y) ? x : y; };
+    return (u32)m((unsigned short)(a & 0xffffu), (unsigned short)(b & 0xffffu)) |
+           ((u32)m((unsigned short)(a >> 16), (unsigned short)(b >> 16)) << 16);
+#else
+    u32 r;
+    asm("max.f16x2 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#endif
+}
 
 template <class SH, int VEC, int ITEMS>
 __device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
@@ -365,17 +399,24 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
                                                  unsigned char *smem) {
 #if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)
     constexpr int C = SH::C, R = SH::R, NW = SH::NW, NJ = NW / 8, E = SH::E, J = SH::J, SP = SH::SP, KW = SH::KW;
-    constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE;
+    constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE, ONES = SH::ONES, BS = ONES + BUF;
     static_assert(NW == 64 || NW == 112, "wgmma N");
-    static_assert(NW >= SH::Q && E == NW + (SH::S - 1) / 2 && J == (RC + 7) / 8 && 2 * KW >= SH::S * J, "planes");
+    static_assert(NW >= SH::Q && E == NW + (SH::S - 1) / 2 && J == (RC + 7) / 8 && KW == SH::S * J / 2 + 1, "planes");
+    static_assert(ONES == (SH::S * J % 2 ? 1 : 2) * NW * 16, "the bias chunk's entries");
     static_assert(SP % 2 == 0 && (SP / 2) % 2 == 1 && SP >= SH::ROWS * C && SP >= 2 * (2 * SH::BP) * C + 2 * WN, "strip");
     constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
     constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128;
-    unsigned char *planes = smem;
-    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 2 * BUF);
+    unsigned char *planes = smem + ONES; // buffer b at planes + b * BS, its bias entries the ONES bytes before
+    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 2 * BS);
     unsigned short *strip = stage + NW / 2 * conv_pool_stage;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    // the bias chunk's entries before each buffer: NW entries 1, 1, 0, .. (the weights hold bias hi, lo),
+    // then (even chunk counts) NW zero entries for its zero-weight partner
+    for (int i = tid; i < 2 * ONES / 4; i += 128) {
+        const int b = i / (ONES / 4), k = i % (ONES / 4);
+        reinterpret_cast<u32 *>(planes + b * BS - ONES)[k] = k % 4 == 0 && k < NW * 4 ? 0x3c003c00u : 0u;
+    }
     const int n = blockIdx.x / SH::NB, i0 = (blockIdx.x % SH::NB) * SH::BP;
     const int i1 = (i0 + SH::BP < SH::H2 ? i0 + SH::BP : SH::H2) - 1;
     const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows
@@ -415,11 +456,11 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             a[ks][3] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k + 8);
         }
     }
-    const float bz[2] = {bias[16 * warp + g], bias[16 * warp + g + 8]};
+    (void)bias; // (in the accumulators: the bias chunk)
 
     // conv row trr's planes into buffer b: slot idx of the strip is x' = 2e + par, entry e of plane par
     auto build = [&](int trr, int b) {
-        unsigned char *pb = planes + b * BUF;
+        unsigned char *pb = planes + b * BS;
         for (int idx = tid; idx < 2 * E; idx += 128) {
             const int par = idx >= E, e = idx - par * E;
             const u32 *col = reinterpret_cast<const u32 *>(strip + idx * SP + 2 * trr * C);
@@ -444,9 +485,11 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     fence_proxy_async(); // generic-proxy plane writes, before wgmma (async proxy) reads them
     __syncthreads();
 
-    float cur[NJ][2]; // the pooled row in progress, before bias and ReLU: [n8][channel g / g + 8]
+    // the pooled row in progress (biased, before ReLU), fp16 pairs: [n8] (channel g, channel g + 8)
+    constexpr u32 NEG2 = 0xfc00fc00u; // -inf, -inf
+    u32 cur[NJ];
 #pragma unroll
-    for (int j = 0; j < NJ; j++) cur[j][0] = cur[j][1] = neg_inf();
+    for (int j = 0; j < NJ; j++) cur[j] = NEG2;
     constexpr bool FULL = NW == SH::Q;
     const int src = t == 0 ? lane + 3 : lane - 1; // the lane holding this lane's pixel 2m - 1
 
@@ -462,7 +505,7 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < KW; ks++) {
-                wgmma_rs_f16<NW>::run(acc, a[ks], wgmma_desc(planes + (tr & 1) * BUF + SH::ka(ks), SH::kl(ks), 128));
+                wgmma_rs_f16<NW>::run(acc, a[ks], wgmma_desc(planes + (tr & 1) * BS + SH::ka(ks), SH::kl(ks), 128));
             }
             wgmma_commit();
         }
@@ -481,38 +524,37 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
                     if (q + 1 >= SH::Q) acc[4 * j + 1] = acc[4 * j + 3] = neg_inf();
                 }
             // pooled column m = 4 j + t = max(pixel 2m - 1, 2m, 2m + 1): as in conv_pool_f16, the whole
-            // row is in the warp (the wgmma accumulator: pixels 8 j + 2 t, + 1 of channels g, g + 8)
-            float po[2];
+            // row is in the warp (the wgmma accumulator: pixels 8 j + 2 t, + 1 of channels g, g + 8), here
+            // on fp16 pairs of the two channels (the conv's fp16 output values: rounding is monotonic)
+            u32 po = 0;
 #pragma unroll
-            for (int j = 0; j < NJ; j++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const float e = acc[4 * j + 2 * h], o = acc[4 * j + 2 * h + 1];
-                    const float r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po[h] : o, src);
-                    po[h] = o;
-                    const float prev = t != 0 || j > 0 ? r : neg_inf();
-                    const float hm = fmaxf(prev, fmaxf(e, o));
-                    if (!emit) {
-                        cur[j][h] = fmaxf(cur[j][h], hm);
-                        continue;
-                    }
-                    float v = fmaxf(cur[j][h], hm) + bz[h];
-                    if (RELU) v = fmaxf(v, 0.0f);
-                    stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
-                    cur[j][h] = hm;
+            for (int j = 0; j < NJ; j++) {
+                const u32 e = conv_pool_pack2(acc[4 * j], acc[4 * j + 2]), o = conv_pool_pack2(acc[4 * j + 1], acc[4 * j + 3]);
+                const u32 r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po : o, src);
+                po = o;
+                const u32 prev = t != 0 || j > 0 ? r : NEG2;
+                const u32 hm = conv_pool_max2(prev, conv_pool_max2(e, o));
+                if (!emit) {
+                    cur[j] = conv_pool_max2(cur[j], hm);
+                    continue;
                 }
+                u32 v = conv_pool_max2(cur[j], hm);
+                if (RELU) v = conv_pool_max2(v, 0u);
+                stage[(4 * j + t) * conv_pool_stage + 16 * warp + g] = (unsigned short)(v & 0xffffu);
+                stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 + g] = (unsigned short)(v >> 16);
+                cur[j] = hm;
+            }
         } else { // a conv row past the image: -inf
 #pragma unroll
-            for (int j = 0; j < NJ; j++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    if (emit) {
-                        float v = cur[j][h] + bz[h];
-                        if (RELU) v = fmaxf(v, 0.0f);
-                        stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 * h + g] = conv_pool_h(v);
-                    }
-                    cur[j][h] = neg_inf();
+            for (int j = 0; j < NJ; j++) {
+                if (emit) {
+                    u32 v = cur[j];
+                    if (RELU) v = conv_pool_max2(v, 0u);
+                    stage[(4 * j + t) * conv_pool_stage + 16 * warp + g] = (unsigned short)(v & 0xffffu);
+                    stage[(4 * j + t) * conv_pool_stage + 16 * warp + 8 + g] = (unsigned short)(v >> 16);
                 }
+                cur[j] = NEG2;
+            }
         }
         if (emit) {
             const int i = i0 + tr / 2 - 1; // the finished pooled row

@@ -252,6 +252,16 @@ extern "C" float emu_shfl_idx(float v, int src) {
     return f;
 }
 
+/* __shfl_sync on 32-bit integers (packed fp16 pairs): the bits of lane src (mod 32) */
+extern "C" unsigned emu_shfl_idx_u32(unsigned v, int src) {
+    const int t = cur;
+    slots[t] = v;
+    warp_sync();
+    const unsigned r = (unsigned)slots[(t & ~31) | (src & 31)];
+    warp_sync();
+    return r;
+}
+
 /* 64-bit shuffles (double, long long: reductions of f64 and integer tensors) */
 extern "C" unsigned long long emu_shfl_xor64(unsigned long long v, int off) { return shfl_bits(v, off); }
 

@@ -31,6 +31,8 @@ float emu_shfl_xor(float v, int off);
 static inline float __shfl_xor_sync(unsigned, float v, int off) { return emu_shfl_xor(v, off); }
 extern "C" float emu_shfl_idx(float v, int src);
 static inline float __shfl_sync(unsigned, float v, int src) { return emu_shfl_idx(v, src); }
+extern "C" unsigned emu_shfl_idx_u32(unsigned v, int src);
+static inline unsigned __shfl_sync(unsigned, unsigned v, int src) { return emu_shfl_idx_u32(v, src); }
 extern "C" unsigned long long emu_shfl_xor64(unsigned long long v, int off);
 static inline double __shfl_xor_sync(unsigned, double v, int off) {
     unsigned long long u;
