@@ -150,8 +150,9 @@ for bp in 3 4; do
     KILN_CONV_POOL_BP=$bp EMU_SUFFIX=_bp$bp run "$WORK/cases/nhwc_stem_s2d.onnx" fp16
 done
 # its wgmma variant (conv_pool_wg_f16: sm_90a builds; the emulator runs it with wgmma emulated from the
-# descriptors): float32 x with rows of 4k and odd widths, fp16 x, n64 and n112 rows, bands of 1, 3, 4
-for c in nhwc_stem_s2d nhwc_stem_pool_c4 nhwc_stem_pool_c1; do
+# descriptors): float32 x with rows of 4k and odd widths, fp16 x, n64 and n112 rows, rows exactly full
+# (c3w: Q = 64), odd and even chunk counts (the bias chunk in the last step or its own), bands of 1, 3, 4
+for c in nhwc_stem_s2d nhwc_stem_pool_c4 nhwc_stem_pool_c1 nhwc_stem_pool_c3w; do
     EMU_SUFFIX=_wg run "$WORK/cases/$c.onnx" fp16 --arch sm_90a
     if ! grep -q 'kiln::conv_pool_wg_f16<' "$WORK/${c}_fp16_wg/$c.cu"; then
         echo "FAIL: ${c}_fp16_wg: no conv_pool_wg_f16 in the sm_90a build"

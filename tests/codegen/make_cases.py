@@ -461,6 +461,14 @@ def nhwc_cases(d):
           N("Conv", ["m", "w1"], ["out"])],
          [("x", [3, 4, 37, 44])], ["out"],
          [w("w0", 64, 4, 7, 7, scale=0.3), w("w1", 16, 64, 1, 1, scale=0.2)])
+    # ... and ResNet's stem on a narrow image: C = 3, 7x7, bias, ReLU, 64 conv pixels a row (Q = 64: the
+    # wgmma variant's rows are exactly full, no pixel masked, as ResNet's 112)
+    save(d, "nhwc_stem_pool_c3w",
+         [N("Conv", ["x", "w0", "b0"], ["s"], strides=[2, 2], pads=[3, 3, 3, 3]), N("Relu", ["s"], ["r"]),
+          N("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("Conv", ["m", "w1"], ["out"])],
+         [("x", [2, 3, 22, 128])], ["out"],
+         [w("w0", 64, 3, 7, 7, scale=0.3), w("b0", 64), w("w1", 16, 64, 1, 1, scale=0.2)])
     # ... and C = 1 (x stays NCHW: the same bytes), a 5x5 kernel with pads 2, bias and ReLU; x is also
     # read by a GlobalAveragePool, so its fp16 Cast stays outside the group (the kernel's fp16 x)
     save(d, "nhwc_stem_pool_c1",
