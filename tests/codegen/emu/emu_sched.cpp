@@ -238,21 +238,7 @@ extern "C" float emu_shfl_xor(float v, int off) {
     return f;
 }
 
-/* __shfl_sync: the value of lane src (mod 32) of the caller's warp */
-extern "C" float emu_shfl_idx(float v, int src) {
-    const int t = cur;
-    unsigned u;
-    memcpy(&u, &v, 4);
-    slots[t] = u;
-    warp_sync();
-    const unsigned r = (unsigned)slots[(t & ~31) | (src & 31)];
-    warp_sync();
-    float f;
-    memcpy(&f, &r, 4);
-    return f;
-}
-
-/* __shfl_sync on 32-bit integers (packed fp16 pairs): the bits of lane src (mod 32) */
+/* __shfl_sync: the bits of lane src (mod 32) of the caller's warp (32-bit integers: packed fp16 pairs) */
 extern "C" unsigned emu_shfl_idx_u32(unsigned v, int src) {
     const int t = cur;
     slots[t] = v;
@@ -260,6 +246,13 @@ extern "C" unsigned emu_shfl_idx_u32(unsigned v, int src) {
     const unsigned r = (unsigned)slots[(t & ~31) | (src & 31)];
     warp_sync();
     return r;
+}
+extern "C" float emu_shfl_idx(float v, int src) {
+    unsigned u;
+    memcpy(&u, &v, 4);
+    u = emu_shfl_idx_u32(u, src);
+    memcpy(&v, &u, 4);
+    return v;
 }
 
 /* 64-bit shuffles (double, long long: reductions of f64 and integer tensors) */
