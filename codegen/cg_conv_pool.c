@@ -105,7 +105,7 @@ static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q
         addr[nc] = -p->ones + p->nw * 16, p->chunk[nc] = -2, nc++;
     }
     for (int i = 0; i < p->kw; i++) p->ka[i] = (int)addr[2 * i], p->kl[i] = (int)(addr[2 * i + 1] - addr[2 * i]);
-    p->smem = (uint64_t)(2 * (p->ones + 2 * p->j * p->e * 16) + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
+    p->smem = (uint64_t)(3 * (p->ones + 2 * p->j * p->e * 16) + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
     return true;
 }
 

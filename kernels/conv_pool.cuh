@@ -336,19 +336,26 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // the block's input, column by column: slot par * E + e holds x' = 2e + par, its ROWS input rows
 // x C channels contiguous (pitch SP halves, SP / 2 odd: the threads of a warp read consecutive
 // slots without bank conflicts), so conv row tr's R * C values of a column are one run of words
-// from 2 tr C. Two plane buffers: row tr + 1's planes are built while row tr's wgmmas run; then
-// the block waits, pools as conv_pool_f16 does (the wgmma accumulator holds pixels 8j + 2t, + 1 of
-// channels g, g + 8 of the warp's 16: a whole conv row is in each warp, no exchange between
-// warps) on fp16 pairs of its two channels (max.f16x2: the conv's own fp16 values, rounded from the
-// biased accumulators; one shuffle and three maxima a pair of pixels; 191 registers, 210 with fp32
-// maxima and the bias after them, and 5.5% faster on the H100, docs/gpu.md sixteenth session) and
-// stages the pooled row. float32 x: the first two conv rows' input rows are loaded in
-// one go, then two rows for conv row tr + 2 under conv row tr's wgmmas and pooling.
-// Why no deeper overlap: a second accumulator set (pooling one row under the next row's wgmmas)
-// does not fit two blocks' registers, and rows as two halves of 56 pixels, one half's wgmmas under
-// the other's pooling, ran slower (docs/gpu.md, fifteenth session).
+// from 2 tr C. Two accumulator sets and three plane buffers: while row tr's wgmmas run (set tr % 2,
+// buffer tr % 3) the block builds row tr + 1's planes (buffer (tr + 1) % 3: row tr - 2's, retired
+// before the last barrier; with two buffers a warp could overwrite planes that another warp's part of
+// row tr - 1's wgmmas still reads), loads float32 rows and stores the pooled row staged before; at a
+// barrier row tr + 1's wgmmas go out into the other set, and row tr is pooled under them
+// (`wgmma.wait_group 1`): each warpgroup keeps the tensor cores busy while it pools, where one set
+// left them to the SM's other block. Pooling as conv_pool_f16 does (the wgmma accumulator holds
+// pixels 8j + 2t, + 1 of channels g, g + 8 of the warp's 16: a whole conv row is in each warp, no
+// exchange between warps) on fp16 pairs of its two channels (max.f16x2: the conv's own fp16 values,
+// rounded from the biased accumulators; one shuffle and three maxima a pair of pixels). Every conv
+// row gets its wgmmas, also the rows past the image (zero planes, ignored by the pooling), so that
+// no wgmma sits on a conditional path. 243 registers (191 with one set), 93.1 KiB of shared memory
+// for ResNet-50 (two blocks an SM); H100: median 25.4 us against 26.5 us with one set (docs/gpu.md
+// seventeenth session). float32 x: the first three conv rows' input rows are loaded in one go, then
+// two rows for conv row tr + 3 under conv row tr's wgmmas (stored after the pooling; the barrier of
+// the next row orders them before their reader, row tr + 3's build).
+// Tried before: rows as two halves of 56 pixels, one half's wgmmas under the other's pooling (slower,
+// docs/gpu.md fifteenth session); a producer warpgroup for the rows and planes (no faster, sixteenth).
 #define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW, ONES) \
-    (2 * ((ONES) + 2 * (J) * (E) * 16) + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
+    (3 * ((ONES) + 2 * (J) * (E) * 16) + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
 
 // two fp16 in a 32-bit word: packed from floats (round to nearest), their maximum lane by lane
 __device__ __forceinline__ u32 conv_pool_pack2(float lo, float hi) {
@@ -407,13 +414,13 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
     constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128;
     unsigned char *planes = smem + ONES; // buffer b at planes + b * BS, its bias entries the ONES bytes before
-    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 2 * BS);
+    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 3 * BS);
     unsigned short *strip = stage + NW / 2 * conv_pool_stage;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     // the bias chunk's entries before each buffer: NW entries 1, 1, 0, .. (the weights hold bias hi, lo),
     // then (even chunk counts) NW zero entries for its zero-weight partner
-    for (int i = tid; i < 2 * ONES / 4; i += 128) {
+    for (int i = tid; i < 3 * ONES / 4; i += 128) {
         const int b = i / (ONES / 4), k = i % (ONES / 4);
         reinterpret_cast<u32 *>(planes + b * BS - ONES)[k] = k % 4 == 0 && k < NW * 4 ? 0x3c003c00u : 0u;
     }
@@ -426,10 +433,10 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     // ---- the strip: zeros (padding columns, rows outside the image, the over-read), then the rows
     for (int i = tid; i < E * SP; i += 128) reinterpret_cast<u32 *>(strip)[i] = 0u;
     __syncthreads();
-    if constexpr (F32X) { // the first two conv rows' input now, in one go (one memory round trip: 2 us less than
-        // two rows at a time for ResNet-50 b32), the rest two rows ahead in the row loop
-        const int first = 2 + R < last ? 2 + R : last;
-        constexpr int FIRST_ITEMS = ((2 + R) * C * (SH::W / VEC) + 127) / 128;
+    if constexpr (F32X) { // the first three conv rows' input now, in one go (one memory round trip: 2 us less
+        // than two rows at a time for ResNet-50 b32), the rest three rows ahead in the row loop
+        const int first = 4 + R < last ? 4 + R : last;
+        constexpr int FIRST_ITEMS = ((4 + R) * C * (SH::W / VEC) + 127) / 128;
         float v[FIRST_ITEMS][VEC];
         conv_pool_f32_load<SH, VEC, FIRST_ITEMS>(x, n, y0, 0, first, tid, v);
         conv_pool_wg_f32_store<SH, VEC, FIRST_ITEMS>(strip, 0, first, tid, v);
@@ -493,43 +500,37 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     constexpr bool FULL = NW == SH::Q;
     const int src = t == 0 ? lane + 3 : lane - 1; // the lane holding this lane's pixel 2m - 1
 
-    for (int tr = 0; tr < cr; tr++) {
-        const int p = rs + tr;
-        const bool emit = !(tr & 1) && tr > 0; // conv row p = 2i + 1 ends pooled row i (and starts i + 1)
-        const bool valid = p >= 0 && p < SH::P; // (the same for the whole block)
-        float acc[NW / 2];
-        if (valid) {
+    // conv row trr's wgmmas into d (every row, also those past the image: their planes are zeros and
+    // the pooling ignores them, so that no wgmma sits on a conditional path)
+    auto issue = [&](float(&d)[NW / 2], int trr) {
+        wgmma_fence();
 #pragma unroll
-            for (int i = 0; i < NW / 2; i++) acc[i] = 0.0f;
-            wgmma_pin<NW / 2>(acc);
-            wgmma_fence();
-#pragma unroll
-            for (int ks = 0; ks < KW; ks++) {
-                wgmma_rs_f16<NW>::run(acc, a[ks], wgmma_desc(planes + (tr & 1) * BS + SH::ka(ks), SH::kl(ks), 128));
-            }
-            wgmma_commit();
-        }
-        if (tr + 1 < cr) build(tr + 1, (tr + 1) & 1); // under this row's wgmmas
-        float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1];
-        const int nr0 = 2 * tr + R + 2, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
-        if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
-        if (valid) {
-            wgmma_wait<0>();
-            wgmma_pin<NW / 2>(acc);
-            if constexpr (!FULL) // pixels past Q drop out of every max
+        for (int ks = 0; ks < KW; ks++)
+            wgmma_rs_f16<NW>::run(d, a[ks], wgmma_desc(planes + (trr % 3) * BS + SH::ka(ks), SH::kl(ks), 128), ks > 0);
+        wgmma_commit();
+    };
+    // pool conv row trr (retired) into the pooled row in progress; a row p = 2i + 1 ends pooled row i:
+    // it goes to the staging, stored by store_row after the next barrier
+    auto pool = [&](float(&d)[NW / 2], int trr) {
+        const int p = rs + trr;
+        const bool emit = !(trr & 1) && trr > 0;
+        if (p >= 0 && p < SH::P) { // (the same for the whole block)
+            wgmma_pin<NW / 2>(d);
+            if constexpr (!FULL) { // pixels past Q drop out of every max
 #pragma unroll
                 for (int j = 0; j < NJ; j++) {
                     const int q = 8 * j + 2 * t;
-                    if (q >= SH::Q) acc[4 * j] = acc[4 * j + 2] = neg_inf();
-                    if (q + 1 >= SH::Q) acc[4 * j + 1] = acc[4 * j + 3] = neg_inf();
+                    if (q >= SH::Q) d[4 * j] = d[4 * j + 2] = neg_inf();
+                    if (q + 1 >= SH::Q) d[4 * j + 1] = d[4 * j + 3] = neg_inf();
                 }
+            }
             // pooled column m = 4 j + t = max(pixel 2m - 1, 2m, 2m + 1): as in conv_pool_f16, the whole
             // row is in the warp (the wgmma accumulator: pixels 8 j + 2 t, + 1 of channels g, g + 8), here
             // on fp16 pairs of the two channels (the conv's fp16 output values: rounding is monotonic)
             u32 po = 0;
 #pragma unroll
             for (int j = 0; j < NJ; j++) {
-                const u32 e = conv_pool_pack2(acc[4 * j], acc[4 * j + 2]), o = conv_pool_pack2(acc[4 * j + 1], acc[4 * j + 3]);
+                const u32 e = conv_pool_pack2(d[4 * j], d[4 * j + 2]), o = conv_pool_pack2(d[4 * j + 1], d[4 * j + 3]);
                 const u32 r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po : o, src);
                 po = o;
                 const u32 prev = t != 0 || j > 0 ? r : NEG2;
@@ -556,18 +557,58 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
                 cur[j] = NEG2;
             }
         }
-        if (emit) {
-            const int i = i0 + tr / 2 - 1; // the finished pooled row
-            __syncthreads();               // the staged row is complete
-            constexpr int CHUNKS = SH::W2 * 8;
-            __half *yr = y + (((i64)n * SH::H2 + i) * SH::W2) * 64;
-            for (int c = tid; c < CHUNKS; c += 128)
-                *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) =
-                    *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
-        }
-        if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
-        fence_proxy_async(); // row tr + 1's planes, for the wgmmas
+    };
+    // the staged pooled row ended by conv row trr (after a barrier)
+    auto store_row = [&](int trr) {
+        const int i = i0 + trr / 2 - 1;
+        constexpr int CHUNKS = SH::W2 * 8;
+        __half *yr = y + (((i64)n * SH::H2 + i) * SH::W2) * 64;
+        for (int c = tid; c < CHUNKS; c += 128)
+            *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) =
+                *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
+    };
+    float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1]; // (here, not in the lambda: g++ 12 fails on it there)
+    // Row trr's wgmmas are in flight in d (plane buffer trr & 1). Under them: row trr + 1's planes (the
+    // other buffer, whose row trr - 1 retired), the float32 rows of row trr + 3, the staged pooled row
+    // of row trr - 1; then row trr + 1's wgmmas go out into dn and row trr is pooled under them.
+    auto step = [&](float(&d)[NW / 2], float(&dn)[NW / 2], int trr) {
+        build(trr + 1, (trr + 1) % 3);
+        const int nr0 = 2 * trr + R + 4, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
+        if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
+        fence_proxy_async(); // row trr + 1's planes, for the wgmmas
         __syncthreads();     // ... and the strip rows and the staging, for everyone
+        if ((trr & 1) && trr > 1) store_row(trr - 1);
+        issue(dn, trr + 1);
+        wgmma_wait<1>(); // row trr retired
+        pool(d, trr);
+        if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
+    };
+    auto finish = [&](float(&d)[NW / 2], int trr) { // the last row
+        __syncthreads(); // the staging: written below, maybe still read by the last step's store_row
+        if ((trr & 1) && trr > 1) { // the staging of row trr - 1
+            store_row(trr - 1);
+            __syncthreads();
+        }
+        wgmma_wait<0>();
+        pool(d, trr);
+        if (!(trr & 1) && trr > 0) {
+            __syncthreads();
+            store_row(trr);
+        }
+    };
+
+    float acc0[NW / 2], acc1[NW / 2];
+    issue(acc0, 0);
+    int tr = 0;
+    for (; tr + 2 < cr; tr += 2) {
+        step(acc0, acc1, tr);
+        step(acc1, acc0, tr + 1);
+    }
+    if (tr + 1 < cr) {
+        step(acc0, acc1, tr);
+        finish(acc1, tr + 1);
+    } else {
+        finish(acc0, tr);
     }
 #else
     (void)x, (void)w, (void)bias, (void)y, (void)smem;

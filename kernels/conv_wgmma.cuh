@@ -158,10 +158,11 @@ template <> struct wgmma_f16<112> {
 };
 // D[64 x N] += A[64 x 16] * B[16 x N], A from registers (the m16n8k16 A fragment of each warp's 16
 // rows: a[0] = (row g, k 2 t, 2 t + 1), a[1] = (g + 8, same k), a[2] = (g, 2 t + 8, + 9), a[3] = (g + 8,
-// 2 t + 8, + 9) with g = lane / 4, t = lane % 4), B from shared memory (descriptor), K-major
+// 2 t + 8, + 9) with g = lane / 4, t = lane % 4), B from shared memory (descriptor), K-major;
+// sd = 0: D = A * B (D's old values ignored: no zeroing of a fresh accumulator set)
 template <int N> struct wgmma_rs_f16;
 template <> struct wgmma_rs_f16<64> {
-    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db) {
+    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db, int sd = 1) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
                      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
@@ -171,11 +172,11 @@ template <> struct wgmma_rs_f16<64> {
                        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
                        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
                        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(sd));
     }
 };
 template <> struct wgmma_rs_f16<112> {
-    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db) {
+    static __device__ __forceinline__ void run(float *d, const unsigned *a, u64 db, int sd = 1) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %61, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n112k16.f32.f16.f16 {"
                      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
@@ -190,7 +191,7 @@ template <> struct wgmma_rs_f16<112> {
                        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
                        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
                        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(sd));
     }
 };
 template <> struct wgmma_f16<256> {
@@ -359,7 +360,11 @@ template <int N> inline void wgmma_wait() {}
 template <int N> inline void wgmma_pin(float *) {}
 inline void fence_proxy_async() {}
 template <int N> struct wgmma_rs_f16 {
-    static void run(float *d, const unsigned *a, u64 db) { emu_wgmma_rs_f16(N, d, a, db); }
+    static void run(float *d, const unsigned *a, u64 db, int sd = 1) {
+        if (!sd)
+            for (int i = 0; i < N / 2; i++) d[i] = 0.0f;
+        emu_wgmma_rs_f16(N, d, a, db);
+    }
 };
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 
