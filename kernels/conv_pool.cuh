@@ -347,7 +347,7 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // exchange between warps) on fp16 pairs of its two channels (max.f16x2: the conv's own fp16 values,
 // rounded from the biased accumulators; one shuffle and three maxima a pair of pixels). Every conv
 // row gets its wgmmas, also the rows past the image (zero planes, ignored by the pooling), so that
-// no wgmma sits on a conditional path. 243 registers (191 with one set), 93.1 KiB of shared memory
+// no wgmma sits on a conditional path. 252 registers (191 with one set), 93.1 KiB of shared memory
 // for ResNet-50 (two blocks an SM); H100: median 25.4 us against 26.5 us with one set (docs/gpu.md
 // seventeenth session). float32 x: the first three conv rows' input rows are loaded in one go, then
 // two rows for conv row tr + 3 under conv row tr's wgmmas (stored after the pooling; the barrier of
@@ -387,15 +387,26 @@ __device__ __forceinline__ u32 conv_pool_max2(u32 a, u32 b) {
 template <class SH, int VEC, int ITEMS>
 __device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
     constexpr int PER_ROW = SH::C * (SH::W / VEC);
+    // VEC even and every column inside the strip: value u of an item sits at a fixed distance from the
+    // item's first slot (VEC k is even, so x' = VEC k + u + PW has the parity of u + PW): one address an
+    // item, the rest immediates
+    constexpr bool FIXED = VEC % 2 == 0 && SH::W % VEC == 0 && SH::W - 1 + SH::PW < 2 * SH::E;
 #pragma unroll
     for (int it = 0; it < ITEMS; it++) {
         const int i = tid + 128 * it, rr = r0 + i / PER_ROW, c = (i % PER_ROW) / (SH::W / VEC), k = i % (SH::W / VEC);
         if (i >= (r1 - r0) * PER_ROW) continue;
+        if constexpr (FIXED) {
+            unsigned short *b = strip + (VEC / 2 * k) * SH::SP + rr * SH::C + c;
 #pragma unroll
-        for (int u = 0; u < VEC; u++) {
-            const int xs = VEC * k + u + SH::PW; // x'
-            if (xs < 2 * SH::E)
-                strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = __half_as_ushort(__float2half_rn(v[it][u]));
+            for (int u = 0; u < VEC; u++)
+                b[(((u + SH::PW) & 1) * SH::E + ((u + SH::PW) >> 1)) * SH::SP] = __half_as_ushort(__float2half_rn(v[it][u]));
+        } else {
+#pragma unroll
+            for (int u = 0; u < VEC; u++) {
+                const int xs = VEC * k + u + SH::PW; // x'
+                if (xs < 2 * SH::E)
+                    strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = __half_as_ushort(__float2half_rn(v[it][u]));
+            }
         }
     }
 }
@@ -468,21 +479,30 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     // conv row trr's planes into buffer b: slot idx of the strip is x' = 2e + par, entry e of plane par
     auto build = [&](int trr, int b) {
         unsigned char *pb = planes + b * BS;
-        for (int idx = tid; idx < 2 * E; idx += 128) {
-            const int par = idx >= E, e = idx - par * E;
-            const u32 *col = reinterpret_cast<const u32 *>(strip + idx * SP + 2 * trr * C);
-            u32 v[4 * J];
+        constexpr int IT = (2 * E + 127) / 128;
+        u32 v[IT][4 * J]; // every slot's loads first, then the stores (their latency overlaps)
 #pragma unroll
-            for (int k = 0; k < 4 * J; k++) v[k] = k < RC / 2 ? col[k] : 0u;
+        for (int it = 0; it < IT; it++) {
+            const int idx = tid + 128 * it;
+            if (idx >= 2 * E) continue;
+            const u32 *col = reinterpret_cast<const u32 *>(strip + idx * SP + 2 * trr * C);
+#pragma unroll
+            for (int k = 0; k < 4 * J; k++) v[it][k] = k < RC / 2 ? col[k] : 0u;
             if constexpr (RC & 1) // the run's last value alone (the next half is the next row's, maybe being written)
-                v[RC / 2] = reinterpret_cast<const unsigned short *>(col)[RC - 1];
+                v[it][RC / 2] = reinterpret_cast<const unsigned short *>(col)[RC - 1];
+        }
+#pragma unroll
+        for (int it = 0; it < IT; it++) {
+            const int idx = tid + 128 * it;
+            if (idx >= 2 * E) continue;
+            const int par = idx >= E, e = idx - par * E;
 #pragma unroll
             for (int j = 0; j < J; j++) {
                 u32 *d = reinterpret_cast<u32 *>(pb + (par * J + j) * PLANE + e * 16);
 #ifdef KILN_EMU
-                d[0] = v[4 * j], d[1] = v[4 * j + 1], d[2] = v[4 * j + 2], d[3] = v[4 * j + 3];
+                d[0] = v[it][4 * j], d[1] = v[it][4 * j + 1], d[2] = v[it][4 * j + 2], d[3] = v[it][4 * j + 3];
 #else
-                *reinterpret_cast<uint4 *>(d) = make_uint4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+                *reinterpret_cast<uint4 *>(d) = make_uint4(v[it][4 * j], v[it][4 * j + 1], v[it][4 * j + 2], v[it][4 * j + 3]);
 #endif
             }
         }
@@ -500,13 +520,24 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     constexpr bool FULL = NW == SH::Q;
     const int src = t == 0 ? lane + 3 : lane - 1; // the lane holding this lane's pixel 2m - 1
 
+    // step ks's B descriptor in plane buffer b: on the GPU the fields are sums of constants and the
+    // buffers' base (one add a wgmma, not an address conversion and three field operations)
+#ifdef KILN_EMU
+    auto bdesc = [&](int b, int ks) { return wgmma_desc(planes + b * BS + SH::ka(ks), SH::kl(ks), 128); };
+#else
+    static_assert(BS % 16 == 0 && ONES % 16 == 0, "16-byte entries");
+    const u32 pl16 = ((u32)__cvta_generic_to_shared(planes) & 0x3FFFFu) >> 4;
+    auto bdesc = [&](int b, int ks) {
+        return (u64)(pl16 + (u32)(b * (BS / 16) + SH::ka(ks) / 16 + ((SH::kl(ks) / 16) << 16))) | ((u64)(128 / 16) << 32);
+    };
+#endif
     // conv row trr's wgmmas into d (every row, also those past the image: their planes are zeros and
     // the pooling ignores them, so that no wgmma sits on a conditional path)
     auto issue = [&](float(&d)[NW / 2], int trr) {
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < KW; ks++)
-            wgmma_rs_f16<NW>::run(d, a[ks], wgmma_desc(planes + (trr % 3) * BS + SH::ka(ks), SH::kl(ks), 128), ks > 0);
+            wgmma_rs_f16<NW>::run(d, a[ks], bdesc(trr % 3, ks), ks > 0);
         wgmma_commit();
     };
     // pool conv row trr (retired) into the pooled row in progress; a row p = 2i + 1 ends pooled row i:
