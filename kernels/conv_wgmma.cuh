@@ -348,23 +348,23 @@ __device__ __forceinline__ void wgmma_store_partials_tr(const float *acc, float 
 #elif defined(KILN_EMU)
 // Under the CPU emulator (tests/codegen/emu/emu_sched.cpp) the wgmma operations that
 // conv_pool_wg_f16 uses are calls: a descriptor is a handle to (address, leading and stride byte
-// offsets), and wgmma_rs_f16 exchanges the warpgroup's A fragments at a barrier and reads B through
-// the descriptor with the no-swizzle K-major layout, so that a plane or descriptor bug fails there.
+// offsets); wgmma_rs_f16 records the operation, and wgmma_wait carries out the lane's operations
+// of all but the newest N committed groups (A from the warp's recorded fragments, B read through
+// the descriptor with the no-swizzle K-major layout at that moment), so that a plane or descriptor
+// bug, an accumulator read before its wait or planes overwritten under another warp's wgmmas fail.
 #define KILN_EMU_WGMMA 1
 extern "C" u64 emu_wgmma_desc(const void *p, unsigned lbo, unsigned sbo);
-extern "C" void emu_wgmma_rs_f16(int n, float *d, const u32 *a, u64 db);
+extern "C" void emu_wgmma_rs_f16(int n, int sd, float *d, const u32 *a, u64 db);
+extern "C" void emu_wgmma_commit(void);
+extern "C" void emu_wgmma_wait(int n);
 inline u64 wgmma_desc(const void *p, unsigned lbo, unsigned sbo) { return emu_wgmma_desc(p, lbo, sbo); }
 inline void wgmma_fence() {}
-inline void wgmma_commit() {}
-template <int N> inline void wgmma_wait() {}
+inline void wgmma_commit() { emu_wgmma_commit(); }
+template <int N> inline void wgmma_wait() { emu_wgmma_wait(N); }
 template <int N> inline void wgmma_pin(float *) {}
 inline void fence_proxy_async() {}
 template <int N> struct wgmma_rs_f16 {
-    static void run(float *d, const unsigned *a, u64 db, int sd = 1) {
-        if (!sd)
-            for (int i = 0; i < N / 2; i++) d[i] = 0.0f;
-        emu_wgmma_rs_f16(N, d, a, db);
-    }
+    static void run(float *d, const unsigned *a, u64 db, int sd = 1) { emu_wgmma_rs_f16(N, sd, d, a, db); }
 };
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 

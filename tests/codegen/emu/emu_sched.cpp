@@ -1,5 +1,6 @@
 // emu_sched.cpp — runs a kernel's blocks one after the other on the CPU, the threads of a block
-// as coroutines (ucontext). A thread runs until it waits at a barrier or ends. Barriers:
+// as coroutines (ucontext). A thread runs until it waits at a barrier or ends; a warp runs until
+// all its lanes wait at a barrier wider than the warp (or end) before the next warp. Barriers:
 //   __syncthreads    every thread of the block that has not ended;
 //   warp, warpgroup  the exchanges of shuffles, ldmatrix, mma.sync (a warp's threads that have not
 //                    ended) and wgmma (a warpgroup's), so that a kernel whose warps or warpgroups
@@ -145,12 +146,17 @@ extern "C" void emu_warp_mma(int prec, int mt, int nt, float *acc, const uint32_
 }
 
 // kernels/conv_wgmma.cuh's emulated wgmma (conv_pool_wg_f16): a descriptor is an index into a
-// ring of (shared address, leading byte offset, stride byte offset); wgmma_rs_f16 is called by the
-// 128 threads of a warpgroup at the same point: they publish their A fragments (warp w's m16 rows
-// 16 w .. 16 w + 15, the m16n8k16 A layout), meet at a barrier, and each computes its accumulators
-// (d[4 j + r] = D[16 w + g + 8 (r / 2)][8 j + 2 t + r % 2]) with B(k, n) read as the PTX ISA's
-// no-swizzle K-major canonical layout: core matrix (n / 8, k / 8) at start + (n / 8) * SBO +
-// (k / 8) * LBO, row n % 8 at 16 (n % 8) bytes, element k % 8 at 2 (k % 8).
+// ring of (shared address, leading byte offset, stride byte offset). wgmma_rs_f16 is asynchronous as
+// on the GPU: a lane records the operation (its A fragment copied, the accumulator pointer, the
+// descriptor) and meets the other lanes of its warp (PTX: .sync waits for the warp, not the
+// warpgroup); wgmma.commit_group closes a group, and wgmma.wait_group N carries out, in order, the
+// lane's operations of every group but the N newest: only then are its accumulators written
+// (d[4 j + r] = D[16 w + g + 8 (r / 2)][8 j + 2 t + r % 2], warp w's m16 rows from its lanes' A
+// fragments in the m16n8k16 A layout) and is B read from shared memory, as the PTX ISA's no-swizzle
+// K-major canonical layout: core matrix (n / 8, k / 8) at start + (n / 8) * SBO + (k / 8) * LBO, row
+// n % 8 at 16 (n % 8) bytes, element k % 8 at 2 (k % 8). So a kernel that reads accumulators before
+// its wait, or lets one warp overwrite planes another warp's wgmmas have not yet waited for, gets
+// wrong results here (the emulator runs each warp up to its next barrier before the next warp).
 struct emu_desc {
     const unsigned char *p;
     unsigned lbo, sbo;
@@ -164,26 +170,61 @@ extern "C" unsigned long long emu_wgmma_desc(const void *p, unsigned lbo, unsign
     return i;
 }
 
-extern "C" void emu_wgmma_rs_f16(int n, float *d, const uint32_t *a, unsigned long long db) {
-    const int t = cur, lane = t % 32, w = (t / 32) % 4, g = lane / 4, q = lane % 4;
-    const emu_desc de = desc_ring[db & 0xffffu];
-    frag_a[t] = a;
-    wait_at(wg_key(), 128, true);
-    const uint32_t *const *wa = frag_a + (t & ~127);
-    for (int j = 0; j < n / 8; j++)
+enum { WG_RING = 64 }; /* operations a lane may have in flight */
+struct emu_wg_op {
+    unsigned seq, group;
+    int n, sd;
+    float *d;
+    uint32_t a[4];
+    emu_desc de;
+};
+static emu_wg_op *wg_ops;                          /* [thread][WG_RING] */
+static unsigned *wg_issued, *wg_done, *wg_commits; /* per thread */
+
+extern "C" void emu_wgmma_rs_f16(int n, int sd, float *d, const uint32_t *a, unsigned long long db) {
+    const int t = cur;
+    const unsigned seq = wg_issued[t]++;
+    if (seq - wg_done[t] >= WG_RING) {
+        fprintf(stderr, "emu: thread %d has more than %d wgmmas in flight (no wgmma.wait_group?)\n", t, (int)WG_RING);
+        abort();
+    }
+    emu_wg_op *op = &wg_ops[(size_t)t * WG_RING + seq % WG_RING];
+    *op = emu_wg_op{seq, wg_commits[t], n, sd, d, {a[0], a[1], a[2], a[3]}, desc_ring[db & 0xffffu]};
+    warp_sync();
+}
+
+extern "C" void emu_wgmma_commit(void) { wg_commits[cur]++; }
+
+static void wgmma_run(int t, const emu_wg_op &op) {
+    const int lane = t % 32, w = (t / 32) % 4, g = lane / 4, q = lane % 4;
+    (void)w;
+    for (int j = 0; j < op.n / 8; j++)
         for (int r = 0; r < 4; r++) {
-            const int row = 16 * w + g + 8 * (r / 2), col = 8 * j + 2 * q + (r & 1);
-            float s = d[4 * j + r];
+            const int row = g + 8 * (r / 2), col = 8 * j + 2 * q + (r & 1); /* row within the warp's 16 */
+            float s = op.sd ? op.d[4 * j + r] : 0.0f;
             for (int k = 0; k < 16; k++) {
-                const int owner = (row / 16) * 32 + (row % 8) * 4 + (k % 8) / 2, reg = ((row % 16) >= 8) + 2 * (k >= 8);
-                const float av = f16_value(wa[owner][reg], k & 1);
+                const int owner = (t & ~31) + (row % 8) * 4 + (k % 8) / 2, reg = (row >= 8) + 2 * (k >= 8);
+                const emu_wg_op &oo = wg_ops[(size_t)owner * WG_RING + op.seq % WG_RING];
+                if (oo.seq != op.seq) {
+                    fprintf(stderr, "emu: the lanes of warp %d issued different wgmma sequences\n", t / 32);
+                    abort();
+                }
                 uint16_t bh;
-                memcpy(&bh, de.p + (col / 8) * de.sbo + (k / 8) * de.lbo + (col % 8) * 16 + (k % 8) * 2, 2);
-                s += av * f16_value(bh, 0);
+                memcpy(&bh, op.de.p + (col / 8) * op.de.sbo + (k / 8) * op.de.lbo + (col % 8) * 16 + (k % 8) * 2, 2);
+                s += f16_value(oo.a[reg], k & 1) * f16_value(bh, 0);
             }
-            d[4 * j + r] = s;
+            op.d[4 * j + r] = s;
         }
-    wait_at(wg_key(), 128, true);
+}
+
+extern "C" void emu_wgmma_wait(int n) {
+    const int t = cur;
+    while (wg_done[t] != wg_issued[t]) {
+        const emu_wg_op &op = wg_ops[(size_t)t * WG_RING + wg_done[t] % WG_RING];
+        if (op.group + (unsigned)n >= wg_commits[t]) break; /* among the n newest groups (or not committed) */
+        wgmma_run(t, op);
+        wg_done[t]++;
+    }
 }
 
 // ---------------------------------------------------------- cp.async, ldmatrix --
@@ -271,8 +312,12 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
     int n = (int)(block[0] * block[1] * block[2]);
     if (n > cap) {
         free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
-        free(waitkey), free(arrived), free(live);
+        free(waitkey), free(arrived), free(live), free(wg_ops), free(wg_issued), free(wg_done), free(wg_commits);
         ctxs = (ucontext_t *)calloc((size_t)n, sizeof *ctxs);
+        wg_ops = (emu_wg_op *)calloc((size_t)n * WG_RING, sizeof *wg_ops);
+        wg_issued = (unsigned *)calloc((size_t)n, sizeof *wg_issued);
+        wg_done = (unsigned *)calloc((size_t)n, sizeof *wg_done);
+        wg_commits = (unsigned *)calloc((size_t)n, sizeof *wg_commits);
         waitkey = (int *)calloc((size_t)n, sizeof *waitkey);
         nkeys = KEY_WARP + (n + 31) / 32 + (n + 127) / 128;
         arrived = (int *)calloc((size_t)nkeys, sizeof *arrived);
@@ -284,7 +329,9 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
         stacks = (char *)malloc((size_t)n * STACK);
         state = (int *)calloc((size_t)n, sizeof *state);
         slots = (unsigned long long *)calloc((size_t)n, sizeof *slots);
-        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b || !ldm_rows || !waitkey || !arrived || !live) return -1;
+        if (!ctxs || !stacks || !state || !slots || !frag_a || !frag_b || !ldm_rows || !waitkey || !arrived || !live ||
+            !wg_ops || !wg_issued || !wg_done || !wg_commits)
+            return -1;
         cap = n;
     }
     tramp_fn = tramp;
@@ -305,21 +352,30 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
                     state[t] = 0;
                 }
                 memset(arrived, 0, (size_t)nkeys * sizeof *arrived);
+                memset(wg_issued, 0, (size_t)n * sizeof *wg_issued);
+                memset(wg_done, 0, (size_t)n * sizeof *wg_done);
+                memset(wg_commits, 0, (size_t)n * sizeof *wg_commits);
                 memset(live, 0, (size_t)nkeys * sizeof *live);
                 live[0] = n;
                 for (int t = 0; t < n; t++) live[KEY_WARP + t / 32]++, live[KEY_WARP + (n + 31) / 32 + t / 128]++;
                 for (;;) {
                     int done = 0, ran = 0;
-                    for (int t = 0; t < n; t++) {
-                        if (state[t] == 0) {
-                            cur = t;
-                            threadIdx = {(unsigned)t % block[0], ((unsigned)t / block[0]) % block[1],
-                                         (unsigned)t / (block[0] * block[1])};
-                            swapcontext(&sched_ctx, &ctxs[t]);
-                            ran++;
+                    /* warp by warp: a warp's lanes run until each waits at a block, warpgroup or named
+                     * barrier (or ends) before the next warp starts, so warps drift apart between block
+                     * barriers as far as the kernel lets them (a missing barrier shows) */
+                    for (int w0 = 0; w0 < n; w0 += 32)
+                        for (bool again = true; again;) {
+                            again = false;
+                            for (int t = w0; t < n && t < w0 + 32; t++)
+                                if (state[t] == 0) {
+                                    cur = t;
+                                    threadIdx = {(unsigned)t % block[0], ((unsigned)t / block[0]) % block[1],
+                                                 (unsigned)t / (block[0] * block[1])};
+                                    swapcontext(&sched_ctx, &ctxs[t]);
+                                    ran++, again = true;
+                                }
                         }
-                        done += state[t] == 2;
-                    }
+                    for (int t = 0; t < n; t++) done += state[t] == 2;
                     if (done == n) break;
                     if (!ran) {
                         fprintf(stderr, "emu: block (%u,%u,%u): every live thread waits at a barrier that cannot open "
@@ -335,8 +391,9 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
 // nothing left).
 extern "C" void emu_release(void) {
     free(ctxs), free(stacks), free(state), free(slots), free(frag_a), free(frag_b), free(ldm_rows);
-    free(waitkey), free(arrived), free(live);
+    free(waitkey), free(arrived), free(live), free(wg_ops), free(wg_issued), free(wg_done), free(wg_commits);
     ctxs = NULL, stacks = NULL, state = NULL, slots = NULL, frag_a = frag_b = NULL, ldm_rows = NULL;
     waitkey = arrived = live = NULL;
+    wg_ops = NULL, wg_issued = wg_done = wg_commits = NULL;
     cap = frag_cap = 0;
 }
