@@ -165,6 +165,8 @@ done
 # ResNet's row width in bands of 3: the last row's pooling after a stored row (the emulated wgmma is
 # asynchronous and warps drift apart between block barriers, so a missing barrier fails here)
 KILN_CONV_POOL_BP=3 EMU_SUFFIX=_wg_bp3 run "$WORK/cases/nhwc_stem_pool_c3w.onnx" fp16 --arch sm_90a
+# ... and with the warps run last to first (a race the other way round)
+KILN_EMU_WARPS_REVERSED=1 KILN_CONV_POOL_BP=3 EMU_SUFFIX=_wg_bp3_rev run "$WORK/cases/nhwc_stem_pool_c3w.onnx" fp16 --arch sm_90a
 # conv pairs on split-K and on a wgmma tile's mma.sync fallback (sm_90a build: the NVRTC compile
 # of the wgmma path too)
 for t in 64x64x32s4w4k2 wgz128x64x64s4g2k1; do

@@ -1,6 +1,7 @@
 // emu_sched.cpp — runs a kernel's blocks one after the other on the CPU, the threads of a block
 // as coroutines (ucontext). A thread runs until it waits at a barrier or ends; a warp runs until
-// all its lanes wait at a barrier wider than the warp (or end) before the next warp. Barriers:
+// all its lanes wait at a barrier wider than the warp (or end) before the next warp (warp 0 first,
+// or with KILN_EMU_WARPS_REVERSED set in the environment the last warp first). Barriers:
 //   __syncthreads    every thread of the block that has not ended;
 //   warp, warpgroup  the exchanges of shuffles, ldmatrix, mma.sync (a warp's threads that have not
 //                    ended) and wgmma (a warpgroup's), so that a kernel whose warps or warpgroups
@@ -33,6 +34,7 @@ static unsigned long long *slots; /* one 64-bit shuffle slot per thread */
 static void (*tramp_fn)(void **);
 static void **tramp_params;
 static const size_t STACK = 256 * 1024;
+static bool reversed; /* warps last to first (KILN_EMU_WARPS_REVERSED) */
 
 /* barrier keys: 0 the block, 1..15 named, KEY_WARP + warp, then KEY_WARP + warps + warpgroup */
 enum { KEY_NAMED = 16, KEY_WARP = 16 };
@@ -334,6 +336,8 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
             return -1;
         cap = n;
     }
+    /* KILN_EMU_WARPS_REVERSED: the last warp first (a race between warps in the other direction) */
+    reversed = getenv("KILN_EMU_WARPS_REVERSED") != NULL;
     tramp_fn = tramp;
     tramp_params = params;
     nthreads = n;
@@ -363,8 +367,9 @@ extern "C" int emu_launch(void (*tramp)(void **), void **params, const unsigned 
                     /* warp by warp: a warp's lanes run until each waits at a block, warpgroup or named
                      * barrier (or ends) before the next warp starts, so warps drift apart between block
                      * barriers as far as the kernel lets them (a missing barrier shows) */
-                    for (int w0 = 0; w0 < n; w0 += 32)
+                    for (int wi = 0; wi < (n + 31) / 32; wi++)
                         for (bool again = true; again;) {
+                            const int w0 = 32 * (reversed ? (n + 31) / 32 - 1 - wi : wi);
                             again = false;
                             for (int t = w0; t < n && t < w0 + 32; t++)
                                 if (state[t] == 0) {
