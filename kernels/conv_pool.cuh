@@ -599,9 +599,10 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
                 *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
     };
     float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1]; // (here, not in the lambda: g++ 12 fails on it there)
-    // Row trr's wgmmas are in flight in d (plane buffer trr & 1). Under them: row trr + 1's planes (the
-    // other buffer, whose row trr - 1 retired), the float32 rows of row trr + 3, the staged pooled row
-    // of row trr - 1; then row trr + 1's wgmmas go out into dn and row trr is pooled under them.
+    // Row trr's wgmmas are in flight in d (plane buffer trr % 3). Under them: row trr + 1's planes
+    // (buffer (trr + 1) % 3: row trr - 2's, which every warp waited for before the last barrier), the
+    // float32 rows of row trr + 3, the store of the row staged a step ago; then row trr + 1's wgmmas go
+    // out into dn and row trr is pooled under them. (cr is odd: the loop below ends in finish(acc0).)
     auto step = [&](float(&d)[NW / 2], float(&dn)[NW / 2], int trr) {
         build(trr + 1, (trr + 1) % 3);
         const int nr0 = 2 * trr + R + 4, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
