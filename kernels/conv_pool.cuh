@@ -411,6 +411,57 @@ __device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, in
     }
 }
 
+// The first rows [0, first) of float32 NCHW x (rows of W % 4 == 0 floats), channel by channel: a
+// channel's rows lie back to back, so item f (16 bytes) of channel c is at one base plus constants
+// (cheap to address: these loads are what every block of the wave waits for first), and rows outside
+// the image are a range of f. Thread tid holds items f = tid + 128 j of each channel.
+template <class SH>
+__device__ __forceinline__ void conv_pool_wg_f32_first_load(const float *x, int n, int y0, int first, int tid,
+                                                            float (&v)[SH::C * (((4 + SH::R) * (SH::W / 4) + 127) / 128)][4]) {
+    constexpr int KQ = SH::W / 4, IPC = ((4 + SH::R) * KQ + 127) / 128;
+    const int lo = (y0 < 0 ? -y0 : 0) * KQ, hi = (first < SH::H - y0 ? first : SH::H - y0) * KQ;
+    const float *xb = x + ((i64)n * SH::C * SH::H + y0) * SH::W + 4 * tid;
+#pragma unroll
+    for (int c = 0; c < SH::C; c++)
+#pragma unroll
+        for (int j = 0; j < IPC; j++) {
+            const int f = tid + 128 * j;
+            float4 q;
+            q.x = q.y = q.z = q.w = 0.0f;
+            if (f >= lo && f < hi) q = *reinterpret_cast<const float4 *>(xb + (i64)c * SH::H * SH::W + 512 * j);
+            v[c * IPC + j][0] = q.x, v[c * IPC + j][1] = q.y, v[c * IPC + j][2] = q.z, v[c * IPC + j][3] = q.w;
+        }
+}
+template <class SH>
+__device__ __forceinline__ void conv_pool_wg_f32_first_store(unsigned short *strip, int first, int tid,
+                                                             const float (&v)[SH::C * (((4 + SH::R) * (SH::W / 4) + 127) / 128)][4]) {
+    constexpr int KQ = SH::W / 4, IPC = ((4 + SH::R) * KQ + 127) / 128;
+    constexpr bool FIXED = SH::W - 1 + SH::PW < 2 * SH::E; // (as in conv_pool_wg_f32_store)
+    const int q0 = tid / KQ, r0 = tid % KQ;
+#pragma unroll
+    for (int j = 0; j < IPC; j++) {
+        int rr = q0 + 128 * j / KQ, k = r0 + 128 * j % KQ; // the item's row and column group
+        if (k >= KQ) k -= KQ, rr++;
+        if (rr >= first) continue;
+#pragma unroll
+        for (int c = 0; c < SH::C; c++) {
+            if constexpr (FIXED) {
+                unsigned short *b = strip + (2 * k) * SH::SP + rr * SH::C + c;
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+                    b[(((u + SH::PW) & 1) * SH::E + ((u + SH::PW) >> 1)) * SH::SP] = conv_pool_h(v[c * IPC + j][u]);
+            } else {
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    const int xs = 4 * k + u + SH::PW; // x'
+                    if (xs < 2 * SH::E)
+                        strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = conv_pool_h(v[c * IPC + j][u]);
+                }
+            }
+        }
+    }
+}
+
 template <class SH, bool RELU, class XT>
 __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const __half *__restrict__ w,
                                                  const float *__restrict__ bias, __half *__restrict__ y,
@@ -429,38 +480,27 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     unsigned short *strip = stage + NW / 2 * conv_pool_stage;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    // the bias chunk's entries before each buffer: NW entries 1, 1, 0, .. (the weights hold bias hi, lo),
-    // then (even chunk counts) NW zero entries for its zero-weight partner
-    for (int i = tid; i < 3 * ONES / 4; i += 128) {
-        const int b = i / (ONES / 4), k = i % (ONES / 4);
-        reinterpret_cast<u32 *>(planes + b * BS - ONES)[k] = k % 4 == 0 && k < NW * 4 ? 0x3c003c00u : 0u;
-    }
     const int n = blockIdx.x / SH::NB, i0 = (blockIdx.x % SH::NB) * SH::BP;
     const int i1 = (i0 + SH::BP < SH::H2 ? i0 + SH::BP : SH::H2) - 1;
     const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows
     const int y0 = 2 * rs - SH::PH;                     // the input row of strip row 0
     const int last = 2 * (cr - 1) + R;                  // strip rows in use
 
-    // ---- the strip: zeros (padding columns, rows outside the image, the over-read), then the rows
-    for (int i = tid; i < E * SP; i += 128) reinterpret_cast<u32 *>(strip)[i] = 0u;
-    __syncthreads();
-    if constexpr (F32X) { // the first three conv rows' input now, in one go (one memory round trip: 2 us less
-        // than two rows at a time for ResNet-50 b32), the rest three rows ahead in the row loop
-        const int first = 4 + R < last ? 4 + R : last;
-        constexpr int FIRST_ITEMS = ((4 + R) * C * (SH::W / VEC) + 127) / 128;
-        float v[FIRST_ITEMS][VEC];
-        conv_pool_f32_load<SH, VEC, FIRST_ITEMS>(x, n, y0, 0, first, tid, v);
-        conv_pool_wg_f32_store<SH, VEC, FIRST_ITEMS>(strip, 0, first, tid, v);
-    } else { // fp16 NHWC x: every row now (not the network's hot path: the graph input is float32)
-        for (int i = tid; i < last * SH::W * C; i += 128) {
-            const int rr = i / (SH::W * C), col = (i / C) % SH::W, c = i % C, iy = y0 + rr, xs = col + SH::PW;
-            if (iy >= 0 && iy < SH::H && xs < 2 * E)
-                strip[((xs & 1) * E + (xs >> 1)) * SP + rr * C + c] =
-                    __half_as_ushort(x[(((i64)n * SH::H + iy) * SH::W + col) * C + c]);
-        }
-    }
-
-    // ---- this warp's weights (output channels 16 warp .. + 15) as wgmma A fragments
+    // The block's global loads go out first, the first three conv rows' float32 input (in one go: one
+    // memory round trip, 2 us less than two rows at a time for ResNet-50 b32; the rest three rows ahead in
+    // the row loop) and this warp's weights, and the shared memory is zeroed under them: every block of
+    // the wave starts at once and waits for these loads (ncu: more than a quarter of the kernel's warp
+    // samples fell before the first wgmma when the zeroing went first, docs/gpu.md eighteenth session).
+    constexpr bool FLAT = F32X && VEC == 4; // rows of whole 16-byte items: conv_pool_wg_f32_first_*
+    constexpr int FIRST_ITEMS = FLAT ? C * (((4 + R) * (SH::W / 4) + 127) / 128)
+                                     : F32X ? ((4 + R) * C * (SH::W / VEC) + 127) / 128 : 1;
+    const int first = 4 + R < last ? 4 + R : last;
+    float v0[FIRST_ITEMS][VEC];
+    if constexpr (FLAT)
+        conv_pool_wg_f32_first_load<SH>(x, n, y0, first, tid, v0);
+    else if constexpr (F32X)
+        conv_pool_f32_load<SH, VEC, FIRST_ITEMS>(x, n, y0, 0, first, tid, v0);
+    // this warp's weights (output channels 16 warp .. + 15) as wgmma A fragments
     u32 a[KW][4];
     {
         const unsigned short *wh = reinterpret_cast<const unsigned short *>(w);
@@ -472,6 +512,36 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             a[ks][1] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k);
             a[ks][2] = ld_pair(wh + (i64)ch * (16 * KW) + k + 8);
             a[ks][3] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k + 8);
+        }
+    }
+    // the bias chunk's entries before each buffer: NW entries 1, 1, 0, .. (the weights hold bias hi, lo),
+    // then (even chunk counts) NW zero entries for its zero-weight partner
+    for (int i = tid; i < 3 * ONES / 4; i += 128) {
+        const int b = i / (ONES / 4), k = i % (ONES / 4);
+        reinterpret_cast<u32 *>(planes + b * BS - ONES)[k] = k % 4 == 0 && k < NW * 4 ? 0x3c003c00u : 0u;
+    }
+    // ---- the strip: zeros (padding columns, rows outside the image, the over-read), then the rows
+    {
+        constexpr int WORDS = E * SP; // (SP even: whole words; 16-byte stores for all but the last few)
+#ifdef KILN_EMU
+        for (int i = tid; i < WORDS; i += 128) reinterpret_cast<u32 *>(strip)[i] = 0u;
+#else
+        static_assert((3 * BS + NW / 2 * conv_pool_stage * 2) % 16 == 0, "the strip's 16-byte stores");
+        for (int i = tid; i < WORDS / 4; i += 128) reinterpret_cast<uint4 *>(strip)[i] = make_uint4(0u, 0u, 0u, 0u);
+        if (tid < WORDS % 4) reinterpret_cast<u32 *>(strip)[WORDS / 4 * 4 + tid] = 0u;
+#endif
+    }
+    __syncthreads();
+    if constexpr (FLAT) {
+        conv_pool_wg_f32_first_store<SH>(strip, first, tid, v0);
+    } else if constexpr (F32X) {
+        conv_pool_wg_f32_store<SH, VEC, FIRST_ITEMS>(strip, 0, first, tid, v0);
+    } else { // fp16 NHWC x: every row now (not the network's hot path: the graph input is float32)
+        for (int i = tid; i < last * SH::W * C; i += 128) {
+            const int rr = i / (SH::W * C), col = (i / C) % SH::W, c = i % C, iy = y0 + rr, xs = col + SH::PW;
+            if (iy >= 0 && iy < SH::H && xs < 2 * E)
+                strip[((xs & 1) * E + (xs >> 1)) * SP + rr * C + c] =
+                    __half_as_ushort(x[(((i64)n * SH::H + iy) * SH::W + col) * C + c]);
         }
     }
     (void)bias; // (in the accumulators: the bias chunk)
