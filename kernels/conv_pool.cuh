@@ -420,7 +420,7 @@ __device__ __forceinline__ void conv_pool_wg_f32_first_load(const float *x, int 
                                                             float (&v)[SH::C * (((4 + SH::R) * (SH::W / 4) + 127) / 128)][4]) {
     constexpr int KQ = SH::W / 4, IPC = ((4 + SH::R) * KQ + 127) / 128;
     const int lo = (y0 < 0 ? -y0 : 0) * KQ, hi = (first < SH::H - y0 ? first : SH::H - y0) * KQ;
-    const float *xb = x + ((i64)n * SH::C * SH::H + y0) * SH::W + 4 * tid;
+    const i64 ob = ((i64)n * SH::C * SH::H + y0) * SH::W + 4 * tid; // (y0 < 0: an address formed only in range)
 #pragma unroll
     for (int c = 0; c < SH::C; c++)
 #pragma unroll
@@ -428,7 +428,7 @@ __device__ __forceinline__ void conv_pool_wg_f32_first_load(const float *x, int 
             const int f = tid + 128 * j;
             float4 q;
             q.x = q.y = q.z = q.w = 0.0f;
-            if (f >= lo && f < hi) q = *reinterpret_cast<const float4 *>(xb + (i64)c * SH::H * SH::W + 512 * j);
+            if (f >= lo && f < hi) q = *reinterpret_cast<const float4 *>(x + (ob + (i64)c * SH::H * SH::W + 512 * j));
             v[c * IPC + j][0] = q.x, v[c * IPC + j][1] = q.y, v[c * IPC + j][2] = q.z, v[c * IPC + j][3] = q.w;
         }
 }
