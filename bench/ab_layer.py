@@ -143,10 +143,18 @@ def main():
         i = sys.argv.index("--regions-csv")
         if i + 1 >= len(sys.argv):
             sys.exit("ab_layer: --regions-csv needs a file")
-        with open(sys.argv[i + 1]) as f:
-            print(summarize_regions(f.read(), os.path.basename(sys.argv[i + 1])))
+        try:
+            with open(sys.argv[i + 1]) as f:
+                text = f.read()
+        except OSError as e:
+            sys.exit(f"ab_layer: --regions-csv {sys.argv[i + 1]}: {e.strerror}")
+        print(summarize_regions(text, os.path.basename(sys.argv[i + 1])))
         return 0
     a = ap.parse_args()
+    if not os.path.isfile(a.model):
+        sys.exit(f"ab_layer: model '{a.model}': no such file")
+    if a.rounds < 1:
+        sys.exit("ab_layer: --rounds must be at least 1")
     variants = [parse_variant(v) for v in a.variants]
     if len({n for n, _, _ in variants}) != len(variants):
         sys.exit("ab_layer: variant names must differ")
@@ -203,6 +211,10 @@ def main():
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "ab.md"), "w") as f:
             f.write("\n".join(report) + "\n")
+    missing = [n for n, t in times.items() if not t]
+    if missing:  # a variant without a single measurement is a failed run, not a result
+        print(f"ab_layer: no '{a.layer}' measurement for {', '.join(missing)}", file=sys.stderr)
+        return 1
     return 0
 
 
