@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""A/B one layer of a model across kiln builds, in one call on the GPU machine.
+r"""A/B one layer of a model across kiln builds, in one call on the GPU machine.
 
     python3 bench/ab_layer.py MODEL LAYER VARIANT [VARIANT ...] [--shape input=32x3x224x224]
-                              [--precision fp16] [--rounds 4] [--ncu-regions] [--out DIR]
+                              [--precision fp16] [--rounds 4] [--tile NAME] [--ncu-regions] [--out DIR] [--work DIR]
 
 VARIANT is NAME=KILN[@ENV=VALUE[,ENV=VALUE...]]: a kiln binary and the environment its `kiln build`
-runs with (the developer switches of docs/tuning.md), e.g.
+runs with (the developer switches of docs/tuning.md; items separated by ';' instead where a value
+holds commas), e.g.
     base=build-gpu/v/kiln_base  new=build-gpu/plain/kiln  ring2=build-gpu/plain/kiln@KILN_CONV_POOL_RING=2
 Every variant's bundle is built first (in parallel, --no-autotune: the heuristic's tiles, so that
 only the variant differs), then the rounds alternate the variants (`kiln bench --profile
 --profile-repeat 10`: the layer's mean over 10 launches back to back, the benchmark's layer table),
 then each variant's whole-network latency (`kiln bench`, 100 runs). LAYER is a regular expression
-on the profile's layer column (e.g. 'conv1/Conv'). Prints one line a measurement and a summary
+on the profile's layer, op and tiles columns joined by one space (the layer column is cut at 32
+characters: e.g. 'conv1/Conv', or 'layer2.0/c.*Conv\+Conv' for the layer-2 conv pair). Prints one line a measurement and a summary
 (median, min, max a variant); with --out, also DIR/ab.md.
 
 --ncu-regions: one more launch of the layer's kernel per variant under ncu's source-level stall
@@ -42,7 +44,8 @@ def parse_variant(text):
     name, rest = text.split("=", 1)
     kiln, _, envs = rest.partition("@")
     env = {}
-    for item in filter(None, envs.split(",")):
+    # (';' separates the items where a value holds commas, e.g. KILN_NVRTC_DEFINES=A=1,B=2)
+    for item in filter(None, envs.split(";" if ";" in envs else ",")):
         if "=" not in item:
             sys.exit(f"ab_layer: variant '{text}': environment item '{item}' is not ENV=VALUE")
         k, v = item.split("=", 1)
@@ -60,10 +63,11 @@ def run(cmd, env=None, timeout=600):
 
 
 def layer_us(profile_text, layer_re):
-    """The layer's time in us from `kiln bench --profile` (columns: layer op tiles us ...)."""
+    """The layer's time in us from `kiln bench --profile` (columns: layer op tiles us ...; the first
+    line whose first three columns, joined by a space, match layer_re)."""
     for line in profile_text.splitlines():
         f = line.split()
-        if len(f) >= 4 and re.search(layer_re, f[0]):
+        if len(f) >= 4 and re.search(layer_re, " ".join(f[:3])):
             try:
                 return float(f[3])
             except ValueError:
@@ -134,9 +138,11 @@ def main():
     ap.add_argument("--shape", default="input=32x3x224x224")
     ap.add_argument("--precision", default="fp16")
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--tile", help="kiln build --tile NAME for every variant (e.g. tc128x128x64s6g2k1)")
     ap.add_argument("--ncu-regions", action="store_true")
     ap.add_argument("--kernel", default="k0_", help="ncu kernel-name regex for --ncu-regions")
     ap.add_argument("--out", help="directory for ab.md")
+    ap.add_argument("--work", help="directory for the bundles (NAME.kiln; kept), a new temporary one by default")
     ap.add_argument("--regions-csv", metavar="FILE",
                     help="only summarize FILE (ncu --page source --csv --print-source sass) by region")
     if "--regions-csv" in sys.argv:  # offline: no model, layer or variants
@@ -158,7 +164,9 @@ def main():
     variants = [parse_variant(v) for v in a.variants]
     if len({n for n, _, _ in variants}) != len(variants):
         sys.exit("ab_layer: variant names must differ")
-    work = tempfile.mkdtemp(prefix="ab_layer_")
+    if a.work:
+        os.makedirs(a.work, exist_ok=True)
+    work = a.work or tempfile.mkdtemp(prefix="ab_layer_")
     report = []
 
     def say(line):
@@ -172,7 +180,7 @@ def main():
         e.update(env)
         log = open(os.path.join(work, f"{name}.build.log"), "w")
         procs[name] = (subprocess.Popen([kiln, "build", a.model, "-o", bundle, "--precision", a.precision, "--shape",
-                                         a.shape, "--no-autotune"], env=e, stdout=log, stderr=subprocess.STDOUT), log)
+                                         a.shape, "--no-autotune"] + (["--tile", a.tile] if a.tile else []), env=e, stdout=log, stderr=subprocess.STDOUT), log)
     failed = False
     for name, (p, log) in procs.items():
         rc = p.wait()

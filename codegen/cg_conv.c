@@ -105,15 +105,20 @@ static kiln_status get_anchor(cg *c, const kiln_node *n, anchor *a) {
 }
 
 /* The epilogue statements after the accumulation: bias (caller's expression), activation,
- * residual, post-activation. */
-static kiln_status emit_epilogue_body(cg *c, const anchor *a, const char *bias_expr) {
+ * residual, post-activation; they close the function (emit_epilogue_body: and the struct). */
+static kiln_status emit_epilogue_stmts(cg *c, const anchor *a, const char *bias_expr) {
     kiln_status st;
     if (bias_expr) kiln_cg_printf(&c->src, "        v += %s;\n", bias_expr);
     if (a->fused && (st = emit_act_attr(&c->src, a->fused, "activation"))) return st;
     if (a->residual >= 0) kiln_cg_printf(&c->src, "        v += kiln::to_f32(res[o]);\n");
     if (a->fused && (st = emit_act_attr(&c->src, a->fused, "post_activation"))) return st;
-    kiln_cg_printf(&c->src, "        return v;\n    }\n};\n");
+    kiln_cg_printf(&c->src, "        return v;\n    }\n");
     return KILN_OK;
+}
+static kiln_status emit_epilogue_body(cg *c, const anchor *a, const char *bias_expr) {
+    kiln_status st = emit_epilogue_stmts(c, a, bias_expr);
+    if (!st) kiln_cg_printf(&c->src, "};\n");
+    return st;
 }
 
 /* The CUDA storage type of a value: the kernels load through kiln::to_f32 and store through
@@ -588,7 +593,16 @@ kiln_status kiln_cg_conv_emit_epilogue(cg *c, const kiln_node *n, const char *ep
     anchor a;
     kiln_status st = get_anchor(c, n, &a);
     if (!st) st = emit_epilogue_head(c, &a, epi, "kiln::i64 ch, kiln::i64 o");
-    return st ? st : emit_epilogue_body(c, &a, bias_expr);
+    if (!st) st = emit_epilogue_stmts(c, &a, bias_expr);
+    /* a per-channel bias: also apply_b, the same with the channel's bias value given, for kernels
+     * that load it ahead of the epilogue (conv_tma_pp_f16) */
+    if (!st && bias_expr && !strcmp(bias_expr, "kiln::to_f32(bias[ch])")) {
+        kiln_cg_printf(&c->src,
+                       "    static __device__ __forceinline__ float apply_b(float b, const res_t *res, kiln::i64 o, float v) {\n");
+        st = emit_epilogue_stmts(c, &a, "b");
+    }
+    if (!st) kiln_cg_printf(&c->src, "};\n");
+    return st;
 }
 
 /* ------------------------------------------------------------ gemm / matmul -- */

@@ -47,6 +47,8 @@ namespace kiln {
 
 #define KILN_WGMMA_SMEM_BYTES(BM, BN, STAGES) ((STAGES) * ((BM) + (BN)) * 64 * 2)
 
+template <class...> using kiln_void_t = void; // (detection of optional members: tma_rows_of, epi_has_apply_b)
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(KILN_EMU)
 #define KILN_HAVE_WGMMA 1
 #elif defined(KILN_WGMMA_REQUIRE) && defined(__CUDA_ARCH__)
@@ -693,7 +695,6 @@ __device__ __forceinline__ void tma_load_im2col_4d_mc(unsigned dst, const tmap *
 }
 // Q::ROWS (codegen's tma_rows_src: a 1x1, stride-1, unpadded source): the map is a tiled one over x
 // as rows [N * H * W][C], whose rows are the output pixels themselves.
-template <class...> using kiln_void_t = void;
 template <class Q, class = void> struct tma_rows_of {
     static constexpr bool value = false;
 };
@@ -864,7 +865,8 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // first thread stores the boxes with cp.async.bulk.tensor (M and channel tails clipped by the TMA
 // unit). The store drains while the warpgroup runs its next main loop; the buffer is reused only
 // after cp.async.bulk.wait_group.read. So the epilogue costs shared-memory writes, not global
-// stores, and y and the residual move in whole 128-byte lines.
+// stores, and y and the residual move in whole 128-byte lines. A per-channel bias (E::apply_b) is
+// loaded into registers when a tile starts, its latency under the tile's wgmmas.
 // COOP ("tc" tiles): the two consumer warpgroups share each tile instead (2 BM rows x BN: warpgroup
 // wg takes rows wg * BM ..., both read the same weight rows; empty[s] takes all 8 warps; no
 // turns): a third fewer operand bytes from L2 per flop than two BM x BN tiles, the epilogue still
@@ -896,10 +898,10 @@ __device__ __forceinline__ void conv_tma_f16(const __half *__restrict__ x, const
 // the accumulators: ptxas serializes the wgmmas when accumulator registers are read while later wgmmas
 // are in flight, C7514, as a first version with two accumulator sets did) and stages / stores them by
 // TMA after issuing the next tile's first two depth tiles, so the staging, the fences, the barriers
-// and the store run under wgmma work. Opt-in: on an H100 (ResNet-50 b32, forced tiles) slower than
-// tc128x128 everywhere (layer-2 conv pair 26.7 vs 22.8 us, the stage-3 pair 21.0 vs 18.5): the first
-// stage of each tile goes back to the producer only after the store, and the producer's refill of it
-// comes too late for the next tile; outputs bit-identical to tc's.
+// and the store run under wgmma work; the tile's first stage goes back to the producer before the store
+// (once its wgmma group retired), not after it: stored first, its refill came too late for the next
+// tile (layer-2 conv pair 26.7 -> 24.8 us). Opt-in: on an H100 (ResNet-50 b32, forced tiles) still
+// slower than tc128x128 (layer-2 conv pair 24.8 vs 22.9 us); outputs bit-identical to tc's.
 // CL with COOP ("tx" tiles, a kernel declared KILN_CLUSTER2, an even grid): the two blocks of a
 // cluster take a pair of tiles in step that share one operand, and block 0's producer loads that
 // operand into both blocks' shared memory with one multicast copy: CL = 1 the pixel tile A of two
@@ -963,6 +965,14 @@ template <long long I> __device__ __forceinline__ int sk_block_at(int x, int gri
     else return (int)(((long long)x * grid + I - 1) / I);
 }
 
+// Whether epilogue E has apply_b (codegen emits it for a per-channel bias: apply with the bias value given).
+template <class E, class = void> struct epi_has_apply_b {
+    static constexpr bool value = false;
+};
+template <class E> struct epi_has_apply_b<E, kiln_void_t<decltype(&E::apply_b)>> {
+    static constexpr bool value = true;
+};
+
 template <class SHP, int BM, int BN, int STAGES, class E, bool RES, class SHP2 = conv_no_src2, bool COOP = false,
           bool SK = false, int SP = 1, bool TR = false, int CL = 0, bool OV = false>
 __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, const __half *__restrict__ w,
@@ -999,6 +1009,9 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     constexpr int MI = BM / 64, NB = BN / 64;
     constexpr int AM = TR ? 1 : MI, AN = TR ? BM : BN; // accumulators [AM][AN / 2] (TR: D[64 channels][BM pixels])
     constexpr int A_BYTES = TBM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
+    // the bias loaded when a tile starts (where the accumulators leave the registers: with 128 floats of
+    // them ptxas spilled on some tiles)
+    constexpr bool BL = epi_has_apply_b<E>::value && !TR && AM * AN / 2 <= 64;
     constexpr int SNB = NB / SP; // boxes staged at once (SP = 2: the epilogue in two passes, half the buffer)
     constexpr int BOX_BYTES = BM * 128, ST_BYTES = SNB * BOX_BYTES; // one warpgroup's staging: SNB boxes
     smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023; // swizzle atoms on 1024 bytes
@@ -1107,9 +1120,9 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
             const int g0 = j * KT;
             step(acc, g0);
             step(acc, g0 + 1);
-            if (j > 0) store(pm0, pn0, pnb); // (two groups of this tile in flight meanwhile)
-            wgmma_wait<1>();
+            wgmma_wait<1>(); // (the first stage back to the producer before the store, not after it)
             if (lane0) release(bar0 + 8 * (STAGES + g0 % STAGES));
+            if (j > 0) store(pm0, pn0, pnb); // (the second group of this tile in flight meanwhile)
             for (int k = 2; k < KT; k++) {
                 step(acc, g0 + k);
                 wgmma_wait<1>();
@@ -1158,6 +1171,18 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
         for (int i = 0; i < AM; i++)
 #pragma unroll
             for (int c = 0; c < AN / 2; c++) acc[i][c] = 0.0f;
+        // BL: the bias of this thread's channels n0 + 8 c + 2 tq, + 1, loaded now so that the loads'
+        // latency passes under the wgmmas (in the epilogue it took a third of the epilogue's time:
+        // ncu, ResNet-50's layer-2 conv pair)
+        typename E::bias_t bl[BL ? BN / 8 : 1][2];
+        if constexpr (BL) {
+#pragma unroll
+            for (int c = 0; c < BN / 8; c++) {
+                const int ch = n0 + 8 * c + 2 * tq < NN ? n0 + 8 * c + 2 * tq : 0; // (past NN: not stored)
+                bl[c][0] = bias[ch], bl[c][1] = bias[ch + 1];
+            }
+        }
+        (void)bl;
         if (!COOP) {
             if (wg == 1) mbar_wait(my_turn, (unsigned)r & 1);            // tile j - 1 (warpgroup 0's r-th) issued
             else if (r > 0) mbar_wait(my_turn, (unsigned)(r - 1) & 1); // tile j - 1 (warpgroup 1's (r-1)-th) issued
@@ -1263,8 +1288,14 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
                         const int ch = n0 + 8 * c + 2 * tq;
                         if (ch >= NN) continue; // NN % 8 == 0: ch + 1 < NN too
                         const int off = stg_off(row, c);
-                        const float v0 = E::apply(bias, rs, ch, off / 2, acc[mi][4 * c + 2 * h]);
-                        const float v1 = E::apply(bias, rs, ch + 1, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
+                        float v0, v1;
+                        if constexpr (BL) {
+                            v0 = E::apply_b(to_f32(bl[c][0]), rs, off / 2, acc[mi][4 * c + 2 * h]);
+                            v1 = E::apply_b(to_f32(bl[c][1]), rs, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
+                        } else {
+                            v0 = E::apply(bias, rs, ch, off / 2, acc[mi][4 * c + 2 * h]);
+                            v1 = E::apply(bias, rs, ch + 1, off / 2 + 1, acc[mi][4 * c + 2 * h + 1]);
+                        }
                         if (c < CH) *reinterpret_cast<__half2 *>(stg + off) = __floats2half2_rn(v0, v1);
                         else keep[mi][h][c - CH] = __floats2half2_rn(v0, v1);
                     }
