@@ -1010,8 +1010,8 @@ __device__ __forceinline__ void conv_tma_pp_f16(const __half *__restrict__ x, co
     constexpr int AM = TR ? 1 : MI, AN = TR ? BM : BN; // accumulators [AM][AN / 2] (TR: D[64 channels][BM pixels])
     constexpr int A_BYTES = TBM * BK * 2, B_BYTES = BN * BK * 2, STAGE_BYTES = STAGES * (A_BYTES + B_BYTES);
     // the bias loaded when a tile starts (where the accumulators leave the registers: with 128 floats of
-    // them ptxas spilled on some tiles)
-    constexpr bool BL = epi_has_apply_b<E>::value && !TR && AM * AN / 2 <= 64;
+    // them ptxas spilled on tp128x128, tp64x256 and tc128x256 s3, not on the shared 256 x 128 tiles)
+    constexpr bool BL = epi_has_apply_b<E>::value && !TR && (AM * AN / 2 <= 64 || (COOP && BN == 128));
     constexpr int SNB = NB / SP; // boxes staged at once (SP = 2: the epilogue in two passes, half the buffer)
     constexpr int BOX_BYTES = BM * 128, ST_BYTES = SNB * BOX_BYTES; // one warpgroup's staging: SNB boxes
     smem += (1024 - ((unsigned)__cvta_generic_to_shared(smem) & 1023)) & 1023; // swizzle atoms on 1024 bytes
