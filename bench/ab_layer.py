@@ -13,8 +13,10 @@ only the variant differs), then the rounds alternate the variants (`kiln bench -
 --profile-repeat 10`: the layer's mean over 10 launches back to back, the benchmark's layer table),
 then each variant's whole-network latency (`kiln bench`, 100 runs). LAYER is a regular expression
 on the profile's layer, op and tiles columns joined by one space (the layer column is cut at 32
-characters: e.g. 'conv1/Conv', or 'layer2.0/c.*Conv\+Conv' for the layer-2 conv pair). Prints one line a measurement and a summary
-(median, min, max a variant); with --out, also DIR/ab.md.
+characters: e.g. 'conv1/Conv', or 'layer2.0/c.*Conv\+Conv' for the layer-2 conv pair). Prints one
+line a measurement and a summary (median, min, max a variant); with --out, also DIR/ab.md.
+--tile NAME builds every variant with `kiln build --tile NAME`; --work DIR keeps the bundles there
+(DIR/NAME.kiln).
 
 --ncu-regions: one more launch of the layer's kernel per variant under ncu's source-level stall
 sampling, summarized in three regions by address: the start up to the first wgmma (HGMMA), the main
@@ -161,6 +163,10 @@ def main():
         sys.exit(f"ab_layer: model '{a.model}': no such file")
     if a.rounds < 1:
         sys.exit("ab_layer: --rounds must be at least 1")
+    try:
+        re.compile(a.layer)
+    except re.error as e:
+        sys.exit(f"ab_layer: LAYER '{a.layer}' is not a regular expression: {e}")
     variants = [parse_variant(v) for v in a.variants]
     if len({n for n, _, _ in variants}) != len(variants):
         sys.exit("ab_layer: variant names must differ")
