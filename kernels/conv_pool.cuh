@@ -384,30 +384,34 @@ __device__ __forceinline__ u32 conv_pool_max2(u32 a, u32 b) {
 #endif
 }
 
-template <class SH, int VEC, int ITEMS>
-__device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
-    constexpr int PER_ROW = SH::C * (SH::W / VEC);
+// One item of float32 input (VEC values of columns VEC k ..., channel c, strip row rr) into the strip's
+// fp16 column planes: column x' = VEC k + u + PW at plane x' % 2, position x' / 2.
+template <class SH, int VEC>
+__device__ __forceinline__ void conv_pool_wg_put(unsigned short *strip, int rr, int c, int k, const float (&v)[VEC]) {
     // VEC even and every column inside the strip: value u of an item sits at a fixed distance from the
     // item's first slot (VEC k is even, so x' = VEC k + u + PW has the parity of u + PW): one address an
     // item, the rest immediates
     constexpr bool FIXED = VEC % 2 == 0 && SH::W % VEC == 0 && SH::W - 1 + SH::PW < 2 * SH::E;
+    if constexpr (FIXED) {
+        unsigned short *b = strip + (VEC / 2 * k) * SH::SP + rr * SH::C + c;
+#pragma unroll
+        for (int u = 0; u < VEC; u++) b[(((u + SH::PW) & 1) * SH::E + ((u + SH::PW) >> 1)) * SH::SP] = conv_pool_h(v[u]);
+    } else {
+#pragma unroll
+        for (int u = 0; u < VEC; u++) {
+            const int xs = VEC * k + u + SH::PW; // x'
+            if (xs < 2 * SH::E) strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = conv_pool_h(v[u]);
+        }
+    }
+}
+template <class SH, int VEC, int ITEMS>
+__device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, int r0, int r1, int tid, const float (&v)[ITEMS][VEC]) {
+    constexpr int PER_ROW = SH::C * (SH::W / VEC);
 #pragma unroll
     for (int it = 0; it < ITEMS; it++) {
         const int i = tid + 128 * it, rr = r0 + i / PER_ROW, c = (i % PER_ROW) / (SH::W / VEC), k = i % (SH::W / VEC);
         if (i >= (r1 - r0) * PER_ROW) continue;
-        if constexpr (FIXED) {
-            unsigned short *b = strip + (VEC / 2 * k) * SH::SP + rr * SH::C + c;
-#pragma unroll
-            for (int u = 0; u < VEC; u++)
-                b[(((u + SH::PW) & 1) * SH::E + ((u + SH::PW) >> 1)) * SH::SP] = __half_as_ushort(__float2half_rn(v[it][u]));
-        } else {
-#pragma unroll
-            for (int u = 0; u < VEC; u++) {
-                const int xs = VEC * k + u + SH::PW; // x'
-                if (xs < 2 * SH::E)
-                    strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = __half_as_ushort(__float2half_rn(v[it][u]));
-            }
-        }
+        conv_pool_wg_put<SH, VEC>(strip, rr, c, k, v[it]);
     }
 }
 
@@ -436,7 +440,6 @@ template <class SH>
 __device__ __forceinline__ void conv_pool_wg_f32_first_store(unsigned short *strip, int first, int tid,
                                                              const float (&v)[SH::C * (((4 + SH::R) * (SH::W / 4) + 127) / 128)][4]) {
     constexpr int KQ = SH::W / 4, IPC = ((4 + SH::R) * KQ + 127) / 128;
-    constexpr bool FIXED = SH::W - 1 + SH::PW < 2 * SH::E; // (as in conv_pool_wg_f32_store)
     const int q0 = tid / KQ, r0 = tid % KQ;
 #pragma unroll
     for (int j = 0; j < IPC; j++) {
@@ -444,21 +447,7 @@ __device__ __forceinline__ void conv_pool_wg_f32_first_store(unsigned short *str
         if (k >= KQ) k -= KQ, rr++;
         if (rr >= first) continue;
 #pragma unroll
-        for (int c = 0; c < SH::C; c++) {
-            if constexpr (FIXED) {
-                unsigned short *b = strip + (2 * k) * SH::SP + rr * SH::C + c;
-#pragma unroll
-                for (int u = 0; u < 4; u++)
-                    b[(((u + SH::PW) & 1) * SH::E + ((u + SH::PW) >> 1)) * SH::SP] = conv_pool_h(v[c * IPC + j][u]);
-            } else {
-#pragma unroll
-                for (int u = 0; u < 4; u++) {
-                    const int xs = 4 * k + u + SH::PW; // x'
-                    if (xs < 2 * SH::E)
-                        strip[((xs & 1) * SH::E + (xs >> 1)) * SH::SP + rr * SH::C + c] = conv_pool_h(v[c * IPC + j][u]);
-                }
-            }
-        }
+        for (int c = 0; c < SH::C; c++) conv_pool_wg_put<SH, 4>(strip, rr, c, k, v[c * IPC + j]);
     }
 }
 
@@ -706,6 +695,8 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
         step(acc0, acc1, tr);
         step(acc1, acc0, tr + 1);
     }
+    // (cr = 2 (i1 - i0) + 3 is odd, so only the else branch runs; without the other, and finish's odd-row
+    // branches, ptxas serializes the wgmmas, C7514 (nvcc 13.0, the ResNet-50 stem): they stay)
     if (tr + 1 < cr) {
         step(acc0, acc1, tr);
         finish(acc1, tr + 1);
