@@ -125,7 +125,8 @@ static const nhwc_cfg nhwc_cfgs[] = {
     /* ... the previous tile's staging and TMA store under this tile's first two wgmma groups ("to"; no
      * residual, 64 rows a warpgroup: ncu showed the tc128x128 layer-2 conv pair a quarter of its time in
      * epilogues that both warpgroups run at once, the tensor pipe idle); opt-in (KILN_WGMMA_OV=1): on an
-     * H100 slower than tc128x128 on every ResNet-50 conv (layer-2 pair 24.8 vs 22.9 us, docs/gpu.md) */
+     * H100 slower than tc128x128 (layer-2 pair 24.8 vs 22.9 us; the first version on every ResNet-50
+     * conv, docs/gpu.md) */
     {128, 128, 64, 0, 0, 6, 1, 2, NHWC_TMA | NHWC_PP | NHWC_COOP | NHWC_OV},
     /* ... the same in 2-block clusters, the shared operand multicast ("tx": a quarter fewer L2 bytes per
      * flop for 128x128; ncu on an H100 showed the layer-2 conv pair moving 125 MB through L2 with the
