@@ -465,7 +465,7 @@ kiln_status kiln_cg_emit_conv(cg *c, const kiln_node *n) {
     if (a.bias >= 0) {
         int64_t bn = kiln_cg_numel(kiln_cg_val(c, a.bias));
         if (bn != sh.K && bn != 1) return kiln_errorf(KILN_ERR_UNSUPPORTED, "a bias that is not per channel");
-        bias_expr = bn == 1 ? "kiln::to_f32(bias[0])" : "kiln::to_f32(bias[ch])";
+        bias_expr = bn == 1 ? KILN_CG_BIAS_SCALAR : KILN_CG_BIAS_CH;
     }
     if (a.residual >= 0 && kiln_cg_numel(kiln_cg_val(c, a.residual)) != kiln_cg_numel(y))
         return kiln_errorf(KILN_ERR_UNSUPPORTED, "a residual of another shape");
@@ -596,7 +596,7 @@ kiln_status kiln_cg_conv_emit_epilogue(cg *c, const kiln_node *n, const char *ep
     if (!st) st = emit_epilogue_stmts(c, &a, bias_expr);
     /* a per-channel bias: also apply_b, the same with the channel's bias value given, for kernels
      * that load it ahead of the epilogue (conv_tma_pp_f16) */
-    if (!st && bias_expr && !strcmp(bias_expr, "kiln::to_f32(bias[ch])")) {
+    if (!st && bias_expr && !strcmp(bias_expr, KILN_CG_BIAS_CH)) {
         kiln_cg_printf(&c->src,
                        "    static __device__ __forceinline__ float apply_b(float b, const res_t *res, kiln::i64 o, float v) {\n");
         st = emit_epilogue_stmts(c, &a, "b");

@@ -92,7 +92,7 @@ kiln_status kiln_cg_emit_conv_dw(cg *c, const kiln_node *n, bool *handled) {
         const kiln_value *bv = kiln_cg_val(c, a.bias);
         int64_t bn = kiln_cg_numel(bv);
         if ((bn != K && bn != 1) || !dtype_ok(bv)) return KILN_OK;
-        bias_expr = bn == 1 ? "kiln::to_f32(bias[0])" : "kiln::to_f32(bias[ch])";
+        bias_expr = bn == 1 ? KILN_CG_BIAS_SCALAR : KILN_CG_BIAS_CH;
     }
     const char *tx = x->dtype == KILN_F16 ? "__half" : "float", *ty = y->dtype == KILN_F16 ? "__half" : "float";
     /* NHWC weights: the transposed constant in x's type; NCHW: the stored operand */

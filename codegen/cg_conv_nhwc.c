@@ -605,14 +605,14 @@ kiln_status kiln_cg_emit_conv_nhwc(cg *c, const kiln_node *n, bool *handled) {
         const kiln_value *bv = kiln_cg_val(c, a.bias);
         int64_t bn = kiln_cg_numel(bv);
         if (bn != K && bn != 1) return KILN_OK;
-        bias_expr = bn == 1 ? "kiln::to_f32(bias[0])" : "kiln::to_f32(bias[ch])";
+        bias_expr = bn == 1 ? KILN_CG_BIAS_SCALAR : KILN_CG_BIAS_CH;
         bias_t = bv->dtype == KILN_F16 ? (bn == 1 ? "f16s" : "f16") : (bn == 1 ? "f32s" : "f32");
         if (bv->dtype != KILN_F16 && bv->dtype != KILN_F32) return KILN_OK;
     }
     if (is_pair && pr.bias >= 0) { /* one summed bias vector (pair_bias), in the anchor bias' type */
         if (!kiln_cg_val(c, pr.bias)->data) return KILN_OK;
         const bool h = a.bias >= 0 && kiln_cg_val(c, a.bias)->dtype == KILN_F16;
-        bias_expr = "kiln::to_f32(bias[ch])";
+        bias_expr = KILN_CG_BIAS_CH;
         bias_t = h ? "f16" : "f32";
     }
 

@@ -128,6 +128,10 @@ typedef struct kiln_cg_conv_operands {
     int x, w, bias, residual, y;
 } kiln_cg_conv_operands;
 kiln_status kiln_cg_conv_operands_get(cg *c, const kiln_node *n, kiln_cg_conv_operands *o);
+/* The epilogue's bias expressions: one value for every channel, or the channel's own (this one also
+ * gets E::apply_b, the bias value given, for kernels that load it ahead; kernels/conv_wgmma.cuh). */
+#define KILN_CG_BIAS_SCALAR "kiln::to_f32(bias[0])"
+#define KILN_CG_BIAS_CH "kiln::to_f32(bias[ch])"
 kiln_status kiln_cg_conv_emit_epilogue(cg *c, const kiln_node *n, const char *epi, const char *bias_expr);
 kiln_status kiln_cg_emit_pool(cg *c, const kiln_node *n);
 kiln_status kiln_cg_emit_softmax(cg *c, const kiln_node *n);
