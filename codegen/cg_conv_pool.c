@@ -109,9 +109,13 @@ static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q
     return true;
 }
 
-/* fp16 [64][16 KW]: step i's depth 16 i .. 16 i + 7 is its first chunk, + 8 .. + 15 its second; chunk
- * s * J + j, element u is the pair 8 j + u = r * C + c of tap s (zero past R * C); the bias chunk holds
- * the bias as fp16 hi + lo (its entries read 1, 1, 0, ..: the accumulators come out biased) */
+/* W'[64][16 KW] in fp16: step i's depth 16 i .. 16 i + 7 is its first chunk, + 8 .. + 15 its second;
+ * chunk s * J + j, element u is the pair 8 j + u = r * C + c of tap s (zero past R * C); the bias chunk
+ * holds the bias as fp16 hi + lo (its entries read 1, 1, 0, ..: the accumulators come out biased).
+ * Stored in the order the kernel's warps hold it (wgmma A fragments): 16 bytes for lane l of warp w at
+ * step i, at ((w * KW + i) * 32 + l) * 16, are the pairs (row 16 w + l / 4 + 8 (q % 2), depth 16 i +
+ * 2 (l % 4) + 8 (q / 2)) for q = 0 .. 3, so that each is one 16-byte load (a block's start waited on
+ * 4 KW 4-byte loads a thread, queued behind its first input rows: ncu, docs/gpu.md twentieth session). */
 static kiln_status add_wg_weights(cg *c, const kiln_value *w, const float *bias, int64_t C, int64_t R, int64_t S,
                                   const wg_plan *p, uint64_t *off) {
     const int64_t KP = 16 * p->kw;
@@ -129,11 +133,25 @@ static kiln_status add_wg_weights(cg *c, const kiln_value *w, const float *bias,
             if (pair >= R * C) continue;
             h[ko * KP + kk] = kiln_f32_to_f16((float)kiln_tensor_get(w->data, ((ko * C + pair % C) * R + pair / C) * S + sx));
         }
+    uint16_t *f = malloc((size_t)(64 * KP) * sizeof *f);
+    if (!f) {
+        free(h);
+        return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    }
+    for (int64_t wp = 0; wp < 4; wp++)
+        for (int64_t i = 0; i < p->kw; i++)
+            for (int64_t l = 0; l < 32; l++)
+                for (int64_t q = 0; q < 4; q++) {
+                    const int64_t row = 16 * wp + l / 4 + 8 * (q % 2), k = 16 * i + 2 * (l % 4) + 8 * (q / 2);
+                    uint16_t *d = f + (((wp * p->kw + i) * 32 + l) * 4 + q) * 2;
+                    d[0] = h[row * KP + k], d[1] = h[row * KP + k + 1];
+                }
+    free(h);
     char wname[256];
     snprintf(wname, sizeof wname, "%s.pool_wgmma", w->name && *w->name ? w->name : "const");
     const int64_t wd[2] = {64, KP};
-    const kiln_status st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 2, wd, h, (uint64_t)(64 * KP) * 2, off);
-    free(h);
+    const kiln_status st = kiln_bundle_add_weight(c->b, wname, KILN_F16, 2, wd, f, (uint64_t)(64 * KP) * 2, off);
+    free(f);
     return st;
 }
 

@@ -489,18 +489,15 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
         conv_pool_wg_f32_first_load<SH>(x, n, y0, first, tid, v0);
     else if constexpr (F32X)
         conv_pool_f32_load<SH, VEC, FIRST_ITEMS>(x, n, y0, 0, first, tid, v0);
-    // this warp's weights (output channels 16 warp .. + 15) as wgmma A fragments
+    // this warp's weights (output channels 16 warp .. + 15) as wgmma A fragments, packed in fragment
+    // order by the codegen (cg_conv_pool.c): one 16-byte load a step
     u32 a[KW][4];
     {
-        const unsigned short *wh = reinterpret_cast<const unsigned short *>(w);
-        const int ch = 16 * warp + g;
+        const uint4 *wf = reinterpret_cast<const uint4 *>(w) + warp * KW * 32 + lane;
 #pragma unroll
         for (int ks = 0; ks < KW; ks++) {
-            const int k = 16 * ks + 2 * t;
-            a[ks][0] = ld_pair(wh + (i64)ch * (16 * KW) + k);
-            a[ks][1] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k);
-            a[ks][2] = ld_pair(wh + (i64)ch * (16 * KW) + k + 8);
-            a[ks][3] = ld_pair(wh + (i64)(ch + 8) * (16 * KW) + k + 8);
+            const uint4 q = wf[ks * 32];
+            a[ks][0] = q.x, a[ks][1] = q.y, a[ks][2] = q.z, a[ks][3] = q.w;
         }
     }
     // the bias chunk's entries before each buffer: NW entries 1, 1, 0, .. (the weights hold bias hi, lo),

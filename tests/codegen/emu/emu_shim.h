@@ -20,6 +20,9 @@
 struct alignas(16) float4 {
     float x, y, z, w;
 };
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
 struct emu_dim3 {
     unsigned x, y, z;
 };
