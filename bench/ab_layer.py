@@ -5,8 +5,8 @@ r"""A/B one layer of a model across kiln builds, in one call on the GPU machine.
                               [--precision fp16] [--rounds 4] [--tile NAME] [--ncu-regions] [--out DIR] [--work DIR]
 
 VARIANT is NAME=KILN[@ENV=VALUE[,ENV=VALUE...]]: a kiln binary and the environment its `kiln build`
-runs with (the developer switches of docs/tuning.md; items separated by ';' instead where a value
-holds commas), e.g.
+and `kiln bench` run with (the developer switches of docs/tuning.md, KILN_PDL=0; items separated by ';'
+instead where a value holds commas), e.g.
     base=build-gpu/v/kiln_base  new=build-gpu/plain/kiln  ring2=build-gpu/plain/kiln@KILN_CONV_POOL_RING=2
 Every variant's bundle is built first (in parallel, --no-autotune: the heuristic's tiles, so that
 only the variant differs), then the rounds alternate the variants (`kiln bench --profile
@@ -198,8 +198,8 @@ def main():
         return 1
     times = {n: [] for n, _, _ in variants}
     for r in range(1, a.rounds + 1):
-        for name, kiln, _ in variants:
-            rc, out = run([kiln, "bench", os.path.join(work, f"{name}.kiln"), "--profile", "--profile-repeat", "10"])
+        for name, kiln, env in variants:
+            rc, out = run([kiln, "bench", os.path.join(work, f"{name}.kiln"), "--profile", "--profile-repeat", "10"], env)
             us = layer_us(out, a.layer) if rc == 0 else None
             if us is None:
                 say(f"round {r} {name}: no '{a.layer}' layer in the profile (rc {rc})")
@@ -210,7 +210,7 @@ def main():
     say(f"| variant | median us | min | max | runs | network p50 ms |")
     say(f"|---|---|---|---|---|---|")
     for name, kiln, env in variants:
-        rc, out = run([kiln, "bench", os.path.join(work, f"{name}.kiln"), "--iterations", "100", "--warmup", "20"])
+        rc, out = run([kiln, "bench", os.path.join(work, f"{name}.kiln"), "--iterations", "100", "--warmup", "20"], env)
         m = re.search(r"latency ms: p50 ([0-9.]+)", out)
         t = times[name]
         if t:

@@ -146,8 +146,52 @@ void kiln_cg_kernel_name(cg *c, const char *what, char *buf, size_t len) {
  * only a handful. The text since kiln_cg_kernel_name() is compared without its first comment line
  * and with its name masked; a repeat is cut from the source and *fn becomes the first one's
  * name. */
+/* Every kernel begins with kiln::pdl_enter() (kernels/kiln_common.cuh: the wait of programmatic
+ * dependent launch). It is inserted here, after the opening brace of each __global__ definition in
+ * the text since kiln_cg_kernel_name(), so that no generator can forget it: a kernel without it
+ * would race with its predecessor once the runtime launches it early. The brace is the first one
+ * outside parentheses after "__global__" (a signature has none). */
+static kiln_status pdl_insert(cg *c) {
+    static const char call[] = "\n    kiln::pdl_enter();";
+    const char *text = c->src.s + c->kstart;
+    int n = 0;
+    for (const char *p = strstr(text, "__global__"); p; p = strstr(p + 1, "__global__")) n++;
+    if (!n) return KILN_OK;
+    size_t cap = strlen(text) + (size_t)n * (sizeof call - 1) + 1, k = 0;
+    char *out = malloc(cap);
+    if (!out) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    for (const char *p = text; *p;) {
+        const char *g = strstr(p, "__global__");
+        if (!g) g = p + strlen(p);
+        int depth = 0;
+        const char *b = g;
+        if (*g) /* (a braced list in a signature would end the scan early: the check below fails) */
+            for (b = g; *b && !(*b == '{' && depth == 0); b++) depth += *b == '(' ? 1 : *b == ')' ? -1 : 0;
+        if (*g && !*b) {
+            free(out);
+            return kiln_errorf(KILN_ERR_INTERNAL, "codegen: a __global__ definition without a body");
+        }
+        const size_t upto = *g ? (size_t)(b + 1 - p) : strlen(p);
+        memcpy(out + k, p, upto);
+        k += upto;
+        if (*g) {
+            memcpy(out + k, call, sizeof call - 1);
+            k += sizeof call - 1;
+        }
+        p += upto;
+    }
+    out[k] = 0;
+    c->src.len = c->kstart;
+    c->src.s[c->src.len] = 0;
+    kiln_cg_printf(&c->src, "%s", out);
+    free(out);
+    return c->src.oom ? kiln_errorf(KILN_ERR_OOM, "out of memory") : KILN_OK;
+}
+
 kiln_status kiln_cg_dedupe_kernel(cg *c, const char **fn) {
     if (c->src.oom || c->kstart > c->src.len) return kiln_errorf(KILN_ERR_OOM, "out of memory");
+    kiln_status pst = pdl_insert(c);
+    if (pst) return pst;
     const char *text = c->src.s + c->kstart;
     const char *body = strchr(text + 1, '\n'); /* after "\n// comment" */
     body = body ? body + 1 : text;

@@ -540,6 +540,8 @@ kiln_status kiln_codegen_build(const kiln_graph *g, const kiln_codegen_opts *o, 
         if (e > 0) st = kiln_bundle_add_buffer(b, gv->name, (uint64_t)gv->arena_offset, (uint64_t)e);
     }
     if (!st && c.tiles.len) st = kiln_bundle_set_meta(b, "tiles", c.tiles.s);
+    /* every kernel waits for its predecessor (kiln::pdl_enter): the runtime may launch it early */
+    if (!st && b->n_kernels) st = kiln_bundle_set_meta(b, "pdl", "1");
     if (!st && n_layers) st = add_layers(&c, layers, n_layers);
     for (int l = 0; layers && l < n_layers; l++) {
         free(layers[l].rd);

@@ -239,7 +239,12 @@ uint64_t kiln_bundle_model_weight_bytes(const kiln_bundle_model *m);
 uint64_t kiln_bundle_model_arena_bytes(const kiln_bundle_model *m);
 
 /* Execution contexts. */
-enum { KILN_EXEC_NO_GRAPH = 1 }; /* flags: never capture a CUDA graph */
+/* flags: KILN_EXEC_NO_GRAPH never captures a CUDA graph; KILN_EXEC_NO_PDL launches every kernel
+ * only after its predecessor has finished (by default, on sm_90+, a kernel that follows another
+ * in its stream is launched with programmatic stream serialization: its blocks start while the
+ * previous grid drains and wait for it in the kernel; also off with the environment variable
+ * KILN_PDL=0) */
+enum { KILN_EXEC_NO_GRAPH = 1, KILN_EXEC_NO_PDL = 4 };
 typedef enum kiln_mem_kind {
     KILN_MEM_HOST = 0,  /* ptr is host memory: inputs are copied in, outputs copied out */
     KILN_MEM_DEVICE = 1 /* ptr is a CUdeviceptr (cast to void*) in the model's device context */

@@ -45,6 +45,28 @@ template <typename T> __device__ __forceinline__ void store_f32(void *base, i64 
 // -inf without math.h (NVRTC has no INFINITY macro): the identity of max.
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
+// --------------------------------------------------- programmatic dependent launch --
+// Every generated kernel begins with pdl_enter(): codegen inserts the call after the opening
+// brace of each __global__ definition (kiln_cg_dedupe_kernel, codegen/cg_util.c). On sm_90+ the
+// runtime launches a kernel that follows another in its stream with programmatic stream
+// serialization (runtime.c), so the GPU may place and start its blocks while the previous grid
+// is still draining: the launch latency and the block start overlap that grid's tail.
+//  - griddepcontrol.wait holds each thread until the previous grid has completed and its writes
+//    are visible. Nothing before it may read or write memory: the previous kernel may still read
+//    a buffer this one is about to overwrite (the arena reuses memory by liveness).
+//  - griddepcontrol.launch_dependents then lets the next kernel launch once every block of this
+//    grid has passed here. All of them are resident or done by then, so the next grid's waiting
+//    blocks never keep one of this grid's from starting. It comes after the wait, so at most two
+//    grids of a stream are in flight.
+// Launched without the attribute, both return at once; below sm_90 (and in the CPU emulator) the
+// call is empty, and the runtime launches such images without the attribute.
+__device__ __forceinline__ void pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // ---------------------------------------------------------------------- index --
 __host__ __device__ constexpr i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 

@@ -48,6 +48,7 @@ static const sym_entry kiln_cuda_syms[] = {
     SYM(module_get_function, "cuModuleGetFunction", "cuModuleGetFunction"),
     SYM(func_set_attribute, "cuFuncSetAttribute", "cuFuncSetAttribute"),
     SYM(launch_kernel, "cuLaunchKernel", "cuLaunchKernel"),
+    SYM(launch_kernel_ex, "cuLaunchKernelEx", "cuLaunchKernelEx"),
     SYM(mem_get_info, "cuMemGetInfo", "cuMemGetInfo_v2"),
     SYM(mem_alloc, "cuMemAlloc", "cuMemAlloc_v2"),
     SYM(mem_free, "cuMemFree", "cuMemFree_v2"),

@@ -83,6 +83,8 @@ typedef struct kiln_cuda_driver {
     CUresult (*launch_kernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                               unsigned by, unsigned bz, unsigned shared_bytes, CUstream s,
                               void **params, void **extra);
+    /* a launch with attributes (programmatic dependent launch: runtime.c) */
+    CUresult (*launch_kernel_ex)(const CUlaunchConfig *config, CUfunction f, void **params, void **extra);
     /* memory */
     CUresult (*mem_get_info)(size_t *free_bytes, size_t *total_bytes);           /* _v2 */
     CUresult (*mem_alloc)(CUdeviceptr *p, size_t bytes);                         /* _v2 */

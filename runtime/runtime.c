@@ -23,6 +23,7 @@ struct kiln_bundle_model {
     CUmodule *modules;
     int n_modules;
     CUfunction *funcs; /* per bundle kernel */
+    bool pdl;          /* launch with programmatic stream serialization (launch_range) */
     CUdeviceptr weights;
 #endif
 };
@@ -303,6 +304,10 @@ static kiln_status load_modules(kiln_bundle_model *m, const kiln_bundle_model_op
     if (!m->modules || !m->funcs) return kiln_errorf(KILN_ERR_OOM, "out of memory");
     m->n_modules = n_mod;
     char archs[128] = "";
+    /* Programmatic dependent launch needs the kernels' wait (meta "pdl": kiln::pdl_enter), an image
+     * compiled for sm_90+ (below, the call is empty) and a GPU that has it; KILN_PDL=0 turns it off. */
+    const char *pdl_meta = kiln_bundle_get_meta(b, "pdl"), *pdl_env = getenv("KILN_PDL");
+    m->pdl = cc >= 90 && pdl_meta && !strcmp(pdl_meta, "1") && !(pdl_env && !strcmp(pdl_env, "0"));
     for (int mod = 0; mod < n_mod; mod++) {
         bool used = false;
         for (int k = 0; k < b->n_kernels && !used; k++) used = b->kernels[k].module == (uint32_t)mod;
@@ -345,6 +350,9 @@ static kiln_status load_modules(kiln_bundle_model *m, const kiln_bundle_model_op
             return kiln_error_prefix(st, "loading module %d (%s %s)", mod, im->kind == KILN_IMAGE_PTX ? "PTX" : "cubin",
                                      im->arch);
         if (jit) m->jit = true;
+        int an = 0;
+        bool aspec;
+        if (kiln_nvrtc_parse_arch(im->arch, &an, &aspec) != KILN_OK || an < 90) m->pdl = false;
         if (!strstr(archs, im->arch) && strlen(archs) + strlen(im->arch) + 16 < sizeof archs) {
             if (archs[0]) strcat(archs, ", ");
             strcat(archs, im->kind == KILN_IMAGE_PTX ? "PTX " : "cubin ");
@@ -368,8 +376,9 @@ static kiln_status load_modules(kiln_bundle_model *m, const kiln_bundle_model_op
             return kiln_error_prefix(kiln_cuda_check(cu, r, "cuFuncSetAttribute"),
                                      "launch %d asks for %u bytes of shared memory", l, la->shared_bytes);
     }
-    snprintf(m->info, sizeof m->info, "%s (sm_%d): %d module%s, %s%s", m->dev.name, cc, n_mod, n_mod == 1 ? "" : "s",
-             archs[0] ? archs : "no kernels", m->jit ? " (JIT-compiled from PTX)" : "");
+    snprintf(m->info, sizeof m->info, "%s (sm_%d): %d module%s, %s%s%s", m->dev.name, cc, n_mod, n_mod == 1 ? "" : "s",
+             archs[0] ? archs : "no kernels", m->jit ? " (JIT-compiled from PTX)" : "",
+             m->pdl ? ", programmatic dependent launch" : "");
     return KILN_OK;
 }
 #endif
@@ -779,17 +788,40 @@ static CUdeviceptr device_ptr(const kiln_exec_context *ctx, const binding *bd) {
     return bd->mem == KILN_MEM_DEVICE ? (CUdeviceptr)(uintptr_t)bd->ptr : ctx->staging + bd->staging_off;
 }
 
-/* Launches [first, first + count) of the plan, in order, on s. */
-static kiln_status launch_range(kiln_exec_context *ctx, CUstream s, int first, int count) {
+/* Launches [first, first + count) of the plan, in order, on s. With programmatic dependent
+ * launch (m->pdl, kernels/kiln_common.cuh) a launch whose predecessor in s is one of our kernels
+ * (every one after the first; the first when after_kernel) may start before that kernel has
+ * finished: each kernel waits for it in griddepcontrol.wait. Only right after a kernel: after a
+ * copy, an event record or an event wait the launch stays a plain one. */
+static kiln_status launch_range(kiln_exec_context *ctx, CUstream s, int first, int count, bool after_kernel) {
     const kiln_bundle *b = ctx->m->b;
     const kiln_cuda_driver *cu = ctx->m->cu;
+    const bool pdl = ctx->m->pdl && !(ctx->flags & KILN_EXEC_NO_PDL);
     for (int l = first; l < first + count; l++) {
         const kiln_bundle_launch *la = &b->launches[l];
-        CUresult r = cu->launch_kernel(ctx->m->funcs[la->kernel], la->grid[0], la->grid[1], la->grid[2], la->block[0],
-                                       la->block[1], la->block[2], la->shared_bytes, s, ctx->params + ctx->param_at[l],
-                                       NULL);
+        CUresult r;
+        const char *call = "cuLaunchKernel";
+        if (pdl && (l > first || after_kernel)) {
+            CUlaunchAttribute at;
+            memset(&at, 0, sizeof at);
+            at.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            at.value.programmaticStreamSerializationAllowed = 1;
+            CUlaunchConfig lc;
+            memset(&lc, 0, sizeof lc);
+            lc.gridDimX = la->grid[0], lc.gridDimY = la->grid[1], lc.gridDimZ = la->grid[2];
+            lc.blockDimX = la->block[0], lc.blockDimY = la->block[1], lc.blockDimZ = la->block[2];
+            lc.sharedMemBytes = la->shared_bytes;
+            lc.hStream = s;
+            lc.attrs = &at;
+            lc.numAttrs = 1;
+            r = cu->launch_kernel_ex(&lc, ctx->m->funcs[la->kernel], ctx->params + ctx->param_at[l], NULL);
+            call = "cuLaunchKernelEx";
+        } else {
+            r = cu->launch_kernel(ctx->m->funcs[la->kernel], la->grid[0], la->grid[1], la->grid[2], la->block[0],
+                                  la->block[1], la->block[2], la->shared_bytes, s, ctx->params + ctx->param_at[l], NULL);
+        }
         if (r != CUDA_SUCCESS)
-            return kiln_error_prefix(kiln_cuda_check(cu, r, "cuLaunchKernel"), "launch %d (kernel %s, group %s)", l,
+            return kiln_error_prefix(kiln_cuda_check(cu, r, call), "launch %d (kernel %s, group %s)", l,
                                      b->kernels[la->kernel].function, b->kernels[la->kernel].group);
     }
     return KILN_OK;
@@ -803,21 +835,28 @@ static kiln_status launch_all(kiln_exec_context *ctx, CUstream s) {
     const kiln_bundle *b = ctx->m->b;
     const kiln_cuda_driver *cu = ctx->m->cu;
     const kiln_stream_plan *p = &ctx->plan;
-    if (ctx->n_streams <= 1 || p->n_streams <= 1) return launch_range(ctx, s, 0, b->n_launches);
+    if (ctx->n_streams <= 1 || p->n_streams <= 1) return launch_range(ctx, s, 0, b->n_launches, false);
     CUstream st[KILN_MAX_STREAMS];
     st[0] = s;
     for (int t = 1; t < p->n_streams; t++) st[t] = ctx->streams[t];
     KILN_CU_TRY(cu, cuEventRecord, cu->event_record(ctx->fork, s));
     for (int t = 1; t < p->n_streams; t++) KILN_CU_TRY(cu, cuStreamWaitEvent, cu->stream_wait_event(st[t], ctx->fork, 0));
     kiln_status res = KILN_OK;
+    bool after_kernel[KILN_MAX_STREAMS] = {false}; /* the stream's last operation is one of our launches */
     for (int l = 0; l < p->n_layers && res == KILN_OK; l++) {
         CUstream ls = st[p->stream[l]];
-        for (int k = p->wait_at[l]; k < p->wait_at[l + 1] && res == KILN_OK; k++)
+        for (int k = p->wait_at[l]; k < p->wait_at[l + 1] && res == KILN_OK; k++) {
             res = kiln_cuda_check(cu, cu->stream_wait_event(ls, ctx->layer_events[p->waits[k]], 0), "cuStreamWaitEvent");
+            after_kernel[p->stream[l]] = false;
+        }
         if (res == KILN_OK)
-            res = launch_range(ctx, ls, (int)b->layers[l].first_launch, (int)b->layers[l].n_launches);
-        if (res == KILN_OK && p->signal[l])
+            res = launch_range(ctx, ls, (int)b->layers[l].first_launch, (int)b->layers[l].n_launches,
+                               after_kernel[p->stream[l]]);
+        after_kernel[p->stream[l]] = b->layers[l].n_launches > 0 || after_kernel[p->stream[l]];
+        if (res == KILN_OK && p->signal[l]) {
             res = kiln_cuda_check(cu, cu->event_record(ctx->layer_events[l], ls), "cuEventRecord");
+            after_kernel[p->stream[l]] = false;
+        }
     }
     /* join even after a failure, so that a capture on s can end cleanly */
     for (int t = 1; t < p->n_streams; t++) {
@@ -868,7 +907,7 @@ static kiln_status run_layers_on(kiln_exec_context *ctx, CUstream s, int copy, k
     kiln_layer_value vals[KILN_BUNDLE_MAX_LAYER_VALUES];
     for (int l = 0; l < b->n_layers; l++) {
         const kiln_bundle_layer *ly = &b->layers[l];
-        kiln_status st = launch_range(ctx, s, (int)ly->first_launch, (int)ly->n_launches);
+        kiln_status st = launch_range(ctx, s, (int)ly->first_launch, (int)ly->n_launches, false);
         if (st == KILN_OK) st = kiln_cuda_check(cu, cu->stream_synchronize(s), "cuStreamSynchronize");
         if (st != KILN_OK) return kiln_error_prefix(st, "layer %d '%s'", l, ly->name);
         size_t total = 0;
@@ -925,8 +964,11 @@ static kiln_status profile_on(kiln_exec_context *ctx, CUstream s, float *layer_m
     if (st != KILN_OK) made--; /* the failed one holds nothing */
     for (int l = 0; l < n && st == KILN_OK; l++) {
         st = kiln_cuda_check(cu, cu->event_record(ev[2 * l], s), "cuEventRecord");
+        /* a repeat follows its own launches the way the layer follows its predecessor in a run:
+         * programmatically where the run launches it so (every layer after the first kernel) */
         for (int k = 0; k < reps(repeat, l) && st == KILN_OK; k++)
-            st = launch_range(ctx, s, (int)b->layers[l].first_launch, (int)b->layers[l].n_launches);
+            st = launch_range(ctx, s, (int)b->layers[l].first_launch, (int)b->layers[l].n_launches,
+                              k > 0 && b->layers[l].first_launch > 0);
         if (st == KILN_OK) st = kiln_cuda_check(cu, cu->event_record(ev[2 * l + 1], s), "cuEventRecord");
     }
     if (st == KILN_OK && n > 0) st = kiln_cuda_check(cu, cu->event_synchronize(ev[2 * n - 1]), "cuEventSynchronize");

@@ -8,7 +8,8 @@
  * With --gpu (ctest `check_runtime_gpu`, label gpu): runs the bundle and compares every output
  * with a CPU computation (outputs poisoned with NaN before each run); CUDA-graph replay over
  * repeated runs with new inputs, device-pointer bindings on a caller's stream, PTX JIT, two
- * contexts of one model, wrong shapes refused. Without a GPU it prints SKIP and exits 77.
+ * contexts of one model, wrong shapes refused, programmatic dependent launch (a kernel that waits
+ * is correct; one that does not reads too early, so the early launch is real). Without a GPU it prints SKIP and exits 77.
  * With --write-files DIR: writes DIR/m.kiln (this bundle), DIR/m.onnx (the same computation as
  * an ONNX model, for `kiln compare`; m_wrong.onnx with another alpha), DIR/x.npy and DIR/x_wrong.npy (a wrong shape) for
  * tests/cli_bundle.sh. */
@@ -639,6 +640,112 @@ START_TEST(gpu_big_shared_memory_and_arena_alignment) {
 }
 END_TEST
 
+/* Programmatic dependent launch (kernels/kiln_common.cuh, runtime.c launch_range). A slow kernel
+ * spins PDL_SPIN_NS before it writes tmp = 2 x; the next one reads y = tmp + 1. On sm_90+ with the
+ * bundle's "pdl" key the second launch may start while the first still spins:
+ *  - a reader that waits (kiln::pdl_enter) gives y exactly, eager and through a graph replay;
+ *  - a reader without the wait reads the poisoned tmp: proof that the early launch happens (and
+ *    that the wait is what keeps a kiln kernel correct), eager and in the graph;
+ *  - KILN_EXEC_NO_PDL (plain launches): even that reader gives y exactly. */
+enum { PDL_N = 4096 };
+#define PDL_SPIN_NS "200000"
+static const char *pdl_source =
+    "#include \"kiln_common.cuh\"\n"
+    "extern \"C\" __global__ void pdl_slow(const float *x, float *tmp, int n) {\n"
+    "    kiln::pdl_enter();\n"
+    "    unsigned long long t0, t;\n"
+    "    asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(t0));\n"
+    "    do asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(t)); while (t - t0 < " PDL_SPIN_NS "ull);\n"
+    "    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) tmp[i] = 2.0f * x[i];\n"
+    "}\n"
+    "extern \"C\" __global__ void pdl_read(const float *tmp, float *y, int n) {\n"
+    "    kiln::pdl_enter();\n"
+    "    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = tmp[i] + 1.0f;\n"
+    "}\n"
+    "extern \"C\" __global__ void pdl_read_nowait(const float *tmp, float *y, int n) {\n"
+    "    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = tmp[i] + 1.0f;\n"
+    "}\n";
+
+/* y's mismatches against 2 x + 1 after `runs` runs of a context with `flags` (the last run's). */
+static int pdl_run(const char *reader, unsigned flags, int runs, const char **info) {
+    kiln_bundle *b = kiln_bundle_new();
+    int64_t dims[1] = {PDL_N};
+    ck_assert_int_eq(kiln_bundle_add_io(b, "x", KILN_F32, 1, dims, false), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_io(b, "y", KILN_F32, 1, dims, true), KILN_OK);
+    char own[16];
+    snprintf(own, sizeof own, "sm_%d", gpu_cc);
+    const char *archs[] = {own};
+    kiln_nvrtc_request rq = {.name = "pdl", .source = pdl_source, .headers = kiln_kernel_headers,
+                             .n_headers = kiln_kernel_header_count, .archs = archs, .n_archs = 1, .ptx = false};
+    kiln_nvrtc_output co;
+    ck_assert_msg(kiln_nvrtc_compile(&rq, &co) == KILN_OK, "%s", kiln_last_error());
+    ck_assert_int_eq(kiln_bundle_add_image(b, KILN_IMAGE_CUBIN, co.images[0].arch, 0, co.images[0].data,
+                                           co.images[0].size), KILN_OK);
+    kiln_nvrtc_output_free(&co);
+    uint32_t k1, k2;
+    ck_assert_int_eq(kiln_bundle_add_kernel(b, "pdl_slow", 0, "group_slow", &k1), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_kernel(b, reader, 0, "group_read", &k2), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_set_arena(b, PDL_N * 4, 256), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_set_meta(b, "pdl", "1"), KILN_OK);
+    uint32_t grid[3] = {4, 1, 1}, block[3] = {256, 1, 1};
+    kiln_bundle_arg l1[] = {{KILN_ARG_INPUT, 8, 0}, {KILN_ARG_ARENA, 8, 0}, {KILN_ARG_SCALAR, 4, PDL_N}};
+    kiln_bundle_arg l2[] = {{KILN_ARG_ARENA, 8, 0}, {KILN_ARG_OUTPUT, 8, 0}, {KILN_ARG_SCALAR, 4, PDL_N}};
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k1, grid, block, 0, 0, l1, 3), KILN_OK);
+    ck_assert_int_eq(kiln_bundle_add_launch(b, k2, grid, block, 0, 0, l2, 3), KILN_OK);
+    uint8_t *bytes;
+    size_t len;
+    ck_assert_msg(kiln_bundle_write_bytes(b, &bytes, &len) == KILN_OK, "%s", kiln_last_error());
+    kiln_bundle_free(b);
+    kiln_bundle_model *m;
+    ck_assert_msg(kiln_bundle_model_open_bytes(bytes, len, NULL, &m) == KILN_OK, "%s", kiln_last_error());
+    free(bytes);
+    static char info_copy[512];
+    snprintf(info_copy, sizeof info_copy, "%s", kiln_bundle_model_image_info(m));
+    if (info) *info = info_copy;
+    kiln_exec_context *ctx;
+    ck_assert_msg(kiln_exec_context_new(m, flags | KILN_EXEC_POISON, &ctx) == KILN_OK, "%s", kiln_last_error());
+    float *x = malloc(PDL_N * 4), *y = malloc(PDL_N * 4);
+    int bad = 0;
+    for (int run = 0; run < runs; run++) {
+        rng_state = 900 + (uint64_t)run;
+        for (int i = 0; i < PDL_N; i++) x[i] = frand();
+        memset(y, 0xff, PDL_N * 4);
+        ck_assert_int_eq(kiln_exec_context_bind_input(ctx, 0, x, KILN_F32, 1, dims, KILN_MEM_HOST), KILN_OK);
+        ck_assert_int_eq(kiln_exec_context_bind_output(ctx, 0, y, KILN_F32, 1, dims, KILN_MEM_HOST), KILN_OK);
+        ck_assert_msg(kiln_exec_context_run(ctx, NULL) == KILN_OK, "%s", kiln_last_error());
+        bad = 0;
+        for (int i = 0; i < PDL_N; i++) bad += !(y[i] == 2.0f * x[i] + 1.0f); /* exact: one rounding each way */
+    }
+    free(x);
+    free(y);
+    kiln_exec_context_free(ctx);
+    kiln_bundle_model_free(m);
+    return bad;
+}
+
+START_TEST(gpu_pdl_waits_for_the_previous_kernel) {
+    const char *info;
+    /* run 1 launches the kernels, run 2 replays a CUDA graph of them */
+    for (int runs = 1; runs <= 2; runs++) {
+        const char *how = runs == 1 ? "launches" : "graph replay";
+        int waits = pdl_run("pdl_read", 0, runs, &info);
+        printf("check_runtime: PDL, reader waits (%s): %d of %d wrong\n", how, waits, PDL_N);
+        ck_assert_int_eq(waits, 0);
+        int plain = pdl_run("pdl_read_nowait", KILN_EXEC_NO_PDL, runs, NULL);
+        printf("check_runtime: plain launches, reader without the wait (%s): %d of %d wrong\n", how, plain, PDL_N);
+        ck_assert_int_eq(plain, 0);
+        if (gpu_cc < 90) {
+            ck_assert_ptr_null(strstr(info, "programmatic"));
+            continue;
+        }
+        ck_assert_msg(strstr(info, "programmatic dependent launch"), "image info: %s", info);
+        int early = pdl_run("pdl_read_nowait", 0, runs, NULL);
+        printf("check_runtime: PDL, reader without the wait (%s): %d of %d read before the write\n", how, early, PDL_N);
+        ck_assert_msg(early > 0, "%s: the second kernel never started before the first had finished", how);
+    }
+}
+END_TEST
+
 START_TEST(gpu_wrong_bindings_refused) {
     kiln_bundle_model *m = open_gpu_model(false);
     kiln_exec_context *ctx;
@@ -748,6 +855,7 @@ int main(int argc, char **argv) {
         tcase_add_test(tc, gpu_wrong_bindings_refused);
         tcase_add_test(tc, gpu_threads_share_a_model);
         tcase_add_test(tc, gpu_big_shared_memory_and_arena_alignment);
+        tcase_add_test(tc, gpu_pdl_waits_for_the_previous_kernel);
 #endif
     }
     suite_add_tcase(s, tc);
