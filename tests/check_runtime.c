@@ -641,8 +641,10 @@ START_TEST(gpu_big_shared_memory_and_arena_alignment) {
 END_TEST
 
 /* Programmatic dependent launch (kernels/kiln_common.cuh, runtime.c launch_range). A slow kernel
- * spins PDL_SPIN_NS before it writes tmp = 2 x; the next one reads y = tmp + 1. On sm_90+ with the
- * bundle's "pdl" key the second launch may start while the first still spins:
+ * lets the next grid launch at once (griddepcontrol.launch_dependents, which kiln's kernels do not
+ * issue: without it the next grid launches as this one's blocks exit, too late to show anything),
+ * then spins PDL_SPIN_NS before it writes tmp = 2 x; the next one reads y = tmp + 1. On sm_90+
+ * with the bundle's "pdl" key the second launch then starts while the first still spins:
  *  - a reader that waits (kiln::pdl_enter) gives y exactly, eager and through a graph replay;
  *  - a reader without the wait reads the poisoned tmp: proof that the early launch happens (and
  *    that the wait is what keeps a kiln kernel correct), eager and in the graph;
@@ -653,6 +655,9 @@ static const char *pdl_source =
     "#include \"kiln_common.cuh\"\n"
     "extern \"C\" __global__ void pdl_slow(const float *x, float *tmp, int n) {\n"
     "    kiln::pdl_enter();\n"
+    "#if __CUDA_ARCH__ >= 900\n"
+    "    asm volatile(\"griddepcontrol.launch_dependents;\" ::: \"memory\");\n"
+    "#endif\n"
     "    unsigned long long t0, t;\n"
     "    asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(t0));\n"
     "    do asm volatile(\"mov.u64 %0, %%globaltimer;\" : \"=l\"(t)); while (t - t0 < " PDL_SPIN_NS "ull);\n"
