@@ -32,6 +32,18 @@ static char *build_prec(kiln_graph *g, kiln_precision prec, kiln_bundle **out) {
     ck_assert_msg(st == KILN_OK, "codegen: %s\n%s", kiln_last_error(), src ? src : "");
     ck_assert_ptr_nonnull(src);
     ck_assert_int_ge(b->n_launches, kiln_graph_kernel_count(g));
+    /* every kernel begins with the wait of programmatic dependent launch (cg_util.c inserts it): the
+     * runtime launches kernels early on sm_90+, and one without the wait would race its predecessor */
+    int n_global = 0, n_wait = 0;
+    for (const char *p = strstr(src, "__global__"); p; p = strstr(p + 1, "__global__")) {
+        n_global++;
+        const char *brace = strchr(p, '{');
+        n_wait += brace && !strncmp(brace, "{\n    kiln::pdl_enter();\n", strlen("{\n    kiln::pdl_enter();\n"));
+    }
+    ck_assert_int_gt(n_global, 0);
+    ck_assert_msg(n_wait == n_global, "%d of %d kernels begin with kiln::pdl_enter()", n_wait, n_global);
+    ck_assert_ptr_nonnull(kiln_bundle_get_meta(b, "pdl"));
+    ck_assert_str_eq(kiln_bundle_get_meta(b, "pdl"), "1");
 #ifdef KILN_HAVE_CUDA
     ck_assert_int_eq(b->n_images, 3); /* sm_80, sm_90 cubins + compute_90 PTX */
     ck_assert_msg(kiln_bundle_validate(b) == KILN_OK, "%s", kiln_last_error());
