@@ -165,7 +165,7 @@ static kiln_status pdl_insert(cg *c) {
         if (!g) g = p + strlen(p);
         int depth = 0;
         const char *b = g;
-        if (*g) /* (a braced list in a signature would end the scan early: the check below fails) */
+        if (*g) /* (check_codegen asserts that each __global__ is followed by the call at its body's brace) */
             for (b = g; *b && !(*b == '{' && depth == 0); b++) depth += *b == '(' ? 1 : *b == ')' ? -1 : 0;
         if (*g && !*b) {
             free(out);
