@@ -569,6 +569,18 @@ END_TEST
  * aligned to 4096 bytes (more than cuMemAlloc's 256): y0 = x reversed twice through the arena,
  * y1 = x reversed once. The kernel writes NaN when its input pointer is not 4096-aligned. */
 enum { SMEM_N = 16384 }; /* 64 KiB of floats */
+/* A hand-built bundle written to bytes and opened from them (b is freed). */
+static kiln_bundle_model *open_in_memory(kiln_bundle *b) {
+    uint8_t *bytes;
+    size_t len;
+    ck_assert_msg(kiln_bundle_write_bytes(b, &bytes, &len) == KILN_OK, "%s", kiln_last_error());
+    kiln_bundle_free(b);
+    kiln_bundle_model *m;
+    ck_assert_msg(kiln_bundle_model_open_bytes(bytes, len, NULL, &m) == KILN_OK, "%s", kiln_last_error());
+    free(bytes);
+    return m;
+}
+
 static const char *smem_source =
     "extern \"C\" __global__ void rt_smem_reverse(const float *x, float *y, int n, int check_align) {\n"
     "    extern __shared__ float s[];\n"
@@ -606,13 +618,7 @@ START_TEST(gpu_big_shared_memory_and_arena_alignment) {
     ck_assert_int_eq(kiln_bundle_add_launch(b, k, grid, block, smem, 0, l1, 4), KILN_OK);
     ck_assert_int_eq(kiln_bundle_add_launch(b, k, grid, block, smem, 0, l2, 4), KILN_OK);
     ck_assert_int_eq(kiln_bundle_add_launch(b, k, grid, block, smem, 1, l3, 4), KILN_OK); /* another stream id */
-    uint8_t *bytes;
-    size_t len;
-    ck_assert_msg(kiln_bundle_write_bytes(b, &bytes, &len) == KILN_OK, "%s", kiln_last_error());
-    kiln_bundle_free(b);
-    kiln_bundle_model *m;
-    ck_assert_msg(kiln_bundle_model_open_bytes(bytes, len, NULL, &m) == KILN_OK, "%s", kiln_last_error());
-    free(bytes);
+    kiln_bundle_model *m = open_in_memory(b);
     ck_assert_int_eq(kiln_bundle_model_arena_bytes(m), 4096 + SMEM_N * 4);
     kiln_exec_context *ctx;
     ck_assert_msg(kiln_exec_context_new(m, KILN_EXEC_POISON, &ctx) == KILN_OK, "%s", kiln_last_error());
@@ -697,13 +703,7 @@ static int pdl_run(const char *reader, unsigned flags, int runs, const char **in
     kiln_bundle_arg l2[] = {{KILN_ARG_ARENA, 8, 0}, {KILN_ARG_OUTPUT, 8, 0}, {KILN_ARG_SCALAR, 4, PDL_N}};
     ck_assert_int_eq(kiln_bundle_add_launch(b, k1, grid, block, 0, 0, l1, 3), KILN_OK);
     ck_assert_int_eq(kiln_bundle_add_launch(b, k2, grid, block, 0, 0, l2, 3), KILN_OK);
-    uint8_t *bytes;
-    size_t len;
-    ck_assert_msg(kiln_bundle_write_bytes(b, &bytes, &len) == KILN_OK, "%s", kiln_last_error());
-    kiln_bundle_free(b);
-    kiln_bundle_model *m;
-    ck_assert_msg(kiln_bundle_model_open_bytes(bytes, len, NULL, &m) == KILN_OK, "%s", kiln_last_error());
-    free(bytes);
+    kiln_bundle_model *m = open_in_memory(b);
     static char info_copy[512];
     snprintf(info_copy, sizeof info_copy, "%s", kiln_bundle_model_image_info(m));
     if (info) *info = info_copy;

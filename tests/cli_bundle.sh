@@ -71,6 +71,7 @@ if [ "$gpu" = "--gpu" ]; then
   expect_ok bench_graph "latency ms: p50" "$kiln" bench "$tmp/m.kiln" --iterations 50 --warmup 5
   grep -F "GPU memory" "$tmp/out" || { echo "FAIL bench: no memory line"; failures=$((failures + 1)); }
   expect_ok bench_no_graph "kernel launches (--no-graph)" "$kiln" bench "$tmp/m.kiln" --iterations 50 --no-graph
+  expect_ok bench_no_pdl "plain launches (--no-pdl)" "$kiln" bench "$tmp/m.kiln" --iterations 50 --no-pdl
   # refusals on the GPU: wrong input shape, unknown input; no output files
   expect_fail run_wrong_shape "input 'x': the bundle was built for f32 [4,5,1000], got f32 [4,5,1001]" \
     "$kiln" run "$tmp/m.kiln" --input "x=$tmp/x_wrong.npy" --output-dir "$tmp/bad1"

@@ -210,12 +210,13 @@ done:
 /* ------------------------------------------------------------------------- bench -- */
 static void usage_bench(FILE *f) {
     fprintf(f,
-            "usage: kiln bench M.kiln [--iterations N] [--warmup N] [--no-graph] [--streams N] [--device N]\n"
+            "usage: kiln bench M.kiln [--iterations N] [--warmup N] [--no-graph] [--no-pdl] [--streams N] [--device N]\n"
             "Runs the bundle N times (default 100, after 10 warm-up runs) with inputs and outputs in\n"
             "GPU memory, timing each run with CUDA events; prints latency p50/p90/p99/mean, throughput\n"
             "(samples/s: the first input's first dim per run) and GPU memory used. --no-graph launches\n"
             "kernel by kernel instead of replaying a CUDA graph. --streams N runs independent branches on up\n"
-            "to N streams (default 1; the graph then has parallel branches).\n"
+            "to N streams (default 1; the graph then has parallel branches). --no-pdl launches every kernel\n"
+            "plainly, without programmatic dependent launch (sm_90+: docs/runtime.md; same as KILN_PDL=0).\n"
             "  --profile            then run the plan layer by layer (no graph, CUDA events around each layer)\n"
             "                       the same number of times and print per layer: group, op, tiles, median us,\n"
             "                       %% of the sum, FLOPs, bytes, TFLOP/s, GB/s (docs/tuning.md)\n"
@@ -351,7 +352,7 @@ static int cmp_float(const void *a, const void *b) {
 int kiln_cmd_bench(int argc, char **argv) {
     const char *path = NULL;
     uint64_t iters = 100, warmup = 10, device = 0, streams = 1;
-    bool no_graph = false, profile = false;
+    bool no_graph = false, no_pdl = false, profile = false;
     uint64_t repeat = 1;
     const char *json_path = NULL;
     double ceil[2] = {0, 0};
@@ -374,6 +375,8 @@ int kiln_cmd_bench(int argc, char **argv) {
                 return fail("bench", "--streams takes a count from 1 to 16");
         } else if (!strcmp(a, "--no-graph")) {
             no_graph = true;
+        } else if (!strcmp(a, "--no-pdl")) {
+            no_pdl = true;
         } else if (!strcmp(a, "--profile")) {
             profile = true;
         } else if (!strcmp(a, "--profile-repeat") && i + 1 < argc) {
@@ -445,7 +448,7 @@ int kiln_cmd_bench(int argc, char **argv) {
     } while (0)
     if (kiln_bundle_model_used_jit(m)) fprintf(stderr, "kiln bench: note: %s\n", kiln_bundle_model_image_info(m));
     if ((rc = make_io("bench", m, NULL, NULL, 0, 0, &s))) goto done;
-    if (kiln_exec_context_new(m, no_graph ? KILN_EXEC_NO_GRAPH : 0, &ctx) ||
+    if (kiln_exec_context_new(m, (no_graph ? KILN_EXEC_NO_GRAPH : 0) | (no_pdl ? KILN_EXEC_NO_PDL : 0), &ctx) ||
         kiln_exec_context_set_streams(ctx, (int)streams)) {
         rc = fail("bench", kiln_last_error());
         goto done;
@@ -491,8 +494,9 @@ int kiln_cmd_bench(int argc, char **argv) {
         int64_t replays = 0;
         kiln_exec_context_runs(ctx, &replays);
         printf("bundle %s on %s\n", path, kiln_bundle_model_image_info(m));
-        printf("mode: %s, %llu iterations after %llu warm-up, %d stream%s used (of %d allowed)\n",
-               no_graph ? "kernel launches (--no-graph)" : "CUDA graph replay", (unsigned long long)iters,
+        printf("mode: %s%s, %llu iterations after %llu warm-up, %d stream%s used (of %d allowed)\n",
+               no_graph ? "kernel launches (--no-graph)" : "CUDA graph replay",
+               no_pdl ? ", plain launches (--no-pdl)" : "", (unsigned long long)iters,
                (unsigned long long)warmup, kiln_exec_context_streams_used(ctx),
                kiln_exec_context_streams_used(ctx) == 1 ? "" : "s", (int)streams);
         printf("latency ms: p50 %.4f  p90 %.4f  p99 %.4f  mean %.4f  min %.4f  max %.4f\n", PCT(0.5), PCT(0.9),
