@@ -18,7 +18,7 @@
 #   - kiln run --streams 1 vs --streams 4: identical .npy outputs; the branches model uses >= 2
 #     streams; kiln bench --streams 4 runs;
 #   - compute-sanitizer racecheck and memcheck of kiln run --streams 4 and racecheck of
-#     check_layers --gpu (graph capture and replay with 4 streams), when installed.
+#     check_layers --gpu (graph capture and replay with 4 streams), when installed (not for ASan builds).
 set -uo pipefail
 KILN=$1 CL=$2 SRC=$3 WORK=$4 MODELS=${5:-} GPU=${6:-}
 [ "$MODELS" = --gpu ] && { MODELS=; GPU=--gpu; }
@@ -155,7 +155,11 @@ else
     echo "NOTE: no MODELS_DIR given: ResNet-50 not run"
 fi
 
-if command -v compute-sanitizer >/dev/null; then
+# compute-sanitizer cannot run an ASan-instrumented binary (its runtime must be loaded first): the
+# ASan build's run of this script checks everything else, the plain build's runs these
+if ldd "$KILN" 2>/dev/null | grep -q libasan; then
+    echo "NOTE: $KILN is built with ASan: compute-sanitizer racecheck/memcheck left to the plain build's run"
+elif command -v compute-sanitizer >/dev/null; then
     for tool in racecheck memcheck; do
         compute-sanitizer --tool $tool --error-exitcode 1 "$KILN" run "$WORK/branches.kiln" --streams 4 \
             >"$WORK/$tool.log" 2>&1 || { fail "compute-sanitizer $tool"; cat "$WORK/$tool.log"; }
