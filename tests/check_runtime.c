@@ -565,10 +565,6 @@ START_TEST(gpu_threads_share_a_model) {
 }
 END_TEST
 
-/* More than 48 KiB of dynamic shared memory (the runtime must opt the kernel in) and an arena
- * aligned to 4096 bytes (more than cuMemAlloc's 256): y0 = x reversed twice through the arena,
- * y1 = x reversed once. The kernel writes NaN when its input pointer is not 4096-aligned. */
-enum { SMEM_N = 16384 }; /* 64 KiB of floats */
 /* A hand-built bundle written to bytes and opened from them (b is freed). */
 static kiln_bundle_model *open_in_memory(kiln_bundle *b) {
     uint8_t *bytes;
@@ -581,6 +577,10 @@ static kiln_bundle_model *open_in_memory(kiln_bundle *b) {
     return m;
 }
 
+/* More than 48 KiB of dynamic shared memory (the runtime must opt the kernel in) and an arena
+ * aligned to 4096 bytes (more than cuMemAlloc's 256): y0 = x reversed twice through the arena,
+ * y1 = x reversed once. The kernel writes NaN when its input pointer is not 4096-aligned. */
+enum { SMEM_N = 16384 }; /* 64 KiB of floats */
 static const char *smem_source =
     "extern \"C\" __global__ void rt_smem_reverse(const float *x, float *y, int n, int check_align) {\n"
     "    extern __shared__ float s[];\n"
