@@ -665,10 +665,38 @@ static int rebuild_optimized(const char *onnx, const kiln_bundle *b, kiln_tensor
     return 0;
 }
 
+/* Per value of g: true when it is float16 / bfloat16 or computed from such a value (nodes in
+ * order: a producer comes before its users). NULL when out of memory (no floor then). */
+static bool *half_values(const kiln_graph *g) {
+    bool *h = calloc((size_t)g->n_values + 1, sizeof *h);
+    if (!h) return NULL;
+    for (int v = 0; v < g->n_values; v++) h[v] = g->values[v].dtype == KILN_F16 || g->values[v].dtype == KILN_BF16;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kiln_node *nd = &g->nodes[i];
+        bool any = false;
+        for (int k = 0; k < nd->n_inputs; k++) any = any || (nd->inputs[k] >= 0 && h[nd->inputs[k]]);
+        for (int k = 0; k < nd->n_outputs && any; k++)
+            if (nd->outputs[k] >= 0) h[nd->outputs[k]] = true;
+    }
+    return h;
+}
+
+/* The default tolerance for one value: a value that is float16 / bfloat16 or computed from one
+ * carries fp16's precision at best (rounded by the CPU and the GPU at different points of a fused
+ * chain), so it gets at least the fp16 bundle's 1e-2 / 1e-2 whatever the bundle's precision (an
+ * fp32 bundle of a model with fp16 tensors). Tolerances given on the command line apply as they
+ * are. */
+static void value_tol(bool half, bool given, double rtol, double atol, double *rt, double *at) {
+    *rt = !given && half ? fmax(rtol, 1e-2) : rtol;
+    *at = !given && half ? fmax(atol, 1e-2) : atol;
+}
+
 /* --per-layer, GPU side: one line per layer against the CPU values. */
 typedef struct layer_cmp {
     const cpu_layers *cpu;
     double rtol, atol;
+    bool tol_given; /* --rtol / --atol: no fp16 floor (value_tol) */
+    const bool *half; /* half_values(cpu->g), or NULL */
     int n, failed, first_bad;
     char first_name[256];
 } layer_cmp;
@@ -712,7 +740,9 @@ static int compare_layer(void *user, const kiln_layer_info *li) {
         }
         any = true;
         kiln_tensor_diff df;
-        kiln_tensor_diff_compute(&q, c, lc->rtol, lc->atol, &df);
+        double rt, at;
+        value_tol(lc->half && lc->half[v], lc->tol_given, lc->rtol, lc->atol, &rt, &at);
+        kiln_tensor_diff_compute(&q, c, rt, at, &df);
         if (df.max_abs > max_abs || df.max_abs != df.max_abs) max_abs = df.max_abs;
         if (df.rel_l2 > rel || df.rel_l2 != df.rel_l2) rel = df.rel_l2;
         if (df.bad) {
@@ -746,9 +776,11 @@ static void usage_compare(FILE *f) {
             "and PASS/FAIL: PASS when every element has |gpu - cpu| <= atol + rtol * |cpu| (and no NaN\n"
             "where the CPU has none). The GPU outputs are poisoned (NaN) before the run, so unwritten\n"
             "elements fail. Defaults by the bundle's precision: fp32 rtol 1e-4 atol 1e-5, tf32 5e-3/5e-3,\n"
-            "fp16 1e-2/1e-2. --rel-l2 X judges each output by its relative L2 error instead,\n"
-            "||gpu - cpu|| / ||cpu|| <= X (a NaN fails), as accuracy bounds for tf32/fp16 are stated;\n"
-            "elements out of rtol/atol are still counted. Exit status 1 on FAIL.\n"
+            "fp16 1e-2/1e-2; an output (or --per-layer value) computed from float16 or bfloat16 values\n"
+            "gets at least 1e-2/1e-2 in any bundle unless --rtol or --atol is given. --rel-l2 X judges\n"
+            "each output by its relative L2 error instead, ||gpu - cpu|| / ||cpu|| <= X (a NaN fails), as\n"
+            "accuracy bounds for tf32/fp16 are stated; elements out of rtol/atol are still counted. Exit\n"
+            "status 1 on FAIL.\n"
             "--per-layer also rebuilds the optimized graph the bundle was built from (the build options in its\n"
             "metadata; a different source model is reported), evaluates it on the CPU keeping every\n"
             "intermediate, runs the bundle layer by layer and prints one line per layer (name, op, max abs,\n"
@@ -758,6 +790,7 @@ static void usage_compare(FILE *f) {
 int kiln_cmd_compare(int argc, char **argv) {
     const char *onnx = NULL, *path = NULL;
     double rtol = -1, atol = -1, rel_l2_max = -1;
+    bool *half = NULL, *lhalf = NULL; /* half_values of the model's graph and of --per-layer's */
     uint64_t seed = 0, device = 0;
     bool per_layer = false;
     for (int i = 0; i < argc; i++) {
@@ -844,6 +877,7 @@ int kiln_cmd_compare(int argc, char **argv) {
     double dr = 1e-4, da = 1e-5;
     if (prec && !strcmp(prec, "tf32")) dr = da = 5e-3;
     if (prec && !strcmp(prec, "fp16")) dr = da = 1e-2;
+    const bool tol_given = rtol >= 0 || atol >= 0;
     if (rtol < 0) rtol = dr;
     if (atol < 0) atol = da;
     cpu = calloc((size_t)n_out + 1, sizeof *cpu);
@@ -896,11 +930,14 @@ int kiln_cmd_compare(int argc, char **argv) {
     if (rel_l2_max >= 0) printf(", judged by rel L2 <= %g", rel_l2_max);
     printf("\n");
     int failed = 0;
+    half = half_values(g);
     for (int i = 0; i < n_out; i++) {
         const kiln_tensor *c = cpu[i], *q = gpu[i];
         bool ok = c->numel == q->numel;
         kiln_tensor_diff df;
-        kiln_tensor_diff_compute(q, c, rtol, atol, &df);
+        double rt, at;
+        value_tol(half && half[g->outputs[i]], tol_given, rtol, atol, &rt, &at);
+        kiln_tensor_diff_compute(q, c, rt, at, &df);
         int64_t bad = df.bad, first_bad = df.worst;
         double max_abs = df.max_abs, rel = df.rel_l2;
         ok = ok && (rel_l2_max >= 0 ? rel <= rel_l2_max : bad == 0); /* rel is NaN when an output is NaN */
@@ -909,6 +946,7 @@ int kiln_cmd_compare(int argc, char **argv) {
         kiln_format_dims(c, dims, sizeof dims);
         printf("  %-32s %s %s  max abs %.3g  rel L2 %.3g  %s", kiln_graph_output_name(g, i), kiln_dtype_name(q->dtype),
                dims, max_abs, rel, ok ? "PASS" : "FAIL");
+        if (rt != rtol || at != atol) printf(" (from fp16 values: rtol %g atol %g)", rt, at);
         if (c->numel != q->numel) printf(" (element counts differ: %lld vs %lld)", (long long)c->numel, (long long)q->numel);
         else if (rel_l2_max >= 0 && !ok)
             printf(" (rel L2 above %g)", rel_l2_max);
@@ -920,7 +958,8 @@ int kiln_cmd_compare(int argc, char **argv) {
     printf("%s\n", failed ? "FAIL" : "PASS");
     rc = failed ? 1 : 0;
     if (per_layer) {
-        layer_cmp lc = {.cpu = &cl, .rtol = rtol, .atol = atol};
+        lhalf = half_values(cl.g);
+        layer_cmp lc = {.cpu = &cl, .rtol = rtol, .atol = atol, .tol_given = tol_given, .half = lhalf};
         printf("per-layer (%d layers, each value right after the launches that finalize it):\n",
                kiln_bundle_model_num_layers(m));
         if (kiln_exec_context_run_layers(ctx, NULL, 1, compare_layer, &lc)) {
@@ -933,6 +972,8 @@ int kiln_cmd_compare(int argc, char **argv) {
         if (lc.failed) rc = 1;
     }
 done:
+    free(half);
+    free(lhalf);
     cpu_layers_free(&cl);
     for (int i = 0; ins && i < n_in; i++) kiln_tensor_free(ins[i]);
     for (int i = 0; cpu && i < n_out; i++) kiln_tensor_free(cpu[i]);
