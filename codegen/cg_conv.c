@@ -260,20 +260,25 @@ typedef struct conv_shape_host { /* kernels/conv.cuh conv2d_shape */
  * f32_cost(). */
 typedef struct f32_cfg {
     int bm, bn, bk, tm, tn, splitk;
+    bool tuner_only; /* a candidate the tuner times but the heuristic never picks */
 } f32_cfg;
 static const f32_cfg f32_cfgs[] = {
-    {128, 128, 8, 8, 8, 1}, {128, 64, 8, 8, 8, 1}, {64, 128, 8, 8, 8, 1}, {64, 64, 8, 8, 4, 1},
-    {64, 32, 8, 4, 4, 1},   {32, 64, 8, 4, 4, 1},  {32, 32, 8, 4, 4, 1},  {128, 128, 16, 8, 8, 1},
-    {128, 64, 8, 8, 8, 2},  {128, 64, 8, 8, 8, 4}, {64, 64, 8, 8, 4, 2},  {64, 64, 8, 8, 4, 4},
-    {64, 64, 8, 8, 4, 8},   {64, 32, 8, 4, 4, 2},  {64, 32, 8, 4, 4, 4},  {64, 32, 8, 4, 4, 8},
-    {64, 32, 8, 4, 4, 16},  {32, 32, 8, 4, 4, 4},  {32, 32, 8, 4, 4, 8},  {32, 32, 8, 4, 4, 16},
+    {128, 128, 8, 8, 8, 1, false}, {128, 64, 8, 8, 8, 1, false}, {64, 128, 8, 8, 8, 1, false}, {64, 64, 8, 8, 4, 1, false},
+    {64, 32, 8, 4, 4, 1, false},   {32, 64, 8, 4, 4, 1, false},  {32, 32, 8, 4, 4, 1, false},  {128, 128, 16, 8, 8, 1, false},
+    {128, 64, 8, 8, 8, 2, false},  {128, 64, 8, 8, 8, 4, false}, {64, 64, 8, 8, 4, 2, false},  {64, 64, 8, 8, 4, 4, false},
+    {64, 64, 8, 8, 4, 8, false},   {64, 32, 8, 4, 4, 2, false},  {64, 32, 8, 4, 4, 4, false},  {64, 32, 8, 4, 4, 8, false},
+    {64, 32, 8, 4, 4, 16, false},  {32, 32, 8, 4, 4, 4, false},  {32, 32, 8, 4, 4, 8, false},  {32, 32, 8, 4, 4, 16, false},
     /* more for the tuner: BK 16, 256-thread 64x64 (more warps for small grids), 128x128 split */
-    {64, 64, 16, 8, 4, 1},  {64, 64, 8, 4, 4, 1},  {64, 64, 8, 4, 4, 4},  {64, 64, 8, 4, 4, 8},
-    {128, 128, 8, 8, 8, 2},
-    /* splits that fill a wave of the large tiles on deep, small grids (ResNet-18's 7x7 stage on
-     * an H200: 64x64 split 8 is 1600 blocks at 6 an SM, 2.02 waves; 128x128 split 5 is 260 at 2) */
-    {128, 128, 8, 8, 8, 3}, {128, 128, 8, 8, 8, 4}, {128, 128, 8, 8, 8, 5}, {128, 128, 8, 8, 8, 6},
-    {128, 64, 8, 8, 8, 3},  {128, 64, 8, 8, 8, 6},  {64, 64, 8, 8, 4, 3},  {64, 64, 8, 8, 4, 6},
+    {64, 64, 16, 8, 4, 1, false},  {64, 64, 8, 4, 4, 1, false},  {64, 64, 8, 4, 4, 4, false},  {64, 64, 8, 4, 4, 8, false},
+    {128, 128, 8, 8, 8, 2, false},
+    /* for the tuner only: splits that fill a wave of the large tiles on deep, small grids
+     * (ResNet-18's 7x7 stage at batch 32 on an H200: 64x64 split 8 is 1600 blocks at six an SM,
+     * 2.02 waves; 128x128 split 5 is 260 at two). f32_cost does not model waves: a version that
+     * did picked these where the tuner does at batch 32 but cost 6-13% at batch 1 (docs/gpu.md,
+     * twenty-third session), so heuristic builds keep their tiles. */
+    {128, 128, 8, 8, 8, 3, true}, {128, 128, 8, 8, 8, 4, true}, {128, 128, 8, 8, 8, 5, true},
+    {128, 128, 8, 8, 8, 6, true}, {128, 64, 8, 8, 8, 3, true},  {128, 64, 8, 8, 8, 6, true},
+    {64, 64, 8, 8, 4, 3, true},   {64, 64, 8, 8, 4, 6, true},
 };
 #define N_F32_CFGS ((int)(sizeof f32_cfgs / sizeof f32_cfgs[0]))
 static int f32_threads(const f32_cfg *f) { return (f->bm / f->tm) * (f->bn / f->tn); }
@@ -282,11 +287,10 @@ static void f32_name(const f32_cfg *f, char *buf, size_t len) {
 }
 
 /* Estimated seconds of one candidate (a model to rank candidates; the tuner measures): the
- * busiest SM's FFMA work, wave by wave, at an efficiency that grows with the thread tile (FFMA
- * per shared load) and the block tile (FFMA per global load) and with resident warps, or the
- * latency of its K tiles (overlapped by the blocks resident on an SM), or the DRAM traffic,
- * whichever is larger, plus split-K's partials and its second launch. Against the tuner on an H200
- * (ResNet-18 b32): the same tiles for all of its 3x3 convs (docs/gpu.md, twenty-third session). */
+ * busiest SM's FFMA work at an efficiency that grows with the thread tile (FFMA per shared
+ * load) and the block tile (FFMA per global load) and with resident warps, or the latency of
+ * its K tiles (overlapped by the blocks resident on an SM), or the DRAM traffic, whichever is
+ * larger, plus the second launch of split-K. */
 static double f32_cost(const cg *c, const f32_cfg *f, int64_t KG, int64_t NPIX, int64_t G, int64_t KD, double bytes,
                        double y_elems) {
     const char *arch = c->o->n_archs > 0 && c->o->archs ? c->o->archs[0] : "sm_90";
@@ -294,25 +298,17 @@ static double f32_cost(const cg *c, const f32_cfg *f, int64_t KG, int64_t NPIX, 
     const double sms = a100 ? 108 : 132, sm_rate = (a100 ? 19.5e12 : 51e12) / sms, bw = a100 ? 2.0e12 : 3.3e12;
     const int nt = f32_threads(f);
     double blocks = (double)((KG + f->bm - 1) / f->bm) * (double)((NPIX + f->bn - 1) / f->bn) * (double)G * f->splitk;
-    /* registers a thread: ptxas for sm_90 gives 127-135 (8x8), 79 (8x4), 63 (4x4) */
-    double regs = 1.25 * f->tm * f->tn + 2.0 * (f->tm + f->tn) + 24.0, smem = 2.0 * f->bk * (f->bm + f->bn) * 4;
+    double regs = f->tm * f->tn + 40.0, smem = 2.0 * f->bk * (f->bm + f->bn) * 4;
     double res = fmin(fmin(2048.0 / nt, 65536.0 / (nt * regs)), fmin(32.0, 228.0 * 1024 / smem));
     res = fmax(1.0, floor(res));
     double per_sm = fmin(res, blocks / sms); /* blocks resident on a busy SM */
     double tt = (double)f->tm * f->tn, inten = (double)f->bm * f->bn / (f->bm + f->bn);
-    const double tile_eff = tt / (tt + 12.0) * inten / (inten + 8.0);
+    double eff = tt / (tt + 12.0) * inten / (inten + 8.0) * fmin(1.0, per_sm * nt / 32.0 / 8.0);
     double kt = ceil((double)((KD + f->bk - 1) / f->bk) / f->splitk);
-    const double block_s = 2.0 * f->bm * f->bn * kt * f->bk / sm_rate; /* one block at the full FFMA rate */
-    /* Waves: the full ones run res blocks an SM, the last one ceil(rest / sms), at an efficiency
-     * that falls with the warps resident (a block's K loop is latency-bound on an emptier SM) */
-    double full = floor(blocks / (sms * res)), rest = blocks - full * sms * res, last = ceil(rest / sms);
-    double t_ffma = full * res * block_s / (tile_eff * fmin(1.0, res * nt / 256.0)) +
-                    (last > 0 ? last * block_s / (tile_eff * fmin(1.0, last * nt / 256.0)) : 0.0);
+    double t_ffma = ceil(blocks / sms) * 2.0 * f->bm * f->bn * kt * f->bk / (sm_rate * eff);
     double t_lat = ceil(blocks / (sms * res)) * kt * 6e-7 / fmax(1.0, per_sm);
-    /* split-K: the partials are written, then read by a second launch that writes y, after the
-     * first one (in series, not under its FFMA work) */
-    double t_split = f->splitk > 1 ? (8.0 * f->splitk * y_elems + 4.0 * y_elems) / bw + 3e-6 : 0.0;
-    return fmax(fmax(t_ffma, t_lat), bytes / bw) + t_split;
+    double b = bytes + (f->splitk > 1 ? 8.0 * f->splitk * y_elems : 0.0);
+    return fmax(fmax(t_ffma, t_lat), b / bw) + (f->splitk > 1 ? 3e-6 : 0.0);
 }
 
 /* The fp32 NCHW conv on conv_f32 when it applies (fp32 x, w, y stored NCHW, constant fp32
@@ -344,7 +340,8 @@ static kiln_status emit_conv_f32(cg *c, const kiln_node *n, const anchor *a, con
         names[n_c] = name_buf[n_c];
         idx[n_c] = i;
         double cost = f32_cost(c, f, KG, NPIX, G, KD, bytes, (double)y_elems);
-        if (!n_c || cost < best * 0.97) best = cost, heur = n_c; /* within 3%: keep the earlier (larger) tile */
+        if (!f->tuner_only && (best == 0 || cost < best * 0.97))
+            best = cost, heur = n_c; /* within 3%: keep the earlier (larger) tile */
         n_c++;
     }
     if (!n_c) return KILN_OK; /* (absurd group counts) the generic path */
