@@ -252,6 +252,13 @@ def main():
                     lines.append(f"  - 60% would be {t60:.1f} us; its {l['bytes'] / 1e6:.1f} MB of DRAM traffic take "
                                  f"{tmem:.1f} us at the measured {ceil_gbps:.0f} GB/s"
                                  + (" (bound by memory: 60% is out of reach for this layer as fused)" if tmem > t60 else ""))
+                # and what its main kernel holds of an SM (kiln bench --profile-json "launch")
+                lr = l.get("launch")
+                if frac < 0.6 and lr and lr.get("blocks_per_sm"):
+                    warps = lr["blocks_per_sm"] * ((lr["threads"] + 31) // 32)
+                    lines.append(f"  - occupancy: {lr['grid_blocks']} blocks of {lr['threads']} threads, "
+                                 f"{lr['blocks_per_sm']} an SM ({warps} of 64 warp slots), {lr['registers']} registers a "
+                                 f"thread, {lr['shared_bytes'] / 1024:.1f} KiB shared memory a block")
             # the peer on the stem, for scale: the 7x7 over RGB is the largest conv and the hardest shape
             stem_flops = 2 * 32 * 112 * 112 * 64 * 3 * 7 * 7
             lines.append(f"- Peer on ResNet-50's stem at batch 32 fp16 (PyTorch eager = cuDNN in benchmark mode, the faster of "

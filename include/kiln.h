@@ -234,6 +234,15 @@ int kiln_bundle_model_find_output(const kiln_bundle_model *m, const char *name);
  * "NVIDIA H100 80GB HBM3 (sm_90): 3 modules, cubin sm_90" or "... PTX compute_90 (JIT)". */
 int kiln_bundle_model_used_jit(const kiln_bundle_model *m);
 const char *kiln_bundle_model_image_info(const kiln_bundle_model *m);
+/* What launch `launch` of the plan (0 .. the bundle's launch count - 1) takes of the GPU it was
+ * loaded on: threads a block, blocks in the grid, registers a thread, shared memory a block
+ * (static + dynamic), and how many of its blocks one SM holds at once
+ * (cuOccupancyMaxActiveBlocksPerMultiprocessor). `kiln bench --profile-json` reports it per layer. */
+typedef struct kiln_launch_resources {
+    int threads, registers, blocks_per_sm;
+    uint64_t grid_blocks, shared_bytes;
+} kiln_launch_resources;
+kiln_status kiln_bundle_model_launch_resources(const kiln_bundle_model *m, int launch, kiln_launch_resources *out);
 /* Bytes of the weights allocation and of each context's arena. */
 uint64_t kiln_bundle_model_weight_bytes(const kiln_bundle_model *m);
 uint64_t kiln_bundle_model_arena_bytes(const kiln_bundle_model *m);

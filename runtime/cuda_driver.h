@@ -80,6 +80,8 @@ typedef struct kiln_cuda_driver {
     CUresult (*module_unload)(CUmodule m);
     CUresult (*module_get_function)(CUfunction *f, CUmodule m, const char *name);
     CUresult (*func_set_attribute)(CUfunction f, CUfunction_attribute a, int v);
+    CUresult (*func_get_attribute)(int *v, CUfunction_attribute a, CUfunction f);
+    CUresult (*occupancy_max_active_blocks)(int *blocks, CUfunction f, int block_size, size_t dynamic_smem);
     CUresult (*launch_kernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                               unsigned by, unsigned bz, unsigned shared_bytes, CUstream s,
                               void **params, void **extra);

@@ -51,6 +51,33 @@ uint64_t kiln_bundle_model_arena_bytes(const kiln_bundle_model *m) { return m ? 
 const kiln_bundle *kiln_bundle_model_bundle(const kiln_bundle_model *m) { return m ? m->b : NULL; }
 int kiln_bundle_model_num_layers(const kiln_bundle_model *m) { return m ? m->b->n_layers : 0; }
 
+kiln_status kiln_bundle_model_launch_resources(const kiln_bundle_model *m, int launch, kiln_launch_resources *out) {
+    if (!m || !out) return kiln_errorf(KILN_ERR_INVALID_ARG, "kiln_bundle_model_launch_resources: NULL argument");
+    if (launch < 0 || (uint64_t)launch >= (uint64_t)m->b->n_launches)
+        return kiln_errorf(KILN_ERR_INVALID_ARG, "launch %d does not exist (the plan has %llu)", launch,
+                           (unsigned long long)m->b->n_launches);
+#ifndef KILN_HAVE_CUDA
+    return kiln_errorf(KILN_ERR_UNSUPPORTED, "kiln was built without CUDA");
+#else
+    const kiln_bundle_launch *la = &m->b->launches[launch];
+    const kiln_cuda_driver *cu = m->cu;
+    CUfunction f = m->funcs[la->kernel];
+    int regs = 0, static_smem = 0, blocks = 0;
+    const int threads = (int)(la->block[0] * la->block[1] * la->block[2]);
+    KILN_CU_TRY(cu, cuCtxSetCurrent, cu->ctx_set_current(m->dev.ctx));
+    KILN_CU_TRY(cu, cuFuncGetAttribute, cu->func_get_attribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, f));
+    KILN_CU_TRY(cu, cuFuncGetAttribute, cu->func_get_attribute(&static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f));
+    KILN_CU_TRY(cu, cuOccupancyMaxActiveBlocksPerMultiprocessor,
+                cu->occupancy_max_active_blocks(&blocks, f, threads, la->shared_bytes));
+    *out = (kiln_launch_resources){.threads = threads,
+                                   .registers = regs,
+                                   .blocks_per_sm = blocks,
+                                   .grid_blocks = (uint64_t)la->grid[0] * la->grid[1] * la->grid[2],
+                                   .shared_bytes = (uint64_t)static_smem + la->shared_bytes};
+    return KILN_OK;
+#endif
+}
+
 static kiln_status io_info(const kiln_bundle_model *m, bool output, int i, const char **name, kiln_dtype *dt,
                            int *rank, int64_t dims[KILN_MAX_RANK]) {
     int n = output ? (m ? m->n_out : 0) : (m ? m->n_in : 0);

@@ -308,6 +308,8 @@ START_TEST(null_arguments) {
     ck_assert_int_eq(kiln_exec_context_bind_input(NULL, 0, NULL, KILN_F32, 0, NULL, KILN_MEM_HOST),
                      KILN_ERR_INVALID_ARG);
     ck_assert_int_eq(kiln_bundle_model_input_info(NULL, 0, NULL, NULL, NULL, NULL), KILN_ERR_INVALID_ARG);
+    kiln_launch_resources lr;
+    ck_assert_int_eq(kiln_bundle_model_launch_resources(NULL, 0, &lr), KILN_ERR_INVALID_ARG);
 }
 END_TEST
 
@@ -383,6 +385,22 @@ START_TEST(gpu_run_matches_cpu) {
     ck_assert_msg(kiln_exec_context_run(ctx, NULL) == KILN_OK, "%s", kiln_last_error());
     int bad = compare("y (first run)", h->y, h->ref_y) + compare("scaled (first run)", h->scaled, h->ref_s);
     ck_assert_int_eq(bad, 0);
+    /* what each launch holds of an SM: the plan's block and grid, registers and blocks an SM from the
+     * driver; a launch past the plan is refused */
+    const kiln_bundle *b = kiln_bundle_model_bundle(m);
+    for (int l = 0; l < b->n_launches; l++) {
+        kiln_launch_resources lr;
+        ck_assert_msg(kiln_bundle_model_launch_resources(m, l, &lr) == KILN_OK, "%s", kiln_last_error());
+        const kiln_bundle_launch *la = &b->launches[l];
+        ck_assert_int_eq(lr.threads, (int)(la->block[0] * la->block[1] * la->block[2]));
+        ck_assert_uint_eq(lr.grid_blocks, (uint64_t)la->grid[0] * la->grid[1] * la->grid[2]);
+        ck_assert_uint_ge(lr.shared_bytes, la->shared_bytes);
+        ck_assert_int_gt(lr.registers, 0);
+        ck_assert_int_ge(lr.blocks_per_sm, 1);
+    }
+    kiln_launch_resources lr;
+    ck_assert_int_eq(kiln_bundle_model_launch_resources(m, b->n_launches, &lr), KILN_ERR_INVALID_ARG);
+    ck_assert_int_eq(kiln_bundle_model_launch_resources(m, -1, &lr), KILN_ERR_INVALID_ARG);
     free(h);
     kiln_exec_context_free(ctx);
     kiln_bundle_model_free(m);

@@ -72,6 +72,16 @@ if [ "$gpu" = "--gpu" ]; then
   grep -F "GPU memory" "$tmp/out" || { echo "FAIL bench: no memory line"; failures=$((failures + 1)); }
   expect_ok bench_no_graph "kernel launches (--no-graph)" "$kiln" bench "$tmp/m.kiln" --iterations 50 --no-graph
   expect_ok bench_no_pdl "plain launches (--no-pdl)" "$kiln" bench "$tmp/m.kiln" --iterations 50 --no-pdl
+  # the profile's JSON says what each layer's main kernel holds of an SM (registers from the driver);
+  # a bundle of kiln build (the hand-built one has no layer table)
+  expect_ok build_twin "built" "$kiln" build "$tmp/m.onnx" -o "$tmp/built.kiln" --no-autotune
+  expect_ok bench_profile_json "profile: layers sum" "$kiln" bench "$tmp/built.kiln" --iterations 5 --profile \
+    --profile-json "$tmp/prof.json"
+  if grep -Eq '"launch": \{"grid_blocks": [1-9][0-9]*, "threads": [1-9][0-9]*, "registers": [1-9][0-9]*, "shared_bytes": [0-9]+, "blocks_per_sm": [1-9]' "$tmp/prof.json"; then
+    echo "ok   bench_profile_json_launch"
+  else
+    echo "FAIL bench_profile_json_launch: $(head -c 400 "$tmp/prof.json")"; failures=$((failures + 1))
+  fi
   # refusals on the GPU: wrong input shape, unknown input; no output files
   expect_fail run_wrong_shape "input 'x': the bundle was built for f32 [4,5,1000], got f32 [4,5,1001]" \
     "$kiln" run "$tmp/m.kiln" --input "x=$tmp/x_wrong.npy" --output-dir "$tmp/bad1"

@@ -324,6 +324,14 @@ static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream 
                 fprintf(jf, ", \"us\": %.3f, \"flops\": %llu, \"bytes\": %llu, \"tflops\": %.4f, \"gbps\": %.3f", us,
                         flops, bytes, tf, gb);
                 if (ceil) fprintf(jf, ", \"frac_tflops\": %.4f, \"frac_gbps\": %.4f", tf / ceil[0], gb / ceil[1]);
+                /* the layer's first launch (its main kernel; a split-K sum or a copy may follow) */
+                kiln_launch_resources lr;
+                if (ly->n_launches > 0 && kiln_bundle_model_launch_resources(m, (int)ly->first_launch, &lr) == KILN_OK)
+                    fprintf(jf,
+                            ", \"launch\": {\"grid_blocks\": %llu, \"threads\": %d, \"registers\": %d, "
+                            "\"shared_bytes\": %llu, \"blocks_per_sm\": %d}",
+                            (unsigned long long)lr.grid_blocks, lr.threads, lr.registers,
+                            (unsigned long long)lr.shared_bytes, lr.blocks_per_sm);
                 fprintf(jf, "}");
             }
         }
