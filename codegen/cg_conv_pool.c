@@ -56,7 +56,7 @@ static bool operands(const kiln_node *n, bool f32x, pool_operands *o) {
 
 /* The wgmma variant's geometry (kernels/conv_pool.cuh, conv_pool_wg_f16): NW pixels a conv row
  * (64 or 112), planes of E entries, J chunks a tap, the strip's pitch SP, KW k16 steps and their
- * chunks (chunk s * J + j; -1 the bias chunk, whose entries are the ONES bytes before a plane
+ * chunks (chunk s * J + j; -1 the bias chunk, whose entries are the ONES bytes before the first plane
  * buffer; -2 its zero partner for an even count), ordered by their address from the plane buffer
  * and paired, so that every step's leading byte offset is positive. */
 #define WG_MAX_STEPS 64
@@ -105,7 +105,7 @@ static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q
         addr[nc] = -p->ones + p->nw * 16, p->chunk[nc] = -2, nc++;
     }
     for (int i = 0; i < p->kw; i++) p->ka[i] = (int)addr[2 * i], p->kl[i] = (int)(addr[2 * i + 1] - addr[2 * i]);
-    p->smem = (uint64_t)(3 * (p->ones + 2 * p->j * p->e * 16) + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
+    p->smem = (uint64_t)(p->ones + 3 * 2 * p->j * p->e * 16 + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
     return true;
 }
 

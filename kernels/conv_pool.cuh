@@ -326,8 +326,9 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // from e = q + s / 2: one no-swizzle K-major core matrix, 128 contiguous bytes, and the next 8
 // pixels the next 128 (stride byte offset 128). Each k16 step takes two chunks, the second at
 // the leading byte offset from the first: the emitter orders the chunks by address and pairs
-// them (SH::ka, SH::kl). One more chunk carries the bias: its entries (ONES bytes before each plane
-// buffer, the lowest address) read 1, 1, 0, .. for every pixel and its weights are the bias as fp16
+// them (SH::ka, SH::kl). One more chunk carries the bias: its entries (ONES bytes before the first plane
+// buffer, the lowest address, shared by the three buffers: the bias step's start is the same for all,
+// its leading byte offset grows with the buffer) read 1, 1, 0, .. for every pixel and its weights are the bias as fp16
 // hi + lo, so the accumulators come out biased; it pairs with the last chunk (odd count) or, with
 // zero entries after the ones and zero weights, makes a step of its own. ResNet's 7x7 over RGB:
 // 21 pairs -> J = 3 chunks a tap, 21 chunks + the bias chunk, 11 steps, 176 of depth for 147 + bias.
@@ -347,15 +348,19 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // exchange between warps) on fp16 pairs of its two channels (max.f16x2: the conv's own fp16 values,
 // rounded from the biased accumulators; one shuffle and three maxima a pair of pixels). Every conv
 // row gets its wgmmas, also the rows past the image (zero planes, ignored by the pooling), so that
-// no wgmma sits on a conditional path. 252 registers (191 with one set), 93.1 KiB of shared memory
-// for ResNet-50 (two blocks an SM); H100: median 25.4 us against 26.5 us with one set (docs/gpu.md
-// seventeenth session). float32 x: the first three conv rows' input rows are loaded in one go, then
-// two rows for conv row tr + 3 under conv row tr's wgmmas (stored after the pooling; the barrier of
-// the next row orders them before their reader, row tr + 3's build).
+// no wgmma sits on a conditional path. 239 registers (191 with one set, before the pairs of rows
+// below), 89.6 KiB of shared memory for ResNet-50 (two blocks an SM); H100: median 25.4 us against
+// 26.5 us with one set (docs/gpu.md seventeenth session). float32 x: the first three conv rows' input
+// rows (FR: rounded up to an even count) are loaded in one go, then two rows for conv row tr + 3 under
+// conv row tr's wgmmas (stored after the pooling; the barrier of the next row orders them before their
+// reader, row tr + 3's build). With an even width those two rows go as a pair (conv_pool_wg_f32p_*:
+// a thread takes two columns of both rows of every channel, C packed 32-bit stores a column where the
+// single rows took 2 C 16-bit ones, two-way bank conflicts included): 22.3-22.6 us against 23.6-23.9 for
+// ResNet-50's stem at b32 on an H200 (docs/gpu.md twenty-fourth session).
 // Tried before: rows as two halves of 56 pixels, one half's wgmmas under the other's pooling (slower,
 // docs/gpu.md fifteenth session); a producer warpgroup for the rows and planes (no faster, sixteenth).
 #define KILN_CONV_POOL_WG_SMEM_BYTES(E, SP, J, NW, ONES) \
-    (3 * ((ONES) + 2 * (J) * (E) * 16) + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
+    ((ONES) + 3 * 2 * (J) * (E) * 16 + (NW) / 2 * 72 * 2 + 2 * (E) * (SP) * 2)
 
 // two fp16 in a 32-bit word: packed from floats (round to nearest), their maximum lane by lane
 __device__ __forceinline__ u32 conv_pool_pack2(float lo, float hi) {
@@ -419,10 +424,10 @@ __device__ __forceinline__ void conv_pool_wg_f32_store(unsigned short *strip, in
 // channel's rows lie back to back, so item f (16 bytes) of channel c is at one base plus constants
 // (cheap to address: these loads are what every block of the wave waits for first), and rows outside
 // the image are a range of f. Thread tid holds items f = tid + 128 j of each channel.
-template <class SH>
+template <class SH, int FR>
 __device__ __forceinline__ void conv_pool_wg_f32_first_load(const float *x, int n, int y0, int first, int tid,
-                                                            float (&v)[SH::C * (((4 + SH::R) * (SH::W / 4) + 127) / 128)][4]) {
-    constexpr int KQ = SH::W / 4, IPC = ((4 + SH::R) * KQ + 127) / 128;
+                                                            float (&v)[SH::C * ((FR * (SH::W / 4) + 127) / 128)][4]) {
+    constexpr int KQ = SH::W / 4, IPC = (FR * KQ + 127) / 128;
     const int lo = (y0 < 0 ? -y0 : 0) * KQ, hi = (first < SH::H - y0 ? first : SH::H - y0) * KQ;
     const i64 ob = ((i64)n * SH::C * SH::H + y0) * SH::W + 4 * tid; // (y0 < 0: an address formed only in range)
 #pragma unroll
@@ -436,10 +441,10 @@ __device__ __forceinline__ void conv_pool_wg_f32_first_load(const float *x, int 
             v[c * IPC + j][0] = q.x, v[c * IPC + j][1] = q.y, v[c * IPC + j][2] = q.z, v[c * IPC + j][3] = q.w;
         }
 }
-template <class SH>
+template <class SH, int FR>
 __device__ __forceinline__ void conv_pool_wg_f32_first_store(unsigned short *strip, int first, int tid,
-                                                             const float (&v)[SH::C * (((4 + SH::R) * (SH::W / 4) + 127) / 128)][4]) {
-    constexpr int KQ = SH::W / 4, IPC = ((4 + SH::R) * KQ + 127) / 128;
+                                                             const float (&v)[SH::C * ((FR * (SH::W / 4) + 127) / 128)][4]) {
+    constexpr int KQ = SH::W / 4, IPC = (FR * KQ + 127) / 128;
     const int q0 = tid / KQ, r0 = tid % KQ;
 #pragma unroll
     for (int j = 0; j < IPC; j++) {
@@ -451,21 +456,61 @@ __device__ __forceinline__ void conv_pool_wg_f32_first_store(unsigned short *str
     }
 }
 
+// float32 NCHW rows r0, r0 + 1 (r0 even; r0 + 1 only where r0 + 1 < r1) as pairs of rows: thread k < W / 2
+// loads columns 2k, 2k + 1 of both rows of every channel; a column's two rows x C channels are C
+// consecutive words of its strip slot (from r0 C, even), so a column takes C 32-bit stores of packed
+// pairs where single values took 2 C 16-bit ones.
+template <class SH>
+__device__ __forceinline__ void conv_pool_wg_f32p_load(const float *x, int n, int y0, int r0, int r1, int tid,
+                                                       float2 (&v)[2][SH::C]) {
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++)
+#pragma unroll
+        for (int c = 0; c < SH::C; c++) {
+            const int iy = y0 + r0 + rr;
+            v[rr][c] = make_float2(0.0f, 0.0f);
+            if (tid < SH::W / 2 && r0 + rr < r1 && iy >= 0 && iy < SH::H)
+                v[rr][c] = *reinterpret_cast<const float2 *>(x + (((i64)n * SH::C + c) * SH::H + iy) * SH::W + 2 * tid);
+        }
+}
+template <class SH>
+__device__ __forceinline__ void conv_pool_wg_f32p_store(unsigned short *strip, int r0, int r1, int tid,
+                                                        const float2 (&v)[2][SH::C]) {
+    constexpr int C = SH::C;
+    if (tid >= SH::W / 2 || r0 >= r1) return;
+    const bool two = r0 + 1 < r1; // (one row: the words of row r0 only, the slot may end after it)
+#pragma unroll
+    for (int u = 0; u < 2; u++) {
+        const int xs = 2 * tid + u + SH::PW; // x'
+        if (xs >= 2 * SH::E) continue;
+        unsigned short *b = strip + ((xs & 1) * SH::E + (xs >> 1)) * SH::SP + r0 * C;
+#pragma unroll
+        for (int w = 0; w < C; w++) {
+            const float2 p0 = v[(2 * w) / C][(2 * w) % C], p1 = v[(2 * w + 1) / C][(2 * w + 1) % C];
+            const float lo = u ? p0.y : p0.x, hi = u ? p1.y : p1.x;
+            if (2 * w + 1 < C || two)
+                reinterpret_cast<u32 *>(b)[w] = conv_pool_pack2(lo, hi);
+            else if (2 * w < C)
+                b[2 * w] = conv_pool_h(lo);
+        }
+    }
+}
+
 template <class SH, bool RELU, class XT>
 __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const __half *__restrict__ w,
                                                  const float *__restrict__ bias, __half *__restrict__ y,
                                                  unsigned char *smem) {
 #if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)
     constexpr int C = SH::C, R = SH::R, NW = SH::NW, NJ = NW / 8, E = SH::E, J = SH::J, SP = SH::SP, KW = SH::KW;
-    constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE, ONES = SH::ONES, BS = ONES + BUF;
+    constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE, ONES = SH::ONES;
     static_assert(NW == 64 || NW == 112, "wgmma N");
     static_assert(NW >= SH::Q && E == NW + (SH::S - 1) / 2 && J == (RC + 7) / 8 && KW == SH::S * J / 2 + 1, "planes");
     static_assert(ONES == (SH::S * J % 2 ? 1 : 2) * NW * 16, "the bias chunk's entries");
     static_assert(SP % 2 == 0 && (SP / 2) % 2 == 1 && SP >= SH::ROWS * C && SP >= 2 * (2 * SH::BP) * C + 2 * WN, "strip");
     constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
     constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128;
-    unsigned char *planes = smem + ONES; // buffer b at planes + b * BS, its bias entries the ONES bytes before
-    unsigned short *stage = reinterpret_cast<unsigned short *>(smem + 3 * BS);
+    unsigned char *planes = smem + ONES; // buffer b at planes + b * BUF, the bias entries the ONES bytes before
+    unsigned short *stage = reinterpret_cast<unsigned short *>(planes + 3 * BUF);
     unsigned short *strip = stage + NW / 2 * conv_pool_stage;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -481,12 +526,14 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     // the wave starts at once and waits for these loads (ncu: more than a quarter of the kernel's warp
     // samples fell before the first wgmma when the zeroing went first, docs/gpu.md eighteenth session).
     constexpr bool FLAT = F32X && VEC == 4; // rows of whole 16-byte items: conv_pool_wg_f32_first_*
-    constexpr int FIRST_ITEMS = FLAT ? C * (((4 + R) * (SH::W / 4) + 127) / 128)
-                                     : F32X ? ((4 + R) * C * (SH::W / VEC) + 127) / 128 : 1;
-    const int first = 4 + R < last ? 4 + R : last;
+    constexpr bool F32P = F32X && SH::W % 2 == 0 && SH::W / 2 <= 128; // the row loop's rows as pairs
+    constexpr int FR = F32P ? (R + 5) / 2 * 2 : 4 + R; // rows loaded first (F32P: even, the pairs start even)
+    constexpr int FIRST_ITEMS = FLAT ? C * ((FR * (SH::W / 4) + 127) / 128)
+                                     : F32X ? (FR * C * (SH::W / VEC) + 127) / 128 : 1;
+    const int first = FR < last ? FR : last;
     float v0[FIRST_ITEMS][VEC];
     if constexpr (FLAT)
-        conv_pool_wg_f32_first_load<SH>(x, n, y0, first, tid, v0);
+        conv_pool_wg_f32_first_load<SH, FR>(x, n, y0, first, tid, v0);
     else if constexpr (F32X)
         conv_pool_f32_load<SH, VEC, FIRST_ITEMS>(x, n, y0, 0, first, tid, v0);
     // this warp's weights (output channels 16 warp .. + 15) as wgmma A fragments, packed in fragment
@@ -502,9 +549,8 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     }
     // the bias chunk's entries before each buffer: NW entries 1, 1, 0, .. (the weights hold bias hi, lo),
     // then (even chunk counts) NW zero entries for its zero-weight partner
-    for (int i = tid; i < 3 * ONES / 4; i += 128) {
-        const int b = i / (ONES / 4), k = i % (ONES / 4);
-        reinterpret_cast<u32 *>(planes + b * BS - ONES)[k] = k % 4 == 0 && k < NW * 4 ? 0x3c003c00u : 0u;
+    for (int k = tid; k < ONES / 4; k += 128) {
+        reinterpret_cast<u32 *>(smem)[k] = k % 4 == 0 && k < NW * 4 ? 0x3c003c00u : 0u;
     }
     // ---- the strip: zeros (padding columns, rows outside the image, the over-read), then the rows
     {
@@ -512,14 +558,14 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
 #ifdef KILN_EMU
         for (int i = tid; i < WORDS; i += 128) reinterpret_cast<u32 *>(strip)[i] = 0u;
 #else
-        static_assert((3 * BS + NW / 2 * conv_pool_stage * 2) % 16 == 0, "the strip's 16-byte stores");
+        static_assert((ONES + 3 * BUF + NW / 2 * conv_pool_stage * 2) % 16 == 0, "the strip's 16-byte stores");
         for (int i = tid; i < WORDS / 4; i += 128) reinterpret_cast<uint4 *>(strip)[i] = make_uint4(0u, 0u, 0u, 0u);
         if (tid < WORDS % 4) reinterpret_cast<u32 *>(strip)[WORDS / 4 * 4 + tid] = 0u;
 #endif
     }
     __syncthreads();
     if constexpr (FLAT) {
-        conv_pool_wg_f32_first_store<SH>(strip, first, tid, v0);
+        conv_pool_wg_f32_first_store<SH, FR>(strip, first, tid, v0);
     } else if constexpr (F32X) {
         conv_pool_wg_f32_store<SH, VEC, FIRST_ITEMS>(strip, 0, first, tid, v0);
     } else { // fp16 NHWC x: every row now (not the network's hot path: the graph input is float32)
@@ -534,7 +580,7 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
 
     // conv row trr's planes into buffer b: slot idx of the strip is x' = 2e + par, entry e of plane par
     auto build = [&](int trr, int b) {
-        unsigned char *pb = planes + b * BS;
+        unsigned char *pb = planes + b * BUF;
         constexpr int IT = (2 * E + 127) / 128;
         u32 v[IT][4 * J]; // every slot's loads first, then the stores (their latency overlaps)
 #pragma unroll
@@ -579,12 +625,17 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
     // step ks's B descriptor in plane buffer b: on the GPU the fields are sums of constants and the
     // buffers' base (one add a wgmma, not an address conversion and three field operations)
 #ifdef KILN_EMU
-    auto bdesc = [&](int b, int ks) { return wgmma_desc(planes + b * BS + SH::ka(ks), SH::kl(ks), 128); };
+    auto bdesc = [&](int b, int ks) {
+        const int ka = SH::ka(ks), kl = SH::kl(ks); // the bias chunk (ka < 0) is shared by the buffers
+        return wgmma_desc(planes + (ka < 0 ? 0 : b * BUF) + ka, kl + (ka < 0 && ka + kl >= 0 ? b * BUF : 0), 128);
+    };
 #else
-    static_assert(BS % 16 == 0 && ONES % 16 == 0, "16-byte entries");
+    static_assert(BUF % 16 == 0 && ONES % 16 == 0, "16-byte entries");
     const u32 pl16 = ((u32)__cvta_generic_to_shared(planes) & 0x3FFFFu) >> 4;
     auto bdesc = [&](int b, int ks) {
-        return (u64)(pl16 + (u32)(b * (BS / 16) + SH::ka(ks) / 16 + ((SH::kl(ks) / 16) << 16))) | ((u64)(128 / 16) << 32);
+        const int ka = SH::ka(ks), kl = SH::kl(ks); // the bias chunk (ka < 0) is shared by the buffers
+        const int sb = ka < 0 ? 0 : b * (BUF / 16), lb = ka < 0 && ka + kl >= 0 ? b * (BUF / 16) : 0;
+        return (u64)(pl16 + (u32)(sb + ka / 16 + ((kl / 16 + lb) << 16))) | ((u64)(128 / 16) << 32);
     };
 #endif
     // conv row trr's wgmmas into d (every row, also those past the image: their planes are zeros and
@@ -614,13 +665,14 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             // pooled column m = 4 j + t = max(pixel 2m - 1, 2m, 2m + 1): as in conv_pool_f16, the whole
             // row is in the warp (the wgmma accumulator: pixels 8 j + 2 t, + 1 of channels g, g + 8), here
             // on fp16 pairs of the two channels (the conv's fp16 output values: rounding is monotonic)
-            u32 po = 0;
+            u32 po = NEG2;
 #pragma unroll
             for (int j = 0; j < NJ; j++) {
                 const u32 e = conv_pool_pack2(d[4 * j], d[4 * j + 2]), o = conv_pool_pack2(d[4 * j + 1], d[4 * j + 3]);
-                const u32 r = __shfl_sync(0xffffffffu, t == 3 && j > 0 ? po : o, src);
-                po = o;
-                const u32 prev = t != 0 || j > 0 ? r : NEG2;
+                // (lane t = 0 receives lane 3's pixel 8 j + 7, its 2m - 1 in tile j + 1: kept in po for then)
+                const u32 r = __shfl_sync(0xffffffffu, o, src);
+                const u32 prev = t != 0 ? r : po;
+                po = r;
                 const u32 hm = conv_pool_max2(prev, conv_pool_max2(e, o));
                 if (!emit) {
                     cur[j] = conv_pool_max2(cur[j], hm);
@@ -654,22 +706,25 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
             *reinterpret_cast<conv_nhwc_v8h *>(yr + c * 8) =
                 *reinterpret_cast<const conv_nhwc_v8h *>(stage + (c / 8) * conv_pool_stage + (c % 8) * 8);
     };
-    float xv[F32X ? F32_ITEMS : 1][F32X ? VEC : 1]; // (here, not in the lambda: g++ 12 fails on it there)
+    float xv[F32X && !F32P ? F32_ITEMS : 1][F32X && !F32P ? VEC : 1]; // (here, not in the lambda: g++ 12 fails on it there)
+    float2 xp[2][C];
     // Row trr's wgmmas are in flight in d (plane buffer trr % 3). Under them: row trr + 1's planes
     // (buffer (trr + 1) % 3: row trr - 2's, which every warp waited for before the last barrier), the
     // float32 rows of row trr + 3, the store of the row staged a step ago; then row trr + 1's wgmmas go
     // out into dn and row trr is pooled under them. (cr is odd: the loop below ends in finish(acc0).)
     auto step = [&](float(&d)[NW / 2], float(&dn)[NW / 2], int trr) {
         build(trr + 1, (trr + 1) % 3);
-        const int nr0 = 2 * trr + R + 4, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
-        if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
+        const int nr0 = 2 * trr + FR, nr1 = nr0 + 2 < last ? nr0 + 2 : last;
+        if constexpr (F32P) conv_pool_wg_f32p_load<SH>(x, n, y0, nr0, nr1, tid, xp);
+        else if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, nr0, nr1, tid, xv);
         fence_proxy_async(); // row trr + 1's planes, for the wgmmas
         __syncthreads();     // ... and the strip rows and the staging, for everyone
         if ((trr & 1) && trr > 1) store_row(trr - 1);
         issue(dn, trr + 1);
         wgmma_wait<1>(); // row trr retired
         pool(d, trr);
-        if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
+        if constexpr (F32P) conv_pool_wg_f32p_store<SH>(strip, nr0, nr1, tid, xp);
+        else if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, nr0, nr1, tid, xv);
     };
     auto finish = [&](float(&d)[NW / 2], int trr) { // the last row
         __syncthreads(); // the staging: written below, maybe still read by the last step's store_row

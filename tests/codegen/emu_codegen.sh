@@ -150,9 +150,9 @@ for bp in 3 4; do
     KILN_CONV_POOL_BP=$bp EMU_SUFFIX=_bp$bp run "$WORK/cases/nhwc_stem_s2d.onnx" fp16
 done
 # its wgmma variant (conv_pool_wg_f16: sm_90a builds; the emulator runs it with wgmma emulated from the
-# descriptors): float32 x with rows of 4k and odd widths, fp16 x, n64 and n112 rows, rows exactly full
+# descriptors): float32 x with rows of 4k, 4k + 2 and odd widths, fp16 x, n64 and n112 rows, rows exactly full
 # (c3w: Q = 64), odd and even chunk counts (the bias chunk in the last step or its own), bands of 1, 3, 4
-for c in nhwc_stem_s2d nhwc_stem_pool_c4 nhwc_stem_pool_c1 nhwc_stem_pool_c3w; do
+for c in nhwc_stem_s2d nhwc_stem_pool_c4 nhwc_stem_pool_c1 nhwc_stem_pool_c3w nhwc_stem_pool_c2; do
     EMU_SUFFIX=_wg run "$WORK/cases/$c.onnx" fp16 --arch sm_90a
     if ! grep -q 'kiln::conv_pool_wg_f16<' "$WORK/${c}_fp16_wg/$c.cu"; then
         echo "FAIL: ${c}_fp16_wg: no conv_pool_wg_f16 in the sm_90a build"
@@ -165,6 +165,11 @@ done
 # ResNet's row width in bands of 3: the last row's pooling after a stored row (the emulated wgmma is
 # asynchronous and warps drift apart between block barriers, so a missing barrier fails here)
 KILN_CONV_POOL_BP=3 EMU_SUFFIX=_wg_bp3 run "$WORK/cases/nhwc_stem_pool_c3w.onnx" fp16 --arch sm_90a
+# the row loop's float32 rows in pairs (a band of one pooled row loads every row up front): C = 4 and C = 2
+# with a width of 4k + 2, the last pair a single row (odd row counts)
+for c in nhwc_stem_pool_c4 nhwc_stem_pool_c2; do
+    KILN_CONV_POOL_BP=3 EMU_SUFFIX=_wg_bp3 run "$WORK/cases/$c.onnx" fp16 --arch sm_90a
+done
 # ... and with the warps run last to first (a race the other way round)
 KILN_EMU_WARPS_REVERSED=1 KILN_CONV_POOL_BP=3 EMU_SUFFIX=_wg_bp3_rev run "$WORK/cases/nhwc_stem_pool_c3w.onnx" fp16 --arch sm_90a
 # conv pairs on split-K and on a wgmma tile's mma.sync fallback (sm_90a build: the NVRTC compile

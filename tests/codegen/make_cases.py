@@ -477,6 +477,14 @@ def nhwc_cases(d):
           N("Conv", ["m", "w1"], ["out"]), N("GlobalAveragePool", ["x"], ["gx"])],
          [("x", [2, 1, 30, 29])], ["out", "gx"],
          [w("w0", 64, 1, 5, 5, scale=0.3), w("b0", 64), w("w1", 16, 64, 1, 1, scale=0.2)])
+    # ... and C = 2, a 5x5 kernel, an odd input height and a width of 4k + 2 (the float32 rows' first load
+    # one value a thread, the row loop's pairs of rows two columns a thread), bias and ReLU
+    save(d, "nhwc_stem_pool_c2",
+         [N("Conv", ["x", "w0", "b0"], ["s"], strides=[2, 2], pads=[2, 2, 2, 2]), N("Relu", ["s"], ["r"]),
+          N("MaxPool", ["r"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+          N("Conv", ["m", "w1"], ["out"])],
+         [("x", [2, 2, 25, 38])], ["out"],
+         [w("w0", 64, 2, 5, 5, scale=0.3), w("b0", 64), w("w1", 16, 64, 1, 1, scale=0.2)])
     # Concat (channels and width) and Split (channels) in NHWC; a Transpose leaves the region
     # (NHWC -> NCHW) and the next conv enters another one (NCHW -> NHWC)
     save(d, "nhwc_concat_split",
