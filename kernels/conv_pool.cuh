@@ -326,11 +326,11 @@ __device__ __forceinline__ void conv_pool_f16(const XT *__restrict__ x, const __
 // from e = q + s / 2: one no-swizzle K-major core matrix, 128 contiguous bytes, and the next 8
 // pixels the next 128 (stride byte offset 128). Each k16 step takes two chunks, the second at
 // the leading byte offset from the first: the emitter orders the chunks by address and pairs
-// them (SH::ka, SH::kl). One more chunk carries the bias: its entries (ONES bytes before the first plane
-// buffer, the lowest address, shared by the three buffers: the bias step's start is the same for all,
-// its leading byte offset grows with the buffer) read 1, 1, 0, .. for every pixel and its weights are the bias as fp16
-// hi + lo, so the accumulators come out biased; it pairs with the last chunk (odd count) or, with
-// zero entries after the ones and zero weights, makes a step of its own. ResNet's 7x7 over RGB:
+// them (SH::ka, SH::kl). One more chunk carries the bias: its entries (ONES bytes before the first
+// plane buffer, the lowest address, shared by the three buffers: the bias step's start is the same for
+// all, its leading byte offset grows with the buffer) read 1, 1, 0, .. for every pixel and its weights
+// are the bias as fp16 hi + lo, so the accumulators come out biased; it pairs with the last chunk (odd
+// count) or, with zero entries after the ones and zero weights, makes a step of its own. ResNet's 7x7 over RGB:
 // 21 pairs -> J = 3 chunks a tap, 21 chunks + the bias chunk, 11 steps, 176 of depth for 147 + bias.
 //
 // The planes of conv row p (2 * J * E entries, E = NW + (S - 1) / 2) are built from a "strip":
