@@ -760,4 +760,320 @@ __device__ __forceinline__ void conv_pool_wg_f16(const XT *__restrict__ x, const
 #endif
 }
 
+// ---- the warp-specialized variant (sm_90a, 512 threads, one block an SM): conv_pool_ws_f16<SH, RELU, XT> ----
+//
+// The same band, planes, strip, weights and wgmmas as conv_pool_wg_f16, with the row work taken off the
+// warpgroup that issues the wgmmas (that chain bounds conv_pool_wg_f16, whose wgmmas alone take ~75% of its
+// time: docs/gpu.md twenty-fifth session), in one block an SM (bands of twice the rows: 3% fewer conv rows,
+// one warpgroup on the tensor pipe):
+//
+//   warpgroup 0 (MMA)       two accumulator sets: row tr + 1's wgmmas go out (FULL: its planes are built),
+//                           row tr retires (EMPTY: its plane buffer may be rebuilt) and is dumped as fp16
+//                           by stmatrix, transposed, into dump buffer tr % 2 ([NW pixels][64 channels],
+//                           16-byte chunks swizzled by the pixel; DEMPTY first, DFULL after)
+//   warpgroup 1 (builders)  the start (bias entries, the strip's first rows), then row tr + 1's planes into
+//                           buffer (tr + 1) % 3 after the loaders' rows for it (STRIP) and EMPTY, then FULL
+//   warpgroups 2-3 (loaders) float32 rows for conv row tr + 3 (loaded before, stored after the pooling:
+//                           the builders' proxy fence is a MEMBAR, which would wait for loads in flight),
+//                           row tr pooled from its dump (16 bytes = 8 channels of a pixel a load) and the
+//                           pooled rows stored straight from registers, then DEMPTY and STRIP
+//
+// Named barriers (bar.arrive by the producer, bar.sync by the consumer, with counts): FULL 1..3, EMPTY 4..6,
+// DFULL 7..8, DEMPTY 9..10, STRIP 11..13 (the builders wait for step tr's rows at step tr + 2), 14 the
+// builders' own. Each producer arrival on a barrier comes after the consumer's previous turn on it (through
+// the paired barrier), so no barrier sees two phases' arrivals at once; arrivals nobody waits for (the last
+// rows) are left out. The dump holds the conv's fp16 values (rounded from the biased accumulators), so the
+// result is bit for bit conv_pool_wg_f16's. Registers (setmaxnreg): 176 the MMA warpgroup, 112 the others.
+#define KILN_CONV_POOL_WS_SMEM_BYTES(E, SP, J, NW, ONES) ((ONES) + 3 * 2 * (J) * (E) * 16 + 2 * (NW) * 128 + 2 * (E) * (SP) * 2)
+
+#ifdef KILN_EMU
+extern "C" void emu_bar_sync(int id, int count);
+extern "C" void emu_bar_arrive(int id, int count);
+inline void conv_pool_bar_sync(int id, int count) { emu_bar_sync(id, count); }
+inline void conv_pool_bar_arrive(int id, int count) { emu_bar_arrive(id, count); }
+template <int N> inline void conv_pool_setmaxnreg_inc() {}
+template <int N> inline void conv_pool_setmaxnreg_dec() {}
+#else
+__device__ __forceinline__ void conv_pool_bar_sync(int id, int count) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void conv_pool_bar_arrive(int id, int count) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+template <int N> __device__ __forceinline__ void conv_pool_setmaxnreg_inc() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N> __device__ __forceinline__ void conv_pool_setmaxnreg_dec() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+#endif
+#ifndef KILN_CONV_POOL_WS_MMA_REGS
+#define KILN_CONV_POOL_WS_MMA_REGS 176 // (launched at 128: 176 + 3 x 112 = 4 x 128)
+#endif
+
+template <class SH, bool RELU, class XT>
+__device__ __forceinline__ void conv_pool_ws_f16(const XT *__restrict__ x, const __half *__restrict__ w,
+                                                 const float *__restrict__ bias, __half *__restrict__ y,
+                                                 unsigned char *smem) {
+#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)
+    constexpr int C = SH::C, R = SH::R, NW = SH::NW, NJ = NW / 8, E = SH::E, J = SH::J, SP = SH::SP, KW = SH::KW;
+    constexpr int RC = R * C, WN = (RC + 1) / 2, PLANE = E * 16, BUF = 2 * J * PLANE, ONES = SH::ONES, DUMP = NW * 128;
+    static_assert(NW == 64 || NW == 112, "wgmma N");
+    static_assert(NW >= SH::Q && E == NW + (SH::S - 1) / 2 && J == (RC + 7) / 8 && KW == SH::S * J / 2 + 1, "planes");
+    static_assert(ONES == (SH::S * J % 2 ? 1 : 2) * NW * 16, "the bias chunk's entries");
+    static_assert(SP % 2 == 0 && (SP / 2) % 2 == 1 && SP >= SH::ROWS * C && SP >= 2 * (2 * SH::BP) * C + 2 * WN, "strip");
+    constexpr bool F32X = !conv_nhwc_is_half<XT>::value;
+    constexpr int VEC = SH::W % 4 == 0 ? 4 : 1, F32_ITEMS = (2 * C * (SH::W / VEC) + 127) / 128;
+    constexpr int MR = KILN_CONV_POOL_WS_MMA_REGS, HR = (512 - MR) / 3 / 8 * 8;
+    enum { FULL0 = 1, EMPTY0 = 4, DFULL0 = 7, DEMPTY0 = 9, STRIP0 = 11, BBAR = 14 };
+    constexpr int NBU = 128 + 128, NLD = 128 + 256, NST = 128 + 256; // threads at FULL / EMPTY, DFULL / DEMPTY, STRIP
+    unsigned char *planes = smem + ONES; // buffer b at planes + b * BUF, the bias entries the ONES bytes before
+    unsigned char *dump = planes + 3 * BUF; // dump buffer d at dump + d * DUMP
+    unsigned short *strip = reinterpret_cast<unsigned short *>(dump + 2 * DUMP);
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = (tid >> 5) & 3;
+    const int n = blockIdx.x / SH::NB, i0 = (blockIdx.x % SH::NB) * SH::BP;
+    const int i1 = (i0 + SH::BP < SH::H2 ? i0 + SH::BP : SH::H2) - 1;
+    const int rs = 2 * i0 - 1, cr = 2 * (i1 - i0) + 3; // first conv row, conv rows (odd)
+    const int y0 = 2 * rs - SH::PH;                     // the input row of strip row 0
+    const int last = 2 * (cr - 1) + R;                  // strip rows in use
+    constexpr bool FLAT = F32X && VEC == 4;
+    constexpr bool F32P = F32X && SH::W % 2 == 0 && SH::W / 2 <= 128;
+    constexpr int FR = F32P ? (R + 5) / 2 * 2 : 4 + R; // strip rows of the start (conv rows 0 .. 2)
+    (void)bias; // (in the accumulators: the bias chunk)
+
+    if (tid < 128) { // ---- MMA warpgroup
+        u32 a[KW][4];
+        {
+            const uint4 *wf = reinterpret_cast<const uint4 *>(w) + warp * KW * 32 + lane;
+#pragma unroll
+            for (int ks = 0; ks < KW; ks++) {
+                const uint4 q = wf[ks * 32];
+                a[ks][0] = q.x, a[ks][1] = q.y, a[ks][2] = q.z, a[ks][3] = q.w;
+            }
+        }
+        conv_pool_setmaxnreg_inc<MR>();
+#ifdef KILN_EMU
+        auto bdesc = [&](int b, int ks) {
+            const int ka = SH::ka(ks), kl = SH::kl(ks);
+            return wgmma_desc(planes + (ka < 0 ? 0 : b * BUF) + ka, kl + (ka < 0 && ka + kl >= 0 ? b * BUF : 0), 128);
+        };
+#else
+        static_assert(BUF % 16 == 0 && ONES % 16 == 0, "16-byte entries");
+        const u32 pl16 = ((u32)__cvta_generic_to_shared(planes) & 0x3FFFFu) >> 4;
+        auto bdesc = [&](int b, int ks) {
+            const int ka = SH::ka(ks), kl = SH::kl(ks);
+            const int sb = ka < 0 ? 0 : b * (BUF / 16), lb = ka < 0 && ka + kl >= 0 ? b * (BUF / 16) : 0;
+            return (u64)(pl16 + (u32)(sb + ka / 16 + ((kl / 16 + lb) << 16))) | ((u64)(128 / 16) << 32);
+        };
+#endif
+        auto issue = [&](float(&acc)[NW / 2], int trr) {
+            const int b = trr % 3;
+            conv_pool_bar_sync(FULL0 + b, NBU); // row trr's planes
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < KW; ks++) wgmma_rs_f16<NW>::run(acc, a[ks], bdesc(b, ks), ks > 0);
+            wgmma_commit();
+        };
+        // row trr (retired): its buffer freed, its fp16 values dumped
+        auto dump_row = [&](float(&acc)[NW / 2], int trr) {
+            const int d = trr & 1;
+            if (trr + 3 < cr) conv_pool_bar_arrive(EMPTY0 + trr % 3, NBU); // buffer trr % 3 may take row trr + 3
+            if (trr >= 2) conv_pool_bar_sync(DEMPTY0 + d, NLD);          // row trr - 2's dump is pooled
+            wgmma_pin<NW / 2>(acc);
+            // channels 16 warp + g (+ 8) of pixels 8 j + 2 t, + 1 as fp16 pairs: stmatrix's m8n8 fragments
+            // (row = channel, columns = pixels), stored transposed: row = pixel, its 8 channels one chunk
+            unsigned char *db = dump + d * DUMP;
+#ifdef KILN_EMU
+            const int g = lane >> 2, t = lane & 3;
+            for (int j = 0; j < NJ; j++)
+                for (int q = 0; q < 4; q++) {
+                    const int px = 8 * j + 2 * t + (q & 1), ck = 2 * warp + (q >> 1);
+                    reinterpret_cast<unsigned short *>(db + px * 128 + ((ck ^ (px & 7)) << 4))[g] = conv_pool_h(acc[4 * j + q]);
+                }
+#else
+            const unsigned sb = (unsigned)__cvta_generic_to_shared(db);
+            const int mi = lane >> 3, rr = lane & 7;
+            static_assert(NJ % 2 == 0, "pairs of n8 tiles");
+#pragma unroll
+            for (int j = 0; j < NJ; j += 2)
+                stmatrix_x4_trans(sb + (8 * (j + (mi >> 1)) + rr) * 128 + (((2 * warp + (mi & 1)) ^ rr) << 4),
+                                  conv_pool_pack2(acc[4 * j], acc[4 * j + 1]), conv_pool_pack2(acc[4 * j + 2], acc[4 * j + 3]),
+                                  conv_pool_pack2(acc[4 * j + 4], acc[4 * j + 5]),
+                                  conv_pool_pack2(acc[4 * j + 6], acc[4 * j + 7]));
+#endif
+            conv_pool_bar_arrive(DFULL0 + d, NLD);
+        };
+        float acc0[NW / 2], acc1[NW / 2];
+        auto step = [&](float(&d)[NW / 2], float(&dn)[NW / 2], int trr) {
+            issue(dn, trr + 1);
+            wgmma_wait<1>(); // row trr retired
+            dump_row(d, trr);
+        };
+        issue(acc0, 0);
+        int tr = 0;
+        for (; tr + 2 < cr; tr += 2) {
+            step(acc0, acc1, tr);
+            step(acc1, acc0, tr + 1);
+        }
+        if (tr + 1 < cr) { // (never: cr is odd; kept so that ptxas does not serialize the wgmmas, as in conv_pool_wg_f16)
+            step(acc0, acc1, tr);
+            wgmma_wait<0>();
+            dump_row(acc1, tr + 1);
+        } else {
+            wgmma_wait<0>();
+            dump_row(acc0, tr);
+        }
+        return;
+    }
+
+    if (tid < 256) { // ---- builders (bt = 0 .. 127): the start, then the planes
+        const int bt = tid - 128;
+        constexpr int FIRST_ITEMS = FLAT ? C * ((FR * (SH::W / 4) + 127) / 128)
+                                         : F32X ? (FR * C * (SH::W / VEC) + 127) / 128 : 1;
+        const int first = FR < last ? FR : last;
+        {
+            float v0[FIRST_ITEMS][VEC];
+            if constexpr (FLAT)
+                conv_pool_wg_f32_first_load<SH, FR>(x, n, y0, first, bt, v0);
+            else if constexpr (F32X)
+                conv_pool_f32_load<SH, VEC, FIRST_ITEMS>(x, n, y0, 0, first, bt, v0);
+            for (int k = bt; k < ONES / 4; k += 128) reinterpret_cast<u32 *>(smem)[k] = k % 4 == 0 && k < NW * 4 ? 0x3c003c00u : 0u;
+            constexpr int WORDS = E * SP;
+            for (int i = bt; i < WORDS; i += 128) reinterpret_cast<u32 *>(strip)[i] = 0u;
+            conv_pool_bar_sync(BBAR, 128);
+            if constexpr (FLAT) {
+                conv_pool_wg_f32_first_store<SH, FR>(strip, first, bt, v0);
+            } else if constexpr (F32X) {
+                conv_pool_wg_f32_store<SH, VEC, FIRST_ITEMS>(strip, 0, first, bt, v0);
+            } else { // fp16 NHWC x: every row now (not the network's hot path: the graph input is float32)
+                for (int i = bt; i < last * SH::W * C; i += 128) {
+                    const int rr = i / (SH::W * C), col = (i / C) % SH::W, c = i % C, iy = y0 + rr, xs = col + SH::PW;
+                    if (iy >= 0 && iy < SH::H && xs < 2 * E)
+                        strip[((xs & 1) * E + (xs >> 1)) * SP + rr * C + c] =
+                            __half_as_ushort(x[(((i64)n * SH::H + iy) * SH::W + col) * C + c]);
+                }
+            }
+            conv_pool_bar_sync(BBAR, 128);
+        }
+        conv_pool_setmaxnreg_dec<HR>();
+        auto build = [&](int trr, int b) { // conv row trr's planes into buffer b, as conv_pool_wg_f16's
+            unsigned char *pb = planes + b * BUF;
+            constexpr int IT = (2 * E + 127) / 128;
+            u32 v[IT][4 * J];
+#pragma unroll
+            for (int it = 0; it < IT; it++) {
+                const int idx = bt + 128 * it;
+                if (idx >= 2 * E) continue;
+                const u32 *col = reinterpret_cast<const u32 *>(strip + idx * SP + 2 * trr * C);
+#pragma unroll
+                for (int k = 0; k < 4 * J; k++) v[it][k] = k < RC / 2 ? col[k] : 0u;
+                if constexpr (RC & 1) v[it][RC / 2] = reinterpret_cast<const unsigned short *>(col)[RC - 1];
+            }
+#pragma unroll
+            for (int it = 0; it < IT; it++) {
+                const int idx = bt + 128 * it;
+                if (idx >= 2 * E) continue;
+                const int par = idx >= E, e = idx - par * E;
+#pragma unroll
+                for (int j = 0; j < J; j++) {
+                    u32 *dd = reinterpret_cast<u32 *>(pb + (par * J + j) * PLANE + e * 16);
+#ifdef KILN_EMU
+                    dd[0] = v[it][4 * j], dd[1] = v[it][4 * j + 1], dd[2] = v[it][4 * j + 2], dd[3] = v[it][4 * j + 3];
+#else
+                    *reinterpret_cast<uint4 *>(dd) = make_uint4(v[it][4 * j], v[it][4 * j + 1], v[it][4 * j + 2], v[it][4 * j + 3]);
+#endif
+                }
+            }
+        };
+        for (int tr = -1; tr + 1 < cr; tr++) { // step tr builds conv row tr + 1
+            const int b = (tr + 1) % 3;
+            if (tr >= 2) conv_pool_bar_sync(STRIP0 + (tr - 2) % 3, NST); // the loaders' rows of step tr - 2
+            if (tr + 1 >= 3) conv_pool_bar_sync(EMPTY0 + b, NBU);       // row tr - 2's wgmmas are done with buffer b
+            build(tr + 1, b);
+            fence_proxy_async(); // generic-proxy plane writes (and the bias entries), before the wgmmas read them
+            conv_pool_bar_arrive(FULL0 + b, NBU);
+        }
+        return;
+    }
+
+    // ---- loaders (lt = 0 .. 255): pooling items (pooled column m, chunk ck of 8 channels), item lt + 256 k;
+    // the pooled row in progress (biased, before ReLU) as four fp16 pairs an item
+    conv_pool_setmaxnreg_dec<HR>();
+    const int lt = tid - 256;
+    constexpr int ITEMS = SH::W2 * 8, PI = (ITEMS + 255) / 256;
+    constexpr u32 NEG2 = 0xfc00fc00u;
+    u32 cur[PI][4];
+#pragma unroll
+    for (int k = 0; k < PI; k++) cur[k][0] = cur[k][1] = cur[k][2] = cur[k][3] = NEG2;
+    auto pool = [&](int trr, const unsigned char *db) {
+        const int p = rs + trr;
+        const bool emit = !(trr & 1) && trr > 0, in = p >= 0 && p < SH::P; // (the same for the whole block)
+        const int i = i0 + trr / 2 - 1;                                      // the pooled row ended (emit)
+#pragma unroll
+        for (int k = 0; k < PI; k++) {
+            const int item = lt + 256 * k;
+            if (ITEMS % 256 != 0 && item >= ITEMS) continue;
+            const int m = item >> 3, ck = item & 7;
+            u32 h[4] = {NEG2, NEG2, NEG2, NEG2};
+            if (in) {
+                auto px = [&](int q, u32(&o)[4]) { // pixel q's chunk ck
+                    const u32 *s = reinterpret_cast<const u32 *>(db + q * 128 + ((ck ^ (q & 7)) << 4));
+                    o[0] = s[0], o[1] = s[1], o[2] = s[2], o[3] = s[3];
+                };
+                u32 e[4], o[4], l[4] = {NEG2, NEG2, NEG2, NEG2};
+                px(2 * m, e);
+                if (2 * m + 1 < SH::Q) px(2 * m + 1, o);
+                else o[0] = o[1] = o[2] = o[3] = NEG2;
+                if (m > 0) px(2 * m - 1, l);
+#pragma unroll
+                for (int u = 0; u < 4; u++) h[u] = conv_pool_max2(l[u], conv_pool_max2(e[u], o[u]));
+            }
+            if (!emit) {
+#pragma unroll
+                for (int u = 0; u < 4; u++) cur[k][u] = conv_pool_max2(cur[k][u], h[u]);
+                continue;
+            }
+            u32 v[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                v[u] = conv_pool_max2(cur[k][u], h[u]);
+                if (RELU) v[u] = conv_pool_max2(v[u], 0u);
+                cur[k][u] = h[u];
+            }
+            u32 *dst = reinterpret_cast<u32 *>(y + (((i64)n * SH::H2 + i) * SH::W2 + m) * 64 + ck * 8);
+#ifdef KILN_EMU
+            dst[0] = v[0], dst[1] = v[1], dst[2] = v[2], dst[3] = v[3];
+#else
+            *reinterpret_cast<uint4 *>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
+#endif
+        }
+    };
+    // The float32 rows: step tr loads strip rows 2 tr + FR, + 1 (the input of conv row tr + 3 on) before it
+    // waits for row tr's dump and stores them after the pooling; STRIP passes them to the builders.
+    // Threads lt < 128 do what the 128-thread loads do.
+    constexpr int XI = F32X && !F32P ? F32_ITEMS : 1, XV = F32X && !F32P ? VEC : 1;
+    float xv[XI][XV];
+    float2 xp[2][C];
+    for (int tr = 0; tr < cr; tr++) {
+        const int r0 = 2 * tr + FR, r1 = r0 + 2 < last ? r0 + 2 : last;
+        if (lt < 128) {
+            if constexpr (F32P) conv_pool_wg_f32p_load<SH>(x, n, y0, r0, r1, lt, xp);
+            else if constexpr (F32X) conv_pool_f32_load<SH, VEC, F32_ITEMS>(x, n, y0, r0, r1, lt, xv);
+        }
+        conv_pool_bar_sync(DFULL0 + (tr & 1), NLD); // row tr's dump
+        pool(tr, dump + (tr & 1) * DUMP);
+        if (tr + 2 < cr) conv_pool_bar_arrive(DEMPTY0 + (tr & 1), NLD);
+        if (lt < 128) {
+            if constexpr (F32P) conv_pool_wg_f32p_store<SH>(strip, r0, r1, lt, xp);
+            else if constexpr (F32X) conv_pool_wg_f32_store<SH, VEC, F32_ITEMS>(strip, r0, r1, lt, xv);
+        }
+        if (tr + 3 < cr) conv_pool_bar_arrive(STRIP0 + tr % 3, NST); // (the builders wait for it at step tr + 2)
+    }
+    (void)xv, (void)xp;
+#else
+    (void)x, (void)w, (void)bias, (void)y, (void)smem;
+#endif
+}
+
 } // namespace kiln
