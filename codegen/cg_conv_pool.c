@@ -63,7 +63,6 @@ static bool operands(const kiln_node *n, bool f32x, pool_operands *o) {
 typedef struct wg_plan {
     int64_t nw, e, j, sp, ones;
     int kw;
-    bool ws; /* conv_pool_ws_f16 (512 threads) rather than conv_pool_wg_f16 */
     int chunk[2 * WG_MAX_STEPS];
     int ka[WG_MAX_STEPS], kl[WG_MAX_STEPS];
     uint64_t smem;
@@ -106,9 +105,7 @@ static bool wg_plan_make(const cg *c, int64_t C, int64_t R, int64_t S, int64_t Q
         addr[nc] = -p->ones + p->nw * 16, p->chunk[nc] = -2, nc++;
     }
     for (int i = 0; i < p->kw; i++) p->ka[i] = (int)addr[2 * i], p->kl[i] = (int)(addr[2 * i + 1] - addr[2 * i]);
-    p->ws = env && !strcmp(env, "ws");
-    p->smem = (uint64_t)(p->ones + 3 * 2 * p->j * p->e * 16 + (p->ws ? 2 * p->nw * 128 : p->nw / 2 * 72 * 2) +
-                         2 * p->e * p->sp * 2);
+    p->smem = (uint64_t)(p->ones + 3 * 2 * p->j * p->e * 16 + p->nw / 2 * 72 * 2 + 2 * p->e * p->sp * 2);
     return true;
 }
 
@@ -193,11 +190,9 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     /* blocks an SM the band height aims at (and the launch bounds promise); KILN_CONV_POOL_BLOCKS=2..4
      * for experiments (more blocks: fewer registers a thread, ptxas may spill) */
     const char *ebl = getenv("KILN_CONV_POOL_BLOCKS");
-    const char *ewg = getenv("KILN_CONV_POOL_WG");
-    const bool want_ws = ewg && !strcmp(ewg, "ws") && kiln_cg_has_sm90a(c) && Q <= 112; /* conv_pool_ws_f16: one 512-thread block an SM */
-    const int bps = want_ws ? 1 : ebl && atoi(ebl) >= 2 && atoi(ebl) <= 4 ? atoi(ebl) : 2;
+    const int bps = ebl && atoi(ebl) >= 2 && atoi(ebl) <= 4 ? atoi(ebl) : 2;
     int64_t BP = (N * H2 + bps * sms - 1) / (bps * sms);
-    BP = BP < 1 ? 1 : BP > (want_ws ? 16 : 7) ? (want_ws ? 16 : 7) : BP;
+    BP = BP < 1 ? 1 : BP > 7 ? 7 : BP;
     const char *ebp = getenv("KILN_CONV_POOL_BP"); /* tests: bands of several rows on small shapes */
     const int ebp_rows = ebp ? atoi(ebp) : 0;
     if (ebp_rows >= 1 && ebp_rows <= 16) BP = ebp_rows;
@@ -213,9 +208,7 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     char fn[64], shp[80];
     kiln_cg_kernel_name(c, "conv_pool", fn, sizeof fn);
     snprintf(shp, sizeof shp, "%s_shape", fn);
-    const bool ws = wg && wp.ws;
-    const int nth = ws ? 512 : 128;
-    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool%s_bp%lld;", c->group, ws ? "ws" : wg ? "wg" : "", (long long)BP);
+    kiln_cg_printf(&c->tiles, "%s=nhwc_f16:pool%s_bp%lld;", c->group, wg ? "wg" : "", (long long)BP);
     kiln_cg_printf(&c->src,
                    "\n// %s: %s (conv_epilogue + MaxPool), %s [%lld,%lld,%lld,%lld] * w[64,%lld,%lld,%lld] stride 2, "
                    "%s, MaxPool 3x3 s2 -> [%lld,%lld,%lld,64], NHWC y, %lld pooled rows a block\n"
@@ -245,20 +238,13 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
     }
     kiln_cg_printf(&c->src,
                    "};\n"
-                   "extern \"C\" __global__ void __launch_bounds__(%d, %d) %s(const %s *x, const __half *w, %s"
+                   "extern \"C\" __global__ void __launch_bounds__(128, %d) %s(const %s *x, const __half *w, %s"
                    "const float *bias, __half *y) {\n"
                    "    KILN_NHWC_SMEM(smem, %llu);\n"
                    "    static_assert(KILN_CONV_POOL_SMEM_BYTES(%lld, %lld, %lld) <= %llu, \"conv_pool smem\");\n",
-                   nth, bps, fn, f32x ? "float" : "__half", wg ? "const __half *wwg, " : "", (unsigned long long)smem,
+                   bps, fn, f32x ? "float" : "__half", wg ? "const __half *wwg, " : "", (unsigned long long)smem,
                    (long long)ROWS, (long long)PITCH, (long long)W2P, (unsigned long long)smem);
-    if (ws) /* (the other images' kernel takes 128 threads: the rest end at once) */
-        kiln_cg_printf(&c->src,
-                       "    static_assert(KILN_CONV_POOL_WS_SMEM_BYTES(%lld, %lld, %lld, %lld, %lld) <= %llu, \"conv_pool_ws smem\");\n"
-                       "#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)\n    kiln::conv_pool_ws_f16<%s, %s>(x, wwg, bias, y, smem);\n#else\n"
-                       "    (void)wwg;\n    if (threadIdx.x >= 128) return;\n    kiln::conv_pool_f16<%s, %s>(x, w, bias, y, smem);\n#endif\n}\n",
-                       (long long)wp.e, (long long)wp.sp, (long long)wp.j, (long long)wp.nw, (long long)wp.ones,
-                       (unsigned long long)smem, shp, relu, shp, relu);
-    else if (wg)
+    if (wg)
         kiln_cg_printf(&c->src,
                        "    static_assert(KILN_CONV_POOL_WG_SMEM_BYTES(%lld, %lld, %lld, %lld, %lld) <= %llu, \"conv_pool_wg smem\");\n"
                        "#if defined(KILN_HAVE_WGMMA) || defined(KILN_EMU_WGMMA)\n    kiln::conv_pool_wg_f16<%s, %s>(x, wwg, bias, y, smem);\n#else\n"
@@ -309,5 +295,5 @@ kiln_status kiln_cg_emit_conv_pool(cg *c, const kiln_node *n) {
         if (wg) args[2] = (kiln_bundle_arg){KILN_ARG_WEIGHT, 8, wgoff};
     }
     if ((st = kiln_cg_value_arg(c, a.x, &args[0])) || (st = kiln_cg_value_arg(c, a.y, &args[3 + wg]))) return st;
-    return kiln_cg_launch_smem(c, fn, (uint64_t)(N * NB), 1, 1, (uint32_t)nth, (uint32_t)smem, args, 4 + wg);
+    return kiln_cg_launch_smem(c, fn, (uint64_t)(N * NB), 1, 1, 128, (uint32_t)smem, args, 4 + wg);
 }
