@@ -37,6 +37,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sass  # noqa: E402  (bench/sass.py)
+
 
 def torch_time(fn, x, iters, warmup):
     import torch
@@ -259,6 +262,12 @@ def main():
                     lines.append(f"  - occupancy: {lr['grid_blocks']} blocks of {lr['threads']} threads, "
                                  f"{lr['blocks_per_sm']} an SM ({warps} of 64 warp slots), {lr['registers']} registers a "
                                  f"thread, {lr['shared_bytes'] / 1024:.1f} KiB shared memory a block")
+                # and what the kernel is made of (static SASS counts: bench/sass.py)
+                bundle = next((r.get("profile_bundle") for r in rows if r.get("profile_bundle")), None)
+                if frac < 0.6 and lr and lr.get("kernel") and bundle:
+                    summary = sass.kernel_summary(a.kiln, bundle, lr["kernel"])
+                    if summary:
+                        lines.append(f"  - {summary}")
             # the peer on the stem, for scale: the 7x7 over RGB is the largest conv and the hardest shape
             stem_flops = 2 * 32 * 112 * 112 * 64 * 3 * 7 * 7
             lines.append(f"- Peer on ResNet-50's stem at batch 32 fp16 (PyTorch eager = cuDNN in benchmark mode, the faster of "
@@ -394,6 +403,7 @@ def main():
                                             "--profile-json", pj], capture_output=True, text=True)
                         profile_text = r.stdout if not r.returncode else "kiln bench --profile failed: " + r.stderr
                         row["profile_json"] = pj if not r.returncode else None
+                        row["profile_bundle"] = bundle
                         pj1 = re.sub(r"(\.json)?$", ".single.json", pj, count=1)
                         r1 = subprocess.run([a.kiln, "bench", bundle, "--profile", "--iterations", "50",
                                              "--profile-json", pj1], capture_output=True, text=True)

@@ -109,6 +109,23 @@ for needle in "group group_scale" "cubin  sm_90" "ptx    compute_90" "arena: 802
   grep -qF -- "$needle" "$tmp/out" || { echo "FAIL inspect: lacks '$needle'"; failures=$((failures + 1)); }
 done
 expect_fail inspect_truncated "truncated.kiln" "$kiln" inspect "$tmp/truncated.kiln"
+# --images: every image as a file of the size inspect reports (PTX without its terminating NUL)
+mkdir -p "$tmp/img"
+expect_ok inspect_images "wrote $tmp/img/module0.sm_90.cubin" "$kiln" inspect "$tmp/m.kiln" --images "$tmp/img"
+for kind in "cubin  sm_90:module0.sm_90.cubin:0" "ptx    compute_90:module0.compute_90.ptx:1"; do
+  IFS=: read -r label file nul <<<"$kind"
+  want=$(grep -F -- "$label " "$tmp/out" | grep -o '[0-9]* bytes' | head -1 | cut -d' ' -f1)
+  have=$(stat -c %s "$tmp/img/$file" 2>/dev/null || echo missing)
+  if [ -z "$want" ] || [ "$have" != "$((want - nul))" ]; then
+    echo "FAIL inspect_images: $file has $have bytes, the bundle's image ${want:-?} (less $nul)"; failures=$((failures + 1))
+  fi
+done
+[ -z "$(find "$tmp/img" -name '*.part')" ] || { echo "FAIL inspect_images: a .part file is left"; failures=$((failures + 1)); }
+tr -d '\000' <"$tmp/img/module0.compute_90.ptx" | cmp -s - "$tmp/img/module0.compute_90.ptx" ||
+  { echo "FAIL inspect_images: a NUL in the PTX file"; failures=$((failures + 1)); }
+expect_fail inspect_images_no_folder "not an existing folder" "$kiln" inspect "$tmp/m.kiln" --images "$tmp/nofolder"
+[ ! -e "$tmp/nofolder" ] || { echo "FAIL inspect_images_no_folder: it made the folder"; failures=$((failures + 1)); }
+expect_fail inspect_images_no_arg "--images needs a folder" "$kiln" inspect "$tmp/m.kiln" --images
 expect_fail inspect_flipped "section" "$kiln" inspect "$tmp/flipped.kiln"
 expect_fail run_truncated "truncated.kiln" "$kiln" run "$tmp/truncated.kiln" --output-dir "$tmp/o1"
 no_outputs run_truncated "$tmp/o1"

@@ -326,12 +326,16 @@ static int bench_profile(kiln_bundle_model *m, kiln_exec_context *ctx, CUstream 
                 if (ceil) fprintf(jf, ", \"frac_tflops\": %.4f, \"frac_gbps\": %.4f", tf / ceil[0], gb / ceil[1]);
                 /* the layer's first launch (its main kernel; a split-K sum or a copy may follow) */
                 kiln_launch_resources lr;
-                if (ly->n_launches > 0 && kiln_bundle_model_launch_resources(m, (int)ly->first_launch, &lr) == KILN_OK)
+                if (ly->n_launches > 0 && kiln_bundle_model_launch_resources(m, (int)ly->first_launch, &lr) == KILN_OK) {
+                    const kiln_bundle_kernel *kk = &b->kernels[b->launches[ly->first_launch].kernel];
                     fprintf(jf,
                             ", \"launch\": {\"grid_blocks\": %llu, \"threads\": %d, \"registers\": %d, "
-                            "\"shared_bytes\": %llu, \"blocks_per_sm\": %d}",
+                            "\"shared_bytes\": %llu, \"blocks_per_sm\": %d, \"module\": %u, \"kernel\": ",
                             (unsigned long long)lr.grid_blocks, lr.threads, lr.registers,
-                            (unsigned long long)lr.shared_bytes, lr.blocks_per_sm);
+                            (unsigned long long)lr.shared_bytes, lr.blocks_per_sm, kk->module);
+                    json_str(jf, kk->function);
+                    fprintf(jf, "}");
+                }
                 fprintf(jf, "}");
             }
         }
@@ -538,13 +542,52 @@ done:
 }
 
 /* ----------------------------------------------------------------------- inspect -- */
+/* --images DIR: each image as DIR/module<M>.<arch>.cubin (or .ptx, without its NUL), written to a .part
+ * file and renamed, so that a failed write leaves no partial image; the arch comes from the file, so
+ * only [A-Za-z0-9_] names are written (no path can escape DIR). */
+static int write_images(const kiln_bundle *b, const char *dir) {
+    for (int i = 0; i < b->n_images; i++) {
+        const kiln_bundle_image *im = &b->images[i];
+        char msg[600], name[4096], part[4120];
+        bool ok = im->arch[0] != 0;
+        for (const char *c = im->arch; *c && c < im->arch + sizeof im->arch; c++)
+            ok = ok && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_');
+        if (!ok) {
+            snprintf(msg, sizeof msg, "image %d: its architecture name is not a plain name (letters, digits, '_')", i);
+            return fail("inspect", msg);
+        }
+        const bool ptx = im->kind == KILN_IMAGE_PTX;
+        const uint64_t size = ptx && im->size > 0 ? im->size - 1 : im->size;
+        snprintf(name, sizeof name, "%s/module%u.%.16s.%s", dir, im->module, im->arch, ptx ? "ptx" : "cubin");
+        snprintf(part, sizeof part, "%s.part", name);
+        FILE *f = fopen(part, "wb");
+        if (!f) {
+            snprintf(msg, sizeof msg, "--images: cannot create '%.500s': %s", part, strerror(errno));
+            return fail("inspect", msg);
+        }
+        const bool wrote = fwrite(im->data, 1, (size_t)size, f) == (size_t)size;
+        if (fclose(f) != 0 || !wrote || rename(part, name) != 0) {
+            remove(part);
+            snprintf(msg, sizeof msg, "--images: cannot write '%.500s'", name);
+            return fail("inspect", msg);
+        }
+        printf("wrote %s (%llu bytes)\n", name, (unsigned long long)size);
+    }
+    return 0;
+}
+
 int kiln_cmd_inspect_bundle(int argc, char **argv) {
-    const char *path = NULL;
+    const char *path = NULL, *images = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: kiln inspect M.kiln\nPrints a bundle's header facts, metadata, I/O, images per "
-                   "architecture, kernels with their groups, the launch plan, arena and weights (no GPU needed).\n");
+            printf("usage: kiln inspect M.kiln [--images DIR]\nPrints a bundle's header facts, metadata, I/O, images per "
+                   "architecture, kernels with their groups, the launch plan, arena and weights (no GPU needed).\n"
+                   "  --images DIR  also write each compiled image to DIR (an existing folder) as\n"
+                   "                module<M>.<arch>.cubin or .ptx, for cuobjdump / nvdisasm\n");
             return 0;
+        } else if (!strcmp(argv[i], "--images")) {
+            if (i + 1 >= argc) return fail("inspect", "--images needs a folder");
+            images = argv[++i];
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "kiln inspect: unknown option for a bundle: '%s'\n", argv[i]);
             return 2;
@@ -555,12 +598,18 @@ int kiln_cmd_inspect_bundle(int argc, char **argv) {
         }
     }
     if (!path) return fail("inspect", "no bundle given");
+    struct stat sb;
+    if (images && (stat(images, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "--images: '%.500s' is not an existing folder", images);
+        return fail("inspect", msg);
+    }
     kiln_bundle *b = NULL;
     if (kiln_bundle_read(path, &b)) return fail("inspect", kiln_last_error());
-    struct stat sb;
     kiln_bundle_describe(b, path, stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0, stdout);
+    const int rc = images ? write_images(b, images) : 0;
     kiln_bundle_free(b);
-    return 0;
+    return rc;
 }
 
 /* ----------------------------------------------------------------------- compare -- */
