@@ -550,7 +550,7 @@ static int write_images(const kiln_bundle *b, const char *dir) {
         const kiln_bundle_image *im = &b->images[i];
         char msg[600], name[4096], part[4120];
         bool ok = im->arch[0] != 0;
-        for (const char *c = im->arch; *c && c < im->arch + sizeof im->arch; c++)
+        for (const char *c = im->arch; c < im->arch + sizeof im->arch && *c; c++)
             ok = ok && ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_');
         if (!ok) {
             snprintf(msg, sizeof msg, "image %d: its architecture name is not a plain name (letters, digits, '_')", i);
@@ -558,7 +558,8 @@ static int write_images(const kiln_bundle *b, const char *dir) {
         }
         const bool ptx = im->kind == KILN_IMAGE_PTX;
         const uint64_t size = ptx && im->size > 0 ? im->size - 1 : im->size;
-        snprintf(name, sizeof name, "%s/module%u.%.16s.%s", dir, im->module, im->arch, ptx ? "ptx" : "cubin");
+        const int len = snprintf(name, sizeof name, "%s/module%u.%.16s.%s", dir, im->module, im->arch, ptx ? "ptx" : "cubin");
+        if (len < 0 || (size_t)len >= sizeof name) return fail("inspect", "--images: the folder's path is too long");
         snprintf(part, sizeof part, "%s.part", name);
         FILE *f = fopen(part, "wb");
         if (!f) {
